@@ -1,0 +1,255 @@
+// Package store persists mxircd's state behind the narrow Store interface.
+//
+// SQLite is the embedded default and PostgreSQL serves hosted deployments.
+// Both go through database/sql so that mautrix-go's SQL crypto store can
+// share the same *sql.DB (see SQLStore.DB and SQLStore.Dialect).
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers database/sql driver "pgx"
+	_ "modernc.org/sqlite"             // registers database/sql driver "sqlite"
+)
+
+// ErrNotFound is returned (wrapped) when a requested record does not exist.
+var ErrNotFound = errors.New("store: not found")
+
+// Account is a Matrix login that mxircd acts as on behalf of an IRC user.
+type Account struct {
+	UserID       string // Matrix user ID, "@alice:example.org" — primary key
+	Homeserver   string // base URL used for this account
+	DeviceID     string
+	AccessToken  string
+	PasswordHash string    // opaque verifier string produced by the caller (e.g. "pbkdf2-sha256$..."), may be ""
+	CreatedAt    time.Time // set by PutAccount on insert
+	UpdatedAt    time.Time // set by PutAccount on every write
+}
+
+// Store is everything the rest of mxircd may ask of persistence.
+type Store interface {
+	// Account returns an error satisfying errors.Is(err, ErrNotFound) when
+	// there is no such account.
+	Account(ctx context.Context, userID string) (*Account, error)
+	// PutAccount inserts or updates by UserID. It sets a.CreatedAt to the
+	// stored creation time and a.UpdatedAt to the time of this write.
+	PutAccount(ctx context.Context, a *Account) error
+	// DeleteAccount succeeds when the account is already absent.
+	DeleteAccount(ctx context.Context, userID string) error
+	Close() error
+}
+
+// Config selects the backend.
+type Config struct {
+	Driver string // "sqlite" (the default when empty) or "postgres"
+	Path   string // SQLite database file, or ":memory:"
+	DSN    string // PostgreSQL connection string (URL or key=value form)
+}
+
+// Dialect names returned by SQLStore.Dialect. They are also accepted by
+// go.mau.fi/util/dbutil.ParseDialect.
+const (
+	DialectSQLite   = "sqlite"
+	DialectPostgres = "postgres"
+)
+
+// SQLStore implements Store on SQLite or PostgreSQL.
+type SQLStore struct {
+	db      *sql.DB
+	dialect string
+	// now is swapped by tests that need distinct timestamps within one
+	// millisecond.
+	now func() time.Time
+}
+
+var _ Store = (*SQLStore)(nil)
+
+// sqliteBusyTimeout is how long a connection waits for another writer before
+// giving up with SQLITE_BUSY.
+const sqliteBusyTimeout = 5 * time.Second
+
+// sqliteMaxOpenConns bounds how many connections queue on SQLite's single
+// writer lock; more than a handful only adds busy-waiting.
+const sqliteMaxOpenConns = 4
+
+// Open connects to the configured database and brings its schema up to date.
+// It refuses a database whose schema is newer than this build knows.
+func Open(ctx context.Context, cfg Config) (*SQLStore, error) {
+	sub, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		return nil, fmt.Errorf("store: embedded migrations: %w", err)
+	}
+	return openWith(ctx, cfg, sub)
+}
+
+func openWith(ctx context.Context, cfg Config, migrationsFS fs.FS) (*SQLStore, error) {
+	migs, err := loadMigrations(migrationsFS)
+	if err != nil {
+		return nil, err
+	}
+
+	var s *SQLStore
+	switch cfg.Driver {
+	case "", DialectSQLite:
+		s, err = openSQLite(ctx, cfg.Path)
+	case DialectPostgres:
+		s, err = openPostgres(ctx, cfg.DSN)
+	default:
+		return nil, fmt.Errorf("store: unknown driver %q (want %q or %q)", cfg.Driver, DialectSQLite, DialectPostgres)
+	}
+	if err != nil {
+		return nil, err
+	}
+
+	if err := migrate(ctx, s.db, s.dialect, migs); err != nil {
+		s.db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func openSQLite(ctx context.Context, path string) (*SQLStore, error) {
+	if path == "" {
+		return nil, errors.New("store: sqlite driver needs Config.Path")
+	}
+	// The modernc driver splits the DSN at the first '?', so a '?' in the
+	// file name would be misread as connection parameters.
+	if strings.Contains(path, "?") {
+		return nil, fmt.Errorf("store: sqlite path %q must not contain '?'", path)
+	}
+	memory := path == ":memory:"
+	if !memory {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("store: create directory for %s: %w", path, err)
+		}
+		// The database holds access tokens. Creating the file ourselves
+		// keeps it private; SQLite gives -wal/-shm files the same mode.
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		if err == nil {
+			err = f.Close()
+		} else if errors.Is(err, fs.ErrExist) {
+			err = nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("store: create %s: %w", path, err)
+		}
+	}
+
+	// _txlock=immediate makes every read-write transaction take the write
+	// lock at BEGIN, where busy_timeout applies. A deferred transaction
+	// that reads and then writes can instead fail with SQLITE_BUSY at once
+	// when another connection committed in between. mautrix recommends the
+	// same setting for its SQLite stores.
+	dsn := path + "?_pragma=" + fmt.Sprintf("busy_timeout(%d)", sqliteBusyTimeout.Milliseconds()) +
+		"&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
+	}
+	if memory {
+		// Every connection to ":memory:" is a separate, empty database,
+		// so everything must go through one connection that is never
+		// recycled. Callers must not nest queries on this store.
+		db.SetMaxOpenConns(1)
+		db.SetMaxIdleConns(1)
+		db.SetConnMaxLifetime(0)
+		db.SetConnMaxIdleTime(0)
+	} else {
+		db.SetMaxOpenConns(sqliteMaxOpenConns)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
+	}
+	return &SQLStore{db: db, dialect: DialectSQLite, now: time.Now}, nil
+}
+
+func openPostgres(ctx context.Context, dsn string) (*SQLStore, error) {
+	if dsn == "" {
+		return nil, errors.New("store: postgres driver needs Config.DSN")
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store: open postgres: %w", err)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: connect postgres: %w", err)
+	}
+	return &SQLStore{db: db, dialect: DialectPostgres, now: time.Now}, nil
+}
+
+// DB is the underlying pool, exposed so other SQL-backed components (the
+// mautrix crypto store) can keep their tables in the same database.
+func (s *SQLStore) DB() *sql.DB { return s.db }
+
+// Dialect is DialectSQLite or DialectPostgres.
+func (s *SQLStore) Dialect() string { return s.dialect }
+
+// Close closes the underlying pool, including for anyone sharing DB().
+func (s *SQLStore) Close() error { return s.db.Close() }
+
+func (s *SQLStore) Account(ctx context.Context, userID string) (*Account, error) {
+	a := &Account{UserID: userID}
+	var created, updated int64
+	err := s.db.QueryRowContext(ctx,
+		`SELECT homeserver, device_id, access_token, password_hash, created_at, updated_at
+		 FROM accounts WHERE user_id = $1`, userID).
+		Scan(&a.Homeserver, &a.DeviceID, &a.AccessToken, &a.PasswordHash, &created, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("store: load account %s: %w", userID, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: load account %s: %w", userID, err)
+	}
+	a.CreatedAt = fromMillis(created)
+	a.UpdatedAt = fromMillis(updated)
+	return a, nil
+}
+
+func (s *SQLStore) PutAccount(ctx context.Context, a *Account) error {
+	if a == nil || a.UserID == "" {
+		return errors.New("store: save account: empty user ID")
+	}
+	now := s.now().UnixMilli()
+	var created int64
+	// One upsert statement rather than read-then-write, so concurrent
+	// writers of the same account cannot race between the two steps.
+	err := s.db.QueryRowContext(ctx,
+		`INSERT INTO accounts (user_id, homeserver, device_id, access_token, password_hash, created_at, updated_at)
+		 VALUES ($1, $2, $3, $4, $5, $6, $6)
+		 ON CONFLICT (user_id) DO UPDATE SET
+			homeserver = excluded.homeserver,
+			device_id = excluded.device_id,
+			access_token = excluded.access_token,
+			password_hash = excluded.password_hash,
+			updated_at = excluded.updated_at
+		 RETURNING created_at`,
+		a.UserID, a.Homeserver, a.DeviceID, a.AccessToken, a.PasswordHash, now).
+		Scan(&created)
+	if err != nil {
+		return fmt.Errorf("store: save account %s: %w", a.UserID, err)
+	}
+	a.CreatedAt = fromMillis(created)
+	a.UpdatedAt = fromMillis(now)
+	return nil
+}
+
+func (s *SQLStore) DeleteAccount(ctx context.Context, userID string) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM accounts WHERE user_id = $1`, userID); err != nil {
+		return fmt.Errorf("store: delete account %s: %w", userID, err)
+	}
+	return nil
+}
+
+// fromMillis returns UTC so that stored times do not depend on the
+// process's local zone.
+func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
