@@ -1,0 +1,422 @@
+package testenv
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const (
+	readyTimeout = 60 * time.Second
+	stopTimeout  = 15 * time.Second
+	logTailLines = 50
+)
+
+// Homeserver is a running Dendrite with its own data directory.
+type Homeserver struct {
+	// URL is the client-server API base, e.g. http://127.0.0.1:40123.
+	URL string
+	// ServerName is the part after the colon in user IDs and aliases.
+	ServerName string
+
+	bins      string
+	dir       string
+	logPath   string
+	httpAddr  string
+	httpsAddr string
+
+	mu     sync.Mutex // serialises Stop and Restart
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// StartHomeserver starts a Dendrite of the test's own, stopped when the test
+// ends. Use it when a test stops or restarts the homeserver; otherwise
+// SharedHomeserver is much cheaper.
+func StartHomeserver(t testing.TB) *Homeserver {
+	t.Helper()
+	bins := DendriteBinaries(t)
+	// TempDir first so that its removal runs after Stop in cleanup order.
+	dir := t.TempDir()
+	hs, err := newHomeserver(bins, dir)
+	if err != nil {
+		t.Fatalf("starting Dendrite: %v", err)
+	}
+	t.Cleanup(func() {
+		hs.logTailOnFailure(t)
+		hs.Stop()
+	})
+	return hs
+}
+
+var mainCalled atomic.Bool
+
+var shared struct {
+	once sync.Once
+	hs   *Homeserver
+	dir  string
+	err  error
+}
+
+// SharedHomeserver returns the homeserver shared by all tests of this test
+// binary, starting it on first use. Tests must register their own accounts
+// with Register and must not stop or restart it.
+func SharedHomeserver(t testing.TB) *Homeserver {
+	t.Helper()
+	if !mainCalled.Load() {
+		t.Fatal("testenv.SharedHomeserver needs func TestMain(m *testing.M) { testenv.Main(m) } in the package, which stops it")
+	}
+	shared.once.Do(func() {
+		bins, err := dendriteBinaries(t.Logf)
+		if err != nil {
+			shared.err = fmt.Errorf("building Dendrite: %w", err)
+			return
+		}
+		// Not t.TempDir: the directory must outlive the test that happens to
+		// start the homeserver.
+		shared.dir, err = os.MkdirTemp("", "mxircd-dendrite-")
+		if err != nil {
+			shared.err = err
+			return
+		}
+		start := time.Now()
+		shared.hs, shared.err = newHomeserver(bins, shared.dir)
+		if shared.err == nil {
+			t.Logf("testenv: shared Dendrite at %s ready in %v", shared.hs.URL, time.Since(start).Round(time.Millisecond))
+		}
+	})
+	if shared.err != nil {
+		t.Fatalf("starting the shared Dendrite: %v", shared.err)
+	}
+	hs := shared.hs
+	t.Cleanup(func() { hs.logTailOnFailure(t) })
+	return hs
+}
+
+// Main runs the tests and then stops the shared homeserver. Packages that use
+// SharedHomeserver call it from TestMain.
+func Main(m *testing.M) {
+	mainCalled.Store(true)
+	code := m.Run()
+	if shared.hs != nil {
+		shared.hs.Stop()
+	}
+	if shared.dir != "" {
+		os.RemoveAll(shared.dir)
+	}
+	os.Exit(code)
+}
+
+func newHomeserver(bins, dir string) (*Homeserver, error) {
+	hs := &Homeserver{
+		ServerName: "localhost",
+		bins:       bins,
+		dir:        dir,
+		logPath:    filepath.Join(dir, "dendrite.log"),
+	}
+	if err := hs.configure(); err != nil {
+		return nil, err
+	}
+	var err error
+	for range 5 {
+		hs.httpAddr, err = freeLoopbackAddr()
+		if err != nil {
+			return nil, err
+		}
+		hs.httpsAddr, err = freeLoopbackAddr()
+		if err != nil {
+			return nil, err
+		}
+		hs.URL = "http://" + hs.httpAddr
+		if err = hs.start(); !errors.Is(err, errAddrInUse) {
+			break
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return hs, nil
+}
+
+func (hs *Homeserver) configure() error {
+	keys := exec.Command(filepath.Join(hs.bins, "generate-keys"), "--private-key", "matrix_key.pem")
+	keys.Dir = hs.dir
+	if out, err := keys.CombinedOutput(); err != nil {
+		return fmt.Errorf("generate-keys: %w\n%s", err, out)
+	}
+
+	// -ci gives SQLite under dir, no rate limiting, cheap bcrypt and open
+	// registration, which is what tests want.
+	gen := exec.Command(filepath.Join(hs.bins, "generate-config"), "-ci", "-dir", hs.dir, "-server", hs.ServerName)
+	gen.Dir = hs.dir
+	var stderr bytes.Buffer
+	gen.Stderr = &stderr
+	cfg, err := gen.Output()
+	if err != nil {
+		return fmt.Errorf("generate-config: %w\n%s", err, stderr.Bytes())
+	}
+	// Tests must never reach out to other homeservers.
+	doc, err := setYAMLScalar(string(cfg), "global.disable_federation", "true")
+	if err != nil {
+		return fmt.Errorf("editing dendrite.yaml: %w", err)
+	}
+	for path, want := range map[string]string{
+		"global.disable_federation": "true",
+		"global.server_name":        hs.ServerName,
+	} {
+		if got, _, _, err := findYAMLScalar(doc, path); err != nil || got != want {
+			return fmt.Errorf("dendrite.yaml: %s is %q, want %q (%v)", path, got, want, err)
+		}
+	}
+	return os.WriteFile(filepath.Join(hs.dir, "dendrite.yaml"), []byte(doc), 0o644)
+}
+
+var errAddrInUse = errors.New("address already in use")
+
+// start runs Dendrite on hs's addresses and waits until it serves clients.
+// The caller must hold hs.mu or own hs exclusively.
+func (hs *Homeserver) start() error {
+	logFile, err := os.OpenFile(hs.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close() // the child has its own descriptor
+	fi, err := logFile.Stat()
+	if err != nil {
+		return err
+	}
+	logStart := fi.Size()
+	fmt.Fprintf(logFile, "=== testenv: starting Dendrite on %s at %s ===\n", hs.httpAddr, time.Now().Format(time.RFC3339Nano))
+
+	cmd := exec.Command(filepath.Join(hs.bins, "dendrite"),
+		"-config", "dendrite.yaml",
+		"-really-enable-open-registration",
+		"-http-bind-address", hs.httpAddr,
+		"-https-bind-address", hs.httpsAddr,
+	)
+	cmd.Dir = hs.dir
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	cmd.SysProcAttr = childProcAttr()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exited)
+	}()
+	hs.cmd, hs.exited = cmd, exited
+
+	if err := waitReady(hs.URL, exited); err != nil {
+		hs.stopLocked()
+		log := hs.logTail(logTailLines)
+		if strings.Contains(hs.logSince(logStart), "address already in use") {
+			err = errAddrInUse
+		}
+		return fmt.Errorf("dendrite on %s: %w; last lines of %s:\n%s", hs.httpAddr, err, hs.logPath, log)
+	}
+	return nil
+}
+
+func waitReady(baseURL string, exited <-chan struct{}) error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		resp, err := client.Get(baseURL + "/_matrix/client/versions")
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("status %s", resp.Status)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not ready after %v: %w", readyTimeout, err)
+		}
+		select {
+		case <-exited:
+			return errors.New("exited before it was ready")
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// Stop stops Dendrite, gracefully if it lets itself be. It is safe to call
+// more than once.
+func (hs *Homeserver) Stop() {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	hs.stopLocked()
+}
+
+func (hs *Homeserver) stopLocked() {
+	if hs.cmd == nil {
+		return
+	}
+	hs.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-hs.exited:
+	case <-time.After(stopTimeout):
+		hs.cmd.Process.Kill()
+		<-hs.exited
+	}
+	hs.cmd, hs.exited = nil, nil
+}
+
+// Restart stops Dendrite and starts it again with the same address and data,
+// as an operator restarting the homeserver would.
+func (hs *Homeserver) Restart(t testing.TB) {
+	t.Helper()
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	hs.stopLocked()
+	var err error
+	// The port was ours a moment ago, but a connection may still hold it.
+	for range 20 {
+		if err = hs.start(); !errors.Is(err, errAddrInUse) {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("restarting Dendrite: %v", err)
+	}
+}
+
+// LogPath is Dendrite's combined stdout and stderr, for tests that want to
+// look at what the homeserver saw.
+func (hs *Homeserver) LogPath() string { return hs.logPath }
+
+func (hs *Homeserver) logTailOnFailure(t testing.TB) {
+	if t.Failed() {
+		t.Logf("last lines of Dendrite's log %s:\n%s", hs.logPath, hs.logTail(logTailLines))
+	}
+}
+
+// logTail returns the last n lines of the log, reading only its end because
+// Dendrite's log grows large over a test run.
+func (hs *Homeserver) logTail(n int) string {
+	const window = 256 << 10
+	f, err := os.Open(hs.logPath)
+	if err != nil {
+		return fmt.Sprintf("(no log: %v)", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Sprintf("(no log: %v)", err)
+	}
+	off := max(fi.Size()-window, 0)
+	b, err := io.ReadAll(io.NewSectionReader(f, off, fi.Size()-off))
+	if err != nil {
+		return fmt.Sprintf("(no log: %v)", err)
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if off > 0 && len(lines) > 1 {
+		lines = lines[1:] // most likely cut in the middle
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (hs *Homeserver) logSince(off int64) string {
+	b, err := os.ReadFile(hs.logPath)
+	if err != nil || int64(len(b)) < off {
+		return ""
+	}
+	return string(b[off:])
+}
+
+// freeLoopbackAddr asks the kernel for a free port. Another process may take
+// it before Dendrite binds it; callers retry on "address already in use".
+func freeLoopbackAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// findYAMLScalar finds the scalar value at a dot-separated path of block
+// mapping keys, in YAML laid out like generate-config's output (block style,
+// consistent indentation). It reports the line index and the key's
+// indentation.
+func findYAMLScalar(doc, path string) (value string, line, indent int, err error) {
+	lines := strings.Split(doc, "\n")
+	keys := strings.Split(path, ".")
+	start, end, parentIndent := 0, len(lines), -1
+	for depth, key := range keys {
+		// The block's own indentation is that of its first key.
+		childIndent := -1
+		found := -1
+		for i := start; i < end; i++ {
+			ind, text := indentation(lines[i])
+			if text == "" || strings.HasPrefix(text, "#") {
+				continue
+			}
+			if ind <= parentIndent {
+				end = i
+				break
+			}
+			if childIndent < 0 {
+				childIndent = ind
+			}
+			if ind == childIndent && strings.HasPrefix(text, key+":") {
+				found = i
+				break
+			}
+		}
+		if found < 0 {
+			return "", 0, 0, fmt.Errorf("key %q of %q not found", key, path)
+		}
+		_, text := indentation(lines[found])
+		rest := strings.TrimSpace(strings.TrimPrefix(text, key+":"))
+		if depth == len(keys)-1 {
+			if rest == "" || strings.HasPrefix(rest, "#") {
+				return "", 0, 0, fmt.Errorf("%q is not a scalar", path)
+			}
+			return rest, found, childIndent, nil
+		}
+		if rest != "" {
+			return "", 0, 0, fmt.Errorf("%q is a scalar, not a mapping", strings.Join(keys[:depth+1], "."))
+		}
+		start, parentIndent = found+1, childIndent
+		end = len(lines)
+	}
+	panic("unreachable")
+}
+
+// setYAMLScalar replaces the scalar at path (see findYAMLScalar); value must
+// already be valid YAML.
+func setYAMLScalar(doc, path, value string) (string, error) {
+	_, line, indent, err := findYAMLScalar(doc, path)
+	if err != nil {
+		return "", err
+	}
+	keys := strings.Split(path, ".")
+	lines := strings.Split(doc, "\n")
+	lines[line] = strings.Repeat(" ", indent) + keys[len(keys)-1] + ": " + value
+	return strings.Join(lines, "\n"), nil
+}
+
+func indentation(line string) (int, string) {
+	text := strings.TrimLeft(line, " ")
+	return len(line) - len(text), strings.TrimRight(text, " \r")
+}
