@@ -1,0 +1,139 @@
+package ircd
+
+import (
+	"strings"
+
+	"gopkg.in/irc.v4"
+)
+
+// command is one entry of the command table: the shared checks live in
+// dispatch, so handlers stay small.
+type command struct {
+	handle    func(c *Conn, m *irc.Message)
+	minParams int
+	preReg    bool // allowed before registration
+	postReg   bool // allowed after registration
+}
+
+// forward hands a command to the Matrix session.
+func forward(c *Conn, m *irc.Message) { c.handler.HandleCommand(m) }
+
+var commands map[string]command
+
+func init() {
+	commands = map[string]command{
+		"CAP":          {handle: (*Conn).handleCap, minParams: 1, preReg: true, postReg: true},
+		"AUTHENTICATE": {handle: (*Conn).handleAuthenticate, minParams: 1, preReg: true, postReg: true},
+		"PASS":         {handle: (*Conn).handlePass, minParams: 1, preReg: true, postReg: true},
+		"NICK":         {handle: (*Conn).handleNick, minParams: 1, preReg: true, postReg: true},
+		"USER":         {handle: (*Conn).handleUser, minParams: 4, preReg: true, postReg: true},
+		"PING":         {handle: (*Conn).handlePing, minParams: 1, preReg: true, postReg: true},
+		"PONG":         {handle: func(*Conn, *irc.Message) {}, preReg: true, postReg: true},
+		"QUIT":         {handle: (*Conn).handleQuit, preReg: true, postReg: true},
+		"MOTD":         {handle: func(c *Conn, _ *irc.Message) { c.sendMOTD() }, postReg: true},
+		"VERSION": {handle: func(c *Conn, _ *irc.Message) {
+			c.SendNumeric(irc.RPL_VERSION, c.srv.cfg.Version, c.srv.cfg.ServerName, "Matrix gateway")
+			for _, params := range c.srv.isupport.lines() {
+				c.SendNumeric(irc.RPL_ISUPPORT, append(params, "are supported by this server")...)
+			}
+		}, postReg: true},
+
+		// The rest need the Matrix side.
+		"JOIN":    {handle: forward, minParams: 1, postReg: true},
+		"PART":    {handle: forward, minParams: 1, postReg: true},
+		"PRIVMSG": {handle: forwardMessage, minParams: 0, postReg: true},
+		"NOTICE":  {handle: forwardMessage, minParams: 0, postReg: true},
+		"TOPIC":   {handle: forward, minParams: 1, postReg: true},
+		"NAMES":   {handle: forward, postReg: true},
+		"WHO":     {handle: forward, postReg: true},
+		"WHOIS":   {handle: forward, minParams: 1, postReg: true},
+		"MODE":    {handle: (*Conn).handleMode, minParams: 1, postReg: true},
+	}
+}
+
+func (c *Conn) dispatch(m *irc.Message) {
+	cmd, ok := commands[m.Command]
+	registered := c.registered.Load()
+	switch {
+	case !ok:
+		if registered {
+			c.SendNumeric(irc.ERR_UNKNOWNCOMMAND, m.Command, "Unknown command")
+		} else {
+			c.SendNumeric(irc.ERR_NOTREGISTERED, "You have not registered")
+		}
+	case registered && !cmd.postReg:
+		c.SendNumeric(irc.ERR_ALREADYREGISTERED, "You may not reregister")
+	case !registered && !cmd.preReg:
+		c.SendNumeric(irc.ERR_NOTREGISTERED, "You have not registered")
+	case len(m.Params) < cmd.minParams:
+		c.SendNumeric(irc.ERR_NEEDMOREPARAMS, m.Command, "Not enough parameters")
+	default:
+		cmd.handle(c, m)
+	}
+}
+
+// forwardMessage gives PRIVMSG and NOTICE their specific "no recipient" and
+// "no text" replies before the session sees them.
+func forwardMessage(c *Conn, m *irc.Message) {
+	switch {
+	case len(m.Params) == 0 || m.Params[0] == "":
+		if m.Command == "PRIVMSG" {
+			c.SendNumeric(irc.ERR_NORECIPIENT, "No recipient given (PRIVMSG)")
+		}
+	case len(m.Params) < 2 || m.Params[1] == "":
+		if m.Command == "PRIVMSG" {
+			c.SendNumeric(irc.ERR_NOTEXTTOSEND, "No text to send")
+		}
+	default:
+		c.handler.HandleCommand(m)
+	}
+}
+
+func (c *Conn) handleNick(m *irc.Message) {
+	if !c.registered.Load() {
+		c.handleNickPreReg(m)
+		return
+	}
+	if !ValidNick(m.Params[0]) {
+		c.SendNumeric(irc.ERR_ERRONEUSNICKNAME, m.Params[0], "Erroneous nickname")
+		return
+	}
+	// The session knows which nicks Matrix users already hold.
+	c.handler.HandleCommand(m)
+}
+
+func (c *Conn) handlePing(m *irc.Message) {
+	c.SendMessage(&irc.Message{
+		Prefix:  &irc.Prefix{Name: c.srv.cfg.ServerName},
+		Command: "PONG",
+		Params:  []string{c.srv.cfg.ServerName, m.Params[0]},
+	})
+}
+
+func (c *Conn) handleQuit(m *irc.Message) {
+	reason := "Client quit"
+	if len(m.Params) > 0 && m.Params[0] != "" {
+		reason = "Quit: " + m.Params[0]
+	}
+	c.Close(reason)
+}
+
+// handleMode answers user modes here and sends channel modes to the session.
+func (c *Conn) handleMode(m *irc.Message) {
+	target := m.Params[0]
+	if strings.ContainsRune(ChanTypes, rune(target[0])) {
+		c.handler.HandleCommand(m)
+		return
+	}
+	if !strings.EqualFold(target, c.Nick()) {
+		c.SendNumeric(irc.ERR_USERSDONTMATCH, "Cannot change mode for other users")
+		return
+	}
+	if len(m.Params) > 1 && strings.Trim(m.Params[1], "+-") != "" {
+		// Matrix has nothing that user modes like +i or +w could mean;
+		// say so rather than pretend.
+		c.SendNumeric(irc.ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag")
+		return
+	}
+	c.SendNumeric(irc.RPL_UMODEIS, "+")
+}

@@ -1,0 +1,377 @@
+package ircd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/time/rate"
+	"gopkg.in/irc.v4"
+)
+
+// Conn is one IRC client connection. Its reader goroutine (serve) owns the
+// registration state; any goroutine may send lines through SendMessage and
+// friends, which only enqueue and never block on the network.
+type Conn struct {
+	srv *Server
+	nc  net.Conn
+	log *slog.Logger
+	q   *sendQueue
+
+	ctx    context.Context // canceled when the connection ends
+	cancel context.CancelFunc
+
+	lastRead  atomic.Int64 // unix nanoseconds of the last line read
+	pingSent  atomic.Bool
+	closeOnce sync.Once
+
+	mu       sync.Mutex // guards the fields below, read by other goroutines
+	nick     string
+	user     string
+	realname string
+	caps     map[string]bool
+
+	registered atomic.Bool
+
+	// Reader goroutine only.
+	reg        registration
+	handler    Handler
+	limiter    *rate.Limiter
+	floodSince time.Time // start of the current run of throttled lines
+}
+
+func newConn(srv *Server, nc net.Conn) *Conn {
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Conn{
+		srv:     srv,
+		nc:      nc,
+		log:     srv.log.With("remote", nc.RemoteAddr().String()),
+		q:       newSendQueue(srv.cfg.MaxSendQ),
+		ctx:     ctx,
+		cancel:  cancel,
+		nick:    "*",
+		caps:    map[string]bool{},
+		limiter: rate.NewLimiter(rate.Limit(srv.cfg.FloodRate), srv.cfg.FloodBurst),
+	}
+	c.lastRead.Store(time.Now().UnixNano())
+	return c
+}
+
+// Nick is the client's current nickname ("*" before NICK). Any goroutine.
+func (c *Conn) Nick() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nick
+}
+
+// SetNick records a nickname change that the caller has already announced
+// to the client. Any goroutine.
+func (c *Conn) SetNick(nick string) {
+	c.mu.Lock()
+	c.nick = nick
+	c.mu.Unlock()
+}
+
+// Username is the USER name the client sent. Any goroutine.
+func (c *Conn) Username() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.user
+}
+
+// HasCap reports whether the client enabled an IRCv3 capability. Any goroutine.
+func (c *Conn) HasCap(name string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.caps[name]
+}
+
+// ServerName is the name this server uses as the source of its own lines.
+func (c *Conn) ServerName() string { return c.srv.cfg.ServerName }
+
+// RemoteAddr is the client's network address.
+func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+// SendMessage queues one line for the client. Tags the client has not
+// negotiated are removed here, in one place, so no producer can leak them.
+// Any goroutine; never blocks.
+func (c *Conn) SendMessage(m *irc.Message) {
+	if len(m.Tags) > 0 {
+		m = c.filterTags(m)
+	}
+	line := encodeLine(m)
+	if !c.q.push(line, errorLine("SendQ exceeded")) && c.q.overflowed() {
+		c.closeOnce.Do(func() {
+			c.log.Warn("send queue overflow, closing connection")
+			c.cancel()
+		})
+	}
+}
+
+// SendNumeric queues a numeric reply: the server is the source and the
+// client's nick the first parameter. Any goroutine.
+func (c *Conn) SendNumeric(code string, params ...string) {
+	c.SendMessage(&irc.Message{
+		Prefix:  &irc.Prefix{Name: c.srv.cfg.ServerName},
+		Command: code,
+		Params:  append([]string{c.Nick()}, params...),
+	})
+}
+
+// SendNotice queues a server NOTICE to the client. Any goroutine.
+func (c *Conn) SendNotice(text string) {
+	c.SendMessage(&irc.Message{
+		Prefix:  &irc.Prefix{Name: c.srv.cfg.ServerName},
+		Command: "NOTICE",
+		Params:  []string{c.Nick(), text},
+	})
+}
+
+// Close sends "ERROR :reason" and closes the connection once the queue has
+// been written. Any goroutine; idempotent.
+func (c *Conn) Close(reason string) {
+	c.closeOnce.Do(func() {
+		c.q.close(errorLine(reason))
+		c.cancel()
+	})
+}
+
+func errorLine(reason string) []byte {
+	return encodeLine(&irc.Message{Command: "ERROR", Params: []string{reason}})
+}
+
+// tagCaps says which capability allows a tag to be sent; message-tags
+// allows all of them.
+var tagCaps = map[string]string{
+	"time":    "server-time",
+	"account": "account-tag",
+}
+
+func (c *Conn) filterTags(m *irc.Message) *irc.Message {
+	c.mu.Lock()
+	all := c.caps["message-tags"]
+	var keep irc.Tags
+	for k, v := range m.Tags {
+		if capName, ok := tagCaps[k]; (ok && c.caps[capName]) || all {
+			if keep == nil {
+				keep = irc.Tags{}
+			}
+			keep[k] = v
+		}
+	}
+	c.mu.Unlock()
+	if len(keep) == len(m.Tags) {
+		return m
+	}
+	cp := *m
+	cp.Tags = keep
+	return &cp
+}
+
+func encodeLine(m *irc.Message) []byte {
+	s := m.String()
+	b := make([]byte, 0, len(s)+2)
+	b = append(b, s...)
+	return append(b, '\r', '\n')
+}
+
+// serve runs the connection until it ends. It is the reader goroutine.
+func (c *Conn) serve() {
+	defer c.srv.connDone(c)
+
+	// The writer closes the socket once the queue is closed and written (or
+	// a write times out), which is also what ends a blocked read.
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		c.writeLoop()
+	}()
+
+	stopTimer := c.startIdleTimer()
+	c.readLoop()
+	stopTimer()
+	if c.handler != nil {
+		c.detachHandler()
+	}
+	c.Close("Connection closed")
+	<-writerDone
+}
+
+func (c *Conn) readLoop() {
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("panic in connection", "panic", r, "stack", string(debug.Stack()))
+			c.Close("Internal error")
+		}
+	}()
+	lr := NewLineReader(c.nc)
+	for {
+		line, err := lr.ReadLine()
+		if errors.Is(err, ErrLineTooLong) {
+			c.SendNumeric(errInputTooLong, "Input line was too long")
+			continue
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				c.log.Debug("read failed", "err", err)
+			}
+			return
+		}
+		if c.ctx.Err() != nil {
+			return
+		}
+		c.lastRead.Store(time.Now().UnixNano())
+		c.pingSent.Store(false)
+		if !c.throttle() {
+			c.Close("Excess Flood")
+			return
+		}
+		c.handleLine(line)
+	}
+}
+
+func (c *Conn) detachHandler() {
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("panic in detach", "panic", r, "stack", string(debug.Stack()))
+		}
+	}()
+	h := c.handler
+	c.handler = nil
+	h.Detach()
+}
+
+// throttle slows a client that sends faster than the flood rate, and reports
+// false once it has done so without a pause for FloodDisconnect.
+func (c *Conn) throttle() bool {
+	r := c.limiter.Reserve()
+	d := r.Delay()
+	if d == 0 {
+		c.floodSince = time.Time{}
+		return true
+	}
+	now := time.Now()
+	if c.floodSince.IsZero() {
+		c.floodSince = now
+	} else if now.Sub(c.floodSince) > c.srv.cfg.FloodDisconnect {
+		r.Cancel()
+		return false
+	}
+	select {
+	case <-time.After(d):
+		return true
+	case <-c.ctx.Done():
+		return false
+	}
+}
+
+func (c *Conn) handleLine(line []byte) {
+	if bytes.IndexByte(line, 0) >= 0 {
+		c.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: c.srv.cfg.ServerName}, Command: "FAIL",
+			Params: []string{"*", "INVALID_MESSAGE", "Lines must not contain NUL bytes"}})
+		return
+	}
+	msg, err := irc.ParseMessage(string(line))
+	if err != nil {
+		// Only a line of tags or a prefix with no command gets here.
+		c.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: c.srv.cfg.ServerName}, Command: "FAIL",
+			Params: []string{"*", "INVALID_MESSAGE", "Malformed line: " + err.Error()}})
+		return
+	}
+	if !utf8.Valid(line) {
+		c.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: c.srv.cfg.ServerName}, Command: "FAIL",
+			Params: []string{utf8Safe(msg.Command), "INVALID_UTF8", "Message rejected: this network only accepts UTF-8"}})
+		return
+	}
+	c.dispatch(msg)
+}
+
+// utf8Safe keeps a bad command name from making the error line itself invalid.
+func utf8Safe(s string) string {
+	if utf8.ValidString(s) && len(s) <= 32 {
+		return s
+	}
+	return "*"
+}
+
+func (c *Conn) writeLoop() {
+	defer c.nc.Close()
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("panic in writer", "panic", r, "stack", string(debug.Stack()))
+			c.Close("Internal error")
+		}
+	}()
+	var buf [][]byte
+	var out []byte
+	for {
+		lines, done := c.q.take(buf)
+		if len(lines) > 0 {
+			out = out[:0]
+			for _, l := range lines {
+				out = append(out, l...)
+			}
+			c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+			if _, err := c.nc.Write(out); err != nil {
+				c.log.Debug("write failed", "err", err)
+				c.Close("Write error")
+				return
+			}
+			if cap(out) > 64<<10 {
+				out = nil // don't keep a burst-sized buffer for an idle client
+			}
+		}
+		buf = lines
+		if done {
+			return
+		}
+		// Every path that cancels ctx closes the queue first, so the next
+		// take after ctx.Done reports done.
+		select {
+		case <-c.q.wake:
+		case <-c.ctx.Done():
+		}
+	}
+}
+
+// startIdleTimer pings an idle client and closes one that neither answers
+// nor registers in time. It needs no goroutine while the client is active.
+func (c *Conn) startIdleTimer() (stop func()) {
+	var t *time.Timer
+	started := time.Now()
+	check := func() {}
+	check = func() {
+		if c.ctx.Err() != nil {
+			return
+		}
+		now := time.Now()
+		if !c.isRegistered() && now.Sub(started) > c.srv.cfg.RegistrationTimeout {
+			c.Close("Registration timed out")
+			return
+		}
+		idle := now.Sub(time.Unix(0, c.lastRead.Load()))
+		switch {
+		case idle < c.srv.cfg.PingInterval:
+			t.Reset(c.srv.cfg.PingInterval - idle)
+		case !c.pingSent.Load():
+			c.pingSent.Store(true)
+			c.SendMessage(&irc.Message{Command: "PING", Params: []string{c.srv.cfg.ServerName}})
+			t.Reset(c.srv.cfg.PingTimeout)
+		default:
+			c.Close("Ping timeout")
+		}
+	}
+	first := min(c.srv.cfg.PingInterval, c.srv.cfg.RegistrationTimeout)
+	t = time.AfterFunc(first, check)
+	return func() { t.Stop() }
+}
+
+func (c *Conn) isRegistered() bool { return c.registered.Load() }

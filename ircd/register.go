@@ -1,0 +1,337 @@
+package ircd
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"strings"
+
+	"gopkg.in/irc.v4"
+)
+
+// registration is the state a connection collects before it is welcomed.
+// Only the reader goroutine touches it.
+type registration struct {
+	nickSet     bool
+	userSet     bool
+	pass        string
+	capPaused   bool // CAP LS or REQ seen, CAP END not yet
+	capVersion  int
+	saslMech    string
+	saslBuf     []byte
+	loggedInAs  string // account name after a successful SASL login
+	welcomeSent bool
+}
+
+// supportedCaps lists every capability this server implements, with its
+// value for CAP LS 302. A capability is listed only once it fully works.
+var supportedCaps = []struct{ name, value string }{
+	{"cap-notify", ""},
+	{"message-tags", ""},
+	{"sasl", "PLAIN"},
+	{"server-time", ""},
+}
+
+func capSupported(name string) bool {
+	for _, c := range supportedCaps {
+		if c.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Conn) handleCap(m *irc.Message) {
+	sub := strings.ToUpper(m.Params[0])
+	switch sub {
+	case "LS":
+		if !c.registered.Load() {
+			c.reg.capPaused = true
+		}
+		version := 301
+		if len(m.Params) > 1 && m.Params[1] >= "302" {
+			version = 302
+		}
+		c.reg.capVersion = max(c.reg.capVersion, version)
+		if version >= 302 {
+			// cap-notify is implied by CAP LS 302.
+			c.mu.Lock()
+			c.caps["cap-notify"] = true
+			c.mu.Unlock()
+		}
+		var list []string
+		for _, sc := range supportedCaps {
+			if sc.value != "" && version >= 302 {
+				list = append(list, sc.name+"="+sc.value)
+			} else {
+				list = append(list, sc.name)
+			}
+		}
+		c.sendCap("LS", strings.Join(list, " "))
+	case "LIST":
+		c.mu.Lock()
+		var list []string
+		for _, sc := range supportedCaps {
+			if c.caps[sc.name] {
+				list = append(list, sc.name)
+			}
+		}
+		c.mu.Unlock()
+		c.sendCap("LIST", strings.Join(list, " "))
+	case "REQ":
+		if len(m.Params) < 2 {
+			c.SendNumeric(irc.ERR_NEEDMOREPARAMS, "CAP", "Not enough parameters")
+			return
+		}
+		if !c.registered.Load() {
+			c.reg.capPaused = true
+		}
+		req := strings.Fields(m.Params[1])
+		// A request is granted whole or not at all.
+		for _, name := range req {
+			if !capSupported(strings.TrimPrefix(name, "-")) {
+				c.sendCap("NAK", m.Params[1])
+				return
+			}
+		}
+		c.mu.Lock()
+		for _, name := range req {
+			if n, ok := strings.CutPrefix(name, "-"); ok {
+				delete(c.caps, n)
+			} else {
+				c.caps[name] = true
+			}
+		}
+		c.mu.Unlock()
+		c.sendCap("ACK", m.Params[1])
+	case "END":
+		if !c.registered.Load() {
+			c.reg.capPaused = false
+			c.tryRegister()
+		}
+	default:
+		c.SendNumeric(errInvalidCapCmd, m.Params[0], "Invalid CAP command")
+	}
+}
+
+func (c *Conn) sendCap(sub, list string) {
+	c.SendMessage(&irc.Message{
+		Prefix:  &irc.Prefix{Name: c.srv.cfg.ServerName},
+		Command: "CAP",
+		Params:  []string{c.Nick(), sub, list},
+	})
+}
+
+// maxSASLBytes bounds the base64 a client may send for one SASL exchange.
+const maxSASLBytes = 4096
+
+func (c *Conn) handleAuthenticate(m *irc.Message) {
+	if c.registered.Load() || c.reg.loggedInAs != "" {
+		c.SendNumeric(irc.ERR_SASLALREADY, "You have already authenticated")
+		return
+	}
+	if !c.HasCap("sasl") {
+		c.SendNumeric(irc.ERR_SASLFAIL, "SASL authentication failed: request the sasl capability first")
+		return
+	}
+	arg := m.Params[0]
+	if arg == "*" {
+		c.resetSASL()
+		c.SendNumeric(irc.ERR_SASLABORTED, "SASL authentication aborted")
+		return
+	}
+	if c.reg.saslMech == "" {
+		if strings.ToUpper(arg) != "PLAIN" {
+			c.SendNumeric(irc.RPL_SASLMECHS, "PLAIN", "are available SASL mechanisms")
+			c.SendNumeric(irc.ERR_SASLFAIL, "SASL authentication failed: unsupported mechanism")
+			return
+		}
+		c.reg.saslMech = "PLAIN"
+		c.SendMessage(&irc.Message{Command: "AUTHENTICATE", Params: []string{"+"}})
+		return
+	}
+	if len(arg) > 400 {
+		c.resetSASL()
+		c.SendNumeric(irc.ERR_SASLTOOLONG, "SASL message too long")
+		return
+	}
+	if arg != "+" {
+		c.reg.saslBuf = append(c.reg.saslBuf, arg...)
+	}
+	if len(c.reg.saslBuf) > maxSASLBytes {
+		c.resetSASL()
+		c.SendNumeric(irc.ERR_SASLTOOLONG, "SASL message too long")
+		return
+	}
+	if len(arg) == 400 {
+		return // more chunks follow
+	}
+	payload, err := base64.StdEncoding.DecodeString(string(c.reg.saslBuf))
+	c.resetSASL()
+	if err != nil {
+		c.SendNumeric(irc.ERR_SASLFAIL, "SASL authentication failed: invalid base64")
+		return
+	}
+	parts := bytes.Split(payload, []byte{0})
+	if len(parts) != 3 || len(parts[1]) == 0 {
+		c.SendNumeric(irc.ERR_SASLFAIL, "SASL authentication failed: malformed PLAIN message")
+		return
+	}
+	authzid, authcid, password := string(parts[0]), string(parts[1]), string(parts[2])
+	if authzid != "" && authzid != authcid {
+		c.SendNumeric(irc.ERR_SASLFAIL, "SASL authentication failed: cannot log in as another user")
+		return
+	}
+	if !c.login(authcid, password, irc.ERR_SASLFAIL) {
+		return
+	}
+	c.reg.loggedInAs = authcid
+	c.SendNumeric(irc.RPL_LOGGEDIN, c.Nick()+"!"+c.Username()+"@"+hostOf(c.RemoteAddr()), authcid,
+		"You are now logged in as "+authcid)
+	c.SendNumeric(irc.RPL_SASLSUCCESS, "SASL authentication successful")
+}
+
+func (c *Conn) resetSASL() {
+	c.reg.saslMech = ""
+	c.reg.saslBuf = nil
+}
+
+// login asks the backend to log the client in. On failure it sends failCode
+// (904 for SASL, 464 for PASS) or a homeserver error and returns false.
+func (c *Conn) login(account, password, failCode string) bool {
+	if !c.srv.loginAllowed(c.RemoteAddr()) {
+		c.SendNumeric(failCode, "Too many failed logins from your address; try again later")
+		return false
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.srv.cfg.LoginTimeout)
+	defer cancel()
+	h, err := c.srv.backend.Login(ctx, LoginRequest{Account: account, Password: password, RemoteAddr: c.RemoteAddr()}, c)
+	switch {
+	case err == nil:
+		c.handler = h
+		return true
+	case errors.Is(err, ErrInvalidCredentials):
+		c.srv.loginFailed(c.RemoteAddr())
+		c.log.Info("login refused", "account", account, "err", err)
+		c.SendNumeric(failCode, "Invalid account or password")
+	default:
+		c.log.Warn("login failed", "account", account, "err", err)
+		msg := "Login failed: " + err.Error()
+		if errors.Is(err, context.DeadlineExceeded) {
+			msg = "Login failed: the homeserver did not answer in time"
+		}
+		if failCode == irc.ERR_SASLFAIL {
+			c.SendNumeric(failCode, msg)
+		} else {
+			c.SendNotice(msg)
+		}
+	}
+	return false
+}
+
+func (c *Conn) handleNickPreReg(m *irc.Message) {
+	nick := m.Params[0]
+	if !ValidNick(nick) {
+		c.SendNumeric(irc.ERR_ERRONEUSNICKNAME, nick, "Erroneous nickname")
+		return
+	}
+	c.SetNick(nick)
+	c.reg.nickSet = true
+	c.tryRegister()
+}
+
+func (c *Conn) handleUser(m *irc.Message) {
+	if c.registered.Load() || c.reg.userSet {
+		c.SendNumeric(irc.ERR_ALREADYREGISTERED, "You may not reregister")
+		return
+	}
+	c.mu.Lock()
+	c.user = m.Params[0]
+	c.realname = m.Params[3]
+	c.mu.Unlock()
+	c.reg.userSet = true
+	c.tryRegister()
+}
+
+func (c *Conn) handlePass(m *irc.Message) {
+	if c.registered.Load() {
+		c.SendNumeric(irc.ERR_ALREADYREGISTERED, "You may not reregister")
+		return
+	}
+	c.reg.pass = m.Params[0]
+}
+
+// tryRegister completes registration once NICK, USER and the CAP
+// negotiation are done, logging in with PASS when SASL was not used.
+func (c *Conn) tryRegister() {
+	if c.registered.Load() || !c.reg.nickSet || !c.reg.userSet || c.reg.capPaused {
+		return
+	}
+	if c.handler == nil {
+		if c.reg.pass == "" {
+			c.SendNumeric(irc.ERR_PASSWDMISMATCH,
+				"This server needs your Matrix login: use SASL PLAIN, or PASS with your Matrix ID as the USER name")
+			c.Close("Matrix login required")
+			return
+		}
+		pass := c.reg.pass
+		c.reg.pass = ""
+		if !c.login(c.Username(), pass, irc.ERR_PASSWDMISMATCH) {
+			c.Close("Login failed")
+			return
+		}
+	}
+	c.reg.pass = ""
+	c.registered.Store(true)
+	c.sendWelcome()
+	c.handler.Attach()
+}
+
+func (c *Conn) sendWelcome() {
+	cfg := &c.srv.cfg
+	nick := c.Nick()
+	c.SendNumeric(irc.RPL_WELCOME, "Welcome to the "+cfg.Network+" IRC network, "+nick)
+	c.SendNumeric(irc.RPL_YOURHOST, "Your host is "+cfg.ServerName+", running version "+cfg.Version)
+	c.SendNumeric(irc.RPL_CREATED, "This server was created "+cfg.Created.UTC().Format("Mon Jan 2 2006 at 15:04:05 UTC"))
+	c.SendNumeric(irc.RPL_MYINFO, cfg.ServerName, cfg.Version, UserModes, ChannelModes)
+	for _, params := range c.srv.isupport.lines() {
+		c.SendNumeric(irc.RPL_ISUPPORT, append(params, "are supported by this server")...)
+	}
+	c.sendMOTD()
+}
+
+func (c *Conn) sendMOTD() {
+	cfg := &c.srv.cfg
+	if len(cfg.MOTD) == 0 {
+		c.SendNumeric(irc.ERR_NOMOTD, "MOTD File is missing")
+		return
+	}
+	c.SendNumeric(irc.RPL_MOTDSTART, "- "+cfg.ServerName+" Message of the day - ")
+	for _, line := range cfg.MOTD {
+		c.SendNumeric(irc.RPL_MOTD, "- "+line)
+	}
+	c.SendNumeric(irc.RPL_ENDOFMOTD, "End of /MOTD command.")
+}
+
+// ValidNick reports whether a client may take nick as its own. It is
+// stricter than the nicks mxircd derives for Matrix users, so a client's
+// own nick can never look like one of theirs ("name:server").
+func ValidNick(nick string) bool {
+	if nick == "" || len(nick) > NickLen {
+		return false
+	}
+	switch nick[0] {
+	case '#', '!', '&', '+', '~', '%', '@', ':', '$', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		return false
+	}
+	for _, r := range nick {
+		switch {
+		case r <= ' ', r == 0x7f:
+			return false
+		case strings.ContainsRune(",*?!@:", r):
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,289 @@
+// Package ircd is the IRC side of mxircd: listeners, connections with a
+// bounded reader and a byte-limited send queue, registration with CAP and
+// SASL, the command table and the replies that need no Matrix knowledge.
+// Everything Matrix-specific is behind Backend and Handler.
+package ircd
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+	"gopkg.in/irc.v4"
+)
+
+// LoginRequest is what a client presented to log in.
+type LoginRequest struct {
+	Account    string // SASL authcid or USER name, as the client typed it
+	Password   string
+	RemoteAddr net.Addr
+}
+
+// ErrInvalidCredentials is what a Backend returns (wrapped or not) when the
+// account or password is wrong, as opposed to the homeserver being unwell.
+var ErrInvalidCredentials = errors.New("invalid credentials")
+
+// Backend logs clients in to the Matrix side.
+type Backend interface {
+	// Login authenticates req and binds the connection to its account. It is
+	// called on the connection's reader goroutine; ctx ends with the
+	// connection or the login timeout. Errors are shown to the client:
+	// ErrInvalidCredentials as a failed login, anything else as a
+	// homeserver problem with the error text.
+	Login(ctx context.Context, req LoginRequest, c *Conn) (Handler, error)
+}
+
+// Handler is a logged-in connection's link to its Matrix session. The
+// methods are called on the connection's reader goroutine and must not block
+// on the network.
+type Handler interface {
+	// Attach is called once, right after the welcome burst.
+	Attach()
+	// HandleCommand takes a command that needs the Matrix side.
+	HandleCommand(m *irc.Message)
+	// Detach is called once when the connection ends, attached or not.
+	Detach()
+}
+
+// Config holds the IRC side's settings. Zero values get defaults in NewServer.
+type Config struct {
+	ServerName string // source of server lines, e.g. "mxircd"
+	Network    string // NETWORK in ISUPPORT
+	Version    string
+	MOTD       []string // nil sends 422 (no MOTD)
+	Created    time.Time
+
+	MaxSendQ            int           // bytes queued for one client before it is dropped
+	FloodRate           float64       // lines per second a client may send after its burst
+	FloodBurst          int           // lines a client may send at once
+	FloodDisconnect     time.Duration // how long a client may stay throttled before it is dropped
+	PingInterval        time.Duration // idle time before the server pings
+	PingTimeout         time.Duration // time to answer that ping
+	RegistrationTimeout time.Duration
+	LoginTimeout        time.Duration
+	WriteTimeout        time.Duration
+	FailedLoginRate     float64 // failed logins per second allowed per address, after the burst
+	FailedLoginBurst    int
+
+	Logger *slog.Logger
+}
+
+func (cfg *Config) setDefaults() {
+	def := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = "mxircd"
+	}
+	if cfg.Network == "" {
+		cfg.Network = "Matrix"
+	}
+	if cfg.Version == "" {
+		cfg.Version = "mxircd"
+	}
+	if cfg.Created.IsZero() {
+		cfg.Created = time.Now()
+	}
+	if cfg.MaxSendQ == 0 {
+		cfg.MaxSendQ = 1 << 20
+	}
+	if cfg.FloodRate == 0 {
+		cfg.FloodRate = 5
+	}
+	if cfg.FloodBurst == 0 {
+		cfg.FloodBurst = 40
+	}
+	def(&cfg.FloodDisconnect, 60*time.Second)
+	def(&cfg.PingInterval, 2*time.Minute)
+	def(&cfg.PingTimeout, 2*time.Minute)
+	def(&cfg.RegistrationTimeout, time.Minute)
+	def(&cfg.LoginTimeout, 30*time.Second)
+	def(&cfg.WriteTimeout, 30*time.Second)
+	if cfg.FailedLoginRate == 0 {
+		cfg.FailedLoginRate = 0.2
+	}
+	if cfg.FailedLoginBurst == 0 {
+		cfg.FailedLoginBurst = 10
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+}
+
+// Server accepts IRC connections on any number of listeners.
+type Server struct {
+	cfg     Config
+	backend Backend
+	log     *slog.Logger
+
+	mu        sync.Mutex
+	conns     map[*Conn]struct{}
+	listeners map[net.Listener]struct{}
+	closing   bool
+	failures  map[string]*rate.Limiter // failed logins by remote IP
+	isupport  *ISupport
+	connsDone sync.WaitGroup
+}
+
+func NewServer(cfg Config, backend Backend) *Server {
+	cfg.setDefaults()
+	return &Server{
+		cfg:       cfg,
+		backend:   backend,
+		log:       cfg.Logger,
+		conns:     map[*Conn]struct{}{},
+		listeners: map[net.Listener]struct{}{},
+		failures:  map[string]*rate.Limiter{},
+		isupport:  defaultISupport(&cfg),
+	}
+}
+
+// Serve accepts connections on ln until ln is closed or the server shuts
+// down. It returns nil after Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		ln.Close()
+		return nil
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+	}()
+
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if closing || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			// Out of file descriptors and the like: wait instead of spinning.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept failed", "err", err, "retry_in", backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		s.startConn(nc)
+	}
+}
+
+func (s *Server) startConn(nc net.Conn) {
+	c := newConn(s, nc)
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		nc.Close()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.connsDone.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				s.log.Error("panic serving connection", "panic", r, "stack", string(debug.Stack()))
+			}
+		}()
+		c.serve()
+	}()
+}
+
+func (s *Server) connDone(c *Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.connsDone.Done()
+}
+
+// Shutdown stops accepting, sends every client "ERROR :reason", and waits
+// (until ctx ends) for their connections to finish, which includes their
+// Handler's Detach.
+func (s *Server) Shutdown(ctx context.Context, reason string) error {
+	s.mu.Lock()
+	s.closing = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	conns := make([]*Conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.Close(reason)
+	}
+	done := make(chan struct{})
+	go func() {
+		s.connsDone.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// ConnCount is the number of open connections.
+func (s *Server) ConnCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// loginAllowed reports whether an address may try to log in now: only failed
+// attempts are counted, to slow password guessing without getting in the way
+// of many honest users behind one address.
+func (s *Server) loginAllowed(addr net.Addr) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.failures[hostOf(addr)]
+	return l == nil || l.Tokens() >= 1
+}
+
+func (s *Server) loginFailed(addr net.Addr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	host := hostOf(addr)
+	l := s.failures[host]
+	if l == nil {
+		if len(s.failures) > 10000 {
+			for h, old := range s.failures {
+				if old.Tokens() >= float64(s.cfg.FailedLoginBurst) {
+					delete(s.failures, h)
+				}
+			}
+		}
+		l = rate.NewLimiter(rate.Limit(s.cfg.FailedLoginRate), s.cfg.FailedLoginBurst)
+		s.failures[host] = l
+	}
+	l.Allow()
+}
+
+func hostOf(addr net.Addr) string {
+	if addr == nil {
+		return ""
+	}
+	host, _, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return addr.String()
+	}
+	return host
+}
