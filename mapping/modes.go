@@ -1,0 +1,50 @@
+package mapping
+
+import (
+	"strings"
+
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+)
+
+// OpLevel is the power level at and above which a user is shown as a channel
+// operator (@). A user above the room's default level but below OpLevel is
+// voiced (+).
+const OpLevel = 50
+
+// MemberPrefix returns the IRC status prefixes for a user's power level:
+// "@" for operators, "+" for voiced users, "" otherwise. With all set
+// (multi-prefix) an operator gets "@+" when also above the default.
+func MemberPrefix(pl *event.PowerLevelsEventContent, user id.UserID) string {
+	if pl == nil {
+		return ""
+	}
+	level := pl.GetUserLevel(user)
+	switch {
+	case level >= OpLevel:
+		return "@"
+	case level > pl.UsersDefault:
+		return "+"
+	}
+	return ""
+}
+
+// ChannelModes renders a room's state as IRC channel modes:
+// +n always (only members can send), +t when setting the topic needs more
+// than the default level, +i for invite-only rooms, +m when speaking needs
+// more than the default level.
+func ChannelModes(pl *event.PowerLevelsEventContent, joinRule event.JoinRule) string {
+	var b strings.Builder
+	b.WriteByte('+')
+	if joinRule == event.JoinRuleInvite || joinRule == event.JoinRuleKnock {
+		b.WriteByte('i')
+	}
+	if pl != nil && pl.EventsDefault > pl.UsersDefault {
+		b.WriteByte('m')
+	}
+	b.WriteByte('n')
+	if pl == nil || pl.GetEventLevel(event.StateTopic) > pl.UsersDefault {
+		b.WriteByte('t')
+	}
+	return b.String()
+}

@@ -1,0 +1,122 @@
+// Package mapping is mxircd's pure translation between IRC and Matrix:
+// names, modes, message text. It does no I/O, so every rule here is
+// table-tested and fuzzed in isolation.
+package mapping
+
+import (
+	"strings"
+
+	"maunium.net/go/mautrix/id"
+)
+
+// Casefold maps a nick or channel name to its comparison key under
+// CASEMAPPING=ascii. Only ASCII letters fold: Matrix IDs are otherwise
+// case-sensitive, and folding "[]\~" as rfc1459 does would merge names that
+// Matrix keeps apart.
+func Casefold(name string) string {
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; 'A' <= c && c <= 'Z' {
+			return strings.ToLower(name)
+		}
+	}
+	return name
+}
+
+// ChannelName is the IRC channel for a room: its canonical alias when it has
+// one, else its room ID. Both start with a character in CHANTYPES.
+func ChannelName(roomID id.RoomID, alias id.RoomAlias) string {
+	if alias != "" && validChannel(string(alias)) {
+		return string(alias)
+	}
+	return string(roomID)
+}
+
+func validChannel(name string) bool {
+	return len(name) > 1 && (name[0] == '#' || name[0] == '!') && !strings.ContainsAny(name, " ,\x07\x00\r\n")
+}
+
+// RoomTarget is what a channel name given by a client points at in Matrix:
+// an alias to resolve, or a room ID.
+type RoomTarget struct {
+	Alias  id.RoomAlias
+	RoomID id.RoomID
+	Local  string // the alias or room ID without sigil and server
+	Server string // the server part, for "via" when joining by room ID
+}
+
+// ParseChannel reads a channel name typed on IRC. "#name" without a server
+// means an alias on ownServer; a room ID must carry its server.
+func ParseChannel(name, ownServer string) (RoomTarget, bool) {
+	if !validChannel(name) {
+		return RoomTarget{}, false
+	}
+	local, server, hasServer := strings.Cut(name[1:], ":")
+	if local == "" {
+		return RoomTarget{}, false
+	}
+	switch name[0] {
+	case '#':
+		if !hasServer {
+			server = ownServer
+		}
+		if server == "" {
+			return RoomTarget{}, false
+		}
+		return RoomTarget{Alias: id.NewRoomAlias(local, server), Local: local, Server: server}, true
+	default:
+		if !hasServer || server == "" {
+			return RoomTarget{}, false
+		}
+		return RoomTarget{RoomID: id.RoomID(name), Local: local, Server: server}, true
+	}
+}
+
+// ParseAccount turns what a user typed as their account ("@alice:example.org",
+// "alice:example.org" or "alice") into a user ID. A bare name is on
+// defaultServer. Localparts are lowercased, as homeservers do on
+// registration, so "Alice" and "alice" are the same account here too.
+func ParseAccount(account, defaultServer string) (id.UserID, bool) {
+	account = strings.TrimPrefix(account, "@")
+	local, server, hasServer := strings.Cut(account, ":")
+	if !hasServer {
+		server = defaultServer
+	}
+	if local == "" || server == "" || strings.ContainsAny(account, " \x00@/") {
+		return "", false
+	}
+	return id.NewUserID(strings.ToLower(local), server), true
+}
+
+// UserHost is the user and host part of a Matrix user's IRC hostmask:
+// nick!localpart@server.
+func UserHost(user id.UserID) (string, string) {
+	local, server, err := user.Parse()
+	if err != nil || local == "" {
+		return "matrix", "unknown"
+	}
+	return ircSafe(local), ircSafe(server)
+}
+
+// ircSafe replaces bytes that would break a hostmask or a nick.
+func ircSafe(s string) string {
+	if !strings.ContainsAny(s, " !@,*?\x00\r\n") {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if strings.ContainsRune(" !@,*?\x00\r\n", r) {
+			return '_'
+		}
+		return r
+	}, s)
+}
+
+// NickCandidates lists the nicks a Matrix user may get, best first: the
+// localpart, then "localpart:server" which is unique because the user ID is.
+func NickCandidates(user id.UserID) []string {
+	local, server := UserHost(user)
+	short := local
+	if short == "" || strings.ContainsAny(short[:1], "#!&+~%@:$-0123456789") {
+		short = "_" + short
+	}
+	return []string{short, short + ":" + server}
+}

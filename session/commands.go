@@ -1,0 +1,361 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"gopkg.in/irc.v4"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/mxircd/mxircd/mapping"
+)
+
+// maxPending bounds the commands a client may send before the session's
+// first sync has finished.
+const maxPending = 200
+
+// handleCommand runs one IRC command on the owner goroutine. ircd has
+// already checked the parameter counts.
+func (s *Session) handleCommand(a *Attachment, m *irc.Message) {
+	if !s.synced {
+		if len(s.pending) >= maxPending {
+			a.client.SendNotice("Still connecting to Matrix; command dropped: " + m.Command)
+			return
+		}
+		s.pending = append(s.pending, commandEvent{a: a, msg: m})
+		return
+	}
+	switch m.Command {
+	case "JOIN":
+		s.cmdJoin(a, m)
+	case "PART":
+		s.cmdPart(a, m)
+	case "PRIVMSG", "NOTICE":
+		s.cmdMessage(a, m)
+	case "TOPIC":
+		s.cmdTopic(a, m)
+	case "NAMES":
+		s.cmdNames(a, m)
+	case "WHO":
+		s.cmdWho(a, m)
+	case "WHOIS":
+		s.cmdWhois(a, m)
+	case "MODE":
+		s.cmdMode(a, m)
+	case "NICK":
+		s.cmdNick(a, m)
+	default:
+		a.client.SendNumeric(irc.ERR_UNKNOWNCOMMAND, m.Command, "Unknown command")
+	}
+}
+
+// request schedules a homeserver call for a client, or tells the client
+// right away that too many are queued.
+func (s *Session) request(a *Attachment, command string, j job) bool {
+	if !s.enqueue(j) {
+		a.client.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: a.client.ServerName()}, Command: "FAIL",
+			Params: []string{command, "TEMPORARILY_UNAVAILABLE", "Too many requests are waiting for the homeserver; try again shortly"}})
+		return false
+	}
+	return true
+}
+
+func (s *Session) cmdJoin(a *Attachment, m *irc.Message) {
+	for _, name := range strings.Split(m.Params[0], ",") {
+		if name == "" {
+			continue
+		}
+		if r := s.roomByChannel(name); r != nil {
+			s.sendChannelBurst(a, r)
+			continue
+		}
+		target, ok := mapping.ParseChannel(name, s.user.Homeserver())
+		if !ok {
+			a.client.SendNumeric(irc.ERR_NOSUCHCHANNEL, name, "No such channel: use #alias:server or !roomid:server")
+			continue
+		}
+		s.joinsInFlight++
+		ok = s.request(a, "JOIN", func(ctx context.Context) func() {
+			roomID, err := s.joinTarget(ctx, target)
+			return func() {
+				if err != nil {
+					s.replyJoinError(a, name, err)
+				}
+				// The room arrives through sync, with its burst.
+				s.joinDone(roomID, name)
+			}
+		})
+		if !ok {
+			s.joinsInFlight--
+		}
+	}
+}
+
+// joinTarget joins a room by alias or ID. An alias on the account's own
+// server that does not exist yet is created, as joining a new channel does
+// on IRC.
+func (s *Session) joinTarget(ctx context.Context, t mapping.RoomTarget) (id.RoomID, error) {
+	if t.RoomID != "" {
+		resp, err := s.cli.JoinRoom(ctx, t.RoomID.String(), &mautrix.ReqJoinRoom{Via: []string{t.Server}})
+		if err != nil {
+			return "", err
+		}
+		return resp.RoomID, nil
+	}
+	_, err := s.cli.ResolveAlias(ctx, t.Alias)
+	if errors.Is(err, mautrix.MNotFound) && t.Server == s.user.Homeserver() {
+		resp, err := s.cli.CreateRoom(ctx, &mautrix.ReqCreateRoom{
+			RoomAliasName: t.Local,
+			Preset:        "public_chat",
+			Visibility:    "private",
+		})
+		if err != nil {
+			return "", err
+		}
+		return resp.RoomID, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	resp, err := s.cli.JoinRoom(ctx, t.Alias.String(), nil)
+	if err != nil {
+		return "", err
+	}
+	return resp.RoomID, nil
+}
+
+func (s *Session) replyJoinError(a *Attachment, channel string, err error) {
+	text := matrixErrorText(err)
+	switch {
+	case errors.Is(err, mautrix.MNotFound):
+		a.client.SendNumeric(irc.ERR_NOSUCHCHANNEL, channel, "No such channel: "+text)
+	case errors.Is(err, mautrix.MForbidden):
+		if strings.Contains(strings.ToLower(text), "banned") {
+			a.client.SendNumeric(irc.ERR_BANNEDFROMCHAN, channel, "Cannot join channel (+b): "+text)
+		} else {
+			a.client.SendNumeric(irc.ERR_INVITEONLYCHAN, channel, "Cannot join channel (+i): "+text)
+		}
+	default:
+		a.client.SendNumeric(irc.ERR_NOSUCHCHANNEL, channel, "Cannot join channel: "+text)
+	}
+}
+
+func (s *Session) cmdPart(a *Attachment, m *irc.Message) {
+	reason := m.Param(1)
+	for _, name := range strings.Split(m.Params[0], ",") {
+		if name == "" {
+			continue
+		}
+		r := s.roomByChannel(name)
+		if r == nil {
+			a.client.SendNumeric(irc.ERR_NOTONCHANNEL, name, "You're not on that channel")
+			continue
+		}
+		roomID, channel := r.id, r.channel
+		s.request(a, "PART", func(ctx context.Context) func() {
+			_, err := s.cli.LeaveRoom(ctx, roomID, &mautrix.ReqLeave{Reason: reason})
+			return func() {
+				if err != nil {
+					a.client.SendNotice(fmt.Sprintf("Cannot leave %s: %s", channel, matrixErrorText(err)))
+				}
+				// On success the PART comes through sync, to every client.
+			}
+		})
+	}
+}
+
+func (s *Session) cmdMessage(a *Attachment, m *irc.Message) {
+	target, text := m.Params[0], m.Params[1]
+	notice := m.Command == "NOTICE"
+	r := s.roomByChannel(target)
+	if r == nil {
+		if notice {
+			return // NOTICE never gets an automatic reply.
+		}
+		if strings.ContainsRune("#!", rune(target[0])) {
+			a.client.SendNumeric(irc.ERR_NOSUCHCHANNEL, target, "No such channel")
+		} else {
+			a.client.SendNumeric(irc.ERR_NOSUCHNICK, target, "No such nick/channel (direct messages are not supported yet)")
+		}
+		return
+	}
+	content, ok := mapping.MessageFromIRC(m.Command, text)
+	if !ok {
+		return // CTCP other than ACTION has no Matrix meaning.
+	}
+	s.txnSeq++
+	txnID := fmt.Sprintf("mxircd.%d.%d", s.started, s.txnSeq)
+	s.sentTxns[txnID] = true
+	roomID, channel := r.id, r.channel
+	s.request(a, m.Command, func(ctx context.Context) func() {
+		_, err := s.cli.SendMessageEvent(ctx, roomID, event.EventMessage, content, mautrix.ReqSendEvent{TransactionID: txnID})
+		return func() {
+			if err != nil {
+				delete(s.sentTxns, txnID)
+				a.client.SendNumeric(irc.ERR_CANNOTSENDTOCHAN, channel, "Cannot send to channel: "+matrixErrorText(err))
+			}
+		}
+	})
+}
+
+func (s *Session) cmdTopic(a *Attachment, m *irc.Message) {
+	r := s.roomByChannel(m.Params[0])
+	if r == nil {
+		a.client.SendNumeric(irc.ERR_NOTONCHANNEL, m.Params[0], "You're not on that channel")
+		return
+	}
+	if len(m.Params) < 2 {
+		s.sendTopic(a, r, true)
+		return
+	}
+	topic, roomID, channel := m.Params[1], r.id, r.channel
+	s.request(a, "TOPIC", func(ctx context.Context) func() {
+		_, err := s.cli.SendStateEvent(ctx, roomID, event.StateTopic, "", &event.TopicEventContent{Topic: topic})
+		return func() {
+			switch {
+			case errors.Is(err, mautrix.MForbidden):
+				a.client.SendNumeric(irc.ERR_CHANOPRIVSNEEDED, channel, "You're not allowed to change the topic: "+matrixErrorText(err))
+			case err != nil:
+				a.client.SendNotice(fmt.Sprintf("Cannot set the topic of %s: %s", channel, matrixErrorText(err)))
+			}
+			// On success the TOPIC comes through sync.
+		}
+	})
+}
+
+func (s *Session) cmdNames(a *Attachment, m *irc.Message) {
+	if len(m.Params) == 0 {
+		a.client.SendNumeric(irc.RPL_ENDOFNAMES, "*", "End of /NAMES list")
+		return
+	}
+	for _, name := range strings.Split(m.Params[0], ",") {
+		if r := s.roomByChannel(name); r != nil {
+			s.sendNames(a, r)
+		} else {
+			a.client.SendNumeric(irc.RPL_ENDOFNAMES, name, "End of /NAMES list")
+		}
+	}
+}
+
+func (s *Session) cmdWho(a *Attachment, m *irc.Message) {
+	mask := m.Param(0)
+	if mask == "" {
+		a.client.SendNumeric(irc.RPL_ENDOFWHO, "*", "End of WHO list")
+		return
+	}
+	if r := s.roomByChannel(mask); r != nil {
+		users := make([]id.UserID, 0, len(r.members))
+		for user, mem := range r.members {
+			if mem.membership == event.MembershipJoin {
+				users = append(users, user)
+			}
+		}
+		sortUsers(users)
+		for _, user := range users {
+			s.sendWhoReply(a, r, user)
+		}
+	} else if user, ok := s.userByNick(a, mask); ok {
+		s.sendWhoReply(a, nil, user)
+	}
+	a.client.SendNumeric(irc.RPL_ENDOFWHO, mask, "End of WHO list")
+}
+
+func (s *Session) sendWhoReply(a *Attachment, r *room, user id.UserID) {
+	u, h := mapping.UserHost(user)
+	channel, flags := "*", "H"
+	if r != nil {
+		channel = r.channel
+		flags += mapping.MemberPrefix(r.power, user)
+	}
+	a.client.SendNumeric(irc.RPL_WHOREPLY, channel, u, h, a.client.ServerName(), s.nickOf(a, user), flags,
+		"0 "+s.realName(user))
+}
+
+// realName is the user's display name in any shared room, else the MXID.
+func (s *Session) realName(user id.UserID) string {
+	for _, r := range s.rooms {
+		if m := r.members[user]; m != nil && m.displayName != "" {
+			return m.displayName
+		}
+	}
+	return user.String()
+}
+
+func (s *Session) cmdWhois(a *Attachment, m *irc.Message) {
+	nick := m.Params[len(m.Params)-1]
+	user, ok := s.userByNick(a, nick)
+	if !ok {
+		a.client.SendNumeric(irc.ERR_NOSUCHNICK, nick, "No such nick/channel")
+		a.client.SendNumeric(irc.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
+		return
+	}
+	nick = s.nickOf(a, user)
+	u, h := mapping.UserHost(user)
+	a.client.SendNumeric(irc.RPL_WHOISUSER, nick, u, h, "*", s.realName(user))
+	var channels []string
+	for _, r := range s.rooms {
+		if r.joined(user) {
+			channels = append(channels, mapping.MemberPrefix(r.power, user)+r.channel)
+		}
+	}
+	sortStrings(channels)
+	for _, line := range joinLimited(channels, 400) {
+		a.client.SendNumeric(irc.RPL_WHOISCHANNELS, nick, line)
+	}
+	a.client.SendNumeric(irc.RPL_WHOISSERVER, nick, h, "Matrix homeserver")
+	a.client.SendNumeric(rplWhoisAccount, nick, user.String(), "is logged in as")
+	a.client.SendNumeric(irc.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
+}
+
+func (s *Session) cmdMode(a *Attachment, m *irc.Message) {
+	r := s.roomByChannel(m.Params[0])
+	if r == nil {
+		a.client.SendNumeric(irc.ERR_NOSUCHCHANNEL, m.Params[0], "No such channel")
+		return
+	}
+	if len(m.Params) == 1 {
+		a.client.SendNumeric(irc.RPL_CHANNELMODEIS, r.channel, mapping.ChannelModes(r.power, r.joinRule))
+		if r.created > 0 {
+			a.client.SendNumeric(rplChannelCreate, r.channel, strconv.FormatInt(r.created/1000, 10))
+		}
+		return
+	}
+	modes := m.Params[1]
+	if strings.Trim(modes, "+-b") == "" && len(m.Params) == 2 {
+		s.sendBanList(a, r)
+		return
+	}
+	for _, c := range strings.Trim(modes, "+-") {
+		a.client.SendNumeric(irc.ERR_UNKNOWNMODE, string(c), "Changing channel modes from IRC is not supported yet")
+		return
+	}
+}
+
+func (s *Session) sendBanList(a *Attachment, r *room) {
+	var users []id.UserID
+	for user, mem := range r.members {
+		if mem.membership == event.MembershipBan {
+			users = append(users, user)
+		}
+	}
+	sortUsers(users)
+	for _, user := range users {
+		u, h := mapping.UserHost(user)
+		a.client.SendNumeric(irc.RPL_BANLIST, r.channel, "*!"+u+"@"+h)
+	}
+	a.client.SendNumeric(irc.RPL_ENDOFBANLIST, r.channel, "End of channel ban list")
+}
+
+func (s *Session) cmdNick(a *Attachment, m *irc.Message) {
+	nick := m.Params[0]
+	if holder, taken := s.byNick[mapping.Casefold(nick)]; taken {
+		a.client.SendNumeric(irc.ERR_NICKNAMEINUSE, nick, "Nickname is in use by "+holder.String())
+		return
+	}
+	s.renameClient(a, nick)
+}

@@ -1,0 +1,316 @@
+// Package session runs one Matrix session per account: login, the sync loop,
+// the room and member cache, outgoing requests, and the IRC clients attached
+// to it. Each Session has one owner goroutine that alone touches its state;
+// everything else sends it events.
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/mxircd/mxircd/mapping"
+	"github.com/mxircd/mxircd/store"
+)
+
+// ErrInvalidCredentials means the account name or the password is wrong.
+var ErrInvalidCredentials = errors.New("invalid account or password")
+
+// Config is the Matrix side's settings.
+type Config struct {
+	// Homeserver is a fixed base URL for every login; empty means discover
+	// it from the user ID's server through /.well-known/matrix/client.
+	Homeserver string
+	// ServerName is the server of accounts given without one ("alice").
+	ServerName string
+	// DeviceName is shown in the user's device list.
+	DeviceName  string
+	SyncTimeout time.Duration
+	HTTPClient  *http.Client
+	Logger      *slog.Logger
+}
+
+// Manager owns every live Session and logs clients in to them.
+type Manager struct {
+	cfg   Config
+	store store.Store
+	log   *slog.Logger
+
+	mu        sync.Mutex
+	sessions  map[id.UserID]*Session
+	userLocks map[id.UserID]*sync.Mutex
+	closed    bool
+	running   sync.WaitGroup
+}
+
+func NewManager(cfg Config, st store.Store) *Manager {
+	if cfg.DeviceName == "" {
+		cfg.DeviceName = "mxircd"
+	}
+	if cfg.SyncTimeout == 0 {
+		cfg.SyncTimeout = 30 * time.Second
+	}
+	if cfg.HTTPClient == nil {
+		// No overall timeout: long-poll syncs set their own through ctx.
+		cfg.HTTPClient = &http.Client{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Manager{
+		cfg:       cfg,
+		store:     st,
+		log:       cfg.Logger,
+		sessions:  map[id.UserID]*Session{},
+		userLocks: map[id.UserID]*sync.Mutex{},
+	}
+}
+
+// userLock serialises logins of one account, so two clients connecting at
+// once share one session and one device.
+func (m *Manager) userLock(user id.UserID) *sync.Mutex {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l := m.userLocks[user]
+	if l == nil {
+		l = &sync.Mutex{}
+		m.userLocks[user] = l
+	}
+	return l
+}
+
+// Login checks account and password and attaches client to the account's
+// session, starting it if needed. It may take as long as the homeserver
+// does, bounded by ctx. Called on the client's reader goroutine.
+func (m *Manager) Login(ctx context.Context, account, password string, client Client) (*Attachment, error) {
+	user, ok := mapping.ParseAccount(account, m.cfg.ServerName)
+	if !ok {
+		if m.cfg.ServerName == "" && !strings.Contains(account, ":") {
+			return nil, fmt.Errorf("%w: give your full Matrix ID (@name:server)", ErrInvalidCredentials)
+		}
+		return nil, fmt.Errorf("%w: %q is not a Matrix ID", ErrInvalidCredentials, account)
+	}
+	lock := m.userLock(user)
+	lock.Lock()
+	defer lock.Unlock()
+
+	acct, err := m.store.Account(ctx, user.String())
+	if errors.Is(err, store.ErrNotFound) {
+		acct = &store.Account{UserID: user.String()}
+	} else if err != nil {
+		return nil, fmt.Errorf("loading account: %w", err)
+	}
+
+	verified := acct.AccessToken != "" && checkPassword(acct.PasswordHash, password)
+	if !verified {
+		if err := m.passwordLogin(ctx, acct, user, password); err != nil {
+			return nil, err
+		}
+	}
+
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil, errors.New("server is shutting down")
+	}
+	sess := m.sessions[user]
+	if sess != nil {
+		sess.refs++
+		m.mu.Unlock()
+		if !verified {
+			sess.setToken(acct.AccessToken)
+		}
+		return newAttachment(sess, client), nil
+	}
+	m.mu.Unlock()
+
+	sess, err = m.startSession(ctx, acct, user, password, verified)
+	if err != nil {
+		return nil, err
+	}
+	return newAttachment(sess, client), nil
+}
+
+// passwordLogin logs in to Matrix with the password, reusing the account's
+// device if it has one, and stores the new token and verifier.
+func (m *Manager) passwordLogin(ctx context.Context, acct *store.Account, user id.UserID, password string) error {
+	if acct.Homeserver == "" || m.cfg.Homeserver != "" {
+		hs, err := m.homeserverFor(ctx, user)
+		if err != nil {
+			return err
+		}
+		acct.Homeserver = hs
+	}
+	cli, err := m.newClient(acct.Homeserver, user, "")
+	if err != nil {
+		return err
+	}
+	resp, err := cli.Login(ctx, &mautrix.ReqLogin{
+		Type:                     mautrix.AuthTypePassword,
+		Identifier:               mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: user.String()},
+		Password:                 password,
+		DeviceID:                 id.DeviceID(acct.DeviceID),
+		InitialDeviceDisplayName: m.cfg.DeviceName,
+	})
+	switch {
+	case errors.Is(err, mautrix.MForbidden), errors.Is(err, mautrix.MUserDeactivated), errors.Is(err, mautrix.MInvalidUsername):
+		return fmt.Errorf("%w: %s", ErrInvalidCredentials, matrixErrorText(err))
+	case err != nil:
+		return fmt.Errorf("homeserver login: %s", matrixErrorText(err))
+	case resp.UserID != user:
+		return fmt.Errorf("homeserver logged us in as %s, not %s", resp.UserID, user)
+	}
+	verifier, err := hashPassword(password)
+	if err != nil {
+		return err
+	}
+	acct.DeviceID = resp.DeviceID.String()
+	acct.AccessToken = resp.AccessToken
+	acct.PasswordHash = verifier
+	if err := m.store.PutAccount(ctx, acct); err != nil {
+		return fmt.Errorf("saving account: %w", err)
+	}
+	m.log.Info("logged in to Matrix", "user", user, "device", resp.DeviceID)
+	return nil
+}
+
+func (m *Manager) homeserverFor(ctx context.Context, user id.UserID) (string, error) {
+	if m.cfg.Homeserver != "" {
+		return m.cfg.Homeserver, nil
+	}
+	server := user.Homeserver()
+	wk, err := mautrix.DiscoverClientAPIWithClient(ctx, m.cfg.HTTPClient, server)
+	if err != nil {
+		return "", fmt.Errorf("discovering the homeserver of %s: %w", server, err)
+	}
+	if wk == nil || wk.Homeserver.BaseURL == "" {
+		return "https://" + server, nil
+	}
+	return wk.Homeserver.BaseURL, nil
+}
+
+func (m *Manager) newClient(homeserver string, user id.UserID, token string) (*mautrix.Client, error) {
+	cli, err := mautrix.NewClient(homeserver, user, token)
+	if err != nil {
+		return nil, fmt.Errorf("homeserver URL %q: %w", homeserver, err)
+	}
+	cli.Client = m.cfg.HTTPClient
+	cli.UserAgent = "mxircd"
+	// Retries happen in the session, where they can respect shutdown.
+	cli.DefaultHTTPRetries = 0
+	return cli, nil
+}
+
+// startSession checks the stored token (logging in again if the homeserver
+// no longer accepts it) and starts the account's session.
+func (m *Manager) startSession(ctx context.Context, acct *store.Account, user id.UserID, password string, verified bool) (*Session, error) {
+	cli, err := m.newClient(acct.Homeserver, user, acct.AccessToken)
+	if err != nil {
+		return nil, err
+	}
+	who, err := cli.Whoami(ctx)
+	if errors.Is(err, mautrix.MUnknownToken) && verified {
+		m.log.Info("stored access token was refused, logging in again", "user", user)
+		if err := m.passwordLogin(ctx, acct, user, password); err != nil {
+			return nil, err
+		}
+		cli.OAuthSetTokens("", "", acct.AccessToken, time.Time{})
+		who, err = cli.Whoami(ctx)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("checking the access token: %s", matrixErrorText(err))
+	}
+	if who.UserID != user {
+		return nil, fmt.Errorf("access token belongs to %s, not %s", who.UserID, user)
+	}
+	cli.DeviceID = id.DeviceID(acct.DeviceID)
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, errors.New("server is shutting down")
+	}
+	sess := newSession(m, cli)
+	sess.refs = 1
+	m.sessions[user] = sess
+	m.running.Add(1)
+	go func() {
+		defer m.running.Done()
+		sess.run()
+	}()
+	return sess, nil
+}
+
+// release drops one attachment's hold on a session and stops the session
+// when no client is left. Any goroutine.
+func (m *Manager) release(sess *Session) {
+	m.mu.Lock()
+	sess.refs--
+	stop := sess.refs == 0 && m.sessions[sess.user] == sess
+	if stop {
+		delete(m.sessions, sess.user)
+	}
+	m.mu.Unlock()
+	if stop {
+		sess.stop()
+	}
+}
+
+// forget removes a session that ended by itself (its token was revoked).
+func (m *Manager) forget(sess *Session) {
+	m.mu.Lock()
+	if m.sessions[sess.user] == sess {
+		delete(m.sessions, sess.user)
+	}
+	m.mu.Unlock()
+}
+
+// Close stops every session and waits for them, until ctx ends.
+func (m *Manager) Close(ctx context.Context) error {
+	m.mu.Lock()
+	m.closed = true
+	var all []*Session
+	for _, s := range m.sessions {
+		all = append(all, s)
+	}
+	clear(m.sessions)
+	m.mu.Unlock()
+	for _, s := range all {
+		s.stop()
+	}
+	done := make(chan struct{})
+	go func() {
+		m.running.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// SessionCount is the number of live sessions.
+func (m *Manager) SessionCount() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.sessions)
+}
+
+// matrixErrorText is the homeserver's own explanation when there is one.
+func matrixErrorText(err error) string {
+	var httpErr mautrix.HTTPError
+	if errors.As(err, &httpErr) && httpErr.RespError != nil && httpErr.RespError.Err != "" {
+		return httpErr.RespError.Err
+	}
+	return err.Error()
+}

@@ -1,0 +1,180 @@
+package session
+
+import (
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/irc.v4"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/mxircd/mxircd/mapping"
+)
+
+// Numerics that gopkg.in/irc.v4 does not export.
+const (
+	rplTopicWhoTime  = "333"
+	rplWhoisAccount  = "330"
+	rplChannelCreate = "329"
+)
+
+// prefixOf is the IRC source of lines from user, as client a sees it.
+func (s *Session) prefixOf(a *Attachment, user id.UserID) *irc.Prefix {
+	u, h := mapping.UserHost(user)
+	return &irc.Prefix{Name: s.nickOf(a, user), User: u, Host: h}
+}
+
+// eventTags carries the event's time and ID; the connection drops the tags
+// its client did not negotiate.
+func eventTags(ev *event.Event) irc.Tags {
+	tags := irc.Tags{"msgid": string(ev.ID)}
+	if ev.Timestamp > 0 {
+		tags["time"] = time.UnixMilli(ev.Timestamp).UTC().Format("2006-01-02T15:04:05.000Z")
+	}
+	return tags
+}
+
+// sendConnectBurst shows a freshly attached client every joined room.
+func (s *Session) sendConnectBurst(a *Attachment) {
+	s.claimOwnNick(a)
+	rooms := make([]*room, 0, len(s.rooms))
+	for _, r := range s.rooms {
+		rooms = append(rooms, r)
+	}
+	sort.Slice(rooms, func(i, j int) bool { return rooms[i].channel < rooms[j].channel })
+	for _, r := range rooms {
+		s.sendChannelBurst(a, r)
+	}
+	s.clients[a] = true
+}
+
+// claimOwnNick renames a client whose nick a Matrix user already holds, so
+// that every nick on the client's screen means one person.
+func (s *Session) claimOwnNick(a *Attachment) {
+	nick := a.client.Nick()
+	if _, taken := s.byNick[mapping.Casefold(nick)]; !taken {
+		return
+	}
+	newNick := nick
+	for {
+		newNick += "_"
+		if _, taken := s.byNick[mapping.Casefold(newNick)]; !taken {
+			break
+		}
+	}
+	s.renameClient(a, newNick)
+	a.client.SendNotice("Your nick " + nick + " belongs to a Matrix user here; you are now " + newNick)
+}
+
+func (s *Session) renameClient(a *Attachment, nick string) {
+	old := s.prefixOf(a, s.user)
+	a.client.SendMessage(&irc.Message{Prefix: old, Command: "NICK", Params: []string{nick}})
+	a.client.SetNick(nick)
+}
+
+// sendChannelBurst is what a client sees on joining a channel: JOIN, the
+// topic and the names list.
+func (s *Session) sendChannelBurst(a *Attachment, r *room) {
+	a.client.SendMessage(&irc.Message{Prefix: s.prefixOf(a, s.user), Command: "JOIN", Params: []string{r.channel}})
+	s.sendTopic(a, r, false)
+	s.sendNames(a, r)
+}
+
+func (s *Session) sendTopic(a *Attachment, r *room, replyIfNone bool) {
+	if r.topic == "" {
+		if replyIfNone {
+			a.client.SendNumeric(irc.RPL_NOTOPIC, r.channel, "No topic is set")
+		}
+		return
+	}
+	a.client.SendNumeric(irc.RPL_TOPIC, r.channel, topicLine(r.topic))
+	if r.topicBy != "" {
+		a.client.SendNumeric(rplTopicWhoTime, r.channel, s.nickOf(a, r.topicBy), strconv.FormatInt(r.topicAt/1000, 10))
+	}
+}
+
+// topicLine makes a multi-line Matrix topic fit on one IRC line.
+func topicLine(topic string) string {
+	return strings.Join(strings.Fields(topic), " ")
+}
+
+// sendNames sends 353 lines that fit the line limit, then 366.
+func (s *Session) sendNames(a *Attachment, r *room) {
+	names := make([]string, 0, len(r.members))
+	for user, m := range r.members {
+		if m.membership == event.MembershipJoin {
+			names = append(names, mapping.MemberPrefix(r.power, user)+s.nickOf(a, user))
+		}
+	}
+	sort.Strings(names)
+	// ":server 353 nick = #chan :" plus CRLF, with room to spare.
+	budget := 512 - 2 - len(a.client.ServerName()) - len(a.client.Nick()) - len(r.channel) - 16
+	var line []string
+	size := 0
+	flush := func() {
+		if len(line) > 0 {
+			a.client.SendNumeric(irc.RPL_NAMREPLY, "=", r.channel, strings.Join(line, " "))
+			line, size = line[:0], 0
+		}
+	}
+	for _, n := range names {
+		if size+len(n)+1 > budget {
+			flush()
+		}
+		line = append(line, n)
+		size += len(n) + 1
+	}
+	flush()
+	a.client.SendNumeric(irc.RPL_ENDOFNAMES, r.channel, "End of /NAMES list")
+}
+
+func (s *Session) sendJoin(a *Attachment, r *room, user id.UserID) {
+	a.client.SendMessage(&irc.Message{Prefix: s.prefixOf(a, user), Command: "JOIN", Params: []string{r.channel}})
+}
+
+func (s *Session) sendPart(a *Attachment, r *room, user id.UserID, reason string) {
+	params := []string{r.channel}
+	if reason != "" {
+		params = append(params, topicLine(reason))
+	}
+	a.client.SendMessage(&irc.Message{Prefix: s.prefixOf(a, user), Command: "PART", Params: params})
+}
+
+func (s *Session) sendKick(a *Attachment, r *room, by, user id.UserID, reason string) {
+	if reason == "" {
+		reason = s.nickOf(a, by)
+	}
+	a.client.SendMessage(&irc.Message{Prefix: s.prefixOf(a, by), Command: "KICK",
+		Params: []string{r.channel, s.nickOf(a, user), topicLine(reason)}})
+}
+
+func (s *Session) sendTopicChange(a *Attachment, r *room, ev *event.Event) {
+	a.client.SendMessage(&irc.Message{Tags: eventTags(ev), Prefix: s.prefixOf(a, ev.Sender), Command: "TOPIC",
+		Params: []string{r.channel, topicLine(r.topic)}})
+}
+
+// sendRoomMessage shows one m.room.message, split into lines that fit.
+func (s *Session) sendRoomMessage(a *Attachment, r *room, ev *event.Event) {
+	msg, ok := mapping.MessageToIRC(ev.Content.AsMessage())
+	if !ok {
+		return
+	}
+	prefix := s.prefixOf(a, ev.Sender)
+	budget := mapping.LineBudget(prefix.String(), r.channel)
+	if msg.Action {
+		budget -= len("\x01ACTION \x01")
+	}
+	tags := eventTags(ev)
+	for i, chunk := range mapping.SplitText(msg.Text, budget) {
+		if msg.Action {
+			chunk = "\x01ACTION " + chunk + "\x01"
+		}
+		if i == 1 {
+			// A msgid names one line; the rest of a split message share its time only.
+			tags = irc.Tags{"time": tags["time"]}
+		}
+		a.client.SendMessage(&irc.Message{Tags: tags, Prefix: prefix, Command: msg.Command, Params: []string{r.channel, chunk}})
+	}
+}

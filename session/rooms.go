@@ -1,0 +1,170 @@
+package session
+
+import (
+	"errors"
+
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/mxircd/mxircd/mapping"
+)
+
+// room is what a session knows of one joined room. Owner goroutine only.
+type room struct {
+	id       id.RoomID
+	channel  string // the IRC name, fixed when the room first appears
+	alias    id.RoomAlias
+	topic    string
+	topicBy  id.UserID
+	topicAt  int64 // unix milliseconds
+	created  int64 // unix milliseconds
+	joinRule event.JoinRule
+	power    *event.PowerLevelsEventContent
+	members  map[id.UserID]*member
+}
+
+type member struct {
+	membership  event.Membership
+	displayName string
+}
+
+func newRoom(roomID id.RoomID) *room {
+	return &room{id: roomID, members: map[id.UserID]*member{}}
+}
+
+// applyState updates the room from one state event and returns the
+// membership the state key had before, for rendering the change.
+func (r *room) applyState(ev *event.Event) (prev event.Membership) {
+	if ev.StateKey == nil {
+		return ""
+	}
+	if !parseContent(ev) {
+		// Unparseable content: leave what we knew.
+		return ""
+	}
+	switch ev.Type {
+	case event.StateMember:
+		user := id.UserID(*ev.StateKey)
+		m := r.members[user]
+		if m != nil {
+			prev = m.membership
+		}
+		c := ev.Content.AsMember()
+		if c.Membership == event.MembershipLeave {
+			delete(r.members, user)
+			return prev
+		}
+		if m == nil {
+			m = &member{}
+			r.members[user] = m
+		}
+		m.membership = c.Membership
+		m.displayName = c.Displayname
+	case event.StateTopic:
+		r.topic = ev.Content.AsTopic().Topic
+		r.topicBy = ev.Sender
+		r.topicAt = ev.Timestamp
+	case event.StateCanonicalAlias:
+		r.alias = ev.Content.AsCanonicalAlias().Alias
+	case event.StatePowerLevels:
+		r.power = ev.Content.AsPowerLevels()
+	case event.StateJoinRules:
+		r.joinRule = ev.Content.AsJoinRules().JoinRule
+	case event.StateCreate:
+		r.created = ev.Timestamp
+	}
+	return prev
+}
+
+// parseContent parses an event's content once; false means it cannot be.
+func parseContent(ev *event.Event) bool {
+	err := ev.Content.ParseRaw(ev.Type)
+	return err == nil || errors.Is(err, event.ErrContentAlreadyParsed)
+}
+
+func (r *room) joined(user id.UserID) bool {
+	m := r.members[user]
+	return m != nil && m.membership == event.MembershipJoin
+}
+
+// nickOf is the nick a client sees for user: its own nick for the account
+// itself, else the nick the session gave that Matrix user.
+func (s *Session) nickOf(a *Attachment, user id.UserID) string {
+	if user == s.user {
+		return a.client.Nick()
+	}
+	return s.nickFor(user)
+}
+
+// nickFor gives a Matrix user a nick, once: the localpart when no one else
+// holds it (nor an attached client), else "localpart:server", which is
+// unique because the user ID is. The nick then stays for the session's life.
+func (s *Session) nickFor(user id.UserID) string {
+	if nick, ok := s.nicks[user]; ok {
+		return nick
+	}
+	candidates := mapping.NickCandidates(user)
+	nick := candidates[len(candidates)-1]
+	for _, c := range candidates {
+		if s.nickFree(c) {
+			nick = c
+			break
+		}
+	}
+	s.nicks[user] = nick
+	s.byNick[mapping.Casefold(nick)] = user
+	return nick
+}
+
+func (s *Session) nickFree(nick string) bool {
+	folded := mapping.Casefold(nick)
+	if _, taken := s.byNick[folded]; taken {
+		return false
+	}
+	for a := range s.clients {
+		if mapping.Casefold(a.client.Nick()) == folded {
+			return false
+		}
+	}
+	return true
+}
+
+// userByNick finds the Matrix user a client means by nick.
+func (s *Session) userByNick(a *Attachment, nick string) (id.UserID, bool) {
+	folded := mapping.Casefold(nick)
+	if folded == mapping.Casefold(a.client.Nick()) {
+		return s.user, true
+	}
+	user, ok := s.byNick[folded]
+	return user, ok
+}
+
+// roomByChannel finds a joined room by the channel name a client typed,
+// which may also be the room's ID.
+func (s *Session) roomByChannel(name string) *room {
+	if roomID, ok := s.channels[mapping.Casefold(name)]; ok {
+		return s.rooms[roomID]
+	}
+	return s.rooms[id.RoomID(name)]
+}
+
+// addRoom gives a newly joined room its channel name: its alias, else the
+// alias a client joined it by, else its ID.
+func (s *Session) addRoom(r *room) {
+	alias := r.alias
+	if alias == "" {
+		alias = id.RoomAlias(s.joinNames[r.id])
+	}
+	delete(s.joinNames, r.id)
+	r.channel = mapping.ChannelName(r.id, alias)
+	if other, taken := s.channels[mapping.Casefold(r.channel)]; taken && other != r.id {
+		r.channel = string(r.id)
+	}
+	s.rooms[r.id] = r
+	s.channels[mapping.Casefold(r.channel)] = r.id
+}
+
+func (s *Session) removeRoom(r *room) {
+	delete(s.rooms, r.id)
+	delete(s.channels, mapping.Casefold(r.channel))
+}

@@ -1,0 +1,320 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"gopkg.in/irc.v4"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/id"
+)
+
+// Client is an attached IRC connection as the session sees it (ircd.Conn).
+// Every method must be safe to call from any goroutine and must not block.
+type Client interface {
+	Nick() string
+	SetNick(nick string)
+	SendMessage(m *irc.Message)
+	SendNumeric(code string, params ...string)
+	SendNotice(text string)
+	ServerName() string
+	HasCap(name string) bool
+	Close(reason string)
+}
+
+// Session is one Matrix account's live connection to its homeserver and the
+// IRC clients attached to it.
+type Session struct {
+	mgr  *Manager
+	user id.UserID
+	cli  *mautrix.Client
+	log  *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	events chan any      // to the owner goroutine
+	jobs   chan job      // to the request worker, in order
+	done   chan struct{} // closed when the owner goroutine has ended
+
+	refs int // attachments holding the session; guarded by mgr.mu
+
+	// Owned by the run goroutine.
+	clients  map[*Attachment]bool // value: has had its connect burst
+	synced   bool                 // the initial sync has been applied
+	rooms    map[id.RoomID]*room
+	channels map[string]id.RoomID // folded channel name → room
+	nicks    map[id.UserID]string // nicks given to other Matrix users
+	byNick   map[string]id.UserID // folded nick → user
+	sentTxns map[string]bool      // transaction IDs of our own sends, to hide their echo
+	txnSeq   uint64
+	started  int64          // unix nanoseconds; makes transaction IDs unique across sessions
+	pending  []commandEvent // commands that came before the first sync
+
+	// A room the account joins can show up in /sync before the JOIN request
+	// that caused it has returned, and before its alias state has. Such a
+	// room waits in deferred until the requests in flight have come back,
+	// so that it is announced once, under the name the client asked for.
+	joinsInFlight int
+	deferred      map[id.RoomID]*room
+	joinNames     map[id.RoomID]string // channel names clients joined rooms by
+}
+
+// Events the owner goroutine handles.
+type (
+	attachEvent  struct{ a *Attachment }
+	detachEvent  struct{ a *Attachment }
+	commandEvent struct {
+		a   *Attachment
+		msg *irc.Message
+	}
+	syncEvent struct {
+		resp    *mautrix.RespSync
+		initial bool
+	}
+	// resultEvent carries the owner-side continuation of a finished request.
+	resultEvent struct{ apply func() }
+	// loggedOutEvent says the homeserver no longer accepts the token.
+	loggedOutEvent struct{ err error }
+)
+
+// job is one homeserver request, run on the worker goroutine; the function
+// it returns (if any) is applied on the owner goroutine.
+type job func(ctx context.Context) func()
+
+func newSession(mgr *Manager, cli *mautrix.Client) *Session {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Session{
+		mgr:       mgr,
+		user:      cli.UserID,
+		cli:       cli,
+		log:       mgr.log.With("user", cli.UserID.String()),
+		ctx:       ctx,
+		cancel:    cancel,
+		events:    make(chan any, 64),
+		jobs:      make(chan job, 256),
+		done:      make(chan struct{}),
+		clients:   map[*Attachment]bool{},
+		rooms:     map[id.RoomID]*room{},
+		channels:  map[string]id.RoomID{},
+		nicks:     map[id.UserID]string{},
+		byNick:    map[string]id.UserID{},
+		sentTxns:  map[string]bool{},
+		started:   time.Now().UnixNano(),
+		deferred:  map[id.RoomID]*room{},
+		joinNames: map[id.RoomID]string{},
+	}
+}
+
+// post hands an event to the owner goroutine; it gives up when the session
+// has stopped. Any goroutine but the owner.
+func (s *Session) post(ev any) bool {
+	select {
+	case s.events <- ev:
+		return true
+	case <-s.ctx.Done():
+		return false
+	}
+}
+
+// setToken swaps the access token after a new password login. Any goroutine.
+func (s *Session) setToken(token string) {
+	s.cli.OAuthSetTokens("", "", token, time.Time{})
+}
+
+func (s *Session) stop() { s.cancel() }
+
+// run is the owner goroutine: it starts the sync loop and the request
+// worker, then applies events one at a time until the session stops.
+func (s *Session) run() {
+	defer close(s.done)
+	go s.guard("sync loop", s.syncLoop)
+	go s.guard("request worker", s.worker)
+	for {
+		select {
+		case <-s.ctx.Done():
+			s.log.Debug("session stopped")
+			return
+		case ev := <-s.events:
+			s.handleEvent(ev)
+		}
+	}
+}
+
+// guard runs a long-lived goroutine's body, logging a panic instead of
+// taking the process down; a crashed part ends this session only.
+func (s *Session) guard(what string, f func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("panic in session", "part", what, "panic", r, "stack", string(debug.Stack()))
+			s.shutdownClients("Internal error in your session; please reconnect")
+			s.mgr.forget(s)
+			s.cancel()
+		}
+	}()
+	f()
+}
+
+func (s *Session) handleEvent(ev any) {
+	defer func() {
+		if r := recover(); r != nil {
+			// One bad event must not end the session: log it and go on.
+			s.log.Error("panic handling event", "event", slog.AnyValue(ev).Kind().String(), "panic", r, "stack", string(debug.Stack()))
+		}
+	}()
+	switch ev := ev.(type) {
+	case attachEvent:
+		s.clients[ev.a] = false
+		if s.synced {
+			s.sendConnectBurst(ev.a)
+		}
+	case detachEvent:
+		delete(s.clients, ev.a)
+	case commandEvent:
+		if _, ok := s.clients[ev.a]; ok {
+			s.handleCommand(ev.a, ev.msg)
+		}
+	case syncEvent:
+		s.applySync(ev.resp, ev.initial)
+	case resultEvent:
+		if ev.apply != nil {
+			ev.apply()
+		}
+	case loggedOutEvent:
+		s.log.Warn("homeserver refused the access token; ending the session", "err", ev.err)
+		if err := s.forgetToken(); err != nil {
+			s.log.Error("could not clear the stored token", "err", err)
+		}
+		s.shutdownClients("Your Matrix session was logged out; reconnect to log in again")
+		s.mgr.forget(s)
+		s.cancel()
+	}
+}
+
+func (s *Session) shutdownClients(reason string) {
+	for a := range s.clients {
+		a.client.Close(reason)
+	}
+}
+
+func (s *Session) forgetToken() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	acct, err := s.mgr.store.Account(ctx, s.user.String())
+	if err != nil {
+		return err
+	}
+	acct.AccessToken = ""
+	return s.mgr.store.PutAccount(ctx, acct)
+}
+
+// enqueue schedules a homeserver request. It never blocks the owner: when
+// the queue is full the request is refused and the caller tells the client.
+func (s *Session) enqueue(j job) bool {
+	select {
+	case s.jobs <- j:
+		return true
+	default:
+		return false
+	}
+}
+
+// worker runs requests one at a time, in the order the client gave them,
+// so that messages arrive in Matrix in the order they were typed.
+func (s *Session) worker() {
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case j := <-s.jobs:
+			ctx, cancel := context.WithTimeout(s.ctx, 60*time.Second)
+			apply := j(ctx)
+			cancel()
+			if apply != nil {
+				s.post(resultEvent{apply: apply})
+			}
+		}
+	}
+}
+
+// syncFilter keeps sync small: no presence or account data yet, and a short
+// timeline, since missed history is not replayed in this version.
+const syncFilter = `{"presence":{"not_types":["*"]},"account_data":{"not_types":["*"]},` +
+	`"room":{"timeline":{"limit":10},"ephemeral":{"not_types":["*"]},"account_data":{"not_types":["*"]}}}`
+
+// syncLoop long-polls /sync and hands each response to the owner. Only the
+// owner applies responses, so state never changes under it.
+func (s *Session) syncLoop() {
+	since := ""
+	backoff := time.Duration(0)
+	for s.ctx.Err() == nil {
+		resp, err := s.cli.FullSyncRequest(s.ctx, mautrix.ReqSync{
+			Timeout:  int(s.mgr.cfg.SyncTimeout / time.Millisecond),
+			Since:    since,
+			FilterID: syncFilter,
+		})
+		if err != nil {
+			if s.ctx.Err() != nil {
+				return
+			}
+			if errors.Is(err, mautrix.MUnknownToken) {
+				s.post(loggedOutEvent{err: err})
+				return
+			}
+			backoff = retryDelay(err, backoff)
+			s.log.Warn("sync failed, retrying", "err", err, "retry_in", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-s.ctx.Done():
+				return
+			}
+			continue
+		}
+		backoff = 0
+		if !s.post(syncEvent{resp: resp, initial: since == ""}) {
+			return
+		}
+		since = resp.NextBatch
+	}
+}
+
+// retryDelay doubles the wait after each failure up to a minute, and
+// follows the homeserver's retry_after_ms when it rate-limits us.
+func retryDelay(err error, prev time.Duration) time.Duration {
+	var httpErr mautrix.HTTPError
+	if errors.As(err, &httpErr) && httpErr.RespError != nil {
+		if ms, ok := httpErr.RespError.ExtraData["retry_after_ms"].(float64); ok && ms > 0 {
+			return time.Duration(ms) * time.Millisecond
+		}
+	}
+	return min(max(2*prev, time.Second), time.Minute)
+}
+
+// Attachment links one IRC client to a session. It implements ircd.Handler.
+type Attachment struct {
+	sess   *Session
+	client Client
+}
+
+func newAttachment(s *Session, c Client) *Attachment {
+	return &Attachment{sess: s, client: c}
+}
+
+// Attach starts delivery to the client. Client's reader goroutine.
+func (a *Attachment) Attach() { a.sess.post(attachEvent{a}) }
+
+// HandleCommand passes an IRC command to the session. Client's reader
+// goroutine; it blocks only while the session's event queue is full.
+func (a *Attachment) HandleCommand(m *irc.Message) {
+	if !a.sess.post(commandEvent{a: a, msg: m}) {
+		a.client.Close("Your Matrix session has ended")
+	}
+}
+
+// Detach ends the attachment. Client's reader goroutine.
+func (a *Attachment) Detach() {
+	a.sess.post(detachEvent{a})
+	a.sess.mgr.release(a.sess)
+}

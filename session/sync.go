@@ -1,0 +1,188 @@
+package session
+
+import (
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+)
+
+// applySync folds one /sync response into the session and tells the
+// attached clients what changed. The initial sync only builds state: what
+// happened before the client connected is not replayed as new.
+func (s *Session) applySync(resp *mautrix.RespSync, initial bool) {
+	for roomID, joined := range resp.Rooms.Join {
+		s.applyJoinedRoom(roomID, joined, initial)
+	}
+	for roomID, left := range resp.Rooms.Leave {
+		s.applyLeftRoom(roomID, left)
+	}
+	if !s.synced {
+		s.synced = true
+		for a := range s.clients {
+			s.sendConnectBurst(a)
+		}
+		pending := s.pending
+		s.pending = nil
+		for _, ev := range pending {
+			if _, ok := s.clients[ev.a]; ok {
+				s.handleCommand(ev.a, ev.msg)
+			}
+		}
+	}
+}
+
+func (s *Session) applyJoinedRoom(roomID id.RoomID, joined *mautrix.SyncJoinedRoom, initial bool) {
+	r, known := s.rooms[roomID]
+	if !known {
+		if r = s.deferred[roomID]; r == nil {
+			r = newRoom(roomID)
+		}
+	}
+	for _, ev := range joined.State.Events {
+		ev.RoomID = roomID
+		r.applyState(ev)
+	}
+	if known && !initial {
+		for _, ev := range joined.Timeline.Events {
+			ev.RoomID = roomID
+			s.applyTimelineEvent(r, ev)
+		}
+		return
+	}
+	// Dendrite puts the state of a fresh room in the timeline, so a new room
+	// takes its state from both sections before it is shown. Its messages
+	// happened before it was shown and are not replayed.
+	for _, ev := range joined.Timeline.Events {
+		ev.RoomID = roomID
+		if ev.StateKey != nil {
+			r.applyState(ev)
+		}
+	}
+	if known {
+		return
+	}
+	if r.alias == "" && s.joinNames[roomID] == "" && s.joinsInFlight > 0 {
+		s.deferred[roomID] = r
+		return
+	}
+	s.announceRoom(r)
+}
+
+// announceRoom names a newly joined room and shows it to every client.
+func (s *Session) announceRoom(r *room) {
+	delete(s.deferred, r.id)
+	s.addRoom(r)
+	if s.synced {
+		for a := range s.clients {
+			s.sendChannelBurst(a, r)
+		}
+	}
+}
+
+// joinDone records that a JOIN request has come back; roomID is the room it
+// joined, or empty on failure.
+func (s *Session) joinDone(roomID id.RoomID, channel string) {
+	s.joinsInFlight--
+	if roomID != "" && channel != "" && channel[0] == '#' {
+		s.joinNames[roomID] = channel
+	}
+	if r := s.deferred[roomID]; r != nil {
+		s.announceRoom(r)
+	}
+	if s.joinsInFlight == 0 {
+		for _, r := range s.deferred {
+			s.announceRoom(r)
+		}
+	}
+}
+
+// applyTimelineEvent updates state from one new event and shows it.
+func (s *Session) applyTimelineEvent(r *room, ev *event.Event) {
+	if ev.StateKey != nil {
+		prevTopic := r.topic
+		prev := r.applyState(ev)
+		switch ev.Type {
+		case event.StateMember:
+			s.showMembership(r, ev, prev)
+		case event.StateTopic:
+			if r.topic != prevTopic {
+				s.broadcast(func(a *Attachment) { s.sendTopicChange(a, r, ev) })
+			}
+		}
+		return
+	}
+	switch ev.Type {
+	case event.EventMessage:
+		if ev.Sender == s.user && s.sentTxns[ev.Unsigned.TransactionID] {
+			// Our own message coming back: the client already has it.
+			delete(s.sentTxns, ev.Unsigned.TransactionID)
+			return
+		}
+		if !parseContent(ev) {
+			s.log.Debug("unparseable message", "event", ev.ID)
+			return
+		}
+		s.broadcast(func(a *Attachment) { s.sendRoomMessage(a, r, ev) })
+	}
+}
+
+// showMembership tells clients about another user joining or leaving.
+// Changes of the account's own membership come through the room sections.
+func (s *Session) showMembership(r *room, ev *event.Event, prev event.Membership) {
+	user := id.UserID(ev.GetStateKey())
+	if user == s.user {
+		return
+	}
+	c := ev.Content.AsMember()
+	switch {
+	case c.Membership == event.MembershipJoin && prev != event.MembershipJoin:
+		s.broadcast(func(a *Attachment) { s.sendJoin(a, r, user) })
+	case (c.Membership == event.MembershipLeave || c.Membership == event.MembershipBan) && prev == event.MembershipJoin:
+		if ev.Sender == user {
+			s.broadcast(func(a *Attachment) { s.sendPart(a, r, user, c.Reason) })
+		} else {
+			s.broadcast(func(a *Attachment) { s.sendKick(a, r, ev.Sender, user, c.Reason) })
+		}
+	}
+}
+
+// applyLeftRoom removes a room the account has left, was kicked or banned
+// from, and closes its channel on every client.
+func (s *Session) applyLeftRoom(roomID id.RoomID, left *mautrix.SyncLeftRoom) {
+	delete(s.deferred, roomID)
+	r := s.rooms[roomID]
+	if r == nil {
+		return
+	}
+	var kicker id.UserID
+	var reason string
+	for _, ev := range append(left.State.Events, left.Timeline.Events...) {
+		if ev.Type == event.StateMember && ev.GetStateKey() == s.user.String() {
+			parseContent(ev)
+			c := ev.Content.AsMember()
+			reason = c.Reason
+			kicker = ""
+			if ev.Sender != s.user && c.Membership != event.MembershipJoin {
+				kicker = ev.Sender
+			}
+		}
+	}
+	s.broadcast(func(a *Attachment) {
+		if kicker != "" {
+			s.sendKick(a, r, kicker, s.user, reason)
+		} else {
+			s.sendPart(a, r, s.user, reason)
+		}
+	})
+	s.removeRoom(r)
+}
+
+// broadcast renders for each attached client that has had its connect
+// burst; lines are per client because each has its own nick.
+func (s *Session) broadcast(f func(a *Attachment)) {
+	for a, burstDone := range s.clients {
+		if burstDone {
+			f(a)
+		}
+	}
+}
