@@ -1,0 +1,180 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is config.toml. The shipped config.toml documents every key with
+// its default; keep the two in step.
+type Config struct {
+	IRC    IRCConfig    `toml:"irc"`
+	Matrix MatrixConfig `toml:"matrix"`
+	Store  StoreConfig  `toml:"store"`
+	Log    LogConfig    `toml:"log"`
+}
+
+type IRCConfig struct {
+	Listen                 []string  `toml:"listen"`
+	AllowInsecurePlaintext bool      `toml:"allow_insecure_plaintext"`
+	ServerName             string    `toml:"server_name"`
+	Network                string    `toml:"network"`
+	MOTD                   string    `toml:"motd"`
+	MaxSendQ               int       `toml:"max_sendq"`
+	TLS                    TLSConfig `toml:"tls"`
+}
+
+type TLSConfig struct {
+	Listen []string `toml:"listen"`
+	Cert   string   `toml:"cert"`
+	Key    string   `toml:"key"`
+}
+
+type MatrixConfig struct {
+	Homeserver  string   `toml:"homeserver"`
+	ServerName  string   `toml:"server_name"`
+	DeviceName  string   `toml:"device_name"`
+	SyncTimeout Duration `toml:"sync_timeout"`
+}
+
+type StoreConfig struct {
+	Driver string `toml:"driver"`
+	Path   string `toml:"path"`
+	DSN    string `toml:"dsn"`
+}
+
+type LogConfig struct {
+	Level  string `toml:"level"`
+	Format string `toml:"format"`
+}
+
+// Duration reads "30s"-style TOML strings.
+type Duration struct{ time.Duration }
+
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	d.Duration = v
+	return err
+}
+
+func defaultConfig() Config {
+	return Config{
+		IRC: IRCConfig{
+			Listen:     []string{"127.0.0.1:6667"},
+			ServerName: "mxircd",
+			Network:    "Matrix",
+			MaxSendQ:   1 << 20,
+			TLS:        TLSConfig{Listen: []string{}},
+		},
+		Matrix: MatrixConfig{
+			DeviceName:  "mxircd",
+			SyncTimeout: Duration{30 * time.Second},
+		},
+		Store: StoreConfig{Driver: "sqlite", Path: "data/mxircd.db"},
+		Log:   LogConfig{Level: "info", Format: "text"},
+	}
+}
+
+// loadConfig reads path over the defaults. Unknown keys are an error, so a
+// typo never silently leaves a default in place.
+func loadConfig(path string) (Config, error) {
+	cfg := defaultConfig()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, err
+	}
+	md, err := toml.Decode(string(data), &cfg)
+	if err != nil {
+		return cfg, fmt.Errorf("%s: %w", path, err)
+	}
+	if undecoded := md.Undecoded(); len(undecoded) > 0 {
+		keys := make([]string, len(undecoded))
+		for i, k := range undecoded {
+			keys[i] = k.String()
+		}
+		return cfg, fmt.Errorf("%s: unknown keys: %s", path, strings.Join(keys, ", "))
+	}
+	if err := cfg.validate(); err != nil {
+		return cfg, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+func (cfg *Config) validate() error {
+	if len(cfg.IRC.Listen) == 0 && len(cfg.IRC.TLS.Listen) == 0 {
+		return errors.New("irc: no listeners: set irc.listen or irc.tls.listen")
+	}
+	for _, addr := range cfg.IRC.Listen {
+		loopback, err := isLoopback(addr)
+		if err != nil {
+			return fmt.Errorf("irc.listen %q: %w", addr, err)
+		}
+		if !loopback && !cfg.IRC.AllowInsecurePlaintext {
+			return fmt.Errorf("irc.listen %q: plaintext IRC on a non-loopback address sends Matrix passwords in the clear; "+
+				"use irc.tls.listen, or set irc.allow_insecure_plaintext = true", addr)
+		}
+	}
+	if len(cfg.IRC.TLS.Listen) > 0 && (cfg.IRC.TLS.Cert == "" || cfg.IRC.TLS.Key == "") {
+		return errors.New("irc.tls: listeners need both cert and key")
+	}
+	if cfg.IRC.ServerName == "" || strings.ContainsAny(cfg.IRC.ServerName, " :!@,*?") {
+		return fmt.Errorf("irc.server_name %q: must be a non-empty name without spaces or :!@,*?", cfg.IRC.ServerName)
+	}
+	if cfg.IRC.Network == "" || strings.ContainsAny(cfg.IRC.Network, " \x00") {
+		return fmt.Errorf("irc.network %q: must be a non-empty word", cfg.IRC.Network)
+	}
+	if cfg.IRC.MaxSendQ < 64<<10 {
+		return fmt.Errorf("irc.max_sendq %d: must be at least 65536 bytes", cfg.IRC.MaxSendQ)
+	}
+	if hs := cfg.Matrix.Homeserver; hs != "" {
+		u, err := url.Parse(hs)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("matrix.homeserver %q: must be an http(s) URL", hs)
+		}
+	}
+	if cfg.Matrix.SyncTimeout.Duration < time.Second {
+		return fmt.Errorf("matrix.sync_timeout %s: must be at least 1s", cfg.Matrix.SyncTimeout)
+	}
+	switch cfg.Store.Driver {
+	case "sqlite":
+		if cfg.Store.Path == "" {
+			return errors.New("store.path: required for the sqlite driver")
+		}
+	case "postgres":
+		if cfg.Store.DSN == "" {
+			return errors.New("store.dsn: required for the postgres driver")
+		}
+	default:
+		return fmt.Errorf("store.driver %q: must be \"sqlite\" or \"postgres\"", cfg.Store.Driver)
+	}
+	switch cfg.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log.level %q: must be debug, info, warn or error", cfg.Log.Level)
+	}
+	switch cfg.Log.Format {
+	case "text", "json":
+	default:
+		return fmt.Errorf("log.format %q: must be text or json", cfg.Log.Format)
+	}
+	return nil
+}
+
+func isLoopback(addr string) (bool, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false, err
+	}
+	if host == "localhost" {
+		return true, nil
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback(), nil
+}

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// The shipped config.toml must say exactly what the defaults are, so that
+// its comments can be trusted.
+func TestShippedConfigIsTheDefault(t *testing.T) {
+	_, file, _, _ := runtime.Caller(0)
+	path := filepath.Join(filepath.Dir(file), "..", "..", "config.toml")
+	cfg, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := defaultConfig(); !reflect.DeepEqual(cfg, want) {
+		t.Fatalf("config.toml differs from the defaults:\n got %+v\nwant %+v", cfg, want)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	cases := []struct{ name, toml, want string }{
+		{"unknown key", "[irc]\nlisten = [\"127.0.0.1:1\"]\nlisen = []\n", "unknown keys: irc.lisen"},
+		{"unknown section", "[ircd]\nx = 1\n", "unknown keys"},
+		{"public plaintext", "[irc]\nlisten = [\"0.0.0.0:6667\"]\n", "allow_insecure_plaintext"},
+		{"tls without cert", "[irc.tls]\nlisten = [\"127.0.0.1:6697\"]\n", "cert and key"},
+		{"bad store", "[store]\ndriver = \"mysql\"\n", "store.driver"},
+		{"postgres without dsn", "[store]\ndriver = \"postgres\"\n", "store.dsn"},
+		{"bad homeserver", "[matrix]\nhomeserver = \"example.org\"\n", "matrix.homeserver"},
+		{"bad duration", "[matrix]\nsync_timeout = \"soon\"\n", "sync_timeout"},
+		{"bad level", "[log]\nlevel = \"loud\"\n", "log.level"},
+		{"syntax", "[irc\n", "config.toml"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "config.toml")
+			if err := os.WriteFile(path, []byte(tc.toml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := loadConfig(path)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+	t.Run("public plaintext allowed", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "config.toml")
+		os.WriteFile(path, []byte("[irc]\nlisten = [\"0.0.0.0:6667\"]\nallow_insecure_plaintext = true\n"), 0o600)
+		if _, err := loadConfig(path); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/irc.v4"
+
+	"github.com/mxircd/mxircd/internal/testenv"
+	"github.com/mxircd/mxircd/store/storetest"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// testGateway runs the real gateway in-process against hs, with a store of
+// the given driver, and stops it when the test ends.
+func testGateway(t *testing.T, hs *testenv.Homeserver, driver string) *gateway {
+	t.Helper()
+	cfg := defaultConfig()
+	cfg.IRC.Listen = []string{"127.0.0.1:0"}
+	cfg.Matrix.Homeserver = hs.URL
+	cfg.Matrix.ServerName = hs.ServerName
+	cfg.Matrix.SyncTimeout = Duration{5 * time.Second}
+	sc := storetest.Config(t, driver)
+	cfg.Store = StoreConfig{Driver: sc.Driver, Path: sc.Path, DSN: sc.DSN}
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	return startTestGateway(t, cfg)
+}
+
+func startTestGateway(t *testing.T, cfg Config) *gateway {
+	t.Helper()
+	var out io.Writer = io.Discard
+	if testing.Verbose() || os.Getenv("MXIRCD_TEST_LOG") != "" {
+		out = os.Stderr
+	}
+	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
+	g, err := startGateway(context.Background(), cfg, log)
+	if err != nil {
+		t.Fatalf("starting gateway: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := g.shutdown(ctx); err != nil {
+			t.Errorf("gateway shutdown: %v", err)
+		}
+	})
+	return g
+}
+
+func (g *gateway) ircAddr() string { return g.addrs()[0].String() }
+
+// forEachStore runs f once per store driver under test, each with a gateway
+// of its own on the shared homeserver.
+func forEachStore(t *testing.T, f func(t *testing.T, hs *testenv.Homeserver, g *gateway)) {
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			hs := testenv.SharedHomeserver(t)
+			f(t, hs, testGateway(t, hs, driver))
+		})
+	}
+}
+
+// connect logs acct in over SASL with nick and waits for the end of the
+// connect burst (the last 366, or the MOTD when there are no rooms is not
+// distinguishable, so callers wait for what they need).
+func connect(t *testing.T, g *gateway, nick string, acct *testenv.Account) *testenv.IRCClient {
+	t.Helper()
+	c := testenv.DialIRC(t, g.ircAddr())
+	c.Register(t, nick, acct.UserID.String(), acct.Password)
+	return c
+}
+
+func isCmd(command string, params ...string) func(*irc.Message) bool {
+	return func(m *irc.Message) bool {
+		if m.Command != command {
+			return false
+		}
+		for i, p := range params {
+			if m.Param(i) != p {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// expectFrom waits for a line with command from nick whose last parameter
+// contains text.
+func expectFrom(t *testing.T, c *testenv.IRCClient, command, nick, text string) *irc.Message {
+	t.Helper()
+	return c.ExpectMatch(t, func(m *irc.Message) bool {
+		return m.Command == command && m.Prefix != nil && m.Prefix.Name == nick && strings.Contains(m.Trailing(), text)
+	}, command+" from "+nick+" containing "+text)
+}
+
+func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+// waitNames asks for NAMES until nick is in the channel. Dendrite applies a
+// join to /sync a moment after answering the join request, so a room's
+// newest member can arrive just after the connect burst.
+func waitNames(t *testing.T, c *testenv.IRCClient, channel, nick string) *irc.Message {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c.Send("NAMES %s", channel)
+		names := c.ExpectMatch(t, isCmd(irc.RPL_NAMREPLY), "353")
+		for _, n := range strings.Fields(names.Trailing()) {
+			if strings.TrimLeft(n, "@+") == nick {
+				return names
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never appeared in NAMES %s: %s", nick, channel, names)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

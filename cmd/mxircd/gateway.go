@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mxircd/mxircd/ircd"
+	"github.com/mxircd/mxircd/session"
+	"github.com/mxircd/mxircd/store"
+	mxtls "github.com/mxircd/mxircd/tls"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "mxircd-dev"
+
+// defaultMOTD is shown when irc.motd names no file.
+var defaultMOTD = []string{
+	"Welcome to mxircd: your Matrix rooms are the channels of this network.",
+	"JOIN #alias:server or !roomid:server to join a room; WHOIS a nick to see its Matrix ID.",
+}
+
+// gateway is one running mxircd: the store, the Matrix sessions and the
+// IRC listeners, wired together.
+type gateway struct {
+	log       *slog.Logger
+	cfg       Config
+	store     *store.SQLStore
+	sessions  *session.Manager
+	irc       *ircd.Server
+	certs     *mxtls.CertReloader
+	listeners []net.Listener
+	serving   sync.WaitGroup
+}
+
+// startGateway opens everything and starts serving. On error nothing is
+// left running.
+func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway, err error) {
+	g := &gateway{log: log, cfg: cfg}
+	defer func() {
+		if err != nil {
+			g.closeAll()
+		}
+	}()
+	motd, err := readMOTD(cfg.IRC.MOTD)
+	if err != nil {
+		return nil, err
+	}
+	g.store, err = store.Open(ctx, store.Config{Driver: cfg.Store.Driver, Path: cfg.Store.Path, DSN: cfg.Store.DSN})
+	if err != nil {
+		return nil, err
+	}
+	g.sessions = session.NewManager(session.Config{
+		Homeserver:  cfg.Matrix.Homeserver,
+		ServerName:  cfg.Matrix.ServerName,
+		DeviceName:  cfg.Matrix.DeviceName,
+		SyncTimeout: cfg.Matrix.SyncTimeout.Duration,
+		Logger:      log,
+	}, g.store)
+	g.irc = ircd.NewServer(ircd.Config{
+		ServerName: cfg.IRC.ServerName,
+		Network:    cfg.IRC.Network,
+		Version:    version,
+		MOTD:       motd,
+		MaxSendQ:   cfg.IRC.MaxSendQ,
+		Logger:     log,
+	}, backend{g.sessions})
+
+	for _, addr := range cfg.IRC.Listen {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("irc.listen: %w", err)
+		}
+		g.listeners = append(g.listeners, ln)
+	}
+	if len(cfg.IRC.TLS.Listen) > 0 {
+		g.certs, err = mxtls.NewCertReloader(cfg.IRC.TLS.Cert, cfg.IRC.TLS.Key)
+		if err != nil {
+			return nil, err
+		}
+		for _, addr := range cfg.IRC.TLS.Listen {
+			ln, err := mxtls.Listen("tcp", addr, g.certs)
+			if err != nil {
+				return nil, fmt.Errorf("irc.tls.listen: %w", err)
+			}
+			g.listeners = append(g.listeners, ln)
+		}
+	}
+	for _, ln := range g.listeners {
+		log.Info("listening for IRC", "addr", ln.Addr().String())
+		g.serving.Add(1)
+		go func() {
+			defer g.serving.Done()
+			if err := g.irc.Serve(ln); err != nil {
+				log.Error("listener stopped", "addr", ln.Addr().String(), "err", err)
+			}
+		}()
+	}
+	return g, nil
+}
+
+func readMOTD(path string) ([]string, error) {
+	if path == "" {
+		return defaultMOTD, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("irc.motd: %w", err)
+	}
+	text := strings.TrimRight(strings.ReplaceAll(string(data), "\r\n", "\n"), "\n")
+	if text == "" {
+		return nil, nil
+	}
+	return strings.Split(text, "\n"), nil
+}
+
+// reload re-reads the TLS certificate, for SIGHUP. Open connections keep
+// the certificate they were made with.
+func (g *gateway) reload() error {
+	if g.certs == nil {
+		return nil
+	}
+	return g.certs.Reload()
+}
+
+// shutdown tells every client the server is going away, ends the Matrix
+// sessions and closes the store.
+func (g *gateway) shutdown(ctx context.Context) error {
+	errIRC := g.irc.Shutdown(ctx, "Server shutting down")
+	g.serving.Wait()
+	errSess := g.sessions.Close(ctx)
+	errStore := g.store.Close()
+	return errors.Join(errIRC, errSess, errStore)
+}
+
+func (g *gateway) closeAll() {
+	for _, ln := range g.listeners {
+		ln.Close()
+	}
+	if g.store != nil {
+		g.store.Close()
+	}
+}
+
+// addrs lists where the gateway listens, plaintext first.
+func (g *gateway) addrs() []net.Addr {
+	out := make([]net.Addr, len(g.listeners))
+	for i, ln := range g.listeners {
+		out[i] = ln.Addr()
+	}
+	return out
+}
+
+// backend adapts the session manager to what ircd asks of a login, keeping
+// the two packages ignorant of each other.
+type backend struct{ mgr *session.Manager }
+
+func (b backend) Login(ctx context.Context, req ircd.LoginRequest, c *ircd.Conn) (ircd.Handler, error) {
+	a, err := b.mgr.Login(ctx, req.Account, req.Password, c)
+	if errors.Is(err, session.ErrInvalidCredentials) {
+		return nil, fmt.Errorf("%w: %w", ircd.ErrInvalidCredentials, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+const shutdownTimeout = 20 * time.Second
