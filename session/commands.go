@@ -190,7 +190,7 @@ func (s *Session) cmdMessage(a *Attachment, m *irc.Message) {
 	}
 	s.txnSeq++
 	txnID := fmt.Sprintf("mxircd.%d.%d", s.started, s.txnSeq)
-	s.sentTxns[txnID] = true
+	s.sentTxns[txnID] = a
 	roomID, channel := r.id, r.channel
 	s.request(a, m.Command, func(ctx context.Context) func() {
 		_, err := s.cli.SendMessageEvent(ctx, roomID, event.EventMessage, content, mautrix.ReqSendEvent{TransactionID: txnID})

@@ -45,10 +45,10 @@ type Session struct {
 	clients  map[*Attachment]bool // value: has had its connect burst
 	synced   bool                 // the initial sync has been applied
 	rooms    map[id.RoomID]*room
-	channels map[string]id.RoomID // folded channel name → room
-	nicks    map[id.UserID]string // nicks given to other Matrix users
-	byNick   map[string]id.UserID // folded nick → user
-	sentTxns map[string]bool      // transaction IDs of our own sends, to hide their echo
+	channels map[string]id.RoomID   // folded channel name → room
+	nicks    map[id.UserID]string   // nicks given to other Matrix users
+	byNick   map[string]id.UserID   // folded nick → user
+	sentTxns map[string]*Attachment // our own sends by transaction ID → the client that typed them
 	txnSeq   uint64
 	started  int64          // unix nanoseconds; makes transaction IDs unique across sessions
 	pending  []commandEvent // commands that came before the first sync
@@ -101,7 +101,7 @@ func newSession(mgr *Manager, cli *mautrix.Client) *Session {
 		channels:  map[string]id.RoomID{},
 		nicks:     map[id.UserID]string{},
 		byNick:    map[string]id.UserID{},
-		sentTxns:  map[string]bool{},
+		sentTxns:  map[string]*Attachment{},
 		started:   time.Now().UnixNano(),
 		deferred:  map[id.RoomID]*room{},
 		joinNames: map[id.RoomID]string{},

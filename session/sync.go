@@ -113,16 +113,25 @@ func (s *Session) applyTimelineEvent(r *room, ev *event.Event) {
 	}
 	switch ev.Type {
 	case event.EventMessage:
-		if ev.Sender == s.user && s.sentTxns[ev.Unsigned.TransactionID] {
-			// Our own message coming back: the client already has it.
-			delete(s.sentTxns, ev.Unsigned.TransactionID)
-			return
-		}
 		if !parseContent(ev) {
 			s.log.Debug("unparseable message", "event", ev.ID)
 			return
 		}
-		s.broadcast(func(a *Attachment) { s.sendRoomMessage(a, r, ev) })
+		// A message one of our clients sent comes back through sync: the
+		// client that typed it already has it, the account's other clients
+		// see it from the user's own nick.
+		var origin *Attachment
+		if txn := ev.Unsigned.TransactionID; ev.Sender == s.user && txn != "" {
+			if a, ok := s.sentTxns[txn]; ok {
+				origin = a
+				delete(s.sentTxns, txn)
+			}
+		}
+		s.broadcast(func(a *Attachment) {
+			if a != origin {
+				s.sendRoomMessage(a, r, ev)
+			}
+		})
 	}
 }
 

@@ -580,3 +580,58 @@ func TestHomeserverDown(t *testing.T) {
 		t.Errorf("904 = %s, want the reason", m)
 	}
 }
+
+// Two IRC clients on one account share its session: both see the rooms and
+// what others say, and what one types appears on the other from the user's
+// own nick, once.
+func TestTwoClientsOneAccount(t *testing.T) {
+	hs := testenv.SharedHomeserver(t)
+	g := testGateway(t, hs, "sqlite")
+	alice := hs.Register(t, "alice")
+	bob := hs.Register(t, "bob")
+	aliasLocal := uniq("shared")
+	room := createRoom(t, alice, aliasLocal, "")
+	joinRoom(t, bob, room)
+	channel := "#" + aliasLocal + ":" + hs.ServerName
+
+	laptop := connect(t, g, "alice", alice)
+	laptop.ExpectMatch(t, isCmd(irc.RPL_ENDOFNAMES, "alice", channel), "laptop burst")
+	phone := connect(t, g, "alicephone", alice)
+	phone.ExpectMatch(t, isCmd(irc.RPL_ENDOFNAMES, "alicephone", channel), "phone burst")
+	if n := g.sessions.SessionCount(); n != 1 {
+		t.Fatalf("%d sessions for one account", n)
+	}
+	if devices := gatewayDevices(t, alice); len(devices) != 1 {
+		t.Fatalf("two clients made devices %v", devices)
+	}
+
+	if _, err := bob.Client.SendText(ctxFor(t), room, "hi both"); err != nil {
+		t.Fatal(err)
+	}
+	expectFrom(t, laptop, "PRIVMSG", bob.Localpart, "hi both")
+	expectFrom(t, phone, "PRIVMSG", bob.Localpart, "hi both")
+
+	laptop.Send("PRIVMSG %s :typed on the laptop", channel)
+	expectFrom(t, phone, "PRIVMSG", "alicephone", "typed on the laptop")
+	bob.WaitForEvent(t, ctxFor(t), room, func(ev *event.Event) bool {
+		return ev.Type == event.EventMessage && ev.Content.AsMessage().Body == "typed on the laptop"
+	})
+	for _, m := range laptop.Drain(t) {
+		if m.Command == "PRIVMSG" && strings.Contains(m.Trailing(), "typed on the laptop") {
+			t.Errorf("the laptop got its own message back: %s", m)
+		}
+	}
+	for _, m := range phone.Drain(t) {
+		if m.Command == "PRIVMSG" && strings.Contains(m.Trailing(), "typed on the laptop") {
+			t.Errorf("the phone got the laptop's message twice: %s", m)
+		}
+	}
+
+	// One client leaving keeps the session for the other.
+	laptop.Send("QUIT")
+	laptop.ExpectClosed(t)
+	if _, err := bob.Client.SendText(ctxFor(t), room, "still there?"); err != nil {
+		t.Fatal(err)
+	}
+	expectFrom(t, phone, "PRIVMSG", bob.Localpart, "still there?")
+}
