@@ -91,7 +91,7 @@ func (s *Session) sendTopic(a *Attachment, r *room, replyIfNone bool) {
 	}
 	a.client.SendNumeric(irc.RPL_TOPIC, r.channel, topicLine(r.topic))
 	if r.topicBy != "" {
-		a.client.SendNumeric(rplTopicWhoTime, r.channel, s.nickOf(a, r.topicBy), strconv.FormatInt(r.topicAt/1000, 10))
+		a.client.SendNumeric(rplTopicWhoTime, r.channel, s.prefixOf(a, r.topicBy).String(), strconv.FormatInt(r.topicAt/1000, 10))
 	}
 }
 

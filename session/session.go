@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"runtime/debug"
 	"time"
@@ -42,16 +43,17 @@ type Session struct {
 	refs int // attachments holding the session; guarded by mgr.mu
 
 	// Owned by the run goroutine.
-	clients  map[*Attachment]bool // value: has had its connect burst
-	synced   bool                 // the initial sync has been applied
-	rooms    map[id.RoomID]*room
-	channels map[string]id.RoomID   // folded channel name → room
-	nicks    map[id.UserID]string   // nicks given to other Matrix users
-	byNick   map[string]id.UserID   // folded nick → user
-	sentTxns map[string]*Attachment // our own sends by transaction ID → the client that typed them
-	txnSeq   uint64
-	started  int64          // unix nanoseconds; makes transaction IDs unique across sessions
-	pending  []commandEvent // commands that came before the first sync
+	clients    map[*Attachment]bool // value: has had its connect burst
+	synced     bool                 // the initial sync has been applied
+	rooms      map[id.RoomID]*room
+	channels   map[string]id.RoomID   // folded channel name → room
+	nicks      map[id.UserID]string   // nicks given to other Matrix users
+	byNick     map[string]id.UserID   // folded nick → user
+	sentTxns   map[string]*Attachment // our own sends by transaction ID → the client that typed them
+	txnSeq     uint64
+	started    int64          // unix nanoseconds; makes transaction IDs unique across sessions
+	pending    []commandEvent // commands that came before the first sync
+	syncBroken bool           // the last /sync failed and clients were told
 
 	// A room the account joins can show up in /sync before the JOIN request
 	// that caused it has returned, and before its alias state has. Such a
@@ -78,6 +80,8 @@ type (
 	resultEvent struct{ apply func() }
 	// loggedOutEvent says the homeserver no longer accepts the token.
 	loggedOutEvent struct{ err error }
+	// syncFailedEvent reports a failed /sync that will be retried.
+	syncFailedEvent struct{ err error }
 )
 
 // job is one homeserver request, run on the worker goroutine; the function
@@ -177,7 +181,17 @@ func (s *Session) handleEvent(ev any) {
 			s.handleCommand(ev.a, ev.msg)
 		}
 	case syncEvent:
+		if s.syncBroken {
+			s.syncBroken = false
+			s.noticeAll("The homeserver is reachable again.")
+		}
 		s.applySync(ev.resp, ev.initial)
+	case syncFailedEvent:
+		if !s.syncBroken {
+			// Tell clients once, not on every retry.
+			s.syncBroken = true
+			s.noticeAll(fmt.Sprintf("Cannot reach the homeserver (%s); retrying in the background.", matrixErrorText(ev.err)))
+		}
 	case resultEvent:
 		if ev.apply != nil {
 			ev.apply()
@@ -190,6 +204,12 @@ func (s *Session) handleEvent(ev any) {
 		s.shutdownClients("Your Matrix session was logged out; reconnect to log in again")
 		s.mgr.forget(s)
 		s.cancel()
+	}
+}
+
+func (s *Session) noticeAll(text string) {
+	for a := range s.clients {
+		a.client.SendNotice(text)
 	}
 }
 
@@ -265,6 +285,7 @@ func (s *Session) syncLoop() {
 			}
 			backoff = retryDelay(err, backoff)
 			s.log.Warn("sync failed, retrying", "err", err, "retry_in", backoff)
+			s.post(syncFailedEvent{err: err})
 			select {
 			case <-time.After(backoff):
 			case <-s.ctx.Done():

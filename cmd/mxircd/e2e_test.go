@@ -635,3 +635,36 @@ func TestTwoClientsOneAccount(t *testing.T) {
 	}
 	expectFrom(t, phone, "PRIVMSG", bob.Localpart, "still there?")
 }
+
+// The homeserver going away under an attached client is said once, and the
+// session resumes by itself when it is back.
+func TestHomeserverRestart(t *testing.T) {
+	hs := testenv.StartHomeserver(t)
+	g := testGateway(t, hs, "sqlite")
+	alice := hs.Register(t, "alice")
+	bob := hs.Register(t, "bob")
+	aliasLocal := uniq("restart")
+	room := createRoom(t, alice, aliasLocal, "")
+	joinRoom(t, bob, room)
+	channel := "#" + aliasLocal + ":" + hs.ServerName
+	c := connect(t, g, "alice", alice)
+	c.ExpectMatch(t, isCmd(irc.RPL_ENDOFNAMES, "alice", channel), "burst")
+
+	hs.Stop()
+	c.Timeout = 30 * time.Second
+	c.ExpectMatch(t, func(m *irc.Message) bool {
+		return m.Command == "NOTICE" && strings.Contains(m.Trailing(), "Cannot reach the homeserver")
+	}, "notice that the homeserver is gone")
+	hs.Restart(t)
+	c.ExpectMatch(t, func(m *irc.Message) bool {
+		return m.Command == "NOTICE" && strings.Contains(m.Trailing(), "reachable again")
+	}, "notice that it is back")
+	if _, err := bob.Client.SendText(ctxFor(t), room, "after the restart"); err != nil {
+		t.Fatal(err)
+	}
+	expectFrom(t, c, "PRIVMSG", bob.Localpart, "after the restart")
+	c.Send("PRIVMSG %s :me too", channel)
+	bob.WaitForEvent(t, ctxFor(t), room, func(ev *event.Event) bool {
+		return ev.Type == event.EventMessage && ev.Content.AsMessage().Body == "me too"
+	})
+}
