@@ -56,3 +56,22 @@ func TestConfigErrors(t *testing.T) {
 		}
 	})
 }
+
+func TestReadMOTD(t *testing.T) {
+	if lines, err := readMOTD(""); err != nil || len(lines) == 0 {
+		t.Fatalf("built-in MOTD: %v, %v", lines, err)
+	}
+	path := filepath.Join(t.TempDir(), "motd.txt")
+	os.WriteFile(path, []byte("Welcome to FOSDEM\r\n\r\nBe excellent.\n\n"), 0o600)
+	lines, err := readMOTD(path)
+	if err != nil || !reflect.DeepEqual(lines, []string{"Welcome to FOSDEM", "", "Be excellent."}) {
+		t.Fatalf("readMOTD = %q, %v", lines, err)
+	}
+	os.WriteFile(path, nil, 0o600)
+	if lines, err := readMOTD(path); err != nil || lines != nil {
+		t.Fatalf("empty MOTD file = %q, %v; want none (422)", lines, err)
+	}
+	if _, err := readMOTD(path + ".missing"); err == nil || !strings.Contains(err.Error(), "irc.motd") {
+		t.Fatalf("missing MOTD file: %v", err)
+	}
+}
