@@ -165,7 +165,7 @@ func (s *Session) handleEvent(ev any) {
 	defer func() {
 		if r := recover(); r != nil {
 			// One bad event must not end the session: log it and go on.
-			s.log.Error("panic handling event", "event", slog.AnyValue(ev).Kind().String(), "panic", r, "stack", string(debug.Stack()))
+			s.log.Error("panic handling event", "event", fmt.Sprintf("%T", ev), "panic", r, "stack", string(debug.Stack()))
 		}
 	}()
 	switch ev := ev.(type) {
