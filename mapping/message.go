@@ -21,7 +21,10 @@ func MessageToIRC(c *event.MessageEventContent) (IRCMessage, bool) {
 	body := strings.TrimSpace(c.Body)
 	if c.NewContent != nil {
 		// An edit: show what the text became, marked as a correction.
-		body = "* " + strings.TrimSpace(c.NewContent.Body)
+		body = strings.TrimSpace(c.NewContent.Body)
+		if body != "" {
+			body = "* " + body
+		}
 	}
 	out := IRCMessage{Command: "PRIVMSG", Text: body}
 	switch c.MsgType {

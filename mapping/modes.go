@@ -13,8 +13,8 @@ import (
 const OpLevel = 50
 
 // MemberPrefix returns the IRC status prefixes for a user's power level:
-// "@" for operators, "+" for voiced users, "" otherwise. With all set
-// (multi-prefix) an operator gets "@+" when also above the default.
+// "@" for operators, "+" for voiced users, "" otherwise. It gives one prefix
+// at most, the highest, also to clients with multi-prefix.
 func MemberPrefix(pl *event.PowerLevelsEventContent, user id.UserID) string {
 	if pl == nil {
 		return ""
@@ -39,7 +39,7 @@ func ChannelModes(pl *event.PowerLevelsEventContent, joinRule event.JoinRule) st
 	if joinRule == event.JoinRuleInvite || joinRule == event.JoinRuleKnock {
 		b.WriteByte('i')
 	}
-	if pl != nil && pl.EventsDefault > pl.UsersDefault {
+	if pl != nil && pl.GetEventLevel(event.EventMessage) > pl.UsersDefault {
 		b.WriteByte('m')
 	}
 	b.WriteByte('n')

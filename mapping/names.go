@@ -16,7 +16,15 @@ import (
 func Casefold(name string) string {
 	for i := 0; i < len(name); i++ {
 		if c := name[i]; 'A' <= c && c <= 'Z' {
-			return strings.ToLower(name)
+			// Not strings.ToLower: it folds non-ASCII letters too (even
+			// "\u212A" KELVIN SIGN to "k") and rewrites invalid UTF-8.
+			b := []byte(name)
+			for j := i; j < len(b); j++ {
+				if 'A' <= b[j] && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
 		}
 	}
 	return name
@@ -25,7 +33,9 @@ func Casefold(name string) string {
 // ChannelName is the IRC channel for a room: its canonical alias when it has
 // one, else its room ID. Both start with a character in CHANTYPES.
 func ChannelName(roomID id.RoomID, alias id.RoomAlias) string {
-	if alias != "" && validChannel(string(alias)) {
+	// An alias always starts with '#'; one that starts with '!' would let a
+	// room's canonical alias pose as another room's ID.
+	if strings.HasPrefix(string(alias), "#") && validChannel(string(alias)) {
 		return string(alias)
 	}
 	return string(roomID)
