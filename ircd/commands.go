@@ -121,6 +121,10 @@ func (c *Conn) handleQuit(m *irc.Message) {
 // handleMode answers user modes here and sends channel modes to the session.
 func (c *Conn) handleMode(m *irc.Message) {
 	target := m.Params[0]
+	if target == "" { // "MODE :" would index an empty target below
+		c.SendNumeric(irc.ERR_NEEDMOREPARAMS, m.Command, "Not enough parameters")
+		return
+	}
 	if strings.ContainsRune(ChanTypes, rune(target[0])) {
 		c.handler.HandleCommand(m)
 		return
@@ -129,11 +133,45 @@ func (c *Conn) handleMode(m *irc.Message) {
 		c.SendNumeric(irc.ERR_USERSDONTMATCH, "Cannot change mode for other users")
 		return
 	}
-	if len(m.Params) > 1 && strings.Trim(m.Params[1], "+-") != "" {
-		// Matrix has nothing that user modes like +i or +w could mean;
-		// say so rather than pretend.
-		c.SendNumeric(irc.ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag")
+	if len(m.Params) == 1 {
+		c.SendNumeric(irc.RPL_UMODEIS, c.userModes())
 		return
 	}
-	c.SendNumeric(irc.RPL_UMODEIS, "+")
+	// Only +i exists: nobody outside a shared room can list this user
+	// anyway, so it is true either way and clients that set it on connect
+	// (irssi does) get a plain answer. Other modes mean nothing in Matrix.
+	adding, changed, unknown := true, "", false
+	c.mu.Lock()
+	for _, r := range m.Params[1] {
+		switch r {
+		case '+', '-':
+			adding = r == '+'
+		case 'i':
+			if c.invisible != adding {
+				c.invisible = adding
+				changed += map[bool]string{true: "+i", false: "-i"}[adding]
+			}
+		default:
+			unknown = true
+		}
+	}
+	c.mu.Unlock()
+	if changed != "" {
+		nick := c.Nick()
+		c.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: nick}, Command: "MODE", Params: []string{nick, changed}})
+	}
+	if unknown {
+		c.SendNumeric(irc.ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag")
+	} else if changed == "" {
+		c.SendNumeric(irc.RPL_UMODEIS, c.userModes())
+	}
+}
+
+func (c *Conn) userModes() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.invisible {
+		return "+i"
+	}
+	return "+"
 }

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,11 +35,12 @@ type Conn struct {
 	pingSent  atomic.Bool
 	closeOnce sync.Once
 
-	mu       sync.Mutex // guards the fields below, read by other goroutines
-	nick     string
-	user     string
-	realname string
-	caps     map[string]bool
+	mu        sync.Mutex // guards the fields below, read by other goroutines
+	nick      string
+	user      string
+	realname  string
+	caps      map[string]bool
+	invisible bool // user mode +i
 
 	registered atomic.Bool
 
@@ -176,11 +179,43 @@ func (c *Conn) filterTags(m *irc.Message) *irc.Message {
 	return &cp
 }
 
+// encodeLine is the one place lines are written, so it also keeps every
+// line well-formed whatever a producer put in it: a middle parameter that
+// is empty, holds a space or starts with ':' (often echoed client input)
+// would shift the parameters, and the message part never exceeds 512 bytes.
 func encodeLine(m *irc.Message) []byte {
+	for i := 0; i+1 < len(m.Params); i++ {
+		if p := m.Params[i]; p == "" || p[0] == ':' || strings.ContainsRune(p, ' ') {
+			if p = strings.ReplaceAll(strings.TrimLeft(p, ":"), " ", "_"); p == "" {
+				p = "*"
+			}
+			m = copyParams(m)
+			m.Params[i] = p
+		}
+	}
 	s := m.String()
+	if msgStart := strings.IndexByte(s, ' ') + 1; len(m.Tags) > 0 && len(s)-msgStart > MaxLineBytes-2 {
+		s = truncateUTF8(s, msgStart+MaxLineBytes-2)
+	} else if len(m.Tags) == 0 && len(s) > MaxLineBytes-2 {
+		s = truncateUTF8(s, MaxLineBytes-2)
+	}
 	b := make([]byte, 0, len(s)+2)
 	b = append(b, s...)
 	return append(b, '\r', '\n')
+}
+
+func copyParams(m *irc.Message) *irc.Message {
+	cp := *m
+	cp.Params = append([]string(nil), m.Params...)
+	return &cp
+}
+
+// truncateUTF8 cuts s to at most n bytes without splitting a rune.
+func truncateUTF8(s string, n int) string {
+	for n > 0 && n < len(s) && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // serve runs the connection until it ends. It is the reader goroutine.
@@ -216,6 +251,12 @@ func (c *Conn) readLoop() {
 	for {
 		line, err := lr.ReadLine()
 		if errors.Is(err, ErrLineTooLong) {
+			// Counted like any line, or oversized lines would get replies
+			// without limit.
+			if !c.throttle() {
+				c.Close("Excess Flood")
+				return
+			}
 			c.SendNumeric(errInputTooLong, "Input line was too long")
 			continue
 		}
@@ -274,12 +315,14 @@ func (c *Conn) throttle() bool {
 }
 
 func (c *Conn) handleLine(line []byte) {
-	if bytes.IndexByte(line, 0) >= 0 {
+	// The reader strips only the line ending; a CR elsewhere would split
+	// the line for whoever it is echoed to.
+	if bytes.ContainsAny(line, "\x00\r") {
 		c.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: c.srv.cfg.ServerName}, Command: "FAIL",
-			Params: []string{"*", "INVALID_MESSAGE", "Lines must not contain NUL bytes"}})
+			Params: []string{"*", "INVALID_MESSAGE", "Lines must not contain NUL or CR bytes"}})
 		return
 	}
-	msg, err := irc.ParseMessage(string(line))
+	msg, err := parseMessage(line)
 	if err != nil {
 		// Only a line of tags or a prefix with no command gets here.
 		c.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: c.srv.cfg.ServerName}, Command: "FAIL",
@@ -292,6 +335,15 @@ func (c *Conn) handleLine(line []byte) {
 		return
 	}
 	c.dispatch(msg)
+}
+
+// parseMessage guards irc.ParseMessage, which indexes past the end of a
+// line that is only tags and a space ("@a "), panicking the reader.
+func parseMessage(line []byte) (*irc.Message, error) {
+	if len(line) > 0 && line[0] == '@' && bytes.IndexByte(line, ' ') == len(line)-1 {
+		return nil, irc.ErrMissingDataAfterTags
+	}
+	return irc.ParseMessage(string(line))
 }
 
 // utf8Safe keeps a bad command name from making the error line itself invalid.
@@ -347,8 +399,7 @@ func (c *Conn) writeLoop() {
 func (c *Conn) startIdleTimer() (stop func()) {
 	var t *time.Timer
 	started := time.Now()
-	check := func() {}
-	check = func() {
+	check := func() {
 		if c.ctx.Err() != nil {
 			return
 		}
@@ -370,7 +421,10 @@ func (c *Conn) startIdleTimer() (stop func()) {
 		}
 	}
 	first := min(c.srv.cfg.PingInterval, c.srv.cfg.RegistrationTimeout)
-	t = time.AfterFunc(first, check)
+	// check reads t, so arm the timer only once t is set: Reset orders the
+	// assignment before the callback, AfterFunc(first) alone would not.
+	t = time.AfterFunc(math.MaxInt64, check)
+	t.Reset(first)
 	return func() { t.Stop() }
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"strconv"
 	"strings"
 
 	"gopkg.in/irc.v4"
@@ -13,15 +14,13 @@ import (
 // registration is the state a connection collects before it is welcomed.
 // Only the reader goroutine touches it.
 type registration struct {
-	nickSet     bool
-	userSet     bool
-	pass        string
-	capPaused   bool // CAP LS or REQ seen, CAP END not yet
-	capVersion  int
-	saslMech    string
-	saslBuf     []byte
-	loggedInAs  string // account name after a successful SASL login
-	welcomeSent bool
+	nickSet    bool
+	userSet    bool
+	pass       string
+	capPaused  bool // CAP LS or REQ seen, CAP END not yet
+	saslMech   string
+	saslBuf    []byte
+	loggedInAs string // account name after a successful SASL login
 }
 
 // supportedCaps lists every capability this server implements, with its
@@ -50,10 +49,11 @@ func (c *Conn) handleCap(m *irc.Message) {
 			c.reg.capPaused = true
 		}
 		version := 301
-		if len(m.Params) > 1 && m.Params[1] >= "302" {
-			version = 302
+		if len(m.Params) > 1 {
+			if v, err := strconv.Atoi(m.Params[1]); err == nil && v >= 302 {
+				version = 302
+			}
 		}
-		c.reg.capVersion = max(c.reg.capVersion, version)
 		if version >= 302 {
 			// cap-notify is implied by CAP LS 302.
 			c.mu.Lock()
@@ -186,9 +186,10 @@ func (c *Conn) handleAuthenticate(m *irc.Message) {
 	if !c.login(authcid, password, irc.ERR_SASLFAIL) {
 		return
 	}
-	c.reg.loggedInAs = authcid
-	c.SendNumeric(irc.RPL_LOGGEDIN, c.Nick()+"!"+c.Username()+"@"+hostOf(c.RemoteAddr()), authcid,
-		"You are now logged in as "+authcid)
+	account := c.handler.Account()
+	c.reg.loggedInAs = account
+	c.SendNumeric(irc.RPL_LOGGEDIN, c.Nick()+"!"+c.Username()+"@"+hostOf(c.RemoteAddr()), account,
+		"You are now logged in as "+account)
 	c.SendNumeric(irc.RPL_SASLSUCCESS, "SASL authentication successful")
 }
 

@@ -48,6 +48,8 @@ type Handler interface {
 	HandleCommand(m *irc.Message)
 	// Detach is called once when the connection ends, attached or not.
 	Detach()
+	// Account is the name the client is logged in as (the Matrix ID).
+	Account() string
 }
 
 // Config holds the IRC side's settings. Zero values get defaults in NewServer.

@@ -339,3 +339,6 @@ func (a *Attachment) Detach() {
 	a.sess.post(detachEvent{a})
 	a.sess.mgr.release(a.sess)
 }
+
+// Account is the Matrix ID the client is logged in as. Any goroutine.
+func (a *Attachment) Account() string { return a.sess.user.String() }
