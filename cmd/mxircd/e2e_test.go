@@ -35,6 +35,17 @@ func createRoom(t *testing.T, acct *testenv.Account, aliasLocal, topic string) i
 	return resp.RoomID
 }
 
+// twoInARoom registers alice and bob in a fresh room with an alias that
+// alice created (so she is its op) and bob joined.
+func twoInARoom(t *testing.T, hs *testenv.Homeserver, prefix string) (alice, bob *testenv.Account, room id.RoomID, channel string) {
+	t.Helper()
+	alice, bob = hs.Register(t, "alice"), hs.Register(t, "bob")
+	aliasLocal := uniq(prefix)
+	room = createRoom(t, alice, aliasLocal, "")
+	joinRoom(t, bob, room)
+	return alice, bob, room, "#" + aliasLocal + ":" + hs.ServerName
+}
+
 func joinRoom(t *testing.T, acct *testenv.Account, room id.RoomID) {
 	t.Helper()
 	if _, err := acct.Client.JoinRoom(ctxFor(t), room.String(), nil); err != nil {
@@ -266,12 +277,7 @@ func gatewayDevices(t *testing.T, acct *testenv.Account) []id.DeviceID {
 // and m.emote, and are not echoed back to the sender.
 func TestMessagesBothWays(t *testing.T) {
 	forEachStore(t, func(t *testing.T, hs *testenv.Homeserver, g *gateway) {
-		alice := hs.Register(t, "alice")
-		bob := hs.Register(t, "bob")
-		aliasLocal := uniq("chat")
-		room := createRoom(t, alice, aliasLocal, "")
-		joinRoom(t, bob, room)
-		channel := "#" + aliasLocal + ":" + hs.ServerName
+		alice, bob, room, channel := twoInARoom(t, hs, "chat")
 
 		c := connect(t, g, "alice", alice)
 		c.ExpectMatch(t, isCmd(irc.RPL_ENDOFNAMES, "alice", channel), "end of names")
@@ -476,12 +482,7 @@ func TestRoomsFromElsewhere(t *testing.T) {
 func TestLookups(t *testing.T) {
 	hs := testenv.SharedHomeserver(t)
 	g := testGateway(t, hs, "sqlite")
-	alice := hs.Register(t, "alice")
-	bob := hs.Register(t, "bob")
-	aliasLocal := uniq("lookup")
-	room := createRoom(t, alice, aliasLocal, "")
-	joinRoom(t, bob, room)
-	channel := "#" + aliasLocal + ":" + hs.ServerName
+	alice, bob, _, channel := twoInARoom(t, hs, "lookup")
 
 	// alice takes bob's localpart as her nick, so bob must be shown as
 	// localpart:server.
@@ -595,12 +596,7 @@ func TestHomeserverDown(t *testing.T) {
 func TestTwoClientsOneAccount(t *testing.T) {
 	hs := testenv.SharedHomeserver(t)
 	g := testGateway(t, hs, "sqlite")
-	alice := hs.Register(t, "alice")
-	bob := hs.Register(t, "bob")
-	aliasLocal := uniq("shared")
-	room := createRoom(t, alice, aliasLocal, "")
-	joinRoom(t, bob, room)
-	channel := "#" + aliasLocal + ":" + hs.ServerName
+	alice, bob, room, channel := twoInARoom(t, hs, "shared")
 
 	laptop := connect(t, g, "alice", alice)
 	laptop.ExpectMatch(t, isCmd(irc.RPL_ENDOFNAMES, "alice", channel), "laptop burst")
@@ -649,12 +645,7 @@ func TestTwoClientsOneAccount(t *testing.T) {
 func TestHomeserverRestart(t *testing.T) {
 	hs := testenv.StartHomeserver(t)
 	g := testGateway(t, hs, "sqlite")
-	alice := hs.Register(t, "alice")
-	bob := hs.Register(t, "bob")
-	aliasLocal := uniq("restart")
-	room := createRoom(t, alice, aliasLocal, "")
-	joinRoom(t, bob, room)
-	channel := "#" + aliasLocal + ":" + hs.ServerName
+	alice, bob, room, channel := twoInARoom(t, hs, "restart")
 	c := connect(t, g, "alice", alice)
 	c.ExpectMatch(t, isCmd(irc.RPL_ENDOFNAMES, "alice", channel), "burst")
 
