@@ -48,6 +48,8 @@ func init() {
 		"WHO":     {handle: forward, postReg: true},
 		"WHOIS":   {handle: forward, minParams: 1, postReg: true},
 		"MODE":    {handle: (*Conn).handleMode, minParams: 1, postReg: true},
+		"KICK":    {handle: forward, minParams: 2, postReg: true},
+		"INVITE":  {handle: forward, minParams: 2, postReg: true},
 	}
 }
 

@@ -130,3 +130,34 @@ func NickCandidates(user id.UserID) []string {
 	}
 	return []string{short, short + ":" + server}
 }
+
+// MaskUser reads a ban mask or target a client typed: a Matrix ID
+// ("@alice:example.org") or a mask with a literal user and host
+// ("*!alice@example.org") gives the user; otherwise a wildcard-free nick
+// part ("alice!*@*", "alice") gives nick for the caller to look up.
+func MaskUser(mask string) (user id.UserID, nick string) {
+	if strings.HasPrefix(mask, "@") {
+		if u := id.UserID(mask); validUserID(u) {
+			return u, ""
+		}
+		return "", ""
+	}
+	nickPart, rest, hasBang := strings.Cut(mask, "!")
+	if hasBang {
+		local, host, ok := strings.Cut(rest, "@")
+		if ok && local != "" && host != "" && !strings.ContainsAny(local+host, "*?") {
+			if u := id.NewUserID(local, host); validUserID(u) {
+				return u, ""
+			}
+		}
+	}
+	if nickPart != "" && !strings.ContainsAny(nickPart, "*?@") {
+		return "", nickPart
+	}
+	return "", ""
+}
+
+func validUserID(u id.UserID) bool {
+	local, server, err := u.Parse()
+	return err == nil && local != "" && server != "" && !strings.ContainsAny(string(u), " \x00")
+}

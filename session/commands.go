@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"gopkg.in/irc.v4"
@@ -47,6 +46,10 @@ func (s *Session) handleCommand(a *Attachment, m *irc.Message) {
 		s.cmdWhois(a, m)
 	case "MODE":
 		s.cmdMode(a, m)
+	case "KICK":
+		s.cmdKick(a, m)
+	case "INVITE":
+		s.cmdInvite(a, m)
 	case "NICK":
 		s.cmdNick(a, m)
 	default:
@@ -75,6 +78,10 @@ func (s *Session) cmdJoin(a *Attachment, m *irc.Message) {
 			continue
 		}
 		target, ok := mapping.ParseChannel(name, s.user.Homeserver())
+		if in := s.inviteByChannel(name); in != nil {
+			// Accepting an invitation: join by ID, through the inviter's server.
+			target, ok = mapping.RoomTarget{RoomID: in.roomID, Server: in.inviter.Homeserver()}, true
+		}
 		if !ok {
 			a.client.SendNumeric(irc.ERR_NOSUCHCHANNEL, name, "No such channel: use #alias:server or !roomid:server")
 			continue
@@ -310,45 +317,6 @@ func (s *Session) cmdWhois(a *Attachment, m *irc.Message) {
 	a.client.SendNumeric(irc.RPL_WHOISSERVER, nick, h, "Matrix homeserver")
 	a.client.SendNumeric(rplWhoisAccount, nick, user.String(), "is logged in as")
 	a.client.SendNumeric(irc.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
-}
-
-func (s *Session) cmdMode(a *Attachment, m *irc.Message) {
-	r := s.roomByChannel(m.Params[0])
-	if r == nil {
-		a.client.SendNumeric(irc.ERR_NOSUCHCHANNEL, m.Params[0], "No such channel")
-		return
-	}
-	if len(m.Params) == 1 {
-		a.client.SendNumeric(irc.RPL_CHANNELMODEIS, r.channel, mapping.ChannelModes(r.power, r.joinRule))
-		if r.created > 0 {
-			a.client.SendNumeric(rplChannelCreate, r.channel, strconv.FormatInt(r.created/1000, 10))
-		}
-		return
-	}
-	modes := m.Params[1]
-	if strings.Trim(modes, "+-b") == "" && len(m.Params) == 2 {
-		s.sendBanList(a, r)
-		return
-	}
-	for _, c := range strings.Trim(modes, "+-") {
-		a.client.SendNumeric(irc.ERR_UNKNOWNMODE, string(c), "Changing channel modes from IRC is not supported yet")
-		return
-	}
-}
-
-func (s *Session) sendBanList(a *Attachment, r *room) {
-	var users []id.UserID
-	for user, mem := range r.members {
-		if mem.membership == event.MembershipBan {
-			users = append(users, user)
-		}
-	}
-	sortUsers(users)
-	for _, user := range users {
-		u, h := mapping.UserHost(user)
-		a.client.SendNumeric(irc.RPL_BANLIST, r.channel, "*!"+u+"@"+h)
-	}
-	a.client.SendNumeric(irc.RPL_ENDOFBANLIST, r.channel, "End of channel ban list")
 }
 
 func (s *Session) cmdNick(a *Attachment, m *irc.Message) {

@@ -47,6 +47,9 @@ func (s *Session) sendConnectBurst(a *Attachment) {
 	for _, r := range rooms {
 		s.sendChannelBurst(a, r)
 	}
+	for _, in := range s.invites {
+		s.sendInvite(a, in)
+	}
 	s.clients[a] = true
 }
 
@@ -177,4 +180,9 @@ func (s *Session) sendRoomMessage(a *Attachment, r *room, ev *event.Event) {
 		}
 		a.client.SendMessage(&irc.Message{Tags: tags, Prefix: prefix, Command: msg.Command, Params: []string{r.channel, chunk}})
 	}
+}
+
+func (s *Session) sendInvite(a *Attachment, in *invite) {
+	a.client.SendMessage(&irc.Message{Prefix: s.prefixOf(a, in.inviter), Command: "INVITE",
+		Params: []string{a.client.Nick(), in.channel}})
 }

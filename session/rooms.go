@@ -1,6 +1,7 @@
 package session
 
 import (
+	"encoding/json"
 	"errors"
 
 	"maunium.net/go/mautrix/event"
@@ -20,6 +21,7 @@ type room struct {
 	created  int64 // unix milliseconds
 	joinRule event.JoinRule
 	power    *event.PowerLevelsEventContent
+	powerRaw json.RawMessage // as the homeserver sent it, to edit without losing fields
 	members  map[id.UserID]*member
 }
 
@@ -68,6 +70,7 @@ func (r *room) applyState(ev *event.Event) (prev event.Membership) {
 		r.alias = ev.Content.AsCanonicalAlias().Alias
 	case event.StatePowerLevels:
 		r.power = ev.Content.AsPowerLevels()
+		r.powerRaw = ev.Content.VeryRaw
 	case event.StateJoinRules:
 		r.joinRule = ev.Content.AsJoinRules().JoinRule
 	case event.StateCreate:

@@ -61,7 +61,8 @@ type Session struct {
 	// so that it is announced once, under the name the client asked for.
 	joinsInFlight int
 	deferred      map[id.RoomID]*room
-	joinNames     map[id.RoomID]string // channel names clients joined rooms by
+	joinNames     map[id.RoomID]string  // channel names clients joined rooms by
+	invites       map[id.RoomID]*invite // pending invites of the account
 }
 
 // Events the owner goroutine handles.
@@ -109,6 +110,7 @@ func newSession(mgr *Manager, cli *mautrix.Client) *Session {
 		started:   time.Now().UnixNano(),
 		deferred:  map[id.RoomID]*room{},
 		joinNames: map[id.RoomID]string{},
+		invites:   map[id.RoomID]*invite{},
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
+
+	"github.com/mxircd/mxircd/mapping"
 )
 
 // applySync folds one /sync response into the session and tells the
@@ -15,6 +17,9 @@ func (s *Session) applySync(resp *mautrix.RespSync, initial bool) {
 	}
 	for roomID, left := range resp.Rooms.Leave {
 		s.applyLeftRoom(roomID, left)
+	}
+	for roomID, invited := range resp.Rooms.Invite {
+		s.applyInvite(roomID, invited)
 	}
 	if !s.synced {
 		s.synced = true
@@ -33,6 +38,7 @@ func (s *Session) applySync(resp *mautrix.RespSync, initial bool) {
 
 func (s *Session) applyJoinedRoom(roomID id.RoomID, joined *mautrix.SyncJoinedRoom, initial bool) {
 	r, known := s.rooms[roomID]
+	delete(s.invites, roomID)
 	if !known {
 		if r = s.deferred[roomID]; r == nil {
 			r = newRoom(roomID)
@@ -99,7 +105,7 @@ func (s *Session) joinDone(roomID id.RoomID, channel string) {
 // applyTimelineEvent updates state from one new event and shows it.
 func (s *Session) applyTimelineEvent(r *room, ev *event.Event) {
 	if ev.StateKey != nil {
-		prevTopic := r.topic
+		prevTopic, oldPower, oldJoinRule := r.topic, r.power, r.joinRule
 		prev := r.applyState(ev)
 		switch ev.Type {
 		case event.StateMember:
@@ -108,6 +114,8 @@ func (s *Session) applyTimelineEvent(r *room, ev *event.Event) {
 			if r.topic != prevTopic {
 				s.broadcast(func(a *Attachment) { s.sendTopicChange(a, r, ev) })
 			}
+		case event.StatePowerLevels, event.StateJoinRules:
+			s.showModeChange(r, ev.Sender, oldPower, oldJoinRule)
 		}
 		return
 	}
@@ -153,12 +161,19 @@ func (s *Session) showMembership(r *room, ev *event.Event, prev event.Membership
 			s.broadcast(func(a *Attachment) { s.sendKick(a, r, ev.Sender, user, c.Reason) })
 		}
 	}
+	switch {
+	case c.Membership == event.MembershipBan && prev != event.MembershipBan:
+		s.broadcastModes(r, ev.Sender, []mapping.ModeChange{{Add: true, Mode: 'b', Arg: banMask(user)}})
+	case c.Membership != event.MembershipBan && prev == event.MembershipBan:
+		s.broadcastModes(r, ev.Sender, []mapping.ModeChange{{Add: false, Mode: 'b', Arg: banMask(user)}})
+	}
 }
 
 // applyLeftRoom removes a room the account has left, was kicked or banned
 // from, and closes its channel on every client.
 func (s *Session) applyLeftRoom(roomID id.RoomID, left *mautrix.SyncLeftRoom) {
 	delete(s.deferred, roomID)
+	delete(s.invites, roomID)
 	r := s.rooms[roomID]
 	if r == nil {
 		return
@@ -194,4 +209,53 @@ func (s *Session) broadcast(f func(a *Attachment)) {
 			f(a)
 		}
 	}
+}
+
+// invite is a pending invitation of the account to a room.
+type invite struct {
+	roomID  id.RoomID
+	inviter id.UserID
+	channel string
+	direct  bool
+}
+
+// applyInvite shows a new invitation as INVITE, naming the channel the
+// client can JOIN to accept it.
+func (s *Session) applyInvite(roomID id.RoomID, invited *mautrix.SyncInvitedRoom) {
+	if _, seen := s.invites[roomID]; seen {
+		return
+	}
+	in := &invite{roomID: roomID}
+	var alias id.RoomAlias
+	for _, ev := range invited.State.Events {
+		if !parseContent(ev) {
+			continue
+		}
+		switch {
+		case ev.Type == event.StateCanonicalAlias:
+			alias = ev.Content.AsCanonicalAlias().Alias
+		case ev.Type == event.StateMember && ev.GetStateKey() == s.user.String():
+			c := ev.Content.AsMember()
+			if c.Membership == event.MembershipInvite {
+				in.inviter, in.direct = ev.Sender, c.IsDirect
+			}
+		}
+	}
+	if in.inviter == "" {
+		return
+	}
+	in.channel = mapping.ChannelName(roomID, alias)
+	s.invites[roomID] = in
+	s.broadcast(func(a *Attachment) { s.sendInvite(a, in) })
+}
+
+// inviteByChannel finds a pending invite by the channel name a client typed.
+func (s *Session) inviteByChannel(name string) *invite {
+	folded := mapping.Casefold(name)
+	for _, in := range s.invites {
+		if mapping.Casefold(in.channel) == folded || string(in.roomID) == name {
+			return in
+		}
+	}
+	return nil
 }

@@ -1,0 +1,300 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+
+	"gopkg.in/irc.v4"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/mxircd/mxircd/mapping"
+)
+
+// cmdMode answers a channel mode query or changes modes: o and v become the
+// user's power level, m and t the levels for messages and topics, i the
+// join rule, b bans. The homeserver decides; a refusal is 482.
+func (s *Session) cmdMode(a *Attachment, m *irc.Message) {
+	r := s.roomByChannel(m.Params[0])
+	if r == nil {
+		a.client.SendNumeric(irc.ERR_NOSUCHCHANNEL, m.Params[0], "No such channel")
+		return
+	}
+	if len(m.Params) == 1 {
+		a.client.SendNumeric(irc.RPL_CHANNELMODEIS, r.channel, mapping.ChannelModes(r.power, r.joinRule))
+		if r.created > 0 {
+			a.client.SendNumeric(rplChannelCreate, r.channel, strconv.FormatInt(r.created/1000, 10))
+		}
+		return
+	}
+	changes, unknown := mapping.ParseModeChanges(m.Params[1], m.Params[2:])
+	for _, c := range unknown {
+		a.client.SendNumeric(irc.ERR_UNKNOWNMODE, string(c), "is not a channel mode mxircd can change")
+	}
+	power, err := mapping.NewPowerEdit(r.powerRaw)
+	if err != nil {
+		a.client.SendNotice("Cannot read the power levels of " + r.channel + ": " + err.Error())
+		return
+	}
+	powerChanged := false
+	joinRule := r.joinRule
+	type ban struct {
+		user id.UserID
+		add  bool
+	}
+	var bans []ban
+	for _, ch := range changes {
+		switch ch.Mode {
+		case 'b':
+			if ch.Arg == "" {
+				s.sendBanList(a, r)
+				continue
+			}
+			user, ok := s.userForMask(a, ch.Arg)
+			if !ok {
+				a.client.SendNumeric(irc.ERR_NOSUCHNICK, ch.Arg, "No such nick: give a nick, a Matrix ID or *!localpart@server")
+				continue
+			}
+			bans = append(bans, ban{user, ch.Add})
+		case 'o', 'v':
+			if ch.Arg == "" {
+				a.client.SendNumeric(irc.ERR_NEEDMOREPARAMS, "MODE", "Not enough parameters")
+				continue
+			}
+			user, ok := s.userByNick(a, ch.Arg)
+			if !ok {
+				a.client.SendNumeric(irc.ERR_NOSUCHNICK, ch.Arg, "No such nick/channel")
+				continue
+			}
+			if !r.joined(user) {
+				a.client.SendNumeric(irc.ERR_USERNOTINCHANNEL, ch.Arg, r.channel, "They aren't on that channel")
+				continue
+			}
+			powerChanged = power.ApplyMode(ch, user, mapping.OpLevel) || powerChanged
+		case 'm', 't':
+			powerChanged = power.ApplyMode(ch, "", mapping.OpLevel) || powerChanged
+		case 'i':
+			joinRule = event.JoinRulePublic
+			if ch.Add {
+				joinRule = event.JoinRuleInvite
+			}
+		}
+	}
+	joinRuleChanged := joinRule != r.joinRule && !(joinRule == event.JoinRulePublic && r.joinRule == "")
+	if !powerChanged && !joinRuleChanged && len(bans) == 0 {
+		return
+	}
+	roomID, channel := r.id, r.channel
+	powerJSON := power.JSON()
+	s.request(a, "MODE", func(ctx context.Context) func() {
+		var errs []error
+		if powerChanged {
+			_, err := s.cli.SendStateEvent(ctx, roomID, event.StatePowerLevels, "", json.RawMessage(powerJSON))
+			errs = append(errs, err)
+		}
+		if joinRuleChanged {
+			_, err := s.cli.SendStateEvent(ctx, roomID, event.StateJoinRules, "", &event.JoinRulesEventContent{JoinRule: joinRule})
+			errs = append(errs, err)
+		}
+		for _, b := range bans {
+			var err error
+			if b.add {
+				_, err = s.cli.BanUser(ctx, roomID, &mautrix.ReqBanUser{UserID: b.user})
+			} else {
+				_, err = s.cli.UnbanUser(ctx, roomID, &mautrix.ReqUnbanUser{UserID: b.user})
+			}
+			errs = append(errs, err)
+		}
+		return func() {
+			for _, err := range errs {
+				if err != nil {
+					s.replyRefusal(a, channel, "change modes", err)
+				}
+			}
+			// What did change comes back through sync as MODE lines.
+		}
+	})
+}
+
+// replyRefusal turns a homeserver refusal into the IRC numeric for it.
+func (s *Session) replyRefusal(a *Attachment, channel, what string, err error) {
+	text := matrixErrorText(err)
+	if errors.Is(err, mautrix.MForbidden) {
+		a.client.SendNumeric(irc.ERR_CHANOPRIVSNEEDED, channel, "You're not allowed to "+what+": "+text)
+		return
+	}
+	a.client.SendNotice("Cannot " + what + " in " + channel + ": " + text)
+}
+
+// userForMask finds the Matrix user a ban mask means: a Matrix ID, a nick,
+// or a *!localpart@server mask.
+func (s *Session) userForMask(a *Attachment, mask string) (id.UserID, bool) {
+	if user, nick := mapping.MaskUser(mask); user != "" {
+		return user, true
+	} else if nick != "" {
+		return s.userByNick(a, nick)
+	}
+	return "", false
+}
+
+func (s *Session) cmdKick(a *Attachment, m *irc.Message) {
+	r := s.roomByChannel(m.Params[0])
+	if r == nil {
+		a.client.SendNumeric(irc.ERR_NOSUCHCHANNEL, m.Params[0], "No such channel")
+		return
+	}
+	reason := m.Param(2)
+	for _, nick := range strings.Split(m.Params[1], ",") {
+		user, ok := s.userByNick(a, nick)
+		switch {
+		case !ok:
+			a.client.SendNumeric(irc.ERR_NOSUCHNICK, nick, "No such nick/channel")
+			continue
+		case !r.joined(user):
+			a.client.SendNumeric(irc.ERR_USERNOTINCHANNEL, nick, r.channel, "They aren't on that channel")
+			continue
+		}
+		roomID, channel := r.id, r.channel
+		s.request(a, "KICK", func(ctx context.Context) func() {
+			_, err := s.cli.KickUser(ctx, roomID, &mautrix.ReqKickUser{UserID: user, Reason: reason})
+			return func() {
+				if err != nil {
+					s.replyRefusal(a, channel, "kick", err)
+				}
+				// The KICK itself comes back through sync.
+			}
+		})
+	}
+}
+
+func (s *Session) cmdInvite(a *Attachment, m *irc.Message) {
+	nick, name := m.Params[0], m.Params[1]
+	r := s.roomByChannel(name)
+	if r == nil {
+		a.client.SendNumeric(irc.ERR_NOSUCHCHANNEL, name, "No such channel")
+		return
+	}
+	user, ok := s.userByNick(a, nick)
+	if !ok {
+		if mx, _ := mapping.MaskUser(nick); mx != "" {
+			user, ok = mx, true
+		}
+	}
+	if !ok {
+		a.client.SendNumeric(irc.ERR_NOSUCHNICK, nick, "No such nick: give a nick or a Matrix ID")
+		return
+	}
+	if r.joined(user) {
+		a.client.SendNumeric(irc.ERR_USERONCHANNEL, nick, r.channel, "is already on channel")
+		return
+	}
+	roomID, channel := r.id, r.channel
+	s.request(a, "INVITE", func(ctx context.Context) func() {
+		_, err := s.cli.InviteUser(ctx, roomID, &mautrix.ReqInviteUser{UserID: user})
+		return func() {
+			if err != nil {
+				s.replyRefusal(a, channel, "invite", err)
+				return
+			}
+			a.client.SendNumeric(irc.RPL_INVITING, nick, channel)
+		}
+	})
+}
+
+// showPowerChange turns a power-levels or join-rules change into MODE lines:
+// member prefixes that changed, then channel modes that changed.
+func (s *Session) showModeChange(r *room, sender id.UserID, oldPower *event.PowerLevelsEventContent, oldJoinRule event.JoinRule) {
+	var changes []mapping.ModeChange
+	for user, m := range r.members {
+		if m.membership != event.MembershipJoin {
+			continue
+		}
+		before, after := mapping.MemberPrefix(oldPower, user), mapping.MemberPrefix(r.power, user)
+		if before == after {
+			continue
+		}
+		if before != "" {
+			changes = append(changes, mapping.ModeChange{Add: false, Mode: prefixMode(before), Arg: string(user)})
+		}
+		if after != "" {
+			changes = append(changes, mapping.ModeChange{Add: true, Mode: prefixMode(after), Arg: string(user)})
+		}
+	}
+	before, after := mapping.ChannelModes(oldPower, oldJoinRule), mapping.ChannelModes(r.power, r.joinRule)
+	for _, c := range []byte("imnt") {
+		had, has := strings.IndexByte(before, c) >= 0, strings.IndexByte(after, c) >= 0
+		if had != has {
+			changes = append(changes, mapping.ModeChange{Add: has, Mode: c})
+		}
+	}
+	s.broadcastModes(r, sender, changes)
+}
+
+func prefixMode(prefix string) byte {
+	if prefix == "@" {
+		return 'o'
+	}
+	return 'v'
+}
+
+// broadcastModes sends MODE lines with at most four arguments each. Args
+// of o and v are user IDs here, shown as each client's nick for them; b
+// takes a mask.
+func (s *Session) broadcastModes(r *room, sender id.UserID, changes []mapping.ModeChange) {
+	if len(changes) == 0 {
+		return
+	}
+	s.broadcast(func(a *Attachment) {
+		for start := 0; start < len(changes); {
+			var modes strings.Builder
+			var args []string
+			sign := byte(0)
+			end := start
+			for ; end < len(changes) && len(args) < 4; end++ {
+				ch := changes[end]
+				want := byte('-')
+				if ch.Add {
+					want = '+'
+				}
+				if want != sign {
+					modes.WriteByte(want)
+					sign = want
+				}
+				modes.WriteByte(ch.Mode)
+				switch ch.Mode {
+				case 'o', 'v':
+					args = append(args, s.nickOf(a, id.UserID(ch.Arg)))
+				case 'b':
+					args = append(args, ch.Arg)
+				}
+			}
+			a.client.SendMessage(&irc.Message{Prefix: s.prefixOf(a, sender), Command: "MODE",
+				Params: append([]string{r.channel, modes.String()}, args...)})
+			start = end
+		}
+	})
+}
+
+// banMask is how a banned Matrix user is shown in MODE +b and the ban list.
+func banMask(user id.UserID) string {
+	u, h := mapping.UserHost(user)
+	return "*!" + u + "@" + h
+}
+
+func (s *Session) sendBanList(a *Attachment, r *room) {
+	var users []id.UserID
+	for user, mem := range r.members {
+		if mem.membership == event.MembershipBan {
+			users = append(users, user)
+		}
+	}
+	sortUsers(users)
+	for _, user := range users {
+		a.client.SendNumeric(irc.RPL_BANLIST, r.channel, banMask(user))
+	}
+	a.client.SendNumeric(irc.RPL_ENDOFBANLIST, r.channel, "End of channel ban list")
+}
