@@ -522,7 +522,7 @@ func TestLookups(t *testing.T) {
 	}
 	c.Send("MODE %s b", channel)
 	c.Expect(t, irc.RPL_ENDOFBANLIST)
-	c.Send("MODE %s +m", channel)
+	c.Send("MODE %s +k key", channel) // channel keys mean nothing in Matrix
 	c.Expect(t, irc.ERR_UNKNOWNMODE)
 	c.Send("MODE %s", bob.Localpart)
 	c.Expect(t, irc.RPL_UMODEIS)
