@@ -179,35 +179,54 @@ func (s *Session) cmdPart(a *Attachment, m *irc.Message) {
 func (s *Session) cmdMessage(a *Attachment, m *irc.Message) {
 	target, text := m.Params[0], m.Params[1]
 	notice := m.Command == "NOTICE"
-	r := s.roomByChannel(target)
-	if r == nil {
-		if notice {
-			return // NOTICE never gets an automatic reply.
-		}
-		if strings.ContainsRune("#!", rune(target[0])) {
-			a.client.SendNumeric(irc.ERR_NOSUCHCHANNEL, target, "No such channel")
-		} else {
-			a.client.SendNumeric(irc.ERR_NOSUCHNICK, target, "No such nick/channel (direct messages are not supported yet)")
-		}
-		return
-	}
 	content, ok := mapping.MessageFromIRC(m.Command, text)
 	if !ok {
 		return // CTCP other than ACTION has no Matrix meaning.
 	}
+	if r := s.roomByChannel(target); r != nil {
+		s.sendContent(a, m.Command, r.id, r.channel, content, s.newTxnID(a))
+		return
+	}
+	if strings.ContainsRune("#!", rune(target[0])) {
+		if !notice { // NOTICE never gets an automatic reply.
+			a.client.SendNumeric(irc.ERR_NOSUCHCHANNEL, target, "No such channel")
+		}
+		return
+	}
+	user, ok := s.userForTarget(a, target)
+	if !ok || user == s.user {
+		if !notice {
+			a.client.SendNumeric(irc.ERR_NOSUCHNICK, target, "No such nick: give a nick you share a room with, or a Matrix ID")
+		}
+		return
+	}
+	s.sendDirect(a, target, user, content, m.Command)
+}
+
+// newTxnID makes the transaction ID of one message from client a, and
+// remembers it so the echo from sync is not shown to a again.
+func (s *Session) newTxnID(a *Attachment) string {
 	s.txnSeq++
 	txnID := fmt.Sprintf("mxircd.%d.%d", s.started, s.txnSeq)
 	s.sentTxns[txnID] = a
-	roomID, channel := r.id, r.channel
-	s.request(a, m.Command, func(ctx context.Context) func() {
+	return txnID
+}
+
+// sendContent sends a message into a room; target is what the client
+// called it, for the error reply.
+func (s *Session) sendContent(a *Attachment, command string, roomID id.RoomID, target string, content *event.MessageEventContent, txnID string) {
+	ok := s.request(a, command, func(ctx context.Context) func() {
 		_, err := s.cli.SendMessageEvent(ctx, roomID, event.EventMessage, content, mautrix.ReqSendEvent{TransactionID: txnID})
 		return func() {
 			if err != nil {
 				delete(s.sentTxns, txnID)
-				a.client.SendNumeric(irc.ERR_CANNOTSENDTOCHAN, channel, "Cannot send to channel: "+matrixErrorText(err))
+				a.client.SendNumeric(irc.ERR_CANNOTSENDTOCHAN, target, "Cannot send: "+matrixErrorText(err))
 			}
 		}
 	})
+	if !ok {
+		delete(s.sentTxns, txnID)
+	}
 }
 
 func (s *Session) cmdTopic(a *Attachment, m *irc.Message) {
@@ -306,7 +325,7 @@ func (s *Session) cmdWhois(a *Attachment, m *irc.Message) {
 	a.client.SendNumeric(irc.RPL_WHOISUSER, nick, u, h, "*", s.realName(user))
 	var channels []string
 	for _, r := range s.rooms {
-		if r.joined(user) {
+		if r.dm == "" && r.joined(user) {
 			channels = append(channels, mapping.MemberPrefix(r.power, user)+r.channel)
 		}
 	}

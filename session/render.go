@@ -41,7 +41,9 @@ func (s *Session) sendConnectBurst(a *Attachment) {
 	s.claimOwnNick(a)
 	rooms := make([]*room, 0, len(s.rooms))
 	for _, r := range s.rooms {
-		rooms = append(rooms, r)
+		if r.dm == "" {
+			rooms = append(rooms, r)
+		}
 	}
 	sort.Slice(rooms, func(i, j int) bool { return rooms[i].channel < rooms[j].channel })
 	for _, r := range rooms {
@@ -165,7 +167,11 @@ func (s *Session) sendRoomMessage(a *Attachment, r *room, ev *event.Event) {
 		return
 	}
 	prefix := s.prefixOf(a, ev.Sender)
-	budget := mapping.LineBudget(prefix.String(), r.channel)
+	target := r.channel
+	if r.dm != "" {
+		target = s.dmTarget(a, r, ev.Sender)
+	}
+	budget := mapping.LineBudget(prefix.String(), target)
 	if msg.Action {
 		budget -= len("\x01ACTION \x01")
 	}
@@ -178,7 +184,7 @@ func (s *Session) sendRoomMessage(a *Attachment, r *room, ev *event.Event) {
 			// A msgid names one line; the rest of a split message share its time only.
 			tags = irc.Tags{"time": tags["time"]}
 		}
-		a.client.SendMessage(&irc.Message{Tags: tags, Prefix: prefix, Command: msg.Command, Params: []string{r.channel, chunk}})
+		a.client.SendMessage(&irc.Message{Tags: tags, Prefix: prefix, Command: msg.Command, Params: []string{target, chunk}})
 	}
 }
 

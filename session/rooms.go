@@ -13,7 +13,8 @@ import (
 // room is what a session knows of one joined room. Owner goroutine only.
 type room struct {
 	id       id.RoomID
-	channel  string // the IRC name, fixed when the room first appears
+	channel  string    // the IRC name, fixed when the room first appears; "" for a query
+	dm       id.UserID // the peer, when the room is a query (direct message)
 	alias    id.RoomAlias
 	topic    string
 	topicBy  id.UserID
@@ -23,6 +24,7 @@ type room struct {
 	power    *event.PowerLevelsEventContent
 	powerRaw json.RawMessage // as the homeserver sent it, to edit without losing fields
 	members  map[id.UserID]*member
+	backlog  []*event.Event // messages of a room not yet shown (a DM's first words)
 }
 
 type member struct {
@@ -148,7 +150,10 @@ func (s *Session) roomByChannel(name string) *room {
 	if roomID, ok := s.channels[mapping.Casefold(name)]; ok {
 		return s.rooms[roomID]
 	}
-	return s.rooms[id.RoomID(name)]
+	if r := s.rooms[id.RoomID(name)]; r != nil && r.dm == "" {
+		return r
+	}
+	return nil
 }
 
 // addRoom gives a newly joined room its channel name: its alias, else the

@@ -61,8 +61,10 @@ type Session struct {
 	// so that it is announced once, under the name the client asked for.
 	joinsInFlight int
 	deferred      map[id.RoomID]*room
-	joinNames     map[id.RoomID]string  // channel names clients joined rooms by
-	invites       map[id.RoomID]*invite // pending invites of the account
+	joinNames     map[id.RoomID]string    // channel names clients joined rooms by
+	invites       map[id.RoomID]*invite   // pending invites of the account
+	direct        map[id.RoomID]id.UserID // m.direct: DM rooms and their peer
+	dmFutures     map[id.UserID]*dmFuture // DM rooms being created
 }
 
 // Events the owner goroutine handles.
@@ -111,6 +113,8 @@ func newSession(mgr *Manager, cli *mautrix.Client) *Session {
 		deferred:  map[id.RoomID]*room{},
 		joinNames: map[id.RoomID]string{},
 		invites:   map[id.RoomID]*invite{},
+		direct:    map[id.RoomID]id.UserID{},
+		dmFutures: map[id.UserID]*dmFuture{},
 	}
 }
 
@@ -261,9 +265,9 @@ func (s *Session) worker() {
 	}
 }
 
-// syncFilter keeps sync small: no presence or account data yet, and a short
+// syncFilter keeps sync small: no presence, only the account data used (m.direct), and a short
 // timeline, since missed history is not replayed in this version.
-const syncFilter = `{"presence":{"not_types":["*"]},"account_data":{"not_types":["*"]},` +
+const syncFilter = `{"presence":{"not_types":["*"]},"account_data":{"types":["m.direct"]},` +
 	`"room":{"timeline":{"limit":10},"ephemeral":{"not_types":["*"]},"account_data":{"not_types":["*"]}}}`
 
 // syncLoop long-polls /sync and hands each response to the owner. Only the

@@ -12,6 +12,8 @@ import (
 // attached clients what changed. The initial sync only builds state: what
 // happened before the client connected is not replayed as new.
 func (s *Session) applySync(resp *mautrix.RespSync, initial bool) {
+	// Account data first: m.direct decides whether new rooms are queries.
+	s.applyDirect(resp.AccountData.Events)
 	for roomID, joined := range resp.Rooms.Join {
 		s.applyJoinedRoom(roomID, joined, initial)
 	}
@@ -62,12 +64,14 @@ func (s *Session) applyJoinedRoom(roomID id.RoomID, joined *mautrix.SyncJoinedRo
 		ev.RoomID = roomID
 		if ev.StateKey != nil {
 			r.applyState(ev)
+		} else if !initial && !known && ev.Type == event.EventMessage {
+			r.backlog = append(r.backlog, ev)
 		}
 	}
 	if known {
 		return
 	}
-	if r.alias == "" && s.joinNames[roomID] == "" && s.joinsInFlight > 0 {
+	if r.alias == "" && s.joinNames[roomID] == "" && s.direct[roomID] == "" && s.joinsInFlight > 0 {
 		s.deferred[roomID] = r
 		return
 	}
@@ -77,6 +81,18 @@ func (s *Session) applyJoinedRoom(roomID id.RoomID, joined *mautrix.SyncJoinedRo
 // announceRoom names a newly joined room and shows it to every client.
 func (s *Session) announceRoom(r *room) {
 	delete(s.deferred, r.id)
+	backlog := r.backlog
+	r.backlog = nil
+	if r.dm = s.directPeer(r); r.dm != "" {
+		// A query: no channel, its messages arrive as private messages,
+		// starting with those sent before the account joined: someone
+		// who opens a DM with a message expects it to be read.
+		s.rooms[r.id] = r
+		for _, ev := range backlog {
+			s.showMessage(r, ev)
+		}
+		return
+	}
 	s.addRoom(r)
 	if s.synced {
 		for a := range s.clients {
@@ -104,6 +120,10 @@ func (s *Session) joinDone(roomID id.RoomID, channel string) {
 
 // applyTimelineEvent updates state from one new event and shows it.
 func (s *Session) applyTimelineEvent(r *room, ev *event.Event) {
+	if r.dm != "" && ev.StateKey != nil {
+		r.applyState(ev) // a query shows only messages
+		return
+	}
 	if ev.StateKey != nil {
 		prevTopic, oldPower, oldJoinRule := r.topic, r.power, r.joinRule
 		prev := r.applyState(ev)
@@ -119,28 +139,31 @@ func (s *Session) applyTimelineEvent(r *room, ev *event.Event) {
 		}
 		return
 	}
-	switch ev.Type {
-	case event.EventMessage:
-		if !parseContent(ev) {
-			s.log.Debug("unparseable message", "event", ev.ID)
-			return
-		}
-		// A message one of our clients sent comes back through sync: the
-		// client that typed it already has it, the account's other clients
-		// see it from the user's own nick.
-		var origin *Attachment
-		if txn := ev.Unsigned.TransactionID; ev.Sender == s.user && txn != "" {
-			if a, ok := s.sentTxns[txn]; ok {
-				origin = a
-				delete(s.sentTxns, txn)
-			}
-		}
-		s.broadcast(func(a *Attachment) {
-			if a != origin {
-				s.sendRoomMessage(a, r, ev)
-			}
-		})
+	if ev.Type == event.EventMessage {
+		s.showMessage(r, ev)
 	}
+}
+
+// showMessage shows one m.room.message. A message one of our clients sent
+// comes back through sync: the client that typed it already has it, the
+// account's other clients see it from the user's own nick.
+func (s *Session) showMessage(r *room, ev *event.Event) {
+	if !parseContent(ev) {
+		s.log.Debug("unparseable message", "event", ev.ID)
+		return
+	}
+	var origin *Attachment
+	if txn := ev.Unsigned.TransactionID; ev.Sender == s.user && txn != "" {
+		if a, ok := s.sentTxns[txn]; ok {
+			origin = a
+			delete(s.sentTxns, txn)
+		}
+	}
+	s.broadcast(func(a *Attachment) {
+		if a != origin {
+			s.sendRoomMessage(a, r, ev)
+		}
+	})
 }
 
 // showMembership tells clients about another user joining or leaving.
@@ -176,6 +199,10 @@ func (s *Session) applyLeftRoom(roomID id.RoomID, left *mautrix.SyncLeftRoom) {
 	delete(s.invites, roomID)
 	r := s.rooms[roomID]
 	if r == nil {
+		return
+	}
+	if r.dm != "" {
+		delete(s.rooms, roomID)
 		return
 	}
 	var kicker id.UserID
@@ -245,6 +272,10 @@ func (s *Session) applyInvite(roomID id.RoomID, invited *mautrix.SyncInvitedRoom
 		return
 	}
 	in.channel = mapping.ChannelName(roomID, alias)
+	if in.direct {
+		s.acceptDirectInvite(in)
+		return
+	}
 	s.invites[roomID] = in
 	s.broadcast(func(a *Attachment) { s.sendInvite(a, in) })
 }

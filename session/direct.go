@@ -1,0 +1,199 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"gopkg.in/irc.v4"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/mxircd/mxircd/mapping"
+)
+
+// Direct messages: a room in the account's m.direct with one other member
+// is an IRC query with that member, not a channel. PRIVMSG to a nick sends
+// into it, creating it (and recording it in m.direct) the first time.
+
+// dmFuture is a direct room being created. Only the request worker writes
+// roomID; later jobs for the same user run after it on that goroutine, and
+// the owner reads it only in a job's result.
+type dmFuture struct {
+	roomID id.RoomID
+	err    error
+}
+
+// applyDirect takes the account's m.direct: which rooms are whose DMs.
+func (s *Session) applyDirect(events []*event.Event) {
+	for _, ev := range events {
+		if ev.Type.Type != event.AccountDataDirectChats.Type {
+			continue
+		}
+		var direct event.DirectChatsEventContent
+		if err := json.Unmarshal(ev.Content.VeryRaw, &direct); err != nil {
+			s.log.Warn("unreadable m.direct", "err", err)
+			continue
+		}
+		clear(s.direct)
+		for user, rooms := range direct {
+			for _, roomID := range rooms {
+				s.direct[roomID] = user
+			}
+		}
+	}
+}
+
+// directPeer says whether a newly joined room is a query, and with whom: it
+// must be in m.direct and have no member but the account and that peer.
+func (s *Session) directPeer(r *room) id.UserID {
+	peer := s.direct[r.id]
+	if peer == "" {
+		return ""
+	}
+	for user, m := range r.members {
+		if user != s.user && user != peer && (m.membership == event.MembershipJoin || m.membership == event.MembershipInvite) {
+			return "" // a group DM is a channel
+		}
+	}
+	return peer
+}
+
+// dmRoomWith is the joined query room with user, if there is one.
+func (s *Session) dmRoomWith(user id.UserID) *room {
+	for _, r := range s.rooms {
+		if r.dm == user {
+			return r
+		}
+	}
+	return nil
+}
+
+// sendDirect sends a message to user in their query room, creating the
+// room first when there is none. Creation and sends go through the
+// request worker in order, so the first message is never overtaken.
+func (s *Session) sendDirect(a *Attachment, nick string, user id.UserID, content *event.MessageEventContent, command string) {
+	txnID := s.newTxnID(a)
+	if r := s.dmRoomWith(user); r != nil {
+		s.sendContent(a, command, r.id, nick, content, txnID)
+		return
+	}
+	future := s.dmFutures[user]
+	if future == nil {
+		future = &dmFuture{}
+		s.dmFutures[user] = future
+		s.joinsInFlight++ // the new room waits in deferred until we know it is a DM
+		ok := s.request(a, command, func(ctx context.Context) func() {
+			future.roomID, future.err = s.createDirect(ctx, user)
+			return func() {
+				delete(s.dmFutures, user)
+				if future.err == nil {
+					s.direct[future.roomID] = user
+				}
+				s.joinDone(future.roomID, "")
+			}
+		})
+		if !ok {
+			delete(s.dmFutures, user)
+			s.joinsInFlight--
+			delete(s.sentTxns, txnID)
+			return
+		}
+	}
+	s.request(a, command, func(ctx context.Context) func() {
+		err := future.err
+		if err == nil {
+			_, err = s.cli.SendMessageEvent(ctx, future.roomID, event.EventMessage, content, mautrix.ReqSendEvent{TransactionID: txnID})
+		}
+		return func() {
+			if err != nil {
+				delete(s.sentTxns, txnID)
+				a.client.SendNumeric(irc.ERR_CANNOTSENDTOCHAN, nick, "Cannot send a direct message: "+matrixErrorText(err))
+			}
+		}
+	})
+}
+
+// createDirect makes a direct room with user and records it in m.direct,
+// as Matrix clients do. Request worker only.
+func (s *Session) createDirect(ctx context.Context, user id.UserID) (id.RoomID, error) {
+	resp, err := s.cli.CreateRoom(ctx, &mautrix.ReqCreateRoom{
+		Preset:   "trusted_private_chat",
+		IsDirect: true,
+		Invite:   []id.UserID{user},
+	})
+	if err != nil {
+		return "", err
+	}
+	if err := s.addToDirect(ctx, user, resp.RoomID); err != nil {
+		// The room works; only other clients won't list it as a DM.
+		s.log.Warn("could not record the DM in m.direct", "room", resp.RoomID, "err", err)
+	}
+	return resp.RoomID, nil
+}
+
+// addToDirect adds a room to m.direct, read fresh so that what other
+// clients wrote is kept. Request worker only.
+func (s *Session) addToDirect(ctx context.Context, user id.UserID, roomID id.RoomID) error {
+	direct := event.DirectChatsEventContent{}
+	if err := s.cli.GetAccountData(ctx, event.AccountDataDirectChats.Type, &direct); err != nil && !errors.Is(err, mautrix.MNotFound) {
+		return err
+	}
+	for _, r := range direct[user] {
+		if r == roomID {
+			return nil
+		}
+	}
+	direct[user] = append(direct[user], roomID)
+	return s.cli.SetAccountData(ctx, event.AccountDataDirectChats.Type, direct)
+}
+
+// acceptDirectInvite joins a room someone invited the account to as a DM:
+// on IRC anyone can send you a private message, so a DM needs no /join.
+func (s *Session) acceptDirectInvite(in *invite) {
+	s.direct[in.roomID] = in.inviter
+	s.joinsInFlight++
+	ok := s.enqueue(func(ctx context.Context) func() {
+		_, err := s.cli.JoinRoom(ctx, in.roomID.String(), &mautrix.ReqJoinRoom{Via: []string{in.inviter.Homeserver()}})
+		if err == nil {
+			err = s.addToDirect(ctx, in.inviter, in.roomID)
+		}
+		return func() {
+			if err != nil {
+				s.log.Warn("could not accept a DM invite", "room", in.roomID, "err", err)
+				s.noticeAll(fmt.Sprintf("Could not accept a direct message from %s: %s", in.inviter, matrixErrorText(err)))
+			}
+			s.joinDone(in.roomID, "")
+		}
+	})
+	if !ok {
+		s.joinsInFlight--
+	}
+}
+
+// dmTarget is the IRC target of a line in a query as client a sees it: the
+// client's own nick for what the peer says, the peer's nick for what the
+// account says from elsewhere.
+func (s *Session) dmTarget(a *Attachment, r *room, sender id.UserID) string {
+	if sender == s.user {
+		return s.nickOf(a, r.dm)
+	}
+	return a.client.Nick()
+}
+
+// userForTarget finds who a PRIVMSG to a nick means: a known nick, a
+// Matrix ID, or localpart:server.
+func (s *Session) userForTarget(a *Attachment, target string) (id.UserID, bool) {
+	if user, ok := s.userByNick(a, target); ok {
+		return user, true
+	}
+	if user, _ := mapping.MaskUser(target); user != "" {
+		return user, true
+	}
+	if user, ok := mapping.ParseAccount(target, ""); ok && target[0] != '#' && target[0] != '!' {
+		return user, true
+	}
+	return "", false
+}
