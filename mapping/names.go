@@ -5,6 +5,8 @@ package mapping
 
 import (
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"maunium.net/go/mautrix/id"
 )
@@ -160,4 +162,45 @@ func MaskUser(mask string) (user id.UserID, nick string) {
 func validUserID(u id.UserID) bool {
 	local, server, err := u.Parse()
 	return err == nil && local != "" && server != "" && !strings.ContainsAny(string(u), " \x00")
+}
+
+// maxDerivedNick bounds nicks made from display names, which Matrix allows
+// to be very long.
+const maxDerivedNick = 32
+
+// NickFromDisplayName makes an IRC nick from a Matrix display name: spaces
+// become '_', characters IRC gives a meaning (",*?!@:#&+%~$", controls) are
+// dropped, a leading digit or '-' gets a '_' before it, and the result is
+// cut at a rune boundary. It returns "" when nothing usable is left.
+func NickFromDisplayName(name string) string {
+	var b strings.Builder
+	underscore := false
+	for _, r := range strings.TrimSpace(name) {
+		switch {
+		case r == ' ' || r == '\t' || r == '\u00a0':
+			if !underscore && b.Len() > 0 {
+				b.WriteByte('_')
+				underscore = true
+			}
+			continue
+		case r < ' ' || r == 0x7f || r == utf8.RuneError || strings.ContainsRune(",*?!@:#&+%~$.\"'", r):
+			continue
+		case unicode.Is(unicode.Cf, r) || unicode.Is(unicode.Mn, r) && b.Len() == 0:
+			// Invisible format characters would make look-alike nicks.
+			continue
+		}
+		if b.Len()+utf8.RuneLen(r) > maxDerivedNick {
+			break
+		}
+		b.WriteRune(r)
+		underscore = false
+	}
+	nick := strings.TrimRight(b.String(), "_")
+	if nick == "" {
+		return ""
+	}
+	if c := nick[0]; c == '-' || ('0' <= c && c <= '9') {
+		nick = "_" + nick
+	}
+	return nick
 }

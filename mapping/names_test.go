@@ -424,3 +424,45 @@ func FuzzNickCandidates(f *testing.F) {
 		}
 	})
 }
+
+func TestNickFromDisplayName(t *testing.T) {
+	cases := map[string]string{
+		"Bob Builder":           "Bob_Builder",
+		"  Alice  ":             "Alice",
+		"Dr. Who?":              "Dr_Who",
+		"a  b":                  "a_b",
+		"42":                    "_42",
+		"-dash":                 "_-dash",
+		"日本語":                   "日本語",
+		"@bob:example.org":      "bobexampleorg",
+		"#channel":              "channel",
+		"zero\u200bwidth":       "zerowidth",
+		"":                      "",
+		"   ":                   "",
+		"!!!":                   "",
+		strings.Repeat("x", 50): strings.Repeat("x", 32),
+	}
+	for in, want := range cases {
+		if got := NickFromDisplayName(in); got != want {
+			t.Errorf("NickFromDisplayName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func FuzzNickFromDisplayName(f *testing.F) {
+	for _, s := range []string{"Bob Builder", "日本語", "", "1", "a\x00b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		nick := NickFromDisplayName(name)
+		if nick == "" {
+			return
+		}
+		if len(nick) > maxDerivedNick+1 || strings.ContainsAny(nick, " ,*?!@:#\x00\r\n") || !utf8.ValidString(nick) {
+			t.Fatalf("bad nick %q from %q", nick, name)
+		}
+		if c := nick[0]; c == '-' || (c >= '0' && c <= '9') {
+			t.Fatalf("nick %q starts with %q", nick, c)
+		}
+	})
+}

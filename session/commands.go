@@ -304,10 +304,8 @@ func (s *Session) sendWhoReply(a *Attachment, r *room, user id.UserID) {
 
 // realName is the user's display name in any shared room, else the MXID.
 func (s *Session) realName(user id.UserID) string {
-	for _, r := range s.rooms {
-		if m := r.members[user]; m != nil && m.displayName != "" {
-			return m.displayName
-		}
+	if name := s.displayName(user); name != "" {
+		return name
 	}
 	return user.String()
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 
+	"gopkg.in/irc.v4"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
@@ -30,6 +31,7 @@ type room struct {
 type member struct {
 	membership  event.Membership
 	displayName string
+	since       int64 // timestamp of the member event, to find the newest display name
 }
 
 func newRoom(roomID id.RoomID) *room {
@@ -64,6 +66,7 @@ func (r *room) applyState(ev *event.Event) (prev event.Membership) {
 		}
 		m.membership = c.Membership
 		m.displayName = c.Displayname
+		m.since = ev.Timestamp
 	case event.StateTopic:
 		r.topic = ev.Content.AsTopic().Topic
 		r.topicBy = ev.Sender
@@ -101,29 +104,72 @@ func (s *Session) nickOf(a *Attachment, user id.UserID) string {
 	return s.nickFor(user)
 }
 
-// nickFor gives a Matrix user a nick, once: the localpart when no one else
-// holds it (nor an attached client), else "localpart:server", which is
-// unique because the user ID is. The nick then stays for the session's life.
+// nickFor gives a Matrix user a nick, once: the first of their display
+// name, their localpart and "localpart:server" (unique, as the user ID is)
+// that no one else holds, nor an attached client. It stays until their
+// display name changes.
 func (s *Session) nickFor(user id.UserID) string {
 	if nick, ok := s.nicks[user]; ok {
 		return nick
 	}
-	candidates := mapping.NickCandidates(user)
-	nick := candidates[len(candidates)-1]
-	for _, c := range candidates {
-		if s.nickFree(c) {
-			nick = c
-			break
-		}
-	}
+	nick := s.pickNick(user)
 	s.nicks[user] = nick
 	s.byNick[mapping.Casefold(nick)] = user
 	return nick
 }
 
-func (s *Session) nickFree(nick string) bool {
+func (s *Session) pickNick(user id.UserID) string {
+	var candidates []string
+	if nick := mapping.NickFromDisplayName(s.displayName(user)); nick != "" {
+		candidates = append(candidates, nick)
+	}
+	candidates = append(candidates, mapping.NickCandidates(user)...)
+	for _, c := range candidates {
+		if s.nickFree(c, user) {
+			return c
+		}
+	}
+	return candidates[len(candidates)-1]
+}
+
+// renameUser gives user the nick their new display name asks for, and tells
+// every client with a NICK line.
+func (s *Session) renameUser(user id.UserID) {
+	old, assigned := s.nicks[user]
+	if !assigned {
+		return // no client has seen a nick for them yet
+	}
+	nick := s.pickNick(user)
+	if nick == old {
+		return
+	}
+	delete(s.byNick, mapping.Casefold(old))
+	s.nicks[user] = nick
+	s.byNick[mapping.Casefold(nick)] = user
+	u, h := mapping.UserHost(user)
+	s.broadcast(func(a *Attachment) {
+		a.client.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: old, User: u, Host: h}, Command: "NICK", Params: []string{nick}})
+	})
+}
+
+// displayName is the user's newest display name across shared rooms
+// (Matrix allows one per room; a change reaches each room separately).
+func (s *Session) displayName(user id.UserID) string {
+	var name string
+	var since int64 = -1
+	for _, r := range s.rooms {
+		if m := r.members[user]; m != nil && m.displayName != "" && m.since > since {
+			name, since = m.displayName, m.since
+		}
+	}
+	return name
+}
+
+// nickFree says whether nick is free for user: held by no one else and by
+// no attached client.
+func (s *Session) nickFree(nick string, user id.UserID) bool {
 	folded := mapping.Casefold(nick)
-	if _, taken := s.byNick[folded]; taken {
+	if holder, taken := s.byNick[folded]; taken && holder != user {
 		return false
 	}
 	for a := range s.clients {

@@ -175,6 +175,8 @@ func (s *Session) showMembership(r *room, ev *event.Event, prev event.Membership
 	}
 	c := ev.Content.AsMember()
 	switch {
+	case c.Membership == event.MembershipJoin && prev == event.MembershipJoin:
+		s.renameUser(user) // a display name change, perhaps
 	case c.Membership == event.MembershipJoin && prev != event.MembershipJoin:
 		s.broadcast(func(a *Attachment) { s.sendJoin(a, r, user) })
 	case (c.Membership == event.MembershipLeave || c.Membership == event.MembershipBan) && prev == event.MembershipJoin:

@@ -667,3 +667,48 @@ func TestHomeserverRestart(t *testing.T) {
 		return ev.Type == event.EventMessage && ev.Content.AsMessage().Body == "me too"
 	})
 }
+
+// Nicks come from display names; a display name change is a NICK line, and
+// the MXID stays visible in WHOIS.
+func TestNicksFromDisplayNames(t *testing.T) {
+	hs := testenv.SharedHomeserver(t)
+	g := testGateway(t, hs, "sqlite")
+	alice, bob, _, channel := twoInARoom(t, hs, "nicks")
+	ctx := ctxFor(t)
+	if err := bob.Client.SetDisplayName(ctx, "Bob Builder"); err != nil {
+		t.Fatal(err)
+	}
+	c := connect(t, g, "alice", alice)
+	c.ExpectMatch(t, isCmd(irc.RPL_ENDOFNAMES, "alice", channel), "burst")
+	waitNames(t, c, channel, "Bob_Builder")
+
+	if err := bob.Client.SetDisplayName(ctx, "Robert"); err != nil {
+		t.Fatal(err)
+	}
+	m := c.ExpectMatch(t, isCmd("NICK", "Robert"), "NICK to the new display name")
+	if m.Prefix.Name != "Bob_Builder" || m.Prefix.User != bob.Localpart {
+		t.Errorf("NICK = %s", m)
+	}
+	c.Send("WHOIS Robert")
+	c.ExpectMatch(t, isCmd("330", "alice", "Robert", bob.UserID.String()), "330 with the MXID")
+	c.Send("PRIVMSG Robert :hi robert")
+	for _, line := range c.Drain(t) {
+		if line.Command == irc.ERR_NOSUCHNICK {
+			t.Errorf("PRIVMSG to the new nick failed: %s", line)
+		}
+	}
+	c.Send("NAMES %s", channel)
+	names := c.Expect(t, irc.RPL_NAMREPLY)
+	if !strings.Contains(names.Trailing(), "Robert") {
+		t.Errorf("NAMES after the rename: %s", names)
+	}
+	nickLines := 0
+	for _, line := range c.Lines() {
+		if m, err := irc.ParseMessage(line); err == nil && m.Command == "NICK" {
+			nickLines++
+		}
+	}
+	if nickLines != 1 {
+		t.Errorf("%d NICK lines for one display name change", nickLines)
+	}
+}
