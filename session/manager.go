@@ -36,6 +36,9 @@ type Config struct {
 	SyncTimeout time.Duration
 	HTTPClient  *http.Client
 	Logger      *slog.Logger
+	// MediaLink makes a browser link for a user's media; nil shows the
+	// mxc:// URI. It must be safe to call from any goroutine.
+	MediaLink func(user id.UserID, mxc id.ContentURI, filename string) string
 }
 
 // Manager owns every live Session and logs clients in to them.

@@ -162,9 +162,13 @@ func (s *Session) sendTopicChange(a *Attachment, r *room, ev *event.Event) {
 
 // sendRoomMessage shows one m.room.message, split into lines that fit.
 func (s *Session) sendRoomMessage(a *Attachment, r *room, ev *event.Event) {
-	msg, ok := mapping.MessageToIRC(ev.Content.AsMessage())
+	content := ev.Content.AsMessage()
+	msg, ok := mapping.MessageToIRC(content)
 	if !ok {
 		return
+	}
+	if link := s.mediaLink(content); link != "" {
+		msg.Text += " " + link
 	}
 	prefix := s.prefixOf(a, ev.Sender)
 	target := r.channel
@@ -191,4 +195,27 @@ func (s *Session) sendRoomMessage(a *Attachment, r *room, ev *event.Event) {
 func (s *Session) sendInvite(a *Attachment, in *invite) {
 	a.client.SendMessage(&irc.Message{Prefix: s.prefixOf(a, in.inviter), Command: "INVITE",
 		Params: []string{a.client.Nick(), in.channel}})
+}
+
+// mediaLink is where a client can open a message's file: a signed gateway
+// link when the gateway serves media, else the mxc:// URI. Encrypted files
+// have no plain URL and get none.
+func (s *Session) mediaLink(content *event.MessageEventContent) string {
+	if content.URL == "" {
+		return ""
+	}
+	mxc, err := content.URL.Parse()
+	if err != nil {
+		return ""
+	}
+	if s.mgr.cfg.MediaLink != nil {
+		filename := content.FileName
+		if filename == "" {
+			filename = content.Body
+		}
+		if link := s.mgr.cfg.MediaLink(s.user, mxc, filename); link != "" {
+			return link
+		}
+	}
+	return mxc.String()
 }

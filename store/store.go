@@ -44,6 +44,9 @@ type Store interface {
 	PutAccount(ctx context.Context, a *Account) error
 	// DeleteAccount succeeds when the account is already absent.
 	DeleteAccount(ctx context.Context, userID string) error
+	// InitSetting stores value under name unless one is stored already,
+	// and returns the stored value.
+	InitSetting(ctx context.Context, name, value string) (string, error)
 	Close() error
 }
 
@@ -248,6 +251,21 @@ func (s *SQLStore) DeleteAccount(ctx context.Context, userID string) error {
 		return fmt.Errorf("store: delete account %s: %w", userID, err)
 	}
 	return nil
+}
+
+// InitSetting stores value under name unless a value is already stored,
+// and returns the stored one: the first writer wins, also between
+// gateways sharing a database.
+func (s *SQLStore) InitSetting(ctx context.Context, name, value string) (string, error) {
+	if _, err := s.db.ExecContext(ctx,
+		`INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, name, value); err != nil {
+		return "", fmt.Errorf("store: init setting %s: %w", name, err)
+	}
+	var stored string
+	if err := s.db.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = $1`, name).Scan(&stored); err != nil {
+		return "", fmt.Errorf("store: load setting %s: %w", name, err)
+	}
+	return stored, nil
 }
 
 // fromMillis returns UTC so that stored times do not depend on the

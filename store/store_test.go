@@ -603,3 +603,23 @@ func TestDialect(t *testing.T) {
 		}
 	})
 }
+
+func TestInitSetting(t *testing.T) {
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			s := storetest.Open(t, driver)
+			ctx := context.Background()
+			got, err := s.InitSetting(ctx, "media_key", "first")
+			if err != nil || got != "first" {
+				t.Fatalf("first InitSetting = %q, %v", got, err)
+			}
+			got, err = s.InitSetting(ctx, "media_key", "second")
+			if err != nil || got != "first" {
+				t.Fatalf("second InitSetting = %q, %v; the first value must win", got, err)
+			}
+			if got, _ := s.InitSetting(ctx, "other", "x"); got != "x" {
+				t.Fatalf("other setting = %q", got)
+			}
+		})
+	}
+}

@@ -17,8 +17,15 @@ import (
 type Config struct {
 	IRC    IRCConfig    `toml:"irc"`
 	Matrix MatrixConfig `toml:"matrix"`
+	HTTP   HTTPConfig   `toml:"http"`
 	Store  StoreConfig  `toml:"store"`
 	Log    LogConfig    `toml:"log"`
+}
+
+type HTTPConfig struct {
+	Listen    string   `toml:"listen"`
+	PublicURL string   `toml:"public_url"`
+	LinkTTL   Duration `toml:"link_ttl"`
 }
 
 type IRCConfig struct {
@@ -77,6 +84,7 @@ func defaultConfig() Config {
 			DeviceName:  "mxircd",
 			SyncTimeout: Duration{30 * time.Second},
 		},
+		HTTP:  HTTPConfig{LinkTTL: Duration{24 * time.Hour}},
 		Store: StoreConfig{Driver: "sqlite", Path: "data/mxircd.db"},
 		Log:   LogConfig{Level: "info", Format: "text"},
 	}
@@ -141,6 +149,20 @@ func (cfg *Config) validate() error {
 	}
 	if cfg.Matrix.SyncTimeout.Duration < time.Second {
 		return fmt.Errorf("matrix.sync_timeout %s: must be at least 1s", cfg.Matrix.SyncTimeout)
+	}
+	if cfg.HTTP.Listen != "" {
+		if _, _, err := net.SplitHostPort(cfg.HTTP.Listen); err != nil {
+			return fmt.Errorf("http.listen %q: %w", cfg.HTTP.Listen, err)
+		}
+	}
+	if pu := cfg.HTTP.PublicURL; pu != "" {
+		u, err := url.Parse(pu)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("http.public_url %q: must be an http(s) URL without query", pu)
+		}
+	}
+	if cfg.HTTP.LinkTTL.Duration < time.Minute {
+		return fmt.Errorf("http.link_ttl %s: must be at least 1m", cfg.HTTP.LinkTTL)
 	}
 	switch cfg.Store.Driver {
 	case "sqlite":

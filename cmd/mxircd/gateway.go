@@ -2,16 +2,22 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
 	"time"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/mxircd/mxircd/ircd"
+	"github.com/mxircd/mxircd/media"
 	"github.com/mxircd/mxircd/session"
 	"github.com/mxircd/mxircd/store"
 	mxtls "github.com/mxircd/mxircd/tls"
@@ -36,6 +42,8 @@ type gateway struct {
 	irc       *ircd.Server
 	certs     *mxtls.CertReloader
 	listeners []net.Listener
+	media     *http.Server
+	mediaLn   net.Listener
 	serving   sync.WaitGroup
 }
 
@@ -56,12 +64,21 @@ func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway
 	if err != nil {
 		return nil, err
 	}
+	proxy, err := g.startMedia(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var mediaLink func(id.UserID, id.ContentURI, string) string
+	if proxy != nil {
+		mediaLink = proxy.Link
+	}
 	g.sessions = session.NewManager(session.Config{
 		Homeserver:  cfg.Matrix.Homeserver,
 		ServerName:  cfg.Matrix.ServerName,
 		DeviceName:  cfg.Matrix.DeviceName,
 		SyncTimeout: cfg.Matrix.SyncTimeout.Duration,
 		Logger:      log,
+		MediaLink:   mediaLink,
 	}, g.store)
 	g.irc = ircd.NewServer(ircd.Config{
 		ServerName: cfg.IRC.ServerName,
@@ -120,6 +137,60 @@ func readMOTD(path string) ([]string, error) {
 	return strings.Split(text, "\n"), nil
 }
 
+// startMedia opens the media link listener, if configured. The signing key
+// is kept in the store, so links survive a restart and every gateway on
+// one database signs alike.
+func (g *gateway) startMedia(ctx context.Context) (*media.Proxy, error) {
+	cfg := g.cfg.HTTP
+	if cfg.Listen == "" {
+		return nil, nil
+	}
+	fresh := make([]byte, 32)
+	if _, err := rand.Read(fresh); err != nil {
+		return nil, err
+	}
+	stored, err := g.store.InitSetting(ctx, "media_link_key", hex.EncodeToString(fresh))
+	if err != nil {
+		return nil, err
+	}
+	key, err := hex.DecodeString(stored)
+	if err != nil {
+		return nil, fmt.Errorf("stored media link key: %w", err)
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("http.listen: %w", err)
+	}
+	publicURL := cfg.PublicURL
+	if publicURL == "" {
+		publicURL = "http://" + ln.Addr().String()
+	}
+	proxy, err := media.New(media.Config{PublicURL: publicURL, Key: key, TTL: cfg.LinkTTL.Duration, Logger: g.log},
+		func(ctx context.Context, user id.UserID) (string, string, bool) {
+			acct, err := g.store.Account(ctx, user.String())
+			if err != nil || acct.AccessToken == "" {
+				return "", "", false
+			}
+			return acct.Homeserver, acct.AccessToken, true
+		})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	// No write timeout: large files stream for as long as they take.
+	g.media = &http.Server{Handler: proxy, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelWarn)}
+	g.mediaLn = ln
+	g.log.Info("serving media links", "addr", ln.Addr().String(), "public_url", publicURL)
+	g.serving.Add(1)
+	go func() {
+		defer g.serving.Done()
+		if err := g.media.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			g.log.Error("media listener stopped", "err", err)
+		}
+	}()
+	return proxy, nil
+}
+
 // reload re-reads the TLS certificate, for SIGHUP. Open connections keep
 // the certificate they were made with.
 func (g *gateway) reload() error {
@@ -133,15 +204,22 @@ func (g *gateway) reload() error {
 // sessions and closes the store.
 func (g *gateway) shutdown(ctx context.Context) error {
 	errIRC := g.irc.Shutdown(ctx, "Server shutting down")
+	var errMedia error
+	if g.media != nil {
+		errMedia = g.media.Shutdown(ctx)
+	}
 	g.serving.Wait()
 	errSess := g.sessions.Close(ctx)
 	errStore := g.store.Close()
-	return errors.Join(errIRC, errSess, errStore)
+	return errors.Join(errIRC, errMedia, errSess, errStore)
 }
 
 func (g *gateway) closeAll() {
 	for _, ln := range g.listeners {
 		ln.Close()
+	}
+	if g.media != nil {
+		g.media.Close()
 	}
 	if g.store != nil {
 		g.store.Close()

@@ -16,8 +16,10 @@ import (
 )
 
 // DefaultIRCTimeout bounds each Expect… call unless IRCClient.Timeout says
-// otherwise.
-const DefaultIRCTimeout = 10 * time.Second
+// otherwise. A login includes real Matrix requests and key derivation under
+// -race while other packages' tests load the same two cores, so it is
+// generous; it is a bound on waiting, not a performance claim.
+const DefaultIRCTimeout = 20 * time.Second
 
 // maxIRCLine is far above what a server may send (8191 bytes of tags plus 512)
 // so that an overlong line shows up in a test's output instead of as a read
