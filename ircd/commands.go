@@ -50,6 +50,7 @@ func init() {
 		"MODE":    {handle: (*Conn).handleMode, minParams: 1, postReg: true},
 		"KICK":    {handle: forward, minParams: 2, postReg: true},
 		"INVITE":  {handle: forward, minParams: 2, postReg: true},
+		"LIST":    {handle: forward, postReg: true},
 	}
 }
 

@@ -75,6 +75,7 @@ func defaultISupport(cfg *Config) *ISupport {
 	is.Add("NETWORK", cfg.Network)
 	is.Add("NICKLEN", strconv.Itoa(NickLen))
 	is.Add("PREFIX", "(ov)@+")
+	is.Add("SAFELIST", "")
 	is.Add("TARGMAX", "JOIN:,PART:,PRIVMSG:1,NOTICE:1,NAMES:1,WHOIS:1")
 	is.Add("UTF8ONLY", "")
 	return is

@@ -50,6 +50,8 @@ func (s *Session) handleCommand(a *Attachment, m *irc.Message) {
 		s.cmdKick(a, m)
 	case "INVITE":
 		s.cmdInvite(a, m)
+	case "LIST":
+		s.cmdList(a, m)
 	case "NICK":
 		s.cmdNick(a, m)
 	default:

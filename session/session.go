@@ -83,6 +83,8 @@ type (
 	resultEvent struct{ apply func() }
 	// loggedOutEvent says the homeserver no longer accepts the token.
 	loggedOutEvent struct{ err error }
+	// crashedEvent says the sync loop or the request worker died.
+	crashedEvent struct{}
 	// syncFailedEvent reports a failed /sync that will be retried.
 	syncFailedEvent struct{ err error }
 )
@@ -154,17 +156,31 @@ func (s *Session) run() {
 }
 
 // guard runs a long-lived goroutine's body, logging a panic instead of
-// taking the process down; a crashed part ends this session only.
+// taking the process down; a crashed part ends this session only, through
+// the owner, which alone may touch the clients.
 func (s *Session) guard(what string, f func()) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("panic in session", "part", what, "panic", r, "stack", string(debug.Stack()))
-			s.shutdownClients("Internal error in your session; please reconnect")
-			s.mgr.forget(s)
-			s.cancel()
+			if !s.post(crashedEvent{}) {
+				s.cancel()
+			}
 		}
 	}()
 	f()
+}
+
+// goSafe runs a short-lived helper goroutine whose panic is logged and
+// otherwise ignored.
+func (s *Session) goSafe(what string, f func()) {
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				s.log.Error("panic in session helper", "part", what, "panic", r, "stack", string(debug.Stack()))
+			}
+		}()
+		f()
+	}()
 }
 
 func (s *Session) handleEvent(ev any) {
@@ -202,6 +218,10 @@ func (s *Session) handleEvent(ev any) {
 		if ev.apply != nil {
 			ev.apply()
 		}
+	case crashedEvent:
+		s.shutdownClients("Internal error in your session; please reconnect")
+		s.mgr.forget(s)
+		s.cancel()
 	case loggedOutEvent:
 		s.log.Warn("homeserver refused the access token; ending the session", "err", ev.err)
 		if err := s.forgetToken(); err != nil {

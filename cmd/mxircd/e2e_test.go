@@ -712,3 +712,48 @@ func TestNicksFromDisplayNames(t *testing.T) {
 		t.Errorf("%d NICK lines for one display name change", nickLines)
 	}
 }
+
+// LIST shows the joined channels and the homeserver's public directory;
+// LIST *term* searches it.
+func TestList(t *testing.T) {
+	hs := testenv.SharedHomeserver(t)
+	g := testGateway(t, hs, "sqlite")
+	alice, bob, _, channel := twoInARoom(t, hs, "listjoined")
+	term := uniq("findme")
+	public, err := bob.Client.CreateRoom(ctxFor(t), &mautrix.ReqCreateRoom{
+		RoomAliasName: term, Name: "Find Me", Topic: "a public room", Preset: "public_chat", Visibility: "public",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	publicChannel := "#" + term + ":" + hs.ServerName
+	c := connect(t, g, "alice", alice)
+	c.ExpectMatch(t, isCmd(irc.RPL_ENDOFNAMES, "alice", channel), "burst")
+
+	list := func(arg string) map[string]*irc.Message {
+		c.Send("LIST %s", arg)
+		c.Expect(t, irc.RPL_LISTSTART)
+		got := map[string]*irc.Message{}
+		c.ExpectMatch(t, func(m *irc.Message) bool {
+			if m.Command == irc.RPL_LIST {
+				got[m.Param(1)] = m
+			}
+			return m.Command == irc.RPL_LISTEND
+		}, "323")
+		return got
+	}
+	all := list("")
+	if m := all[channel]; m == nil || m.Param(2) != "2" {
+		t.Errorf("joined channel in LIST: %v", m)
+	}
+	if m := all[publicChannel]; m == nil || m.Param(2) != "1" || !strings.Contains(m.Trailing(), "Find Me") || !strings.Contains(m.Trailing(), "a public room") {
+		t.Errorf("directory room in LIST: %v (room %s)", m, public.RoomID)
+	}
+	found := list("*" + term + "*")
+	if found[publicChannel] == nil || found[channel] != nil {
+		t.Errorf("LIST *%s* = %v", term, keys(found))
+	}
+	if none := list("*" + uniq("nothingmatches") + "*"); len(none) != 0 {
+		t.Errorf("LIST of an unknown term = %v", keys(none))
+	}
+}
