@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/BurntSushi/toml v1.5.0
 	github.com/jackc/pgx/v5 v5.7.5
+	golang.org/x/net v0.59.0
 	golang.org/x/time v0.12.0
 	gopkg.in/irc.v4 v4.0.0
 	maunium.net/go/mautrix v0.31.0
@@ -30,7 +31,6 @@ require (
 	go.mau.fi/util v0.10.1 // indirect
 	golang.org/x/crypto v0.57.0 // indirect
 	golang.org/x/exp v0.0.0-20260908205506-85c1c2202aba // indirect
-	golang.org/x/net v0.59.0 // indirect
 	golang.org/x/sync v0.23.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect
 	golang.org/x/text v0.42.0 // indirect
