@@ -15,17 +15,26 @@ type IRCMessage struct {
 	Text    string
 }
 
-// MessageToIRC renders a room message for IRC. ok is false for content that
+// MessageToIRC renders a room message for IRC, with its formatting as IRC
+// codes and pills as the nicks users gives. ok is false for content that
 // has nothing to show (an empty body).
-func MessageToIRC(c *event.MessageEventContent) (IRCMessage, bool) {
-	body := strings.TrimSpace(c.Body)
+func MessageToIRC(c *event.MessageEventContent, users UserResolver) (IRCMessage, bool) {
+	var body string
+	switch c.MsgType {
+	case event.MsgImage, event.MsgFile, event.MsgAudio, event.MsgVideo:
+		body = strings.TrimSpace(c.Body) // the file name (or caption)
+	default:
+		body = strings.TrimSpace(MatrixToIRC(c, users))
+	}
 	if c.NewContent != nil {
 		// An edit: show what the text became, marked as a correction.
-		body = strings.TrimSpace(c.NewContent.Body)
+		body = strings.TrimSpace(MatrixToIRC(c.NewContent, users))
 		if body != "" {
 			body = "* " + body
 		}
 	}
+	// \x01 would let a Matrix user send CTCP requests to IRC clients.
+	body = strings.ReplaceAll(body, "\x01", "")
 	out := IRCMessage{Command: "PRIVMSG", Text: body}
 	switch c.MsgType {
 	case event.MsgNotice:
@@ -39,9 +48,10 @@ func MessageToIRC(c *event.MessageEventContent) (IRCMessage, bool) {
 }
 
 // MessageFromIRC turns the text of a PRIVMSG or NOTICE into Matrix message
-// content. CTCP ACTION becomes an emote; other CTCP requests have no Matrix
-// meaning and give ok=false.
-func MessageFromIRC(command, text string) (*event.MessageEventContent, bool) {
+// content: IRC formatting becomes HTML, nicks the resolver knows become
+// pills and m.mentions. CTCP ACTION becomes an emote; other CTCP requests
+// have no Matrix meaning and give ok=false.
+func MessageFromIRC(command, text string, nicks NickResolver) (*event.MessageEventContent, bool) {
 	msgType := event.MsgText
 	if command == "NOTICE" {
 		msgType = event.MsgNotice
@@ -54,8 +64,14 @@ func MessageFromIRC(command, text string) (*event.MessageEventContent, bool) {
 		}
 		msgType, text = event.MsgEmote, rest
 	}
-	if strings.TrimSpace(text) == "" {
+	// A stray \x01 inside the text means nothing to Matrix clients.
+	body, formatted, mentions := IRCToMatrix(strings.ReplaceAll(text, "\x01", ""), nicks)
+	if strings.TrimSpace(body) == "" {
 		return nil, false
 	}
-	return &event.MessageEventContent{MsgType: msgType, Body: text}, true
+	content := &event.MessageEventContent{MsgType: msgType, Body: body, Mentions: &event.Mentions{UserIDs: mentions}}
+	if formatted != "" {
+		content.Format, content.FormattedBody = event.FormatHTML, formatted
+	}
+	return content, true
 }

@@ -47,7 +47,7 @@ func TestMessageToIRC(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got, ok := MessageToIRC(c.in)
+			got, ok := MessageToIRC(c.in, nil)
 			if ok != c.ok {
 				t.Fatalf("MessageToIRC ok = %v, want %v (got %+v)", ok, c.ok, got)
 			}
@@ -73,8 +73,8 @@ func TestMessageFromIRC(t *testing.T) {
 		{"action without closing", "PRIVMSG", "\x01ACTION waves", event.MsgEmote, "waves", true},
 		{"action lowercase verb", "PRIVMSG", "\x01action waves\x01", event.MsgEmote, "waves", true},
 		{"action as notice", "NOTICE", "\x01ACTION waves\x01", event.MsgEmote, "waves", true},
-		{"ctcp in the middle is text", "PRIVMSG", "a \x01ACTION b\x01", event.MsgText, "a \x01ACTION b\x01", true},
-		{"formatting kept", "PRIVMSG", "\x02bold\x02", event.MsgText, "\x02bold\x02", true},
+		{"ctcp in the middle is text", "PRIVMSG", "a \x01ACTION b\x01", event.MsgText, "a ACTION b", true},
+		{"formatting becomes HTML", "PRIVMSG", "\x02bold\x02", event.MsgText, "bold", true},
 
 		{"version", "PRIVMSG", "\x01VERSION\x01", "", "", false},
 		{"version without closing", "PRIVMSG", "\x01VERSION", "", "", false},
@@ -90,7 +90,7 @@ func TestMessageFromIRC(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got, ok := MessageFromIRC(c.command, c.text)
+			got, ok := MessageFromIRC(c.command, c.text, nil)
 			if ok != c.ok {
 				t.Fatalf("MessageFromIRC(%q, %q) ok = %v, want %v (got %+v)", c.command, c.text, ok, c.ok, got)
 			}
@@ -102,6 +102,9 @@ func TestMessageFromIRC(t *testing.T) {
 			}
 			if got.MsgType != c.msgType || got.Body != c.body {
 				t.Errorf("MessageFromIRC(%q, %q) = %q %q, want %q %q", c.command, c.text, got.MsgType, got.Body, c.msgType, c.body)
+			}
+			if c.name == "formatting becomes HTML" && (got.Format != event.FormatHTML || got.FormattedBody != "<strong>bold</strong>") {
+				t.Errorf("formatted = %q %q", got.Format, got.FormattedBody)
 			}
 		})
 	}
@@ -117,7 +120,7 @@ func FuzzMessageFromIRC(f *testing.F) {
 		if notice {
 			command = "NOTICE"
 		}
-		content, ok := MessageFromIRC(command, text)
+		content, ok := MessageFromIRC(command, text, nil)
 		if !ok {
 			if content != nil {
 				t.Fatalf("MessageFromIRC(%q, %q) = %+v with ok=false", command, text, content)
@@ -130,24 +133,25 @@ func FuzzMessageFromIRC(f *testing.F) {
 		if strings.TrimSpace(content.Body) == "" {
 			t.Fatalf("MessageFromIRC(%q, %q): blank body %q", command, text, content.Body)
 		}
+		wantBody, _, _ := IRCToMatrix(strings.ReplaceAll(text, "\x01", ""), nil)
 		switch content.MsgType {
 		case event.MsgText:
-			if notice || strings.HasPrefix(text, "\x01") || content.Body != text {
+			if notice || strings.HasPrefix(text, "\x01") || content.Body != wantBody {
 				t.Fatalf("MessageFromIRC(%q, %q) = m.text %q", command, text, content.Body)
 			}
 		case event.MsgNotice:
-			if !notice || strings.HasPrefix(text, "\x01") || content.Body != text {
+			if !notice || strings.HasPrefix(text, "\x01") || content.Body != wantBody {
 				t.Fatalf("MessageFromIRC(%q, %q) = m.notice %q", command, text, content.Body)
 			}
 		case event.MsgEmote:
-			if !strings.HasPrefix(text, "\x01") || !strings.Contains(text, content.Body) {
+			if !strings.HasPrefix(text, "\x01") {
 				t.Fatalf("MessageFromIRC(%q, %q) = m.emote %q", command, text, content.Body)
 			}
 		default:
 			t.Fatalf("MessageFromIRC(%q, %q): unknown msgtype %q", command, text, content.MsgType)
 		}
 		// What an IRC client sent comes back to it the same way.
-		back, ok := MessageToIRC(content)
+		back, ok := MessageToIRC(content, nil)
 		if !ok {
 			t.Fatalf("MessageToIRC(%+v) rejected what MessageFromIRC(%q, %q) made", content, command, text)
 		}
@@ -170,7 +174,7 @@ func FuzzMessageToIRC(f *testing.F) {
 			c.NewContent = &event.MessageEventContent{MsgType: event.MessageType(msgType), Body: newBody}
 			shown = newBody
 		}
-		msg, ok := MessageToIRC(c)
+		msg, ok := MessageToIRC(c, nil)
 		if ok != (strings.TrimSpace(shown) != "") {
 			t.Fatalf("MessageToIRC(%+v) ok = %v", c, ok)
 		}

@@ -181,7 +181,7 @@ func (s *Session) cmdPart(a *Attachment, m *irc.Message) {
 func (s *Session) cmdMessage(a *Attachment, m *irc.Message) {
 	target, text := m.Params[0], m.Params[1]
 	notice := m.Command == "NOTICE"
-	content, ok := mapping.MessageFromIRC(m.Command, text)
+	content, ok := mapping.MessageFromIRC(m.Command, text, s.nicksFor(a))
 	if !ok {
 		return // CTCP other than ACTION has no Matrix meaning.
 	}

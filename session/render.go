@@ -163,7 +163,7 @@ func (s *Session) sendTopicChange(a *Attachment, r *room, ev *event.Event) {
 // sendRoomMessage shows one m.room.message, split into lines that fit.
 func (s *Session) sendRoomMessage(a *Attachment, r *room, ev *event.Event) {
 	content := ev.Content.AsMessage()
-	msg, ok := mapping.MessageToIRC(content)
+	msg, ok := mapping.MessageToIRC(content, s.usersFor(a))
 	if !ok {
 		return
 	}

@@ -222,3 +222,13 @@ func (s *Session) removeRoom(r *room) {
 	delete(s.rooms, r.id)
 	delete(s.channels, mapping.Casefold(r.channel))
 }
+
+// usersFor resolves pills to the nicks client a sees.
+func (s *Session) usersFor(a *Attachment) mapping.UserResolver {
+	return func(user id.UserID) (string, bool) { return s.nickOf(a, user), true }
+}
+
+// nicksFor resolves nicks client a typed to Matrix users, for pills.
+func (s *Session) nicksFor(a *Attachment) mapping.NickResolver {
+	return func(nick string) (id.UserID, bool) { return s.userByNick(a, nick) }
+}

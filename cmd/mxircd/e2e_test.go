@@ -757,3 +757,42 @@ func TestList(t *testing.T) {
 		t.Errorf("LIST of an unknown term = %v", keys(none))
 	}
 }
+
+// Formatting and mentions cross both ways: Matrix HTML becomes IRC codes
+// and pills become nicks; IRC codes become HTML and a nick becomes a pill
+// with m.mentions.
+func TestFormattingAndMentions(t *testing.T) {
+	hs := testenv.SharedHomeserver(t)
+	g := testGateway(t, hs, "sqlite")
+	alice, bob, room, channel := twoInARoom(t, hs, "format")
+	c := connect(t, g, "alice", alice)
+	c.ExpectMatch(t, isCmd(irc.RPL_ENDOFNAMES, "alice", channel), "burst")
+	waitNames(t, c, channel, bob.Localpart)
+	ctx := ctxFor(t)
+
+	if _, err := bob.Client.SendMessageEvent(ctx, room, event.EventMessage, &event.MessageEventContent{
+		MsgType: event.MsgText, Body: "bold and Alice",
+		Format: event.FormatHTML, FormattedBody: `<b>bold</b> and <a href="https://matrix.to/#/` + alice.UserID.String() + `">Alice</a>`,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	m := expectFrom(t, c, "PRIVMSG", bob.Localpart, "bold")
+	if m.Trailing() != "\x02bold\x02 and alice" {
+		t.Errorf("formatted message on IRC = %q, want bold codes and the own nick for the pill", m.Trailing())
+	}
+
+	c.Send("PRIVMSG %s :%s: \x02look\x02 at this", channel, bob.Localpart)
+	ev := bob.WaitForEvent(t, ctx, room, func(ev *event.Event) bool {
+		return ev.Type == event.EventMessage && ev.Sender == alice.UserID
+	})
+	content := ev.Content.AsMessage()
+	if content.Body != bob.Localpart+": look at this" {
+		t.Errorf("body = %q", content.Body)
+	}
+	if !strings.Contains(content.FormattedBody, "<strong>look</strong>") || !strings.Contains(content.FormattedBody, "https://matrix.to/#/"+bob.UserID.String()) {
+		t.Errorf("formatted_body = %q, want bold and a pill for bob", content.FormattedBody)
+	}
+	if content.Mentions == nil || len(content.Mentions.UserIDs) != 1 || content.Mentions.UserIDs[0] != bob.UserID {
+		t.Errorf("m.mentions = %+v, want bob", content.Mentions)
+	}
+}
