@@ -170,26 +170,7 @@ func (s *Session) sendRoomMessage(a *Attachment, r *room, ev *event.Event) {
 	if link := s.mediaLink(content); link != "" {
 		msg.Text += " " + link
 	}
-	prefix := s.prefixOf(a, ev.Sender)
-	target := r.channel
-	if r.dm != "" {
-		target = s.dmTarget(a, r, ev.Sender)
-	}
-	budget := mapping.LineBudget(prefix.String(), target)
-	if msg.Action {
-		budget -= len("\x01ACTION \x01")
-	}
-	tags := eventTags(ev)
-	for i, chunk := range mapping.SplitText(msg.Text, budget) {
-		if msg.Action {
-			chunk = "\x01ACTION " + chunk + "\x01"
-		}
-		if i == 1 {
-			// A msgid names one line; the rest of a split message share its time only.
-			tags = irc.Tags{"time": tags["time"]}
-		}
-		a.client.SendMessage(&irc.Message{Tags: tags, Prefix: prefix, Command: msg.Command, Params: []string{target, chunk}})
-	}
+	s.sendLines(a, r, ev, msg.Command, msg.Action, s.replyContext(a, r, content)+msg.Text)
 }
 
 func (s *Session) sendInvite(a *Attachment, in *invite) {

@@ -62,10 +62,15 @@ func (s *Session) applyJoinedRoom(roomID id.RoomID, joined *mautrix.SyncJoinedRo
 	// happened before it was shown and are not replayed.
 	for _, ev := range joined.Timeline.Events {
 		ev.RoomID = roomID
-		if ev.StateKey != nil {
+		switch {
+		case ev.StateKey != nil:
 			r.applyState(ev)
-		} else if !initial && !known && ev.Type == event.EventMessage {
+		case ev.Type != event.EventMessage || !parseContent(ev):
+		case !initial && !known:
 			r.backlog = append(r.backlog, ev)
+		default:
+			// Not shown (it came before the client), but a reply may quote it.
+			s.rememberMessage(r, ev)
 		}
 	}
 	if known {
@@ -141,6 +146,8 @@ func (s *Session) applyTimelineEvent(r *room, ev *event.Event) {
 	}
 	if ev.Type == event.EventMessage {
 		s.showMessage(r, ev)
+	} else {
+		s.showOther(r, ev)
 	}
 }
 
@@ -164,6 +171,7 @@ func (s *Session) showMessage(r *room, ev *event.Event) {
 			s.sendRoomMessage(a, r, ev)
 		}
 	})
+	s.rememberMessage(r, ev)
 }
 
 // showMembership tells clients about another user joining or leaving.

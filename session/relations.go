@@ -1,0 +1,196 @@
+package session
+
+import (
+	"strings"
+
+	"gopkg.in/irc.v4"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/mxircd/mxircd/mapping"
+)
+
+// Replies, reactions, deletions and edits point at earlier messages. Each
+// room keeps its last few messages so a line can say which one is meant,
+// briefly: only new information is shown, never the whole event.
+
+// recentLimit is how many messages per room the session remembers for
+// that context.
+const recentLimit = 64
+
+type recentMessage struct {
+	id     id.EventID
+	sender id.UserID
+	text   string // plain, one line
+}
+
+func (r *room) remember(ev *event.Event, text string) {
+	if len(r.recent) == recentLimit {
+		copy(r.recent, r.recent[1:])
+		r.recent = r.recent[:recentLimit-1]
+	}
+	r.recent = append(r.recent, recentMessage{id: ev.ID, sender: ev.Sender, text: mapping.Snippet(text)})
+}
+
+func (r *room) recall(eventID id.EventID) *recentMessage {
+	for i := len(r.recent) - 1; i >= 0; i-- {
+		if r.recent[i].id == eventID {
+			return &r.recent[i]
+		}
+	}
+	return nil
+}
+
+// rememberMessage keeps a message (or an edit's new text) for context.
+func (s *Session) rememberMessage(r *room, ev *event.Event) {
+	c := ev.Content.AsMessage()
+	if target := c.RelatesTo.GetReplaceID(); target != "" && c.NewContent != nil {
+		if m := r.recall(target); m != nil {
+			m.text = mapping.Snippet(c.NewContent.Body)
+		}
+		return
+	}
+	body := c.Body
+	if c.RelatesTo.GetReplyTo() != "" {
+		if _, _, rest, ok := mapping.ReplyFallback(body); ok {
+			body = rest
+		}
+	}
+	r.remember(ev, body)
+}
+
+// replyContext is the short quote shown before a reply:
+// (re bob: "what they said") — from the remembered message, or from the
+// fallback quote older clients put in the body.
+func (s *Session) replyContext(a *Attachment, r *room, c *event.MessageEventContent) string {
+	target := c.RelatesTo.GetReplyTo()
+	if target == "" || c.RelatesTo.GetReplaceID() != "" {
+		return ""
+	}
+	if m := r.recall(target); m != nil {
+		return "(re " + s.nickOf(a, m.sender) + ": \"" + m.text + "\") "
+	}
+	if sender, quoted, _, ok := mapping.ReplyFallback(c.Body); ok && sender != "" {
+		return "(re " + s.nickOf(a, sender) + ": \"" + mapping.Snippet(quoted) + "\") "
+	}
+	return "(reply) "
+}
+
+// quoteOf describes a remembered message for a reaction or a deletion.
+func (s *Session) quoteOf(a *Attachment, r *room, eventID id.EventID, possessive bool) string {
+	m := r.recall(eventID)
+	if m == nil {
+		return "a message"
+	}
+	who := s.nickOf(a, m.sender)
+	if possessive {
+		return who + "'s message \"" + m.text + "\""
+	}
+	return who + ": \"" + m.text + "\""
+}
+
+// showOther shows the room events that are not plain messages: reactions,
+// deletions, stickers, and one clear line for what IRC cannot show.
+func (s *Session) showOther(r *room, ev *event.Event) {
+	switch ev.Type {
+	case event.EventReaction:
+		if !parseContent(ev) {
+			return
+		}
+		rel := ev.Content.AsReaction().RelatesTo
+		key := strings.ReplaceAll(rel.Key, "\x01", "")
+		if key == "" {
+			return
+		}
+		s.broadcast(func(a *Attachment) {
+			s.sendNote(a, r, ev, "reacted "+key+" to "+s.quoteOf(a, r, rel.EventID, false))
+		})
+	case event.EventRedaction:
+		parseContent(ev)
+		target := ev.Redacts
+		if target == "" {
+			target = ev.Content.AsRedaction().Redacts
+		}
+		reason := ev.Content.AsRedaction().Reason
+		s.broadcast(func(a *Attachment) {
+			text := "deleted " + s.quoteOf(a, r, target, true)
+			if m := r.recall(target); m != nil && m.sender == ev.Sender {
+				text = "deleted their message \"" + m.text + "\""
+			}
+			if reason != "" {
+				text += " (" + reason + ")"
+			}
+			s.sendNote(a, r, ev, text)
+		})
+	case event.EventSticker:
+		if !parseContent(ev) {
+			return
+		}
+		c := ev.Content.AsMessage()
+		sticker := *c
+		sticker.MsgType = event.MsgImage
+		s.broadcast(func(a *Attachment) {
+			text := "[sticker] " + strings.TrimSpace(c.Body)
+			if link := s.mediaLink(&sticker); link != "" {
+				text += " " + link
+			}
+			s.sendLines(a, r, ev, "PRIVMSG", false, text)
+		})
+	case event.EventEncrypted:
+		s.broadcast(func(a *Attachment) {
+			s.sendNote(a, r, ev, "[sent an encrypted message, which mxircd cannot decrypt yet]")
+		})
+	default:
+		if quietEventType(ev.Type.Type) {
+			return
+		}
+		s.broadcast(func(a *Attachment) {
+			s.sendNote(a, r, ev, "[sent a "+ev.Type.Type+" event, which IRC cannot show]")
+		})
+	}
+}
+
+// quietEventType lists timeline events that carry nothing to show a person
+// (call signalling, receipts of other protocols) and would only be noise.
+func quietEventType(t string) bool {
+	switch {
+	case t == event.CallInvite.Type:
+		return false
+	case strings.HasPrefix(t, "m.call."), strings.HasPrefix(t, "org.matrix.call."),
+		strings.HasPrefix(t, "m.key.verification."), strings.HasPrefix(t, "org.matrix.msc3401."),
+		strings.HasPrefix(t, "m.poll.response"), strings.HasPrefix(t, "org.matrix.msc3381.poll.response"),
+		t == "m.room.message.feedback", strings.HasPrefix(t, "com.beeper."):
+		return true
+	}
+	return false
+}
+
+// sendNote sends a one-line NOTICE about something a user did in a room.
+func (s *Session) sendNote(a *Attachment, r *room, ev *event.Event, text string) {
+	s.sendLines(a, r, ev, "NOTICE", false, text)
+}
+
+// sendLines sends text from the event's sender into the channel (or query)
+// as a client sees it, split to fit.
+func (s *Session) sendLines(a *Attachment, r *room, ev *event.Event, command string, action bool, text string) {
+	prefix := s.prefixOf(a, ev.Sender)
+	target := r.channel
+	if r.dm != "" {
+		target = s.dmTarget(a, r, ev.Sender)
+	}
+	budget := mapping.LineBudget(prefix.String(), target)
+	if action {
+		budget -= len("\x01ACTION \x01")
+	}
+	tags := eventTags(ev)
+	for i, chunk := range mapping.SplitText(text, budget) {
+		if action {
+			chunk = "\x01ACTION " + chunk + "\x01"
+		}
+		if i == 1 {
+			// A msgid names one line; the rest of a split message share its time only.
+			tags = irc.Tags{"time": tags["time"]}
+		}
+		a.client.SendMessage(&irc.Message{Tags: tags, Prefix: prefix, Command: command, Params: []string{target, chunk}})
+	}
+}
