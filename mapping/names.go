@@ -204,3 +204,50 @@ func NickFromDisplayName(name string) string {
 	}
 	return nick
 }
+
+// maxReadableChannel bounds channel names made from room names.
+const maxReadableChannel = 48
+
+// ReadableChannel makes a channel name from a room's name, for rooms without
+// an alias: "#" and the name with spaces as '-', without the characters
+// IRC gives a meaning in channel names (",: " and controls), cut at a rune
+// boundary. It never contains ':', so it cannot be mistaken for an alias.
+// It returns "" when nothing usable is left.
+func ReadableChannel(roomName string) string {
+	var b strings.Builder
+	b.WriteByte('#')
+	dash := true // no leading dash
+	for _, r := range strings.TrimSpace(roomName) {
+		switch {
+		case unicode.IsSpace(r):
+			if !dash {
+				b.WriteByte('-')
+				dash = true
+			}
+			continue
+		case r < ' ' || r == 0x7f || r == utf8.RuneError || strings.ContainsRune(",:#!\x07", r) || unicode.Is(unicode.Cf, r):
+			continue
+		}
+		if b.Len()+utf8.RuneLen(r) > maxReadableChannel {
+			break
+		}
+		b.WriteRune(r)
+		dash = false
+	}
+	name := strings.TrimRight(b.String(), "-")
+	if len(name) < 2 {
+		return ""
+	}
+	return name
+}
+
+// ShortAlias drops ":server" from an alias on ownServer, for deployments
+// where every user is on the gateway's homeserver; ParseChannel reads the
+// short form back. Other aliases are returned unchanged.
+func ShortAlias(alias id.RoomAlias, ownServer string) string {
+	local, server, ok := strings.Cut(strings.TrimPrefix(string(alias), "#"), ":")
+	if ok && server == ownServer && local != "" {
+		return "#" + local
+	}
+	return string(alias)
+}

@@ -466,3 +466,52 @@ func FuzzNickFromDisplayName(f *testing.F) {
 		}
 	})
 }
+
+func TestReadableChannel(t *testing.T) {
+	cases := map[string]string{
+		"Project Talk":          "#Project-Talk",
+		"  spaced   out  ":      "#spaced-out",
+		"#already":              "#already",
+		"a:b,c":                 "#abc",
+		"":                      "",
+		"   ":                   "",
+		"::,,":                  "",
+		"日本語の部屋":                "#日本語の部屋",
+		strings.Repeat("x", 80): "#" + strings.Repeat("x", maxReadableChannel-1),
+	}
+	for in, want := range cases {
+		if got := ReadableChannel(in); got != want {
+			t.Errorf("ReadableChannel(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func FuzzReadableChannel(f *testing.F) {
+	for _, s := range []string{"Project Talk", "a:b", "", "\x07"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		ch := ReadableChannel(name)
+		if ch == "" {
+			return
+		}
+		if ch[0] != '#' || len(ch) > maxReadableChannel || strings.ContainsAny(ch[1:], " ,:#\x07\x00\r\n") || !utf8.ValidString(ch) {
+			t.Fatalf("bad channel %q from %q", ch, name)
+		}
+		if _, ok := ParseChannel(ch, "example.org"); !ok {
+			t.Fatalf("channel %q does not parse", ch)
+		}
+	})
+}
+
+func TestShortAlias(t *testing.T) {
+	if got := ShortAlias("#foo:example.org", "example.org"); got != "#foo" {
+		t.Errorf("own alias = %q", got)
+	}
+	if got := ShortAlias("#foo:other.org", "example.org"); got != "#foo:other.org" {
+		t.Errorf("remote alias = %q", got)
+	}
+	if got := ShortAlias("#:example.org", "example.org"); got != "#:example.org" {
+		t.Errorf("empty local = %q", got)
+	}
+}

@@ -96,7 +96,7 @@ func (s *Session) cmdJoin(a *Attachment, m *irc.Message) {
 					s.replyJoinError(a, name, err)
 				}
 				// The room arrives through sync, with its burst.
-				s.joinDone(roomID, name)
+				s.joinDone(roomID, target.Alias)
 			}
 		})
 		if !ok {

@@ -36,6 +36,9 @@ type Config struct {
 	SyncTimeout time.Duration
 	HTTPClient  *http.Client
 	Logger      *slog.Logger
+	// ShortAliases shows aliases on the user's own server without
+	// ":server", for deployments where everyone shares one homeserver.
+	ShortAliases bool
 	// MediaLink makes a browser link for a user's media; nil shows the
 	// mxc:// URI. It must be safe to call from any goroutine.
 	MediaLink func(user id.UserID, mxc id.ContentURI, filename string) string
@@ -49,6 +52,7 @@ type Manager struct {
 
 	mu        sync.Mutex
 	sessions  map[id.UserID]*Session
+	ending    map[id.UserID]*Session // stopped, still finishing queued requests
 	userLocks map[id.UserID]*sync.Mutex
 	closed    bool
 	running   sync.WaitGroup
@@ -73,6 +77,7 @@ func NewManager(cfg Config, st store.Store) *Manager {
 		store:     st,
 		log:       cfg.Logger,
 		sessions:  map[id.UserID]*Session{},
+		ending:    map[id.UserID]*Session{},
 		userLocks: map[id.UserID]*sync.Mutex{},
 	}
 }
@@ -133,7 +138,17 @@ func (m *Manager) Login(ctx context.Context, account, password string, client Cl
 		}
 		return newAttachment(sess, client), nil
 	}
+	ending := m.ending[user]
 	m.mu.Unlock()
+	if ending != nil {
+		// The last session is still sending what its clients queued, and
+		// saving what it learned; start from where it ends.
+		select {
+		case <-ending.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 
 	sess, err = m.startSession(ctx, acct, user, password, verified)
 	if err != nil {
@@ -235,6 +250,10 @@ func (m *Manager) startSession(ctx context.Context, acct *store.Account, user id
 		return nil, fmt.Errorf("access token belongs to %s, not %s", who.UserID, user)
 	}
 	cli.DeviceID = id.DeviceID(acct.DeviceID)
+	names, err := m.store.ChannelNames(ctx, user.String())
+	if err != nil {
+		return nil, fmt.Errorf("loading channel names: %w", err)
+	}
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -242,12 +261,20 @@ func (m *Manager) startSession(ctx context.Context, acct *store.Account, user id
 		return nil, errors.New("server is shutting down")
 	}
 	sess := newSession(m, cli)
+	for roomID, name := range names {
+		sess.savedNames[id.RoomID(roomID)] = name
+	}
 	sess.refs = 1
 	m.sessions[user] = sess
 	m.running.Add(1)
 	go func() {
 		defer m.running.Done()
 		sess.run()
+		m.mu.Lock()
+		if m.ending[sess.user] == sess {
+			delete(m.ending, sess.user)
+		}
+		m.mu.Unlock()
 	}()
 	return sess, nil
 }
@@ -260,6 +287,7 @@ func (m *Manager) release(sess *Session) {
 	stop := sess.refs == 0 && m.sessions[sess.user] == sess
 	if stop {
 		delete(m.sessions, sess.user)
+		m.ending[sess.user] = sess
 	}
 	m.mu.Unlock()
 	if stop {
@@ -302,11 +330,12 @@ func (m *Manager) Close(ctx context.Context) error {
 	}
 }
 
-// SessionCount is the number of live sessions.
+// SessionCount is the number of sessions running, including stopped ones
+// still finishing their queued requests.
 func (m *Manager) SessionCount() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return len(m.sessions)
+	return len(m.sessions) + len(m.ending)
 }
 
 // matrixErrorText is the homeserver's own explanation when there is one.

@@ -1,8 +1,11 @@
 package session
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
+	"strings"
 
 	"gopkg.in/irc.v4"
 	"maunium.net/go/mautrix/event"
@@ -17,6 +20,7 @@ type room struct {
 	channel  string    // the IRC name, fixed when the room first appears; "" for a query
 	dm       id.UserID // the peer, when the room is a query (direct message)
 	alias    id.RoomAlias
+	name     string // m.room.name
 	topic    string
 	topicBy  id.UserID
 	topicAt  int64 // unix milliseconds
@@ -74,6 +78,8 @@ func (r *room) applyState(ev *event.Event) (prev event.Membership) {
 		r.topicAt = ev.Timestamp
 	case event.StateCanonicalAlias:
 		r.alias = ev.Content.AsCanonicalAlias().Alias
+	case event.StateRoomName:
+		r.name = ev.Content.AsRoomName().Name
 	case event.StatePowerLevels:
 		r.power = ev.Content.AsPowerLevels()
 		r.powerRaw = ev.Content.VeryRaw
@@ -203,20 +209,88 @@ func (s *Session) roomByChannel(name string) *room {
 	return nil
 }
 
-// addRoom gives a newly joined room its channel name: its alias, else the
-// alias a client joined it by, else its ID.
+// addRoom gives a newly joined room its channel name.
 func (s *Session) addRoom(r *room) {
-	alias := r.alias
-	if alias == "" {
-		alias = id.RoomAlias(s.joinNames[r.id])
-	}
+	r.channel = s.channelNameFor(r)
 	delete(s.joinNames, r.id)
-	r.channel = mapping.ChannelName(r.id, alias)
-	if other, taken := s.channels[mapping.Casefold(r.channel)]; taken && other != r.id {
-		r.channel = string(r.id)
-	}
 	s.rooms[r.id] = r
 	s.channels[mapping.Casefold(r.channel)] = r.id
+}
+
+// channelNameFor picks a room's IRC name: its alias (without the server
+// part when configured and local), else the alias a client joined it by,
+// else the name this account gave it before, else one made from its room
+// name (made unique with -2, -3…, and remembered so it stays), else its
+// ID. A name another room holds is never taken.
+func (s *Session) channelNameFor(r *room) string {
+	free := func(name string) bool {
+		other, taken := s.channels[mapping.Casefold(name)]
+		return !taken || other == r.id
+	}
+	alias := r.alias
+	if alias == "" {
+		alias = s.joinNames[r.id]
+	}
+	if alias != "" {
+		name := mapping.ChannelName(r.id, alias)
+		if s.mgr.cfg.ShortAliases {
+			name = mapping.ShortAlias(id.RoomAlias(name), s.user.Homeserver())
+		}
+		if name != string(r.id) && free(name) {
+			return name
+		}
+	}
+	if saved := s.savedNames[r.id]; saved != "" && free(saved) && mapping.ReadableChannel(r.name) != "" &&
+		strings.HasPrefix(saved, mapping.ReadableChannel(r.name)) {
+		return saved
+	}
+	if base := mapping.ReadableChannel(r.name); base != "" {
+		for i := 1; ; i++ {
+			name := base
+			if i > 1 {
+				name = base + "-" + strconv.Itoa(i)
+			}
+			if free(name) {
+				s.saveChannelName(r.id, name)
+				return name
+			}
+		}
+	}
+	return string(r.id)
+}
+
+// saveChannelName remembers a made-up channel name in the store, off the
+// owner goroutine.
+func (s *Session) saveChannelName(roomID id.RoomID, name string) {
+	if s.savedNames[roomID] == name {
+		return
+	}
+	s.savedNames[roomID] = name
+	user := s.user.String()
+	s.enqueue(func(ctx context.Context) func() {
+		if err := s.mgr.store.PutChannelName(ctx, user, roomID.String(), name); err != nil {
+			s.log.Error("could not save a channel name", "room", roomID, "err", err)
+		}
+		return nil
+	})
+}
+
+// renameIfNeeded follows a room's alias or name change: the channel gets
+// its new name, shown as a PART and a JOIN with a notice saying why.
+func (s *Session) renameIfNeeded(r *room) {
+	name := s.channelNameFor(r)
+	if name == r.channel {
+		return
+	}
+	old := r.channel
+	delete(s.channels, mapping.Casefold(old))
+	r.channel = name
+	s.channels[mapping.Casefold(name)] = r.id
+	s.broadcast(func(a *Attachment) {
+		a.client.SendMessage(&irc.Message{Prefix: s.prefixOf(a, s.user), Command: "PART", Params: []string{old, "Renamed to " + name}})
+		s.sendChannelBurst(a, r)
+		a.client.SendNotice(old + " is now called " + name)
+	})
 }
 
 func (s *Session) removeRoom(r *room) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"gopkg.in/irc.v4"
@@ -40,6 +41,9 @@ type Session struct {
 	jobs   chan job      // to the request worker, in order
 	done   chan struct{} // closed when the owner goroutine has ended
 
+	stopping chan struct{} // closed by stop: drain the jobs, then end
+	stopOnce sync.Once
+
 	refs int // attachments holding the session; guarded by mgr.mu
 
 	// Owned by the run goroutine.
@@ -61,10 +65,11 @@ type Session struct {
 	// so that it is announced once, under the name the client asked for.
 	joinsInFlight int
 	deferred      map[id.RoomID]*room
-	joinNames     map[id.RoomID]string    // channel names clients joined rooms by
-	invites       map[id.RoomID]*invite   // pending invites of the account
-	direct        map[id.RoomID]id.UserID // m.direct: DM rooms and their peer
-	dmFutures     map[id.UserID]*dmFuture // DM rooms being created
+	joinNames     map[id.RoomID]id.RoomAlias // aliases clients joined rooms by
+	savedNames    map[id.RoomID]string       // made-up channel names, as stored
+	invites       map[id.RoomID]*invite      // pending invites of the account
+	direct        map[id.RoomID]id.UserID    // m.direct: DM rooms and their peer
+	dmFutures     map[id.UserID]*dmFuture    // DM rooms being created
 }
 
 // Events the owner goroutine handles.
@@ -83,6 +88,8 @@ type (
 	resultEvent struct{ apply func() }
 	// loggedOutEvent says the homeserver no longer accepts the token.
 	loggedOutEvent struct{ err error }
+	// stopEvent asks the session to finish its queued requests and end.
+	stopEvent struct{}
 	// crashedEvent says the sync loop or the request worker died.
 	crashedEvent struct{}
 	// syncFailedEvent reports a failed /sync that will be retried.
@@ -96,27 +103,29 @@ type job func(ctx context.Context) func()
 func newSession(mgr *Manager, cli *mautrix.Client) *Session {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Session{
-		mgr:       mgr,
-		user:      cli.UserID,
-		cli:       cli,
-		log:       mgr.log.With("user", cli.UserID.String()),
-		ctx:       ctx,
-		cancel:    cancel,
-		events:    make(chan any, 64),
-		jobs:      make(chan job, 256),
-		done:      make(chan struct{}),
-		clients:   map[*Attachment]bool{},
-		rooms:     map[id.RoomID]*room{},
-		channels:  map[string]id.RoomID{},
-		nicks:     map[id.UserID]string{},
-		byNick:    map[string]id.UserID{},
-		sentTxns:  map[string]*Attachment{},
-		started:   time.Now().UnixNano(),
-		deferred:  map[id.RoomID]*room{},
-		joinNames: map[id.RoomID]string{},
-		invites:   map[id.RoomID]*invite{},
-		direct:    map[id.RoomID]id.UserID{},
-		dmFutures: map[id.UserID]*dmFuture{},
+		mgr:        mgr,
+		user:       cli.UserID,
+		cli:        cli,
+		log:        mgr.log.With("user", cli.UserID.String()),
+		ctx:        ctx,
+		cancel:     cancel,
+		events:     make(chan any, 64),
+		jobs:       make(chan job, 256),
+		done:       make(chan struct{}),
+		stopping:   make(chan struct{}),
+		clients:    map[*Attachment]bool{},
+		rooms:      map[id.RoomID]*room{},
+		channels:   map[string]id.RoomID{},
+		nicks:      map[id.UserID]string{},
+		byNick:     map[string]id.UserID{},
+		sentTxns:   map[string]*Attachment{},
+		started:    time.Now().UnixNano(),
+		deferred:   map[id.RoomID]*room{},
+		joinNames:  map[id.RoomID]id.RoomAlias{},
+		savedNames: map[id.RoomID]string{},
+		invites:    map[id.RoomID]*invite{},
+		direct:     map[id.RoomID]id.UserID{},
+		dmFutures:  map[id.UserID]*dmFuture{},
 	}
 }
 
@@ -136,7 +145,15 @@ func (s *Session) setToken(token string) {
 	s.cli.OAuthSetTokens("", "", token, time.Time{})
 }
 
-func (s *Session) stop() { s.cancel() }
+// stop ends the session once the request worker has run what is queued:
+// a message typed just before QUIT is still sent. It goes through the
+// owner, behind the commands already posted, so their requests are queued
+// before the worker starts to drain. Any goroutine but the owner.
+func (s *Session) stop() {
+	if !s.post(stopEvent{}) {
+		s.cancel()
+	}
+}
 
 // run is the owner goroutine: it starts the sync loop and the request
 // worker, then applies events one at a time until the session stops.
@@ -218,6 +235,8 @@ func (s *Session) handleEvent(ev any) {
 		if ev.apply != nil {
 			ev.apply()
 		}
+	case stopEvent:
+		s.stopOnce.Do(func() { close(s.stopping) })
 	case crashedEvent:
 		s.shutdownClients("Internal error in your session; please reconnect")
 		s.mgr.forget(s)
@@ -275,13 +294,35 @@ func (s *Session) worker() {
 		case <-s.ctx.Done():
 			return
 		case j := <-s.jobs:
-			ctx, cancel := context.WithTimeout(s.ctx, 60*time.Second)
-			apply := j(ctx)
-			cancel()
-			if apply != nil {
-				s.post(resultEvent{apply: apply})
+			s.runJob(j, 60*time.Second)
+		case <-s.stopping:
+			// Finish what the clients asked for before they left, with a
+			// shorter patience, then end the session.
+			deadline := time.Now().Add(drainTimeout)
+		drain:
+			for time.Now().Before(deadline) {
+				select {
+				case j := <-s.jobs:
+					s.runJob(j, time.Until(deadline))
+				default:
+					break drain
+				}
 			}
+			s.cancel()
+			return
 		}
+	}
+}
+
+// drainTimeout bounds how long a stopping session spends on queued requests.
+const drainTimeout = 15 * time.Second
+
+func (s *Session) runJob(j job, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(s.ctx, timeout)
+	apply := j(ctx)
+	cancel()
+	if apply != nil {
+		s.post(resultEvent{apply: apply})
 	}
 }
 

@@ -108,10 +108,10 @@ func (s *Session) announceRoom(r *room) {
 
 // joinDone records that a JOIN request has come back; roomID is the room it
 // joined, or empty on failure.
-func (s *Session) joinDone(roomID id.RoomID, channel string) {
+func (s *Session) joinDone(roomID id.RoomID, alias id.RoomAlias) {
 	s.joinsInFlight--
-	if roomID != "" && channel != "" && channel[0] == '#' {
-		s.joinNames[roomID] = channel
+	if roomID != "" && alias != "" {
+		s.joinNames[roomID] = alias
 	}
 	if r := s.deferred[roomID]; r != nil {
 		s.announceRoom(r)
@@ -141,6 +141,8 @@ func (s *Session) applyTimelineEvent(r *room, ev *event.Event) {
 			}
 		case event.StatePowerLevels, event.StateJoinRules:
 			s.showModeChange(r, ev.Sender, oldPower, oldJoinRule)
+		case event.StateCanonicalAlias, event.StateRoomName:
+			s.renameIfNeeded(r)
 		}
 		return
 	}

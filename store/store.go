@@ -47,6 +47,10 @@ type Store interface {
 	// InitSetting stores value under name unless one is stored already,
 	// and returns the stored value.
 	InitSetting(ctx context.Context, name, value string) (string, error)
+	// ChannelNames returns the channel names an account gave rooms, by room ID.
+	ChannelNames(ctx context.Context, userID string) (map[string]string, error)
+	// PutChannelName records (or changes) the channel name of a room for an account.
+	PutChannelName(ctx context.Context, userID, roomID, name string) error
 	Close() error
 }
 
@@ -266,6 +270,35 @@ func (s *SQLStore) InitSetting(ctx context.Context, name, value string) (string,
 		return "", fmt.Errorf("store: load setting %s: %w", name, err)
 	}
 	return stored, nil
+}
+
+func (s *SQLStore) ChannelNames(ctx context.Context, userID string) (map[string]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT room_id, name FROM channel_names WHERE user_id = $1`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("store: load channel names of %s: %w", userID, err)
+	}
+	defer rows.Close()
+	names := map[string]string{}
+	for rows.Next() {
+		var roomID, name string
+		if err := rows.Scan(&roomID, &name); err != nil {
+			return nil, fmt.Errorf("store: load channel names of %s: %w", userID, err)
+		}
+		names[roomID] = name
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: load channel names of %s: %w", userID, err)
+	}
+	return names, nil
+}
+
+func (s *SQLStore) PutChannelName(ctx context.Context, userID, roomID, name string) error {
+	if _, err := s.db.ExecContext(ctx,
+		`INSERT INTO channel_names (user_id, room_id, name) VALUES ($1, $2, $3)
+		 ON CONFLICT (user_id, room_id) DO UPDATE SET name = excluded.name`, userID, roomID, name); err != nil {
+		return fmt.Errorf("store: save channel name of %s in %s: %w", roomID, userID, err)
+	}
+	return nil
 }
 
 // fromMillis returns UTC so that stored times do not depend on the

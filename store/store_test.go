@@ -623,3 +623,24 @@ func TestInitSetting(t *testing.T) {
 		})
 	}
 }
+
+func TestChannelNames(t *testing.T) {
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			s := storetest.Open(t, driver)
+			ctx := context.Background()
+			if names, err := s.ChannelNames(ctx, "@a:x"); err != nil || len(names) != 0 {
+				t.Fatalf("no names yet: %v, %v", names, err)
+			}
+			for _, put := range [][3]string{{"@a:x", "!r1:x", "#one"}, {"@a:x", "!r2:x", "#two"}, {"@b:x", "!r1:x", "#other"}, {"@a:x", "!r1:x", "#renamed"}} {
+				if err := s.PutChannelName(ctx, put[0], put[1], put[2]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			names, err := s.ChannelNames(ctx, "@a:x")
+			if err != nil || len(names) != 2 || names["!r1:x"] != "#renamed" || names["!r2:x"] != "#two" {
+				t.Fatalf("names of @a:x = %v, %v", names, err)
+			}
+		})
+	}
+}

@@ -45,10 +45,11 @@ type TLSConfig struct {
 }
 
 type MatrixConfig struct {
-	Homeserver  string   `toml:"homeserver"`
-	ServerName  string   `toml:"server_name"`
-	DeviceName  string   `toml:"device_name"`
-	SyncTimeout Duration `toml:"sync_timeout"`
+	Homeserver   string   `toml:"homeserver"`
+	ServerName   string   `toml:"server_name"`
+	DeviceName   string   `toml:"device_name"`
+	ShortAliases bool     `toml:"short_aliases"`
+	SyncTimeout  Duration `toml:"sync_timeout"`
 }
 
 type StoreConfig struct {

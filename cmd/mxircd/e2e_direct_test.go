@@ -55,7 +55,7 @@ func TestDirectMessages(t *testing.T) {
 		joinRoom(t, carol, invited)
 		var got []string
 		carol.SyncUntil(t, ctx, func(resp *mautrix.RespSync) bool {
-			for _, ev := range resp.Rooms.Join[invited].Timeline.Events {
+			for _, ev := range timeline(resp, invited) {
 				if ev.Type == event.EventMessage && ev.Sender == alice.UserID {
 					ev.Content.ParseRaw(ev.Type)
 					got = append(got, ev.Content.AsMessage().Body)

@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"gopkg.in/irc.v4"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
 
 	"github.com/mxircd/mxircd/internal/testenv"
 	"github.com/mxircd/mxircd/store/storetest"
@@ -123,4 +126,13 @@ func waitNames(t *testing.T, c *testenv.IRCClient, channel, nick string) *irc.Me
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// timeline is a joined room's timeline in a sync response; a room the
+// response does not mention has none.
+func timeline(resp *mautrix.RespSync, room id.RoomID) []*event.Event {
+	if joined := resp.Rooms.Join[room]; joined != nil {
+		return joined.Timeline.Events
+	}
+	return nil
 }

@@ -335,7 +335,7 @@ func TestMessagesBothWays(t *testing.T) {
 		// One sync can carry several of them, so collect across responses.
 		var fromIRC []*event.Event
 		bob.SyncUntil(t, ctx, func(resp *mautrix.RespSync) bool {
-			for _, ev := range resp.Rooms.Join[room].Timeline.Events {
+			for _, ev := range timeline(resp, room) {
 				if ev.Type == event.EventMessage && ev.Sender == alice.UserID {
 					ev.Content.ParseRaw(ev.Type)
 					fromIRC = append(fromIRC, ev)
@@ -794,5 +794,33 @@ func TestFormattingAndMentions(t *testing.T) {
 	}
 	if content.Mentions == nil || len(content.Mentions.UserIDs) != 1 || content.Mentions.UserIDs[0] != bob.UserID {
 		t.Errorf("m.mentions = %+v, want bob", content.Mentions)
+	}
+}
+
+// A message typed just before QUIT is still sent: the session finishes its
+// queued requests before it stops.
+func TestMessageBeforeQuit(t *testing.T) {
+	hs := testenv.SharedHomeserver(t)
+	g := testGateway(t, hs, "sqlite")
+	alice, bob, room, channel := twoInARoom(t, hs, "lastwords")
+	c := connect(t, g, "alice", alice)
+	c.ExpectMatch(t, isCmd(irc.RPL_ENDOFNAMES, "alice", channel), "burst")
+	for i := 1; i <= 3; i++ {
+		c.Send("PRIVMSG %s :last words %d", channel, i)
+	}
+	c.Send("QUIT :bye")
+	c.ExpectClosed(t)
+	var got []string
+	bob.SyncUntil(t, ctxFor(t), func(resp *mautrix.RespSync) bool {
+		for _, ev := range timeline(resp, room) {
+			if ev.Type == event.EventMessage && ev.Sender == alice.UserID {
+				ev.Content.ParseRaw(ev.Type)
+				got = append(got, ev.Content.AsMessage().Body)
+			}
+		}
+		return len(got) >= 3
+	})
+	if strings.Join(got, "|") != "last words 1|last words 2|last words 3" {
+		t.Errorf("bob got %q", got)
 	}
 }

@@ -73,12 +73,13 @@ func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway
 		mediaLink = proxy.Link
 	}
 	g.sessions = session.NewManager(session.Config{
-		Homeserver:  cfg.Matrix.Homeserver,
-		ServerName:  cfg.Matrix.ServerName,
-		DeviceName:  cfg.Matrix.DeviceName,
-		SyncTimeout: cfg.Matrix.SyncTimeout.Duration,
-		Logger:      log,
-		MediaLink:   mediaLink,
+		Homeserver:   cfg.Matrix.Homeserver,
+		ServerName:   cfg.Matrix.ServerName,
+		DeviceName:   cfg.Matrix.DeviceName,
+		SyncTimeout:  cfg.Matrix.SyncTimeout.Duration,
+		ShortAliases: cfg.Matrix.ShortAliases,
+		Logger:       log,
+		MediaLink:    mediaLink,
 	}, g.store)
 	g.irc = ircd.NewServer(ircd.Config{
 		ServerName: cfg.IRC.ServerName,
