@@ -51,6 +51,8 @@ func init() {
 		"KICK":    {handle: forward, minParams: 2, postReg: true},
 		"INVITE":  {handle: forward, minParams: 2, postReg: true},
 		"LIST":    {handle: forward, postReg: true},
+		"TAGMSG":  {handle: forward, minParams: 1, postReg: true},
+		"REDACT":  {handle: forward, minParams: 2, postReg: true},
 	}
 }
 

@@ -71,6 +71,8 @@ func defaultISupport(cfg *Config) *ISupport {
 	is.Add("CASEMAPPING", "ascii")
 	is.Add("CHANMODES", "b,,,imnt")
 	is.Add("CHANTYPES", ChanTypes)
+	// Only these client tags mean something in Matrix; others are dropped.
+	is.Add("CLIENTTAGDENY", "*,-draft/reply,-draft/react,-typing")
 	is.Add("LINELEN", strconv.Itoa(MaxLineBytes))
 	is.Add("NETWORK", cfg.Network)
 	is.Add("NICKLEN", strconv.Itoa(NickLen))

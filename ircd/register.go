@@ -27,6 +27,7 @@ type registration struct {
 // value for CAP LS 302. A capability is listed only once it fully works.
 var supportedCaps = []struct{ name, value string }{
 	{"cap-notify", ""},
+	{"draft/message-redaction", ""},
 	{"message-tags", ""},
 	{"sasl", "PLAIN"},
 	{"server-time", ""},

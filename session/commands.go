@@ -52,6 +52,10 @@ func (s *Session) handleCommand(a *Attachment, m *irc.Message) {
 		s.cmdInvite(a, m)
 	case "LIST":
 		s.cmdList(a, m)
+	case "TAGMSG":
+		s.cmdTagmsg(a, m)
+	case "REDACT":
+		s.cmdRedact(a, m)
 	case "NICK":
 		s.cmdNick(a, m)
 	default:
@@ -184,6 +188,9 @@ func (s *Session) cmdMessage(a *Attachment, m *irc.Message) {
 	content, ok := mapping.MessageFromIRC(m.Command, text, s.nicksFor(a))
 	if !ok {
 		return // CTCP other than ACTION has no Matrix meaning.
+	}
+	if reply := replyTarget(m); reply != "" {
+		content.RelatesTo = (&event.RelatesTo{}).SetReplyTo(reply)
 	}
 	if r := s.roomByChannel(target); r != nil {
 		s.sendContent(a, m.Command, r.id, r.channel, content, s.newTxnID(a))

@@ -120,6 +120,8 @@ func (s *Session) cmdMode(a *Attachment, m *irc.Message) {
 	})
 }
 
+func isForbidden(err error) bool { return errors.Is(err, mautrix.MForbidden) }
+
 // replyRefusal turns a homeserver refusal into the IRC numeric for it.
 func (s *Session) replyRefusal(a *Attachment, channel, what string, err error) {
 	text := matrixErrorText(err)

@@ -103,6 +103,13 @@ func (s *Session) showOther(r *room, ev *event.Event) {
 			return
 		}
 		s.broadcast(func(a *Attachment) {
+			if a.client.HasCap("message-tags") {
+				tags := eventTags(ev)
+				tags[tagReact], tags[tagReply] = key, string(rel.EventID)
+				a.client.SendMessage(&irc.Message{Tags: tags, Prefix: s.prefixOf(a, ev.Sender), Command: "TAGMSG",
+					Params: []string{s.lineTarget(a, r, ev.Sender)}})
+				return
+			}
 			s.sendNote(a, r, ev, "reacted "+key+" to "+s.quoteOf(a, r, rel.EventID, false))
 		})
 	case event.EventRedaction:
@@ -113,6 +120,14 @@ func (s *Session) showOther(r *room, ev *event.Event) {
 		}
 		reason := ev.Content.AsRedaction().Reason
 		s.broadcast(func(a *Attachment) {
+			if a.client.HasCap("draft/message-redaction") {
+				params := []string{s.lineTarget(a, r, ev.Sender), string(target)}
+				if reason != "" {
+					params = append(params, reason)
+				}
+				a.client.SendMessage(&irc.Message{Tags: eventTags(ev), Prefix: s.prefixOf(a, ev.Sender), Command: "REDACT", Params: params})
+				return
+			}
 			text := "deleted " + s.quoteOf(a, r, target, true)
 			if m := r.recall(target); m != nil && m.sender == ev.Sender {
 				text = "deleted their message \"" + m.text + "\""
@@ -165,6 +180,15 @@ func quietEventType(t string) bool {
 	return false
 }
 
+// lineTarget is where a line from sender in r goes for client a: the
+// channel, or for a query the client's nick or the peer's.
+func (s *Session) lineTarget(a *Attachment, r *room, sender id.UserID) string {
+	if r.dm != "" {
+		return s.dmTarget(a, r, sender)
+	}
+	return r.channel
+}
+
 // sendNote sends a one-line NOTICE about something a user did in a room.
 func (s *Session) sendNote(a *Attachment, r *room, ev *event.Event, text string) {
 	s.sendLines(a, r, ev, "NOTICE", false, text)
@@ -173,16 +197,21 @@ func (s *Session) sendNote(a *Attachment, r *room, ev *event.Event, text string)
 // sendLines sends text from the event's sender into the channel (or query)
 // as a client sees it, split to fit.
 func (s *Session) sendLines(a *Attachment, r *room, ev *event.Event, command string, action bool, text string) {
+	s.sendTaggedLines(a, r, ev, command, action, text, nil)
+}
+
+// sendTaggedLines is sendLines with extra tags on the first line.
+func (s *Session) sendTaggedLines(a *Attachment, r *room, ev *event.Event, command string, action bool, text string, extra irc.Tags) {
 	prefix := s.prefixOf(a, ev.Sender)
-	target := r.channel
-	if r.dm != "" {
-		target = s.dmTarget(a, r, ev.Sender)
-	}
+	target := s.lineTarget(a, r, ev.Sender)
 	budget := mapping.LineBudget(prefix.String(), target)
 	if action {
 		budget -= len("\x01ACTION \x01")
 	}
 	tags := eventTags(ev)
+	for k, v := range extra {
+		tags[k] = v
+	}
 	for i, chunk := range mapping.SplitText(text, budget) {
 		if action {
 			chunk = "\x01ACTION " + chunk + "\x01"

@@ -170,6 +170,11 @@ func (s *Session) sendRoomMessage(a *Attachment, r *room, ev *event.Event) {
 	if link := s.mediaLink(content); link != "" {
 		msg.Text += " " + link
 	}
+	if reply := content.RelatesTo.GetReplyTo(); reply != "" && content.RelatesTo.GetReplaceID() == "" && a.client.HasCap("message-tags") {
+		// The client shows the reply itself, from the tag.
+		s.sendTaggedLines(a, r, ev, msg.Command, msg.Action, msg.Text, irc.Tags{tagReply: string(reply)})
+		return
+	}
 	s.sendLines(a, r, ev, msg.Command, msg.Action, s.replyContext(a, r, content)+msg.Text)
 }
 

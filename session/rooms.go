@@ -29,8 +29,9 @@ type room struct {
 	power    *event.PowerLevelsEventContent
 	powerRaw json.RawMessage // as the homeserver sent it, to edit without losing fields
 	members  map[id.UserID]*member
-	backlog  []*event.Event  // messages of a room not yet shown (a DM's first words)
-	recent   []recentMessage // the last messages, for context in replies and reactions
+	backlog  []*event.Event     // messages of a room not yet shown (a DM's first words)
+	recent   []recentMessage    // the last messages, for context in replies and reactions
+	typing   map[id.UserID]bool // who is typing, as last shown
 }
 
 type member struct {

@@ -329,7 +329,7 @@ func (s *Session) runJob(j job, timeout time.Duration) {
 // syncFilter keeps sync small: no presence, only the account data used (m.direct), and a short
 // timeline, since missed history is not replayed in this version.
 const syncFilter = `{"presence":{"not_types":["*"]},"account_data":{"types":["m.direct"]},` +
-	`"room":{"timeline":{"limit":10},"ephemeral":{"not_types":["*"]},"account_data":{"not_types":["*"]}}}`
+	`"room":{"timeline":{"limit":10},"ephemeral":{"types":["m.typing"]},"account_data":{"not_types":["*"]}}}`
 
 // syncLoop long-polls /sync and hands each response to the owner. Only the
 // owner applies responses, so state never changes under it.

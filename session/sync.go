@@ -55,6 +55,11 @@ func (s *Session) applyJoinedRoom(roomID id.RoomID, joined *mautrix.SyncJoinedRo
 			ev.RoomID = roomID
 			s.applyTimelineEvent(r, ev)
 		}
+		for _, ev := range joined.Ephemeral.Events {
+			if ev.Type.Type == event.EphemeralEventTyping.Type {
+				s.showTyping(r, ev)
+			}
+		}
 		return
 	}
 	// Dendrite puts the state of a fresh room in the timeline, so a new room

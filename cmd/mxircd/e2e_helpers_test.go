@@ -136,3 +136,22 @@ func timeline(resp *mautrix.RespSync, room id.RoomID) []*event.Event {
 	}
 	return nil
 }
+
+// connectWithCaps logs acct in over SASL, also requesting caps, and waits
+// for the welcome.
+func connectWithCaps(t *testing.T, g *gateway, nick string, acct *testenv.Account, caps ...string) *testenv.IRCClient {
+	t.Helper()
+	c := testenv.DialIRC(t, g.ircAddr())
+	c.Send("CAP LS 302")
+	c.Send("NICK %s", nick)
+	c.Send("USER %s 0 * :test", acct.Localpart)
+	c.Send("CAP REQ :%s", strings.Join(append([]string{"sasl"}, caps...), " "))
+	c.ExpectMatch(t, func(m *irc.Message) bool { return m.Command == "CAP" && m.Param(1) == "ACK" }, "CAP ACK")
+	c.Send("AUTHENTICATE PLAIN")
+	c.Expect(t, "AUTHENTICATE")
+	c.Send("AUTHENTICATE %s", b64("\x00"+acct.UserID.String()+"\x00"+acct.Password))
+	c.Expect(t, irc.RPL_SASLSUCCESS)
+	c.Send("CAP END")
+	c.Expect(t, irc.RPL_WELCOME)
+	return c
+}

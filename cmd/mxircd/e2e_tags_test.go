@@ -1,0 +1,98 @@
+package main
+
+import (
+	"testing"
+	"time"
+
+	"gopkg.in/irc.v4"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+
+	"github.com/mxircd/mxircd/internal/testenv"
+)
+
+// With message-tags and draft/message-redaction, replies, reactions,
+// typing and deletions travel as tags and REDACT, both ways, with msgid as
+// the Matrix event ID.
+func TestClientTags(t *testing.T) {
+	hs := testenv.SharedHomeserver(t)
+	g := testGateway(t, hs, "sqlite")
+	alice, bob, room, channel := twoInARoom(t, hs, "tags")
+	c := connectWithCaps(t, g, "alice", alice, "message-tags", "draft/message-redaction")
+	c.ExpectMatch(t, isCmd(irc.RPL_ENDOFNAMES, "alice", channel), "burst")
+	waitNames(t, c, channel, bob.Localpart)
+	ctx := ctxFor(t)
+
+	first, err := bob.Client.SendText(ctx, room, "first")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := expectFrom(t, c, "PRIVMSG", bob.Localpart, "first")
+	if m.Tags["msgid"] != first.EventID.String() || m.Tags["time"] == "" {
+		t.Errorf("tags = %v, want msgid %s and time", m.Tags, first.EventID)
+	}
+
+	// From IRC: a reply, a reaction, typing, a deletion.
+	c.Send("@+draft/reply=%s PRIVMSG %s :an answer", first.EventID, channel)
+	answer := bob.WaitForEvent(t, ctx, room, func(ev *event.Event) bool {
+		return ev.Type == event.EventMessage && ev.Sender == alice.UserID
+	})
+	if got := answer.Content.AsMessage().RelatesTo.GetReplyTo(); got != first.EventID {
+		t.Errorf("reply relation = %q, want %s", got, first.EventID)
+	}
+	c.Send("@+draft/react=👍;+draft/reply=%s TAGMSG %s", first.EventID, channel)
+	reaction := bob.WaitForEvent(t, ctx, room, func(ev *event.Event) bool { return ev.Type == event.EventReaction })
+	if rel := reaction.Content.AsReaction().RelatesTo; rel.EventID != first.EventID || rel.Key != "👍" {
+		t.Errorf("reaction = %+v", rel)
+	}
+	c.Send("@+typing=active TAGMSG %s", channel)
+	bob.SyncUntil(t, ctx, func(resp *mautrix.RespSync) bool {
+		if joined := resp.Rooms.Join[room]; joined != nil {
+			for _, ev := range joined.Ephemeral.Events {
+				ev.Content.ParseRaw(ev.Type)
+				for _, u := range ev.Content.AsTyping().UserIDs {
+					if u == alice.UserID {
+						return true
+					}
+				}
+			}
+		}
+		return false
+	})
+	c.Send("REDACT %s %s :never mind", channel, answer.ID)
+	redaction := bob.WaitForEvent(t, ctx, room, func(ev *event.Event) bool { return ev.Type == event.EventRedaction })
+	if redaction.Redacts != answer.ID && redaction.Content.AsRedaction().Redacts != answer.ID {
+		t.Errorf("redaction of %s, want %s", redaction.Redacts, answer.ID)
+	}
+	c.Send("REDACT %s notanid", channel)
+	c.ExpectMatch(t, isCmd("FAIL", "REDACT", "UNKNOWN_MSGID"), "FAIL for a bad msgid")
+
+	// From Matrix: the same as tags.
+	reply := &event.MessageEventContent{MsgType: event.MsgText, Body: "a reply"}
+	reply.RelatesTo = (&event.RelatesTo{}).SetReplyTo(first.EventID)
+	if _, err := bob.Client.SendMessageEvent(ctx, room, event.EventMessage, reply); err != nil {
+		t.Fatal(err)
+	}
+	m = expectFrom(t, c, "PRIVMSG", bob.Localpart, "a reply")
+	if m.Trailing() != "a reply" || m.Tags["+draft/reply"] != first.EventID.String() {
+		t.Errorf("reply on IRC = %s", m)
+	}
+	if _, err := bob.Client.SendReaction(ctx, room, first.EventID, "🎉"); err != nil {
+		t.Fatal(err)
+	}
+	m = c.ExpectMatch(t, isCmd("TAGMSG", channel), "TAGMSG reaction")
+	if m.Tags["+draft/react"] != "🎉" || m.Tags["+draft/reply"] != first.EventID.String() || m.Prefix.Name != bob.Localpart {
+		t.Errorf("reaction on IRC = %s", m)
+	}
+	if _, err := bob.Client.UserTyping(ctx, room, true, 30*time.Second); err != nil {
+		t.Logf("typing: %v", err)
+	}
+	m = c.ExpectMatch(t, func(m *irc.Message) bool { return m.Command == "TAGMSG" && m.Tags["+typing"] == "active" }, "+typing=active")
+	if m.Prefix.Name != bob.Localpart {
+		t.Errorf("typing from %s", m.Prefix.Name)
+	}
+	if _, err := bob.Client.RedactEvent(ctx, room, first.EventID); err != nil {
+		t.Fatal(err)
+	}
+	c.ExpectMatch(t, isCmd("REDACT", channel, first.EventID.String()), "REDACT from Matrix")
+}

@@ -1,0 +1,152 @@
+package session
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"gopkg.in/irc.v4"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+)
+
+// IRCv3 client tags with a Matrix meaning: +draft/reply (a reply),
+// +draft/react (a reaction, on TAGMSG), +typing (typing notifications), and
+// REDACT (draft/message-redaction). Clients that negotiated the tags get
+// them; the others get the readable lines in relations.go.
+
+const (
+	tagReply  = "+draft/reply"
+	tagReact  = "+draft/react"
+	tagTyping = "+typing"
+)
+
+// replyTarget reads a +draft/reply tag: a msgid, which is an event ID here.
+func replyTarget(m *irc.Message) id.EventID {
+	if v := m.Tags[tagReply]; strings.HasPrefix(v, "$") && !strings.ContainsAny(v, " \x00") {
+		return id.EventID(v)
+	}
+	return ""
+}
+
+// targetRoom finds the room a PRIVMSG-like target names: a channel, or the
+// query with a nick. ok is false (and the client told) when there is none.
+func (s *Session) targetRoom(a *Attachment, command, target string) (*room, bool) {
+	if r := s.roomByChannel(target); r != nil {
+		return r, true
+	}
+	if user, ok := s.userForTarget(a, target); ok {
+		if r := s.dmRoomWith(user); r != nil {
+			return r, true
+		}
+	}
+	s.fail(a, command, "INVALID_TARGET", target, "No such channel or query")
+	return nil, false
+}
+
+// fail sends an IRCv3 standard reply: FAIL <command> <code> [context] :text.
+func (s *Session) fail(a *Attachment, command, code, context, text string) {
+	params := []string{command, code}
+	if context != "" {
+		params = append(params, context)
+	}
+	a.client.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: a.client.ServerName()}, Command: "FAIL", Params: append(params, text)})
+}
+
+// cmdTagmsg carries a reaction or a typing notification.
+func (s *Session) cmdTagmsg(a *Attachment, m *irc.Message) {
+	r, ok := s.targetRoom(a, "TAGMSG", m.Params[0])
+	if !ok {
+		return
+	}
+	roomID := r.id
+	if key := m.Tags[tagReact]; key != "" {
+		target := replyTarget(m)
+		if target == "" {
+			s.fail(a, "TAGMSG", "INVALID_PARAMS", tagReact, "A reaction needs +draft/reply naming the message")
+			return
+		}
+		s.request(a, "TAGMSG", func(ctx context.Context) func() {
+			_, err := s.cli.SendReaction(ctx, roomID, target, key)
+			return func() {
+				if err != nil {
+					s.fail(a, "TAGMSG", "REACT_FAILED", m.Params[0], "Cannot react: "+matrixErrorText(err))
+				}
+			}
+		})
+	}
+	if state, ok := m.Tags[tagTyping]; ok {
+		typing := state == "active"
+		s.request(a, "TAGMSG", func(ctx context.Context) func() {
+			if _, err := s.cli.UserTyping(ctx, roomID, typing, 30*time.Second); err != nil {
+				s.log.Debug("typing notification failed", "err", err)
+			}
+			return nil
+		})
+	}
+}
+
+// cmdRedact deletes a message: REDACT <target> <msgid> [:reason].
+func (s *Session) cmdRedact(a *Attachment, m *irc.Message) {
+	r, ok := s.targetRoom(a, "REDACT", m.Params[0])
+	if !ok {
+		return
+	}
+	msgid := m.Params[1]
+	if !strings.HasPrefix(msgid, "$") {
+		s.fail(a, "REDACT", "UNKNOWN_MSGID", m.Params[0]+" "+msgid, "That is not a message ID of this network")
+		return
+	}
+	roomID, target, reason := r.id, m.Params[0], m.Param(2)
+	s.request(a, "REDACT", func(ctx context.Context) func() {
+		_, err := s.cli.RedactEvent(ctx, roomID, id.EventID(msgid), mautrix.ReqRedact{Reason: reason})
+		return func() {
+			switch {
+			case err == nil:
+				// The REDACT (or notice) comes back through sync.
+			case isForbidden(err):
+				s.fail(a, "REDACT", "REDACT_FORBIDDEN", target+" "+msgid, "You may not delete that message: "+matrixErrorText(err))
+			default:
+				s.fail(a, "REDACT", "UNKNOWN_MSGID", target+" "+msgid, "Cannot delete that message: "+matrixErrorText(err))
+			}
+		}
+	})
+}
+
+// showTyping turns a room's m.typing into +typing TAGMSGs for clients that
+// take client tags: active for who started, done for who stopped.
+func (s *Session) showTyping(r *room, ev *event.Event) {
+	if !parseContent(ev) {
+		return
+	}
+	now := map[id.UserID]bool{}
+	for _, user := range ev.Content.AsTyping().UserIDs {
+		if user != s.user {
+			now[user] = true
+		}
+	}
+	send := func(user id.UserID, state string) {
+		s.broadcast(func(a *Attachment) {
+			if a.client.HasCap("message-tags") {
+				target := r.channel
+				if r.dm != "" {
+					target = a.client.Nick()
+				}
+				a.client.SendMessage(&irc.Message{Tags: irc.Tags{tagTyping: state}, Prefix: s.prefixOf(a, user),
+					Command: "TAGMSG", Params: []string{target}})
+			}
+		})
+	}
+	for user := range now {
+		if !r.typing[user] {
+			send(user, "active")
+		}
+	}
+	for user := range r.typing {
+		if !now[user] {
+			send(user, "done")
+		}
+	}
+	r.typing = now
+}
