@@ -52,6 +52,7 @@ func init() {
 		"INVITE":  {handle: forward, minParams: 2, postReg: true},
 		"LIST":    {handle: forward, postReg: true},
 		"TAGMSG":  {handle: forward, minParams: 1, postReg: true},
+		"AWAY":    {handle: forward, postReg: true},
 		"REDACT":  {handle: forward, minParams: 2, postReg: true},
 	}
 }

@@ -52,6 +52,8 @@ func (s *Session) handleCommand(a *Attachment, m *irc.Message) {
 		s.cmdInvite(a, m)
 	case "LIST":
 		s.cmdList(a, m)
+	case "AWAY":
+		s.cmdAway(a, m)
 	case "TAGMSG":
 		s.cmdTagmsg(a, m)
 	case "REDACT":
@@ -303,6 +305,9 @@ func (s *Session) cmdWho(a *Attachment, m *irc.Message) {
 func (s *Session) sendWhoReply(a *Attachment, r *room, user id.UserID) {
 	u, h := mapping.UserHost(user)
 	channel, flags := "*", "H"
+	if _, away := s.awayOf(user); away {
+		flags = "G"
+	}
 	if r != nil {
 		channel = r.channel
 		flags += mapping.MemberPrefix(r.power, user)
@@ -341,6 +346,9 @@ func (s *Session) cmdWhois(a *Attachment, m *irc.Message) {
 		a.client.SendNumeric(irc.RPL_WHOISCHANNELS, nick, line)
 	}
 	a.client.SendNumeric(irc.RPL_WHOISSERVER, nick, h, "Matrix homeserver")
+	if away, ok := s.awayOf(user); ok {
+		a.client.SendNumeric(irc.RPL_AWAY, nick, away)
+	}
 	a.client.SendNumeric(rplWhoisAccount, nick, user.String(), "is logged in as")
 	a.client.SendNumeric(irc.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
 }

@@ -70,6 +70,7 @@ type Session struct {
 	invites       map[id.RoomID]*invite      // pending invites of the account
 	direct        map[id.RoomID]id.UserID    // m.direct: DM rooms and their peer
 	dmFutures     map[id.UserID]*dmFuture    // DM rooms being created
+	presence      map[id.UserID]presence     // last known presence of users
 }
 
 // Events the owner goroutine handles.
@@ -126,6 +127,7 @@ func newSession(mgr *Manager, cli *mautrix.Client) *Session {
 		invites:    map[id.RoomID]*invite{},
 		direct:     map[id.RoomID]id.UserID{},
 		dmFutures:  map[id.UserID]*dmFuture{},
+		presence:   map[id.UserID]presence{},
 	}
 }
 
@@ -328,7 +330,7 @@ func (s *Session) runJob(j job, timeout time.Duration) {
 
 // syncFilter keeps sync small: no presence, only the account data used (m.direct), and a short
 // timeline, since missed history is not replayed in this version.
-const syncFilter = `{"presence":{"not_types":["*"]},"account_data":{"types":["m.direct"]},` +
+const syncFilter = `{"presence":{"types":["m.presence"]},"account_data":{"types":["m.direct"]},` +
 	`"room":{"timeline":{"limit":10},"ephemeral":{"types":["m.typing"]},"account_data":{"not_types":["*"]}}}`
 
 // syncLoop long-polls /sync and hands each response to the owner. Only the

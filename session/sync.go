@@ -14,6 +14,7 @@ import (
 func (s *Session) applySync(resp *mautrix.RespSync, initial bool) {
 	// Account data first: m.direct decides whether new rooms are queries.
 	s.applyDirect(resp.AccountData.Events)
+	s.applyPresence(resp.Presence.Events)
 	for roomID, joined := range resp.Rooms.Join {
 		s.applyJoinedRoom(roomID, joined, initial)
 	}

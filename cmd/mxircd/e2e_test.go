@@ -824,3 +824,57 @@ func TestMessageBeforeQuit(t *testing.T) {
 		t.Errorf("bob got %q", got)
 	}
 }
+
+// AWAY sets Matrix presence; others' presence shows in WHOIS and WHO.
+func TestAwayPresence(t *testing.T) {
+	hs := testenv.SharedHomeserver(t)
+	g := testGateway(t, hs, "sqlite")
+	alice, bob, _, channel := twoInARoom(t, hs, "away")
+	c := connect(t, g, "alice", alice)
+	c.ExpectMatch(t, isCmd(irc.RPL_ENDOFNAMES, "alice", channel), "burst")
+	waitNames(t, c, channel, bob.Localpart)
+	ctx := ctxFor(t)
+
+	c.Send("AWAY :at lunch")
+	c.Expect(t, irc.RPL_NOWAWAY)
+	p, err := bob.Client.GetPresence(ctx, alice.UserID)
+	if err != nil || p.Presence != event.PresenceUnavailable || p.StatusMsg != "at lunch" {
+		t.Fatalf("alice's presence after AWAY: %+v, %v", p, err)
+	}
+	c.Send("AWAY")
+	c.Expect(t, irc.RPL_UNAWAY)
+	if p, err := bob.Client.GetPresence(ctx, alice.UserID); err != nil || p.Presence != event.PresenceOnline {
+		t.Fatalf("alice's presence after coming back: %+v, %v", p, err)
+	}
+
+	// bob goes away in Matrix: WHOIS says so, WHO flags him G.
+	if err := bob.Client.SetPresence(ctx, mautrix.ReqPresence{Presence: event.PresenceUnavailable, StatusMsg: "in a meeting"}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		c.Send("WHOIS %s", bob.Localpart)
+		var away *irc.Message
+		c.ExpectMatch(t, func(m *irc.Message) bool {
+			if m.Command == irc.RPL_AWAY {
+				away = m
+			}
+			return m.Command == irc.RPL_ENDOFWHOIS
+		}, "318")
+		if away != nil {
+			if away.Trailing() != "in a meeting" {
+				t.Errorf("301 = %s", away)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("bob's presence never reached WHOIS")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	c.Send("WHO %s", bob.Localpart)
+	m := c.Expect(t, irc.RPL_WHOREPLY)
+	if m.Param(6) != "G" {
+		t.Errorf("WHO flags = %q, want G", m.Param(6))
+	}
+}

@@ -1,0 +1,79 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+
+	"gopkg.in/irc.v4"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+)
+
+// AWAY is Matrix presence: away with a message is "unavailable" with that
+// status message, back is "online". Others' presence shows in WHOIS (301)
+// and WHO (G for gone).
+
+type presence struct {
+	state     event.Presence
+	statusMsg string
+}
+
+// away says whether a user's presence reads as away on IRC, and why.
+func (p presence) away() (string, bool) {
+	switch p.state {
+	case event.PresenceUnavailable:
+		if p.statusMsg != "" {
+			return p.statusMsg, true
+		}
+		return "Away", true
+	case event.PresenceOffline:
+		if p.statusMsg != "" {
+			return "Offline: " + p.statusMsg, true
+		}
+		return "Offline", true
+	}
+	return "", false
+}
+
+// applyPresence records m.presence events from a sync.
+func (s *Session) applyPresence(events []*event.Event) {
+	for _, ev := range events {
+		if ev.Type.Type != event.EphemeralEventPresence.Type {
+			continue
+		}
+		var c event.PresenceEventContent
+		if err := json.Unmarshal(ev.Content.VeryRaw, &c); err != nil {
+			continue
+		}
+		s.presence[ev.Sender] = presence{state: c.Presence, statusMsg: c.StatusMessage}
+	}
+}
+
+func (s *Session) cmdAway(a *Attachment, m *irc.Message) {
+	message := m.Param(0)
+	req := mautrix.ReqPresence{Presence: event.PresenceOnline}
+	if message != "" {
+		req = mautrix.ReqPresence{Presence: event.PresenceUnavailable, StatusMsg: message}
+	}
+	s.request(a, "AWAY", func(ctx context.Context) func() {
+		err := s.cli.SetPresence(ctx, req)
+		return func() {
+			switch {
+			case err != nil:
+				s.fail(a, "AWAY", "CANNOT_CHANGE", "", "The homeserver did not take your presence: "+matrixErrorText(err))
+			case message != "":
+				s.presence[s.user] = presence{state: req.Presence, statusMsg: message}
+				a.client.SendNumeric(irc.RPL_NOWAWAY, "You have been marked as being away")
+			default:
+				s.presence[s.user] = presence{state: req.Presence}
+				a.client.SendNumeric(irc.RPL_UNAWAY, "You are no longer marked as being away")
+			}
+		}
+	})
+}
+
+// awayOf is a user's away message, if they are away.
+func (s *Session) awayOf(user id.UserID) (string, bool) {
+	return s.presence[user].away()
+}
