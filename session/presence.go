@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 
 	"gopkg.in/irc.v4"
 	"maunium.net/go/mautrix"
@@ -56,8 +57,12 @@ func (s *Session) cmdAway(a *Attachment, m *irc.Message) {
 	if message != "" {
 		req = mautrix.ReqPresence{Presence: event.PresenceUnavailable, StatusMsg: message}
 	}
+	s.setPresence.Store(&req.Presence)
 	s.request(a, "AWAY", func(ctx context.Context) func() {
-		err := s.cli.SetPresence(ctx, req)
+		// status_msg is always sent, so coming back clears the away
+		// message (mautrix's request would omit an empty one).
+		_, err := s.cli.MakeRequest(ctx, http.MethodPut, s.cli.BuildClientURL("v3", "presence", s.user, "status"),
+			map[string]any{"presence": req.Presence, "status_msg": req.StatusMsg}, nil)
 		return func() {
 			switch {
 			case err != nil:
@@ -71,6 +76,14 @@ func (s *Session) cmdAway(a *Attachment, m *irc.Message) {
 			}
 		}
 	})
+}
+
+// presenceToSet is the presence each /sync asserts. Any goroutine.
+func (s *Session) presenceToSet() event.Presence {
+	if p := s.setPresence.Load(); p != nil {
+		return *p
+	}
+	return event.PresenceOnline
 }
 
 // awayOf is a user's away message, if they are away.

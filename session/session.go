@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gopkg.in/irc.v4"
 	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 )
 
@@ -40,6 +42,10 @@ type Session struct {
 	events chan any      // to the owner goroutine
 	jobs   chan job      // to the request worker, in order
 	done   chan struct{} // closed when the owner goroutine has ended
+
+	// setPresence is what each /sync tells the homeserver about the
+	// account (the default would reset AWAY to online every time).
+	setPresence atomic.Pointer[event.Presence]
 
 	stopping chan struct{} // closed by stop: drain the jobs, then end
 	stopOnce sync.Once
@@ -340,9 +346,10 @@ func (s *Session) syncLoop() {
 	backoff := time.Duration(0)
 	for s.ctx.Err() == nil {
 		resp, err := s.cli.FullSyncRequest(s.ctx, mautrix.ReqSync{
-			Timeout:  int(s.mgr.cfg.SyncTimeout / time.Millisecond),
-			Since:    since,
-			FilterID: syncFilter,
+			Timeout:     int(s.mgr.cfg.SyncTimeout / time.Millisecond),
+			Since:       since,
+			FilterID:    syncFilter,
+			SetPresence: s.presenceToSet(),
 		})
 		if err != nil {
 			if s.ctx.Err() != nil {

@@ -835,17 +835,27 @@ func TestAwayPresence(t *testing.T) {
 	waitNames(t, c, channel, bob.Localpart)
 	ctx := ctxFor(t)
 
+	// Dendrite applies presence changes asynchronously: wait for them.
+	waitPresence := func(want event.Presence, msg string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			p, err := bob.Client.GetPresence(ctx, alice.UserID)
+			if err == nil && p.Presence == want && p.StatusMsg == msg {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("alice's presence = %+v, %v; want %s %q", p, err, want, msg)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
 	c.Send("AWAY :at lunch")
 	c.Expect(t, irc.RPL_NOWAWAY)
-	p, err := bob.Client.GetPresence(ctx, alice.UserID)
-	if err != nil || p.Presence != event.PresenceUnavailable || p.StatusMsg != "at lunch" {
-		t.Fatalf("alice's presence after AWAY: %+v, %v", p, err)
-	}
+	waitPresence(event.PresenceUnavailable, "at lunch")
 	c.Send("AWAY")
 	c.Expect(t, irc.RPL_UNAWAY)
-	if p, err := bob.Client.GetPresence(ctx, alice.UserID); err != nil || p.Presence != event.PresenceOnline {
-		t.Fatalf("alice's presence after coming back: %+v, %v", p, err)
-	}
+	waitPresence(event.PresenceOnline, "")
 
 	// bob goes away in Matrix: WHOIS says so, WHO flags him G.
 	if err := bob.Client.SetPresence(ctx, mautrix.ReqPresence{Presence: event.PresenceUnavailable, StatusMsg: "in a meeting"}); err != nil {
