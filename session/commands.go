@@ -102,7 +102,11 @@ func (s *Session) cmdJoin(a *Attachment, m *irc.Message) {
 					s.replyJoinError(a, name, err)
 				}
 				// The room arrives through sync, with its burst.
-				s.joinDone(roomID, target.Alias)
+				requested := string(target.Alias)
+				if target.RoomID != "" {
+					requested = string(target.RoomID)
+				}
+				s.joinDone(roomID, requested)
 			}
 		})
 		if !ok {

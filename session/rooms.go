@@ -229,8 +229,11 @@ func (s *Session) channelNameFor(r *room) string {
 		return !taken || other == r.id
 	}
 	alias := r.alias
-	if alias == "" {
-		alias = s.joinNames[r.id]
+	if requested := s.joinNames[r.id]; alias == "" && requested != "" {
+		if requested == string(r.id) && free(requested) {
+			return requested // joined by room ID: the name the client asked for
+		}
+		alias = id.RoomAlias(requested)
 	}
 	if alias != "" {
 		name := mapping.ChannelName(r.id, alias)
@@ -241,11 +244,17 @@ func (s *Session) channelNameFor(r *room) string {
 			return name
 		}
 	}
-	if saved := s.savedNames[r.id]; saved != "" && free(saved) && mapping.ReadableChannel(r.name) != "" &&
-		strings.HasPrefix(saved, mapping.ReadableChannel(r.name)) {
+	base := mapping.ReadableChannel(r.name)
+	if r.name == "" {
+		// Unnamed rooms (group DMs, mostly) are named after their members,
+		// as Matrix clients show them.
+		base = mapping.ReadableChannel(s.memberNames(r))
+	}
+	// A remembered name stays, unless the room was renamed meanwhile.
+	if saved := s.savedNames[r.id]; saved != "" && free(saved) && (r.name == "" || strings.HasPrefix(saved, base)) {
 		return saved
 	}
-	if base := mapping.ReadableChannel(r.name); base != "" {
+	if base != "" {
 		for i := 1; ; i++ {
 			name := base
 			if i > 1 {
@@ -258,6 +267,27 @@ func (s *Session) channelNameFor(r *room) string {
 		}
 	}
 	return string(r.id)
+}
+
+// memberNames lists up to three other members of a room by display name
+// (else localpart), in user ID order, for naming an unnamed room.
+func (s *Session) memberNames(r *room) string {
+	var users []id.UserID
+	for user, m := range r.members {
+		if user != s.user && (m.membership == event.MembershipJoin || m.membership == event.MembershipInvite) {
+			users = append(users, user)
+		}
+	}
+	sortUsers(users)
+	var names []string
+	for _, user := range users[:min(len(users), 3)] {
+		name := r.members[user].displayName
+		if name == "" {
+			name, _ = mapping.UserHost(user)
+		}
+		names = append(names, name)
+	}
+	return strings.Join(names, " ")
 }
 
 // saveChannelName remembers a made-up channel name in the store, off the

@@ -71,12 +71,12 @@ type Session struct {
 	// so that it is announced once, under the name the client asked for.
 	joinsInFlight int
 	deferred      map[id.RoomID]*room
-	joinNames     map[id.RoomID]id.RoomAlias // aliases clients joined rooms by
-	savedNames    map[id.RoomID]string       // made-up channel names, as stored
-	invites       map[id.RoomID]*invite      // pending invites of the account
-	direct        map[id.RoomID]id.UserID    // m.direct: DM rooms and their peer
-	dmFutures     map[id.UserID]*dmFuture    // DM rooms being created
-	presence      map[id.UserID]presence     // last known presence of users
+	joinNames     map[id.RoomID]string    // the alias or room ID clients joined rooms by
+	savedNames    map[id.RoomID]string    // made-up channel names, as stored
+	invites       map[id.RoomID]*invite   // pending invites of the account
+	direct        map[id.RoomID]id.UserID // m.direct: DM rooms and their peer
+	dmFutures     map[id.UserID]*dmFuture // DM rooms being created
+	presence      map[id.UserID]presence  // last known presence of users
 }
 
 // Events the owner goroutine handles.
@@ -128,7 +128,7 @@ func newSession(mgr *Manager, cli *mautrix.Client) *Session {
 		sentTxns:   map[string]*Attachment{},
 		started:    time.Now().UnixNano(),
 		deferred:   map[id.RoomID]*room{},
-		joinNames:  map[id.RoomID]id.RoomAlias{},
+		joinNames:  map[id.RoomID]string{},
 		savedNames: map[id.RoomID]string{},
 		invites:    map[id.RoomID]*invite{},
 		direct:     map[id.RoomID]id.UserID{},

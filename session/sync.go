@@ -114,10 +114,10 @@ func (s *Session) announceRoom(r *room) {
 
 // joinDone records that a JOIN request has come back; roomID is the room it
 // joined, or empty on failure.
-func (s *Session) joinDone(roomID id.RoomID, alias id.RoomAlias) {
+func (s *Session) joinDone(roomID id.RoomID, requested string) {
 	s.joinsInFlight--
-	if roomID != "" && alias != "" {
-		s.joinNames[roomID] = alias
+	if roomID != "" && requested != "" {
+		s.joinNames[roomID] = requested
 	}
 	if r := s.deferred[roomID]; r != nil {
 		s.announceRoom(r)

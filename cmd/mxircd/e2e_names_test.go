@@ -92,3 +92,23 @@ func TestShortAliases(t *testing.T) {
 	c.ExpectMatch(t, isCmd("JOIN", "#"+aliasLocal), "JOIN under the short name")
 	c.ExpectMatch(t, isCmd(irc.RPL_ENDOFNAMES, "alice", "#"+aliasLocal), "names")
 }
+
+// A group DM without a name is a channel named after its members.
+func TestGroupDMName(t *testing.T) {
+	hs := testenv.SharedHomeserver(t)
+	g := testGateway(t, hs, "sqlite")
+	alice, bob, carol := hs.Register(t, "alice"), hs.Register(t, "bob"), hs.Register(t, "carol")
+	ctx := ctxFor(t)
+	c := connect(t, g, "alice", alice)
+	c.Drain(t)
+	resp, err := bob.Client.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "trusted_private_chat", Invite: []id.UserID{alice.UserID, carol.UserID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	joinRoom(t, alice, resp.RoomID)
+	first, second := bob.Localpart, carol.Localpart
+	if carol.UserID < bob.UserID {
+		first, second = second, first
+	}
+	c.ExpectMatch(t, isCmd("JOIN", "#"+first+"-"+second), "JOIN #"+first+"-"+second)
+}
