@@ -7,21 +7,21 @@ import (
 	"maunium.net/go/mautrix/id"
 )
 
-// OpLevel is the power level at and above which a user is shown as a channel
-// operator (@). A user above the room's default level but below OpLevel is
-// voiced (+).
+// OpLevel is the default power level at and above which a user is shown as
+// a channel operator (@); a user above the room's default level but below
+// it is voiced (+). The gateway's matrix.op_level setting overrides it.
 const OpLevel = 50
 
 // MemberPrefix returns the IRC status prefixes for a user's power level:
-// "@" for operators, "+" for voiced users, "" otherwise. It gives one prefix
+// "@" for operators (level op and above), "+" for voiced users, "" otherwise. It gives one prefix
 // at most, the highest, also to clients with multi-prefix.
-func MemberPrefix(pl *event.PowerLevelsEventContent, user id.UserID) string {
+func MemberPrefix(pl *event.PowerLevelsEventContent, user id.UserID, op int) string {
 	if pl == nil {
 		return ""
 	}
 	level := pl.GetUserLevel(user)
 	switch {
-	case level >= OpLevel:
+	case level >= op:
 		return "@"
 	case level > pl.UsersDefault:
 		return "+"

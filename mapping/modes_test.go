@@ -77,7 +77,7 @@ func TestMemberPrefix(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if got := MemberPrefix(c.pl, c.user); got != c.want {
+			if got := MemberPrefix(c.pl, c.user, OpLevel); got != c.want {
 				t.Errorf("MemberPrefix(%s) = %q, want %q", c.user, got, c.want)
 			}
 		})
@@ -145,5 +145,18 @@ func TestChannelModes(t *testing.T) {
 				t.Errorf("ChannelModes = %q, want %q", got, c.want)
 			}
 		})
+	}
+}
+
+func TestMemberPrefixOpLevel(t *testing.T) {
+	pl := &event.PowerLevelsEventContent{Users: map[id.UserID]int{"@mod:x": 50, "@admin:x": 100}}
+	for _, c := range []struct {
+		user id.UserID
+		op   int
+		want string
+	}{{"@mod:x", 50, "@"}, {"@mod:x", 100, "+"}, {"@admin:x", 100, "@"}, {"@nobody:x", 100, ""}} {
+		if got := MemberPrefix(pl, c.user, c.op); got != c.want {
+			t.Errorf("MemberPrefix(%s, op %d) = %q, want %q", c.user, c.op, got, c.want)
+		}
 	}
 }

@@ -314,7 +314,7 @@ func (s *Session) sendWhoReply(a *Attachment, r *room, user id.UserID) {
 	}
 	if r != nil {
 		channel = r.channel
-		flags += mapping.MemberPrefix(r.power, user)
+		flags += mapping.MemberPrefix(r.power, user, s.opLevel())
 	}
 	a.client.SendNumeric(irc.RPL_WHOREPLY, channel, u, h, a.client.ServerName(), s.nickOf(a, user), flags,
 		"0 "+s.realName(user))
@@ -342,7 +342,7 @@ func (s *Session) cmdWhois(a *Attachment, m *irc.Message) {
 	var channels []string
 	for _, r := range s.rooms {
 		if r.dm == "" && r.joined(user) {
-			channels = append(channels, mapping.MemberPrefix(r.power, user)+r.channel)
+			channels = append(channels, mapping.MemberPrefix(r.power, user, s.opLevel())+r.channel)
 		}
 	}
 	sortStrings(channels)

@@ -36,6 +36,9 @@ type Config struct {
 	SyncTimeout time.Duration
 	HTTPClient  *http.Client
 	Logger      *slog.Logger
+	// OpLevel is the power level shown as channel operator (@); 0 means
+	// mapping.OpLevel.
+	OpLevel int
 	// ShortAliases shows aliases on the user's own server without
 	// ":server", for deployments where everyone shares one homeserver.
 	ShortAliases bool

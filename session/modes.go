@@ -74,9 +74,9 @@ func (s *Session) cmdMode(a *Attachment, m *irc.Message) {
 				a.client.SendNumeric(irc.ERR_USERNOTINCHANNEL, ch.Arg, r.channel, "They aren't on that channel")
 				continue
 			}
-			powerChanged = power.ApplyMode(ch, user, mapping.OpLevel) || powerChanged
+			powerChanged = power.ApplyMode(ch, user, s.opLevel()) || powerChanged
 		case 'm', 't':
-			powerChanged = power.ApplyMode(ch, "", mapping.OpLevel) || powerChanged
+			powerChanged = power.ApplyMode(ch, "", s.opLevel()) || powerChanged
 		case 'i':
 			joinRule = event.JoinRulePublic
 			if ch.Add {
@@ -215,7 +215,7 @@ func (s *Session) showModeChange(r *room, sender id.UserID, oldPower *event.Powe
 		if m.membership != event.MembershipJoin {
 			continue
 		}
-		before, after := mapping.MemberPrefix(oldPower, user), mapping.MemberPrefix(r.power, user)
+		before, after := mapping.MemberPrefix(oldPower, user, s.opLevel()), mapping.MemberPrefix(r.power, user, s.opLevel())
 		if before == after {
 			continue
 		}
@@ -299,4 +299,12 @@ func (s *Session) sendBanList(a *Attachment, r *room) {
 		a.client.SendNumeric(irc.RPL_BANLIST, r.channel, banMask(user))
 	}
 	a.client.SendNumeric(irc.RPL_ENDOFBANLIST, r.channel, "End of channel ban list")
+}
+
+// opLevel is the power level shown as @ and given by MODE +o.
+func (s *Session) opLevel() int {
+	if s.mgr.cfg.OpLevel > 0 {
+		return s.mgr.cfg.OpLevel
+	}
+	return mapping.OpLevel
 }

@@ -110,7 +110,7 @@ func (s *Session) sendNames(a *Attachment, r *room) {
 	names := make([]string, 0, len(r.members))
 	for user, m := range r.members {
 		if m.membership == event.MembershipJoin {
-			names = append(names, mapping.MemberPrefix(r.power, user)+s.nickOf(a, user))
+			names = append(names, mapping.MemberPrefix(r.power, user, s.opLevel())+s.nickOf(a, user))
 		}
 	}
 	sort.Strings(names)

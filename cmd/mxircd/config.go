@@ -49,6 +49,7 @@ type MatrixConfig struct {
 	ServerName   string   `toml:"server_name"`
 	DeviceName   string   `toml:"device_name"`
 	ShortAliases bool     `toml:"short_aliases"`
+	OpLevel      int      `toml:"op_level"`
 	SyncTimeout  Duration `toml:"sync_timeout"`
 }
 
@@ -83,6 +84,7 @@ func defaultConfig() Config {
 		},
 		Matrix: MatrixConfig{
 			DeviceName:  "mxircd",
+			OpLevel:     50,
 			SyncTimeout: Duration{30 * time.Second},
 		},
 		HTTP:  HTTPConfig{LinkTTL: Duration{24 * time.Hour}},
@@ -147,6 +149,9 @@ func (cfg *Config) validate() error {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("matrix.homeserver %q: must be an http(s) URL", hs)
 		}
+	}
+	if cfg.Matrix.OpLevel < 1 {
+		return fmt.Errorf("matrix.op_level %d: must be at least 1", cfg.Matrix.OpLevel)
 	}
 	if cfg.Matrix.SyncTimeout.Duration < time.Second {
 		return fmt.Errorf("matrix.sync_timeout %s: must be at least 1s", cfg.Matrix.SyncTimeout)

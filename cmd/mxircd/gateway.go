@@ -78,6 +78,7 @@ func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway
 		DeviceName:   cfg.Matrix.DeviceName,
 		SyncTimeout:  cfg.Matrix.SyncTimeout.Duration,
 		ShortAliases: cfg.Matrix.ShortAliases,
+		OpLevel:      cfg.Matrix.OpLevel,
 		Logger:       log,
 		MediaLink:    mediaLink,
 	}, g.store)
