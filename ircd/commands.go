@@ -53,6 +53,7 @@ func init() {
 		"LIST":    {handle: forward, postReg: true},
 		"TAGMSG":  {handle: forward, minParams: 1, postReg: true},
 		"AWAY":    {handle: forward, postReg: true},
+		"BATCH":   {handle: (*Conn).handleBatch, minParams: 1, postReg: true},
 		"REDACT":  {handle: forward, minParams: 2, postReg: true},
 	}
 }
@@ -60,6 +61,10 @@ func init() {
 func (c *Conn) dispatch(m *irc.Message) {
 	cmd, ok := commands[m.Command]
 	registered := c.registered.Load()
+	if _, batched := m.Tags["batch"]; batched && registered && m.Command != "BATCH" {
+		c.addToBatch(m)
+		return
+	}
 	switch {
 	case !ok:
 		if registered {

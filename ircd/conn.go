@@ -47,6 +47,7 @@ type Conn struct {
 	// Reader goroutine only.
 	reg        registration
 	handler    Handler
+	batch      *clientBatch // an open draft/multiline batch
 	limiter    *rate.Limiter
 	floodSince time.Time // start of the current run of throttled lines
 }
@@ -156,6 +157,8 @@ func errorLine(reason string) []byte {
 var tagCaps = map[string]string{
 	"time":    "server-time",
 	"account": "account-tag",
+	"batch":   "batch",
+	concatTag: multilineCap,
 }
 
 func (c *Conn) filterTags(m *irc.Message) *irc.Message {

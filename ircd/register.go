@@ -26,8 +26,10 @@ type registration struct {
 // supportedCaps lists every capability this server implements, with its
 // value for CAP LS 302. A capability is listed only once it fully works.
 var supportedCaps = []struct{ name, value string }{
+	{"batch", ""},
 	{"cap-notify", ""},
 	{"draft/message-redaction", ""},
+	{multilineCap, multilineCapValue},
 	{"message-tags", ""},
 	{"sasl", "PLAIN"},
 	{"server-time", ""},

@@ -89,3 +89,31 @@ func LineBudget(prefix, target string) int {
 	}
 	return minLineBudget
 }
+
+// SplitConcat cuts one line into pieces of at most max bytes whose plain
+// concatenation is the line, for draft/multiline-concat: each cut is just
+// after the last space before the limit (the space stays with the piece
+// before it), else at a rune boundary. An empty line is one empty piece.
+func SplitConcat(line string, max int) []string {
+	max = maxInt(max, 4)
+	var out []string
+	for len(line) > max {
+		cut := strings.LastIndexByte(line[:max], ' ') + 1
+		if cut == 0 {
+			cut = max
+			for cut > 0 && !utf8.RuneStart(line[cut]) {
+				cut--
+			}
+		}
+		out = append(out, line[:cut])
+		line = line[cut:]
+	}
+	return append(out, line)
+}
+
+func maxInt(a, b int) int {
+	if a > b {
+		return a
+	}
+	return b
+}

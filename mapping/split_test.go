@@ -292,3 +292,44 @@ func TestReassemblesRejects(t *testing.T) {
 		}
 	}
 }
+
+func TestSplitConcat(t *testing.T) {
+	cases := []struct {
+		line string
+		max  int
+		want []string
+	}{
+		{"", 10, []string{""}},
+		{"short", 10, []string{"short"}},
+		{"hello world again", 8, []string{"hello ", "world ", "again"}},
+		{"abcdefghij", 4, []string{"abcd", "efgh", "ij"}},
+		{"ééééé", 5, []string{"éé", "éé", "é"}},
+	}
+	for _, tc := range cases {
+		got := SplitConcat(tc.line, tc.max)
+		if strings.Join(got, "|") != strings.Join(tc.want, "|") {
+			t.Errorf("SplitConcat(%q, %d) = %q, want %q", tc.line, tc.max, got, tc.want)
+		}
+	}
+}
+
+func FuzzSplitConcat(f *testing.F) {
+	f.Add("hello world", 5)
+	f.Fuzz(func(t *testing.T, line string, max int) {
+		if max < 0 || max > 1000 {
+			return
+		}
+		pieces := SplitConcat(line, max)
+		if strings.Join(pieces, "") != line {
+			t.Fatalf("pieces %q lose bytes of %q", pieces, line)
+		}
+		for _, p := range pieces {
+			if len(p) > max && len(p) > 4 {
+				t.Fatalf("piece %q longer than %d", p, max)
+			}
+			if utf8.ValidString(line) && !utf8.ValidString(p) {
+				t.Fatalf("piece %q cuts a rune", p)
+			}
+		}
+	})
+}

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"strconv"
 	"strings"
 
 	"gopkg.in/irc.v4"
@@ -212,6 +213,10 @@ func (s *Session) sendTaggedLines(a *Attachment, r *room, ev *event.Event, comma
 	for k, v := range extra {
 		tags[k] = v
 	}
+	if !action && a.client.HasCap("draft/multiline") && a.client.HasCap("batch") && (strings.ContainsAny(text, "\r\n") || len(text) > budget) {
+		s.sendMultiline(a, prefix, command, target, text, budget, tags)
+		return
+	}
 	for i, chunk := range mapping.SplitText(text, budget) {
 		if action {
 			chunk = "\x01ACTION " + chunk + "\x01"
@@ -222,4 +227,25 @@ func (s *Session) sendTaggedLines(a *Attachment, r *room, ev *event.Event, comma
 		}
 		a.client.SendMessage(&irc.Message{Tags: tags, Prefix: prefix, Command: command, Params: []string{target, chunk}})
 	}
+}
+
+// sendMultiline sends one message as a draft/multiline batch: a line per
+// line of text, long lines cut with draft/multiline-concat, so the client
+// shows it as the single message it was. The batch's opening line carries
+// the message's msgid and time.
+func (s *Session) sendMultiline(a *Attachment, prefix *irc.Prefix, command, target, text string, budget int, tags irc.Tags) {
+	s.batchSeq++
+	ref := "ml" + strconv.FormatUint(s.batchSeq, 36)
+	a.client.SendMessage(&irc.Message{Tags: tags, Prefix: prefix, Command: "BATCH", Params: []string{"+" + ref, "draft/multiline", target}})
+	text = strings.ReplaceAll(strings.ReplaceAll(text, "\r\n", "\n"), "\r", "\n")
+	for _, line := range strings.Split(strings.Trim(text, "\n"), "\n") {
+		for i, piece := range mapping.SplitConcat(line, budget) {
+			lineTags := irc.Tags{"batch": ref}
+			if i > 0 {
+				lineTags["draft/multiline-concat"] = ""
+			}
+			a.client.SendMessage(&irc.Message{Tags: lineTags, Prefix: prefix, Command: command, Params: []string{target, piece}})
+		}
+	}
+	a.client.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: a.client.ServerName()}, Command: "BATCH", Params: []string{"-" + ref}})
 }

@@ -61,6 +61,7 @@ type Session struct {
 	byNick     map[string]id.UserID   // folded nick → user
 	sentTxns   map[string]*Attachment // our own sends by transaction ID → the client that typed them
 	txnSeq     uint64
+	batchSeq   uint64         // names of batches sent to clients
 	started    int64          // unix nanoseconds; makes transaction IDs unique across sessions
 	pending    []commandEvent // commands that came before the first sync
 	syncBroken bool           // the last /sync failed and clients were told
