@@ -566,6 +566,7 @@ type listState struct {
 // elemFrame records what entering an element changed, to undo on leaving it.
 type elemFrame struct {
 	style, prefix, list, pre, block bool
+	ticks                           bool // inline code, shown between backticks
 	linkSuffix                      string
 }
 
@@ -574,8 +575,9 @@ type elemFrame struct {
 // has (emitted); codes are written only before text, so empty elements cost
 // nothing and nested or overlapping elements always close correctly.
 type ircRenderer struct {
-	users UserResolver
-	buf   []byte
+	users     UserResolver
+	monoCodes bool // inline code as \x11 (monospace) rather than backticks
+	buf       []byte
 
 	styles   []textStyle
 	frames   []elemFrame
@@ -611,12 +613,17 @@ var blockTags = map[string]bool{
 
 // htmlToIRC renders Matrix HTML. ok is false when the HTML cannot be parsed.
 func htmlToIRC(src string, users UserResolver) (out string, ok bool) {
+	return renderIRC(src, users, false)
+}
+
+// renderIRC renders Matrix HTML, with inline code as \x11 when monoCodes.
+func renderIRC(src string, users UserResolver, monoCodes bool) (out string, ok bool) {
 	ctx := &html.Node{Type: html.ElementNode, Data: "div", DataAtom: atom.Div}
 	nodes, err := html.ParseFragment(strings.NewReader(src), ctx)
 	if err != nil {
 		return "", false
 	}
-	r := &ircRenderer{users: users, styles: []textStyle{{}}}
+	r := &ircRenderer{users: users, monoCodes: monoCodes, styles: []textStyle{{}}}
 	for _, n := range nodes {
 		r.walk(n)
 	}
@@ -647,6 +654,8 @@ func (r *ircRenderer) walk(root *html.Node) {
 }
 
 func (r *ircRenderer) cur() textStyle { return r.styles[len(r.styles)-1] }
+
+var inlineCodeTags = map[string]bool{"code": true, "tt": true, "kbd": true, "samp": true}
 
 func getAttr(n *html.Node, key string) (string, bool) {
 	for _, a := range n.Attr {
@@ -682,6 +691,12 @@ func (r *ircRenderer) enter(n *html.Node) bool {
 		descend = false
 	case r.pre > 0:
 		// Inside a code block only the text counts.
+	case inlineCodeTags[n.Data] && !r.monoCodes:
+		// Backticks rather than \x11: irssi and other common clients show
+		// the monospace code as a stray ^Q, while `code` reads everywhere.
+		r.text("`")
+		r.styles = append(r.styles, r.cur())
+		f.style, f.ticks = true, true
 	default:
 		if st, ok := r.inlineStyle(n); ok {
 			r.styles = append(r.styles, st)
@@ -913,6 +928,9 @@ func (r *ircRenderer) leave(n *html.Node) {
 	}
 	if f.pre {
 		r.pre--
+	}
+	if f.ticks {
+		r.text("`")
 	}
 	if f.linkSuffix != "" {
 		r.text(" (" + f.linkSuffix + ")")
