@@ -80,5 +80,6 @@ func defaultISupport(cfg *Config) *ISupport {
 	is.Add("SAFELIST", "")
 	is.Add("TARGMAX", "JOIN:,PART:,PRIVMSG:1,NOTICE:1,NAMES:1,WHOIS:1")
 	is.Add("UTF8ONLY", "")
+	is.Add("WHOX", "")
 	return is
 }

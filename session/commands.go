@@ -289,6 +289,10 @@ func (s *Session) cmdWho(a *Attachment, m *irc.Message) {
 		a.client.SendNumeric(irc.RPL_ENDOFWHO, "*", "End of WHO list")
 		return
 	}
+	reply := s.sendWhoReply
+	if fields, token, ok := parseWhox(m.Param(1)); ok {
+		reply = func(a *Attachment, r *room, user id.UserID) { s.sendWhoxReply(a, r, user, fields, token) }
+	}
 	if r := s.roomByChannel(mask); r != nil {
 		users := make([]id.UserID, 0, len(r.members))
 		for user, mem := range r.members {
@@ -298,17 +302,23 @@ func (s *Session) cmdWho(a *Attachment, m *irc.Message) {
 		}
 		sortUsers(users)
 		for _, user := range users {
-			s.sendWhoReply(a, r, user)
+			reply(a, r, user)
 		}
 	} else if user, ok := s.userByNick(a, mask); ok {
-		s.sendWhoReply(a, nil, user)
+		reply(a, nil, user)
 	}
 	a.client.SendNumeric(irc.RPL_ENDOFWHO, mask, "End of WHO list")
 }
 
 func (s *Session) sendWhoReply(a *Attachment, r *room, user id.UserID) {
 	u, h := mapping.UserHost(user)
-	channel, flags := "*", "H"
+	channel, flags := s.whoChannelFlags(r, user)
+	a.client.SendNumeric(irc.RPL_WHOREPLY, channel, u, h, a.client.ServerName(), s.nickOf(a, user), flags,
+		"0 "+s.realName(user))
+}
+
+func (s *Session) whoChannelFlags(r *room, user id.UserID) (channel, flags string) {
+	channel, flags = "*", "H"
 	if _, away := s.awayOf(user); away {
 		flags = "G"
 	}
@@ -316,8 +326,66 @@ func (s *Session) sendWhoReply(a *Attachment, r *room, user id.UserID) {
 		channel = r.channel
 		flags += mapping.MemberPrefix(r.power, user, s.opLevel())
 	}
-	a.client.SendNumeric(irc.RPL_WHOREPLY, channel, u, h, a.client.ServerName(), s.nickOf(a, user), flags,
-		"0 "+s.realName(user))
+	return channel, flags
+}
+
+// parseWhox reads WHOX's second parameter, "%fields[,token]".
+func parseWhox(arg string) (fields, token string, ok bool) {
+	rest, ok := strings.CutPrefix(arg, "%")
+	if !ok {
+		return "", "", false
+	}
+	fields, token, _ = strings.Cut(rest, ",")
+	if len(token) > 3 {
+		token = token[:3]
+	}
+	return fields, token, true
+}
+
+// sendWhoxReply is WHOX's 354: the requested fields in the order WHOX
+// defines (t c u i h s n f d l a o r), whatever order they were asked in.
+// The account is the Matrix ID.
+func (s *Session) sendWhoxReply(a *Attachment, r *room, user id.UserID, fields, token string) {
+	u, h := mapping.UserHost(user)
+	channel, flags := s.whoChannelFlags(r, user)
+	var params []string
+	for _, f := range "tcuihsnfdlaor" {
+		if !strings.ContainsRune(fields, f) {
+			continue
+		}
+		switch f {
+		case 't':
+			params = append(params, token)
+		case 'c':
+			params = append(params, channel)
+		case 'u':
+			params = append(params, u)
+		case 'i':
+			params = append(params, "255.255.255.255")
+		case 'h':
+			params = append(params, h)
+		case 's':
+			params = append(params, a.client.ServerName())
+		case 'n':
+			params = append(params, s.nickOf(a, user))
+		case 'f':
+			params = append(params, flags)
+		case 'd':
+			params = append(params, "0")
+		case 'l':
+			params = append(params, "0")
+		case 'a':
+			params = append(params, user.String())
+		case 'o':
+			params = append(params, "n/a")
+		case 'r':
+			params = append(params, s.realName(user))
+		}
+	}
+	if len(params) == 0 {
+		return
+	}
+	a.client.SendNumeric("354", params...)
 }
 
 // realName is the user's display name in any shared room, else the MXID.

@@ -507,6 +507,13 @@ func TestLookups(t *testing.T) {
 		t.Errorf("WHO gave %d lines", len(who))
 	}
 
+	c.Send("WHO %s %%tnafr,42", channel)
+	whox := c.ExpectMatch(t, func(m *irc.Message) bool { return m.Command == "354" && m.Param(2) == bobNick }, "354 for bob")
+	if whox.Param(1) != "42" || whox.Param(3) != "H" || whox.Param(4) != bob.UserID.String() {
+		t.Errorf("WHOX reply = %s, want token, nick, flags, account (MXID), realname", whox)
+	}
+	c.Expect(t, irc.RPL_ENDOFWHO)
+
 	c.Send("WHOIS %s", bobNick)
 	c.ExpectMatch(t, isCmd(irc.RPL_WHOISUSER, bob.Localpart, bobNick, bob.Localpart, hs.ServerName), "311")
 	c.ExpectMatch(t, isCmd(irc.RPL_WHOISCHANNELS, bob.Localpart, bobNick, channel), "319")
