@@ -155,3 +155,17 @@ func connectWithCaps(t *testing.T, g *gateway, nick string, acct *testenv.Accoun
 	c.Expect(t, irc.RPL_WELCOME)
 	return c
 }
+
+// aliceMeetsBob is how most tests start: alice on IRC through a fresh
+// gateway, bob on Matrix, both in one room that alice created, with bob in
+// alice's view of it.
+func aliceMeetsBob(t *testing.T, prefix string, caps ...string) (g *gateway, alice, bob *testenv.Account, room id.RoomID, channel string, c *testenv.IRCClient) {
+	t.Helper()
+	hs := testenv.SharedHomeserver(t)
+	g = testGateway(t, hs, "sqlite")
+	alice, bob, room, channel = twoInARoom(t, hs, prefix)
+	c = connectWithCaps(t, g, "alice", alice, caps...)
+	c.ExpectMatch(t, isCmd(irc.RPL_ENDOFNAMES, "alice", channel), "burst")
+	waitNames(t, c, channel, bob.Localpart)
+	return g, alice, bob, room, channel, c
+}

@@ -6,19 +6,12 @@ import (
 
 	"gopkg.in/irc.v4"
 	"maunium.net/go/mautrix/event"
-
-	"github.com/mxircd/mxircd/internal/testenv"
 )
 
 // With draft/multiline, a multi-line Matrix message arrives as one batch,
 // and a batch from the client becomes one Matrix message.
 func TestMultiline(t *testing.T) {
-	hs := testenv.SharedHomeserver(t)
-	g := testGateway(t, hs, "sqlite")
-	alice, bob, room, channel := twoInARoom(t, hs, "multiline")
-	c := connectWithCaps(t, g, "alice", alice, "batch", "draft/multiline", "message-tags")
-	c.ExpectMatch(t, isCmd(irc.RPL_ENDOFNAMES, "alice", channel), "burst")
-	waitNames(t, c, channel, bob.Localpart)
+	_, alice, bob, room, channel, c := aliceMeetsBob(t, "multiline", "batch", "draft/multiline", "message-tags")
 	ctx := ctxFor(t)
 
 	long := strings.Repeat("word ", 150) + "end"

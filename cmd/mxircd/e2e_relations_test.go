@@ -4,23 +4,15 @@ import (
 	"encoding/json"
 	"testing"
 
-	"gopkg.in/irc.v4"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
-
-	"github.com/mxircd/mxircd/internal/testenv"
 )
 
 // Replies, reactions, deletions, edits and events IRC cannot show arrive
 // as one short, readable line each, quoting only what is needed.
 func TestRelationsReadable(t *testing.T) {
-	hs := testenv.SharedHomeserver(t)
-	g := testGateway(t, hs, "sqlite")
-	alice, bob, room, channel := twoInARoom(t, hs, "relations")
-	c := connect(t, g, "alice", alice)
-	c.ExpectMatch(t, isCmd(irc.RPL_ENDOFNAMES, "alice", channel), "burst")
-	waitNames(t, c, channel, bob.Localpart)
+	_, _, bob, room, _, c := aliceMeetsBob(t, "relations")
 	ctx := ctxFor(t)
 	send := func(evType event.Type, content any) id.EventID {
 		t.Helper()

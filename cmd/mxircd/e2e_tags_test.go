@@ -7,20 +7,13 @@ import (
 	"gopkg.in/irc.v4"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
-
-	"github.com/mxircd/mxircd/internal/testenv"
 )
 
 // With message-tags and draft/message-redaction, replies, reactions,
 // typing and deletions travel as tags and REDACT, both ways, with msgid as
 // the Matrix event ID.
 func TestClientTags(t *testing.T) {
-	hs := testenv.SharedHomeserver(t)
-	g := testGateway(t, hs, "sqlite")
-	alice, bob, room, channel := twoInARoom(t, hs, "tags")
-	c := connectWithCaps(t, g, "alice", alice, "message-tags", "draft/message-redaction")
-	c.ExpectMatch(t, isCmd(irc.RPL_ENDOFNAMES, "alice", channel), "burst")
-	waitNames(t, c, channel, bob.Localpart)
+	_, alice, bob, room, channel, c := aliceMeetsBob(t, "tags", "message-tags", "draft/message-redaction")
 	ctx := ctxFor(t)
 
 	first, err := bob.Client.SendText(ctx, room, "first")

@@ -769,12 +769,7 @@ func TestList(t *testing.T) {
 // and pills become nicks; IRC codes become HTML and a nick becomes a pill
 // with m.mentions.
 func TestFormattingAndMentions(t *testing.T) {
-	hs := testenv.SharedHomeserver(t)
-	g := testGateway(t, hs, "sqlite")
-	alice, bob, room, channel := twoInARoom(t, hs, "format")
-	c := connect(t, g, "alice", alice)
-	c.ExpectMatch(t, isCmd(irc.RPL_ENDOFNAMES, "alice", channel), "burst")
-	waitNames(t, c, channel, bob.Localpart)
+	_, alice, bob, room, channel, c := aliceMeetsBob(t, "format")
 	ctx := ctxFor(t)
 
 	if _, err := bob.Client.SendMessageEvent(ctx, room, event.EventMessage, &event.MessageEventContent{
@@ -834,12 +829,7 @@ func TestMessageBeforeQuit(t *testing.T) {
 
 // AWAY sets Matrix presence; others' presence shows in WHOIS and WHO.
 func TestAwayPresence(t *testing.T) {
-	hs := testenv.SharedHomeserver(t)
-	g := testGateway(t, hs, "sqlite")
-	alice, bob, _, channel := twoInARoom(t, hs, "away")
-	c := connect(t, g, "alice", alice)
-	c.ExpectMatch(t, isCmd(irc.RPL_ENDOFNAMES, "alice", channel), "burst")
-	waitNames(t, c, channel, bob.Localpart)
+	_, alice, bob, _, _, c := aliceMeetsBob(t, "away")
 	ctx := ctxFor(t)
 
 	// Dendrite applies presence changes asynchronously: wait for them.
