@@ -161,12 +161,20 @@ var tagCaps = map[string]string{
 	concatTag: multilineCap,
 }
 
+// needsOwnCap lists tags that refer to a BATCH, which a client without
+// the batch capabilities would not understand.
+var needsOwnCap = map[string]bool{"batch": true, concatTag: true}
+
 func (c *Conn) filterTags(m *irc.Message) *irc.Message {
 	c.mu.Lock()
 	all := c.caps["message-tags"]
 	var keep irc.Tags
 	for k, v := range m.Tags {
-		if capName, ok := tagCaps[k]; (ok && c.caps[capName]) || all {
+		// message-tags takes every tag, except those that only mean
+		// something with their own capability (batch references); a tag
+		// with a capability of its own also comes with that one.
+		capName, ok := tagCaps[k]
+		if (ok && c.caps[capName]) || (all && !needsOwnCap[k]) {
 			if keep == nil {
 				keep = irc.Tags{}
 			}

@@ -26,13 +26,27 @@ type registration struct {
 // supportedCaps lists every capability this server implements, with its
 // value for CAP LS 302. A capability is listed only once it fully works.
 var supportedCaps = []struct{ name, value string }{
+	// A Matrix user's account (their ID) and user@host never change, so
+	// account-notify and chghost are complete with nothing to send.
+	{"account-notify", ""},
+	{"account-tag", ""},
+	{"away-notify", ""},
 	{"batch", ""},
 	{"cap-notify", ""},
+	{"chghost", ""},
+	{"draft/channel-rename", ""},
 	{"draft/message-redaction", ""},
 	{multilineCap, multilineCapValue},
+	{"draft/no-implicit-names", ""},
+	{"echo-message", ""},
+	{"extended-join", ""},
+	{"invite-notify", ""},
 	{"message-tags", ""},
+	{"multi-prefix", ""},
 	{"sasl", "PLAIN"},
 	{"server-time", ""},
+	{"setname", ""},
+	{"userhost-in-names", ""},
 }
 
 func capSupported(name string) bool {

@@ -16,11 +16,23 @@ const OpLevel = 50
 // "@" for operators (level op and above), "+" for voiced users, "" otherwise. It gives one prefix
 // at most, the highest, also to clients with multi-prefix.
 func MemberPrefix(pl *event.PowerLevelsEventContent, user id.UserID, op int) string {
+	return memberPrefixes(pl, user, op, false)
+}
+
+// MemberPrefixes is MemberPrefix for multi-prefix clients: an operator who
+// is also above the room's default level is "@+".
+func MemberPrefixes(pl *event.PowerLevelsEventContent, user id.UserID, op int) string {
+	return memberPrefixes(pl, user, op, true)
+}
+
+func memberPrefixes(pl *event.PowerLevelsEventContent, user id.UserID, op int, all bool) string {
 	if pl == nil {
 		return ""
 	}
 	level := pl.GetUserLevel(user)
 	switch {
+	case level >= op && all && level > pl.UsersDefault:
+		return "@+"
 	case level >= op:
 		return "@"
 	case level > pl.UsersDefault:

@@ -54,6 +54,8 @@ func (s *Session) handleCommand(a *Attachment, m *irc.Message) {
 		s.cmdList(a, m)
 	case "AWAY":
 		s.cmdAway(a, m)
+	case "SETNAME":
+		s.cmdSetname(a, m)
 	case "TAGMSG":
 		s.cmdTagmsg(a, m)
 	case "REDACT":
@@ -312,19 +314,19 @@ func (s *Session) cmdWho(a *Attachment, m *irc.Message) {
 
 func (s *Session) sendWhoReply(a *Attachment, r *room, user id.UserID) {
 	u, h := mapping.UserHost(user)
-	channel, flags := s.whoChannelFlags(r, user)
+	channel, flags := s.whoChannelFlags(a, r, user)
 	a.client.SendNumeric(irc.RPL_WHOREPLY, channel, u, h, a.client.ServerName(), s.nickOf(a, user), flags,
 		"0 "+s.realName(user))
 }
 
-func (s *Session) whoChannelFlags(r *room, user id.UserID) (channel, flags string) {
+func (s *Session) whoChannelFlags(a *Attachment, r *room, user id.UserID) (channel, flags string) {
 	channel, flags = "*", "H"
 	if _, away := s.awayOf(user); away {
 		flags = "G"
 	}
 	if r != nil {
 		channel = r.channel
-		flags += mapping.MemberPrefix(r.power, user, s.opLevel())
+		flags += s.prefixesOf(a, r, user)
 	}
 	return channel, flags
 }
@@ -347,7 +349,7 @@ func parseWhox(arg string) (fields, token string, ok bool) {
 // The account is the Matrix ID.
 func (s *Session) sendWhoxReply(a *Attachment, r *room, user id.UserID, fields, token string) {
 	u, h := mapping.UserHost(user)
-	channel, flags := s.whoChannelFlags(r, user)
+	channel, flags := s.whoChannelFlags(a, r, user)
 	var params []string
 	for _, f := range "tcuihsnfdlaor" {
 		if !strings.ContainsRune(fields, f) {
@@ -410,7 +412,7 @@ func (s *Session) cmdWhois(a *Attachment, m *irc.Message) {
 	var channels []string
 	for _, r := range s.rooms {
 		if r.dm == "" && r.joined(user) {
-			channels = append(channels, mapping.MemberPrefix(r.power, user, s.opLevel())+r.channel)
+			channels = append(channels, s.prefixesOf(a, r, user)+r.channel)
 		}
 	}
 	sortStrings(channels)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 
 	"gopkg.in/irc.v4"
 	"maunium.net/go/mautrix"
@@ -47,8 +48,45 @@ func (s *Session) applyPresence(events []*event.Event) {
 		if err := json.Unmarshal(ev.Content.VeryRaw, &c); err != nil {
 			continue
 		}
+		before, wasAway := s.presence[ev.Sender].away()
 		s.presence[ev.Sender] = presence{state: c.Presence, statusMsg: c.StatusMessage}
+		after, isAway := s.presence[ev.Sender].away()
+		if _, seen := s.nicks[ev.Sender]; (wasAway != isAway || before != after) && seen && ev.Sender != s.user {
+			s.showAway(ev.Sender, after, isAway)
+		}
 	}
+}
+
+// showAway tells away-notify clients that a user went away or came back.
+func (s *Session) showAway(user id.UserID, message string, away bool) {
+	s.broadcast(func(a *Attachment) {
+		if !a.client.HasCap("away-notify") {
+			return
+		}
+		m := &irc.Message{Prefix: s.prefixOf(a, user), Command: "AWAY"}
+		if away {
+			m.Params = []string{message}
+		}
+		a.client.SendMessage(m)
+	})
+}
+
+// cmdSetname changes the account's display name; the homeserver's member
+// events bring the SETNAME back to every client that takes it.
+func (s *Session) cmdSetname(a *Attachment, m *irc.Message) {
+	name := strings.TrimSpace(m.Params[0])
+	if name == "" {
+		s.fail(a, "SETNAME", "INVALID_REALNAME", "", "A display name cannot be empty")
+		return
+	}
+	s.request(a, "SETNAME", func(ctx context.Context) func() {
+		err := s.cli.SetDisplayName(ctx, name)
+		return func() {
+			if err != nil {
+				s.fail(a, "SETNAME", "CANNOT_CHANGE_REALNAME", "", "The homeserver did not take the name: "+matrixErrorText(err))
+			}
+		}
+	})
 }
 
 func (s *Session) cmdAway(a *Attachment, m *irc.Message) {

@@ -93,6 +93,7 @@ func (s *Session) quoteOf(a *Attachment, r *room, eventID id.EventID, possessive
 // showOther shows the room events that are not plain messages: reactions,
 // deletions, stickers, and one clear line for what IRC cannot show.
 func (s *Session) showOther(r *room, ev *event.Event) {
+	// Reactions and deletions a client sent come back like its messages.
 	switch ev.Type {
 	case event.EventReaction:
 		if !parseContent(ev) {
@@ -103,7 +104,7 @@ func (s *Session) showOther(r *room, ev *event.Event) {
 		if key == "" {
 			return
 		}
-		s.broadcast(func(a *Attachment) {
+		s.broadcastEcho(ev, func(a *Attachment) {
 			if a.client.HasCap("message-tags") {
 				tags := eventTags(ev)
 				tags[tagReact], tags[tagReply] = key, string(rel.EventID)
@@ -120,7 +121,7 @@ func (s *Session) showOther(r *room, ev *event.Event) {
 			target = ev.Content.AsRedaction().Redacts
 		}
 		reason := ev.Content.AsRedaction().Reason
-		s.broadcast(func(a *Attachment) {
+		s.broadcastEcho(ev, func(a *Attachment) {
 			if a.client.HasCap("draft/message-redaction") {
 				params := []string{s.lineTarget(a, r, ev.Sender), string(target)}
 				if reason != "" {

@@ -29,7 +29,7 @@ func (s *Session) prefixOf(a *Attachment, user id.UserID) *irc.Prefix {
 // eventTags carries the event's time and ID; the connection drops the tags
 // its client did not negotiate.
 func eventTags(ev *event.Event) irc.Tags {
-	tags := irc.Tags{"msgid": string(ev.ID)}
+	tags := irc.Tags{"msgid": string(ev.ID), "account": string(ev.Sender)}
 	if ev.Timestamp > 0 {
 		tags["time"] = time.UnixMilli(ev.Timestamp).UTC().Format("2006-01-02T15:04:05.000Z")
 	}
@@ -82,9 +82,20 @@ func (s *Session) renameClient(a *Attachment, nick string) {
 // sendChannelBurst is what a client sees on joining a channel: JOIN, the
 // topic and the names list.
 func (s *Session) sendChannelBurst(a *Attachment, r *room) {
-	a.client.SendMessage(&irc.Message{Prefix: s.prefixOf(a, s.user), Command: "JOIN", Params: []string{r.channel}})
+	s.sendJoin(a, r, s.user)
 	s.sendTopic(a, r, false)
-	s.sendNames(a, r)
+	if !a.client.HasCap("draft/no-implicit-names") {
+		s.sendNames(a, r)
+	}
+}
+
+// prefixesOf is a member's status prefix as client a wants it: every one
+// with multi-prefix, the highest otherwise.
+func (s *Session) prefixesOf(a *Attachment, r *room, user id.UserID) string {
+	if a.client.HasCap("multi-prefix") {
+		return mapping.MemberPrefixes(r.power, user, s.opLevel())
+	}
+	return mapping.MemberPrefix(r.power, user, s.opLevel())
 }
 
 func (s *Session) sendTopic(a *Attachment, r *room, replyIfNone bool) {
@@ -110,7 +121,11 @@ func (s *Session) sendNames(a *Attachment, r *room) {
 	names := make([]string, 0, len(r.members))
 	for user, m := range r.members {
 		if m.membership == event.MembershipJoin {
-			names = append(names, mapping.MemberPrefix(r.power, user, s.opLevel())+s.nickOf(a, user))
+			name := s.nickOf(a, user)
+			if a.client.HasCap("userhost-in-names") {
+				name = s.prefixOf(a, user).String()
+			}
+			names = append(names, s.prefixesOf(a, r, user)+name)
 		}
 	}
 	sort.Strings(names)
@@ -136,7 +151,11 @@ func (s *Session) sendNames(a *Attachment, r *room) {
 }
 
 func (s *Session) sendJoin(a *Attachment, r *room, user id.UserID) {
-	a.client.SendMessage(&irc.Message{Prefix: s.prefixOf(a, user), Command: "JOIN", Params: []string{r.channel}})
+	params := []string{r.channel}
+	if a.client.HasCap("extended-join") {
+		params = append(params, user.String(), s.realName(user))
+	}
+	a.client.SendMessage(&irc.Message{Tags: irc.Tags{"account": user.String()}, Prefix: s.prefixOf(a, user), Command: "JOIN", Params: params})
 }
 
 func (s *Session) sendPart(a *Attachment, r *room, user id.UserID, reason string) {

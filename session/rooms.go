@@ -318,6 +318,11 @@ func (s *Session) renameIfNeeded(r *room) {
 	r.channel = name
 	s.channels[mapping.Casefold(name)] = r.id
 	s.broadcast(func(a *Attachment) {
+		if a.client.HasCap("draft/channel-rename") {
+			a.client.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: a.client.ServerName()}, Command: "RENAME",
+				Params: []string{old, name, "The room's alias or name changed"}})
+			return
+		}
 		a.client.SendMessage(&irc.Message{Prefix: s.prefixOf(a, s.user), Command: "PART", Params: []string{old, "Renamed to " + name}})
 		s.sendChannelBurst(a, r)
 		a.client.SendNotice(old + " is now called " + name)

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"gopkg.in/irc.v4"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
@@ -137,10 +138,14 @@ func (s *Session) applyTimelineEvent(r *room, ev *event.Event) {
 	}
 	if ev.StateKey != nil {
 		prevTopic, oldPower, oldJoinRule := r.topic, r.power, r.joinRule
+		var prevName string
+		if m := r.members[id.UserID(ev.GetStateKey())]; m != nil && ev.Type == event.StateMember {
+			prevName = m.displayName
+		}
 		prev := r.applyState(ev)
 		switch ev.Type {
 		case event.StateMember:
-			s.showMembership(r, ev, prev)
+			s.showMembership(r, ev, prev, prevName)
 		case event.StateTopic:
 			if r.topic != prevTopic {
 				s.broadcast(func(a *Attachment) { s.sendTopicChange(a, r, ev) })
@@ -167,6 +172,14 @@ func (s *Session) showMessage(r *room, ev *event.Event) {
 		s.log.Debug("unparseable message", "event", ev.ID)
 		return
 	}
+	s.broadcastEcho(ev, func(a *Attachment) { s.sendRoomMessage(a, r, ev) })
+	s.rememberMessage(r, ev)
+}
+
+// broadcastEcho shows an event to every client, except that the client
+// whose command sent it (known by its transaction ID) gets it only with
+// echo-message, and then with the real event ID as msgid.
+func (s *Session) broadcastEcho(ev *event.Event, f func(a *Attachment)) {
 	var origin *Attachment
 	if txn := ev.Unsigned.TransactionID; ev.Sender == s.user && txn != "" {
 		if a, ok := s.sentTxns[txn]; ok {
@@ -175,21 +188,35 @@ func (s *Session) showMessage(r *room, ev *event.Event) {
 		}
 	}
 	s.broadcast(func(a *Attachment) {
-		if a != origin {
-			s.sendRoomMessage(a, r, ev)
+		if a != origin || a.client.HasCap("echo-message") {
+			f(a)
 		}
 	})
-	s.rememberMessage(r, ev)
 }
 
 // showMembership tells clients about another user joining or leaving.
 // Changes of the account's own membership come through the room sections.
-func (s *Session) showMembership(r *room, ev *event.Event, prev event.Membership) {
+func (s *Session) showMembership(r *room, ev *event.Event, prev event.Membership, prevName string) {
 	user := id.UserID(ev.GetStateKey())
+	c := ev.Content.AsMember()
+	if c.Membership == event.MembershipJoin && prev == event.MembershipJoin && c.Displayname != prevName && c.Displayname != "" &&
+		s.displayName(user) == c.Displayname {
+		s.broadcast(func(a *Attachment) {
+			if a.client.HasCap("setname") {
+				a.client.SendMessage(&irc.Message{Prefix: s.prefixOf(a, user), Command: "SETNAME", Params: []string{c.Displayname}})
+			}
+		})
+	}
 	if user == s.user {
 		return
 	}
-	c := ev.Content.AsMember()
+	if c.Membership == event.MembershipInvite && prev != event.MembershipInvite {
+		s.broadcast(func(a *Attachment) {
+			if a.client.HasCap("invite-notify") {
+				a.client.SendMessage(&irc.Message{Prefix: s.prefixOf(a, ev.Sender), Command: "INVITE", Params: []string{s.nickOf(a, user), r.channel}})
+			}
+		})
+	}
 	switch {
 	case c.Membership == event.MembershipJoin && prev == event.MembershipJoin:
 		s.renameUser(user) // a display name change, perhaps

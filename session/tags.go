@@ -67,10 +67,13 @@ func (s *Session) cmdTagmsg(a *Attachment, m *irc.Message) {
 			s.fail(a, "TAGMSG", "INVALID_PARAMS", tagReact, "A reaction needs +draft/reply naming the message")
 			return
 		}
+		txnID := s.newTxnID(a)
+		reaction := &event.ReactionEventContent{RelatesTo: event.RelatesTo{Type: event.RelAnnotation, EventID: target, Key: key}}
 		s.request(a, "TAGMSG", func(ctx context.Context) func() {
-			_, err := s.cli.SendReaction(ctx, roomID, target, key)
+			_, err := s.cli.SendMessageEvent(ctx, roomID, event.EventReaction, reaction, mautrix.ReqSendEvent{TransactionID: txnID})
 			return func() {
 				if err != nil {
+					delete(s.sentTxns, txnID)
 					s.fail(a, "TAGMSG", "REACT_FAILED", m.Params[0], "Cannot react: "+matrixErrorText(err))
 				}
 			}
@@ -99,9 +102,13 @@ func (s *Session) cmdRedact(a *Attachment, m *irc.Message) {
 		return
 	}
 	roomID, target, reason := r.id, m.Params[0], m.Param(2)
+	txnID := s.newTxnID(a)
 	s.request(a, "REDACT", func(ctx context.Context) func() {
-		_, err := s.cli.RedactEvent(ctx, roomID, id.EventID(msgid), mautrix.ReqRedact{Reason: reason})
+		_, err := s.cli.RedactEvent(ctx, roomID, id.EventID(msgid), mautrix.ReqRedact{Reason: reason, TxnID: txnID})
 		return func() {
+			if err != nil {
+				delete(s.sentTxns, txnID)
+			}
 			switch {
 			case err == nil:
 				// The REDACT (or notice) comes back through sync.

@@ -117,7 +117,7 @@ func waitNames(t *testing.T, c *testenv.IRCClient, channel, nick string) *irc.Me
 		c.Send("NAMES %s", channel)
 		names := c.ExpectMatch(t, isCmd(irc.RPL_NAMREPLY), "353")
 		for _, n := range strings.Fields(names.Trailing()) {
-			if strings.TrimLeft(n, "@+") == nick {
+			if n, _, _ = strings.Cut(strings.TrimLeft(n, "@+"), "!"); n == nick { // userhost-in-names adds !user@host
 				return names
 			}
 		}
@@ -165,7 +165,7 @@ func aliceMeetsBob(t *testing.T, prefix string, caps ...string) (g *gateway, ali
 	g = testGateway(t, hs, "sqlite")
 	alice, bob, room, channel = twoInARoom(t, hs, prefix)
 	c = connectWithCaps(t, g, "alice", alice, caps...)
-	c.ExpectMatch(t, isCmd(irc.RPL_ENDOFNAMES, "alice", channel), "burst")
+	c.ExpectMatch(t, isCmd("JOIN", channel), "JOIN burst") // NAMES may be off (draft/no-implicit-names)
 	waitNames(t, c, channel, bob.Localpart)
 	return g, alice, bob, room, channel, c
 }

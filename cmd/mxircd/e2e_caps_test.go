@@ -1,0 +1,111 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/irc.v4"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/mxircd/mxircd/internal/testenv"
+)
+
+// Each IRCv3 capability, negotiated, changes what the client gets as its
+// specification says; the tests without them (elsewhere) cover the rest.
+func TestIRCv3Capabilities(t *testing.T) {
+	caps := []string{"account-tag", "away-notify", "draft/channel-rename", "draft/no-implicit-names", "echo-message",
+		"extended-join", "invite-notify", "message-tags", "multi-prefix", "server-time", "setname", "userhost-in-names"}
+	_, alice, bob, room, channel, c := aliceMeetsBob(t, "caps", caps...)
+	ctx := ctxFor(t)
+
+	// multi-prefix and userhost-in-names: alice created the room (level 100).
+	c.Send("NAMES %s", channel)
+	names := c.Expect(t, irc.RPL_NAMREPLY)
+	if !strings.Contains(" "+names.Trailing()+" ", " @+alice!"+alice.Localpart+"@localhost ") {
+		t.Errorf("NAMES = %q, want @+alice!%s@localhost", names.Trailing(), alice.Localpart)
+	}
+
+	// account-tag on messages; echo-message with the real event ID.
+	sent, err := bob.Client.SendText(ctx, room, "tagged")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := expectFrom(t, c, "PRIVMSG", bob.Localpart, "tagged")
+	if m.Tags["account"] != bob.UserID.String() || m.Tags["msgid"] != sent.EventID.String() || m.Tags["time"] == "" {
+		t.Errorf("tags = %v", m.Tags)
+	}
+	c.Send("PRIVMSG %s :echo me", channel)
+	echo := expectFrom(t, c, "PRIVMSG", "alice", "echo me")
+	ev := bob.WaitForEvent(t, ctx, room, func(ev *event.Event) bool {
+		return ev.Type == event.EventMessage && ev.Content.AsMessage().Body == "echo me"
+	})
+	if echo.Tags["msgid"] != ev.ID.String() {
+		t.Errorf("echo msgid %q, want the event ID %s", echo.Tags["msgid"], ev.ID)
+	}
+
+	// extended-join and no-implicit-names, on a room joined elsewhere.
+	aliasLocal := uniq("extjoin")
+	other := createRoom(t, bob, aliasLocal, "")
+	joinRoom(t, alice, other)
+	otherChannel := "#" + aliasLocal + ":localhost"
+	join := c.ExpectMatch(t, isCmd("JOIN", otherChannel), "JOIN")
+	if join.Param(1) != alice.UserID.String() || join.Param(2) == "" {
+		t.Errorf("extended JOIN = %s", join)
+	}
+	for _, m := range c.Drain(t) {
+		if m.Command == irc.RPL_NAMREPLY {
+			t.Errorf("NAMES sent despite draft/no-implicit-names: %s", m)
+		}
+	}
+
+	// away-notify.
+	if err := bob.Client.SetPresence(ctx, mautrix.ReqPresence{Presence: event.PresenceUnavailable, StatusMsg: "brb"}); err != nil {
+		t.Fatal(err)
+	}
+	away := c.ExpectMatch(t, isCmd("AWAY"), "AWAY from bob")
+	if away.Prefix.Name != bob.Localpart || away.Param(0) != "brb" {
+		t.Errorf("AWAY = %s", away)
+	}
+
+	// invite-notify: alice's other client invites someone.
+	carol := testenv.SharedHomeserver(t).Register(t, "carol")
+	if _, err := alice.Client.InviteUser(ctx, room, &mautrix.ReqInviteUser{UserID: carol.UserID}); err != nil {
+		t.Fatal(err)
+	}
+	inv := c.ExpectMatch(t, func(m *irc.Message) bool { return m.Command == "INVITE" && m.Param(1) == channel }, "INVITE notify")
+	if inv.Param(0) != carol.Localpart || inv.Prefix.Name != "alice" {
+		t.Errorf("INVITE = %s", inv)
+	}
+
+	// setname both ways.
+	if err := bob.Client.SetDisplayName(ctx, "Bobby Tables"); err != nil {
+		t.Fatal(err)
+	}
+	c.ExpectMatch(t, isCmd("SETNAME", "Bobby Tables"), "SETNAME from bob")
+	c.Send("SETNAME :Alice Liddell")
+	c.ExpectMatch(t, func(m *irc.Message) bool { return m.Command == "SETNAME" && m.Prefix.Name == "alice" }, "own SETNAME")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := bob.Client.GetDisplayName(ctx, alice.UserID)
+		if err == nil && resp.DisplayName == "Alice Liddell" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("alice's display name = %+v, %v", resp, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// draft/channel-rename.
+	alias := id.NewRoomAlias(uniq("renamedcap"), "localhost")
+	if _, err := bob.Client.CreateAlias(ctx, alias, other); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Client.SendStateEvent(ctx, other, event.StateCanonicalAlias, "", &event.CanonicalAliasEventContent{Alias: alias}); err != nil {
+		t.Fatal(err)
+	}
+	c.ExpectMatch(t, isCmd("RENAME", otherChannel, alias.String()), "RENAME")
+}
