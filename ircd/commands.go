@@ -54,6 +54,7 @@ func init() {
 		"TAGMSG":  {handle: forward, minParams: 1, postReg: true},
 		"AWAY":    {handle: forward, postReg: true},
 		"SETNAME": {handle: forward, minParams: 1, postReg: true},
+		"MONITOR": {handle: forward, minParams: 1, postReg: true},
 		"BATCH":   {handle: (*Conn).handleBatch, minParams: 1, postReg: true},
 		"REDACT":  {handle: forward, minParams: 2, postReg: true},
 	}

@@ -74,6 +74,7 @@ func defaultISupport(cfg *Config) *ISupport {
 	// Only these client tags mean something in Matrix; others are dropped.
 	is.Add("CLIENTTAGDENY", "*,-draft/reply,-draft/react,-typing")
 	is.Add("LINELEN", strconv.Itoa(MaxLineBytes))
+	is.Add("MONITOR", "100")
 	is.Add("NETWORK", cfg.Network)
 	is.Add("NICKLEN", strconv.Itoa(NickLen))
 	is.Add("PREFIX", "(ov)@+")

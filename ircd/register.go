@@ -40,6 +40,7 @@ var supportedCaps = []struct{ name, value string }{
 	{"draft/no-implicit-names", ""},
 	{"echo-message", ""},
 	{"extended-join", ""},
+	{"extended-monitor", ""},
 	{"invite-notify", ""},
 	{"message-tags", ""},
 	{"multi-prefix", ""},

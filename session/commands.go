@@ -56,6 +56,8 @@ func (s *Session) handleCommand(a *Attachment, m *irc.Message) {
 		s.cmdAway(a, m)
 	case "SETNAME":
 		s.cmdSetname(a, m)
+	case "MONITOR":
+		s.cmdMonitor(a, m)
 	case "TAGMSG":
 		s.cmdTagmsg(a, m)
 	case "REDACT":

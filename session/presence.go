@@ -49,18 +49,22 @@ func (s *Session) applyPresence(events []*event.Event) {
 			continue
 		}
 		before, wasAway := s.presence[ev.Sender].away()
+		wasOnline := s.online(ev.Sender)
 		s.presence[ev.Sender] = presence{state: c.Presence, statusMsg: c.StatusMessage}
 		after, isAway := s.presence[ev.Sender].away()
-		if _, seen := s.nicks[ev.Sender]; (wasAway != isAway || before != after) && seen && ev.Sender != s.user {
+		if (wasAway != isAway || before != after) && ev.Sender != s.user {
 			s.showAway(ev.Sender, after, isAway)
 		}
+		s.showMonitorChange(ev.Sender, wasOnline)
 	}
 }
 
-// showAway tells away-notify clients that a user went away or came back.
+// showAway tells away-notify clients that a user they know of went away
+// or came back; with extended-monitor, also one they only MONITOR.
 func (s *Session) showAway(user id.UserID, message string, away bool) {
+	_, seen := s.nicks[user]
 	s.broadcast(func(a *Attachment) {
-		if !a.client.HasCap("away-notify") {
+		if !a.client.HasCap("away-notify") || !(seen || (a.client.HasCap("extended-monitor") && a.monitors(user))) {
 			return
 		}
 		m := &irc.Message{Prefix: s.prefixOf(a, user), Command: "AWAY"}

@@ -394,10 +394,12 @@ func retryDelay(err error, prev time.Duration) time.Duration {
 type Attachment struct {
 	sess   *Session
 	client Client
+
+	monitor map[string]id.UserID // MONITOR targets, folded, owner goroutine only
 }
 
 func newAttachment(s *Session, c Client) *Attachment {
-	return &Attachment{sess: s, client: c}
+	return &Attachment{sess: s, client: c, monitor: map[string]id.UserID{}}
 }
 
 // Attach starts delivery to the client. Client's reader goroutine.

@@ -109,3 +109,46 @@ func TestIRCv3Capabilities(t *testing.T) {
 	}
 	c.ExpectMatch(t, isCmd("RENAME", otherChannel, alias.String()), "RENAME")
 }
+
+// MONITOR follows Matrix presence: 730 when a watched user is online, 731
+// when not, and away changes of watched users arrive as AWAY.
+func TestMonitor(t *testing.T) {
+	hs := testenv.SharedHomeserver(t)
+	g := testGateway(t, hs, "sqlite")
+	alice, stranger := hs.Register(t, "alice"), hs.Register(t, "stranger")
+	ctx := ctxFor(t)
+	if err := stranger.Client.SetPresence(ctx, mautrix.ReqPresence{Presence: event.PresenceOffline}); err != nil {
+		t.Fatal(err)
+	}
+	c := connectWithCaps(t, g, "alice", alice, "away-notify", "extended-monitor")
+	c.Drain(t)
+	c.Send("MONITOR + %s,nobody-known", stranger.UserID)
+	off := c.Expect(t, "731")
+	if !strings.Contains(off.Param(1), stranger.UserID.String()) && !strings.Contains(off.Param(1), "nobody-known") {
+		t.Errorf("731 = %s", off)
+	}
+	c.Send("MONITOR L")
+	list := c.Expect(t, "732")
+	if !strings.Contains(list.Param(1), strings.ToLower(stranger.UserID.String())) {
+		t.Errorf("732 = %s", list)
+	}
+	c.Expect(t, "733")
+
+	// Homeservers send presence only of users who share a room, so share one.
+	room := createRoom(t, stranger, uniq("monitor"), "")
+	joinRoom(t, alice, room)
+	if err := stranger.Client.SetPresence(ctx, mautrix.ReqPresence{Presence: event.PresenceOnline}); err != nil {
+		t.Fatal(err)
+	}
+	on := c.Expect(t, "730")
+	if !strings.HasPrefix(on.Param(1), stranger.Localpart+"!") {
+		t.Errorf("730 = %s", on)
+	}
+	if err := stranger.Client.SetPresence(ctx, mautrix.ReqPresence{Presence: event.PresenceUnavailable, StatusMsg: "away now"}); err != nil {
+		t.Fatal(err)
+	}
+	c.ExpectMatch(t, isCmd("AWAY", "away now"), "AWAY for a monitored user")
+	c.Send("MONITOR C")
+	c.Send("MONITOR L")
+	c.Expect(t, "733")
+}
