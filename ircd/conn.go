@@ -195,6 +195,22 @@ func (c *Conn) filterTags(m *irc.Message) *irc.Message {
 // is empty, holds a space or starts with ':' (often echoed client input)
 // would shift the parameters, and the message part never exceeds 512 bytes.
 func encodeLine(m *irc.Message) []byte {
+	for i, p := range m.Params {
+		// Matrix text (display names, reasons) may hold line breaks, which
+		// would end the line early and inject what follows.
+		if strings.ContainsAny(p, "\r\n\x00") {
+			m = copyParams(m)
+			m.Params[i] = strings.Map(func(r rune) rune {
+				if r == '\r' || r == '\n' || r == 0 {
+					return ' '
+				}
+				return r
+			}, p)
+		}
+	}
+	if len(m.Tags) > 0 && len(m.Tags.String()) > MaxTagBytes-2 {
+		m = trimTags(m)
+	}
 	for i := 0; i+1 < len(m.Params); i++ {
 		if p := m.Params[i]; p == "" || p[0] == ':' || strings.ContainsRune(p, ' ') {
 			if p = strings.ReplaceAll(strings.TrimLeft(p, ":"), " ", "_"); p == "" {
@@ -213,6 +229,22 @@ func encodeLine(m *irc.Message) []byte {
 	b := make([]byte, 0, len(s)+2)
 	b = append(b, s...)
 	return append(b, '\r', '\n')
+}
+
+// trimTags keeps a line's tags within the limit: client-only tags go
+// first, then the rest.
+func trimTags(m *irc.Message) *irc.Message {
+	cp := *m
+	cp.Tags = irc.Tags{}
+	for k, v := range m.Tags {
+		if !strings.HasPrefix(k, "+") {
+			cp.Tags[k] = v
+		}
+	}
+	if len(cp.Tags.String()) > MaxTagBytes-2 {
+		cp.Tags = nil
+	}
+	return &cp
 }
 
 func copyParams(m *irc.Message) *irc.Message {

@@ -49,3 +49,22 @@ func TestEncodeLineKeepsParamsAndLength(t *testing.T) {
 		}
 	}
 }
+
+// Line breaks in Matrix text and oversized tags never break a line.
+func TestEncodeLineBreaksAndTags(t *testing.T) {
+	line := string(encodeLine(&irc.Message{Command: "311", Params: []string{"me", "bob", "u", "h", "*", "Bob\r\nQUIT :injected"}}))
+	if strings.Count(line, "\r\n") != 1 || !strings.HasSuffix(line, "\r\n") {
+		t.Errorf("line breaks survived: %q", line)
+	}
+	big := irc.Tags{"msgid": "x", "+draft/react": strings.Repeat("y", 5000)}
+	line = string(encodeLine(&irc.Message{Tags: big, Command: "TAGMSG", Params: []string{"#c"}}))
+	tags := line[:strings.IndexByte(line, ' ')]
+	if len(tags) > MaxTagBytes || !strings.Contains(tags, "msgid=x") {
+		t.Errorf("tags = %.60q… (%d bytes)", tags, len(tags))
+	}
+	huge := irc.Tags{"msgid": strings.Repeat("z", 5000)}
+	line = string(encodeLine(&irc.Message{Tags: huge, Command: "PRIVMSG", Params: []string{"#c", "hi"}}))
+	if strings.HasPrefix(line, "@") {
+		t.Errorf("oversized server tags kept: %.40q", line)
+	}
+}
