@@ -16,7 +16,7 @@ type command struct {
 }
 
 // forward hands a command to the Matrix session.
-func forward(c *Conn, m *irc.Message) { c.handler.HandleCommand(m) }
+func forward(c *Conn, m *irc.Message) { c.forward(m) }
 
 var commands map[string]command
 
@@ -32,9 +32,9 @@ func init() {
 		"QUIT":         {handle: (*Conn).handleQuit, preReg: true, postReg: true},
 		"MOTD":         {handle: func(c *Conn, _ *irc.Message) { c.sendMOTD() }, postReg: true},
 		"VERSION": {handle: func(c *Conn, _ *irc.Message) {
-			c.SendNumeric(irc.RPL_VERSION, c.srv.cfg.Version, c.srv.cfg.ServerName, "Matrix gateway")
+			c.replyNumeric(irc.RPL_VERSION, c.srv.cfg.Version, c.srv.cfg.ServerName, "Matrix gateway")
 			for _, params := range c.srv.isupport.lines() {
-				c.SendNumeric(irc.RPL_ISUPPORT, append(params, "are supported by this server")...)
+				c.replyNumeric(irc.RPL_ISUPPORT, append(params, "are supported by this server")...)
 			}
 		}, postReg: true},
 
@@ -61,6 +61,26 @@ func init() {
 }
 
 func (c *Conn) dispatch(m *irc.Message) {
+	// A labeled command answered here gets its replies gathered and sent
+	// as one labeled response; one that goes to the session is labeled
+	// there (the label travels in its tags). A BATCH line's label belongs
+	// to the whole multiline message.
+	if label := m.Tags["label"]; label != "" && m.Command != "BATCH" && c.registered.Load() &&
+		c.HasCap("labeled-response") && c.HasCap("batch") {
+		c.resp = &localResponse{label: label}
+		c.forwarded = false
+		defer func() {
+			resp := c.resp
+			c.resp = nil
+			if !c.forwarded {
+				c.flushResponse(resp)
+			} else {
+				for _, line := range resp.lines {
+					c.SendMessage(line)
+				}
+			}
+		}()
+	}
 	cmd, ok := commands[m.Command]
 	registered := c.registered.Load()
 	if _, batched := m.Tags["batch"]; batched && registered && m.Command != "BATCH" {
@@ -70,16 +90,16 @@ func (c *Conn) dispatch(m *irc.Message) {
 	switch {
 	case !ok:
 		if registered {
-			c.SendNumeric(irc.ERR_UNKNOWNCOMMAND, m.Command, "Unknown command")
+			c.replyNumeric(irc.ERR_UNKNOWNCOMMAND, m.Command, "Unknown command")
 		} else {
-			c.SendNumeric(irc.ERR_NOTREGISTERED, "You have not registered")
+			c.replyNumeric(irc.ERR_NOTREGISTERED, "You have not registered")
 		}
 	case registered && !cmd.postReg:
-		c.SendNumeric(irc.ERR_ALREADYREGISTERED, "You may not reregister")
+		c.replyNumeric(irc.ERR_ALREADYREGISTERED, "You may not reregister")
 	case !registered && !cmd.preReg:
-		c.SendNumeric(irc.ERR_NOTREGISTERED, "You have not registered")
+		c.replyNumeric(irc.ERR_NOTREGISTERED, "You have not registered")
 	case len(m.Params) < cmd.minParams:
-		c.SendNumeric(irc.ERR_NEEDMOREPARAMS, m.Command, "Not enough parameters")
+		c.replyNumeric(irc.ERR_NEEDMOREPARAMS, m.Command, "Not enough parameters")
 	default:
 		cmd.handle(c, m)
 	}
@@ -91,14 +111,14 @@ func forwardMessage(c *Conn, m *irc.Message) {
 	switch {
 	case len(m.Params) == 0 || m.Params[0] == "":
 		if m.Command == "PRIVMSG" {
-			c.SendNumeric(irc.ERR_NORECIPIENT, "No recipient given (PRIVMSG)")
+			c.replyNumeric(irc.ERR_NORECIPIENT, "No recipient given (PRIVMSG)")
 		}
 	case len(m.Params) < 2 || m.Params[1] == "":
 		if m.Command == "PRIVMSG" {
-			c.SendNumeric(irc.ERR_NOTEXTTOSEND, "No text to send")
+			c.replyNumeric(irc.ERR_NOTEXTTOSEND, "No text to send")
 		}
 	default:
-		c.handler.HandleCommand(m)
+		c.forward(m)
 	}
 }
 
@@ -108,15 +128,15 @@ func (c *Conn) handleNick(m *irc.Message) {
 		return
 	}
 	if !ValidNick(m.Params[0]) {
-		c.SendNumeric(irc.ERR_ERRONEUSNICKNAME, m.Params[0], "Erroneous nickname")
+		c.replyNumeric(irc.ERR_ERRONEUSNICKNAME, m.Params[0], "Erroneous nickname")
 		return
 	}
 	// The session knows which nicks Matrix users already hold.
-	c.handler.HandleCommand(m)
+	c.forward(m)
 }
 
 func (c *Conn) handlePing(m *irc.Message) {
-	c.SendMessage(&irc.Message{
+	c.reply(&irc.Message{
 		Prefix:  &irc.Prefix{Name: c.srv.cfg.ServerName},
 		Command: "PONG",
 		Params:  []string{c.srv.cfg.ServerName, m.Params[0]},
@@ -135,19 +155,19 @@ func (c *Conn) handleQuit(m *irc.Message) {
 func (c *Conn) handleMode(m *irc.Message) {
 	target := m.Params[0]
 	if target == "" { // "MODE :" would index an empty target below
-		c.SendNumeric(irc.ERR_NEEDMOREPARAMS, m.Command, "Not enough parameters")
+		c.replyNumeric(irc.ERR_NEEDMOREPARAMS, m.Command, "Not enough parameters")
 		return
 	}
 	if strings.ContainsRune(ChanTypes, rune(target[0])) {
-		c.handler.HandleCommand(m)
+		c.forward(m)
 		return
 	}
 	if !strings.EqualFold(target, c.Nick()) {
-		c.SendNumeric(irc.ERR_USERSDONTMATCH, "Cannot change mode for other users")
+		c.replyNumeric(irc.ERR_USERSDONTMATCH, "Cannot change mode for other users")
 		return
 	}
 	if len(m.Params) == 1 {
-		c.SendNumeric(irc.RPL_UMODEIS, c.userModes())
+		c.replyNumeric(irc.RPL_UMODEIS, c.userModes())
 		return
 	}
 	// Only +i exists: nobody outside a shared room can list this user
@@ -171,12 +191,12 @@ func (c *Conn) handleMode(m *irc.Message) {
 	c.mu.Unlock()
 	if changed != "" {
 		nick := c.Nick()
-		c.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: nick}, Command: "MODE", Params: []string{nick, changed}})
+		c.reply(&irc.Message{Prefix: &irc.Prefix{Name: nick}, Command: "MODE", Params: []string{nick, changed}})
 	}
 	if unknown {
-		c.SendNumeric(irc.ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag")
+		c.replyNumeric(irc.ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag")
 	} else if changed == "" {
-		c.SendNumeric(irc.RPL_UMODEIS, c.userModes())
+		c.replyNumeric(irc.RPL_UMODEIS, c.userModes())
 	}
 }
 

@@ -47,7 +47,10 @@ type Conn struct {
 	// Reader goroutine only.
 	reg        registration
 	handler    Handler
-	batch      *clientBatch // an open draft/multiline batch
+	batch      *clientBatch   // an open draft/multiline batch
+	resp       *localResponse // replies of the labeled command being dispatched
+	forwarded  bool           // that command went to the session
+	batchSeq   int
 	limiter    *rate.Limiter
 	floodSince time.Time // start of the current run of throttled lines
 }

@@ -30,7 +30,7 @@ type clientBatch struct {
 }
 
 func (c *Conn) batchFail(code string, params ...string) {
-	c.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: c.srv.cfg.ServerName}, Command: "FAIL",
+	c.reply(&irc.Message{Prefix: &irc.Prefix{Name: c.srv.cfg.ServerName}, Command: "FAIL",
 		Params: append([]string{"BATCH", code}, params...)})
 }
 
@@ -62,11 +62,11 @@ func (c *Conn) handleBatch(m *irc.Message) {
 		}
 		tags := irc.Tags{}
 		for k, v := range b.opening.Tags {
-			if strings.HasPrefix(k, "+") {
+			if strings.HasPrefix(k, "+") || k == "label" {
 				tags[k] = v
 			}
 		}
-		forwardMessage(c, &irc.Message{Tags: tags, Command: b.command, Params: []string{b.target, b.text.String()}})
+		c.dispatch(&irc.Message{Tags: tags, Command: b.command, Params: []string{b.target, b.text.String()}})
 	default:
 		c.batchFail("INVALID_REFTAG", ref, "A batch reference starts with + or -")
 	}

@@ -42,6 +42,7 @@ var supportedCaps = []struct{ name, value string }{
 	{"extended-join", ""},
 	{"extended-monitor", ""},
 	{"invite-notify", ""},
+	{"labeled-response", ""},
 	{"message-tags", ""},
 	{"multi-prefix", ""},
 	{"sasl", "PLAIN"},
@@ -99,7 +100,7 @@ func (c *Conn) handleCap(m *irc.Message) {
 		c.sendCap("LIST", strings.Join(list, " "))
 	case "REQ":
 		if len(m.Params) < 2 {
-			c.SendNumeric(irc.ERR_NEEDMOREPARAMS, "CAP", "Not enough parameters")
+			c.replyNumeric(irc.ERR_NEEDMOREPARAMS, "CAP", "Not enough parameters")
 			return
 		}
 		if !c.registered.Load() {
@@ -129,12 +130,12 @@ func (c *Conn) handleCap(m *irc.Message) {
 			c.tryRegister()
 		}
 	default:
-		c.SendNumeric(errInvalidCapCmd, m.Params[0], "Invalid CAP command")
+		c.replyNumeric(errInvalidCapCmd, m.Params[0], "Invalid CAP command")
 	}
 }
 
 func (c *Conn) sendCap(sub, list string) {
-	c.SendMessage(&irc.Message{
+	c.reply(&irc.Message{
 		Prefix:  &irc.Prefix{Name: c.srv.cfg.ServerName},
 		Command: "CAP",
 		Params:  []string{c.Nick(), sub, list},
@@ -146,32 +147,32 @@ const maxSASLBytes = 4096
 
 func (c *Conn) handleAuthenticate(m *irc.Message) {
 	if c.registered.Load() || c.reg.loggedInAs != "" {
-		c.SendNumeric(irc.ERR_SASLALREADY, "You have already authenticated")
+		c.replyNumeric(irc.ERR_SASLALREADY, "You have already authenticated")
 		return
 	}
 	if !c.HasCap("sasl") {
-		c.SendNumeric(irc.ERR_SASLFAIL, "SASL authentication failed: request the sasl capability first")
+		c.replyNumeric(irc.ERR_SASLFAIL, "SASL authentication failed: request the sasl capability first")
 		return
 	}
 	arg := m.Params[0]
 	if arg == "*" {
 		c.resetSASL()
-		c.SendNumeric(irc.ERR_SASLABORTED, "SASL authentication aborted")
+		c.replyNumeric(irc.ERR_SASLABORTED, "SASL authentication aborted")
 		return
 	}
 	if c.reg.saslMech == "" {
 		if strings.ToUpper(arg) != "PLAIN" {
-			c.SendNumeric(irc.RPL_SASLMECHS, "PLAIN", "are available SASL mechanisms")
-			c.SendNumeric(irc.ERR_SASLFAIL, "SASL authentication failed: unsupported mechanism")
+			c.replyNumeric(irc.RPL_SASLMECHS, "PLAIN", "are available SASL mechanisms")
+			c.replyNumeric(irc.ERR_SASLFAIL, "SASL authentication failed: unsupported mechanism")
 			return
 		}
 		c.reg.saslMech = "PLAIN"
-		c.SendMessage(&irc.Message{Command: "AUTHENTICATE", Params: []string{"+"}})
+		c.reply(&irc.Message{Command: "AUTHENTICATE", Params: []string{"+"}})
 		return
 	}
 	if len(arg) > 400 {
 		c.resetSASL()
-		c.SendNumeric(irc.ERR_SASLTOOLONG, "SASL message too long")
+		c.replyNumeric(irc.ERR_SASLTOOLONG, "SASL message too long")
 		return
 	}
 	if arg != "+" {
@@ -179,7 +180,7 @@ func (c *Conn) handleAuthenticate(m *irc.Message) {
 	}
 	if len(c.reg.saslBuf) > maxSASLBytes {
 		c.resetSASL()
-		c.SendNumeric(irc.ERR_SASLTOOLONG, "SASL message too long")
+		c.replyNumeric(irc.ERR_SASLTOOLONG, "SASL message too long")
 		return
 	}
 	if len(arg) == 400 {
@@ -188,17 +189,17 @@ func (c *Conn) handleAuthenticate(m *irc.Message) {
 	payload, err := base64.StdEncoding.DecodeString(string(c.reg.saslBuf))
 	c.resetSASL()
 	if err != nil {
-		c.SendNumeric(irc.ERR_SASLFAIL, "SASL authentication failed: invalid base64")
+		c.replyNumeric(irc.ERR_SASLFAIL, "SASL authentication failed: invalid base64")
 		return
 	}
 	parts := bytes.Split(payload, []byte{0})
 	if len(parts) != 3 || len(parts[1]) == 0 {
-		c.SendNumeric(irc.ERR_SASLFAIL, "SASL authentication failed: malformed PLAIN message")
+		c.replyNumeric(irc.ERR_SASLFAIL, "SASL authentication failed: malformed PLAIN message")
 		return
 	}
 	authzid, authcid, password := string(parts[0]), string(parts[1]), string(parts[2])
 	if authzid != "" && authzid != authcid {
-		c.SendNumeric(irc.ERR_SASLFAIL, "SASL authentication failed: cannot log in as another user")
+		c.replyNumeric(irc.ERR_SASLFAIL, "SASL authentication failed: cannot log in as another user")
 		return
 	}
 	if !c.login(authcid, password, irc.ERR_SASLFAIL) {
@@ -206,9 +207,9 @@ func (c *Conn) handleAuthenticate(m *irc.Message) {
 	}
 	account := c.handler.Account()
 	c.reg.loggedInAs = account
-	c.SendNumeric(irc.RPL_LOGGEDIN, c.Nick()+"!"+c.Username()+"@"+hostOf(c.RemoteAddr()), account,
+	c.replyNumeric(irc.RPL_LOGGEDIN, c.Nick()+"!"+c.Username()+"@"+hostOf(c.RemoteAddr()), account,
 		"You are now logged in as "+account)
-	c.SendNumeric(irc.RPL_SASLSUCCESS, "SASL authentication successful")
+	c.replyNumeric(irc.RPL_SASLSUCCESS, "SASL authentication successful")
 }
 
 func (c *Conn) resetSASL() {
@@ -220,7 +221,7 @@ func (c *Conn) resetSASL() {
 // (904 for SASL, 464 for PASS) or a homeserver error and returns false.
 func (c *Conn) login(account, password, failCode string) bool {
 	if !c.srv.loginAllowed(c.RemoteAddr()) {
-		c.SendNumeric(failCode, "Too many failed logins from your address; try again later")
+		c.replyNumeric(failCode, "Too many failed logins from your address; try again later")
 		return false
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, c.srv.cfg.LoginTimeout)
@@ -233,7 +234,7 @@ func (c *Conn) login(account, password, failCode string) bool {
 	case errors.Is(err, ErrInvalidCredentials):
 		c.srv.loginFailed(c.RemoteAddr())
 		c.log.Info("login refused", "account", account, "err", err)
-		c.SendNumeric(failCode, "Invalid account or password")
+		c.replyNumeric(failCode, "Invalid account or password")
 	default:
 		c.log.Warn("login failed", "account", account, "err", err)
 		msg := "Login failed: " + err.Error()
@@ -241,9 +242,9 @@ func (c *Conn) login(account, password, failCode string) bool {
 			msg = "Login failed: the homeserver did not answer in time"
 		}
 		if failCode == irc.ERR_SASLFAIL {
-			c.SendNumeric(failCode, msg)
+			c.replyNumeric(failCode, msg)
 		} else {
-			c.SendNotice(msg)
+			c.replyNotice(msg)
 		}
 	}
 	return false
@@ -252,7 +253,7 @@ func (c *Conn) login(account, password, failCode string) bool {
 func (c *Conn) handleNickPreReg(m *irc.Message) {
 	nick := m.Params[0]
 	if !ValidNick(nick) {
-		c.SendNumeric(irc.ERR_ERRONEUSNICKNAME, nick, "Erroneous nickname")
+		c.replyNumeric(irc.ERR_ERRONEUSNICKNAME, nick, "Erroneous nickname")
 		return
 	}
 	c.SetNick(nick)
@@ -262,7 +263,7 @@ func (c *Conn) handleNickPreReg(m *irc.Message) {
 
 func (c *Conn) handleUser(m *irc.Message) {
 	if c.registered.Load() || c.reg.userSet {
-		c.SendNumeric(irc.ERR_ALREADYREGISTERED, "You may not reregister")
+		c.replyNumeric(irc.ERR_ALREADYREGISTERED, "You may not reregister")
 		return
 	}
 	c.mu.Lock()
@@ -275,7 +276,7 @@ func (c *Conn) handleUser(m *irc.Message) {
 
 func (c *Conn) handlePass(m *irc.Message) {
 	if c.registered.Load() {
-		c.SendNumeric(irc.ERR_ALREADYREGISTERED, "You may not reregister")
+		c.replyNumeric(irc.ERR_ALREADYREGISTERED, "You may not reregister")
 		return
 	}
 	c.reg.pass = m.Params[0]
@@ -289,7 +290,7 @@ func (c *Conn) tryRegister() {
 	}
 	if c.handler == nil {
 		if c.reg.pass == "" {
-			c.SendNumeric(irc.ERR_PASSWDMISMATCH,
+			c.replyNumeric(irc.ERR_PASSWDMISMATCH,
 				"This server needs your Matrix login: use SASL PLAIN, or PASS with your Matrix ID as the USER name")
 			c.Close("Matrix login required")
 			return
@@ -310,12 +311,12 @@ func (c *Conn) tryRegister() {
 func (c *Conn) sendWelcome() {
 	cfg := &c.srv.cfg
 	nick := c.Nick()
-	c.SendNumeric(irc.RPL_WELCOME, "Welcome to the "+cfg.Network+" IRC network, "+nick)
-	c.SendNumeric(irc.RPL_YOURHOST, "Your host is "+cfg.ServerName+", running version "+cfg.Version)
-	c.SendNumeric(irc.RPL_CREATED, "This server was created "+cfg.Created.UTC().Format("Mon Jan 2 2006 at 15:04:05 UTC"))
-	c.SendNumeric(irc.RPL_MYINFO, cfg.ServerName, cfg.Version, UserModes, ChannelModes)
+	c.replyNumeric(irc.RPL_WELCOME, "Welcome to the "+cfg.Network+" IRC network, "+nick)
+	c.replyNumeric(irc.RPL_YOURHOST, "Your host is "+cfg.ServerName+", running version "+cfg.Version)
+	c.replyNumeric(irc.RPL_CREATED, "This server was created "+cfg.Created.UTC().Format("Mon Jan 2 2006 at 15:04:05 UTC"))
+	c.replyNumeric(irc.RPL_MYINFO, cfg.ServerName, cfg.Version, UserModes, ChannelModes)
 	for _, params := range c.srv.isupport.lines() {
-		c.SendNumeric(irc.RPL_ISUPPORT, append(params, "are supported by this server")...)
+		c.replyNumeric(irc.RPL_ISUPPORT, append(params, "are supported by this server")...)
 	}
 	c.sendMOTD()
 }
@@ -323,14 +324,14 @@ func (c *Conn) sendWelcome() {
 func (c *Conn) sendMOTD() {
 	cfg := &c.srv.cfg
 	if len(cfg.MOTD) == 0 {
-		c.SendNumeric(irc.ERR_NOMOTD, "MOTD File is missing")
+		c.replyNumeric(irc.ERR_NOMOTD, "MOTD File is missing")
 		return
 	}
-	c.SendNumeric(irc.RPL_MOTDSTART, "- "+cfg.ServerName+" Message of the day - ")
+	c.replyNumeric(irc.RPL_MOTDSTART, "- "+cfg.ServerName+" Message of the day - ")
 	for _, line := range cfg.MOTD {
-		c.SendNumeric(irc.RPL_MOTD, "- "+line)
+		c.replyNumeric(irc.RPL_MOTD, "- "+line)
 	}
-	c.SendNumeric(irc.RPL_ENDOFMOTD, "End of /MOTD command.")
+	c.replyNumeric(irc.RPL_ENDOFMOTD, "End of /MOTD command.")
 }
 
 // ValidNick reports whether a client may take nick as its own. It is

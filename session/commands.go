@@ -29,6 +29,17 @@ func (s *Session) handleCommand(a *Attachment, m *irc.Message) {
 		s.pending = append(s.pending, commandEvent{a: a, msg: m})
 		return
 	}
+	if label := m.Tags["label"]; label != "" && a.client.HasCap("labeled-response") && a.client.HasCap("batch") {
+		resp := &labeledClient{Client: a.client, sess: s, label: label}
+		s.within(a, resp, func() { s.runCommand(a, m) })
+		resp.handled = true
+		resp.flush()
+		return
+	}
+	s.runCommand(a, m)
+}
+
+func (s *Session) runCommand(a *Attachment, m *irc.Message) {
 	switch m.Command {
 	case "JOIN":
 		s.cmdJoin(a, m)
@@ -72,9 +83,27 @@ func (s *Session) handleCommand(a *Attachment, m *irc.Message) {
 // request schedules a homeserver call for a client, or tells the client
 // right away that too many are queued.
 func (s *Session) request(a *Attachment, command string, j job) bool {
+	resp := labeledOf(a)
+	if resp != nil {
+		// The result belongs to the labeled response too.
+		resp.pending++
+		inner := j
+		j = func(ctx context.Context) func() {
+			apply := inner(ctx)
+			return func() {
+				if apply != nil {
+					s.within(a, resp, apply)
+				}
+				resp.done()
+			}
+		}
+	}
 	if !s.enqueue(j) {
 		a.client.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: a.client.ServerName()}, Command: "FAIL",
 			Params: []string{command, "TEMPORARILY_UNAVAILABLE", "Too many requests are waiting for the homeserver; try again shortly"}})
+		if resp != nil {
+			resp.pending--
+		}
 		return false
 	}
 	return true
@@ -228,7 +257,22 @@ func (s *Session) newTxnID(a *Attachment) string {
 	s.txnSeq++
 	txnID := fmt.Sprintf("mxircd.%d.%d", s.started, s.txnSeq)
 	s.sentTxns[txnID] = a
+	if resp := labeledOf(a); resp != nil && a.client.HasCap("echo-message") {
+		// The echo is the answer to a labeled message: wait for it.
+		s.sentResp[txnID] = resp
+		resp.pending++
+	}
 	return txnID
+}
+
+// dropTxn forgets a transaction whose event will not come back (the send
+// failed), releasing a labeled response that waited for its echo.
+func (s *Session) dropTxn(txnID string) {
+	delete(s.sentTxns, txnID)
+	if resp := s.sentResp[txnID]; resp != nil {
+		delete(s.sentResp, txnID)
+		resp.done()
+	}
 }
 
 // sendContent sends a message into a room; target is what the client
@@ -238,13 +282,13 @@ func (s *Session) sendContent(a *Attachment, command string, roomID id.RoomID, t
 		_, err := s.cli.SendMessageEvent(ctx, roomID, event.EventMessage, content, mautrix.ReqSendEvent{TransactionID: txnID})
 		return func() {
 			if err != nil {
-				delete(s.sentTxns, txnID)
+				s.dropTxn(txnID)
 				a.client.SendNumeric(irc.ERR_CANNOTSENDTOCHAN, target, "Cannot send: "+matrixErrorText(err))
 			}
 		}
 	})
 	if !ok {
-		delete(s.sentTxns, txnID)
+		s.dropTxn(txnID)
 	}
 }
 

@@ -98,7 +98,7 @@ func (s *Session) sendDirect(a *Attachment, nick string, user id.UserID, content
 		if !ok {
 			delete(s.dmFutures, user)
 			s.joinsInFlight--
-			delete(s.sentTxns, txnID)
+			s.dropTxn(txnID)
 			return
 		}
 	}
@@ -109,7 +109,7 @@ func (s *Session) sendDirect(a *Attachment, nick string, user id.UserID, content
 		}
 		return func() {
 			if err != nil {
-				delete(s.sentTxns, txnID)
+				s.dropTxn(txnID)
 				a.client.SendNumeric(irc.ERR_CANNOTSENDTOCHAN, nick, "Cannot send a direct message: "+matrixErrorText(err))
 			}
 		}

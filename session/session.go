@@ -56,10 +56,11 @@ type Session struct {
 	clients    map[*Attachment]bool // value: has had its connect burst
 	synced     bool                 // the initial sync has been applied
 	rooms      map[id.RoomID]*room
-	channels   map[string]id.RoomID   // folded channel name → room
-	nicks      map[id.UserID]string   // nicks given to other Matrix users
-	byNick     map[string]id.UserID   // folded nick → user
-	sentTxns   map[string]*Attachment // our own sends by transaction ID → the client that typed them
+	channels   map[string]id.RoomID      // folded channel name → room
+	nicks      map[id.UserID]string      // nicks given to other Matrix users
+	byNick     map[string]id.UserID      // folded nick → user
+	sentTxns   map[string]*Attachment    // our own sends by transaction ID → the client that typed them
+	sentResp   map[string]*labeledClient // labeled messages waiting for their echo
 	txnSeq     uint64
 	batchSeq   uint64         // names of batches sent to clients
 	started    int64          // unix nanoseconds; makes transaction IDs unique across sessions
@@ -127,6 +128,7 @@ func newSession(mgr *Manager, cli *mautrix.Client) *Session {
 		nicks:      map[id.UserID]string{},
 		byNick:     map[string]id.UserID{},
 		sentTxns:   map[string]*Attachment{},
+		sentResp:   map[string]*labeledClient{},
 		started:    time.Now().UnixNano(),
 		deferred:   map[id.RoomID]*room{},
 		joinNames:  map[id.RoomID]string{},

@@ -181,17 +181,25 @@ func (s *Session) showMessage(r *room, ev *event.Event) {
 // echo-message, and then with the real event ID as msgid.
 func (s *Session) broadcastEcho(ev *event.Event, f func(a *Attachment)) {
 	var origin *Attachment
+	var resp *labeledClient
 	if txn := ev.Unsigned.TransactionID; ev.Sender == s.user && txn != "" {
 		if a, ok := s.sentTxns[txn]; ok {
-			origin = a
+			origin, resp = a, s.sentResp[txn]
 			delete(s.sentTxns, txn)
+			delete(s.sentResp, txn)
 		}
 	}
 	s.broadcast(func(a *Attachment) {
-		if a != origin || a.client.HasCap("echo-message") {
+		switch {
+		case a == origin && resp != nil:
+			s.within(a, resp, func() { f(a) })
+		case a != origin || a.client.HasCap("echo-message"):
 			f(a)
 		}
 	})
+	if resp != nil {
+		resp.done()
+	}
 }
 
 // showMembership tells clients about another user joining or leaving.

@@ -73,7 +73,7 @@ func (s *Session) cmdTagmsg(a *Attachment, m *irc.Message) {
 			_, err := s.cli.SendMessageEvent(ctx, roomID, event.EventReaction, reaction, mautrix.ReqSendEvent{TransactionID: txnID})
 			return func() {
 				if err != nil {
-					delete(s.sentTxns, txnID)
+					s.dropTxn(txnID)
 					s.fail(a, "TAGMSG", "REACT_FAILED", m.Params[0], "Cannot react: "+matrixErrorText(err))
 				}
 			}
@@ -107,7 +107,7 @@ func (s *Session) cmdRedact(a *Attachment, m *irc.Message) {
 		_, err := s.cli.RedactEvent(ctx, roomID, id.EventID(msgid), mautrix.ReqRedact{Reason: reason, TxnID: txnID})
 		return func() {
 			if err != nil {
-				delete(s.sentTxns, txnID)
+				s.dropTxn(txnID)
 			}
 			switch {
 			case err == nil:

@@ -152,3 +152,88 @@ func TestMonitor(t *testing.T) {
 	c.Send("MONITOR L")
 	c.Expect(t, "733")
 }
+
+// labeled-response: every command's replies carry its label: one line
+// labeled, several in a labeled-response batch, none as ACK; a labeled
+// message's answer is its echo.
+func TestLabeledResponse(t *testing.T) {
+	_, _, bob, _, channel, c := aliceMeetsBob(t, "labels", "labeled-response", "batch", "echo-message", "message-tags")
+	c.Send("@label=p1 PING :x")
+	pong := c.Expect(t, "PONG")
+	if pong.Tags["label"] != "p1" {
+		t.Errorf("PONG = %s", pong)
+	}
+	c.Send("@label=u1 FROBNICATE")
+	if m := c.Expect(t, irc.ERR_UNKNOWNCOMMAND); m.Tags["label"] != "u1" {
+		t.Errorf("421 = %s", m)
+	}
+	c.Send("@label=w1 WHOIS %s", bob.Localpart)
+	open := c.ExpectMatch(t, isCmd("BATCH"), "BATCH +")
+	if open.Tags["label"] != "w1" || open.Param(1) != "labeled-response" {
+		t.Fatalf("batch opening = %s", open)
+	}
+	ref := open.Param(0)[1:]
+	lines := 0
+	c.ExpectMatch(t, func(m *irc.Message) bool {
+		if m.Command == "BATCH" && m.Param(0) == "-"+ref {
+			return true
+		}
+		if m.Tags["batch"] != ref {
+			t.Errorf("line outside the batch: %s", m)
+		}
+		lines++
+		return false
+	}, "BATCH -")
+	if lines < 4 {
+		t.Errorf("WHOIS batch had %d lines", lines)
+	}
+	c.Send("@label=m1 PRIVMSG %s :labeled hello", channel)
+	echo := expectFrom(t, c, "PRIVMSG", "alice", "labeled hello")
+	if echo.Tags["label"] != "m1" || echo.Tags["msgid"] == "" {
+		t.Errorf("echo = %s, want label m1 and a msgid", echo)
+	}
+	// The TOPIC itself comes from Matrix, before or after the ACK.
+	c.Send("@label=t1 TOPIC %s :labeled topic", channel)
+	var ack, topic *irc.Message
+	c.ExpectMatch(t, func(m *irc.Message) bool {
+		switch {
+		case m.Tags["label"] == "t1":
+			ack = m
+		case m.Command == "TOPIC" && m.Param(1) == "labeled topic":
+			topic = m
+		}
+		return ack != nil && topic != nil
+	}, "ACK and TOPIC")
+	if ack.Command != "ACK" {
+		t.Errorf("TOPIC response = %s, want ACK", ack)
+	}
+}
+
+// A labeled multiline message is answered by its echo, a multiline batch
+// nested in the labeled-response batch.
+func TestLabeledMultilineEcho(t *testing.T) {
+	_, _, _, _, channel, c := aliceMeetsBob(t, "labelml", "labeled-response", "batch", "echo-message", "draft/multiline", "message-tags")
+	c.Send("@label=ml BATCH +b1 draft/multiline %s", channel)
+	c.Send("@batch=b1 PRIVMSG %s :first", channel)
+	c.Send("@batch=b1 PRIVMSG %s :second", channel)
+	c.Send("BATCH -b1")
+	outer := c.ExpectMatch(t, func(m *irc.Message) bool { return m.Command == "BATCH" && m.Tags["label"] == "ml" }, "labeled batch")
+	if outer.Param(1) != "labeled-response" {
+		t.Fatalf("outer = %s", outer)
+	}
+	inner := c.Expect(t, "BATCH")
+	if inner.Param(1) != "draft/multiline" || inner.Tags["batch"] != outer.Param(0)[1:] {
+		t.Fatalf("inner = %s", inner)
+	}
+	first := c.Expect(t, "PRIVMSG")
+	second := c.Expect(t, "PRIVMSG")
+	if first.Trailing() != "first" || second.Trailing() != "second" || first.Tags["batch"] != inner.Param(0)[1:] {
+		t.Errorf("lines = %s / %s", first, second)
+	}
+	if end := c.Expect(t, "BATCH"); end.Param(0) != "-"+inner.Param(0)[1:] || end.Tags["batch"] != outer.Param(0)[1:] {
+		t.Errorf("inner end = %s", end)
+	}
+	if end := c.Expect(t, "BATCH"); end.Param(0) != "-"+outer.Param(0)[1:] {
+		t.Errorf("outer end = %s", end)
+	}
+}
