@@ -4,6 +4,8 @@ import (
 	"strconv"
 
 	"gopkg.in/irc.v4"
+
+	"github.com/mxircd/mxircd/mapping"
 )
 
 // localResponse gathers the replies to a labeled command that ircd answers
@@ -39,32 +41,10 @@ func (c *Conn) forward(m *irc.Message) {
 	c.handler.HandleCommand(m)
 }
 
-// flushResponse sends a labeled response: ACK for no lines, the line with
-// the label for one, a labeled-response batch for more.
+// flushResponse sends a labeled response (mapping.LabeledResponse).
 func (c *Conn) flushResponse(r *localResponse) {
-	server := &irc.Prefix{Name: c.srv.cfg.ServerName}
-	switch len(r.lines) {
-	case 0:
-		c.SendMessage(&irc.Message{Tags: irc.Tags{"label": r.label}, Prefix: server, Command: "ACK"})
-	case 1:
-		c.SendMessage(tagged(r.lines[0], "label", r.label))
-	default:
-		c.batchSeq++
-		ref := "L" + strconv.Itoa(c.batchSeq)
-		c.SendMessage(&irc.Message{Tags: irc.Tags{"label": r.label}, Prefix: server, Command: "BATCH", Params: []string{"+" + ref, "labeled-response"}})
-		for _, m := range r.lines {
-			c.SendMessage(tagged(m, "batch", ref))
-		}
-		c.SendMessage(&irc.Message{Prefix: server, Command: "BATCH", Params: []string{"-" + ref}})
+	c.batchSeq++
+	for _, m := range mapping.LabeledResponse(r.label, c.srv.cfg.ServerName, "L"+strconv.Itoa(c.batchSeq), r.lines) {
+		c.SendMessage(m)
 	}
-}
-
-func tagged(m *irc.Message, key, value string) *irc.Message {
-	cp := *m
-	cp.Tags = irc.Tags{key: value}
-	for k, v := range m.Tags {
-		cp.Tags[k] = v
-	}
-	cp.Tags[key] = value
-	return &cp
 }

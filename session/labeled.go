@@ -4,6 +4,8 @@ import (
 	"strconv"
 
 	"gopkg.in/irc.v4"
+
+	"github.com/mxircd/mxircd/mapping"
 )
 
 // labeled-response: the replies to a command the client labeled come back
@@ -52,42 +54,11 @@ func (l *labeledClient) flush() {
 		return
 	}
 	l.flushed = true
-	server := &irc.Prefix{Name: l.ServerName()}
-	switch len(l.lines) {
-	case 0:
-		l.Client.SendMessage(&irc.Message{Tags: irc.Tags{"label": l.label}, Prefix: server, Command: "ACK"})
-	case 1:
-		m := withTags(l.lines[0], irc.Tags{"label": l.label})
+	l.sess.batchSeq++
+	for _, m := range mapping.LabeledResponse(l.label, l.ServerName(), "lr"+strconv.FormatUint(l.sess.batchSeq, 36), l.lines) {
 		l.Client.SendMessage(m)
-	default:
-		l.sess.batchSeq++
-		ref := "lr" + strconv.FormatUint(l.sess.batchSeq, 36)
-		l.Client.SendMessage(&irc.Message{Tags: irc.Tags{"label": l.label}, Prefix: server, Command: "BATCH",
-			Params: []string{"+" + ref, "labeled-response"}})
-		for _, m := range l.lines {
-			// Lines of a batch inside the response keep their own batch
-			// tag; that batch's opening and closing lines join ours.
-			if _, inner := m.Tags["batch"]; !inner || m.Command == "BATCH" {
-				m = withTags(m, irc.Tags{"batch": ref})
-			}
-			l.Client.SendMessage(m)
-		}
-		l.Client.SendMessage(&irc.Message{Prefix: server, Command: "BATCH", Params: []string{"-" + ref}})
 	}
 	l.lines = nil
-}
-
-// withTags is m with extra tags, leaving m (perhaps shared) unchanged.
-func withTags(m *irc.Message, extra irc.Tags) *irc.Message {
-	cp := *m
-	cp.Tags = irc.Tags{}
-	for k, v := range m.Tags {
-		cp.Tags[k] = v
-	}
-	for k, v := range extra {
-		cp.Tags[k] = v
-	}
-	return &cp
 }
 
 // within runs f with client a replaced by its labeled response, if any.
