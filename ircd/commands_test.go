@@ -221,6 +221,18 @@ func TestMalformedLines(t *testing.T) {
 	}
 	ts := startServer(t, testConfig())
 	c, h := ts.registered(t, "alice")
+	// Without standard-replies the same errors come as NOTICEs.
+	for _, tt := range tests {
+		t.Run(tt.name+" as NOTICE", func(t *testing.T) {
+			c.t = t
+			c.send(tt.line)
+			c.expect("NOTICE", "alice")
+			c.syncPing()
+		})
+	}
+	c.t = t
+	c.send("CAP REQ standard-replies")
+	c.expect("CAP", "alice", "ACK")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c.t = t

@@ -364,20 +364,17 @@ func (c *Conn) handleLine(line []byte) {
 	// The reader strips only the line ending; a CR elsewhere would split
 	// the line for whoever it is echoed to.
 	if bytes.ContainsAny(line, "\x00\r") {
-		c.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: c.srv.cfg.ServerName}, Command: "FAIL",
-			Params: []string{"*", "INVALID_MESSAGE", "Lines must not contain NUL or CR bytes"}})
+		c.fail("*", "INVALID_MESSAGE", "Lines must not contain NUL or CR bytes")
 		return
 	}
 	msg, err := parseMessage(line)
 	if err != nil {
 		// Only a line of tags or a prefix with no command gets here.
-		c.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: c.srv.cfg.ServerName}, Command: "FAIL",
-			Params: []string{"*", "INVALID_MESSAGE", "Malformed line: " + err.Error()}})
+		c.fail("*", "INVALID_MESSAGE", "Malformed line: "+err.Error())
 		return
 	}
 	if !utf8.Valid(line) {
-		c.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: c.srv.cfg.ServerName}, Command: "FAIL",
-			Params: []string{utf8Safe(msg.Command), "INVALID_UTF8", "Message rejected: this network only accepts UTF-8"}})
+		c.fail(utf8Safe(msg.Command), "INVALID_UTF8", "Message rejected: this network only accepts UTF-8")
 		return
 	}
 	c.dispatch(msg)
@@ -390,6 +387,16 @@ func parseMessage(line []byte) (*irc.Message, error) {
 		return nil, irc.ErrMissingDataAfterTags
 	}
 	return irc.ParseMessage(string(line))
+}
+
+// fail reports an error that has no numeric: FAIL to clients that take
+// standard replies, a NOTICE to others. Any goroutine.
+func (c *Conn) fail(command, code, text string) {
+	if c.HasCap("standard-replies") {
+		c.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: c.srv.cfg.ServerName}, Command: "FAIL", Params: []string{command, code, text}})
+		return
+	}
+	c.SendNotice(text)
 }
 
 // utf8Safe keeps a bad command name from making the error line itself invalid.

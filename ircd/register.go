@@ -48,6 +48,7 @@ var supportedCaps = []struct{ name, value string }{
 	{"sasl", "PLAIN"},
 	{"server-time", ""},
 	{"setname", ""},
+	{"standard-replies", ""},
 	{"userhost-in-names", ""},
 }
 

@@ -23,7 +23,7 @@ const maxPending = 200
 func (s *Session) handleCommand(a *Attachment, m *irc.Message) {
 	if !s.synced {
 		if len(s.pending) >= maxPending {
-			a.client.SendNotice("Still connecting to Matrix; command dropped: " + m.Command)
+			s.fail(a, m.Command, "TEMPORARILY_UNAVAILABLE", "", "Still connecting to Matrix; command dropped: "+m.Command)
 			return
 		}
 		s.pending = append(s.pending, commandEvent{a: a, msg: m})
@@ -99,8 +99,7 @@ func (s *Session) request(a *Attachment, command string, j job) bool {
 		}
 	}
 	if !s.enqueue(j) {
-		a.client.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: a.client.ServerName()}, Command: "FAIL",
-			Params: []string{command, "TEMPORARILY_UNAVAILABLE", "Too many requests are waiting for the homeserver; try again shortly"}})
+		s.fail(a, command, "TEMPORARILY_UNAVAILABLE", "", "Too many requests are waiting for the homeserver; try again shortly")
 		if resp != nil {
 			resp.pending--
 		}
@@ -213,7 +212,7 @@ func (s *Session) cmdPart(a *Attachment, m *irc.Message) {
 			_, err := s.cli.LeaveRoom(ctx, roomID, &mautrix.ReqLeave{Reason: reason})
 			return func() {
 				if err != nil {
-					a.client.SendNotice(fmt.Sprintf("Cannot leave %s: %s", channel, matrixErrorText(err)))
+					s.fail(a, "PART", "CANNOT_LEAVE", channel, fmt.Sprintf("Cannot leave %s: %s", channel, matrixErrorText(err)))
 				}
 				// On success the PART comes through sync, to every client.
 			}
@@ -310,7 +309,7 @@ func (s *Session) cmdTopic(a *Attachment, m *irc.Message) {
 			case errors.Is(err, mautrix.MForbidden):
 				a.client.SendNumeric(irc.ERR_CHANOPRIVSNEEDED, channel, "You're not allowed to change the topic: "+matrixErrorText(err))
 			case err != nil:
-				a.client.SendNotice(fmt.Sprintf("Cannot set the topic of %s: %s", channel, matrixErrorText(err)))
+				s.fail(a, "TOPIC", "CANNOT_CHANGE_TOPIC", channel, fmt.Sprintf("Cannot set the topic of %s: %s", channel, matrixErrorText(err)))
 			}
 			// On success the TOPIC comes through sync.
 		}

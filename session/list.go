@@ -77,7 +77,7 @@ func (s *Session) cmdList(a *Attachment, m *irc.Message) {
 					strconv.Itoa(room.NumJoinedMembers), topicLine(topic))
 			}
 			if err != nil {
-				a.client.SendNotice("The room directory could not be read completely: " + matrixErrorText(err))
+				s.standardReply(a, "WARN", "LIST", "DIRECTORY_INCOMPLETE", "", "The room directory could not be read completely: "+matrixErrorText(err))
 			}
 			a.client.SendNumeric(irc.RPL_LISTEND, "End of /LIST")
 		}})

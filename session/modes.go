@@ -37,7 +37,7 @@ func (s *Session) cmdMode(a *Attachment, m *irc.Message) {
 	}
 	power, err := mapping.NewPowerEdit(r.powerRaw)
 	if err != nil {
-		a.client.SendNotice("Cannot read the power levels of " + r.channel + ": " + err.Error())
+		s.fail(a, "MODE", "UNREADABLE_POWER_LEVELS", r.channel, "Cannot read the power levels of "+r.channel+": "+err.Error())
 		return
 	}
 	powerChanged := false
@@ -129,7 +129,7 @@ func (s *Session) replyRefusal(a *Attachment, channel, what string, err error) {
 		a.client.SendNumeric(irc.ERR_CHANOPRIVSNEEDED, channel, "You're not allowed to "+what+": "+text)
 		return
 	}
-	a.client.SendNotice("Cannot " + what + " in " + channel + ": " + text)
+	s.fail(a, "*", "HOMESERVER_REFUSED", channel, "Cannot "+what+" in "+channel+": "+text)
 }
 
 // userForMask finds the Matrix user a ban mask means: a Matrix ID, a nick,

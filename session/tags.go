@@ -45,13 +45,26 @@ func (s *Session) targetRoom(a *Attachment, command, target string) (*room, bool
 	return nil, false
 }
 
-// fail sends an IRCv3 standard reply: FAIL <command> <code> [context] :text.
+// fail reports an error that has no numeric: FAIL <command> <code>
+// [context] :text.
 func (s *Session) fail(a *Attachment, command, code, context, text string) {
-	params := []string{command, code}
-	if context != "" {
-		params = append(params, context)
+	s.standardReply(a, "FAIL", command, code, context, text)
+}
+
+// standardReply sends FAIL, WARN or NOTE to clients that take standard
+// replies, and to any client for commands whose own specification answers
+// with them (REDACT, TAGMSG, SETNAME); others get the text as a NOTICE.
+func (s *Session) standardReply(a *Attachment, kind, command, code, context, text string) {
+	switch {
+	case a.client.HasCap("standard-replies"), command == "REDACT", command == "TAGMSG", command == "SETNAME":
+		params := []string{command, code}
+		if context != "" {
+			params = append(params, context)
+		}
+		a.client.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: a.client.ServerName()}, Command: kind, Params: append(params, text)})
+	default:
+		a.client.SendNotice(text)
 	}
-	a.client.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: a.client.ServerName()}, Command: "FAIL", Params: append(params, text)})
 }
 
 // cmdTagmsg carries a reaction or a typing notification.
