@@ -211,7 +211,7 @@ func encodeLine(m *irc.Message) []byte {
 			}, p)
 		}
 	}
-	if len(m.Tags) > 0 && len(m.Tags.String()) > MaxTagBytes-2 {
+	if len(m.Tags) > 0 && tagsMayExceed(m.Tags) && len(m.Tags.String()) > MaxTagBytes-2 {
 		m = trimTags(m)
 	}
 	for i := 0; i+1 < len(m.Params); i++ {
@@ -232,6 +232,16 @@ func encodeLine(m *irc.Message) []byte {
 	b := make([]byte, 0, len(s)+2)
 	b = append(b, s...)
 	return append(b, '\r', '\n')
+}
+
+// tagsMayExceed is a cheap bound: escaping at most doubles a value, so
+// tags whose raw size is under half the limit need no exact check.
+func tagsMayExceed(tags irc.Tags) bool {
+	n := 0
+	for k, v := range tags {
+		n += len(k) + 2*len(v) + 2
+	}
+	return n > MaxTagBytes-2
 }
 
 // trimTags keeps a line's tags within the limit: client-only tags go

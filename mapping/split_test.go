@@ -333,3 +333,12 @@ func FuzzSplitConcat(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkSplitText(b *testing.B) {
+	text := strings.Repeat("a reasonably long message with words that wraps over several lines ", 40)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(text)))
+	for i := 0; i < b.N; i++ {
+		SplitText(text, 430)
+	}
+}
