@@ -34,8 +34,11 @@ type Config struct {
 	// DeviceName is shown in the user's device list.
 	DeviceName  string
 	SyncTimeout time.Duration
-	HTTPClient  *http.Client
-	Logger      *slog.Logger
+	// TimelineLimit is how many events one incremental sync brings per
+	// room before the rest is fetched from /messages (default 100).
+	TimelineLimit int
+	HTTPClient    *http.Client
+	Logger        *slog.Logger
 	// OpLevel is the power level shown as channel operator (@); 0 means
 	// mapping.OpLevel.
 	OpLevel int
@@ -67,6 +70,9 @@ func NewManager(cfg Config, st store.Store) *Manager {
 	}
 	if cfg.SyncTimeout == 0 {
 		cfg.SyncTimeout = 30 * time.Second
+	}
+	if cfg.TimelineLimit == 0 {
+		cfg.TimelineLimit = 100
 	}
 	if cfg.HTTPClient == nil {
 		// No overall timeout: long-poll syncs set their own through ctx.

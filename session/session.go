@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +44,8 @@ type Session struct {
 	events chan any      // to the owner goroutine
 	jobs   chan job      // to the request worker, in order
 	done   chan struct{} // closed when the owner goroutine has ended
+
+	gapsFilled atomic.Int64 // limited timelines filled, for tests
 
 	// setPresence is what each /sync tells the homeserver about the
 	// account (the default would reset AWAY to online every time).
@@ -337,21 +341,34 @@ func (s *Session) runJob(j job, timeout time.Duration) {
 	}
 }
 
-// syncFilter keeps sync small: no presence, only the account data used (m.direct), and a short
-// timeline, since missed history is not replayed in this version.
-const syncFilter = `{"presence":{"types":["m.presence"]},"account_data":{"types":["m.direct"]},` +
-	`"room":{"timeline":{"limit":10},"ephemeral":{"types":["m.typing"]},"account_data":{"not_types":["*"]}}}`
+// The sync filters keep sync to what the gateway uses: presence, m.direct,
+// typing. The first sync takes a short timeline, as history before the
+// client came is not replayed; later ones take more, and a gap the
+// homeserver still leaves (a "limited" timeline) is filled from /messages,
+// so no message is lost between two syncs.
+const (
+	syncFilterCommon = `{"presence":{"types":["m.presence"]},"account_data":{"types":["m.direct"]},` +
+		`"room":{"ephemeral":{"types":["m.typing"]},"account_data":{"not_types":["*"]},"timeline":{"limit":`
+	initialSyncFilter = syncFilterCommon + `10}}}`
+	// maxGapEvents bounds how far back one gap is filled.
+	maxGapEvents = 1000
+)
 
 // syncLoop long-polls /sync and hands each response to the owner. Only the
 // owner applies responses, so state never changes under it.
 func (s *Session) syncLoop() {
 	since := ""
 	backoff := time.Duration(0)
+	// What each room's timeline has delivered lately: filling a gap skips
+	// it and stops once it is past it (homeservers do not all honour
+	// /messages' "to", and /messages orders concurrent events by the room
+	// graph, not as sync did).
+	delivered := map[id.RoomID]*recentIDs{}
 	for s.ctx.Err() == nil {
 		resp, err := s.cli.FullSyncRequest(s.ctx, mautrix.ReqSync{
 			Timeout:     int(s.mgr.cfg.SyncTimeout / time.Millisecond),
 			Since:       since,
-			FilterID:    syncFilter,
+			FilterID:    s.syncFilter(since == ""),
 			SetPresence: s.presenceToSet(),
 		})
 		if err != nil {
@@ -373,10 +390,74 @@ func (s *Session) syncLoop() {
 			continue
 		}
 		backoff = 0
+		if since != "" {
+			s.fillGaps(resp, since, delivered)
+		}
+		for roomID, joined := range resp.Rooms.Join {
+			d := delivered[roomID]
+			if d == nil {
+				d = &recentIDs{set: map[id.EventID]bool{}}
+				delivered[roomID] = d
+			}
+			for _, ev := range joined.Timeline.Events {
+				d.add(ev.ID)
+			}
+		}
+		for roomID := range resp.Rooms.Leave {
+			delete(delivered, roomID)
+		}
 		if !s.post(syncEvent{resp: resp, initial: since == ""}) {
 			return
 		}
 		since = resp.NextBatch
+	}
+}
+
+func (s *Session) syncFilter(initial bool) string {
+	if initial {
+		return initialSyncFilter
+	}
+	return syncFilterCommon + strconv.Itoa(s.mgr.cfg.TimelineLimit) + `}}}`
+}
+
+// fillGaps fetches the events a limited timeline left out since the last
+// sync and puts them before the ones it has, in order. Sync loop only.
+func (s *Session) fillGaps(resp *mautrix.RespSync, since string, delivered map[id.RoomID]*recentIDs) {
+	for roomID, joined := range resp.Rooms.Join {
+		seen := delivered[roomID]
+		if !joined.Timeline.Limited || joined.Timeline.PrevBatch == "" || seen == nil {
+			continue // a room new to this sync is shown without its history
+		}
+		inSync := map[id.EventID]bool{}
+		for _, ev := range joined.Timeline.Events {
+			inSync[ev.ID] = true
+		}
+		// Page back from the newest end, not from prev_batch: the gap's
+		// events can sit after the sync's own in the room graph's order.
+		var older []*event.Event
+		from := resp.NextBatch
+		for len(older) < maxGapEvents {
+			page, err := s.cli.Messages(s.ctx, roomID, from, since, mautrix.DirectionBackward, nil, 100)
+			if err != nil {
+				s.log.Warn("could not fill a gap in the timeline; some events are missing", "room", roomID, "err", err)
+				break
+			}
+			fresh := 0
+			for _, ev := range page.Chunk {
+				if !seen.set[ev.ID] && !inSync[ev.ID] {
+					older = append(older, ev)
+					fresh++
+				}
+			}
+			// A page with nothing new is past the gap.
+			if fresh == 0 || page.End == "" || page.End == from || len(page.Chunk) == 0 {
+				break
+			}
+			from = page.End
+		}
+		slices.Reverse(older)
+		joined.Timeline.Events = append(older, joined.Timeline.Events...)
+		s.gapsFilled.Add(1)
 	}
 }
 
@@ -423,3 +504,24 @@ func (a *Attachment) Detach() {
 
 // Account is the Matrix ID the client is logged in as. Any goroutine.
 func (a *Attachment) Account() string { return a.sess.user.String() }
+
+// recentIDs remembers the last event IDs a room's timeline delivered.
+// Sync loop only.
+type recentIDs struct {
+	set   map[id.EventID]bool
+	order []id.EventID
+}
+
+const recentIDLimit = 2000
+
+func (r *recentIDs) add(eventID id.EventID) {
+	if r.set[eventID] {
+		return
+	}
+	r.set[eventID] = true
+	r.order = append(r.order, eventID)
+	if len(r.order) > recentIDLimit {
+		delete(r.set, r.order[0])
+		r.order = r.order[1:]
+	}
+}
