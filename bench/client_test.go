@@ -28,12 +28,12 @@ func dial(b *testing.B, addr, nick string, acct *testenv.Account) *ircClient {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c := &ircClient{conn: conn, r: bufio.NewReader(conn)}
+	c := &ircClient{conn: conn, r: newReader(conn)}
 	c.send("CAP REQ :sasl")
 	c.send("NICK %s", nick)
 	c.send("USER %s 0 * :bench", nick)
 	c.send("AUTHENTICATE PLAIN")
-	c.send("AUTHENTICATE %s", base64.StdEncoding.EncodeToString([]byte("\x00"+acct.UserID.String()+"\x00"+acct.Password)))
+	c.send("AUTHENTICATE %s", plain(acct))
 	c.send("CAP END")
 	c.waitFor(b, func(m *irc.Message) bool {
 		if m.Command == irc.RPL_ENDOFNAMES && c.channel == "" {
@@ -66,4 +66,11 @@ func (c *ircClient) waitFor(b *testing.B, pred func(*irc.Message) bool) {
 			return
 		}
 	}
+}
+
+func newReader(conn net.Conn) *bufio.Reader { return bufio.NewReaderSize(conn, 64<<10) }
+
+// plain is the SASL PLAIN payload for acct.
+func plain(acct *testenv.Account) string {
+	return base64.StdEncoding.EncodeToString([]byte("\x00" + acct.UserID.String() + "\x00" + acct.Password))
 }
