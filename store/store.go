@@ -32,6 +32,9 @@ type Account struct {
 	PasswordHash string    // opaque verifier string produced by the caller (e.g. "pbkdf2-sha256$..."), may be ""
 	CreatedAt    time.Time // set by PutAccount on insert
 	UpdatedAt    time.Time // set by PutAccount on every write
+	// AlwaysOn overrides the gateway's always-on setting for this account;
+	// nil follows the global setting.
+	AlwaysOn *bool
 }
 
 // Store is everything the rest of mxircd may ask of persistence.
@@ -42,7 +45,8 @@ type Store interface {
 	// PutAccount inserts or updates by UserID. It sets a.CreatedAt to the
 	// stored creation time and a.UpdatedAt to the time of this write.
 	PutAccount(ctx context.Context, a *Account) error
-	// DeleteAccount succeeds when the account is already absent.
+	// DeleteAccount also removes the account's sync state, stream, client
+	// cursors and outbox. It succeeds when the account is already absent.
 	DeleteAccount(ctx context.Context, userID string) error
 	// InitSetting stores value under name unless one is stored already,
 	// and returns the stored value.
@@ -51,6 +55,68 @@ type Store interface {
 	ChannelNames(ctx context.Context, userID string) (map[string]string, error)
 	// PutChannelName records (or changes) the channel name of a room for an account.
 	PutChannelName(ctx context.Context, userID, roomID, name string) error
+
+	// SaveSync stores b.Events in the shared event table (one row per
+	// room+event ID, whichever account stored it first; an existing row is
+	// kept as is), appends each event that is not already in this
+	// account's stream to the account's stream with consecutive positions
+	// after the current head, and sets the account's sync token to
+	// b.NextBatch, all in one transaction. It returns the stream position
+	// given to each event, in b.Events order, 0 for an event already in
+	// the account's stream (a duplicate) and for a HistoryOnly event.
+	// Empty Events still saves the token.
+	SaveSync(ctx context.Context, b *SyncBatch) ([]int64, error)
+	// SyncState returns the account's stored sync token ("" if none) and
+	// its stream head (0 if none).
+	SyncState(ctx context.Context, userID string) (token string, head int64, err error)
+	// ClearSyncState forgets the sync token and keeps the stream and its
+	// head, so that positions never repeat.
+	ClearSyncState(ctx context.Context, userID string) error
+	// StreamRange returns the account's stream events with
+	// after < seq <= upTo, oldest first, at most perRoom per room (the
+	// newest ones of each room; perRoom <= 0 means no limit), and how many
+	// older ones were left out, by room ID (only rooms with some left
+	// out). Events pruned from the event table are skipped silently.
+	// StoredEvent.Seq is the stream position.
+	StreamRange(ctx context.Context, userID string, after, upTo int64, perRoom int) ([]StoredEvent, map[string]int, error)
+	// Cursor returns a client's delivery position; ok is false if the
+	// client (userID, client name) has none.
+	Cursor(ctx context.Context, userID, client string) (seq int64, ok bool, err error)
+	// PutCursor moves a client's cursor forward to seq, never backward.
+	PutCursor(ctx context.Context, userID, client string, seq int64) error
+	// MaxCursor is the largest cursor of any client of the account; ok is
+	// false if it has none.
+	MaxCursor(ctx context.Context, userID string) (seq int64, ok bool, err error)
+	// RoomHistory returns events of a room matching q, oldest first.
+	// StoredEvent.Seq is the room position.
+	RoomHistory(ctx context.Context, q HistoryQuery) ([]StoredEvent, error)
+	// FindEvent returns one stored event by room and event ID, or an
+	// error satisfying errors.Is(err, ErrNotFound).
+	FindEvent(ctx context.Context, roomID, eventID string) (*StoredEvent, error)
+	// LastEventBefore returns the newest event of the room with TS <= ts
+	// whose Type is one of types (any type when types is empty), or an
+	// error satisfying errors.Is(err, ErrNotFound).
+	LastEventBefore(ctx context.Context, roomID string, ts int64, types []string) (*StoredEvent, error)
+	// Targets returns the rooms in the account's stream with events whose
+	// TS is in [fromTS, toTS], by LastTS ascending, at most limit (limit
+	// <= 0 means no limit).
+	Targets(ctx context.Context, userID string, fromTS, toTS int64, limit int) ([]Target, error)
+	// Prune keeps the newest keep events of the room (by room position),
+	// deletes older ones and the account stream rows that point at them.
+	Prune(ctx context.Context, roomID string, keep int) error
+	// PutOutbox records a message to (re)send under (UserID, TxnID). A
+	// zero e.Created is set to the current time. Putting a TxnID again
+	// replaces room, type and content and keeps its place in the order
+	// and its creation time, which e.Created is set to.
+	PutOutbox(ctx context.Context, e *OutboxEntry) error
+	// DeleteOutbox forgets a message; it succeeds when it is already absent.
+	DeleteOutbox(ctx context.Context, userID, txnID string) error
+	// Outbox returns an account's messages to (re)send, oldest first.
+	Outbox(ctx context.Context, userID string) ([]OutboxEntry, error)
+	// AlwaysOnAccounts lists the user IDs of accounts with an access token
+	// that are always on: AlwaysOn true, or AlwaysOn nil when def is true.
+	AlwaysOnAccounts(ctx context.Context, def bool) ([]string, error)
+
 	Close() error
 }
 
@@ -207,10 +273,11 @@ func (s *SQLStore) Close() error { return s.db.Close() }
 func (s *SQLStore) Account(ctx context.Context, userID string) (*Account, error) {
 	a := &Account{UserID: userID}
 	var created, updated int64
+	var alwaysOn sql.NullInt64
 	err := s.db.QueryRowContext(ctx,
-		`SELECT homeserver, device_id, access_token, password_hash, created_at, updated_at
+		`SELECT homeserver, device_id, access_token, password_hash, created_at, updated_at, always_on
 		 FROM accounts WHERE user_id = $1`, userID).
-		Scan(&a.Homeserver, &a.DeviceID, &a.AccessToken, &a.PasswordHash, &created, &updated)
+		Scan(&a.Homeserver, &a.DeviceID, &a.AccessToken, &a.PasswordHash, &created, &updated, &alwaysOn)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("store: load account %s: %w", userID, ErrNotFound)
 	}
@@ -219,6 +286,10 @@ func (s *SQLStore) Account(ctx context.Context, userID string) (*Account, error)
 	}
 	a.CreatedAt = fromMillis(created)
 	a.UpdatedAt = fromMillis(updated)
+	if alwaysOn.Valid {
+		on := alwaysOn.Int64 != 0
+		a.AlwaysOn = &on
+	}
 	return a, nil
 }
 
@@ -227,20 +298,25 @@ func (s *SQLStore) PutAccount(ctx context.Context, a *Account) error {
 		return errors.New("store: save account: empty user ID")
 	}
 	now := s.now().UnixMilli()
+	var alwaysOn sql.NullInt64
+	if a.AlwaysOn != nil {
+		alwaysOn = sql.NullInt64{Int64: boolInt(*a.AlwaysOn), Valid: true}
+	}
 	var created int64
 	// One upsert statement rather than read-then-write, so concurrent
 	// writers of the same account cannot race between the two steps.
 	err := s.db.QueryRowContext(ctx,
-		`INSERT INTO accounts (user_id, homeserver, device_id, access_token, password_hash, created_at, updated_at)
-		 VALUES ($1, $2, $3, $4, $5, $6, $6)
+		`INSERT INTO accounts (user_id, homeserver, device_id, access_token, password_hash, created_at, updated_at, always_on)
+		 VALUES ($1, $2, $3, $4, $5, $6, $6, $7)
 		 ON CONFLICT (user_id) DO UPDATE SET
 			homeserver = excluded.homeserver,
 			device_id = excluded.device_id,
 			access_token = excluded.access_token,
 			password_hash = excluded.password_hash,
-			updated_at = excluded.updated_at
+			updated_at = excluded.updated_at,
+			always_on = excluded.always_on
 		 RETURNING created_at`,
-		a.UserID, a.Homeserver, a.DeviceID, a.AccessToken, a.PasswordHash, now).
+		a.UserID, a.Homeserver, a.DeviceID, a.AccessToken, a.PasswordHash, now, alwaysOn).
 		Scan(&created)
 	if err != nil {
 		return fmt.Errorf("store: save account %s: %w", a.UserID, err)
@@ -250,8 +326,24 @@ func (s *SQLStore) PutAccount(ctx context.Context, a *Account) error {
 	return nil
 }
 
+// DeleteAccount removes the account and its rows in every per-account table
+// of the event store, in one transaction. Channel names are kept. Events in
+// the shared event table stay until Prune removes them.
 func (s *SQLStore) DeleteAccount(ctx context.Context, userID string) error {
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM accounts WHERE user_id = $1`, userID); err != nil {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		// Serialized with SaveSync, so that a concurrent save cannot
+		// leave stream rows behind.
+		if _, err := lockEvents(ctx, tx); err != nil {
+			return err
+		}
+		for _, table := range []string{"accounts", "sync_state", "account_events", "client_cursors", "outbox"} {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE user_id = $1`, userID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("store: delete account %s: %w", userID, err)
 	}
 	return nil

@@ -1,0 +1,576 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+)
+
+// The event store keeps Matrix timeline events for always-on sessions and
+// chat history. Events live once in the shared events table; each account
+// has its own stream (account_events) of the events it received, numbered
+// 1, 2, ... without reuse, and a sync token (sync_state). Each IRC client of
+// an account has a cursor into that stream.
+//
+// Everything that writes events or account streams (SaveSync, Prune,
+// DeleteAccount) first locks the 'events' row of the counters table, so
+// those writers run one at a time on PostgreSQL as they do on SQLite. That
+// keeps them free of deadlocks and unique-key races, and it hands out room
+// positions in commit order: a reader that has seen position n will never
+// later see a new event below n.
+
+// StoredEvent is one Matrix timeline event in the event store.
+type StoredEvent struct {
+	Seq     int64 // position in the account's stream (StreamRange) or in the room (RoomHistory); 0 on input
+	RoomID  string
+	EventID string
+	Sender  string
+	Type    string // Matrix event type
+	TS      int64  // origin_server_ts, Unix milliseconds
+	JSON    []byte // the whole event as JSON, stored and returned verbatim
+	// HistoryOnly, on input to SaveSync, stores the event for room
+	// history without adding it to the account's stream (its position is
+	// 0), for events from before the account could have missed them. It
+	// is always false on output.
+	HistoryOnly bool
+}
+
+// SyncBatch is what one /sync response brought an account.
+type SyncBatch struct {
+	UserID    string
+	NextBatch string        // the sync token that covers Events
+	Events    []StoredEvent // in the order the account received them
+}
+
+// HistoryQuery selects events of one room, newest-limited.
+type HistoryQuery struct {
+	RoomID string
+	// Bounds, all optional (zero = unbounded), exclusive:
+	AfterSeq, BeforeSeq int64 // room positions (StoredEvent.Seq from RoomHistory/FindEvent)
+	AfterTS, BeforeTS   int64 // Unix ms
+	Limit               int   // at most this many events; <= 0 means no limit
+	// Newest: with Limit, take the newest Limit events in the range (as for
+	// CHATHISTORY LATEST/BEFORE); otherwise the oldest Limit (AFTER).
+	Newest bool
+	// Types, when not empty, keeps only events of these Matrix types.
+	Types []string
+}
+
+// Target is a room with activity in a time range (CHATHISTORY TARGETS).
+type Target struct {
+	RoomID string
+	LastTS int64 // newest event's TS in the range
+}
+
+// OutboxEntry is a message accepted from IRC and not yet confirmed sent.
+type OutboxEntry struct {
+	UserID  string
+	TxnID   string
+	RoomID  string
+	Type    string // event type, e.g. m.room.message
+	Content []byte // JSON content
+	Created time.Time
+}
+
+// inTx runs f in a transaction and commits when f succeeds.
+func (s *SQLStore) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := f(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// lockEvents takes the lock that serializes writers of events and account
+// streams until tx ends, and returns the last room position given out.
+func lockEvents(ctx context.Context, tx *sql.Tx) (int64, error) {
+	var last int64
+	err := tx.QueryRowContext(ctx,
+		`UPDATE counters SET value = value WHERE name = 'events' RETURNING value`).Scan(&last)
+	if err != nil {
+		return 0, fmt.Errorf("lock events: %w", err)
+	}
+	return last, nil
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// SaveSync stores b.Events in the shared event table (one row per room and
+// event ID, whichever account stored it first; an existing row is kept as
+// is), appends each event that is not already in this account's stream to
+// the stream with consecutive positions after the current head, and sets
+// the account's sync token to b.NextBatch, all in one transaction. It
+// returns the stream position given to each event, in b.Events order, 0 for
+// an event already in the account's stream (a duplicate, also within b) and
+// for a HistoryOnly event. Empty Events still saves the token.
+func (s *SQLStore) SaveSync(ctx context.Context, b *SyncBatch) ([]int64, error) {
+	if b == nil || b.UserID == "" {
+		return nil, errors.New("store: save sync: empty user ID")
+	}
+	for i, e := range b.Events {
+		if e.RoomID == "" || e.EventID == "" {
+			return nil, fmt.Errorf("store: save sync of %s: event %d has an empty room or event ID", b.UserID, i)
+		}
+	}
+	positions := make([]int64, len(b.Events))
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if len(b.Events) == 0 {
+			_, err := tx.ExecContext(ctx,
+				`INSERT INTO sync_state (user_id, next_batch, head) VALUES ($1, $2, 0)
+				 ON CONFLICT (user_id) DO UPDATE SET next_batch = excluded.next_batch`,
+				b.UserID, b.NextBatch)
+			return err
+		}
+
+		roomSeq, err := lockEvents(ctx, tx)
+		if err != nil {
+			return err
+		}
+		startSeq := roomSeq
+		var head int64
+		err = tx.QueryRowContext(ctx, `SELECT head FROM sync_state WHERE user_id = $1`, b.UserID).Scan(&head)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("read head: %w", err)
+		}
+
+		for i, e := range b.Events {
+			res, err := tx.ExecContext(ctx,
+				`INSERT INTO events (seq, room_id, event_id, sender, type, ts, json)
+				 VALUES ($1, $2, $3, $4, $5, $6, $7)
+				 ON CONFLICT (room_id, event_id) DO NOTHING`,
+				roomSeq+1, e.RoomID, e.EventID, e.Sender, e.Type, e.TS, string(e.JSON))
+			if err != nil {
+				return fmt.Errorf("event %s: %w", e.EventID, err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return fmt.Errorf("event %s: %w", e.EventID, err)
+			} else if n > 0 {
+				roomSeq++
+			}
+			if e.HistoryOnly {
+				continue
+			}
+
+			res, err = tx.ExecContext(ctx,
+				`INSERT INTO account_events (user_id, seq, room_id, event_id, ts)
+				 VALUES ($1, $2, $3, $4, $5)
+				 ON CONFLICT (user_id, room_id, event_id) DO NOTHING`,
+				b.UserID, head+1, e.RoomID, e.EventID, e.TS)
+			if err != nil {
+				return fmt.Errorf("stream event %s: %w", e.EventID, err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return fmt.Errorf("stream event %s: %w", e.EventID, err)
+			} else if n > 0 {
+				head++
+				positions[i] = head
+			}
+		}
+
+		if roomSeq != startSeq {
+			if _, err := tx.ExecContext(ctx,
+				`UPDATE counters SET value = $1 WHERE name = 'events'`, roomSeq); err != nil {
+				return fmt.Errorf("advance room position: %w", err)
+			}
+		}
+		_, err = tx.ExecContext(ctx,
+			`INSERT INTO sync_state (user_id, next_batch, head) VALUES ($1, $2, $3)
+			 ON CONFLICT (user_id) DO UPDATE SET next_batch = excluded.next_batch, head = excluded.head`,
+			b.UserID, b.NextBatch, head)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: save sync of %s: %w", b.UserID, err)
+	}
+	return positions, nil
+}
+
+// SyncState returns the account's stored sync token ("" if none) and its
+// stream head (0 if none).
+func (s *SQLStore) SyncState(ctx context.Context, userID string) (token string, head int64, err error) {
+	err = s.db.QueryRowContext(ctx,
+		`SELECT next_batch, head FROM sync_state WHERE user_id = $1`, userID).Scan(&token, &head)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", 0, nil
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("store: load sync state of %s: %w", userID, err)
+	}
+	return token, head, nil
+}
+
+// ClearSyncState forgets the account's sync token. The stream and its head
+// stay, so that positions never repeat.
+func (s *SQLStore) ClearSyncState(ctx context.Context, userID string) error {
+	if _, err := s.db.ExecContext(ctx,
+		`UPDATE sync_state SET next_batch = '' WHERE user_id = $1`, userID); err != nil {
+		return fmt.Errorf("store: clear sync state of %s: %w", userID, err)
+	}
+	return nil
+}
+
+// StreamRange returns the account's stream events with after < seq <= upTo,
+// oldest first, at most perRoom per room (the newest ones of each room;
+// perRoom <= 0 means no limit), and how many older ones were left out, by
+// room ID; the map is never nil and holds only rooms with some left out.
+// Events pruned from the event table are skipped silently and not counted.
+// StoredEvent.Seq is the stream position.
+func (s *SQLStore) StreamRange(ctx context.Context, userID string, after, upTo int64, perRoom int) ([]StoredEvent, map[string]int, error) {
+	limit := int64(perRoom)
+	if perRoom <= 0 {
+		limit = math.MaxInt64
+	}
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT seq, room_id, event_id, sender, type, ts, json, n FROM (
+			SELECT a.seq, a.room_id, a.event_id, e.sender, e.type, e.ts, e.json,
+				ROW_NUMBER() OVER (PARTITION BY a.room_id ORDER BY a.seq DESC) AS rn,
+				COUNT(*) OVER (PARTITION BY a.room_id) AS n
+			FROM account_events a
+			JOIN events e ON e.room_id = a.room_id AND e.event_id = a.event_id
+			WHERE a.user_id = $1 AND a.seq > $2 AND a.seq <= $3
+		 ) t
+		 WHERE rn <= $4
+		 ORDER BY seq`,
+		userID, after, upTo, limit)
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: load stream of %s: %w", userID, err)
+	}
+	defer rows.Close()
+	var events []StoredEvent
+	skipped := map[string]int{}
+	for rows.Next() {
+		var e StoredEvent
+		var n int64
+		if err := rows.Scan(&e.Seq, &e.RoomID, &e.EventID, &e.Sender, &e.Type, &e.TS, &e.JSON, &n); err != nil {
+			return nil, nil, fmt.Errorf("store: load stream of %s: %w", userID, err)
+		}
+		if n > limit {
+			skipped[e.RoomID] = int(n - limit)
+		}
+		events = append(events, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("store: load stream of %s: %w", userID, err)
+	}
+	return events, skipped, nil
+}
+
+// Cursor returns a client's delivery position; ok is false if the client
+// (userID, client name) has none.
+func (s *SQLStore) Cursor(ctx context.Context, userID, client string) (seq int64, ok bool, err error) {
+	err = s.db.QueryRowContext(ctx,
+		`SELECT seq FROM client_cursors WHERE user_id = $1 AND client = $2`, userID, client).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("store: load cursor of %s client %s: %w", userID, client, err)
+	}
+	return seq, true, nil
+}
+
+// PutCursor moves a client's cursor forward to seq; a seq at or behind the
+// stored cursor changes nothing.
+func (s *SQLStore) PutCursor(ctx context.Context, userID, client string, seq int64) error {
+	if _, err := s.db.ExecContext(ctx,
+		`INSERT INTO client_cursors (user_id, client, seq) VALUES ($1, $2, $3)
+		 ON CONFLICT (user_id, client) DO UPDATE SET seq = excluded.seq
+		 WHERE client_cursors.seq < excluded.seq`,
+		userID, client, seq); err != nil {
+		return fmt.Errorf("store: save cursor of %s client %s: %w", userID, client, err)
+	}
+	return nil
+}
+
+// MaxCursor is the largest cursor of any client of the account; ok is false
+// if it has none.
+func (s *SQLStore) MaxCursor(ctx context.Context, userID string) (seq int64, ok bool, err error) {
+	var m sql.NullInt64
+	if err := s.db.QueryRowContext(ctx,
+		`SELECT MAX(seq) FROM client_cursors WHERE user_id = $1`, userID).Scan(&m); err != nil {
+		return 0, false, fmt.Errorf("store: load cursors of %s: %w", userID, err)
+	}
+	return m.Int64, m.Valid, nil
+}
+
+const eventColumns = `seq, room_id, event_id, sender, type, ts, json`
+
+func scanEvent(row interface{ Scan(...any) error }) (StoredEvent, error) {
+	var e StoredEvent
+	err := row.Scan(&e.Seq, &e.RoomID, &e.EventID, &e.Sender, &e.Type, &e.TS, &e.JSON)
+	return e, err
+}
+
+// RoomHistory returns events of a room matching q, oldest first.
+// StoredEvent.Seq is the room position (global, increasing in insertion
+// order).
+func (s *SQLStore) RoomHistory(ctx context.Context, q HistoryQuery) ([]StoredEvent, error) {
+	query := `SELECT ` + eventColumns + ` FROM events WHERE room_id = $1`
+	args := []any{q.RoomID}
+	bound := func(cond string, v int64) {
+		if v != 0 {
+			args = append(args, v)
+			query += fmt.Sprintf(" AND %s $%d", cond, len(args))
+		}
+	}
+	bound("seq >", q.AfterSeq)
+	bound("seq <", q.BeforeSeq)
+	bound("ts >", q.AfterTS)
+	bound("ts <", q.BeforeTS)
+	if len(q.Types) > 0 {
+		marks := make([]string, len(q.Types))
+		for i, t := range q.Types {
+			args = append(args, t)
+			marks[i] = fmt.Sprintf("$%d", len(args))
+		}
+		query += " AND type IN (" + strings.Join(marks, ", ") + ")"
+	}
+	newest := q.Newest && q.Limit > 0
+	if newest {
+		query += ` ORDER BY seq DESC`
+	} else {
+		query += ` ORDER BY seq`
+	}
+	if q.Limit > 0 {
+		args = append(args, q.Limit)
+		query += fmt.Sprintf(" LIMIT $%d", len(args))
+	}
+
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: load history of %s: %w", q.RoomID, err)
+	}
+	defer rows.Close()
+	var events []StoredEvent
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: load history of %s: %w", q.RoomID, err)
+		}
+		events = append(events, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: load history of %s: %w", q.RoomID, err)
+	}
+	if newest {
+		slices.Reverse(events)
+	}
+	return events, nil
+}
+
+// FindEvent returns one stored event by room and event ID, with its room
+// position, or an error satisfying errors.Is(err, ErrNotFound).
+func (s *SQLStore) FindEvent(ctx context.Context, roomID, eventID string) (*StoredEvent, error) {
+	e, err := scanEvent(s.db.QueryRowContext(ctx,
+		`SELECT `+eventColumns+` FROM events WHERE room_id = $1 AND event_id = $2`, roomID, eventID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("store: load event %s in %s: %w", eventID, roomID, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: load event %s in %s: %w", eventID, roomID, err)
+	}
+	return &e, nil
+}
+
+// LastEventBefore returns the newest event (by TS, then room position) of
+// the room with TS <= ts whose Type is one of types, any type when types is
+// empty, or an error satisfying errors.Is(err, ErrNotFound).
+func (s *SQLStore) LastEventBefore(ctx context.Context, roomID string, ts int64, types []string) (*StoredEvent, error) {
+	query := `SELECT ` + eventColumns + ` FROM events WHERE room_id = $1 AND ts <= $2`
+	args := []any{roomID, ts}
+	if len(types) > 0 {
+		marks := make([]string, len(types))
+		for i, t := range types {
+			args = append(args, t)
+			marks[i] = fmt.Sprintf("$%d", len(args))
+		}
+		query += ` AND type IN (` + strings.Join(marks, ", ") + `)`
+	}
+	query += ` ORDER BY ts DESC, seq DESC LIMIT 1`
+	e, err := scanEvent(s.db.QueryRowContext(ctx, query, args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("store: load last event before %d in %s: %w", ts, roomID, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: load last event before %d in %s: %w", ts, roomID, err)
+	}
+	return &e, nil
+}
+
+// Targets returns the rooms in the account's stream with events whose TS is
+// in [fromTS, toTS], by LastTS ascending (then room ID), at most limit
+// (limit <= 0 means no limit).
+func (s *SQLStore) Targets(ctx context.Context, userID string, fromTS, toTS int64, limit int) ([]Target, error) {
+	query := `SELECT room_id, MAX(ts) FROM account_events
+		WHERE user_id = $1 AND ts >= $2 AND ts <= $3
+		GROUP BY room_id ORDER BY MAX(ts), room_id`
+	args := []any{userID, fromTS, toTS}
+	if limit > 0 {
+		query += ` LIMIT $4`
+		args = append(args, limit)
+	}
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: load targets of %s: %w", userID, err)
+	}
+	defer rows.Close()
+	var targets []Target
+	for rows.Next() {
+		var t Target
+		if err := rows.Scan(&t.RoomID, &t.LastTS); err != nil {
+			return nil, fmt.Errorf("store: load targets of %s: %w", userID, err)
+		}
+		targets = append(targets, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: load targets of %s: %w", userID, err)
+	}
+	return targets, nil
+}
+
+// Prune keeps the newest keep events of the room (by room position) and
+// deletes older ones, plus the account stream rows that point at them.
+// Stream heads are kept, so stream positions are not reused.
+func (s *SQLStore) Prune(ctx context.Context, roomID string, keep int) error {
+	if keep < 0 {
+		return fmt.Errorf("store: prune %s: negative keep %d", roomID, keep)
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := lockEvents(ctx, tx); err != nil {
+			return err
+		}
+		// The newest event to delete: the one after the keep newest.
+		var cutoff int64
+		err := tx.QueryRowContext(ctx,
+			`SELECT seq FROM events WHERE room_id = $1 ORDER BY seq DESC LIMIT 1 OFFSET $2`,
+			roomID, keep).Scan(&cutoff)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil // no more than keep events
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx,
+			`DELETE FROM account_events WHERE room_id = $1 AND event_id IN
+				(SELECT event_id FROM events WHERE room_id = $1 AND seq <= $2)`,
+			roomID, cutoff); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM events WHERE room_id = $1 AND seq <= $2`, roomID, cutoff)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: prune %s: %w", roomID, err)
+	}
+	return nil
+}
+
+// PutOutbox records a message to (re)send under (e.UserID, e.TxnID). A zero
+// e.Created is set to the current time. Putting a TxnID again replaces room,
+// type and content and keeps its place in the order and its creation time,
+// which e.Created is set to.
+func (s *SQLStore) PutOutbox(ctx context.Context, e *OutboxEntry) error {
+	if e == nil || e.UserID == "" || e.TxnID == "" {
+		return errors.New("store: save outbox entry: empty user or transaction ID")
+	}
+	created := e.Created
+	if created.IsZero() {
+		created = s.now()
+	}
+	var stored int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var ord int64
+		if err := tx.QueryRowContext(ctx,
+			`UPDATE counters SET value = value + 1 WHERE name = 'outbox' RETURNING value`).Scan(&ord); err != nil {
+			return err
+		}
+		return tx.QueryRowContext(ctx,
+			`INSERT INTO outbox (user_id, txn_id, room_id, type, content, created_at, ord)
+			 VALUES ($1, $2, $3, $4, $5, $6, $7)
+			 ON CONFLICT (user_id, txn_id) DO UPDATE SET
+				room_id = excluded.room_id,
+				type = excluded.type,
+				content = excluded.content
+			 RETURNING created_at`,
+			e.UserID, e.TxnID, e.RoomID, e.Type, string(e.Content), created.UnixMilli(), ord).Scan(&stored)
+	})
+	if err != nil {
+		return fmt.Errorf("store: save outbox entry %s of %s: %w", e.TxnID, e.UserID, err)
+	}
+	e.Created = fromMillis(stored)
+	return nil
+}
+
+// DeleteOutbox forgets a message; it succeeds when it is already absent.
+func (s *SQLStore) DeleteOutbox(ctx context.Context, userID, txnID string) error {
+	if _, err := s.db.ExecContext(ctx,
+		`DELETE FROM outbox WHERE user_id = $1 AND txn_id = $2`, userID, txnID); err != nil {
+		return fmt.Errorf("store: delete outbox entry %s of %s: %w", txnID, userID, err)
+	}
+	return nil
+}
+
+// Outbox returns the account's messages to (re)send, oldest first (by
+// Created, then insertion order).
+func (s *SQLStore) Outbox(ctx context.Context, userID string) ([]OutboxEntry, error) {
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT txn_id, room_id, type, content, created_at FROM outbox
+		 WHERE user_id = $1 ORDER BY created_at, ord`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("store: load outbox of %s: %w", userID, err)
+	}
+	defer rows.Close()
+	var entries []OutboxEntry
+	for rows.Next() {
+		e := OutboxEntry{UserID: userID}
+		var created int64
+		if err := rows.Scan(&e.TxnID, &e.RoomID, &e.Type, &e.Content, &created); err != nil {
+			return nil, fmt.Errorf("store: load outbox of %s: %w", userID, err)
+		}
+		e.Created = fromMillis(created)
+		entries = append(entries, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: load outbox of %s: %w", userID, err)
+	}
+	return entries, nil
+}
+
+// AlwaysOnAccounts lists, by user ID, the accounts with an access token that
+// are always on: AlwaysOn true, or AlwaysOn nil when def is true.
+func (s *SQLStore) AlwaysOnAccounts(ctx context.Context, def bool) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT user_id FROM accounts
+		 WHERE access_token <> '' AND COALESCE(always_on, $1) <> 0
+		 ORDER BY user_id`, boolInt(def))
+	if err != nil {
+		return nil, fmt.Errorf("store: list always-on accounts: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("store: list always-on accounts: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: list always-on accounts: %w", err)
+	}
+	return ids, nil
+}
