@@ -99,6 +99,28 @@ func ParseAccount(account, defaultServer string) (id.UserID, bool) {
 	return id.NewUserID(strings.ToLower(local), server), true
 }
 
+// SplitClientName separates the client name from an account as typed in
+// SASL or USER: "alice@laptop" and "@alice:example.org@phone" name a
+// client after the last "@", while "@alice:example.org" names none (""). A
+// client name is 1 to 32 letters, digits, '-', '_' or '.'; ok is false when
+// the part after "@" is not one.
+func SplitClientName(account string) (acct, client string, ok bool) {
+	i := strings.LastIndexByte(account, '@')
+	if i <= 0 {
+		return account, "", true
+	}
+	client = account[i+1:]
+	if len(client) == 0 || len(client) > 32 {
+		return account, "", false
+	}
+	for _, r := range client {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return account, "", false
+		}
+	}
+	return account[:i], client, true
+}
+
 // UserHost is the user and host part of a Matrix user's IRC hostmask:
 // nick!localpart@server.
 func UserHost(user id.UserID) (string, string) {

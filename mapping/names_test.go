@@ -515,3 +515,25 @@ func TestShortAlias(t *testing.T) {
 		t.Errorf("empty local = %q", got)
 	}
 }
+
+func TestSplitClientName(t *testing.T) {
+	tests := []struct {
+		in, acct, client string
+		ok               bool
+	}{
+		{"alice", "alice", "", true},
+		{"@alice:example.org", "@alice:example.org", "", true},
+		{"alice@laptop", "alice", "laptop", true},
+		{"@alice:example.org@phone-2", "@alice:example.org", "phone-2", true},
+		{"alice:example.org@my.box_1", "alice:example.org", "my.box_1", true},
+		{"alice@", "alice@", "", false},
+		{"alice@lap top", "alice@lap top", "", false},
+		{"alice@" + strings.Repeat("x", 33), "alice@" + strings.Repeat("x", 33), "", false},
+	}
+	for _, tt := range tests {
+		acct, client, ok := SplitClientName(tt.in)
+		if acct != tt.acct || client != tt.client || ok != tt.ok {
+			t.Errorf("SplitClientName(%q) = %q, %q, %v; want %q, %q, %v", tt.in, acct, client, ok, tt.acct, tt.client, tt.ok)
+		}
+	}
+}
