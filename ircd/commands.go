@@ -57,6 +57,10 @@ func init() {
 		"MONITOR": {handle: forward, minParams: 1, postReg: true},
 		"BATCH":   {handle: (*Conn).handleBatch, minParams: 1, postReg: true},
 		"REDACT":  {handle: forward, minParams: 2, postReg: true},
+		// Bouncer commands: history, read markers, always-on.
+		"CHATHISTORY": {handle: forward, minParams: 1, postReg: true},
+		"MARKREAD":    {handle: forward, minParams: 1, postReg: true},
+		"ALWAYSON":    {handle: forward, postReg: true},
 	}
 }
 

@@ -142,6 +142,11 @@ func (c *Conn) SendNotice(text string) {
 	})
 }
 
+// OnWritten runs f on the connection's writer goroutine once every line
+// sent before it has been written to the socket; if the connection ends
+// first, f never runs. f must not block. Any goroutine; never blocks.
+func (c *Conn) OnWritten(f func()) { c.q.mark(f) }
+
 // Close sends "ERROR :reason" and closes the connection once the queue has
 // been written. Any goroutine; idempotent.
 func (c *Conn) Close(reason string) {
@@ -428,7 +433,7 @@ func (c *Conn) writeLoop() {
 	var buf [][]byte
 	var out []byte
 	for {
-		lines, done := c.q.take(buf)
+		lines, marks, done := c.q.take(buf)
 		if len(lines) > 0 {
 			out = out[:0]
 			for _, l := range lines {
@@ -443,6 +448,9 @@ func (c *Conn) writeLoop() {
 			if cap(out) > 64<<10 {
 				out = nil // don't keep a burst-sized buffer for an idle client
 			}
+		}
+		for _, f := range marks {
+			f()
 		}
 		buf = lines
 		if done {

@@ -39,7 +39,7 @@ func newOfflineConn(tb testing.TB, srv *Server, registered bool) *Conn {
 // produced is one well-formed line, whatever the client sent.
 func checkOutput(t *testing.T, c *Conn) {
 	t.Helper()
-	lines, _ := c.q.take(nil)
+	lines, _, _ := c.q.take(nil)
 	for _, l := range lines {
 		body, ok := bytes.CutSuffix(l, []byte("\r\n"))
 		if !ok || bytes.ContainsAny(body, "\x00\r\n") {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/mxircd/mxircd/mapping"
 )
 
 // What this server announces about itself. PREFIX and CHANMODES must match
@@ -71,10 +73,12 @@ func defaultISupport(cfg *Config) *ISupport {
 	is.Add("CASEMAPPING", "ascii")
 	is.Add("CHANMODES", "b,,,imnt")
 	is.Add("CHANTYPES", ChanTypes)
+	is.Add("CHATHISTORY", strconv.Itoa(mapping.MaxHistoryLimit))
 	// Only these client tags mean something in Matrix; others are dropped.
 	is.Add("CLIENTTAGDENY", "*,-draft/reply,-draft/react,-typing")
 	is.Add("LINELEN", strconv.Itoa(MaxLineBytes))
 	is.Add("MONITOR", "100")
+	is.Add("MSGREFTYPES", "msgid,timestamp")
 	is.Add("NETWORK", cfg.Network)
 	is.Add("NICKLEN", strconv.Itoa(NickLen))
 	is.Add("PREFIX", "(ov)@+")

@@ -9,6 +9,7 @@ import "sync"
 type sendQueue struct {
 	mu       sync.Mutex
 	lines    [][]byte
+	marks    []func() // run by the writer once the lines before them are written
 	bytes    int
 	max      int
 	closed   bool
@@ -31,6 +32,7 @@ func (q *sendQueue) push(line []byte, final []byte) bool {
 	}
 	if q.bytes+len(line) > q.max {
 		q.lines = append(q.lines[:0], final)
+		q.marks = nil
 		q.bytes = len(final)
 		q.closed = true
 		q.overflow = true
@@ -59,6 +61,20 @@ func (q *sendQueue) close(final []byte) {
 	q.signal()
 }
 
+// mark queues f to run on the writer goroutine once every line pushed
+// before it has been written to the socket. It is dropped, never run, when
+// the queue closes or overflows first.
+func (q *sendQueue) mark(f func()) {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return
+	}
+	q.marks = append(q.marks, f)
+	q.mu.Unlock()
+	q.signal()
+}
+
 func (q *sendQueue) signal() {
 	select {
 	case q.wake <- struct{}{}:
@@ -66,16 +82,18 @@ func (q *sendQueue) signal() {
 	}
 }
 
-// take hands the writer everything queued. done reports that the queue is
-// closed and nothing more will come after these lines.
-func (q *sendQueue) take(buf [][]byte) (lines [][]byte, done bool) {
+// take hands the writer everything queued, and the marks to run once those
+// lines are written. done reports that the queue is closed and nothing more
+// will come after these lines.
+func (q *sendQueue) take(buf [][]byte) (lines [][]byte, marks []func(), done bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	lines = append(buf[:0], q.lines...)
 	clear(q.lines)
 	q.lines = q.lines[:0]
 	q.bytes = 0
-	return lines, q.closed
+	marks, q.marks = q.marks, nil
+	return lines, marks, q.closed
 }
 
 func (q *sendQueue) overflowed() bool {

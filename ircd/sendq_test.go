@@ -6,7 +6,7 @@ import (
 )
 
 func takeStrings(q *sendQueue) ([]string, bool) {
-	lines, done := q.take(nil)
+	lines, _, done := q.take(nil)
 	var out []string
 	for _, l := range lines {
 		out = append(out, string(l))
@@ -138,7 +138,7 @@ func TestSendQueueConcurrent(t *testing.T) {
 	next := make([]int, producers)
 	var buf [][]byte
 	for {
-		lines, done := q.take(buf)
+		lines, _, done := q.take(buf)
 		for _, l := range lines {
 			p, i := int(l[0]), int(l[1])<<8|int(l[2])
 			if i != next[p] {
@@ -156,5 +156,34 @@ func TestSendQueueConcurrent(t *testing.T) {
 		if n != perProducer {
 			t.Errorf("producer %d: got %d lines, want %d", p, n, perProducer)
 		}
+	}
+}
+
+func TestSendQueueMarksFollowTheirLines(t *testing.T) {
+	q := newSendQueue(100)
+	var ran []string
+	q.push([]byte("a\r\n"), nil)
+	q.mark(func() { ran = append(ran, "after a") })
+	lines, marks, _ := q.take(nil)
+	if len(lines) != 1 || len(marks) != 1 {
+		t.Fatalf("take = %d lines, %d marks; want 1, 1", len(lines), len(marks))
+	}
+	marks[0]()
+	if _, marks, _ := q.take(nil); len(marks) != 0 {
+		t.Fatalf("a mark was handed out twice")
+	}
+	// Overflow drops marks: their lines never reach the client.
+	q.push([]byte("b\r\n"), []byte("FINAL"))
+	q.mark(func() { ran = append(ran, "after b") })
+	q.push(make([]byte, 200), []byte("FINAL"))
+	if _, marks, _ := q.take(nil); len(marks) != 0 {
+		t.Fatalf("marks survived an overflow: %d", len(marks))
+	}
+	q.mark(func() { ran = append(ran, "after close") })
+	if _, marks, _ := q.take(nil); len(marks) != 0 {
+		t.Fatalf("a mark was queued on a closed queue")
+	}
+	if len(ran) != 1 || ran[0] != "after a" {
+		t.Fatalf("ran = %v", ran)
 	}
 }
