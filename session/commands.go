@@ -75,6 +75,12 @@ func (s *Session) runCommand(a *Attachment, m *irc.Message) {
 		s.cmdRedact(a, m)
 	case "NICK":
 		s.cmdNick(a, m)
+	case "CHATHISTORY":
+		s.cmdChathistory(a, m)
+	case "MARKREAD":
+		s.cmdMarkread(a, m)
+	case "ALWAYSON":
+		s.cmdAlwaysOn(a, m)
 	default:
 		a.client.SendNumeric(irc.ERR_UNKNOWNCOMMAND, m.Command, "Unknown command")
 	}
@@ -254,7 +260,9 @@ func (s *Session) cmdMessage(a *Attachment, m *irc.Message) {
 // remembers it so the echo from sync is not shown to a again.
 func (s *Session) newTxnID(a *Attachment) string {
 	s.txnSeq++
-	txnID := fmt.Sprintf("mxircd.%d.%d", s.started, s.txnSeq)
+	// The client's name ends the ID, so replay can leave out what a
+	// client typed itself.
+	txnID := fmt.Sprintf("mxircd.%d.%d%s%s", s.started, s.txnSeq, txnClientSep, a.name)
 	s.sentTxns[txnID] = a
 	if resp := labeledOf(a); resp != nil && a.client.HasCap("echo-message") {
 		// The echo is the answer to a labeled message: wait for it.
@@ -278,7 +286,7 @@ func (s *Session) dropTxn(txnID string) {
 // called it, for the error reply.
 func (s *Session) sendContent(a *Attachment, command string, roomID id.RoomID, target string, content *event.MessageEventContent, txnID string) {
 	ok := s.request(a, command, func(ctx context.Context) func() {
-		_, err := s.cli.SendMessageEvent(ctx, roomID, event.EventMessage, content, mautrix.ReqSendEvent{TransactionID: txnID})
+		err := s.sendEvent(ctx, roomID, event.EventMessage, content, txnID)
 		return func() {
 			if err != nil {
 				s.dropTxn(txnID)

@@ -105,7 +105,7 @@ func (s *Session) sendDirect(a *Attachment, nick string, user id.UserID, content
 	s.request(a, command, func(ctx context.Context) func() {
 		err := future.err
 		if err == nil {
-			_, err = s.cli.SendMessageEvent(ctx, future.roomID, event.EventMessage, content, mautrix.ReqSendEvent{TransactionID: txnID})
+			err = s.sendEvent(ctx, future.roomID, event.EventMessage, content, txnID)
 		}
 		return func() {
 			if err != nil {

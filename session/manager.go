@@ -48,6 +48,17 @@ type Config struct {
 	// MediaLink makes a browser link for a user's media; nil shows the
 	// mxc:// URI. It must be safe to call from any goroutine.
 	MediaLink func(user id.UserID, mxc id.ContentURI, filename string) string
+
+	// AlwaysOn keeps sessions synced with no client attached, unless an
+	// account turned it off for itself.
+	AlwaysOn bool
+	// AwayWhenDetached shows an account as away while no client is attached.
+	AwayWhenDetached bool
+	// ReplayLimit is the most missed events replayed per room to a client
+	// without draft/chathistory; 0 replays nothing.
+	ReplayLimit int
+	// HistoryPerRoom is how many events the store keeps per room (default 5000).
+	HistoryPerRoom int
 }
 
 // Manager owns every live Session and logs clients in to them.
@@ -62,7 +73,16 @@ type Manager struct {
 	userLocks map[id.UserID]*sync.Mutex
 	closed    bool
 	running   sync.WaitGroup
+
+	// Client cursors waiting to be saved, written by one goroutine.
+	cursorMu    sync.Mutex
+	cursorDirty map[cursorKey]int64
+	cursorWake  chan struct{}
+	cursorDone  chan struct{}
+	stopCursors context.CancelFunc
 }
+
+type cursorKey struct{ user, client string }
 
 func NewManager(cfg Config, st store.Store) *Manager {
 	if cfg.DeviceName == "" {
@@ -74,6 +94,9 @@ func NewManager(cfg Config, st store.Store) *Manager {
 	if cfg.TimelineLimit == 0 {
 		cfg.TimelineLimit = 100
 	}
+	if cfg.HistoryPerRoom == 0 {
+		cfg.HistoryPerRoom = 5000
+	}
 	if cfg.HTTPClient == nil {
 		// No overall timeout: long-poll syncs set their own through ctx.
 		cfg.HTTPClient = &http.Client{}
@@ -81,14 +104,21 @@ func NewManager(cfg Config, st store.Store) *Manager {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Manager{
-		cfg:       cfg,
-		store:     st,
-		log:       cfg.Logger,
-		sessions:  map[id.UserID]*Session{},
-		ending:    map[id.UserID]*Session{},
-		userLocks: map[id.UserID]*sync.Mutex{},
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &Manager{
+		cfg:         cfg,
+		store:       st,
+		log:         cfg.Logger,
+		sessions:    map[id.UserID]*Session{},
+		ending:      map[id.UserID]*Session{},
+		userLocks:   map[id.UserID]*sync.Mutex{},
+		cursorDirty: map[cursorKey]int64{},
+		cursorWake:  make(chan struct{}, 1),
+		cursorDone:  make(chan struct{}),
+		stopCursors: cancel,
 	}
+	go m.cursorLoop(ctx)
+	return m
 }
 
 // userLock serialises logins of one account, so two clients connecting at
@@ -108,6 +138,10 @@ func (m *Manager) userLock(user id.UserID) *sync.Mutex {
 // session, starting it if needed. It may take as long as the homeserver
 // does, bounded by ctx. Called on the client's reader goroutine.
 func (m *Manager) Login(ctx context.Context, account, password string, client Client) (*Attachment, error) {
+	account, clientName, ok := mapping.SplitClientName(account)
+	if !ok {
+		return nil, fmt.Errorf("%w: a client name after @ is 1 to 32 letters, digits, '-', '_' or '.'", ErrInvalidCredentials)
+	}
 	user, ok := mapping.ParseAccount(account, m.cfg.ServerName)
 	if !ok {
 		if m.cfg.ServerName == "" && !strings.Contains(account, ":") {
@@ -145,7 +179,7 @@ func (m *Manager) Login(ctx context.Context, account, password string, client Cl
 		if !verified {
 			sess.setToken(acct.AccessToken)
 		}
-		return newAttachment(sess, client), nil
+		return newAttachment(sess, client, clientName), nil
 	}
 	ending := m.ending[user]
 	m.mu.Unlock()
@@ -159,11 +193,11 @@ func (m *Manager) Login(ctx context.Context, account, password string, client Cl
 		}
 	}
 
-	sess, err = m.startSession(ctx, acct, user, password, verified)
+	sess, err = m.startSession(ctx, acct, user, password, verified, true)
 	if err != nil {
 		return nil, err
 	}
-	return newAttachment(sess, client), nil
+	return newAttachment(sess, client, clientName), nil
 }
 
 // passwordLogin logs in to Matrix with the password, reusing the account's
@@ -237,11 +271,17 @@ func (m *Manager) newClient(homeserver string, user id.UserID, token string) (*m
 }
 
 // startSession checks the stored token (logging in again if the homeserver
-// no longer accepts it) and starts the account's session.
-func (m *Manager) startSession(ctx context.Context, acct *store.Account, user id.UserID, password string, verified bool) (*Session, error) {
+// no longer accepts it) and starts the account's session, attached is
+// true when a client is logging in (it holds the session).
+func (m *Manager) startSession(ctx context.Context, acct *store.Account, user id.UserID, password string, verified, attached bool) (*Session, error) {
 	cli, err := m.newClient(acct.Homeserver, user, acct.AccessToken)
 	if err != nil {
 		return nil, err
+	}
+	if !attached {
+		// Resuming after a restart: the sync loop finds out if the token
+		// is no longer good, and waits out a homeserver that is down.
+		return m.launch(ctx, cli, acct, 0)
 	}
 	who, err := cli.Whoami(ctx)
 	if errors.Is(err, mautrix.MUnknownToken) && verified {
@@ -258,10 +298,25 @@ func (m *Manager) startSession(ctx context.Context, acct *store.Account, user id
 	if who.UserID != user {
 		return nil, fmt.Errorf("access token belongs to %s, not %s", who.UserID, user)
 	}
+	return m.launch(ctx, cli, acct, 1)
+}
+
+// launch loads what the session resumes from and starts it with refs
+// attachments.
+func (m *Manager) launch(ctx context.Context, cli *mautrix.Client, acct *store.Account, refs int) (*Session, error) {
+	user := cli.UserID
 	cli.DeviceID = id.DeviceID(acct.DeviceID)
 	names, err := m.store.ChannelNames(ctx, user.String())
 	if err != nil {
 		return nil, fmt.Errorf("loading channel names: %w", err)
+	}
+	since, head, err := m.store.SyncState(ctx, user.String())
+	if err != nil {
+		return nil, fmt.Errorf("loading the sync position: %w", err)
+	}
+	outbox, err := m.store.Outbox(ctx, user.String())
+	if err != nil {
+		return nil, fmt.Errorf("loading unsent messages: %w", err)
 	}
 
 	m.mu.Lock()
@@ -273,7 +328,17 @@ func (m *Manager) startSession(ctx context.Context, acct *store.Account, user id
 	for roomID, name := range names {
 		sess.savedNames[id.RoomID(roomID)] = name
 	}
-	sess.refs = 1
+	sess.since, sess.head = since, head
+	sess.alwaysOn.Store(m.cfg.AlwaysOn)
+	if acct.AlwaysOn != nil {
+		sess.alwaysOn.Store(*acct.AlwaysOn)
+	}
+	// Until a client attaches, the account shows as away if configured.
+	sess.detachedAway.Store(m.cfg.AwayWhenDetached && refs == 0)
+	for _, e := range outbox {
+		sess.resend(e)
+	}
+	sess.refs = refs
 	m.sessions[user] = sess
 	m.running.Add(1)
 	go func() {
@@ -289,11 +354,11 @@ func (m *Manager) startSession(ctx context.Context, acct *store.Account, user id
 }
 
 // release drops one attachment's hold on a session and stops the session
-// when no client is left. Any goroutine.
+// when no client is left, unless it is always-on. Any goroutine.
 func (m *Manager) release(sess *Session) {
 	m.mu.Lock()
 	sess.refs--
-	stop := sess.refs == 0 && m.sessions[sess.user] == sess
+	stop := sess.refs == 0 && m.sessions[sess.user] == sess && !sess.alwaysOn.Load()
 	if stop {
 		delete(m.sessions, sess.user)
 		m.ending[sess.user] = sess
@@ -333,6 +398,13 @@ func (m *Manager) Close(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Every client has been written to: save where each one is.
+	m.stopCursors()
+	select {
+	case <-m.cursorDone:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -354,4 +426,120 @@ func matrixErrorText(err error) string {
 		return httpErr.RespError.Err
 	}
 	return err.Error()
+}
+
+// ResumeAll starts, in the background, the session of every always-on
+// account that has a token, as they were before the gateway stopped. Any
+// goroutine; call once at start-up.
+func (m *Manager) ResumeAll() {
+	m.running.Add(1)
+	go func() {
+		defer m.running.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		users, err := m.store.AlwaysOnAccounts(ctx, m.cfg.AlwaysOn)
+		cancel()
+		if err != nil {
+			m.log.Error("cannot list always-on accounts; they resume when their clients connect", "err", err)
+			return
+		}
+		// A few at a time, so thousands of accounts do not all hit the
+		// store and the homeserver in the same second.
+		sem := make(chan struct{}, 8)
+		var wg sync.WaitGroup
+		for _, u := range users {
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				if err := m.resume(id.UserID(u)); err != nil {
+					m.log.Warn("could not resume always-on session", "user", u, "err", err)
+				}
+			}()
+		}
+		wg.Wait()
+		if len(users) > 0 {
+			m.log.Info("resumed always-on sessions", "count", len(users))
+		}
+	}()
+}
+
+func (m *Manager) resume(user id.UserID) error {
+	lock := m.userLock(user)
+	lock.Lock()
+	defer lock.Unlock()
+	m.mu.Lock()
+	_, running := m.sessions[user]
+	closed := m.closed
+	m.mu.Unlock()
+	if running || closed {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	acct, err := m.store.Account(ctx, user.String())
+	if err != nil {
+		return err
+	}
+	if acct.AccessToken == "" {
+		return nil
+	}
+	_, err = m.startSession(ctx, acct, user, "", false, false)
+	return err
+}
+
+// setAlwaysOn saves an account's always-on setting; nil follows the
+// gateway's default.
+func (m *Manager) setAlwaysOn(ctx context.Context, user string, on *bool) error {
+	acct, err := m.store.Account(ctx, user)
+	if err != nil {
+		return err
+	}
+	acct.AlwaysOn = on
+	return m.store.PutAccount(ctx, acct)
+}
+
+// saveCursor records that a client has been given the stream up to seq;
+// the cursor goroutine writes it soon after. Any goroutine; never blocks.
+func (m *Manager) saveCursor(user, client string, seq int64) {
+	k := cursorKey{user, client}
+	m.cursorMu.Lock()
+	if seq > m.cursorDirty[k] {
+		m.cursorDirty[k] = seq
+	}
+	m.cursorMu.Unlock()
+	select {
+	case m.cursorWake <- struct{}{}:
+	default:
+	}
+}
+
+// cursorLoop writes client cursors as they move, coalescing the moves that
+// come while a write is under way; after ctx ends it writes what is left.
+func (m *Manager) cursorLoop(ctx context.Context) {
+	defer close(m.cursorDone)
+	for {
+		select {
+		case <-m.cursorWake:
+			m.flushCursors()
+		case <-ctx.Done():
+			m.flushCursors()
+			return
+		}
+	}
+}
+
+func (m *Manager) flushCursors() {
+	m.cursorMu.Lock()
+	dirty := m.cursorDirty
+	m.cursorDirty = map[cursorKey]int64{}
+	m.cursorMu.Unlock()
+	for k, seq := range dirty {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := m.store.PutCursor(ctx, k.user, k.client, seq)
+		cancel()
+		if err != nil {
+			// The client gets these events again on its next connect.
+			m.log.Warn("could not save a client's position", "user", k.user, "client", k.client, "err", err)
+		}
+	}
 }

@@ -122,6 +122,9 @@ func (s *Session) cmdAway(a *Attachment, m *irc.Message) {
 
 // presenceToSet is the presence each /sync asserts. Any goroutine.
 func (s *Session) presenceToSet() event.Presence {
+	if s.detachedAway.Load() {
+		return event.PresenceUnavailable
+	}
 	if p := s.setPresence.Load(); p != nil {
 		return *p
 	}

@@ -83,6 +83,7 @@ func (s *Session) renameClient(a *Attachment, nick string) {
 // topic and the names list.
 func (s *Session) sendChannelBurst(a *Attachment, r *room) {
 	s.sendJoin(a, r, s.user)
+	s.sendMarker(a, r)
 	s.sendTopic(a, r, false)
 	if !a.client.HasCap("draft/no-implicit-names") {
 		s.sendNames(a, r)

@@ -32,6 +32,7 @@ type room struct {
 	backlog  []*event.Event     // messages of a room not yet shown (a DM's first words)
 	recent   []recentMessage    // the last messages, for context in replies and reactions
 	typing   map[id.UserID]bool // who is typing, as last shown
+	readTS   int64              // the account's read marker: time of the newest read event, unix ms
 }
 
 type member struct {

@@ -29,6 +29,9 @@ type Client interface {
 	ServerName() string
 	HasCap(name string) bool
 	Close(reason string)
+	// OnWritten runs f once every line sent before it has been written to
+	// the client's socket; never if the connection ends first.
+	OnWritten(f func())
 }
 
 // Session is one Matrix account's live connection to its homeserver and the
@@ -56,6 +59,15 @@ type Session struct {
 
 	refs int // attachments holding the session; guarded by mgr.mu
 
+	// alwaysOn keeps the session running with no client attached.
+	alwaysOn atomic.Bool
+	// since is the stored sync token the session resumes from ("" for a
+	// first sync); set before run, then the sync loop's.
+	since string
+	// detachedAway says the account shows as away because no client is
+	// attached (bouncer.away_when_detached). Read by the sync loop.
+	detachedAway atomic.Bool
+
 	// Owned by the run goroutine.
 	clients    map[*Attachment]bool // value: has had its connect burst
 	synced     bool                 // the initial sync has been applied
@@ -70,6 +82,15 @@ type Session struct {
 	started    int64          // unix nanoseconds; makes transaction IDs unique across sessions
 	pending    []commandEvent // commands that came before the first sync
 	syncBroken bool           // the last /sync failed and clients were told
+
+	// The account's event stream (see bouncer.go): head is the position of
+	// the newest stored event applied; only (one client) renders to a
+	// single client, for replay and history; streaming is set while
+	// timeline events are shown, which clients still catching up skip.
+	head      int64
+	only      *Attachment
+	streaming bool
+	replaying bool
 
 	// A room the account joins can show up in /sync before the JOIN request
 	// that caused it has returned, and before its alias state has. Such a
@@ -96,6 +117,9 @@ type (
 	syncEvent struct {
 		resp    *mautrix.RespSync
 		initial bool
+		// seqs is the stream position of each timeline event the account
+		// had not seen; an event missing here is not shown.
+		seqs map[id.EventID]int64
 	}
 	// resultEvent carries the owner-side continuation of a finished request.
 	resultEvent struct{ apply func() }
@@ -225,11 +249,13 @@ func (s *Session) handleEvent(ev any) {
 	switch ev := ev.(type) {
 	case attachEvent:
 		s.clients[ev.a] = false
+		s.clientsChanged()
 		if s.synced {
-			s.sendConnectBurst(ev.a)
+			s.startAttach(ev.a)
 		}
 	case detachEvent:
 		delete(s.clients, ev.a)
+		s.clientsChanged()
 	case commandEvent:
 		if _, ok := s.clients[ev.a]; ok {
 			s.handleCommand(ev.a, ev.msg)
@@ -239,7 +265,7 @@ func (s *Session) handleEvent(ev any) {
 			s.syncBroken = false
 			s.noticeAll("The homeserver is reachable again.")
 		}
-		s.applySync(ev.resp, ev.initial)
+		s.applySync(ev.resp, ev.initial, ev.seqs)
 	case syncFailedEvent:
 		if !s.syncBroken {
 			// Tell clients once, not on every retry.
@@ -348,27 +374,38 @@ func (s *Session) runJob(j job, timeout time.Duration) {
 // so no message is lost between two syncs.
 const (
 	syncFilterCommon = `{"presence":{"types":["m.presence"]},"account_data":{"types":["m.direct"]},` +
-		`"room":{"ephemeral":{"types":["m.typing"]},"account_data":{"not_types":["*"]},"timeline":{"limit":`
+		`"room":{"ephemeral":{"types":["m.typing","m.receipt"]},"account_data":{"types":["m.fully_read"]},"timeline":{"limit":`
 	initialSyncFilter = syncFilterCommon + `10}}}`
 	// maxGapEvents bounds how far back one gap is filled.
 	maxGapEvents = 1000
 )
 
-// syncLoop long-polls /sync and hands each response to the owner. Only the
-// owner applies responses, so state never changes under it.
+// syncLoop long-polls /sync, stores what each response brought together
+// with its token, and hands it to the owner. Only the owner applies
+// responses, so state never changes under it.
 func (s *Session) syncLoop() {
-	since := ""
+	since := s.since
+	first := true
 	backoff := time.Duration(0)
-	// What each room's timeline has delivered lately: filling a gap skips
-	// it and stops once it is past it (homeservers do not all honour
-	// /messages' "to", and /messages orders concurrent events by the room
-	// graph, not as sync did).
-	delivered := map[id.RoomID]*recentIDs{}
+	tr := newStreamTracker()
+	fail := func(err error) bool {
+		backoff = retryDelay(err, backoff)
+		s.log.Warn("sync failed, retrying", "err", err, "retry_in", backoff)
+		s.post(syncFailedEvent{err: err})
+		select {
+		case <-time.After(backoff):
+			return true
+		case <-s.ctx.Done():
+			return false
+		}
+	}
 	for s.ctx.Err() == nil {
 		resp, err := s.cli.FullSyncRequest(s.ctx, mautrix.ReqSync{
-			Timeout:     int(s.mgr.cfg.SyncTimeout / time.Millisecond),
-			Since:       since,
-			FilterID:    s.syncFilter(since == ""),
+			Timeout:  int(s.mgr.cfg.SyncTimeout / time.Millisecond),
+			Since:    since,
+			FilterID: s.syncFilter(since == ""),
+			// A session resuming from a stored token has no room state yet.
+			FullState:   first && since != "",
 			SetPresence: s.presenceToSet(),
 		})
 		if err != nil {
@@ -379,36 +416,31 @@ func (s *Session) syncLoop() {
 				s.post(loggedOutEvent{err: err})
 				return
 			}
-			backoff = retryDelay(err, backoff)
-			s.log.Warn("sync failed, retrying", "err", err, "retry_in", backoff)
-			s.post(syncFailedEvent{err: err})
-			select {
-			case <-time.After(backoff):
-			case <-s.ctx.Done():
+			if !fail(err) {
+				return
+			}
+			continue
+		}
+		if since != "" {
+			s.fillGaps(resp, since, tr, first)
+		}
+		seqs, err := s.persistSync(resp, since == "", tr)
+		if err != nil {
+			if s.ctx.Err() != nil {
+				return
+			}
+			// Not stored means not received: ask for the same again.
+			if !fail(fmt.Errorf("saving the sync: %w", err)) {
 				return
 			}
 			continue
 		}
 		backoff = 0
-		if since != "" {
-			s.fillGaps(resp, since, delivered)
-		}
-		for roomID, joined := range resp.Rooms.Join {
-			d := delivered[roomID]
-			if d == nil {
-				d = &recentIDs{set: map[id.EventID]bool{}}
-				delivered[roomID] = d
-			}
-			for _, ev := range joined.Timeline.Events {
-				d.add(ev.ID)
-			}
-		}
-		for roomID := range resp.Rooms.Leave {
-			delete(delivered, roomID)
-		}
-		if !s.post(syncEvent{resp: resp, initial: since == ""}) {
+		tr.record(resp)
+		if !s.post(syncEvent{resp: resp, initial: first, seqs: seqs}) {
 			return
 		}
+		first = false
 		since = resp.NextBatch
 	}
 }
@@ -421,11 +453,22 @@ func (s *Session) syncFilter(initial bool) string {
 }
 
 // fillGaps fetches the events a limited timeline left out since the last
-// sync and puts them before the ones it has, in order. Sync loop only.
-func (s *Session) fillGaps(resp *mautrix.RespSync, since string, delivered map[id.RoomID]*recentIDs) {
+// sync and puts them before the ones it has, in order. What each room's
+// timeline delivered lately is skipped and ends the paging (homeservers do
+// not all honour /messages' "to", and /messages orders concurrent events by
+// the room graph, not as sync did). Sync loop only.
+func (s *Session) fillGaps(resp *mautrix.RespSync, since string, tr *streamTracker, resumed bool) {
 	for roomID, joined := range resp.Rooms.Join {
-		seen := delivered[roomID]
-		if !joined.Timeline.Limited || joined.Timeline.PrevBatch == "" || seen == nil {
+		if !joined.Timeline.Limited || joined.Timeline.PrevBatch == "" {
+			continue
+		}
+		seen := tr.delivered[roomID]
+		if seen == nil && resumed {
+			// After a restart, what was delivered is in the store.
+			seen = s.storedRecentIDs(roomID)
+			tr.delivered[roomID] = seen
+		}
+		if seen == nil {
 			continue // a room new to this sync is shown without its history
 		}
 		inSync := map[id.EventID]bool{}
@@ -477,12 +520,17 @@ func retryDelay(err error, prev time.Duration) time.Duration {
 type Attachment struct {
 	sess   *Session
 	client Client
+	name   string // the client name ("laptop" of alice@laptop), "" if none
 
-	monitor map[string]id.UserID // MONITOR targets, folded, owner goroutine only
+	// Owner goroutine only.
+	monitor    map[string]id.UserID // MONITOR targets, folded
+	cursor     int64                // stream position given to the client
+	catchingUp bool                 // missed events are being replayed
+	burstHead  int64                // the head when its connect burst was sent
 }
 
-func newAttachment(s *Session, c Client) *Attachment {
-	return &Attachment{sess: s, client: c, monitor: map[string]id.UserID{}}
+func newAttachment(s *Session, c Client, name string) *Attachment {
+	return &Attachment{sess: s, client: c, name: name, monitor: map[string]id.UserID{}}
 }
 
 // Attach starts delivery to the client. Client's reader goroutine.

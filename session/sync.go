@@ -10,25 +10,33 @@ import (
 )
 
 // applySync folds one /sync response into the session and tells the
-// attached clients what changed. The initial sync only builds state: what
-// happened before the client connected is not replayed as new.
-func (s *Session) applySync(resp *mautrix.RespSync, initial bool) {
+// attached clients what changed. The session's first sync only builds
+// state: what it brings that clients missed is replayed from the store.
+// seqs holds the stream positions of the events new to the account; rooms
+// go in the order persistSync numbered them.
+func (s *Session) applySync(resp *mautrix.RespSync, initial bool, seqs map[id.EventID]int64) {
 	// Account data first: m.direct decides whether new rooms are queries.
 	s.applyDirect(resp.AccountData.Events)
 	s.applyPresence(resp.Presence.Events)
-	for roomID, joined := range resp.Rooms.Join {
-		s.applyJoinedRoom(roomID, joined, initial)
+	for _, roomID := range sortedRoomIDs(resp.Rooms.Join) {
+		s.applyJoinedRoom(roomID, resp.Rooms.Join[roomID], initial, seqs)
 	}
-	for roomID, left := range resp.Rooms.Leave {
-		s.applyLeftRoom(roomID, left)
+	for _, roomID := range sortedRoomIDs(resp.Rooms.Leave) {
+		s.applyLeftRoom(roomID, resp.Rooms.Leave[roomID])
 	}
 	for roomID, invited := range resp.Rooms.Invite {
 		s.applyInvite(roomID, invited)
 	}
+	s.applyReadMarkers(resp)
+	var newest int64
+	for _, seq := range seqs {
+		newest = max(newest, seq)
+	}
+	s.advance(newest)
 	if !s.synced {
 		s.synced = true
 		for a := range s.clients {
-			s.sendConnectBurst(a)
+			s.startAttach(a)
 		}
 		pending := s.pending
 		s.pending = nil
@@ -40,7 +48,7 @@ func (s *Session) applySync(resp *mautrix.RespSync, initial bool) {
 	}
 }
 
-func (s *Session) applyJoinedRoom(roomID id.RoomID, joined *mautrix.SyncJoinedRoom, initial bool) {
+func (s *Session) applyJoinedRoom(roomID id.RoomID, joined *mautrix.SyncJoinedRoom, initial bool, seqs map[id.EventID]int64) {
 	r, known := s.rooms[roomID]
 	delete(s.invites, roomID)
 	if !known {
@@ -55,7 +63,17 @@ func (s *Session) applyJoinedRoom(roomID id.RoomID, joined *mautrix.SyncJoinedRo
 	if known && !initial {
 		for _, ev := range joined.Timeline.Events {
 			ev.RoomID = roomID
+			seq := seqs[ev.ID]
+			if seq == 0 {
+				// Already delivered (a gap filled twice): keep the
+				// state, show nothing.
+				r.applyState(ev)
+				continue
+			}
+			s.streaming = true
 			s.applyTimelineEvent(r, ev)
+			s.streaming = false
+			s.advance(seq)
 		}
 		for _, ev := range joined.Ephemeral.Events {
 			if ev.Type.Type == event.EphemeralEventTyping.Type {
@@ -100,9 +118,11 @@ func (s *Session) announceRoom(r *room) {
 		// starting with those sent before the account joined: someone
 		// who opens a DM with a message expects it to be read.
 		s.rooms[r.id] = r
+		s.streaming = true
 		for _, ev := range backlog {
 			s.showMessage(r, ev)
 		}
+		s.streaming = false
 		return
 	}
 	s.addRoom(r)
@@ -173,7 +193,9 @@ func (s *Session) showMessage(r *room, ev *event.Event) {
 		return
 	}
 	s.broadcastEcho(ev, func(a *Attachment) { s.sendRoomMessage(a, r, ev) })
-	s.rememberMessage(r, ev)
+	if !s.replaying {
+		s.rememberMessage(r, ev)
+	}
 }
 
 // broadcastEcho shows an event to every client, except that the client
@@ -284,8 +306,13 @@ func (s *Session) applyLeftRoom(roomID id.RoomID, left *mautrix.SyncLeftRoom) {
 // broadcast renders for each attached client that has had its connect
 // burst; lines are per client because each has its own nick.
 func (s *Session) broadcast(f func(a *Attachment)) {
+	if s.only != nil {
+		f(s.only)
+		return
+	}
 	for a, burstDone := range s.clients {
-		if burstDone {
+		// A client catching up gets timeline events from the store.
+		if burstDone && !(s.streaming && a.catchingUp) {
 			f(a)
 		}
 	}

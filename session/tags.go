@@ -56,11 +56,10 @@ func (s *Session) fail(a *Attachment, command, code, context, text string) {
 // with them (REDACT, TAGMSG, SETNAME); others get the text as a NOTICE.
 func (s *Session) standardReply(a *Attachment, kind, command, code, context, text string) {
 	switch {
-	case a.client.HasCap("standard-replies"), command == "REDACT", command == "TAGMSG", command == "SETNAME":
-		params := []string{command, code}
-		if context != "" {
-			params = append(params, context)
-		}
+	case a.client.HasCap("standard-replies"), command == "REDACT", command == "TAGMSG", command == "SETNAME",
+		command == "CHATHISTORY", command == "MARKREAD":
+		// context holds one or more space-separated parameters.
+		params := append([]string{command, code}, strings.Fields(context)...)
 		a.client.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: a.client.ServerName()}, Command: kind, Params: append(params, text)})
 	default:
 		a.client.SendNotice(text)
@@ -83,7 +82,7 @@ func (s *Session) cmdTagmsg(a *Attachment, m *irc.Message) {
 		txnID := s.newTxnID(a)
 		reaction := &event.ReactionEventContent{RelatesTo: event.RelatesTo{Type: event.RelAnnotation, EventID: target, Key: key}}
 		s.request(a, "TAGMSG", func(ctx context.Context) func() {
-			_, err := s.cli.SendMessageEvent(ctx, roomID, event.EventReaction, reaction, mautrix.ReqSendEvent{TransactionID: txnID})
+			err := s.sendEvent(ctx, roomID, event.EventReaction, reaction, txnID)
 			return func() {
 				if err != nil {
 					s.dropTxn(txnID)

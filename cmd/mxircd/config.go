@@ -15,11 +15,21 @@ import (
 // Config is config.toml. The shipped config.toml documents every key with
 // its default; keep the two in step.
 type Config struct {
-	IRC    IRCConfig    `toml:"irc"`
-	Matrix MatrixConfig `toml:"matrix"`
-	HTTP   HTTPConfig   `toml:"http"`
-	Store  StoreConfig  `toml:"store"`
-	Log    LogConfig    `toml:"log"`
+	IRC     IRCConfig     `toml:"irc"`
+	Matrix  MatrixConfig  `toml:"matrix"`
+	HTTP    HTTPConfig    `toml:"http"`
+	Bouncer BouncerConfig `toml:"bouncer"`
+	Store   StoreConfig   `toml:"store"`
+	Log     LogConfig     `toml:"log"`
+}
+
+// BouncerConfig is what the gateway keeps for accounts while their IRC
+// clients are away.
+type BouncerConfig struct {
+	AlwaysOn         bool `toml:"always_on"`
+	AwayWhenDetached bool `toml:"away_when_detached"`
+	ReplayLimit      int  `toml:"replay_limit"`
+	HistoryPerRoom   int  `toml:"history_per_room"`
 }
 
 type HTTPConfig struct {
@@ -87,7 +97,13 @@ func defaultConfig() Config {
 			OpLevel:     50,
 			SyncTimeout: Duration{30 * time.Second},
 		},
-		HTTP:  HTTPConfig{LinkTTL: Duration{24 * time.Hour}},
+		HTTP: HTTPConfig{LinkTTL: Duration{24 * time.Hour}},
+		Bouncer: BouncerConfig{
+			AlwaysOn:         true,
+			AwayWhenDetached: true,
+			ReplayLimit:      100,
+			HistoryPerRoom:   5000,
+		},
 		Store: StoreConfig{Driver: "sqlite", Path: "data/mxircd.db"},
 		Log:   LogConfig{Level: "info", Format: "text"},
 	}
@@ -169,6 +185,12 @@ func (cfg *Config) validate() error {
 	}
 	if cfg.HTTP.LinkTTL.Duration < time.Minute {
 		return fmt.Errorf("http.link_ttl %s: must be at least 1m", cfg.HTTP.LinkTTL)
+	}
+	if cfg.Bouncer.ReplayLimit < 0 {
+		return fmt.Errorf("bouncer.replay_limit %d: must not be negative", cfg.Bouncer.ReplayLimit)
+	}
+	if cfg.Bouncer.HistoryPerRoom < 100 {
+		return fmt.Errorf("bouncer.history_per_room %d: must be at least 100", cfg.Bouncer.HistoryPerRoom)
 	}
 	switch cfg.Store.Driver {
 	case "sqlite":

@@ -63,8 +63,9 @@ func TestMediaLinks(t *testing.T) {
 		t.Fatalf("GET link: %s %q, %d bytes", resp.Status, resp.Header.Get("Content-Type"), len(body))
 	}
 
-	// The link keeps working after the client has gone: the gateway
-	// downloads with the stored token.
+	// The link keeps working after the client and its session have gone:
+	// the gateway downloads with the stored token.
+	alwaysOff(t, c)
 	c.Send("QUIT")
 	c.ExpectClosed(t)
 	waitNoSession(t, g)

@@ -33,6 +33,7 @@ func TestReadableChannelNames(t *testing.T) {
 			joinRoom(t, alice, resp.RoomID)
 			c.ExpectMatch(t, isCmd("JOIN", want), "JOIN "+want+" for room "+string(rune('A'+i)))
 		}
+		alwaysOff(t, c)
 		c.Send("QUIT")
 		c.ExpectClosed(t)
 		waitNoSession(t, g)

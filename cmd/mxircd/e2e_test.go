@@ -213,7 +213,8 @@ func TestWrongPasswordPASS(t *testing.T) {
 }
 
 // Reconnecting reuses the gateway's device: five connections, one device.
-// A token the homeserver no longer accepts leads to a fresh login.
+// A token the homeserver revokes ends the always-on session, and the next
+// login is a fresh one on the same device.
 func TestOneDevicePerAccount(t *testing.T) {
 	forEachStore(t, func(t *testing.T, hs *testenv.Homeserver, g *gateway) {
 		alice := hs.Register(t, "alice")
@@ -233,17 +234,27 @@ func TestOneDevicePerAccount(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitNoSession(t, g)
 		stale, _ := mautrix.NewClient(hs.URL, alice.UserID, acct.AccessToken)
 		if _, err := stale.Logout(ctxFor(t)); err != nil {
 			t.Fatalf("logout: %v", err)
 		}
+		waitNoSession(t, g)
 		c := connect(t, g, "alice", alice)
 		c.Drain(t)
 		if devices := gatewayDevices(t, alice); len(devices) != 1 {
 			t.Fatalf("gateway devices after relogin: %v", devices)
 		}
 	})
+}
+
+// alwaysOff turns always-on off for the client's account, so that its
+// session ends with its last client.
+func alwaysOff(t *testing.T, c *testenv.IRCClient) {
+	t.Helper()
+	c.Send("ALWAYSON OFF")
+	c.ExpectMatch(t, func(m *irc.Message) bool {
+		return m.Command == "NOTICE" && strings.Contains(m.Trailing(), "Always-on is now off")
+	}, "ALWAYSON OFF confirmed")
 }
 
 func waitNoSession(t *testing.T, g *gateway) {

@@ -81,7 +81,15 @@ func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway
 		OpLevel:      cfg.Matrix.OpLevel,
 		Logger:       log,
 		MediaLink:    mediaLink,
+
+		AlwaysOn:         cfg.Bouncer.AlwaysOn,
+		AwayWhenDetached: cfg.Bouncer.AwayWhenDetached,
+		ReplayLimit:      cfg.Bouncer.ReplayLimit,
+		HistoryPerRoom:   cfg.Bouncer.HistoryPerRoom,
 	}, g.store)
+	// Always-on sessions come back in the background: the homeserver may
+	// be slow or down, and IRC clients can connect meanwhile.
+	g.sessions.ResumeAll()
 	g.irc = ircd.NewServer(ircd.Config{
 		ServerName: cfg.IRC.ServerName,
 		Network:    cfg.IRC.Network,

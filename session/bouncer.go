@@ -1,0 +1,347 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"gopkg.in/irc.v4"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/mxircd/mxircd/store"
+)
+
+// Delivery to IRC clients (the bouncer side). Each client name has a
+// cursor: the stream position of the last event written to its socket.
+// A client that attaches gets its connect burst at once, then, while it
+// "catches up", the events between its cursor and the head are read from
+// the store and replayed; live timeline events skip it meanwhile, as the
+// catch-up brings them. Once it has caught up to the head, it takes live
+// events like every other client.
+
+// advance moves the head to seq and the cursors of the clients that take
+// live events with it: their marks fire once what was sent before them has
+// been written to the socket. Owner goroutine.
+func (s *Session) advance(seq int64) {
+	if seq <= s.head {
+		return
+	}
+	s.head = seq
+	for a, burst := range s.clients {
+		if burst && !a.catchingUp {
+			a.mark(seq)
+		}
+	}
+}
+
+// mark records that the client has been given the stream up to seq, once
+// the lines before it are written. Owner goroutine.
+func (a *Attachment) mark(seq int64) {
+	if seq <= a.cursor {
+		return
+	}
+	a.cursor = seq
+	mgr, user, name := a.sess.mgr, a.sess.user.String(), a.name
+	a.client.OnWritten(func() { mgr.saveCursor(user, name, seq) })
+}
+
+// startAttach gives a newly attached client its connect burst, then what it
+// missed. Owner goroutine.
+func (s *Session) startAttach(a *Attachment) {
+	s.sendConnectBurst(a)
+	a.catchingUp = true
+	a.burstHead = s.head
+	replay := s.mgr.cfg.ReplayLimit > 0 && !a.client.HasCap("draft/chathistory")
+	s.catchUp(a, -1, s.head, replay)
+}
+
+// catchUp reads the client's missed events after position after (-1: from
+// its stored cursor) up to upTo, off the owner goroutine, and replays them.
+func (s *Session) catchUp(a *Attachment, after, upTo int64, replay bool) {
+	st, user, limit := s.mgr.store, s.user.String(), s.mgr.cfg.ReplayLimit
+	s.goSafe("catch-up", func() {
+		ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
+		defer cancel()
+		from, err := after, error(nil)
+		if from < 0 {
+			from, err = startCursor(ctx, st, user, a.name, upTo)
+		}
+		var events []store.StoredEvent
+		var skipped map[string]int
+		if err == nil && replay && from < upTo {
+			events, skipped, err = st.StreamRange(ctx, user, from, upTo, limit)
+		}
+		s.post(resultEvent{apply: func() { s.finishCatchUp(a, upTo, events, skipped, replay, err) }})
+	})
+}
+
+// startCursor is where a client's replay starts: its own cursor, or for a
+// client name never seen, the newest cursor of the account's other
+// clients, so that it gets what no client has seen.
+func startCursor(ctx context.Context, st store.Store, user, client string, head int64) (int64, error) {
+	seq, ok, err := st.Cursor(ctx, user, client)
+	if err != nil || ok {
+		return seq, err
+	}
+	seq, ok, err = st.MaxCursor(ctx, user)
+	if err != nil || ok {
+		return seq, err
+	}
+	return head, nil
+}
+
+func (s *Session) finishCatchUp(a *Attachment, upTo int64, events []store.StoredEvent, skipped map[string]int, replay bool, err error) {
+	if _, ok := s.clients[a]; !ok {
+		return
+	}
+	if err != nil {
+		s.log.Warn("could not load missed events", "client", a.name, "err", err)
+		a.client.SendNotice("Could not load the messages you missed (" + err.Error() + "); CHATHISTORY may still reach them.")
+		a.catchingUp = false
+		return
+	}
+	s.replayEvents(a, events, skipped)
+	a.mark(upTo)
+	if s.head > upTo {
+		s.catchUp(a, upTo, s.head, replay)
+		return
+	}
+	a.catchingUp = false
+}
+
+// replayEvents shows a client stored events it missed, in order, each with
+// its time and ID. Owner goroutine.
+func (s *Session) replayEvents(a *Attachment, events []store.StoredEvent, skipped map[string]int) {
+	noted := map[string]bool{}
+	for _, se := range events {
+		r := s.rooms[id.RoomID(se.RoomID)]
+		if r == nil {
+			continue // left since
+		}
+		if n := skipped[se.RoomID]; n > 0 && !noted[se.RoomID] {
+			noted[se.RoomID] = true
+			target := r.channel
+			if r.dm != "" {
+				target = a.client.Nick()
+			}
+			a.client.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: a.client.ServerName()}, Command: "NOTICE",
+				Params: []string{target, fmt.Sprintf("%d older messages were not replayed; use your client's history (CHATHISTORY) to see them", n)}})
+		}
+		ev, ok := decodeStored(se)
+		if !ok || typedBy(ev, s.user, a.name) {
+			a.mark(se.Seq)
+			continue
+		}
+		if ev.StateKey != nil {
+			// Changes from before the burst are already in it.
+			if se.Seq > a.burstHead {
+				s.renderHistory(a, r, ev, true)
+			}
+		} else {
+			s.renderHistory(a, r, ev, false)
+		}
+		a.mark(se.Seq)
+	}
+}
+
+// decodeStored turns a stored event back into a Matrix event.
+func decodeStored(se store.StoredEvent) (*event.Event, bool) {
+	var ev event.Event
+	if err := json.Unmarshal(se.JSON, &ev); err != nil {
+		return nil, false
+	}
+	ev.RoomID = id.RoomID(se.RoomID)
+	return &ev, true
+}
+
+// renderHistory shows one past event to client a alone: messages and other
+// room events as live, and with withState also joins, parts, kicks and
+// topic changes, from the event itself. Owner goroutine.
+func (s *Session) renderHistory(a *Attachment, r *room, ev *event.Event, withState bool) {
+	if ev.StateKey != nil {
+		if withState && r.dm == "" {
+			s.renderStateHistory(a, r, ev)
+		}
+		return
+	}
+	saved := a.client
+	a.client = &eventClient{Client: saved, tags: eventTags(ev)}
+	s.only, s.replaying = a, true
+	defer func() { a.client, s.only, s.replaying = saved, nil, false }()
+	if ev.Type == event.EventMessage {
+		s.showMessage(r, ev)
+	} else {
+		s.showOther(r, ev)
+	}
+}
+
+// renderStateHistory shows a past membership or topic change.
+func (s *Session) renderStateHistory(a *Attachment, r *room, ev *event.Event) {
+	if !parseContent(ev) {
+		return
+	}
+	saved := a.client
+	a.client = &eventClient{Client: saved, tags: eventTags(ev)}
+	defer func() { a.client = saved }()
+	switch ev.Type {
+	case event.StateMember:
+		user := id.UserID(ev.GetStateKey())
+		c := ev.Content.AsMember()
+		var prev event.Membership
+		if ev.Unsigned.PrevContent != nil {
+			var p event.MemberEventContent
+			if json.Unmarshal(ev.Unsigned.PrevContent.VeryRaw, &p) == nil {
+				prev = p.Membership
+			}
+		}
+		switch {
+		case c.Membership == event.MembershipJoin && prev != event.MembershipJoin:
+			s.sendJoin(a, r, user)
+		case (c.Membership == event.MembershipLeave || c.Membership == event.MembershipBan) && prev == event.MembershipJoin:
+			if ev.Sender == user {
+				s.sendPart(a, r, user, c.Reason)
+			} else {
+				s.sendKick(a, r, ev.Sender, user, c.Reason)
+			}
+		}
+	case event.StateTopic:
+		a.client.SendMessage(&irc.Message{Prefix: s.prefixOf(a, ev.Sender), Command: "TOPIC",
+			Params: []string{r.channel, topicLine(ev.Content.AsTopic().Topic)}})
+	}
+}
+
+// eventClient stands in for a client while a past event is rendered: every
+// line gets the event's time and ID unless it has its own, and, inside a
+// history batch, the batch's tag.
+type eventClient struct {
+	Client
+	tags  irc.Tags
+	batch string
+}
+
+func (e *eventClient) SendMessage(m *irc.Message) {
+	tags := make(irc.Tags, len(m.Tags)+4)
+	if m.Tags["time"] == "" {
+		// A line the event's renderer did not tag itself (JOIN, TOPIC).
+		for k, v := range e.tags {
+			tags[k] = v
+		}
+	}
+	for k, v := range m.Tags {
+		tags[k] = v
+	}
+	if e.batch != "" && m.Tags["batch"] == "" {
+		tags["batch"] = e.batch
+	}
+	m.Tags = tags
+	e.Client.SendMessage(m)
+}
+
+func (e *eventClient) SendNumeric(code string, params ...string) {
+	e.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: e.ServerName()}, Command: code, Params: append([]string{e.Nick()}, params...)})
+}
+
+func (e *eventClient) SendNotice(text string) {
+	e.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: e.ServerName()}, Command: "NOTICE", Params: []string{e.Nick(), text}})
+}
+
+// txnClientSep separates a transaction ID from the name of the client that
+// sent it, so that replay can leave out what a client typed itself.
+const txnClientSep = "~"
+
+// typedBy says whether client name sent ev from this account.
+func typedBy(ev *event.Event, user id.UserID, name string) bool {
+	if ev.Sender != user || ev.Unsigned.TransactionID == "" {
+		return false
+	}
+	i := strings.LastIndex(ev.Unsigned.TransactionID, txnClientSep)
+	return i >= 0 && ev.Unsigned.TransactionID[i+1:] == name
+}
+
+// clientsChanged shows the account as away while no client is attached,
+// when so configured, and back when one attaches. Owner goroutine.
+func (s *Session) clientsChanged() {
+	if !s.mgr.cfg.AwayWhenDetached {
+		return
+	}
+	detached := len(s.clients) == 0
+	if s.detachedAway.Load() == detached {
+		return
+	}
+	s.detachedAway.Store(detached)
+	p := s.presenceToSet()
+	msg := s.presence[s.user].statusMsg
+	s.enqueue(func(ctx context.Context) func() {
+		_, err := s.cli.MakeRequest(ctx, "PUT", s.cli.BuildClientURL("v3", "presence", s.user, "status"),
+			map[string]any{"presence": p, "status_msg": msg}, nil)
+		if err != nil {
+			s.log.Warn("could not set presence", "presence", p, "err", err)
+		}
+		return nil
+	})
+}
+
+// cmdAlwaysOn shows or changes whether the account's session stays when
+// no client is attached.
+func (s *Session) cmdAlwaysOn(a *Attachment, m *irc.Message) {
+	arg := strings.ToUpper(m.Param(0))
+	if arg == "" {
+		state := "off"
+		if s.alwaysOn.Load() {
+			state = "on"
+		}
+		a.client.SendNotice("Always-on is " + state + ": " + alwaysOnHelp)
+		return
+	}
+	var setting *bool
+	switch arg {
+	case "ON", "OFF":
+		v := arg == "ON"
+		setting = &v
+	case "DEFAULT":
+	default:
+		s.fail(a, "ALWAYSON", "INVALID_PARAMS", arg, "ALWAYSON takes ON, OFF or DEFAULT")
+		return
+	}
+	user, def := s.user.String(), s.mgr.cfg.AlwaysOn
+	s.request(a, "ALWAYSON", func(ctx context.Context) func() {
+		err := s.mgr.setAlwaysOn(ctx, user, setting)
+		return func() {
+			if err != nil {
+				s.fail(a, "ALWAYSON", "CANNOT_CHANGE", "", "Could not save the setting: "+err.Error())
+				return
+			}
+			on := def
+			if setting != nil {
+				on = *setting
+			}
+			s.alwaysOn.Store(on)
+			state := "off"
+			if on {
+				state = "on"
+			}
+			a.client.SendNotice("Always-on is now " + state + ": " + alwaysOnHelp)
+		}
+	})
+}
+
+const alwaysOnHelp = "with it on, your Matrix session stays synced while no IRC client is connected and you get what you missed when you come back (ALWAYSON ON|OFF|DEFAULT)"
+
+// isTransient says whether a failed request may succeed if sent again: the
+// homeserver was unreachable, overloaded or rate-limiting.
+func isTransient(err error) bool {
+	var httpErr mautrix.HTTPError
+	if errors.As(err, &httpErr) {
+		if httpErr.Response == nil {
+			return true // no answer at all
+		}
+		code := httpErr.Response.StatusCode
+		return code == 429 || code >= 500
+	}
+	return !errors.Is(err, context.Canceled)
+}

@@ -1,0 +1,91 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/mxircd/mxircd/store"
+)
+
+// Outgoing messages are written to the store's outbox with their
+// transaction ID before they are sent, and removed once the homeserver has
+// them. A send that fails for a passing reason (no answer, 5xx, 429) is
+// retried with the same ID, which the homeserver deduplicates; after a
+// crash the next start sends what is left in the outbox, again with the
+// same IDs. So a message accepted from IRC is posted once.
+
+// sendRetryWindow bounds how long one send is retried before the client
+// is told it failed.
+const sendRetryWindow = 45 * time.Second
+
+// sendEvent posts one message event with transaction ID txnID through the
+// outbox. Request worker only.
+func (s *Session) sendEvent(ctx context.Context, roomID id.RoomID, evType event.Type, content any, txnID string) error {
+	raw, err := json.Marshal(content)
+	if err != nil {
+		return err
+	}
+	entry := &store.OutboxEntry{UserID: s.user.String(), TxnID: txnID, RoomID: roomID.String(), Type: evType.Type, Content: raw}
+	if err := s.mgr.store.PutOutbox(ctx, entry); err != nil {
+		// Still send it: losing crash safety is better than losing the message.
+		s.log.Warn("could not save an outgoing message before sending it", "err", err)
+	}
+	err = s.sendWithRetry(ctx, roomID, evType, json.RawMessage(raw), txnID)
+	if err == nil || !isTransient(err) || ctx.Err() == nil {
+		// Sent, refused for good, or given up on and reported to the
+		// client: either way it is not to be sent again. Only a send cut
+		// off by the session stopping stays for the next start.
+		if derr := s.mgr.store.DeleteOutbox(context.WithoutCancel(ctx), s.user.String(), txnID); derr != nil {
+			s.log.Warn("could not clear a sent message from the outbox", "err", derr)
+		}
+	}
+	return err
+}
+
+// sendWithRetry sends until the homeserver answers for good, ctx ends or
+// the retry window is over.
+func (s *Session) sendWithRetry(ctx context.Context, roomID id.RoomID, evType event.Type, content json.RawMessage, txnID string) error {
+	deadline := time.Now().Add(sendRetryWindow)
+	var delay time.Duration
+	for {
+		_, err := s.cli.SendMessageEvent(ctx, roomID, evType, content, mautrix.ReqSendEvent{TransactionID: txnID})
+		if err == nil || !isTransient(err) || ctx.Err() != nil {
+			return err
+		}
+		delay = retryDelay(err, delay)
+		if time.Now().Add(delay).After(deadline) {
+			return err
+		}
+		s.log.Info("send failed, retrying", "room", roomID, "err", err, "retry_in", delay)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return err
+		}
+	}
+}
+
+// resend queues a message left in the outbox by an earlier run. Called
+// before the session runs.
+func (s *Session) resend(e store.OutboxEntry) {
+	s.enqueue(func(ctx context.Context) func() {
+		err := s.sendWithRetry(ctx, id.RoomID(e.RoomID), event.Type{Type: e.Type, Class: event.MessageEventType}, json.RawMessage(e.Content), e.TxnID)
+		if err != nil && isTransient(err) && ctx.Err() != nil {
+			return nil // stopping: try again next start
+		}
+		if err != nil {
+			s.log.Warn("a message from before the restart could not be sent", "room", e.RoomID, "err", err)
+		} else {
+			s.log.Info("sent a message left unsent by the last run", "room", e.RoomID, "txn", e.TxnID)
+		}
+		if derr := s.mgr.store.DeleteOutbox(context.WithoutCancel(ctx), e.UserID, e.TxnID); derr != nil {
+			s.log.Warn("could not clear a sent message from the outbox", "err", derr)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,211 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"time"
+
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/mxircd/mxircd/store"
+)
+
+// The account's stream is every timeline event the account received, in
+// the order it received them, each stored once (shared between accounts)
+// and numbered per account. A sync response is stored with its token in
+// one transaction before it is shown, so a crash can neither lose nor
+// repeat it. Each IRC client name has a cursor into the stream: what it
+// has been given. See bouncer.go for replay.
+
+// streamTracker is what the sync loop remembers between responses. Sync
+// loop only.
+type streamTracker struct {
+	delivered map[id.RoomID]*recentIDs // lately delivered event IDs, for filling gaps
+	direct    map[id.RoomID]bool       // rooms that are DMs (m.direct, direct invites)
+	unpruned  map[id.RoomID]int        // events stored since the room was last pruned
+}
+
+func newStreamTracker() *streamTracker {
+	return &streamTracker{
+		delivered: map[id.RoomID]*recentIDs{},
+		direct:    map[id.RoomID]bool{},
+		unpruned:  map[id.RoomID]int{},
+	}
+}
+
+// record notes what a stored response delivered.
+func (tr *streamTracker) record(resp *mautrix.RespSync) {
+	for roomID, joined := range resp.Rooms.Join {
+		d := tr.delivered[roomID]
+		if d == nil {
+			d = &recentIDs{set: map[id.EventID]bool{}}
+			tr.delivered[roomID] = d
+		}
+		for _, ev := range joined.Timeline.Events {
+			d.add(ev.ID)
+		}
+	}
+	for roomID := range resp.Rooms.Leave {
+		delete(tr.delivered, roomID)
+		delete(tr.unpruned, roomID)
+	}
+}
+
+// noteDirect learns which rooms are DMs before a response is stored: a new
+// DM's earlier messages belong in the stream (they are shown), a new
+// channel's are only history.
+func (tr *streamTracker) noteDirect(resp *mautrix.RespSync, user id.UserID) {
+	for _, ev := range resp.AccountData.Events {
+		if ev.Type.Type != event.AccountDataDirectChats.Type {
+			continue
+		}
+		var direct event.DirectChatsEventContent
+		if json.Unmarshal(ev.Content.VeryRaw, &direct) != nil {
+			continue
+		}
+		clear(tr.direct)
+		for _, rooms := range direct {
+			for _, roomID := range rooms {
+				tr.direct[roomID] = true
+			}
+		}
+	}
+	for roomID, invited := range resp.Rooms.Invite {
+		for _, ev := range invited.State.Events {
+			if ev.Type == event.StateMember && ev.GetStateKey() == user.String() {
+				var c struct {
+					IsDirect bool `json:"is_direct"`
+				}
+				if json.Unmarshal(ev.Content.VeryRaw, &c) == nil && c.IsDirect {
+					tr.direct[roomID] = true
+				}
+			}
+		}
+	}
+}
+
+// sortedRoomIDs gives a response's rooms in one fixed order, so that the
+// owner shows events in the order their stream positions were given.
+func sortedRoomIDs[T any](rooms map[id.RoomID]T) []id.RoomID {
+	ids := make([]id.RoomID, 0, len(rooms))
+	for roomID := range rooms {
+		ids = append(ids, roomID)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// persistSync stores a response's timeline events and its token in one
+// transaction and returns the stream position of each event that is new
+// to the account. The first sync of an account brings only history: none
+// of it is in the stream. Sync loop only.
+func (s *Session) persistSync(resp *mautrix.RespSync, firstEver bool, tr *streamTracker) (map[id.EventID]int64, error) {
+	tr.noteDirect(resp, s.user)
+	batch := &store.SyncBatch{UserID: s.user.String(), NextBatch: resp.NextBatch}
+	add := func(roomID id.RoomID, events []*event.Event, inStream func(i int) bool) {
+		for i, ev := range events {
+			ev.RoomID = roomID
+			raw, err := json.Marshal(ev)
+			if err != nil {
+				s.log.Warn("cannot store an event", "event", ev.ID, "err", err)
+				continue
+			}
+			batch.Events = append(batch.Events, store.StoredEvent{
+				RoomID: roomID.String(), EventID: ev.ID.String(), Sender: ev.Sender.String(),
+				Type: ev.Type.Type, TS: ev.Timestamp, JSON: raw, HistoryOnly: !inStream(i),
+			})
+		}
+	}
+	for _, roomID := range sortedRoomIDs(resp.Rooms.Join) {
+		events := resp.Rooms.Join[roomID].Timeline.Events
+		from := 0
+		switch {
+		case firstEver:
+			from = len(events)
+		case tr.delivered[roomID] == nil && !tr.direct[roomID] && !s.firstResume(tr):
+			// A room new to the account: what came before its own join
+			// is history, not something it missed.
+			for i, ev := range events {
+				if isOwnJoin(ev, s.user) {
+					from = i
+				}
+			}
+		}
+		add(roomID, events, func(i int) bool { return i >= from })
+	}
+	for _, roomID := range sortedRoomIDs(resp.Rooms.Leave) {
+		add(roomID, resp.Rooms.Leave[roomID].Timeline.Events, func(int) bool { return !firstEver })
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
+	defer cancel()
+	positions, err := s.mgr.store.SaveSync(ctx, batch)
+	if err != nil {
+		return nil, err
+	}
+	seqs := make(map[id.EventID]int64, len(positions))
+	for i, pos := range positions {
+		if pos > 0 {
+			seqs[id.EventID(batch.Events[i].EventID)] = pos
+		}
+		tr.unpruned[id.RoomID(batch.Events[i].RoomID)]++
+	}
+	s.pruneRooms(ctx, tr)
+	return seqs, nil
+}
+
+// firstResume is true while the tracker has seen no response yet: a
+// session resuming from a stored token knows every room from before.
+func (s *Session) firstResume(tr *streamTracker) bool { return len(tr.delivered) == 0 }
+
+// pruneRooms keeps each room's stored history within the configured
+// window, checking a room once a tenth of the window has been added.
+func (s *Session) pruneRooms(ctx context.Context, tr *streamTracker) {
+	keep := s.mgr.cfg.HistoryPerRoom
+	for roomID, n := range tr.unpruned {
+		if n < max(keep/10, 50) {
+			continue
+		}
+		if err := s.mgr.store.Prune(ctx, roomID.String(), keep); err != nil {
+			s.log.Warn("could not prune stored history", "room", roomID, "err", err)
+			continue
+		}
+		delete(tr.unpruned, roomID)
+	}
+}
+
+// storedRecentIDs is what the store holds of a room's latest events, to
+// fill a gap after a restart; nil when it holds nothing. Sync loop only.
+func (s *Session) storedRecentIDs(roomID id.RoomID) *recentIDs {
+	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+	defer cancel()
+	events, err := s.mgr.store.RoomHistory(ctx, store.HistoryQuery{RoomID: roomID.String(), Limit: 500, Newest: true})
+	if err != nil || len(events) == 0 {
+		return nil
+	}
+	r := &recentIDs{set: map[id.EventID]bool{}}
+	for _, ev := range events {
+		r.add(id.EventID(ev.EventID))
+	}
+	return r
+}
+
+// isOwnJoin is the user's own m.room.member event that made them a member
+// (not a display name change).
+func isOwnJoin(ev *event.Event, user id.UserID) bool {
+	if ev.Type != event.StateMember || ev.GetStateKey() != user.String() {
+		return false
+	}
+	var c, prev struct {
+		Membership string `json:"membership"`
+	}
+	if json.Unmarshal(ev.Content.VeryRaw, &c) != nil || c.Membership != "join" {
+		return false
+	}
+	if ev.Unsigned.PrevContent != nil {
+		_ = json.Unmarshal(ev.Unsigned.PrevContent.VeryRaw, &prev)
+	}
+	return prev.Membership != "join"
+}
