@@ -54,15 +54,20 @@ func (a *Attachment) mark(seq int64) {
 // missed. Owner goroutine.
 func (s *Session) startAttach(a *Attachment) {
 	s.sendConnectBurst(a)
+	if s.mgr.cfg.ReplayLimit == 0 || a.client.HasCap("draft/chathistory") {
+		// Nothing to replay: the client asks for history itself, and
+		// takes live events from here.
+		a.mark(s.head)
+		return
+	}
 	a.catchingUp = true
 	a.burstHead = s.head
-	replay := s.mgr.cfg.ReplayLimit > 0 && !a.client.HasCap("draft/chathistory")
-	s.catchUp(a, -1, s.head, replay)
+	s.catchUp(a, -1, s.head)
 }
 
 // catchUp reads the client's missed events after position after (-1: from
 // its stored cursor) up to upTo, off the owner goroutine, and replays them.
-func (s *Session) catchUp(a *Attachment, after, upTo int64, replay bool) {
+func (s *Session) catchUp(a *Attachment, after, upTo int64) {
 	st, user, limit := s.mgr.store, s.user.String(), s.mgr.cfg.ReplayLimit
 	s.goSafe("catch-up", func() {
 		ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
@@ -73,10 +78,10 @@ func (s *Session) catchUp(a *Attachment, after, upTo int64, replay bool) {
 		}
 		var events []store.StoredEvent
 		var skipped map[string]int
-		if err == nil && replay && from < upTo {
+		if err == nil && from < upTo {
 			events, skipped, err = st.StreamRange(ctx, user, from, upTo, limit)
 		}
-		s.post(resultEvent{apply: func() { s.finishCatchUp(a, upTo, events, skipped, replay, err) }})
+		s.post(resultEvent{apply: func() { s.finishCatchUp(a, upTo, events, skipped, err) }})
 	})
 }
 
@@ -95,7 +100,7 @@ func startCursor(ctx context.Context, st store.Store, user, client string, head 
 	return head, nil
 }
 
-func (s *Session) finishCatchUp(a *Attachment, upTo int64, events []store.StoredEvent, skipped map[string]int, replay bool, err error) {
+func (s *Session) finishCatchUp(a *Attachment, upTo int64, events []store.StoredEvent, skipped map[string]int, err error) {
 	if _, ok := s.clients[a]; !ok {
 		return
 	}
@@ -108,7 +113,7 @@ func (s *Session) finishCatchUp(a *Attachment, upTo int64, events []store.Stored
 	s.replayEvents(a, events, skipped)
 	a.mark(upTo)
 	if s.head > upTo {
-		s.catchUp(a, upTo, s.head, replay)
+		s.catchUp(a, upTo, s.head)
 		return
 	}
 	a.catchingUp = false
