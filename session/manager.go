@@ -75,6 +75,8 @@ type Manager struct {
 	running   sync.WaitGroup
 
 	// Client cursors waiting to be saved, written by one goroutine.
+	passwords *passwordCache
+
 	cursorMu    sync.Mutex
 	cursorDirty map[cursorKey]int64
 	cursorWake  chan struct{}
@@ -112,6 +114,7 @@ func NewManager(cfg Config, st store.Store) *Manager {
 		sessions:    map[id.UserID]*Session{},
 		ending:      map[id.UserID]*Session{},
 		userLocks:   map[id.UserID]*sync.Mutex{},
+		passwords:   newPasswordCache(),
 		cursorDirty: map[cursorKey]int64{},
 		cursorWake:  make(chan struct{}, 1),
 		cursorDone:  make(chan struct{}),
@@ -160,7 +163,7 @@ func (m *Manager) Login(ctx context.Context, account, password string, client Cl
 		return nil, fmt.Errorf("loading account: %w", err)
 	}
 
-	verified := acct.AccessToken != "" && checkPassword(acct.PasswordHash, password)
+	verified := acct.AccessToken != "" && m.passwords.verify(user.String(), acct.PasswordHash, password)
 	if !verified {
 		if err := m.passwordLogin(ctx, acct, user, password); err != nil {
 			return nil, err
@@ -239,6 +242,7 @@ func (m *Manager) passwordLogin(ctx context.Context, acct *store.Account, user i
 	if err := m.store.PutAccount(ctx, acct); err != nil {
 		return fmt.Errorf("saving account: %w", err)
 	}
+	m.passwords.remember(user.String(), verifier, password)
 	m.log.Info("logged in to Matrix", "user", user, "device", resp.DeviceID)
 	return nil
 }

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"crypto/hmac"
 	"crypto/pbkdf2"
 	"crypto/rand"
 	"crypto/sha256"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // The gateway keeps a verifier of each account's password so that a
@@ -53,4 +55,71 @@ func checkPassword(verifier, password string) bool {
 	}
 	got, err := pbkdf2.Key(sha256.New, password, salt, iter, len(want))
 	return err == nil && subtle.ConstantTimeCompare(got, want) == 1
+}
+
+// passwordCache remembers, in memory only, a keyed hash of the password
+// each account last logged in with, next to the verifier it was checked
+// against. A reconnect with the same password then costs one HMAC instead
+// of 100,000 PBKDF2 rounds, which would dominate an always-on reconnect;
+// a wrong password still goes through the slow check.
+type passwordCache struct {
+	key     [32]byte
+	mu      sync.Mutex
+	entries map[string]cachedPassword
+}
+
+type cachedPassword struct {
+	verifier string // the stored verifier this entry stands for
+	mac      [32]byte
+}
+
+func newPasswordCache() *passwordCache {
+	c := &passwordCache{entries: map[string]cachedPassword{}}
+	if _, err := rand.Read(c.key[:]); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	return c
+}
+
+func (c *passwordCache) mac(user, password string) [32]byte {
+	h := hmac.New(sha256.New, c.key[:])
+	h.Write([]byte(user))
+	h.Write([]byte{0})
+	h.Write([]byte(password))
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}
+
+// check says whether password is the one last verified for user against
+// verifier. Any goroutine.
+func (c *passwordCache) check(user, verifier, password string) bool {
+	mac := c.mac(user, password)
+	c.mu.Lock()
+	e, ok := c.entries[user]
+	c.mu.Unlock()
+	return ok && e.verifier == verifier && subtle.ConstantTimeCompare(e.mac[:], mac[:]) == 1
+}
+
+// remember records a password just verified for user. Any goroutine.
+func (c *passwordCache) remember(user, verifier, password string) {
+	mac := c.mac(user, password)
+	c.mu.Lock()
+	c.entries[user] = cachedPassword{verifier: verifier, mac: mac}
+	c.mu.Unlock()
+}
+
+// verify is checkPassword with the cache in front. Any goroutine.
+func (c *passwordCache) verify(user, verifier, password string) bool {
+	if verifier == "" {
+		return false
+	}
+	if c.check(user, verifier, password) {
+		return true
+	}
+	if !checkPassword(verifier, password) {
+		return false
+	}
+	c.remember(user, verifier, password)
+	return true
 }

@@ -179,3 +179,55 @@ func FuzzCheckPassword(f *testing.F) {
 		}
 	})
 }
+
+func TestPasswordCache(t *testing.T) {
+	v1, err := hashPassword("right")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := hashPassword("new")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newPasswordCache()
+	if c.check("@a:x", v1, "right") {
+		t.Fatal("an empty cache accepted a password")
+	}
+	if !c.verify("@a:x", v1, "right") || !c.check("@a:x", v1, "right") {
+		t.Fatal("a verified password was not remembered")
+	}
+	for _, tc := range []struct{ user, verifier, password string }{
+		{"@a:x", v1, "wrong"},
+		{"@b:x", v1, "right"}, // another account
+		{"@a:x", v2, "right"}, // the verifier changed since
+	} {
+		if c.check(tc.user, tc.verifier, tc.password) {
+			t.Errorf("check(%q, %q) passed from the cache", tc.user, tc.password)
+		}
+	}
+	if c.verify("@a:x", v1, "wrong") || c.verify("@a:x", "", "right") {
+		t.Fatal("verify accepted a wrong password or an empty verifier")
+	}
+	if !c.check("@a:x", v1, "right") {
+		t.Fatal("a failed attempt evicted the remembered password")
+	}
+}
+
+func BenchmarkPasswordCheck(b *testing.B) {
+	v, err := hashPassword("secret")
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := newPasswordCache()
+	b.Run("pbkdf2", func(b *testing.B) {
+		for b.Loop() {
+			checkPassword(v, "secret")
+		}
+	})
+	c.verify("@a:x", v, "secret")
+	b.Run("cached", func(b *testing.B) {
+		for b.Loop() {
+			c.verify("@a:x", v, "secret")
+		}
+	})
+}
