@@ -452,7 +452,10 @@ func (c *Conn) writeLoop() {
 		for _, f := range marks {
 			f()
 		}
-		buf = lines
+		// Drop the written lines: an idle client should not keep its
+		// welcome burst alive through the reused slice.
+		clear(lines)
+		buf = lines[:0]
 		if done {
 			return
 		}
