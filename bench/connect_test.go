@@ -11,64 +11,116 @@ import (
 
 	"gopkg.in/irc.v4"
 	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/id"
 
 	"github.com/mxircd/mxircd/internal/testenv"
 )
 
-// connectRooms is how many rooms the measured account is in.
-const connectRooms = 200
+const (
+	// connectRooms is how many rooms the measured account is in;
+	// bigRooms of them have bigRoomMembers members besides the account.
+	connectRooms   = 200
+	bigRooms       = 2
+	bigRoomMembers = 1000
+	connectTries   = 5
+)
 
 // BenchmarkConnectBurst: from TCP connect to the last 366 of the connect
-// burst for an account in 200 rooms, against the same account's raw
-// initial /sync (the least any client must wait for), in one run. The
-// gateway runs no session for the account before each connect, so every
-// connect includes its initial sync.
+// burst for an account in 200 rooms (two with 1,000 members), in one run:
+//   - cold: a gateway with always_on = false, so each connect starts the
+//     account's session with an initial sync, against the same account's
+//     raw initial /sync (the least any client must wait for);
+//   - reconnect: a gateway with always-on sessions (the default), where the
+//     session is already synced and a reconnect needs no sync.
 func BenchmarkConnectBurst(b *testing.B) {
 	hs := testenv.SharedHomeserver(b)
-	addr := startGateway(b, hs)
+	cold := startGateway(b, hs, "[bouncer]\nalways_on = false\n")
+	warm := startGateway(b, hs, "")
 	alice := hs.Register(b, "alice")
 	ctx := context.Background()
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 4)
-	for i := 0; i < connectRooms; i++ {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			if _, err := alice.Client.CreateRoom(ctx, &mautrix.ReqCreateRoom{Name: fmt.Sprintf("Room %d", i), Topic: "a topic", Preset: "public_chat"}); err != nil {
-				b.Error(err)
-			}
-		}()
-	}
-	wg.Wait()
-	// One connect first, so the gateway's login (password hashing, device)
-	// is not counted; that happens once per account.
-	connectAndCount(b, addr, alice)
 
-	const tries = 5
-	var native, gateway []time.Duration
-	for i := 0; i < tries; i++ {
+	rooms := make([]id.RoomID, connectRooms)
+	parallel(b, connectRooms, 4, func(i int) error {
+		resp, err := alice.Client.CreateRoom(ctx, &mautrix.ReqCreateRoom{Name: fmt.Sprintf("Room %d", i), Topic: "a topic", Preset: "public_chat"})
+		if err == nil {
+			rooms[i] = resp.RoomID
+		}
+		return err
+	})
+	start := time.Now()
+	parallel(b, bigRoomMembers, 8, func(int) error {
+		m, err := hs.TryRegister("member")
+		if err != nil {
+			return err
+		}
+		for _, roomID := range rooms[:bigRooms] {
+			if _, err := m.Client.JoinRoomByID(ctx, roomID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	fmt.Printf("\n(setup: %d members joined %d rooms in %s)\n", bigRoomMembers, bigRooms, time.Since(start).Round(time.Second))
+
+	// One connect to each gateway first, so the gateway's first login
+	// (password hashing, device) is not counted; that happens once per
+	// account. On the always-on gateway it leaves the session running.
+	connectAndCount(b, cold, alice)
+	connectAndCount(b, warm, alice)
+
+	var native, coldT, warmT []time.Duration
+	for i := 0; i < connectTries; i++ {
 		start := time.Now()
 		if _, err := alice.Client.SyncRequest(ctx, 0, "", "", false, ""); err != nil {
 			b.Fatal(err)
 		}
 		native = append(native, time.Since(start))
-		time.Sleep(500 * time.Millisecond) // let the previous session end
+		time.Sleep(500 * time.Millisecond) // let the previous cold session end
 		start = time.Now()
-		if n := connectAndCount(b, addr, alice); n != connectRooms {
+		if n := connectAndCount(b, cold, alice); n != connectRooms {
 			b.Fatalf("burst had %d channels, want %d", n, connectRooms)
 		}
-		gateway = append(gateway, time.Since(start))
+		coldT = append(coldT, time.Since(start))
+		start = time.Now()
+		if n := connectAndCount(b, warm, alice); n != connectRooms {
+			b.Fatalf("burst had %d channels, want %d", n, connectRooms)
+		}
+		warmT = append(warmT, time.Since(start))
 	}
 	med := func(d []time.Duration) time.Duration {
 		slices.Sort(d)
 		return d[len(d)/2]
 	}
-	n, g := med(native), med(gateway)
-	fmt.Printf("\nconnect to last 366, account in %d rooms, median of %d\n", connectRooms, tries)
-	fmt.Printf("%-22s %12s\n%-22s %12s\n%-22s %11.2fx\n", "raw initial /sync", n.Round(time.Millisecond),
-		"mxircd connect burst", g.Round(time.Millisecond), "ratio", float64(g)/float64(n))
-	b.ReportMetric(float64(g)/float64(n), "burst/sync-ratio")
+	n, c, w := med(native), med(coldT), med(warmT)
+	fmt.Printf("connect to last 366, account in %d rooms (%d with %d members), median of %d\n", connectRooms, bigRooms, bigRoomMembers, connectTries)
+	fmt.Printf("%-34s %10s\n", "raw initial /sync", n.Round(time.Millisecond))
+	fmt.Printf("%-34s %10s %8.2fx\n", "mxircd connect, cold session", c.Round(time.Millisecond), float64(c)/float64(n))
+	fmt.Printf("%-34s %10s %8.2fx\n", "mxircd reconnect, always-on", w.Round(100*time.Microsecond), float64(w)/float64(n))
+	b.ReportMetric(float64(c)/float64(n), "cold/sync-ratio")
+	b.ReportMetric(float64(w)/float64(time.Millisecond), "reconnect-ms")
+}
+
+// parallel runs f(0..n-1) on at most width goroutines and fails the
+// benchmark on the first error.
+func parallel(b *testing.B, n, width int, f func(i int) error) {
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first error
+	sem := make(chan struct{}, width)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := f(i); err != nil {
+				once.Do(func() { first = err })
+			}
+		}()
+	}
+	wg.Wait()
+	if first != nil {
+		b.Fatal(first)
+	}
 }
 
 // connectAndCount logs in, counts the channels of the connect burst until

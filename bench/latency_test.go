@@ -44,7 +44,7 @@ const (
 // each path and their ratios.
 func BenchmarkMessageLatency(b *testing.B) {
 	hs := testenv.SharedHomeserver(b)
-	addr := startGateway(b, hs)
+	addr := startGateway(b, hs, "")
 	alice, bob := hs.Register(b, "alice"), hs.Register(b, "bob")
 	ctx := context.Background()
 	room, err := alice.Client.CreateRoom(ctx, &mautrix.ReqCreateRoom{RoomAliasName: fmt.Sprintf("bench%d", time.Now().UnixNano()), Preset: "public_chat"})
@@ -135,7 +135,9 @@ func report(b *testing.B, native, gateway []time.Duration) {
 
 // startGateway builds and runs the mxircd binary against hs, as operators
 // run it.
-func startGateway(b *testing.B, hs *testenv.Homeserver) string {
+// startGateway builds and starts the mxircd binary against hs, with extra
+// TOML appended to its config, and returns its IRC address.
+func startGateway(b *testing.B, hs *testenv.Homeserver, extra string) string {
 	dir := b.TempDir()
 	bin := filepath.Join(dir, "mxircd")
 	_, file, _, _ := runtime.Caller(0)
@@ -152,7 +154,7 @@ func startGateway(b *testing.B, hs *testenv.Homeserver) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	config := fmt.Sprintf("[irc]\nlisten = [%q]\n[matrix]\nhomeserver = %q\nserver_name = %q\n[store]\npath = %q\n[log]\nlevel = \"warn\"\n",
-		addr, hs.URL, hs.ServerName, filepath.Join(dir, "mxircd.db"))
+		addr, hs.URL, hs.ServerName, filepath.Join(dir, "mxircd.db")) + extra
 	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte(config), 0o600); err != nil {
 		b.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -36,13 +37,23 @@ type Account struct {
 // followed by a random suffix, so tests sharing a homeserver never collide.
 func (hs *Homeserver) Register(t testing.TB, localpartPrefix string) *Account {
 	t.Helper()
+	acct, err := hs.TryRegister(localpartPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return acct
+}
+
+// TryRegister is Register for goroutines other than the test's: it returns
+// the error instead of failing the test.
+func (hs *Homeserver) TryRegister(localpartPrefix string) (*Account, error) {
 	localpart := strings.ToLower(localpartPrefix) + "-" + randomHex(5)
 	// Well inside the 8–72 bytes Dendrite accepts and logs in with.
 	password := randomPassword()
 
 	client, err := mautrix.NewClient(hs.URL, "", "")
 	if err != nil {
-		t.Fatalf("mautrix client for %s: %v", hs.URL, err)
+		return nil, fmt.Errorf("mautrix client for %s: %w", hs.URL, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -62,7 +73,7 @@ func (hs *Homeserver) Register(t testing.TB, localpartPrefix string) *Account {
 		err = errors.New("no access token in the response")
 	}
 	if err != nil {
-		t.Fatalf("registering %q on %s: %v", localpart, hs.URL, err)
+		return nil, fmt.Errorf("registering %q on %s: %w", localpart, hs.URL, err)
 	}
 	client.SetCredentials(resp.UserID, resp.AccessToken)
 	client.DeviceID = resp.DeviceID
@@ -71,7 +82,7 @@ func (hs *Homeserver) Register(t testing.TB, localpartPrefix string) *Account {
 		Localpart: localpart,
 		Password:  password,
 		Client:    client,
-	}
+	}, nil
 }
 
 // SyncUntil runs /sync, continuing from where the previous call for this
