@@ -21,6 +21,12 @@ type Config struct {
 	Bouncer BouncerConfig `toml:"bouncer"`
 	Store   StoreConfig   `toml:"store"`
 	Log     LogConfig     `toml:"log"`
+	Debug   DebugConfig   `toml:"debug"`
+}
+
+// DebugConfig is an operator's window into a running gateway.
+type DebugConfig struct {
+	Listen string `toml:"listen"`
 }
 
 // BouncerConfig is what the gateway keeps for accounts while their IRC
@@ -203,6 +209,15 @@ func (cfg *Config) validate() error {
 		}
 	default:
 		return fmt.Errorf("store.driver %q: must be \"sqlite\" or \"postgres\"", cfg.Store.Driver)
+	}
+	if cfg.Debug.Listen != "" {
+		loopback, err := isLoopback(cfg.Debug.Listen)
+		if err != nil {
+			return fmt.Errorf("debug.listen %q: %w", cfg.Debug.Listen, err)
+		}
+		if !loopback {
+			return fmt.Errorf("debug.listen %q: must be a loopback address; profiles show what users do", cfg.Debug.Listen)
+		}
 	}
 	switch cfg.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -44,6 +44,8 @@ type gateway struct {
 	listeners []net.Listener
 	media     *http.Server
 	mediaLn   net.Listener
+	debug     *http.Server
+	debugLn   net.Listener
 	serving   sync.WaitGroup
 }
 
@@ -98,6 +100,9 @@ func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway
 		MaxSendQ:   cfg.IRC.MaxSendQ,
 		Logger:     log,
 	}, backend{g.sessions})
+	if err := g.startDebug(); err != nil {
+		return nil, err
+	}
 
 	for _, addr := range cfg.IRC.Listen {
 		ln, err := net.Listen("tcp", addr)
@@ -218,6 +223,9 @@ func (g *gateway) shutdown(ctx context.Context) error {
 	if g.media != nil {
 		errMedia = g.media.Shutdown(ctx)
 	}
+	if g.debug != nil {
+		g.debug.Close()
+	}
 	g.serving.Wait()
 	errSess := g.sessions.Close(ctx)
 	errStore := g.store.Close()
@@ -230,6 +238,9 @@ func (g *gateway) closeAll() {
 	}
 	if g.media != nil {
 		g.media.Close()
+	}
+	if g.debug != nil {
+		g.debug.Close()
 	}
 	if g.store != nil {
 		g.store.Close()

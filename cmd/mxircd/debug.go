@@ -1,0 +1,68 @@
+package main
+
+import (
+	"errors"
+	"expvar"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// startDebug serves Go's profiles and the gateway's counters on the
+// loopback address of [debug] listen, for operators (and the benchmarks,
+// which read memory and session counts from /debug/vars).
+func (g *gateway) startDebug() error {
+	if g.cfg.Debug.Listen == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", g.cfg.Debug.Listen)
+	if err != nil {
+		return fmt.Errorf("debug.listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/debug/vars", expvar.Handler())
+	publishCounters(g)
+	g.debug = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelWarn)}
+	g.debugLn = ln
+	g.log.Info("serving debug endpoints", "addr", ln.Addr().String())
+	g.serving.Add(1)
+	go func() {
+		defer g.serving.Done()
+		if err := g.debug.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			g.log.Error("debug listener stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// expvar names are global to the process; tests start several gateways,
+// so the counters follow the newest one.
+var (
+	countersOnce sync.Once
+	countersOf   atomic.Pointer[gateway]
+)
+
+func publishCounters(g *gateway) {
+	countersOf.Store(g)
+	countersOnce.Do(func() {
+		expvar.Publish("mxircd", expvar.Func(counters))
+	})
+}
+
+func counters() any {
+	g := countersOf.Load()
+	return map[string]int{
+		"sessions":    g.sessions.SessionCount(),
+		"connections": g.irc.ConnCount(),
+	}
+}
