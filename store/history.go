@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -573,4 +574,72 @@ func (s *SQLStore) AlwaysOnAccounts(ctx context.Context, def bool) ([]string, er
 		return nil, fmt.Errorf("store: list always-on accounts: %w", err)
 	}
 	return ids, nil
+}
+
+// CursorUpdate is one client cursor to write. Force sets it even backward
+// (a write to the client failed after its cursor had been moved).
+type CursorUpdate struct {
+	UserID, Client string
+	Seq            int64
+	Force          bool
+}
+
+// PutCursors writes several cursors in one transaction, in order. Cursor
+// writes are frequent and small, so on PostgreSQL they do not wait for
+// the server's disk: a crash of the gateway cannot lose them, only one
+// of the database server, where a cursor going back means a line shown
+// twice.
+func (s *SQLStore) PutCursors(ctx context.Context, updates []CursorUpdate) error {
+	if len(updates) == 0 {
+		return nil
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: save cursors: %w", err)
+	}
+	defer tx.Rollback()
+	if s.dialect == DialectPostgres {
+		if _, err := tx.ExecContext(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
+			return fmt.Errorf("store: save cursors: %w", err)
+		}
+	}
+	for _, u := range updates {
+		query := `INSERT INTO client_cursors (user_id, client, seq) VALUES ($1, $2, $3)
+			 ON CONFLICT (user_id, client) DO UPDATE SET seq = excluded.seq`
+		if !u.Force {
+			query += ` WHERE client_cursors.seq < excluded.seq`
+		}
+		if _, err := tx.ExecContext(ctx, query, u.UserID, u.Client, u.Seq); err != nil {
+			return fmt.Errorf("store: save cursor of %s client %s: %w", u.UserID, u.Client, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: save cursors: %w", err)
+	}
+	return nil
+}
+
+// FindByTxn finds an event that sender sent into a room with a given
+// transaction ID, as the homeserver reported it back to the sending device
+// (unsigned.transaction_id); ErrNotFound wrapped when there is none.
+func (s *SQLStore) FindByTxn(ctx context.Context, roomID, sender, txnID string) (*StoredEvent, error) {
+	quoted, err := json.Marshal(txnID)
+	if err != nil {
+		return nil, err
+	}
+	pattern := `%"transaction_id":` + likeEscape(string(quoted)) + `%`
+	e, err := scanEvent(s.db.QueryRowContext(ctx,
+		`SELECT `+eventColumns+` FROM events WHERE room_id = $1 AND sender = $2 AND json LIKE $3 ESCAPE '\' ORDER BY seq DESC LIMIT 1`,
+		roomID, sender, pattern))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("store: find transaction %s in %s: %w", txnID, roomID, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: find transaction %s in %s: %w", txnID, roomID, err)
+	}
+	return &e, nil
+}
+
+func likeEscape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }

@@ -888,3 +888,51 @@ func TestEventStoreSQLiteMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestPutCursors(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, driver string) {
+		ctx := context.Background()
+		s := storetest.Open(t, driver)
+		err := s.PutCursors(ctx, []store.CursorUpdate{
+			{UserID: "@a:x", Client: "laptop", Seq: 5},
+			{UserID: "@a:x", Client: "laptop", Seq: 3}, // backward: ignored
+			{UserID: "@a:x", Client: "phone", Seq: 9},
+			{UserID: "@a:x", Client: "phone", Seq: 7, Force: true}, // a failed write undone
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for client, want := range map[string]int64{"laptop": 5, "phone": 7} {
+			if got, ok, err := s.Cursor(ctx, "@a:x", client); err != nil || !ok || got != want {
+				t.Errorf("cursor of %s = %d, %v, %v; want %d", client, got, ok, err, want)
+			}
+		}
+	})
+}
+
+func TestFindByTxn(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, driver string) {
+		ctx := context.Background()
+		s := storetest.Open(t, driver)
+		mine := ev("!r:x", "$mine", 100)
+		mine.Sender = "@a:x"
+		mine.JSON = []byte(`{"event_id":"$mine","sender":"@a:x","unsigned":{"transaction_id":"mxircd.1.2~lap_top"}}`)
+		other := ev("!r:x", "$other", 200)
+		other.Sender = "@b:x"
+		other.JSON = []byte(`{"event_id":"$other","sender":"@b:x","unsigned":{"transaction_id":"mxircd.1.3~laptop"}}`)
+		saveSync(t, s, "@a:x", "t1", mine, other)
+		if e, err := s.FindByTxn(ctx, "!r:x", "@a:x", "mxircd.1.2~lap_top"); err != nil || e.EventID != "$mine" {
+			t.Fatalf("FindByTxn = %+v, %v", e, err)
+		}
+		for _, tc := range []struct{ room, sender, txn string }{
+			{"!r:x", "@a:x", "mxircd.1.2~lapxtop"}, // '_' is not a wildcard
+			{"!r:x", "@a:x", "mxircd.1.3~laptop"},  // someone else's
+			{"!q:x", "@a:x", "mxircd.1.2~lap_top"}, // another room
+			{"!r:x", "@a:x", "mxircd.1.2"},         // a prefix
+		} {
+			if _, err := s.FindByTxn(ctx, tc.room, tc.sender, tc.txn); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("FindByTxn(%q, %q, %q) = %v, want not found", tc.room, tc.sender, tc.txn, err)
+			}
+		}
+	})
+}

@@ -84,6 +84,11 @@ type Store interface {
 	Cursor(ctx context.Context, userID, client string) (seq int64, ok bool, err error)
 	// PutCursor moves a client's cursor forward to seq, never backward.
 	PutCursor(ctx context.Context, userID, client string, seq int64) error
+	// PutCursors writes several cursors in one transaction, in order.
+	PutCursors(ctx context.Context, updates []CursorUpdate) error
+	// FindByTxn finds the event sender sent into roomID with transaction
+	// ID txnID (ErrNotFound wrapped).
+	FindByTxn(ctx context.Context, roomID, sender, txnID string) (*StoredEvent, error)
 	// MaxCursor is the largest cursor of any client of the account; ok is
 	// false if it has none.
 	MaxCursor(ctx context.Context, userID string) (seq int64, ok bool, err error)
@@ -216,13 +221,19 @@ func openSQLite(ctx context.Context, path string) (*SQLStore, error) {
 		}
 	}
 
+	// synchronous(NORMAL) in WAL mode does not wait for the disk on every
+	// commit: a crash of the gateway loses nothing committed, a power
+	// failure may undo the last commits (sync token and events together,
+	// so they are fetched again). Commits are frequent (every sync, every
+	// client cursor), and a full fsync each would cost milliseconds.
+	//
 	// _txlock=immediate makes every read-write transaction take the write
 	// lock at BEGIN, where busy_timeout applies. A deferred transaction
 	// that reads and then writes can instead fail with SQLITE_BUSY at once
 	// when another connection committed in between. mautrix recommends the
 	// same setting for its SQLite stores.
 	dsn := path + "?_pragma=" + fmt.Sprintf("busy_timeout(%d)", sqliteBusyTimeout.Milliseconds()) +
-		"&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_txlock=immediate"
+		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
