@@ -142,10 +142,12 @@ func (c *Conn) SendNotice(text string) {
 	})
 }
 
-// OnWritten runs f on the connection's writer goroutine once every line
-// sent before it has been written to the socket; if the connection ends
-// first, f never runs. f must not block. Any goroutine; never blocks.
-func (c *Conn) OnWritten(f func()) { c.q.mark(f) }
+// Checkpoint queues a checkpoint: the writer runs commit before it writes
+// any line sent after it (commit may block briefly, e.g. to make a
+// delivery record durable before the delivery), and undo (if not nil) if
+// the write of those lines fails. If the connection ends or overflows
+// first, neither runs. Any goroutine; never blocks.
+func (c *Conn) Checkpoint(commit, undo func()) { c.q.mark(checkpoint{commit, undo}) }
 
 // Close sends "ERROR :reason" and closes the connection once the queue has
 // been written. Any goroutine; idempotent.
@@ -432,8 +434,17 @@ func (c *Conn) writeLoop() {
 	}()
 	var buf [][]byte
 	var out []byte
+	var undo []func() // of checkpoints committed since the last good write
 	for {
 		lines, marks, done := c.q.take(buf)
+		// Delivery is recorded before the lines go out: a crash after the
+		// write then cannot show them again, and a failed write undoes it.
+		for _, cp := range marks {
+			cp.commit()
+			if cp.undo != nil {
+				undo = append(undo, cp.undo)
+			}
+		}
 		if len(lines) > 0 {
 			out = out[:0]
 			for _, l := range lines {
@@ -442,15 +453,17 @@ func (c *Conn) writeLoop() {
 			c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
 			if _, err := c.nc.Write(out); err != nil {
 				c.log.Debug("write failed", "err", err)
+				for i := len(undo) - 1; i >= 0; i-- {
+					undo[i]()
+				}
 				c.Close("Write error")
 				return
 			}
 			if cap(out) > 64<<10 {
 				out = nil // don't keep a burst-sized buffer for an idle client
 			}
-		}
-		for _, f := range marks {
-			f()
+			clear(undo)
+			undo = undo[:0]
 		}
 		// Drop the written lines: an idle client should not keep its
 		// welcome burst alive through the reused slice.

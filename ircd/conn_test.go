@@ -405,3 +405,43 @@ func TestSilentClientIsPinged(t *testing.T) {
 	c.expect("PING", testServerName)
 	c.expectClosed("Ping timeout")
 }
+
+// A checkpoint commits before the lines queued after it reach the client,
+// so a record of their delivery is never behind what the client has seen.
+func TestCheckpointCommitsBeforeTheWrite(t *testing.T) {
+	ts := startServer(t, testConfig())
+	c, conn := ts.registerWithCaps(t, "alice", "")
+	release := make(chan struct{})
+	committed := make(chan struct{})
+	conn.Checkpoint(func() {
+		close(committed)
+		<-release // the writer waits: nothing may reach the client yet
+	}, func() { t.Error("undo ran after a good write") })
+	conn.SendNotice("after the checkpoint")
+	<-committed
+	got := make(chan *irc.Message, 1)
+	go func() { got <- c.next() }()
+	select {
+	case m := <-got:
+		t.Fatalf("the client read %v before the checkpoint committed", m)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	if m := <-got; m.Trailing() != "after the checkpoint" {
+		t.Fatalf("got %v", m)
+	}
+}
+
+// A write that fails undoes the checkpoints of its lines.
+func TestCheckpointUndoneWhenTheWriteFails(t *testing.T) {
+	ts := startServer(t, testConfig())
+	_, conn := ts.registerWithCaps(t, "alice", "")
+	undone := make(chan struct{})
+	conn.Checkpoint(func() { conn.nc.Close() }, func() { close(undone) })
+	conn.SendNotice("never read")
+	select {
+	case <-undone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the checkpoint of a failed write was not undone")
+	}
+}

@@ -9,7 +9,7 @@ import "sync"
 type sendQueue struct {
 	mu       sync.Mutex
 	lines    [][]byte
-	marks    []func() // run by the writer once the lines before them are written
+	marks    []checkpoint // run by the writer around the write of the lines before them
 	bytes    int
 	max      int
 	closed   bool
@@ -61,16 +61,20 @@ func (q *sendQueue) close(final []byte) {
 	q.signal()
 }
 
-// mark queues f to run on the writer goroutine once every line pushed
-// before it has been written to the socket. It is dropped, never run, when
-// the queue closes or overflows first.
-func (q *sendQueue) mark(f func()) {
+// checkpoint records delivery around a write (see Conn.Checkpoint).
+type checkpoint struct {
+	commit, undo func()
+}
+
+// mark queues a checkpoint after the lines pushed so far. It is dropped,
+// never run, when the queue closes or overflows first.
+func (q *sendQueue) mark(cp checkpoint) {
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
 		return
 	}
-	q.marks = append(q.marks, f)
+	q.marks = append(q.marks, cp)
 	q.mu.Unlock()
 	q.signal()
 }
@@ -82,10 +86,10 @@ func (q *sendQueue) signal() {
 	}
 }
 
-// take hands the writer everything queued, and the marks to run once those
-// lines are written. done reports that the queue is closed and nothing more
-// will come after these lines.
-func (q *sendQueue) take(buf [][]byte) (lines [][]byte, marks []func(), done bool) {
+// take hands the writer everything queued, and the checkpoints among
+// those lines. done reports that the queue is closed and nothing more will
+// come after these lines.
+func (q *sendQueue) take(buf [][]byte) (lines [][]byte, marks []checkpoint, done bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	lines = append(buf[:0], q.lines...)

@@ -159,27 +159,28 @@ func TestSendQueueConcurrent(t *testing.T) {
 	}
 }
 
-func TestSendQueueMarksFollowTheirLines(t *testing.T) {
+func TestSendQueueCheckpoints(t *testing.T) {
 	q := newSendQueue(100)
 	var ran []string
+	mark := func(s string) checkpoint { return checkpoint{commit: func() { ran = append(ran, s) }} }
 	q.push([]byte("a\r\n"), nil)
-	q.mark(func() { ran = append(ran, "after a") })
+	q.mark(mark("after a"))
 	lines, marks, _ := q.take(nil)
 	if len(lines) != 1 || len(marks) != 1 {
 		t.Fatalf("take = %d lines, %d marks; want 1, 1", len(lines), len(marks))
 	}
-	marks[0]()
+	marks[0].commit()
 	if _, marks, _ := q.take(nil); len(marks) != 0 {
 		t.Fatalf("a mark was handed out twice")
 	}
 	// Overflow drops marks: their lines never reach the client.
 	q.push([]byte("b\r\n"), []byte("FINAL"))
-	q.mark(func() { ran = append(ran, "after b") })
+	q.mark(mark("after b"))
 	q.push(make([]byte, 200), []byte("FINAL"))
 	if _, marks, _ := q.take(nil); len(marks) != 0 {
 		t.Fatalf("marks survived an overflow: %d", len(marks))
 	}
-	q.mark(func() { ran = append(ran, "after close") })
+	q.mark(mark("after close"))
 	if _, marks, _ := q.take(nil); len(marks) != 0 {
 		t.Fatalf("a mark was queued on a closed queue")
 	}
