@@ -25,8 +25,9 @@ import (
 // events like every other client.
 
 // advance moves the head to seq and the cursors of the clients that take
-// live events with it: their marks fire once what was sent before them has
-// been written to the socket. Owner goroutine.
+// live events with it. It comes before the event's lines: each client's
+// writer saves the cursor just before it writes what follows. Owner
+// goroutine.
 func (s *Session) advance(seq int64) {
 	if seq <= s.head {
 		return
@@ -39,15 +40,17 @@ func (s *Session) advance(seq int64) {
 	}
 }
 
-// mark records that the client has been given the stream up to seq, once
-// the lines before it are written. Owner goroutine.
+// mark records that the client is given the stream up to seq by the lines
+// that follow: its writer saves the cursor before writing them, and puts
+// it back if the write fails. Owner goroutine.
 func (a *Attachment) mark(seq int64) {
 	if seq <= a.cursor {
 		return
 	}
+	prev := a.cursor
 	a.cursor = seq
 	mgr, user, name := a.sess.mgr, a.sess.user.String(), a.name
-	a.client.OnWritten(func() { mgr.saveCursor(user, name, seq) })
+	a.client.Checkpoint(func() { mgr.commitCursor(user, name, seq) }, func() { mgr.resetCursor(user, name, prev) })
 }
 
 // startAttach gives a newly attached client its connect burst, then what it
@@ -75,6 +78,12 @@ func (s *Session) catchUp(a *Attachment, after, upTo int64) {
 		from, err := after, error(nil)
 		if from < 0 {
 			from, err = startCursor(ctx, st, user, a.name, upTo)
+			if err == nil {
+				// A client seen for the first time gets a cursor now, so
+				// that it gets what comes after it leaves even if it was
+				// shown nothing.
+				err = st.PutCursor(ctx, user, a.name, from)
+			}
 		}
 		var events []store.StoredEvent
 		var skipped map[string]int
@@ -137,9 +146,9 @@ func (s *Session) replayEvents(a *Attachment, events []store.StoredEvent, skippe
 			a.client.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: a.client.ServerName()}, Command: "NOTICE",
 				Params: []string{target, fmt.Sprintf("%d older messages were not replayed; use your client's history (CHATHISTORY) to see them", n)}})
 		}
+		a.mark(se.Seq)
 		ev, ok := decodeStored(se)
 		if !ok || typedBy(ev, s.user, a.name) {
-			a.mark(se.Seq)
 			continue
 		}
 		if ev.StateKey != nil {
@@ -150,7 +159,6 @@ func (s *Session) replayEvents(a *Attachment, events []store.StoredEvent, skippe
 		} else {
 			s.renderHistory(a, r, ev, false)
 		}
-		a.mark(se.Seq)
 	}
 }
 

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strconv"
@@ -166,12 +167,33 @@ func (s *Session) queryHistory(ctx context.Context, roomID id.RoomID, req *mappi
 		}
 	}
 	events, err := st.RoomHistory(ctx, q)
-	if err != nil || !backward || len(events) >= req.Limit {
-		return events, err
+	if err != nil {
+		return nil, err
 	}
-	// The store holds a window of each room: reach further back on the
-	// homeserver, from before the oldest event found (or the anchor).
-	older, err := s.fetchOlder(ctx, roomID, events, req, q, types)
+	// The store holds a window of each room; the homeserver has the rest.
+	var older []store.StoredEvent
+	switch {
+	case backward && len(events) < req.Limit && q.AfterSeq == 0:
+		// Further back than the store reaches (a lower bound that is a
+		// stored event ends inside the store).
+		older, err = s.fetchOlder(ctx, roomID, events, req, q, types, req.Limit-len(events), true)
+	case !backward && from.seq == 0:
+		// An anchor before the store's window: the oldest events after it
+		// are on the homeserver only.
+		older, err = s.fetchOlder(ctx, roomID, nil, req, q, types, req.Limit, false)
+		if len(older) > 0 && len(older) < req.Limit {
+			// Then the store's, from its start.
+			q.AfterTS, q.Limit = 0, req.Limit-len(older)
+			rest, rerr := st.RoomHistory(ctx, q)
+			if rerr != nil {
+				return nil, rerr
+			}
+			return append(older, rest...), nil
+		}
+		if len(older) > 0 {
+			return older, nil
+		}
+	}
 	if err != nil {
 		s.log.Info("could not fetch older history from the homeserver", "room", roomID, "err", err)
 		return events, nil
@@ -179,27 +201,29 @@ func (s *Session) queryHistory(ctx context.Context, roomID id.RoomID, req *mappi
 	return append(older, events...), nil
 }
 
-// fetchOlder pages /messages backward from just before the oldest event the
-// store gave (or the query's upper bound) for what the limit still allows,
-// keeping to the query's bounds. Request worker only.
-func (s *Session) fetchOlder(ctx context.Context, roomID id.RoomID, have []store.StoredEvent, req *mapping.HistoryRequest, q store.HistoryQuery, types []string) ([]store.StoredEvent, error) {
-	want := req.Limit - len(have)
+// maxFetched bounds how many events one history request reads from the
+// homeserver looking for its range.
+const maxFetched = 1000
+
+// fetchOlder reads from the homeserver the events before the oldest one
+// the store gave (have[0]), or before the store's oldest event of the room,
+// within the query's time bounds: with newest, the want newest of them
+// (the end nearest the store), else the want oldest. Oldest first.
+// Request worker only.
+func (s *Session) fetchOlder(ctx context.Context, roomID id.RoomID, have []store.StoredEvent, req *mapping.HistoryRequest, q store.HistoryQuery, types []string, want int, newest bool) ([]store.StoredEvent, error) {
 	var start id.EventID
-	switch {
-	case len(have) > 0:
+	if len(have) > 0 {
 		start = id.EventID(have[0].EventID)
-	case req.From.MsgID != "" && req.Sub != "LATEST":
-		start = id.EventID(req.From.MsgID)
-	default:
+	} else {
 		oldest, err := s.mgr.store.RoomHistory(ctx, store.HistoryQuery{RoomID: roomID.String(), Limit: 1})
 		if err != nil || len(oldest) == 0 {
 			return nil, err
 		}
-		if q.BeforeTS == 0 && q.BeforeSeq == 0 {
-			return nil, nil // the store has all there is after its oldest event
-		}
-		if q.BeforeTS != 0 && q.BeforeTS <= oldest[0].TS || q.BeforeSeq != 0 && q.BeforeSeq <= oldest[0].Seq {
-			start = id.EventID(oldest[0].EventID)
+		o := oldest[0]
+		// Only when the range reaches before the store's window.
+		if q.BeforeSeq != 0 && q.BeforeSeq <= o.Seq || q.BeforeTS != 0 && q.BeforeTS <= o.TS ||
+			!newest && q.AfterTS != 0 && q.AfterTS < o.TS || newest && q.BeforeSeq == 0 && q.BeforeTS == 0 && req.From.Star {
+			start = id.EventID(o.EventID)
 		} else {
 			return nil, nil
 		}
@@ -208,37 +232,39 @@ func (s *Session) fetchOlder(ctx context.Context, roomID id.RoomID, have []store
 	if err != nil {
 		return nil, err
 	}
-	var found []store.StoredEvent
+	var found []store.StoredEvent // newest first
 	from := c.Start
-	for len(found) < want && from != "" {
-		page, err := s.cli.Messages(ctx, roomID, from, "", mautrix.DirectionBackward, nil, min(100, 2*want))
+	for seen := 0; from != "" && seen < maxFetched; {
+		page, err := s.cli.Messages(ctx, roomID, from, "", mautrix.DirectionBackward, nil, 100)
 		if err != nil {
 			return nil, err
 		}
+		past := false
 		for _, ev := range page.Chunk {
-			if ev.Timestamp <= q.AfterTS || (len(types) > 0 && !slices.Contains(types, ev.Type.Type)) {
-				continue
+			seen++
+			if q.AfterTS != 0 && ev.Timestamp <= q.AfterTS {
+				past = true
+				break
 			}
-			if q.BeforeTS != 0 && ev.Timestamp >= q.BeforeTS {
+			if q.BeforeTS != 0 && ev.Timestamp >= q.BeforeTS || len(types) > 0 && !slices.Contains(types, ev.Type.Type) {
 				continue
 			}
 			ev.RoomID = roomID
-			raw, err := ev.MarshalJSON()
+			raw, err := json.Marshal(ev)
 			if err != nil {
 				continue
 			}
 			found = append(found, store.StoredEvent{RoomID: roomID.String(), EventID: ev.ID.String(), Sender: ev.Sender.String(), Type: ev.Type.Type, TS: ev.Timestamp, JSON: raw})
-			if len(found) == want {
-				break
-			}
 		}
-		if q.AfterTS != 0 && len(page.Chunk) > 0 && page.Chunk[len(page.Chunk)-1].Timestamp <= q.AfterTS {
-			break // past the lower bound
-		}
-		if page.End == "" || page.End == from || len(page.Chunk) == 0 {
+		if past || newest && len(found) >= want || page.End == "" || page.End == from || len(page.Chunk) == 0 {
 			break
 		}
 		from = page.End
+	}
+	if newest {
+		found = found[:min(len(found), want)]
+	} else if len(found) > want {
+		found = found[len(found)-want:]
 	}
 	slices.Reverse(found)
 	return found, nil
@@ -283,7 +309,8 @@ func (s *Session) historyTargets(a *Attachment, req *mapping.HistoryRequest) {
 	}
 	user := s.user.String()
 	s.request(a, "CHATHISTORY", func(ctx context.Context) func() {
-		targets, err := s.mgr.store.Targets(ctx, user, from, to, 0)
+		// The range is exclusive at both ends.
+		targets, err := s.mgr.store.Targets(ctx, user, from+1, to-1, 0)
 		return func() {
 			if err != nil {
 				s.standardReply(a, "FAIL", "CHATHISTORY", "MESSAGE_ERROR", "TARGETS", "Could not load the history: "+err.Error())

@@ -74,17 +74,17 @@ type Manager struct {
 	closed    bool
 	running   sync.WaitGroup
 
-	// Client cursors waiting to be saved, written by one goroutine.
-	passwords *passwordCache
+	passwords *passwordCache // recently verified passwords
 
-	cursorMu    sync.Mutex
-	cursorDirty map[cursorKey]int64
-	cursorWake  chan struct{}
-	cursorDone  chan struct{}
-	stopCursors context.CancelFunc
+	// Client cursors waiting to be saved, written by one goroutine in
+	// group commits.
+	cursorMu      sync.Mutex
+	cursorOps     []store.CursorUpdate
+	cursorWaiters []chan struct{}
+	cursorWake    chan struct{}
+	cursorDone    chan struct{}
+	stopCursors   context.CancelFunc
 }
-
-type cursorKey struct{ user, client string }
 
 func NewManager(cfg Config, st store.Store) *Manager {
 	if cfg.DeviceName == "" {
@@ -115,7 +115,6 @@ func NewManager(cfg Config, st store.Store) *Manager {
 		ending:      map[id.UserID]*Session{},
 		userLocks:   map[id.UserID]*sync.Mutex{},
 		passwords:   newPasswordCache(),
-		cursorDirty: map[cursorKey]int64{},
 		cursorWake:  make(chan struct{}, 1),
 		cursorDone:  make(chan struct{}),
 		stopCursors: cancel,
@@ -339,9 +338,7 @@ func (m *Manager) launch(ctx context.Context, cli *mautrix.Client, acct *store.A
 	}
 	// Until a client attaches, the account shows as away if configured.
 	sess.detachedAway.Store(m.cfg.AwayWhenDetached && refs == 0)
-	for _, e := range outbox {
-		sess.resend(e)
-	}
+	sess.unsent = outbox
 	sess.refs = refs
 	m.sessions[user] = sess
 	m.running.Add(1)
@@ -502,13 +499,37 @@ func (m *Manager) setAlwaysOn(ctx context.Context, user string, on *bool) error 
 	return m.store.PutAccount(ctx, acct)
 }
 
-// saveCursor records that a client has been given the stream up to seq;
-// the cursor goroutine writes it soon after. Any goroutine; never blocks.
-func (m *Manager) saveCursor(user, client string, seq int64) {
-	k := cursorKey{user, client}
+// cursorWait bounds how long a client's writer waits for its cursor to be
+// saved before it sends anyway (a crash then may show those lines twice).
+const cursorWait = 2 * time.Second
+
+// commitCursor saves that a client has been given the stream up to seq,
+// and returns once that is durable (or after cursorWait). It is called by
+// the client's writer just before it writes the lines, so a crash cannot
+// show the client lines it has already seen. Clients' saves are grouped
+// into one transaction. Any goroutine.
+func (m *Manager) commitCursor(user, client string, seq int64) {
+	done := make(chan struct{})
+	m.queueCursor(store.CursorUpdate{UserID: user, Client: client, Seq: seq}, done)
+	select {
+	case <-done:
+	case <-time.After(cursorWait):
+		m.log.Warn("saving a client's position is slow; sending anyway", "user", user, "client", client)
+	case <-m.cursorDone:
+	}
+}
+
+// resetCursor moves a client's cursor back to seq after a write to it
+// failed. Any goroutine; never blocks.
+func (m *Manager) resetCursor(user, client string, seq int64) {
+	m.queueCursor(store.CursorUpdate{UserID: user, Client: client, Seq: seq, Force: true}, nil)
+}
+
+func (m *Manager) queueCursor(u store.CursorUpdate, done chan struct{}) {
 	m.cursorMu.Lock()
-	if seq > m.cursorDirty[k] {
-		m.cursorDirty[k] = seq
+	m.cursorOps = append(m.cursorOps, u)
+	if done != nil {
+		m.cursorWaiters = append(m.cursorWaiters, done)
 	}
 	m.cursorMu.Unlock()
 	select {
@@ -517,8 +538,8 @@ func (m *Manager) saveCursor(user, client string, seq int64) {
 	}
 }
 
-// cursorLoop writes client cursors as they move, coalescing the moves that
-// come while a write is under way; after ctx ends it writes what is left.
+// cursorLoop writes client cursors as they come, all that came during the
+// previous write in one transaction; after ctx ends it writes what is left.
 func (m *Manager) cursorLoop(ctx context.Context) {
 	defer close(m.cursorDone)
 	for {
@@ -534,16 +555,17 @@ func (m *Manager) cursorLoop(ctx context.Context) {
 
 func (m *Manager) flushCursors() {
 	m.cursorMu.Lock()
-	dirty := m.cursorDirty
-	m.cursorDirty = map[cursorKey]int64{}
+	ops, waiters := m.cursorOps, m.cursorWaiters
+	m.cursorOps, m.cursorWaiters = nil, nil
 	m.cursorMu.Unlock()
-	for k, seq := range dirty {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := m.store.PutCursor(ctx, k.user, k.client, seq)
-		cancel()
-		if err != nil {
-			// The client gets these events again on its next connect.
-			m.log.Warn("could not save a client's position", "user", k.user, "client", k.client, "err", err)
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	err := m.store.PutCursors(ctx, ops)
+	cancel()
+	if err != nil {
+		// The clients get these events again on their next connect.
+		m.log.Warn("could not save clients' positions", "count", len(ops), "err", err)
+	}
+	for _, w := range waiters {
+		close(w)
 	}
 }

@@ -70,10 +70,20 @@ func (s *Session) sendWithRetry(ctx context.Context, roomID id.RoomID, evType ev
 	}
 }
 
-// resend queues a message left in the outbox by an earlier run. Called
-// before the session runs.
+// resend queues a message left in the outbox by an earlier run, unless
+// the homeserver took it before the crash: a homeserver may store an event
+// whose request was cut off without remembering its transaction ID, so
+// the ID alone does not prevent a second copy. Owner goroutine, after the
+// first sync is stored.
 func (s *Session) resend(e store.OutboxEntry) {
 	s.enqueue(func(ctx context.Context) func() {
+		if _, err := s.mgr.store.FindByTxn(ctx, e.RoomID, e.UserID, e.TxnID); err == nil {
+			s.log.Info("a message left unsent by the last run had reached the homeserver", "room", e.RoomID, "txn", e.TxnID)
+			if derr := s.mgr.store.DeleteOutbox(context.WithoutCancel(ctx), e.UserID, e.TxnID); derr != nil {
+				s.log.Warn("could not clear a sent message from the outbox", "err", derr)
+			}
+			return nil
+		}
 		err := s.sendWithRetry(ctx, id.RoomID(e.RoomID), event.Type{Type: e.Type, Class: event.MessageEventType}, json.RawMessage(e.Content), e.TxnID)
 		if err != nil && isTransient(err) && ctx.Err() != nil {
 			return nil // stopping: try again next start

@@ -16,6 +16,8 @@ import (
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
+
+	"github.com/mxircd/mxircd/store"
 )
 
 // Client is an attached IRC connection as the session sees it (ircd.Conn).
@@ -29,9 +31,10 @@ type Client interface {
 	ServerName() string
 	HasCap(name string) bool
 	Close(reason string)
-	// OnWritten runs f once every line sent before it has been written to
-	// the client's socket; never if the connection ends first.
-	OnWritten(f func())
+	// Checkpoint has the client's writer run commit before it writes any
+	// line sent after it, and undo if that write fails; neither if the
+	// connection ends first.
+	Checkpoint(commit, undo func())
 }
 
 // Session is one Matrix account's live connection to its homeserver and the
@@ -78,10 +81,11 @@ type Session struct {
 	sentTxns   map[string]*Attachment    // our own sends by transaction ID → the client that typed them
 	sentResp   map[string]*labeledClient // labeled messages waiting for their echo
 	txnSeq     uint64
-	batchSeq   uint64         // names of batches sent to clients
-	started    int64          // unix nanoseconds; makes transaction IDs unique across sessions
-	pending    []commandEvent // commands that came before the first sync
-	syncBroken bool           // the last /sync failed and clients were told
+	batchSeq   uint64              // names of batches sent to clients
+	started    int64               // unix nanoseconds; makes transaction IDs unique across sessions
+	pending    []commandEvent      // commands that came before the first sync
+	unsent     []store.OutboxEntry // messages an earlier run left unsent, resent after the first sync
+	syncBroken bool                // the last /sync failed and clients were told
 
 	// The account's event stream (see bouncer.go): head is the position of
 	// the newest stored event applied; only (one client) renders to a
@@ -530,7 +534,9 @@ type Attachment struct {
 }
 
 func newAttachment(s *Session, c Client, name string) *Attachment {
-	return &Attachment{sess: s, client: c, name: name, monitor: map[string]id.UserID{}}
+	// cursor -1: the first mark, even at position 0, saves the client's
+	// cursor, so a client that was shown nothing still has a place.
+	return &Attachment{sess: s, client: c, name: name, monitor: map[string]id.UserID{}, cursor: -1}
 }
 
 // Attach starts delivery to the client. Client's reader goroutine.

@@ -35,6 +35,13 @@ func (s *Session) applySync(resp *mautrix.RespSync, initial bool, seqs map[id.Ev
 	s.advance(newest)
 	if !s.synced {
 		s.synced = true
+		// Only now, with what the homeserver has stored since the last run
+		// in the store, can a message left unsent be told from one that
+		// reached it before the crash.
+		for _, e := range s.unsent {
+			s.resend(e)
+		}
+		s.unsent = nil
 		for a := range s.clients {
 			s.startAttach(a)
 		}
@@ -70,10 +77,10 @@ func (s *Session) applyJoinedRoom(roomID id.RoomID, joined *mautrix.SyncJoinedRo
 				r.applyState(ev)
 				continue
 			}
+			s.advance(seq)
 			s.streaming = true
 			s.applyTimelineEvent(r, ev)
 			s.streaming = false
-			s.advance(seq)
 		}
 		for _, ev := range joined.Ephemeral.Events {
 			if ev.Type.Type == event.EphemeralEventTyping.Type {
