@@ -643,3 +643,42 @@ func (s *SQLStore) FindByTxn(ctx context.Context, roomID, sender, txnID string) 
 func likeEscape(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
+
+// RecentStreamIDs returns the event IDs of the newest limit events of a
+// room in the account's stream, newest first.
+func (s *SQLStore) RecentStreamIDs(ctx context.Context, userID, roomID string, limit int) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT event_id FROM account_events WHERE user_id = $1 AND room_id = $2 ORDER BY seq DESC LIMIT $3`,
+		userID, roomID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: load stream of %s in %s: %w", userID, roomID, err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("store: load stream of %s in %s: %w", userID, roomID, err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// RoomsOver lists the rooms with more than keep stored events, for Prune.
+func (s *SQLStore) RoomsOver(ctx context.Context, keep int) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT room_id FROM events GROUP BY room_id HAVING COUNT(*) > $1`, keep)
+	if err != nil {
+		return nil, fmt.Errorf("store: find rooms over %d events: %w", keep, err)
+	}
+	defer rows.Close()
+	var rooms []string
+	for rows.Next() {
+		var r string
+		if err := rows.Scan(&r); err != nil {
+			return nil, fmt.Errorf("store: find rooms over %d events: %w", keep, err)
+		}
+		rooms = append(rooms, r)
+	}
+	return rooms, rows.Err()
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -933,6 +934,43 @@ func TestFindByTxn(t *testing.T) {
 			if _, err := s.FindByTxn(ctx, tc.room, tc.sender, tc.txn); !errors.Is(err, store.ErrNotFound) {
 				t.Errorf("FindByTxn(%q, %q, %q) = %v, want not found", tc.room, tc.sender, tc.txn, err)
 			}
+		}
+	})
+}
+
+func TestRecentStreamIDs(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, driver string) {
+		ctx := context.Background()
+		s := storetest.Open(t, driver)
+		old := ev("!r:x", "$history", 50)
+		old.HistoryOnly = true
+		saveSync(t, s, "@a:x", "t1", old, ev("!r:x", "$1", 100), ev("!q:x", "$q", 150), ev("!r:x", "$2", 200), ev("!r:x", "$3", 300))
+		saveSync(t, s, "@b:x", "t1", ev("!r:x", "$b", 400))
+		ids, err := s.RecentStreamIDs(ctx, "@a:x", "!r:x", 2)
+		if err != nil || strings.Join(ids, " ") != "$3 $2" {
+			t.Fatalf("RecentStreamIDs = %v, %v; want [$3 $2]", ids, err)
+		}
+		ids, err = s.RecentStreamIDs(ctx, "@a:x", "!r:x", 10)
+		if err != nil || strings.Join(ids, " ") != "$3 $2 $1" {
+			t.Fatalf("RecentStreamIDs = %v, %v; want [$3 $2 $1]: not history, not another account's", ids, err)
+		}
+	})
+}
+
+func TestRoomsOver(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, driver string) {
+		ctx := context.Background()
+		s := storetest.Open(t, driver)
+		saveSync(t, s, "@a:x", "t1", ev("!big:x", "$1", 1), ev("!big:x", "$2", 2), ev("!big:x", "$3", 3), ev("!small:x", "$4", 4))
+		rooms, err := s.RoomsOver(ctx, 2)
+		if err != nil || len(rooms) != 1 || rooms[0] != "!big:x" {
+			t.Fatalf("RoomsOver(2) = %v, %v", rooms, err)
+		}
+		if err := s.Prune(ctx, "!big:x", 2); err != nil {
+			t.Fatal(err)
+		}
+		if rooms, err := s.RoomsOver(ctx, 2); err != nil || len(rooms) != 0 {
+			t.Fatalf("after Prune, RoomsOver(2) = %v, %v", rooms, err)
 		}
 	})
 }

@@ -55,6 +55,8 @@ type Store interface {
 	ChannelNames(ctx context.Context, userID string) (map[string]string, error)
 	// PutChannelName records (or changes) the channel name of a room for an account.
 	PutChannelName(ctx context.Context, userID, roomID, name string) error
+	// PutChannelNames records several, by room ID, in one transaction.
+	PutChannelNames(ctx context.Context, userID string, names map[string]string) error
 
 	// SaveSync stores b.Events in the shared event table (one row per
 	// room+event ID, whichever account stored it first; an existing row is
@@ -84,6 +86,11 @@ type Store interface {
 	Cursor(ctx context.Context, userID, client string) (seq int64, ok bool, err error)
 	// PutCursor moves a client's cursor forward to seq, never backward.
 	PutCursor(ctx context.Context, userID, client string, seq int64) error
+	// RecentStreamIDs returns the event IDs of the newest limit events of
+	// a room in the account's stream, newest first.
+	RecentStreamIDs(ctx context.Context, userID, roomID string, limit int) ([]string, error)
+	// RoomsOver lists the rooms with more than keep stored events.
+	RoomsOver(ctx context.Context, keep int) ([]string, error)
 	// PutCursors writes several cursors in one transaction, in order.
 	PutCursors(ctx context.Context, updates []CursorUpdate) error
 	// FindByTxn finds the event sender sent into roomID with transaction
@@ -400,6 +407,25 @@ func (s *SQLStore) PutChannelName(ctx context.Context, userID, roomID, name stri
 		`INSERT INTO channel_names (user_id, room_id, name) VALUES ($1, $2, $3)
 		 ON CONFLICT (user_id, room_id) DO UPDATE SET name = excluded.name`, userID, roomID, name); err != nil {
 		return fmt.Errorf("store: save channel name of %s in %s: %w", roomID, userID, err)
+	}
+	return nil
+}
+
+func (s *SQLStore) PutChannelNames(ctx context.Context, userID string, names map[string]string) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: save channel names of %s: %w", userID, err)
+	}
+	defer tx.Rollback()
+	for roomID, name := range names {
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO channel_names (user_id, room_id, name) VALUES ($1, $2, $3)
+			 ON CONFLICT (user_id, room_id) DO UPDATE SET name = excluded.name`, userID, roomID, name); err != nil {
+			return fmt.Errorf("store: save channel name of %s in %s: %w", roomID, userID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: save channel names of %s: %w", userID, err)
 	}
 	return nil
 }

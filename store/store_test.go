@@ -641,6 +641,13 @@ func TestChannelNames(t *testing.T) {
 			if err != nil || len(names) != 2 || names["!r1:x"] != "#renamed" || names["!r2:x"] != "#two" {
 				t.Fatalf("names of @a:x = %v, %v", names, err)
 			}
+			if err := s.PutChannelNames(ctx, "@a:x", map[string]string{"!r2:x": "#second", "!r3:x": "#three"}); err != nil {
+				t.Fatal(err)
+			}
+			names, err = s.ChannelNames(ctx, "@a:x")
+			if err != nil || len(names) != 3 || names["!r1:x"] != "#renamed" || names["!r2:x"] != "#second" || names["!r3:x"] != "#three" {
+				t.Fatalf("names of @a:x after a batch = %v, %v", names, err)
+			}
 		})
 	}
 }
