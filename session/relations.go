@@ -25,30 +25,15 @@ type recentMessage struct {
 	text   string // plain, one line
 }
 
-func (r *room) remember(ev *event.Event, text string) {
-	if len(r.recent) == recentLimit {
-		copy(r.recent, r.recent[1:])
-		r.recent = r.recent[:recentLimit-1]
-	}
-	r.recent = append(r.recent, recentMessage{id: ev.ID, sender: ev.Sender, text: mapping.Snippet(text)})
-}
+func (r *room) remember(ev *event.Event, text string) { r.recent.add(ev, text) }
 
-func (r *room) recall(eventID id.EventID) *recentMessage {
-	for i := len(r.recent) - 1; i >= 0; i-- {
-		if r.recent[i].id == eventID {
-			return &r.recent[i]
-		}
-	}
-	return nil
-}
+func (r *room) recall(eventID id.EventID) *recentMessage { return r.recent.find(eventID) }
 
 // rememberMessage keeps a message (or an edit's new text) for context.
 func (s *Session) rememberMessage(r *room, ev *event.Event) {
 	c := ev.Content.AsMessage()
 	if target := c.RelatesTo.GetReplaceID(); target != "" && c.NewContent != nil {
-		if m := r.recall(target); m != nil {
-			m.text = mapping.Snippet(c.NewContent.Body)
-		}
+		r.recent.edit(target, c.NewContent.Body)
 		return
 	}
 	body := c.Body

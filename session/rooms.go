@@ -2,7 +2,6 @@ package session
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strconv"
 	"strings"
@@ -15,34 +14,33 @@ import (
 )
 
 // room is what a session knows of one joined room. Owner goroutine only.
+// The Matrix state (alias, topic, members, power levels...) is the
+// embedded roomState, shared with other sessions (see shared.go); the rest
+// is this session's own.
 type room struct {
-	id       id.RoomID
-	channel  string    // the IRC name, fixed when the room first appears; "" for a query
-	dm       id.UserID // the peer, when the room is a query (direct message)
-	alias    id.RoomAlias
-	name     string // m.room.name
-	topic    string
-	topicBy  id.UserID
-	topicAt  int64 // unix milliseconds
-	created  int64 // unix milliseconds
-	joinRule event.JoinRule
-	power    *event.PowerLevelsEventContent
-	powerRaw json.RawMessage // as the homeserver sent it, to edit without losing fields
-	members  map[id.UserID]*member
-	backlog  []*event.Event     // messages of a room not yet shown (a DM's first words)
-	recent   []recentMessage    // the last messages, for context in replies and reactions
-	typing   map[id.UserID]bool // who is typing, as last shown
-	readTS   int64              // the account's read marker: time of the newest read event, unix ms
+	*roomState
+	shared  bool           // the roomState may be held by other sessions: never change it in place
+	reg     *stateRegistry // where shared states are found
+	id      id.RoomID
+	channel string             // the IRC name, fixed when the room first appears; "" for a query
+	dm      id.UserID          // the peer, when the room is a query (direct message)
+	backlog []*event.Event     // messages of a room not yet shown (a DM's first words)
+	recent  *recentMessages    // the last messages, for context in replies and reactions
+	typing  map[id.UserID]bool // who is typing, as last shown
+	readTS  int64              // the account's read marker: time of the newest read event, unix ms
 }
 
-type member struct {
-	membership  event.Membership
-	displayName string
-	since       int64 // timestamp of the member event, to find the newest display name
+func (s *Session) newRoom(roomID id.RoomID) *room {
+	return &room{id: roomID, roomState: newRoomState(), reg: s.mgr.shared, recent: s.mgr.shared.recentOf(roomID)}
 }
 
-func newRoom(roomID id.RoomID) *room {
-	return &room{id: roomID, members: map[id.UserID]*member{}}
+// share swaps a privately built state for an equal one other sessions
+// hold, or offers it to them. Owner goroutine.
+func (s *Session) share(r *room) {
+	if !r.shared {
+		r.roomState = s.mgr.shared.share(r.id, r.roomState)
+		r.shared = true
+	}
 }
 
 // applyState updates the room from one state event and returns the
@@ -55,40 +53,19 @@ func (r *room) applyState(ev *event.Event) (prev event.Membership) {
 		// Unparseable content: leave what we knew.
 		return ""
 	}
-	switch ev.Type {
-	case event.StateMember:
-		user := id.UserID(*ev.StateKey)
-		m := r.members[user]
-		if m != nil {
+	if ev.Type == event.StateMember {
+		if m := r.members[id.UserID(*ev.StateKey)]; m != nil {
 			prev = m.membership
 		}
-		c := ev.Content.AsMember()
-		if c.Membership == event.MembershipLeave {
-			delete(r.members, user)
-			return prev
-		}
-		if m == nil {
-			m = &member{}
-			r.members[user] = m
-		}
-		m.membership = c.Membership
-		m.displayName = c.Displayname
-		m.since = ev.Timestamp
-	case event.StateTopic:
-		r.topic = ev.Content.AsTopic().Topic
-		r.topicBy = ev.Sender
-		r.topicAt = ev.Timestamp
-	case event.StateCanonicalAlias:
-		r.alias = ev.Content.AsCanonicalAlias().Alias
-	case event.StateRoomName:
-		r.name = ev.Content.AsRoomName().Name
-	case event.StatePowerLevels:
-		r.power = ev.Content.AsPowerLevels()
-		r.powerRaw = ev.Content.VeryRaw
-	case event.StateJoinRules:
-		r.joinRule = ev.Content.AsJoinRules().JoinRule
-	case event.StateCreate:
-		r.created = ev.Timestamp
+	}
+	if !matters(ev) {
+		return prev
+	}
+	if r.shared {
+		r.roomState = r.roomState.after(ev)
+		r.reg.moved(r.id, r.roomState)
+	} else {
+		r.roomState.apply(ev)
 	}
 	return prev
 }
@@ -298,10 +275,20 @@ func (s *Session) saveChannelName(roomID id.RoomID, name string) {
 		return
 	}
 	s.savedNames[roomID] = name
-	user := s.user.String()
+	if s.unsavedNames == nil {
+		s.unsavedNames = map[string]string{}
+	}
+	s.unsavedNames[roomID.String()] = name
+}
+
+// flushNames saves the channel names made up while handling one event, in
+// one request: a first sync makes up one per room. Owner goroutine.
+func (s *Session) flushNames() {
+	names, user := s.unsavedNames, s.user.String()
+	s.unsavedNames = nil
 	s.enqueue(func(ctx context.Context) func() {
-		if err := s.mgr.store.PutChannelName(ctx, user, roomID.String(), name); err != nil {
-			s.log.Error("could not save a channel name", "room", roomID, "err", err)
+		if err := s.mgr.store.PutChannelNames(ctx, user, names); err != nil {
+			s.log.Error("could not save channel names", "count", len(names), "err", err)
 		}
 		return nil
 	})
@@ -333,6 +320,7 @@ func (s *Session) renameIfNeeded(r *room) {
 func (s *Session) removeRoom(r *room) {
 	delete(s.rooms, r.id)
 	delete(s.channels, mapping.Casefold(r.channel))
+	s.mgr.shared.forget(r.id)
 }
 
 // usersFor resolves pills to the nicks client a sees.

@@ -60,7 +60,7 @@ func (s *Session) applyJoinedRoom(roomID id.RoomID, joined *mautrix.SyncJoinedRo
 	delete(s.invites, roomID)
 	if !known {
 		if r = s.deferred[roomID]; r == nil {
-			r = newRoom(roomID)
+			r = s.newRoom(roomID)
 		}
 	}
 	for _, ev := range joined.State.Events {
@@ -105,6 +105,9 @@ func (s *Session) applyJoinedRoom(roomID id.RoomID, joined *mautrix.SyncJoinedRo
 			s.rememberMessage(r, ev)
 		}
 	}
+	// Built from scratch: now share it with (or take it from) the other
+	// sessions in the room.
+	s.share(r)
 	if known {
 		return
 	}
