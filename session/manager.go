@@ -75,6 +75,7 @@ type Manager struct {
 	running   sync.WaitGroup
 
 	passwords *passwordCache // recently verified passwords
+	shared    *stateRegistry // room state shared between sessions
 
 	// Client cursors waiting to be saved, written by one goroutine in
 	// group commits.
@@ -115,12 +116,50 @@ func NewManager(cfg Config, st store.Store) *Manager {
 		ending:      map[id.UserID]*Session{},
 		userLocks:   map[id.UserID]*sync.Mutex{},
 		passwords:   newPasswordCache(),
+		shared:      newStateRegistry(),
 		cursorWake:  make(chan struct{}, 1),
 		cursorDone:  make(chan struct{}),
 		stopCursors: cancel,
 	}
 	go m.cursorLoop(ctx)
+	go m.pruneLoop(ctx)
 	return m
+}
+
+// pruneEvery is how often the event store is trimmed to its window.
+const pruneEvery = 10 * time.Minute
+
+// pruneLoop keeps every room's stored history within HistoryPerRoom
+// events. Rooms are stored once for all accounts, so this is one job for
+// the gateway, not one per session.
+func (m *Manager) pruneLoop(ctx context.Context) {
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			m.prune(ctx)
+		}
+	}
+}
+
+func (m *Manager) prune(ctx context.Context) {
+	keep := m.cfg.HistoryPerRoom
+	rooms, err := m.store.RoomsOver(ctx, keep)
+	if err != nil {
+		m.log.Warn("could not find rooms to prune", "err", err)
+		return
+	}
+	for _, roomID := range rooms {
+		if err := m.store.Prune(ctx, roomID, keep); err != nil {
+			m.log.Warn("could not prune stored history", "room", roomID, "err", err)
+		}
+	}
+	if len(rooms) > 0 {
+		m.log.Info("pruned stored history", "rooms", len(rooms), "kept_per_room", keep)
+	}
 }
 
 // userLock serialises logins of one account, so two clients connecting at
@@ -418,6 +457,26 @@ func (m *Manager) SessionCount() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return len(m.sessions) + len(m.ending)
+}
+
+// BusySessions is the number of sessions with homeserver or store
+// requests running or waiting. Any goroutine.
+func (m *Manager) BusySessions() int {
+	m.mu.Lock()
+	all := make([]*Session, 0, len(m.sessions))
+	for _, s := range m.sessions {
+		all = append(all, s)
+	}
+	m.mu.Unlock()
+	n := 0
+	for _, s := range all {
+		s.jobs.mu.Lock()
+		if s.jobs.running {
+			n++
+		}
+		s.jobs.mu.Unlock()
+	}
+	return n
 }
 
 // matrixErrorText is the homeserver's own explanation when there is one.

@@ -48,7 +48,7 @@ type Session struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	events chan any      // to the owner goroutine
-	jobs   chan job      // to the request worker, in order
+	jobs   jobQueue      // to the request worker, in order
 	done   chan struct{} // closed when the owner goroutine has ended
 
 	gapsFilled atomic.Int64 // limited timelines filled, for tests
@@ -57,7 +57,6 @@ type Session struct {
 	// account (the default would reset AWAY to online every time).
 	setPresence atomic.Pointer[event.Presence]
 
-	stopping chan struct{} // closed by stop: drain the jobs, then end
 	stopOnce sync.Once
 
 	refs int // attachments holding the session; guarded by mgr.mu
@@ -104,6 +103,7 @@ type Session struct {
 	deferred      map[id.RoomID]*room
 	joinNames     map[id.RoomID]string    // the alias or room ID clients joined rooms by
 	savedNames    map[id.RoomID]string    // made-up channel names, as stored
+	unsavedNames  map[string]string       // made-up names to store, by room ID
 	invites       map[id.RoomID]*invite   // pending invites of the account
 	direct        map[id.RoomID]id.UserID // m.direct: DM rooms and their peer
 	dmFutures     map[id.UserID]*dmFuture // DM rooms being created
@@ -151,9 +151,7 @@ func newSession(mgr *Manager, cli *mautrix.Client) *Session {
 		ctx:        ctx,
 		cancel:     cancel,
 		events:     make(chan any, 64),
-		jobs:       make(chan job, 256),
 		done:       make(chan struct{}),
-		stopping:   make(chan struct{}),
 		clients:    map[*Attachment]bool{},
 		rooms:      map[id.RoomID]*room{},
 		channels:   map[string]id.RoomID{},
@@ -198,12 +196,12 @@ func (s *Session) stop() {
 	}
 }
 
-// run is the owner goroutine: it starts the sync loop and the request
-// worker, then applies events one at a time until the session stops.
+// run is the owner goroutine: it starts the sync loop, then applies events
+// one at a time until the session stops. The request worker runs when
+// there are requests (enqueue).
 func (s *Session) run() {
 	defer close(s.done)
 	go s.guard("sync loop", s.syncLoop)
-	go s.guard("request worker", s.worker)
 	for {
 		select {
 		case <-s.ctx.Done():
@@ -245,6 +243,9 @@ func (s *Session) goSafe(what string, f func()) {
 
 func (s *Session) handleEvent(ev any) {
 	defer func() {
+		if len(s.unsavedNames) > 0 {
+			s.flushNames()
+		}
 		if r := recover(); r != nil {
 			// One bad event must not end the session: log it and go on.
 			s.log.Error("panic handling event", "event", fmt.Sprintf("%T", ev), "panic", r, "stack", string(debug.Stack()))
@@ -281,7 +282,15 @@ func (s *Session) handleEvent(ev any) {
 			ev.apply()
 		}
 	case stopEvent:
-		s.stopOnce.Do(func() { close(s.stopping) })
+		s.stopOnce.Do(func() {
+			s.jobs.mu.Lock()
+			s.jobs.stopAt = time.Now()
+			idle := !s.jobs.running
+			s.jobs.mu.Unlock()
+			if idle {
+				s.cancel() // nothing queued to finish
+			}
+		})
 	case crashedEvent:
 		s.shutdownClients("Internal error in your session; please reconnect")
 		s.mgr.forget(s)
@@ -320,42 +329,64 @@ func (s *Session) forgetToken() error {
 	return s.mgr.store.PutAccount(ctx, acct)
 }
 
+// jobQueue holds the requests waiting for the worker. The worker runs
+// only while there is work: an idle always-on session keeps no goroutine
+// for it.
+type jobQueue struct {
+	mu      sync.Mutex
+	q       []job
+	running bool      // a worker goroutine is draining q
+	stopAt  time.Time // when the session was asked to stop; zero while it runs
+}
+
+// maxJobs bounds the requests one session may have waiting.
+const maxJobs = 256
+
 // enqueue schedules a homeserver request. It never blocks the owner: when
 // the queue is full the request is refused and the caller tells the client.
+// Any goroutine.
 func (s *Session) enqueue(j job) bool {
-	select {
-	case s.jobs <- j:
-		return true
-	default:
+	s.jobs.mu.Lock()
+	defer s.jobs.mu.Unlock()
+	if len(s.jobs.q) >= maxJobs || s.ctx.Err() != nil {
 		return false
 	}
+	s.jobs.q = append(s.jobs.q, j)
+	if !s.jobs.running {
+		s.jobs.running = true
+		go s.guard("request worker", s.worker)
+	}
+	return true
 }
 
 // worker runs requests one at a time, in the order the client gave them,
-// so that messages arrive in Matrix in the order they were typed.
+// so that messages arrive in Matrix in the order they were typed, and ends
+// when none is left. Once the session is stopping it finishes what the
+// clients asked for before they left, with a shorter patience, then ends
+// the session.
 func (s *Session) worker() {
 	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case j := <-s.jobs:
-			s.runJob(j, 60*time.Second)
-		case <-s.stopping:
-			// Finish what the clients asked for before they left, with a
-			// shorter patience, then end the session.
-			deadline := time.Now().Add(drainTimeout)
-		drain:
-			for time.Now().Before(deadline) {
-				select {
-				case j := <-s.jobs:
-					s.runJob(j, time.Until(deadline))
-				default:
-					break drain
-				}
+		s.jobs.mu.Lock()
+		stopAt := s.jobs.stopAt
+		if len(s.jobs.q) == 0 || (!stopAt.IsZero() && time.Since(stopAt) > drainTimeout) {
+			s.jobs.running = false
+			clear(s.jobs.q)
+			s.jobs.q = s.jobs.q[:0]
+			s.jobs.mu.Unlock()
+			if !stopAt.IsZero() {
+				s.cancel()
 			}
-			s.cancel()
 			return
 		}
+		j := s.jobs.q[0]
+		s.jobs.q[0] = nil
+		s.jobs.q = s.jobs.q[1:]
+		s.jobs.mu.Unlock()
+		timeout := 60 * time.Second
+		if !stopAt.IsZero() {
+			timeout = drainTimeout - time.Since(stopAt)
+		}
+		s.runJob(j, timeout)
 	}
 }
 
@@ -426,9 +457,9 @@ func (s *Session) syncLoop() {
 			continue
 		}
 		if since != "" {
-			s.fillGaps(resp, since, tr, first)
+			s.fillGaps(resp, since, tr)
 		}
-		seqs, err := s.persistSync(resp, since == "", tr)
+		seqs, err := s.persistSync(resp, tr)
 		if err != nil {
 			if s.ctx.Err() != nil {
 				return
@@ -461,19 +492,19 @@ func (s *Session) syncFilter(initial bool) string {
 // timeline delivered lately is skipped and ends the paging (homeservers do
 // not all honour /messages' "to", and /messages orders concurrent events by
 // the room graph, not as sync did). Sync loop only.
-func (s *Session) fillGaps(resp *mautrix.RespSync, since string, tr *streamTracker, resumed bool) {
+func (s *Session) fillGaps(resp *mautrix.RespSync, since string, tr *streamTracker) {
 	for roomID, joined := range resp.Rooms.Join {
 		if !joined.Timeline.Limited || joined.Timeline.PrevBatch == "" {
 			continue
 		}
-		seen := tr.delivered[roomID]
-		if seen == nil && resumed {
-			// After a restart, what was delivered is in the store.
-			seen = s.storedRecentIDs(roomID)
-			tr.delivered[roomID] = seen
+		// A room new to this sync is shown without its history. (After a
+		// restart every room is new to the tracker, but not to the store.)
+		var seen map[id.EventID]bool
+		if tr.known[roomID] || tr.responses == 0 {
+			seen = s.deliveredIDs(roomID)
 		}
 		if seen == nil {
-			continue // a room new to this sync is shown without its history
+			continue
 		}
 		inSync := map[id.EventID]bool{}
 		for _, ev := range joined.Timeline.Events {
@@ -491,7 +522,7 @@ func (s *Session) fillGaps(resp *mautrix.RespSync, since string, tr *streamTrack
 			}
 			fresh := 0
 			for _, ev := range page.Chunk {
-				if !seen.set[ev.ID] && !inSync[ev.ID] {
+				if !seen[ev.ID] && !inSync[ev.ID] {
 					older = append(older, ev)
 					fresh++
 				}
@@ -558,24 +589,3 @@ func (a *Attachment) Detach() {
 
 // Account is the Matrix ID the client is logged in as. Any goroutine.
 func (a *Attachment) Account() string { return a.sess.user.String() }
-
-// recentIDs remembers the last event IDs a room's timeline delivered.
-// Sync loop only.
-type recentIDs struct {
-	set   map[id.EventID]bool
-	order []id.EventID
-}
-
-const recentIDLimit = 2000
-
-func (r *recentIDs) add(eventID id.EventID) {
-	if r.set[eventID] {
-		return
-	}
-	r.set[eventID] = true
-	r.order = append(r.order, eventID)
-	if len(r.order) > recentIDLimit {
-		delete(r.set, r.order[0])
-		r.order = r.order[1:]
-	}
-}

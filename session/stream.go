@@ -20,37 +20,26 @@ import (
 // repeat it. Each IRC client name has a cursor into the stream: what it
 // has been given. See bouncer.go for replay.
 
-// streamTracker is what the sync loop remembers between responses. Sync
-// loop only.
+// streamTracker is what the sync loop remembers between responses; what
+// each room delivered is in the store, not here. Sync loop only.
 type streamTracker struct {
-	delivered map[id.RoomID]*recentIDs // lately delivered event IDs, for filling gaps
-	direct    map[id.RoomID]bool       // rooms that are DMs (m.direct, direct invites)
-	unpruned  map[id.RoomID]int        // events stored since the room was last pruned
+	known     map[id.RoomID]bool // joined rooms seen in an earlier response
+	direct    map[id.RoomID]bool // rooms that are DMs (m.direct, direct invites)
+	responses int                // responses stored so far
 }
 
 func newStreamTracker() *streamTracker {
-	return &streamTracker{
-		delivered: map[id.RoomID]*recentIDs{},
-		direct:    map[id.RoomID]bool{},
-		unpruned:  map[id.RoomID]int{},
-	}
+	return &streamTracker{known: map[id.RoomID]bool{}, direct: map[id.RoomID]bool{}}
 }
 
-// record notes what a stored response delivered.
+// record notes the rooms a stored response brought.
 func (tr *streamTracker) record(resp *mautrix.RespSync) {
-	for roomID, joined := range resp.Rooms.Join {
-		d := tr.delivered[roomID]
-		if d == nil {
-			d = &recentIDs{set: map[id.EventID]bool{}}
-			tr.delivered[roomID] = d
-		}
-		for _, ev := range joined.Timeline.Events {
-			d.add(ev.ID)
-		}
+	tr.responses++
+	for roomID := range resp.Rooms.Join {
+		tr.known[roomID] = true
 	}
 	for roomID := range resp.Rooms.Leave {
-		delete(tr.delivered, roomID)
-		delete(tr.unpruned, roomID)
+		delete(tr.known, roomID)
 	}
 }
 
@@ -100,9 +89,8 @@ func sortedRoomIDs[T any](rooms map[id.RoomID]T) []id.RoomID {
 
 // persistSync stores a response's timeline events and its token in one
 // transaction and returns the stream position of each event that is new
-// to the account. The first sync of an account brings only history: none
-// of it is in the stream. Sync loop only.
-func (s *Session) persistSync(resp *mautrix.RespSync, firstEver bool, tr *streamTracker) (map[id.EventID]int64, error) {
+// to the account. Sync loop only.
+func (s *Session) persistSync(resp *mautrix.RespSync, tr *streamTracker) (map[id.EventID]int64, error) {
 	tr.noteDirect(resp, s.user)
 	batch := &store.SyncBatch{UserID: s.user.String(), NextBatch: resp.NextBatch}
 	add := func(roomID id.RoomID, events []*event.Event, inStream func(i int) bool) {
@@ -122,10 +110,7 @@ func (s *Session) persistSync(resp *mautrix.RespSync, firstEver bool, tr *stream
 	for _, roomID := range sortedRoomIDs(resp.Rooms.Join) {
 		events := resp.Rooms.Join[roomID].Timeline.Events
 		from := 0
-		switch {
-		case firstEver:
-			from = len(events)
-		case tr.delivered[roomID] == nil && !tr.direct[roomID] && !s.firstResume(tr):
+		if tr.responses > 0 && !tr.known[roomID] && !tr.direct[roomID] {
 			// A room new to the account: what came before its own join
 			// is history, not something it missed.
 			for i, ev := range events {
@@ -137,7 +122,7 @@ func (s *Session) persistSync(resp *mautrix.RespSync, firstEver bool, tr *stream
 		add(roomID, events, func(i int) bool { return i >= from })
 	}
 	for _, roomID := range sortedRoomIDs(resp.Rooms.Leave) {
-		add(roomID, resp.Rooms.Leave[roomID].Timeline.Events, func(int) bool { return !firstEver })
+		add(roomID, resp.Rooms.Leave[roomID].Timeline.Events, func(int) bool { return true })
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
 	defer cancel()
@@ -150,46 +135,24 @@ func (s *Session) persistSync(resp *mautrix.RespSync, firstEver bool, tr *stream
 		if pos > 0 {
 			seqs[id.EventID(batch.Events[i].EventID)] = pos
 		}
-		tr.unpruned[id.RoomID(batch.Events[i].RoomID)]++
 	}
-	s.pruneRooms(ctx, tr)
 	return seqs, nil
 }
 
-// firstResume is true while the tracker has seen no response yet: a
-// session resuming from a stored token knows every room from before.
-func (s *Session) firstResume(tr *streamTracker) bool { return len(tr.delivered) == 0 }
-
-// pruneRooms keeps each room's stored history within the configured
-// window, checking a room once a tenth of the window has been added.
-func (s *Session) pruneRooms(ctx context.Context, tr *streamTracker) {
-	keep := s.mgr.cfg.HistoryPerRoom
-	for roomID, n := range tr.unpruned {
-		if n < max(keep/10, 50) {
-			continue
-		}
-		if err := s.mgr.store.Prune(ctx, roomID.String(), keep); err != nil {
-			s.log.Warn("could not prune stored history", "room", roomID, "err", err)
-			continue
-		}
-		delete(tr.unpruned, roomID)
-	}
-}
-
-// storedRecentIDs is what the store holds of a room's latest events, to
-// fill a gap after a restart; nil when it holds nothing. Sync loop only.
-func (s *Session) storedRecentIDs(roomID id.RoomID) *recentIDs {
+// deliveredIDs is what the account's stream holds of a room's latest
+// events, for filling a gap; nil when it holds nothing. Sync loop only.
+func (s *Session) deliveredIDs(roomID id.RoomID) map[id.EventID]bool {
 	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 	defer cancel()
-	events, err := s.mgr.store.RoomHistory(ctx, store.HistoryQuery{RoomID: roomID.String(), Limit: 500, Newest: true})
-	if err != nil || len(events) == 0 {
+	ids, err := s.mgr.store.RecentStreamIDs(ctx, s.user.String(), roomID.String(), 500)
+	if err != nil || len(ids) == 0 {
 		return nil
 	}
-	r := &recentIDs{set: map[id.EventID]bool{}}
-	for _, ev := range events {
-		r.add(id.EventID(ev.EventID))
+	set := make(map[id.EventID]bool, len(ids))
+	for _, eventID := range ids {
+		set[id.EventID(eventID)] = true
 	}
-	return r
+	return set
 }
 
 // isOwnJoin is the user's own m.room.member event that made them a member

@@ -62,7 +62,8 @@ func publishCounters(g *gateway) {
 func counters() any {
 	g := countersOf.Load()
 	return map[string]int{
-		"sessions":    g.sessions.SessionCount(),
-		"connections": g.irc.ConnCount(),
+		"sessions":      g.sessions.SessionCount(),
+		"connections":   g.irc.ConnCount(),
+		"busy_sessions": g.sessions.BusySessions(),
 	}
 }
