@@ -102,7 +102,13 @@ func NewManager(cfg Config, st store.Store) *Manager {
 	}
 	if cfg.HTTPClient == nil {
 		// No overall timeout: long-poll syncs set their own through ctx.
-		cfg.HTTPClient = &http.Client{}
+		// Every session keeps a long-poll open; over HTTP/1.1 each needs
+		// its own connection, and the default of two idle connections per
+		// host would close and reopen most of them after every sync.
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConns = 0
+		t.MaxIdleConnsPerHost = 16384
+		cfg.HTTPClient = &http.Client{Transport: t}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
