@@ -137,11 +137,31 @@ func (s *SQLStore) SaveSync(ctx context.Context, b *SyncBatch) ([]int64, error) 
 			return err
 		}
 
-		roomSeq, err := lockEvents(ctx, tx)
-		if err != nil {
-			return err
+		// An event another account stored already needs no room position:
+		// only a batch with new events takes the lock that hands them out,
+		// so the accounts in a busy room do not queue behind each other.
+		exists := make([]bool, len(b.Events))
+		fresh := false
+		for i, e := range b.Events {
+			var one int
+			err := tx.QueryRowContext(ctx, `SELECT 1 FROM events WHERE room_id = $1 AND event_id = $2`, e.RoomID, e.EventID).Scan(&one)
+			switch {
+			case err == nil:
+				exists[i] = true
+			case errors.Is(err, sql.ErrNoRows):
+				fresh = true
+			default:
+				return fmt.Errorf("event %s: %w", e.EventID, err)
+			}
 		}
-		startSeq := roomSeq
+		var roomSeq, startSeq int64
+		var err error
+		if fresh {
+			if roomSeq, err = lockEvents(ctx, tx); err != nil {
+				return err
+			}
+			startSeq = roomSeq
+		}
 		var head int64
 		err = tx.QueryRowContext(ctx, `SELECT head FROM sync_state WHERE user_id = $1`, b.UserID).Scan(&head)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -149,24 +169,26 @@ func (s *SQLStore) SaveSync(ctx context.Context, b *SyncBatch) ([]int64, error) 
 		}
 
 		for i, e := range b.Events {
-			res, err := tx.ExecContext(ctx,
-				`INSERT INTO events (seq, room_id, event_id, sender, type, ts, json)
-				 VALUES ($1, $2, $3, $4, $5, $6, $7)
-				 ON CONFLICT (room_id, event_id) DO NOTHING`,
-				roomSeq+1, e.RoomID, e.EventID, e.Sender, e.Type, e.TS, string(e.JSON))
-			if err != nil {
-				return fmt.Errorf("event %s: %w", e.EventID, err)
-			}
-			if n, err := res.RowsAffected(); err != nil {
-				return fmt.Errorf("event %s: %w", e.EventID, err)
-			} else if n > 0 {
-				roomSeq++
+			if !exists[i] {
+				res, err := tx.ExecContext(ctx,
+					`INSERT INTO events (seq, room_id, event_id, sender, type, ts, json)
+					 VALUES ($1, $2, $3, $4, $5, $6, $7)
+					 ON CONFLICT (room_id, event_id) DO NOTHING`,
+					roomSeq+1, e.RoomID, e.EventID, e.Sender, e.Type, e.TS, string(e.JSON))
+				if err != nil {
+					return fmt.Errorf("event %s: %w", e.EventID, err)
+				}
+				if n, err := res.RowsAffected(); err != nil {
+					return fmt.Errorf("event %s: %w", e.EventID, err)
+				} else if n > 0 {
+					roomSeq++
+				}
 			}
 			if e.HistoryOnly {
 				continue
 			}
 
-			res, err = tx.ExecContext(ctx,
+			res, err := tx.ExecContext(ctx,
 				`INSERT INTO account_events (user_id, seq, room_id, event_id, ts)
 				 VALUES ($1, $2, $3, $4, $5)
 				 ON CONFLICT (user_id, room_id, event_id) DO NOTHING`,
