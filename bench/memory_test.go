@@ -19,6 +19,7 @@ import (
 	"gopkg.in/irc.v4"
 
 	"github.com/mxircd/mxircd/store"
+	"github.com/mxircd/mxircd/store/storetest"
 )
 
 const (
@@ -55,8 +56,8 @@ func BenchmarkSessionMemory(b *testing.B) {
 			transport = "plain HTTP/1.1"
 		}
 		base := runMemory(b, bin, 0, tls)
-		fmt.Printf("\nsynthetic homeserver over %s; %d rooms per account, %d members per room; baseline heap %s, RSS %s\n",
-			transport, memRoomsPerUser, memMembersPerRoom, kib(base.idle.heap), kib(base.idle.rss))
+		fmt.Printf("\nsynthetic homeserver over %s, %s store; %d rooms per account, %d members per room; baseline heap %s, RSS %s\n",
+			transport, memDriver(), memRoomsPerUser, memMembersPerRoom, kib(base.idle.heap), kib(base.idle.rss))
 		fmt.Printf("%8s %8s | %14s %14s %14s %14s | %9s %14s %14s\n", "sessions", "rooms", "heap/session", "stacks/sess.",
 			"heap+stacks", "RSS/session", "attached", "heap/client", "RSS/client")
 		for _, n := range counts {
@@ -94,12 +95,12 @@ func runMemory(b *testing.B, bin string, n int, tls bool) memResult {
 	users := max(n, memMembersPerRoom)
 	hs := newSyntheticHS(b, users, memRoomsPerUser, memMembersPerRoom, tls)
 	dir := b.TempDir()
-	dbPath := filepath.Join(dir, "mxircd.db")
-	seedAccounts(b, dbPath, hs.srv.URL, n)
+	sc := storetest.Config(b, memDriver())
+	seedAccounts(b, sc, hs.srv.URL, n)
 
 	ircAddr, debugAddr := freePort(b), freePort(b)
-	config := fmt.Sprintf("[irc]\nlisten = [%q]\nmax_sendq = 4194304\n[matrix]\nhomeserver = %q\nserver_name = %q\n[store]\npath = %q\n[debug]\nlisten = %q\n[log]\nlevel = \"warn\"\n",
-		ircAddr, hs.srv.URL, syntheticServer, dbPath, debugAddr)
+	config := fmt.Sprintf("[irc]\nlisten = [%q]\nmax_sendq = 4194304\n[matrix]\nhomeserver = %q\nserver_name = %q\n[store]\ndriver = %q\npath = %q\ndsn = %q\n[debug]\nlisten = %q\n[log]\nlevel = \"warn\"\n",
+		ircAddr, hs.srv.URL, syntheticServer, sc.Driver, sc.Path, sc.DSN, debugAddr)
 	var env []string
 	if tls {
 		env = append(env, "SSL_CERT_FILE="+hs.caFile(b, dir))
@@ -209,12 +210,23 @@ func saveProfile(b *testing.B, debugAddr, profile, path string) {
 	}
 }
 
+// memDriver is the gateway's store in the memory benchmark: PostgreSQL
+// when the tests have one (MXIRCD_TEST_POSTGRES), as a gateway for
+// thousands of accounts should run; else SQLite, which takes its time to
+// store 10,000 first syncs one writer at a time.
+func memDriver() string {
+	if os.Getenv("MXIRCD_TEST_POSTGRES") != "" {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
 // seedAccounts writes n accounts with tokens for the synthetic homeserver
 // into a fresh store, in one transaction, as if they had logged in before
 // a restart.
-func seedAccounts(b *testing.B, path, hsURL string, n int) {
+func seedAccounts(b *testing.B, sc store.Config, hsURL string, n int) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.Config{Driver: "sqlite", Path: path})
+	st, err := store.Open(ctx, sc)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -161,6 +161,9 @@ var _ Store = (*SQLStore)(nil)
 // giving up with SQLITE_BUSY.
 const sqliteBusyTimeout = 5 * time.Second
 
+// postgresMaxOpenConns bounds the gateway's connections to PostgreSQL.
+const postgresMaxOpenConns = 32
+
 // sqliteMaxOpenConns bounds how many connections queue on SQLite's single
 // writer lock; more than a handful only adds busy-waiting.
 const sqliteMaxOpenConns = 4
@@ -271,6 +274,11 @@ func openPostgres(ctx context.Context, dsn string) (*SQLStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open postgres: %w", err)
 	}
+	// Thousands of sessions save at once; PostgreSQL allows 100
+	// connections by default, and a few dozen busy ones are faster than
+	// hundreds fighting over locks.
+	db.SetMaxOpenConns(postgresMaxOpenConns)
+	db.SetMaxIdleConns(postgresMaxOpenConns)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: connect postgres: %w", err)
