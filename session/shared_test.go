@@ -8,7 +8,7 @@ import (
 	"maunium.net/go/mautrix/id"
 )
 
-func memberEvent(t *testing.T, eventID, user, membership, name string) *event.Event {
+func memberEvent(t testing.TB, eventID, user, membership, name string) *event.Event {
 	t.Helper()
 	raw, _ := json.Marshal(map[string]string{"membership": membership, "displayname": name})
 	key := user
