@@ -164,9 +164,14 @@ const sqliteBusyTimeout = 5 * time.Second
 // postgresMaxOpenConns bounds the gateway's connections to PostgreSQL.
 const postgresMaxOpenConns = 32
 
-// sqliteMaxOpenConns bounds how many connections queue on SQLite's single
-// writer lock; more than a handful only adds busy-waiting.
-const sqliteMaxOpenConns = 4
+// sqliteMaxOpenConns is one: SQLite has a single writer, and writers on
+// other connections wait in its busy handler, which sleeps 1, 2, 5, 10...
+// milliseconds between tries. With syncs, cursors and the outbox all
+// writing, those sleeps were the tail of message latency; one connection
+// makes everyone queue in Go instead, woken as soon as it is free. Reads
+// are short, and no store method holds the connection while it asks for
+// another.
+const sqliteMaxOpenConns = 1
 
 // Open connects to the configured database and brings its schema up to date.
 // It refuses a database whose schema is newer than this build knows.
