@@ -40,7 +40,11 @@ func BenchmarkFanout(b *testing.B) {
 		}
 	}
 	hs := testenv.SharedHomeserver(b)
-	addr := startGateway(b, hs, "")
+	extra := ""
+	if d := os.Getenv("MXIRCD_BENCH_DEBUG"); d != "" {
+		extra = fmt.Sprintf("[debug]\nlisten = %q\n", d) // to profile the gateway during the run
+	}
+	addr := startGateway(b, hs, extra)
 	ctx := context.Background()
 	sender := hs.Register(b, "sender")
 	alias := fmt.Sprintf("fanout%d", time.Now().UnixNano())

@@ -124,6 +124,13 @@ func (s *Session) persistSync(resp *mautrix.RespSync, tr *streamTracker) (map[id
 	for _, roomID := range sortedRoomIDs(resp.Rooms.Leave) {
 		add(roomID, resp.Rooms.Leave[roomID].Timeline.Events, func(int) bool { return true })
 	}
+	if len(batch.Events) == 0 {
+		// Presence, typing, receipts: nothing to keep. Not storing the
+		// token means a restart asks for them again, which changes
+		// nothing; storing it would be a write per account every time
+		// someone in a big room comes online or types.
+		return map[id.EventID]int64{}, nil
+	}
 	ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
 	defer cancel()
 	positions, err := s.mgr.store.SaveSync(ctx, batch)
