@@ -30,7 +30,8 @@ const (
 
 // BenchmarkSessionMemory: the gateway's heap and RSS per always-on session
 // with no client attached, and per attached IRC client, at 100, 1,000 and
-// 10,000 sessions (MXIRCD_BENCH_SESSIONS overrides), each account in 50
+// 10,000 sessions (MXIRCD_BENCH_SESSIONS overrides; MXIRCD_BENCH_TRANSPORTS
+// = h2 or h1 runs one transport only), each account in 50
 // rooms of 20 members, rooms shared between accounts. The homeserver is
 // the synthetic one (bench/synthetic_test.go): Dendrite on two cores cannot
 // serve 10,000 syncing accounts, and this measures the gateway alone. The
@@ -50,7 +51,14 @@ func BenchmarkSessionMemory(b *testing.B) {
 		}
 	}
 	bin := buildGateway(b)
-	for _, tls := range []bool{true, false} {
+	transports := []bool{true, false}
+	switch os.Getenv("MXIRCD_BENCH_TRANSPORTS") {
+	case "h2":
+		transports = []bool{true}
+	case "h1":
+		transports = []bool{false}
+	}
+	for _, tls := range transports {
 		transport := "HTTPS, HTTP/2"
 		if !tls {
 			transport = "plain HTTP/1.1"

@@ -114,7 +114,8 @@ func boolInt(b bool) int64 {
 // event ID, whichever account stored it first; an existing row is kept as
 // is), appends each event that is not already in this account's stream to
 // the stream with consecutive positions after the current head, and sets
-// the account's sync token to b.NextBatch, all in one transaction. It
+// the account's sync token to b.NextBatch: the stream and the token in one
+// transaction, after the shared events (which a failure may leave). It
 // returns the stream position given to each event, in b.Events order, 0 for
 // an event already in the account's stream (a duplicate, also within b) and
 // for a HistoryOnly event. Empty Events still saves the token.
@@ -128,66 +129,26 @@ func (s *SQLStore) SaveSync(ctx context.Context, b *SyncBatch) ([]int64, error) 
 		}
 	}
 	positions := make([]int64, len(b.Events))
+	// First the shared events, in a short transaction of their own, and
+	// only if some are new: the lock that hands out room positions is held
+	// for their inserts alone, not for the account's stream. A shared event
+	// without a stream pointing at it is harmless (a later save finds it).
+	if len(b.Events) > 0 {
+		if err := s.inTx(ctx, func(tx *sql.Tx) error { return insertEvents(ctx, tx, b.Events) }); err != nil {
+			return nil, fmt.Errorf("store: save sync of %s: %w", b.UserID, err)
+		}
+	}
+	// Then what the account received and its token, together.
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if len(b.Events) == 0 {
-			_, err := tx.ExecContext(ctx,
-				`INSERT INTO sync_state (user_id, next_batch, head) VALUES ($1, $2, 0)
-				 ON CONFLICT (user_id) DO UPDATE SET next_batch = excluded.next_batch`,
-				b.UserID, b.NextBatch)
-			return err
-		}
-
-		// An event another account stored already needs no room position:
-		// only a batch with new events takes the lock that hands them out,
-		// so the accounts in a busy room do not queue behind each other.
-		exists := make([]bool, len(b.Events))
-		fresh := false
-		for i, e := range b.Events {
-			var one int
-			err := tx.QueryRowContext(ctx, `SELECT 1 FROM events WHERE room_id = $1 AND event_id = $2`, e.RoomID, e.EventID).Scan(&one)
-			switch {
-			case err == nil:
-				exists[i] = true
-			case errors.Is(err, sql.ErrNoRows):
-				fresh = true
-			default:
-				return fmt.Errorf("event %s: %w", e.EventID, err)
-			}
-		}
-		var roomSeq, startSeq int64
-		var err error
-		if fresh {
-			if roomSeq, err = lockEvents(ctx, tx); err != nil {
-				return err
-			}
-			startSeq = roomSeq
-		}
 		var head int64
-		err = tx.QueryRowContext(ctx, `SELECT head FROM sync_state WHERE user_id = $1`, b.UserID).Scan(&head)
+		err := tx.QueryRowContext(ctx, `SELECT head FROM sync_state WHERE user_id = $1`, b.UserID).Scan(&head)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("read head: %w", err)
 		}
-
 		for i, e := range b.Events {
-			if !exists[i] {
-				res, err := tx.ExecContext(ctx,
-					`INSERT INTO events (seq, room_id, event_id, sender, type, ts, json)
-					 VALUES ($1, $2, $3, $4, $5, $6, $7)
-					 ON CONFLICT (room_id, event_id) DO NOTHING`,
-					roomSeq+1, e.RoomID, e.EventID, e.Sender, e.Type, e.TS, string(e.JSON))
-				if err != nil {
-					return fmt.Errorf("event %s: %w", e.EventID, err)
-				}
-				if n, err := res.RowsAffected(); err != nil {
-					return fmt.Errorf("event %s: %w", e.EventID, err)
-				} else if n > 0 {
-					roomSeq++
-				}
-			}
 			if e.HistoryOnly {
 				continue
 			}
-
 			res, err := tx.ExecContext(ctx,
 				`INSERT INTO account_events (user_id, seq, room_id, event_id, ts)
 				 VALUES ($1, $2, $3, $4, $5)
@@ -203,13 +164,6 @@ func (s *SQLStore) SaveSync(ctx context.Context, b *SyncBatch) ([]int64, error) 
 				positions[i] = head
 			}
 		}
-
-		if roomSeq != startSeq {
-			if _, err := tx.ExecContext(ctx,
-				`UPDATE counters SET value = $1 WHERE name = 'events'`, roomSeq); err != nil {
-				return fmt.Errorf("advance room position: %w", err)
-			}
-		}
 		_, err = tx.ExecContext(ctx,
 			`INSERT INTO sync_state (user_id, next_batch, head) VALUES ($1, $2, $3)
 			 ON CONFLICT (user_id) DO UPDATE SET next_batch = excluded.next_batch, head = excluded.head`,
@@ -220,6 +174,54 @@ func (s *SQLStore) SaveSync(ctx context.Context, b *SyncBatch) ([]int64, error) 
 		return nil, fmt.Errorf("store: save sync of %s: %w", b.UserID, err)
 	}
 	return positions, nil
+}
+
+// insertEvents adds the events the store does not hold yet, with room
+// positions. An event another account stored already needs no position,
+// so a batch of known events takes no lock: the accounts in a busy room do
+// not queue behind each other.
+func insertEvents(ctx context.Context, tx *sql.Tx, events []StoredEvent) error {
+	var missing []StoredEvent
+	for _, e := range events {
+		var one int
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM events WHERE room_id = $1 AND event_id = $2`, e.RoomID, e.EventID).Scan(&one)
+		switch {
+		case err == nil:
+		case errors.Is(err, sql.ErrNoRows):
+			missing = append(missing, e)
+		default:
+			return fmt.Errorf("event %s: %w", e.EventID, err)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	roomSeq, err := lockEvents(ctx, tx)
+	if err != nil {
+		return err
+	}
+	startSeq := roomSeq
+	for _, e := range missing {
+		res, err := tx.ExecContext(ctx,
+			`INSERT INTO events (seq, room_id, event_id, sender, type, ts, json)
+			 VALUES ($1, $2, $3, $4, $5, $6, $7)
+			 ON CONFLICT (room_id, event_id) DO NOTHING`,
+			roomSeq+1, e.RoomID, e.EventID, e.Sender, e.Type, e.TS, string(e.JSON))
+		if err != nil {
+			return fmt.Errorf("event %s: %w", e.EventID, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("event %s: %w", e.EventID, err)
+		} else if n > 0 {
+			roomSeq++
+		}
+	}
+	if roomSeq != startSeq {
+		if _, err := tx.ExecContext(ctx, `UPDATE counters SET value = $1 WHERE name = 'events'`, roomSeq); err != nil {
+			return fmt.Errorf("advance room position: %w", err)
+		}
+	}
+	return nil
 }
 
 // SyncState returns the account's stored sync token ("" if none) and its
