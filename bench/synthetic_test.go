@@ -3,11 +3,11 @@ package bench
 import (
 	"encoding/json"
 	"encoding/pem"
-	"os"
-	"path/filepath"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
