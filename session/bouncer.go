@@ -154,10 +154,10 @@ func (s *Session) replayEvents(a *Attachment, events []store.StoredEvent, skippe
 		if ev.StateKey != nil {
 			// Changes from before the burst are already in it.
 			if se.Seq > a.burstHead {
-				s.renderHistory(a, r, ev, true)
+				s.renderHistory(a, r, ev, true, "")
 			}
 		} else {
-			s.renderHistory(a, r, ev, false)
+			s.renderHistory(a, r, ev, false, "")
 		}
 	}
 }
@@ -172,23 +172,24 @@ func decodeStored(se store.StoredEvent) (*event.Event, bool) {
 	return &ev, true
 }
 
-// renderHistory shows one past event to client a alone: messages and other
+// renderHistory shows one past event to client a alone, its lines tagged
+// with the event's time and ID (and batch, if not ""): messages and other
 // room events as live, and with withState also joins, parts, kicks and
 // topic changes, from the event itself. Owner goroutine.
-func (s *Session) renderHistory(a *Attachment, r *room, ev *event.Event, withState bool) {
-	if ev.StateKey != nil {
-		if withState && r.dm == "" {
-			s.renderStateHistory(a, r, ev)
-		}
+func (s *Session) renderHistory(a *Attachment, r *room, ev *event.Event, withState bool, batch string) {
+	if ev.StateKey != nil && (!withState || r.dm != "") {
 		return
 	}
 	saved := a.client
-	a.client = &eventClient{Client: saved, tags: eventTags(ev)}
+	a.client = &eventClient{Client: saved, tags: eventTags(ev), batch: batch}
 	s.only, s.replaying = a, true
 	defer func() { a.client, s.only, s.replaying = saved, nil, false }()
-	if ev.Type == event.EventMessage {
+	switch {
+	case ev.StateKey != nil:
+		s.renderStateHistory(a, r, ev)
+	case ev.Type == event.EventMessage:
 		s.showMessage(r, ev)
-	} else {
+	default:
 		s.showOther(r, ev)
 	}
 }
@@ -198,9 +199,6 @@ func (s *Session) renderStateHistory(a *Attachment, r *room, ev *event.Event) {
 	if !parseContent(ev) {
 		return
 	}
-	saved := a.client
-	a.client = &eventClient{Client: saved, tags: eventTags(ev)}
-	defer func() { a.client = saved }()
 	switch ev.Type {
 	case event.StateMember:
 		user := id.UserID(ev.GetStateKey())
@@ -290,9 +288,7 @@ func (s *Session) clientsChanged() {
 	p := s.presenceToSet()
 	msg := s.presence[s.user].statusMsg
 	s.enqueue(func(ctx context.Context) func() {
-		_, err := s.cli.MakeRequest(ctx, "PUT", s.cli.BuildClientURL("v3", "presence", s.user, "status"),
-			map[string]any{"presence": p, "status_msg": msg}, nil)
-		if err != nil {
+		if err := s.putPresence(ctx, p, msg); err != nil {
 			s.log.Warn("could not set presence", "presence", p, "err", err)
 		}
 		return nil

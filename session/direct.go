@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"gopkg.in/irc.v4"
 	"maunium.net/go/mautrix"
@@ -28,22 +29,31 @@ type dmFuture struct {
 
 // applyDirect takes the account's m.direct: which rooms are whose DMs.
 func (s *Session) applyDirect(events []*event.Event) {
+	if direct, ok := directRooms(events, s.log); ok {
+		s.direct = direct
+	}
+}
+
+// directRooms reads the newest m.direct in a sync's account data: each DM
+// room and its peer. ok is false when there is none (or none readable).
+func directRooms(events []*event.Event, log *slog.Logger) (direct map[id.RoomID]id.UserID, ok bool) {
 	for _, ev := range events {
 		if ev.Type.Type != event.AccountDataDirectChats.Type {
 			continue
 		}
-		var direct event.DirectChatsEventContent
-		if err := json.Unmarshal(ev.Content.VeryRaw, &direct); err != nil {
-			s.log.Warn("unreadable m.direct", "err", err)
+		var content event.DirectChatsEventContent
+		if err := json.Unmarshal(ev.Content.VeryRaw, &content); err != nil {
+			log.Warn("unreadable m.direct", "err", err)
 			continue
 		}
-		clear(s.direct)
-		for user, rooms := range direct {
+		direct, ok = map[id.RoomID]id.UserID{}, true
+		for user, rooms := range content {
 			for _, roomID := range rooms {
-				s.direct[roomID] = user
+				direct[roomID] = user
 			}
 		}
 	}
+	return direct, ok
 }
 
 // directPeer says whether a newly joined room is a query, and with whom: it

@@ -277,25 +277,10 @@ func (s *Session) sendHistoryBatch(a *Attachment, r *room, target string, events
 	ref := "h" + strconv.FormatUint(s.batchSeq, 36)
 	server := &irc.Prefix{Name: a.client.ServerName()}
 	a.client.SendMessage(&irc.Message{Prefix: server, Command: "BATCH", Params: []string{"+" + ref, "chathistory", target}})
-	saved := a.client
 	for _, se := range events {
-		ev, ok := decodeStored(se)
-		if !ok {
-			continue
+		if ev, ok := decodeStored(se); ok {
+			s.renderHistory(a, r, ev, true, ref)
 		}
-		a.client = &eventClient{Client: saved, tags: eventTags(ev), batch: ref}
-		if ev.StateKey != nil {
-			s.renderStateHistory(a, r, ev)
-		} else {
-			s.only, s.replaying = a, true
-			if ev.Type == event.EventMessage {
-				s.showMessage(r, ev)
-			} else {
-				s.showOther(r, ev)
-			}
-			s.only, s.replaying = nil, false
-		}
-		a.client = saved
 	}
 	a.client.SendMessage(&irc.Message{Prefix: server, Command: "BATCH", Params: []string{"-" + ref}})
 }

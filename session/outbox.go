@@ -40,9 +40,7 @@ func (s *Session) sendEvent(ctx context.Context, roomID id.RoomID, evType event.
 		// Sent, refused for good, or given up on and reported to the
 		// client: either way it is not to be sent again. Only a send cut
 		// off by the session stopping stays for the next start.
-		if derr := s.mgr.store.DeleteOutbox(context.WithoutCancel(ctx), s.user.String(), txnID); derr != nil {
-			s.log.Warn("could not clear a sent message from the outbox", "err", derr)
-		}
+		s.clearOutbox(ctx, txnID)
 	}
 	return err
 }
@@ -79,9 +77,7 @@ func (s *Session) resend(e store.OutboxEntry) {
 	s.enqueue(func(ctx context.Context) func() {
 		if _, err := s.mgr.store.FindByTxn(ctx, e.RoomID, e.UserID, e.TxnID); err == nil {
 			s.log.Info("a message left unsent by the last run had reached the homeserver", "room", e.RoomID, "txn", e.TxnID)
-			if derr := s.mgr.store.DeleteOutbox(context.WithoutCancel(ctx), e.UserID, e.TxnID); derr != nil {
-				s.log.Warn("could not clear a sent message from the outbox", "err", derr)
-			}
+			s.clearOutbox(ctx, e.TxnID)
 			return nil
 		}
 		err := s.sendWithRetry(ctx, id.RoomID(e.RoomID), event.Type{Type: e.Type, Class: event.MessageEventType}, json.RawMessage(e.Content), e.TxnID)
@@ -93,9 +89,15 @@ func (s *Session) resend(e store.OutboxEntry) {
 		} else {
 			s.log.Info("sent a message left unsent by the last run", "room", e.RoomID, "txn", e.TxnID)
 		}
-		if derr := s.mgr.store.DeleteOutbox(context.WithoutCancel(ctx), e.UserID, e.TxnID); derr != nil {
-			s.log.Warn("could not clear a sent message from the outbox", "err", derr)
-		}
+		s.clearOutbox(ctx, e.TxnID)
 		return nil
 	})
+}
+
+// clearOutbox forgets a message that is not to be sent again, even when
+// the request that sent it ran out of time. Request worker only.
+func (s *Session) clearOutbox(ctx context.Context, txnID string) {
+	if err := s.mgr.store.DeleteOutbox(context.WithoutCancel(ctx), s.user.String(), txnID); err != nil {
+		s.log.Warn("could not clear a sent message from the outbox", "err", err)
+	}
 }

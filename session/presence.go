@@ -101,10 +101,7 @@ func (s *Session) cmdAway(a *Attachment, m *irc.Message) {
 	}
 	s.setPresence.Store(&req.Presence)
 	s.request(a, "AWAY", func(ctx context.Context) func() {
-		// status_msg is always sent, so coming back clears the away
-		// message (mautrix's request would omit an empty one).
-		_, err := s.cli.MakeRequest(ctx, http.MethodPut, s.cli.BuildClientURL("v3", "presence", s.user, "status"),
-			map[string]any{"presence": req.Presence, "status_msg": req.StatusMsg}, nil)
+		err := s.putPresence(ctx, req.Presence, req.StatusMsg)
 		return func() {
 			switch {
 			case err != nil:
@@ -118,6 +115,15 @@ func (s *Session) cmdAway(a *Attachment, m *irc.Message) {
 			}
 		}
 	})
+}
+
+// putPresence sets the account's presence. status_msg is always sent, so
+// coming back clears the away message (mautrix's request would omit an
+// empty one). Request worker only.
+func (s *Session) putPresence(ctx context.Context, p event.Presence, msg string) error {
+	_, err := s.cli.MakeRequest(ctx, http.MethodPut, s.cli.BuildClientURL("v3", "presence", s.user, "status"),
+		map[string]any{"presence": p, "status_msg": msg}, nil)
+	return err
 }
 
 // presenceToSet is the presence each /sync asserts. Any goroutine.

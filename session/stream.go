@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -46,20 +47,11 @@ func (tr *streamTracker) record(resp *mautrix.RespSync) {
 // noteDirect learns which rooms are DMs before a response is stored: a new
 // DM's earlier messages belong in the stream (they are shown), a new
 // channel's are only history.
-func (tr *streamTracker) noteDirect(resp *mautrix.RespSync, user id.UserID) {
-	for _, ev := range resp.AccountData.Events {
-		if ev.Type.Type != event.AccountDataDirectChats.Type {
-			continue
-		}
-		var direct event.DirectChatsEventContent
-		if json.Unmarshal(ev.Content.VeryRaw, &direct) != nil {
-			continue
-		}
+func (tr *streamTracker) noteDirect(resp *mautrix.RespSync, user id.UserID, log *slog.Logger) {
+	if direct, ok := directRooms(resp.AccountData.Events, log); ok {
 		clear(tr.direct)
-		for _, rooms := range direct {
-			for _, roomID := range rooms {
-				tr.direct[roomID] = true
-			}
+		for roomID := range direct {
+			tr.direct[roomID] = true
 		}
 	}
 	for roomID, invited := range resp.Rooms.Invite {
@@ -91,7 +83,7 @@ func sortedRoomIDs[T any](rooms map[id.RoomID]T) []id.RoomID {
 // transaction and returns the stream position of each event that is new
 // to the account. Sync loop only.
 func (s *Session) persistSync(resp *mautrix.RespSync, tr *streamTracker) (map[id.EventID]int64, error) {
-	tr.noteDirect(resp, s.user)
+	tr.noteDirect(resp, s.user, s.log)
 	batch := &store.SyncBatch{UserID: s.user.String(), NextBatch: resp.NextBatch}
 	add := func(roomID id.RoomID, events []*event.Event, inStream func(i int) bool) {
 		for i, ev := range events {

@@ -783,18 +783,25 @@ func TestAlwaysOnCommand(t *testing.T) {
 	if got := alwaysOnReply(t, c, ""); got == offText {
 		t.Errorf("ALWAYSON after DEFAULT still shows %q", got)
 	}
+	keptWhileDetached(t, b, c, alice, bob, room, channel, "kept while detached", "ALWAYSON DEFAULT and always_on = true")
+}
+
+// keptWhileDetached quits c, has bob say text, and checks that the
+// account's session stayed and replays it to the client when it comes
+// back.
+func keptWhileDetached(t *testing.T, b *bouncer, c *testenv.IRCClient, alice, bob *testenv.Account, room id.RoomID, channel, text, setting string) {
+	t.Helper()
 	seeLive(t, c, bob, room)
 	quit(t, c)
-
-	kept := say(t, bob, room, "kept while detached")
+	kept := say(t, bob, room, text)
 	waitStored(t, b.g, alice.UserID, kept)
 	if n := b.g.sessions.SessionCount(); n != 1 {
-		t.Errorf("%d sessions with ALWAYSON DEFAULT and always_on = true, want 1", n)
+		t.Errorf("%d sessions with %s, want 1", n, setting)
 	}
 	c = dialClient(t, b.addr(), "alice", alice, "laptop", labeledCaps...)
 	got, _ := attachAndReplay(t, c, bob, room, channel)
-	checkMessages(t, "replay after ALWAYSON DEFAULT", got, []wantMsg{
-		privmsg(bob.Localpart, "kept while detached", kept, eventTime(t, bob, room, kept)),
+	checkMessages(t, "replay after "+setting, got, []wantMsg{
+		privmsg(bob.Localpart, text, kept, eventTime(t, bob, room, kept)),
 	})
 }
 
@@ -816,18 +823,7 @@ func TestAlwaysOnCommandWhenOffByDefault(t *testing.T) {
 	awaitBurst(t, c, channel)
 	alwaysOnReply(t, c, "ON")
 	waitAlwaysOn(t, b.g, alice.UserID, ptr(true))
-	seeLive(t, c, bob, room)
-	quit(t, c)
-	kept := say(t, bob, room, "kept because of ALWAYSON ON")
-	waitStored(t, b.g, alice.UserID, kept)
-	if n := b.g.sessions.SessionCount(); n != 1 {
-		t.Errorf("%d sessions with ALWAYSON ON, want 1", n)
-	}
-	c = dialClient(t, b.addr(), "alice", alice, "laptop", labeledCaps...)
-	got, _ := attachAndReplay(t, c, bob, room, channel)
-	checkMessages(t, "replay after ALWAYSON ON", got, []wantMsg{
-		privmsg(bob.Localpart, "kept because of ALWAYSON ON", kept, eventTime(t, bob, room, kept)),
-	})
+	keptWhileDetached(t, b, c, alice, bob, room, channel, "kept because of ALWAYSON ON", "ALWAYSON ON")
 }
 
 // 8: the homeserver stopping and coming back under an attached client is
