@@ -162,13 +162,16 @@ func (s *Session) replayEvents(a *Attachment, events []store.StoredEvent, skippe
 	}
 }
 
-// decodeStored turns a stored event back into a Matrix event.
+// decodeStored turns a stored event back into a Matrix event, with the
+// account's own transaction ID if it has one (the stream's, not the
+// shared JSON's).
 func decodeStored(se store.StoredEvent) (*event.Event, bool) {
 	var ev event.Event
 	if err := json.Unmarshal(se.JSON, &ev); err != nil {
 		return nil, false
 	}
 	ev.RoomID = id.RoomID(se.RoomID)
+	ev.Unsigned.TransactionID = se.TxnID
 	return &ev, true
 }
 

@@ -88,14 +88,22 @@ func (s *Session) persistSync(resp *mautrix.RespSync, tr *streamTracker) (map[id
 	add := func(roomID id.RoomID, events []*event.Event, inStream func(i int) bool) {
 		for i, ev := range events {
 			ev.RoomID = roomID
+			// The transaction ID is this account's, not the shared
+			// event's: it goes with the account's stream.
+			txnID := ev.Unsigned.TransactionID
+			ev.Unsigned.TransactionID = ""
 			raw, err := json.Marshal(ev)
+			ev.Unsigned.TransactionID = txnID
 			if err != nil {
 				s.log.Warn("cannot store an event", "event", ev.ID, "err", err)
 				continue
 			}
+			if ev.Sender != s.user {
+				txnID = ""
+			}
 			batch.Events = append(batch.Events, store.StoredEvent{
 				RoomID: roomID.String(), EventID: ev.ID.String(), Sender: ev.Sender.String(),
-				Type: ev.Type.Type, TS: ev.Timestamp, JSON: raw, HistoryOnly: !inStream(i),
+				Type: ev.Type.Type, TS: ev.Timestamp, JSON: raw, HistoryOnly: !inStream(i), TxnID: txnID,
 			})
 		}
 	}

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -34,6 +33,11 @@ type StoredEvent struct {
 	Type    string // Matrix event type
 	TS      int64  // origin_server_ts, Unix milliseconds
 	JSON    []byte // the whole event as JSON, stored and returned verbatim
+	// TxnID is the transaction ID the account itself sent the event with,
+	// in the account's stream only (SaveSync, StreamRange); "" otherwise.
+	// The shared JSON must not carry it: another account may have stored
+	// the event first, without one.
+	TxnID string
 	// HistoryOnly, on input to SaveSync, stores the event for room
 	// history without adding it to the account's stream (its position is
 	// 0), for events from before the account could have missed them. It
@@ -150,10 +154,10 @@ func (s *SQLStore) SaveSync(ctx context.Context, b *SyncBatch) ([]int64, error) 
 				continue
 			}
 			res, err := tx.ExecContext(ctx,
-				`INSERT INTO account_events (user_id, seq, room_id, event_id, ts)
-				 VALUES ($1, $2, $3, $4, $5)
+				`INSERT INTO account_events (user_id, seq, room_id, event_id, ts, txn_id)
+				 VALUES ($1, $2, $3, $4, $5, $6)
 				 ON CONFLICT (user_id, room_id, event_id) DO NOTHING`,
-				b.UserID, head+1, e.RoomID, e.EventID, e.TS)
+				b.UserID, head+1, e.RoomID, e.EventID, e.TS, e.TxnID)
 			if err != nil {
 				return fmt.Errorf("stream event %s: %w", e.EventID, err)
 			}
@@ -260,8 +264,8 @@ func (s *SQLStore) StreamRange(ctx context.Context, userID string, after, upTo i
 		limit = math.MaxInt64
 	}
 	rows, err := s.db.QueryContext(ctx,
-		`SELECT seq, room_id, event_id, sender, type, ts, json, n FROM (
-			SELECT a.seq, a.room_id, a.event_id, e.sender, e.type, e.ts, e.json,
+		`SELECT seq, room_id, event_id, sender, type, ts, json, txn_id, n FROM (
+			SELECT a.seq, a.room_id, a.event_id, e.sender, e.type, e.ts, e.json, a.txn_id,
 				ROW_NUMBER() OVER (PARTITION BY a.room_id ORDER BY a.seq DESC) AS rn,
 				COUNT(*) OVER (PARTITION BY a.room_id) AS n
 			FROM account_events a
@@ -280,7 +284,7 @@ func (s *SQLStore) StreamRange(ctx context.Context, userID string, after, upTo i
 	for rows.Next() {
 		var e StoredEvent
 		var n int64
-		if err := rows.Scan(&e.Seq, &e.RoomID, &e.EventID, &e.Sender, &e.Type, &e.TS, &e.JSON, &n); err != nil {
+		if err := rows.Scan(&e.Seq, &e.RoomID, &e.EventID, &e.Sender, &e.Type, &e.TS, &e.JSON, &e.TxnID, &n); err != nil {
 			return nil, nil, fmt.Errorf("store: load stream of %s: %w", userID, err)
 		}
 		if n > limit {
@@ -643,18 +647,19 @@ func (s *SQLStore) PutCursors(ctx context.Context, updates []CursorUpdate) error
 	return nil
 }
 
-// FindByTxn finds an event that sender sent into a room with a given
-// transaction ID, as the homeserver reported it back to the sending device
-// (unsigned.transaction_id); ErrNotFound wrapped when there is none.
+// FindByTxn finds the event that sender's account received in a room
+// with a given transaction ID (StoredEvent.TxnID, from the homeserver's
+// unsigned.transaction_id); ErrNotFound wrapped when there is none.
 func (s *SQLStore) FindByTxn(ctx context.Context, roomID, sender, txnID string) (*StoredEvent, error) {
-	quoted, err := json.Marshal(txnID)
-	if err != nil {
-		return nil, err
+	if txnID == "" {
+		return nil, fmt.Errorf("store: find transaction in %s: empty ID: %w", roomID, ErrNotFound)
 	}
-	pattern := `%"transaction_id":` + likeEscape(string(quoted)) + `%`
-	e, err := scanEvent(s.db.QueryRowContext(ctx,
-		`SELECT `+eventColumns+` FROM events WHERE room_id = $1 AND sender = $2 AND json LIKE $3 ESCAPE '\' ORDER BY seq DESC LIMIT 1`,
-		roomID, sender, pattern))
+	var e StoredEvent
+	err := s.db.QueryRowContext(ctx,
+		`SELECT e.seq, e.room_id, e.event_id, e.sender, e.type, e.ts, e.json, a.txn_id
+		 FROM account_events a JOIN events e ON e.room_id = a.room_id AND e.event_id = a.event_id
+		 WHERE a.user_id = $1 AND a.txn_id = $2 AND a.room_id = $3`,
+		sender, txnID, roomID).Scan(&e.Seq, &e.RoomID, &e.EventID, &e.Sender, &e.Type, &e.TS, &e.JSON, &e.TxnID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("store: find transaction %s in %s: %w", txnID, roomID, ErrNotFound)
 	}
@@ -662,10 +667,6 @@ func (s *SQLStore) FindByTxn(ctx context.Context, roomID, sender, txnID string) 
 		return nil, fmt.Errorf("store: find transaction %s in %s: %w", txnID, roomID, err)
 	}
 	return &e, nil
-}
-
-func likeEscape(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
 // RecentStreamIDs returns the event IDs of the newest limit events of a

@@ -913,28 +913,47 @@ func TestPutCursors(t *testing.T) {
 	})
 }
 
+// The transaction ID of an event belongs to the sender's account: the
+// homeserver tells it only to the sending device, so it is found, and
+// streamed back, whichever account stored the shared event first.
 func TestFindByTxn(t *testing.T) {
 	forEachDriver(t, func(t *testing.T, driver string) {
 		ctx := context.Background()
 		s := storetest.Open(t, driver)
 		mine := ev("!r:x", "$mine", 100)
 		mine.Sender = "@a:x"
-		mine.JSON = []byte(`{"event_id":"$mine","sender":"@a:x","unsigned":{"transaction_id":"mxircd.1.2~lap_top"}}`)
 		other := ev("!r:x", "$other", 200)
 		other.Sender = "@b:x"
-		other.JSON = []byte(`{"event_id":"$other","sender":"@b:x","unsigned":{"transaction_id":"mxircd.1.3~laptop"}}`)
-		saveSync(t, s, "@a:x", "t1", mine, other)
-		if e, err := s.FindByTxn(ctx, "!r:x", "@a:x", "mxircd.1.2~lap_top"); err != nil || e.EventID != "$mine" {
+		// @b:x's account stores both first, with its own transaction ID;
+		// then @a:x's, with @a:x's.
+		otherOwn := other
+		otherOwn.TxnID = "mxircd.1.3~laptop"
+		saveSync(t, s, "@b:x", "b1", mine, otherOwn)
+		mineOwn := mine
+		mineOwn.TxnID = "mxircd.1.2~lap_top"
+		saveSync(t, s, "@a:x", "t1", mineOwn, other)
+		if e, err := s.FindByTxn(ctx, "!r:x", "@a:x", "mxircd.1.2~lap_top"); err != nil || e.EventID != "$mine" || e.TxnID != "mxircd.1.2~lap_top" {
 			t.Fatalf("FindByTxn = %+v, %v", e, err)
 		}
 		for _, tc := range []struct{ room, sender, txn string }{
-			{"!r:x", "@a:x", "mxircd.1.2~lapxtop"}, // '_' is not a wildcard
+			{"!r:x", "@a:x", "mxircd.1.2~lapxtop"}, // no pattern matching
 			{"!r:x", "@a:x", "mxircd.1.3~laptop"},  // someone else's
+			{"!r:x", "@b:x", "mxircd.1.2~lap_top"}, // the same event, another account
 			{"!q:x", "@a:x", "mxircd.1.2~lap_top"}, // another room
 			{"!r:x", "@a:x", "mxircd.1.2"},         // a prefix
+			{"!r:x", "@a:x", ""},                   // none
 		} {
 			if _, err := s.FindByTxn(ctx, tc.room, tc.sender, tc.txn); !errors.Is(err, store.ErrNotFound) {
 				t.Errorf("FindByTxn(%q, %q, %q) = %v, want not found", tc.room, tc.sender, tc.txn, err)
+			}
+		}
+		for user, want := range map[string][]string{
+			"@a:x": {"mxircd.1.2~lap_top", ""},
+			"@b:x": {"", "mxircd.1.3~laptop"},
+		} {
+			got, _, err := s.StreamRange(ctx, user, 0, 10, 0)
+			if err != nil || len(got) != 2 || got[0].TxnID != want[0] || got[1].TxnID != want[1] {
+				t.Errorf("StreamRange(%s) = %+v, %v; want transaction IDs %q", user, got, err, want)
 			}
 		}
 	})

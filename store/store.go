@@ -93,8 +93,8 @@ type Store interface {
 	RoomsOver(ctx context.Context, keep int) ([]string, error)
 	// PutCursors writes several cursors in one transaction, in order.
 	PutCursors(ctx context.Context, updates []CursorUpdate) error
-	// FindByTxn finds the event sender sent into roomID with transaction
-	// ID txnID (ErrNotFound wrapped).
+	// FindByTxn finds the event sender's account received in roomID with
+	// its own transaction ID txnID (ErrNotFound wrapped).
 	FindByTxn(ctx context.Context, roomID, sender, txnID string) (*StoredEvent, error)
 	// MaxCursor is the largest cursor of any client of the account; ok is
 	// false if it has none.

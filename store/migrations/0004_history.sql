@@ -18,8 +18,9 @@ CREATE TABLE counters (
 INSERT INTO counters (name, value) VALUES ('events', 0);
 INSERT INTO counters (name, value) VALUES ('outbox', 0);
 
--- One row per Matrix event, whichever account stored it first. seq is the
--- room position: global and increasing in insertion order.
+-- One row per Matrix event, whichever account stored it first, without
+-- what the homeserver tells only the sender (unsigned.transaction_id). seq
+-- is the room position: global and increasing in insertion order.
 CREATE TABLE events (
     seq      BIGINT PRIMARY KEY,
     room_id  TEXT   NOT NULL,
@@ -34,18 +35,23 @@ CREATE INDEX events_room_seq ON events (room_id, seq);
 CREATE INDEX events_room_ts ON events (room_id, ts);
 
 -- Each account's stream: seq counts 1, 2, ... per account and is never
--- reused (sync_state.head remembers the last one given out).
+-- reused (sync_state.head remembers the last one given out). txn_id is the
+-- transaction ID the account's own device sent the event with ('' for
+-- everyone else's): the homeserver tells it only to the sending device, so
+-- it belongs to the account, not to the shared event.
 CREATE TABLE account_events (
     user_id  TEXT   NOT NULL,
     seq      BIGINT NOT NULL,
     room_id  TEXT   NOT NULL,
     event_id TEXT   NOT NULL,
     ts       BIGINT NOT NULL,
+    txn_id   TEXT   NOT NULL DEFAULT '',
     PRIMARY KEY (user_id, seq),
     UNIQUE (user_id, room_id, event_id)
 );
 CREATE INDEX account_events_user_ts ON account_events (user_id, ts);
 CREATE INDEX account_events_room_event ON account_events (room_id, event_id);
+CREATE INDEX account_events_txn ON account_events (user_id, txn_id) WHERE txn_id <> '';
 
 CREATE TABLE sync_state (
     user_id    TEXT   PRIMARY KEY,
