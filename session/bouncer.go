@@ -57,6 +57,10 @@ func (a *Attachment) mark(seq int64) {
 // missed. Owner goroutine.
 func (s *Session) startAttach(a *Attachment) {
 	s.sendConnectBurst(a)
+	for _, text := range s.undelivered {
+		a.client.SendNotice(text)
+	}
+	s.undelivered = nil
 	if s.mgr.cfg.ReplayLimit == 0 || a.client.HasCap("draft/chathistory") {
 		// Nothing to replay: the client asks for history itself, and
 		// takes live events from here.

@@ -3,12 +3,14 @@ package session
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/mxircd/mxircd/mapping"
 	"github.com/mxircd/mxircd/store"
 )
 
@@ -84,14 +86,41 @@ func (s *Session) resend(e store.OutboxEntry) {
 		if err != nil && isTransient(err) && ctx.Err() != nil {
 			return nil // stopping: try again next start
 		}
-		if err != nil {
-			s.log.Warn("a message from before the restart could not be sent", "room", e.RoomID, "err", err)
-		} else {
-			s.log.Info("sent a message left unsent by the last run", "room", e.RoomID, "txn", e.TxnID)
-		}
 		s.clearOutbox(ctx, e.TxnID)
-		return nil
+		if err == nil {
+			s.log.Info("sent a message left unsent by the last run", "room", e.RoomID, "txn", e.TxnID)
+			return nil
+		}
+		s.log.Warn("a message from before the restart could not be sent", "room", e.RoomID, "err", err)
+		return func() { s.tellUndelivered(e, err) }
 	})
+}
+
+// tellUndelivered says that a message from an earlier run could not be
+// sent: to the clients attached now, or else to the next one to attach.
+// Owner goroutine.
+func (s *Session) tellUndelivered(e store.OutboxEntry, err error) {
+	target := e.RoomID
+	if r := s.rooms[id.RoomID(e.RoomID)]; r != nil {
+		target = r.channel
+		if r.dm != "" {
+			target = s.nickFor(r.dm)
+		}
+	}
+	var content struct {
+		Body string `json:"body"`
+	}
+	_ = json.Unmarshal(e.Content, &content)
+	body := content.Body
+	if parts := mapping.SplitText(body, 80); len(parts) > 1 {
+		body = parts[0] + "…"
+	}
+	text := fmt.Sprintf("Your message to %s from before the gateway restarted could not be sent (%s): %q", target, matrixErrorText(err), body)
+	if len(s.clients) == 0 {
+		s.undelivered = append(s.undelivered, text)
+		return
+	}
+	s.noticeAll(text)
 }
 
 // clearOutbox forgets a message that is not to be sent again, even when

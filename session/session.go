@@ -71,20 +71,23 @@ type Session struct {
 	detachedAway atomic.Bool
 
 	// Owned by the run goroutine.
-	clients    map[*Attachment]bool // value: has had its connect burst
-	synced     bool                 // the initial sync has been applied
-	rooms      map[id.RoomID]*room
-	channels   map[string]id.RoomID      // folded channel name → room
-	nicks      map[id.UserID]string      // nicks given to other Matrix users
-	byNick     map[string]id.UserID      // folded nick → user
-	sentTxns   map[string]*Attachment    // our own sends by transaction ID → the client that typed them
-	sentResp   map[string]*labeledClient // labeled messages waiting for their echo
-	txnSeq     uint64
-	batchSeq   uint64              // names of batches sent to clients
-	started    int64               // unix nanoseconds; makes transaction IDs unique across sessions
-	pending    []commandEvent      // commands that came before the first sync
-	unsent     []store.OutboxEntry // messages an earlier run left unsent, resent after the first sync
-	syncBroken bool                // the last /sync failed and clients were told
+	clients  map[*Attachment]bool // value: has had its connect burst
+	synced   bool                 // the initial sync has been applied
+	rooms    map[id.RoomID]*room
+	channels map[string]id.RoomID      // folded channel name → room
+	nicks    map[id.UserID]string      // nicks given to other Matrix users
+	byNick   map[string]id.UserID      // folded nick → user
+	sentTxns map[string]*Attachment    // our own sends by transaction ID → the client that typed them
+	sentResp map[string]*labeledClient // labeled messages waiting for their echo
+	txnSeq   uint64
+	batchSeq uint64         // names of batches sent to clients
+	started  int64          // unix nanoseconds; makes transaction IDs unique across sessions
+	pending  []commandEvent // commands that came before the first sync
+	// undelivered says which messages from an earlier run could not be
+	// sent, for the next client to attach when none was attached.
+	undelivered []string
+	unsent      []store.OutboxEntry // messages an earlier run left unsent, resent after the first sync
+	syncBroken  bool                // the last /sync failed and clients were told
 
 	// The account's event stream (see bouncer.go): head is the position of
 	// the newest stored event applied; only (one client) renders to a

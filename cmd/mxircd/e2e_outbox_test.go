@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/irc.v4"
+	"maunium.net/go/mautrix/event"
+
+	"github.com/mxircd/mxircd/internal/testenv"
+	"github.com/mxircd/mxircd/store"
+)
+
+// 10: what the outbox holds when the gateway starts is what a run that
+// died had accepted from IRC and not seen through: the next start sends
+// it once, and not at all when the homeserver has it already; a message
+// that cannot be sent is told to the client when it comes back, never
+// dropped in silence. (e2e_restart_test.go kills a real run mid-send; this
+// test puts each case in the outbox itself, so that each one is certain to
+// be there.)
+func TestOutboxAfterRestart(t *testing.T) {
+	forEachStoreWith(t, nil, func(t *testing.T, hs *testenv.Homeserver, b *bouncer) {
+		alice, bob, room, channel := twoInARoom(t, hs, "outbox")
+		closed := createRoom(t, bob, uniq("closed"), "")
+
+		laptop := dialClient(t, b.addr(), "alice", alice, "laptop", tagCaps...)
+		awaitBurst(t, laptop, channel)
+		waitNames(t, laptop, channel, bob.Localpart)
+		laptop.Send("PRIVMSG %s :sent before the stop", channel)
+		sent := bob.WaitForEvent(t, ctxFor(t), room, func(ev *event.Event) bool {
+			return ev.Type == event.EventMessage && ev.Sender == alice.UserID && ev.Content.AsMessage().Body == "sent before the stop"
+		})
+		waitStored(t, b.g, alice.UserID, sent.ID)
+		sentTxn := ""
+		evs, _, err := b.g.store.StreamRange(ctxFor(t), alice.UserID.String(), 0, 1<<40, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range evs {
+			if e.EventID == sent.ID.String() {
+				sentTxn = e.TxnID
+			}
+		}
+		if !strings.HasSuffix(sentTxn, "~laptop") {
+			t.Fatalf("the message the laptop sent is stored with transaction ID %q", sentTxn)
+		}
+		quit(t, laptop)
+		b.stop(t)
+
+		// As a run that died would have left them: one message the
+		// homeserver took before the crash (sent, not yet cleared), one it
+		// never got, one it will refuse (alice is not in that room).
+		st, err := store.Open(context.Background(), store.Config{Driver: b.cfg.Store.Driver, Path: b.cfg.Store.Path, DSN: b.cfg.Store.DSN})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range []store.OutboxEntry{
+			{TxnID: sentTxn, RoomID: room.String(), Content: text("sent before the stop")},
+			{TxnID: "mxircd.1.1~laptop", RoomID: room.String(), Content: text("left in the outbox")},
+			{TxnID: "mxircd.1.2~laptop", RoomID: closed.String(), Content: text("to a room alice is not in")},
+		} {
+			e.UserID, e.Type = alice.UserID.String(), event.EventMessage.Type
+			if err := st.PutOutbox(ctxFor(t), &e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st.Close()
+
+		b.start(t)
+		deadline := time.Now().Add(30 * time.Second)
+		var bodies []string
+		for {
+			bodies = roomBodies(t, bob, room)
+			if slices.Contains(bodies, "left in the outbox") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the message left in the outbox never reached the room: %q", bodies)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		for _, body := range []string{"sent before the stop", "left in the outbox"} {
+			if n := count(bodies, body); n != 1 {
+				t.Errorf("%q is in the room %d times, want once", body, n)
+			}
+		}
+
+		laptop = dialClient(t, b.addr(), "alice", alice, "laptop", tagCaps...)
+		var shown []*irc.Message
+		laptop.ExpectMatch(t, func(m *irc.Message) bool {
+			shown = append(shown, m)
+			return m.Command == "NOTICE" && strings.Contains(m.Trailing(), "could not be sent") && strings.Contains(m.Trailing(), "to a room alice is not in")
+		}, "NOTICE that the message to the closed room could not be sent")
+		s := sentinel(t, bob, room)
+		rest, _ := untilText(t, laptop, s.text)
+		for _, m := range append(shown, rest...) {
+			if m.Command == "PRIVMSG" && m.Trailing() == "left in the outbox" {
+				t.Errorf("the laptop was shown its own message: %s", m)
+			}
+		}
+		waitOutboxEmpty(t, b.g, alice)
+	})
+}
+
+func text(body string) []byte {
+	raw, _ := json.Marshal(event.MessageEventContent{MsgType: event.MsgText, Body: body})
+	return raw
+}
+
+// waitOutboxEmpty waits until the gateway has nothing left to send for acct.
+func waitOutboxEmpty(t *testing.T, g *gateway, acct *testenv.Account) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, err := g.store.Outbox(ctxFor(t), acct.UserID.String())
+		if err == nil && len(out) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the outbox still holds %+v (%v)", out, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
