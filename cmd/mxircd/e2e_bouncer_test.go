@@ -14,6 +14,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/mxircd/mxircd/internal/testenv"
+	"github.com/mxircd/mxircd/store/storetest"
 )
 
 // End-to-end tests of the bouncer (issue 5): client names, always-on
@@ -35,74 +36,74 @@ func privmsg(from, text string, evID id.EventID, ts int64) wantMsg {
 // one session and device; what one says shows on the others from their
 // own nick; each name has a delivery cursor of its own.
 func TestBouncerClientNames(t *testing.T) {
-	hs := testenv.SharedHomeserver(t)
-	b := startBouncer(t, bouncerConfig(t, hs, "sqlite", nil))
-	alice, bob, room, channel := twoInARoom(t, hs, "clientnames")
+	forEachStoreWith(t, nil, func(t *testing.T, hs *testenv.Homeserver, b *bouncer) {
+		alice, bob, room, channel := twoInARoom(t, hs, "clientnames")
 
-	laptop := dialClient(t, b.addr(), "alice", alice, "laptop", tagCaps...)
-	awaitBurst(t, laptop, channel)
-	waitNames(t, laptop, channel, bob.Localpart)
-	phone := dialPass(t, b.addr(), "alicephone", alice.Localpart+"@phone", alice.Password)
-	awaitBurst(t, phone, channel)
-	unnamed := dialClient(t, b.addr(), "alicemain", alice, "") // no caps: no tags
-	awaitBurst(t, unnamed, channel)
-	if n := b.g.sessions.SessionCount(); n != 1 {
-		t.Fatalf("%d sessions for three clients of one account", n)
-	}
-	if devices := gatewayDevices(t, alice); len(devices) != 1 {
-		t.Fatalf("three clients made devices %v", devices)
-	}
+		laptop := dialClient(t, b.addr(), "alice", alice, "laptop", tagCaps...)
+		awaitBurst(t, laptop, channel)
+		waitNames(t, laptop, channel, bob.Localpart)
+		phone := dialPass(t, b.addr(), "alicephone", alice.Localpart+"@phone", alice.Password)
+		awaitBurst(t, phone, channel)
+		unnamed := dialClient(t, b.addr(), "alicemain", alice, "") // no caps: no tags
+		awaitBurst(t, unnamed, channel)
+		if n := b.g.sessions.SessionCount(); n != 1 {
+			t.Fatalf("%d sessions for three clients of one account", n)
+		}
+		if devices := gatewayDevices(t, alice); len(devices) != 1 {
+			t.Fatalf("three clients made devices %v", devices)
+		}
 
-	// What the laptop says shows on the others, once, from their own
-	// nick, and not on the laptop (no echo-message).
-	laptop.Send("PRIVMSG %s :said on the laptop", channel)
-	bob.WaitForEvent(t, ctxFor(t), room, func(ev *event.Event) bool {
-		return ev.Type == event.EventMessage && ev.Sender == alice.UserID && ev.Content.AsMessage().Body == "said on the laptop"
-	})
-	s1 := sentinel(t, bob, room)
-	for _, cl := range []struct {
-		c    *testenv.IRCClient
-		nick string
-		want []wantMsg
-	}{
-		{laptop, "alice", nil},
-		{phone, "alicephone", []wantMsg{privmsg("alicephone", "said on the laptop", "", 0)}},
-		{unnamed, "alicemain", []wantMsg{privmsg("alicemain", "said on the laptop", "", 0)}},
-	} {
-		before, _ := untilText(t, cl.c, s1.text)
-		checkMessages(t, "what "+cl.nick+" got of the laptop's message", channelMessages(before, channel), cl.want)
-	}
+		// What the laptop says shows on the others, once, from their own
+		// nick, and not on the laptop (no echo-message).
+		laptop.Send("PRIVMSG %s :said on the laptop", channel)
+		bob.WaitForEvent(t, ctxFor(t), room, func(ev *event.Event) bool {
+			return ev.Type == event.EventMessage && ev.Sender == alice.UserID && ev.Content.AsMessage().Body == "said on the laptop"
+		})
+		s1 := sentinel(t, bob, room)
+		for _, cl := range []struct {
+			c    *testenv.IRCClient
+			nick string
+			want []wantMsg
+		}{
+			{laptop, "alice", nil},
+			{phone, "alicephone", []wantMsg{privmsg("alicephone", "said on the laptop", "", 0)}},
+			{unnamed, "alicemain", []wantMsg{privmsg("alicemain", "said on the laptop", "", 0)}},
+		} {
+			before, _ := untilText(t, cl.c, s1.text)
+			checkMessages(t, "what "+cl.nick+" got of the laptop's message", channelMessages(before, channel), cl.want)
+		}
 
-	// The phone leaves; what it missed is replayed to it, and only to it.
-	quit(t, phone)
-	say(t, bob, room, "while the phone was away")
-	untilText(t, laptop, "while the phone was away")
-	untilText(t, unnamed, "while the phone was away")
-	phone = dialPass(t, b.addr(), "alicephone", alice.Localpart+"@phone", alice.Password)
-	got, s2 := attachAndReplay(t, phone, bob, room, channel)
-	checkMessages(t, "replay to the phone (PASS, USER name@phone)", got, []wantMsg{
-		privmsg(bob.Localpart, "while the phone was away", "", 0),
-	})
-	untilText(t, laptop, s2.text)
-	untilText(t, unnamed, s2.text)
+		// The phone leaves; what it missed is replayed to it, and only to it.
+		quit(t, phone)
+		say(t, bob, room, "while the phone was away")
+		untilText(t, laptop, "while the phone was away")
+		untilText(t, unnamed, "while the phone was away")
+		phone = dialPass(t, b.addr(), "alicephone", alice.Localpart+"@phone", alice.Password)
+		got, s2 := attachAndReplay(t, phone, bob, room, channel)
+		checkMessages(t, "replay to the phone (PASS, USER name@phone)", got, []wantMsg{
+			privmsg(bob.Localpart, "while the phone was away", "", 0),
+		})
+		untilText(t, laptop, s2.text)
+		untilText(t, unnamed, s2.text)
 
-	// The laptop and the unnamed client leave; the phone, attached, gets
-	// the next message live, which does not count as seen for the others.
-	quit(t, laptop)
-	quit(t, unnamed)
-	missed := say(t, bob, room, "only the phone is here")
-	untilText(t, phone, "only the phone is here")
+		// The laptop and the unnamed client leave; the phone, attached, gets
+		// the next message live, which does not count as seen for the others.
+		quit(t, laptop)
+		quit(t, unnamed)
+		missed := say(t, bob, room, "only the phone is here")
+		untilText(t, phone, "only the phone is here")
 
-	laptop = dialClient(t, b.addr(), "alice", alice, "laptop", tagCaps...)
-	got, s3 := attachAndReplay(t, laptop, bob, room, channel)
-	checkMessages(t, "replay to the laptop", got, []wantMsg{
-		privmsg(bob.Localpart, "only the phone is here", missed, eventTime(t, bob, room, missed)),
-	})
-	unnamed = dialClient(t, b.addr(), "alicemain", alice, "")
-	got, _ = attachAndReplay(t, unnamed, bob, room, channel)
-	checkMessages(t, "replay to the unnamed client (no tags negotiated)", got, []wantMsg{
-		privmsg(bob.Localpart, "only the phone is here", "", 0),
-		privmsg(bob.Localpart, s3.text, "", 0),
+		laptop = dialClient(t, b.addr(), "alice", alice, "laptop", tagCaps...)
+		got, s3 := attachAndReplay(t, laptop, bob, room, channel)
+		checkMessages(t, "replay to the laptop", got, []wantMsg{
+			privmsg(bob.Localpart, "only the phone is here", missed, eventTime(t, bob, room, missed)),
+		})
+		unnamed = dialClient(t, b.addr(), "alicemain", alice, "")
+		got, _ = attachAndReplay(t, unnamed, bob, room, channel)
+		checkMessages(t, "replay to the unnamed client (no tags negotiated)", got, []wantMsg{
+			privmsg(bob.Localpart, "only the phone is here", "", 0),
+			privmsg(bob.Localpart, s3.text, "", 0),
+		})
 	})
 }
 
@@ -175,21 +176,21 @@ func TestBouncerReplay(t *testing.T) {
 // a new client name starting from the other clients' cursor (there is
 // none here).
 func TestBouncerReplayAfterEmptyVisit(t *testing.T) {
-	hs := testenv.SharedHomeserver(t)
-	b := startBouncer(t, bouncerConfig(t, hs, "sqlite", nil))
-	alice, bob, room, channel := twoInARoom(t, hs, "emptyvisit")
+	forEachStoreWith(t, nil, func(t *testing.T, hs *testenv.Homeserver, b *bouncer) {
+		alice, bob, room, channel := twoInARoom(t, hs, "emptyvisit")
 
-	laptop := dialClient(t, b.addr(), "alice", alice, "laptop", tagCaps...)
-	awaitBurst(t, laptop, channel)
-	laptop.Drain(t)
-	quit(t, laptop)
-	m1 := say(t, bob, room, "said after a visit that saw nothing")
-	waitStored(t, b.g, alice.UserID, m1)
+		laptop := dialClient(t, b.addr(), "alice", alice, "laptop", tagCaps...)
+		awaitBurst(t, laptop, channel)
+		laptop.Drain(t)
+		quit(t, laptop)
+		m1 := say(t, bob, room, "said after a visit that saw nothing")
+		waitStored(t, b.g, alice.UserID, m1)
 
-	laptop = dialClient(t, b.addr(), "alice", alice, "laptop", tagCaps...)
-	got, _ := attachAndReplay(t, laptop, bob, room, channel)
-	checkMessages(t, "replay after a visit that saw nothing", got, []wantMsg{
-		privmsg(bob.Localpart, "said after a visit that saw nothing", m1, eventTime(t, bob, room, m1)),
+		laptop = dialClient(t, b.addr(), "alice", alice, "laptop", tagCaps...)
+		got, _ := attachAndReplay(t, laptop, bob, room, channel)
+		checkMessages(t, "replay after a visit that saw nothing", got, []wantMsg{
+			privmsg(bob.Localpart, "said after a visit that saw nothing", m1, eventTime(t, bob, room, m1)),
+		})
 	})
 }
 
@@ -197,84 +198,84 @@ func TestBouncerReplayAfterEmptyVisit(t *testing.T) {
 // NOTICE saying older ones were not replayed; a channel under the limit
 // gets all of its own and no notice.
 func TestBouncerReplayLimit(t *testing.T) {
-	hs := testenv.SharedHomeserver(t)
-	b := startBouncer(t, bouncerConfig(t, hs, "sqlite", func(cfg *Config) { cfg.Bouncer.ReplayLimit = 3 }))
-	alice, bob, roomA, chanA := twoInARoom(t, hs, "limita")
-	aliasB := uniq("limitb")
-	roomB := createRoom(t, bob, aliasB, "")
-	joinRoom(t, alice, roomB)
-	chanB := "#" + aliasB + ":" + hs.ServerName
+	forEachStoreWith(t, func(cfg *Config) { cfg.Bouncer.ReplayLimit = 3 }, func(t *testing.T, hs *testenv.Homeserver, b *bouncer) {
+		alice, bob, roomA, chanA := twoInARoom(t, hs, "limita")
+		aliasB := uniq("limitb")
+		roomB := createRoom(t, bob, aliasB, "")
+		joinRoom(t, alice, roomB)
+		chanB := "#" + aliasB + ":" + hs.ServerName
 
-	laptop := dialClient(t, b.addr(), "alice", alice, "laptop", tagCaps...)
-	awaitBurst(t, laptop, chanA, chanB)
-	seeLive(t, laptop, bob, roomA)
-	quit(t, laptop)
+		laptop := dialClient(t, b.addr(), "alice", alice, "laptop", tagCaps...)
+		awaitBurst(t, laptop, chanA, chanB)
+		seeLive(t, laptop, bob, roomA)
+		quit(t, laptop)
 
-	a1 := say(t, bob, roomA, "a1")
-	b1 := say(t, bob, roomB, "b1")
-	a2 := say(t, bob, roomA, "a2")
-	a3 := say(t, bob, roomA, "a3")
-	b2 := say(t, bob, roomB, "b2")
-	a4 := say(t, bob, roomA, "a4")
-	a5 := say(t, bob, roomA, "a5")
-	waitStored(t, b.g, alice.UserID, a5)
-	tsA := eventTimes(t, bob, roomA, a1, a2, a3, a4, a5)
-	tsB := eventTimes(t, bob, roomB, b1, b2)
+		a1 := say(t, bob, roomA, "a1")
+		b1 := say(t, bob, roomB, "b1")
+		a2 := say(t, bob, roomA, "a2")
+		a3 := say(t, bob, roomA, "a3")
+		b2 := say(t, bob, roomB, "b2")
+		a4 := say(t, bob, roomA, "a4")
+		a5 := say(t, bob, roomA, "a5")
+		waitStored(t, b.g, alice.UserID, a5)
+		tsA := eventTimes(t, bob, roomA, a1, a2, a3, a4, a5)
+		tsB := eventTimes(t, bob, roomB, b1, b2)
 
-	laptop = dialClient(t, b.addr(), "alice", alice, "laptop", tagCaps...)
-	got, _ := attachAndReplay(t, laptop, bob, roomA, chanA, chanB)
-	gotA, gotB := channelMessages(got, chanA), channelMessages(got, chanB)
-	if len(gotA) == 0 || gotA[0].Command != "NOTICE" || !strings.Contains(gotA[0].Trailing(), "not replayed") {
-		t.Errorf("replay of %s does not start with a NOTICE saying older messages were not replayed:%s", chanA, formatMsgs(gotA))
-	} else {
-		gotA = gotA[1:]
-	}
-	checkMessages(t, "replay of "+chanA+" after the notice (limit 3 of 5)", gotA, []wantMsg{
-		privmsg(bob.Localpart, "a3", a3, tsA[2]),
-		privmsg(bob.Localpart, "a4", a4, tsA[3]),
-		privmsg(bob.Localpart, "a5", a5, tsA[4]),
-	})
-	checkMessages(t, "replay of "+chanB+" (2, under the limit, no notice)", gotB, []wantMsg{
-		privmsg(bob.Localpart, "b1", b1, tsB[0]),
-		privmsg(bob.Localpart, "b2", b2, tsB[1]),
+		laptop = dialClient(t, b.addr(), "alice", alice, "laptop", tagCaps...)
+		got, _ := attachAndReplay(t, laptop, bob, roomA, chanA, chanB)
+		gotA, gotB := channelMessages(got, chanA), channelMessages(got, chanB)
+		if len(gotA) == 0 || gotA[0].Command != "NOTICE" || !strings.Contains(gotA[0].Trailing(), "not replayed") {
+			t.Errorf("replay of %s does not start with a NOTICE saying older messages were not replayed:%s", chanA, formatMsgs(gotA))
+		} else {
+			gotA = gotA[1:]
+		}
+		checkMessages(t, "replay of "+chanA+" after the notice (limit 3 of 5)", gotA, []wantMsg{
+			privmsg(bob.Localpart, "a3", a3, tsA[2]),
+			privmsg(bob.Localpart, "a4", a4, tsA[3]),
+			privmsg(bob.Localpart, "a5", a5, tsA[4]),
+		})
+		checkMessages(t, "replay of "+chanB+" (2, under the limit, no notice)", gotB, []wantMsg{
+			privmsg(bob.Localpart, "b1", b1, tsB[0]),
+			privmsg(bob.Localpart, "b2", b2, tsB[1]),
+		})
 	})
 }
 
 // 3: a client name never seen before starts from the newest cursor of the
 // account's other clients: it gets what none of them has seen.
 func TestBouncerNewClientName(t *testing.T) {
-	hs := testenv.SharedHomeserver(t)
-	b := startBouncer(t, bouncerConfig(t, hs, "sqlite", nil))
-	alice, bob, room, channel := twoInARoom(t, hs, "newclient")
+	forEachStoreWith(t, nil, func(t *testing.T, hs *testenv.Homeserver, b *bouncer) {
+		alice, bob, room, channel := twoInARoom(t, hs, "newclient")
 
-	laptop := dialClient(t, b.addr(), "alice", alice, "laptop", tagCaps...)
-	awaitBurst(t, laptop, channel)
-	waitNames(t, laptop, channel, bob.Localpart)
-	say(t, bob, room, "seen by the laptop")
-	untilText(t, laptop, "seen by the laptop")
-	quit(t, laptop)
+		laptop := dialClient(t, b.addr(), "alice", alice, "laptop", tagCaps...)
+		awaitBurst(t, laptop, channel)
+		waitNames(t, laptop, channel, bob.Localpart)
+		say(t, bob, room, "seen by the laptop")
+		untilText(t, laptop, "seen by the laptop")
+		quit(t, laptop)
 
-	m2 := say(t, bob, room, "m2 unseen")
-	m3 := say(t, bob, room, "m3 unseen")
-	waitStored(t, b.g, alice.UserID, m3)
-	ts := eventTimes(t, bob, room, m2, m3)
-	unseen := []wantMsg{privmsg(bob.Localpart, "m2 unseen", m2, ts[0]), privmsg(bob.Localpart, "m3 unseen", m3, ts[1])}
+		m2 := say(t, bob, room, "m2 unseen")
+		m3 := say(t, bob, room, "m3 unseen")
+		waitStored(t, b.g, alice.UserID, m3)
+		ts := eventTimes(t, bob, room, m2, m3)
+		unseen := []wantMsg{privmsg(bob.Localpart, "m2 unseen", m2, ts[0]), privmsg(bob.Localpart, "m3 unseen", m3, ts[1])}
 
-	tablet := dialClient(t, b.addr(), "alicetab", alice, "tablet", tagCaps...)
-	got, s1 := attachAndReplay(t, tablet, bob, room, channel)
-	checkMessages(t, "first connection of a new client name", got, unseen)
-	quit(t, tablet)
+		tablet := dialClient(t, b.addr(), "alicetab", alice, "tablet", tagCaps...)
+		got, s1 := attachAndReplay(t, tablet, bob, room, channel)
+		checkMessages(t, "first connection of a new client name", got, unseen)
+		quit(t, tablet)
 
-	laptop = dialClient(t, b.addr(), "alice", alice, "laptop", tagCaps...)
-	got, s2 := attachAndReplay(t, laptop, bob, room, channel)
-	checkMessages(t, "the laptop, whose cursor the tablet's first connection did not move", got,
-		append(unseen, privmsg(bob.Localpart, s1.text, s1.id, eventTime(t, bob, room, s1.id))))
-	quit(t, laptop)
+		laptop = dialClient(t, b.addr(), "alice", alice, "laptop", tagCaps...)
+		got, s2 := attachAndReplay(t, laptop, bob, room, channel)
+		checkMessages(t, "the laptop, whose cursor the tablet's first connection did not move", got,
+			append(unseen, privmsg(bob.Localpart, s1.text, s1.id, eventTime(t, bob, room, s1.id))))
+		quit(t, laptop)
 
-	tablet = dialClient(t, b.addr(), "alicetab", alice, "tablet", tagCaps...)
-	got, _ = attachAndReplay(t, tablet, bob, room, channel)
-	checkMessages(t, "the tablet's second connection", got, []wantMsg{
-		privmsg(bob.Localpart, s2.text, s2.id, eventTime(t, bob, room, s2.id)),
+		tablet = dialClient(t, b.addr(), "alicetab", alice, "tablet", tagCaps...)
+		got, _ = attachAndReplay(t, tablet, bob, room, channel)
+		checkMessages(t, "the tablet's second connection", got, []wantMsg{
+			privmsg(bob.Localpart, s2.text, s2.id, eventTime(t, bob, room, s2.id)),
+		})
 	})
 }
 
@@ -480,39 +481,39 @@ func tagTime(m *irc.Message) (int64, bool) {
 // 4: history from before what the gateway stored comes from the
 // homeserver, seamlessly, in pages of at most 100.
 func TestChatHistoryFromHomeserver(t *testing.T) {
-	hs := testenv.SharedHomeserver(t)
-	b := startBouncer(t, bouncerConfig(t, hs, "sqlite", nil))
-	alice, bob := hs.Register(t, "alice"), hs.Register(t, "bob")
-	aliasLocal := uniq("deephistory")
-	room := createRoom(t, bob, aliasLocal, "")
-	joinRoom(t, alice, room)
-	channel := "#" + aliasLocal + ":" + hs.ServerName
+	forEachStoreWith(t, nil, func(t *testing.T, hs *testenv.Homeserver, b *bouncer) {
+		alice, bob := hs.Register(t, "alice"), hs.Register(t, "bob")
+		aliasLocal := uniq("deephistory")
+		room := createRoom(t, bob, aliasLocal, "")
+		joinRoom(t, alice, room)
+		channel := "#" + aliasLocal + ":" + hs.ServerName
 
-	// 150 messages before the gateway has ever seen alice: more than one
-	// sync brings, so the oldest can only come from the homeserver.
-	var old []wantMsg
-	for i := 1; i <= 150; i++ {
-		text := fmt.Sprintf("old %03d", i)
-		resp, err := bob.Client.SendText(ctxFor(t), room, text)
-		if err != nil {
-			t.Fatal(err)
+		// 150 messages before the gateway has ever seen alice: more than one
+		// sync brings, so the oldest can only come from the homeserver.
+		var old []wantMsg
+		for i := 1; i <= 150; i++ {
+			text := fmt.Sprintf("old %03d", i)
+			resp, err := bob.Client.SendText(ctxFor(t), room, text)
+			if err != nil {
+				t.Fatal(err)
+			}
+			old = append(old, privmsg(bob.Localpart, text, resp.EventID, anyTime))
 		}
-		old = append(old, privmsg(bob.Localpart, text, resp.EventID, anyTime))
-	}
-	h := dialClient(t, b.addr(), "alice", alice, "hist", historyCaps...)
-	awaitBurst(t, h, channel)
-	newest := say(t, bob, room, "said after connecting")
-	untilText(t, h, "said after connecting")
+		h := dialClient(t, b.addr(), "alice", alice, "hist", historyCaps...)
+		awaitBurst(t, h, channel)
+		newest := say(t, bob, room, "said after connecting")
+		untilText(t, h, "said after connecting")
 
-	// The limit is capped at ISUPPORT CHATHISTORY=100.
-	got := chathistory(t, h, channel, "BEFORE %s msgid=%s 500", channel, newest)
-	checkMessages(t, "CHATHISTORY BEFORE the first live message", got, old[50:])
-	got = chathistory(t, h, channel, "BEFORE %s msgid=%s 500", channel, old[50].id)
-	checkMessages(t, "CHATHISTORY BEFORE old 051", got, old[:50])
-	got = chathistory(t, h, channel, "BEFORE %s msgid=%s 10", channel, old[0].id)
-	checkMessages(t, "CHATHISTORY BEFORE the first message of the room", got, nil)
-	got = chathistory(t, h, channel, "AFTER %s msgid=%s 3", channel, old[98].id)
-	checkMessages(t, "CHATHISTORY AFTER old 099", got, old[99:102])
+		// The limit is capped at ISUPPORT CHATHISTORY=100.
+		got := chathistory(t, h, channel, "BEFORE %s msgid=%s 500", channel, newest)
+		checkMessages(t, "CHATHISTORY BEFORE the first live message", got, old[50:])
+		got = chathistory(t, h, channel, "BEFORE %s msgid=%s 500", channel, old[50].id)
+		checkMessages(t, "CHATHISTORY BEFORE old 051", got, old[:50])
+		got = chathistory(t, h, channel, "BEFORE %s msgid=%s 10", channel, old[0].id)
+		checkMessages(t, "CHATHISTORY BEFORE the first message of the room", got, nil)
+		got = chathistory(t, h, channel, "AFTER %s msgid=%s 3", channel, old[98].id)
+		checkMessages(t, "CHATHISTORY AFTER old 099", got, old[99:102])
+	})
 }
 
 // 5: draft/read-marker both ways: MARKREAD from IRC sets the m.read
@@ -521,114 +522,114 @@ func TestChatHistoryFromHomeserver(t *testing.T) {
 // same account arrives as MARKREAD; MARKREAD <target> asks; the burst ends
 // with the channel's marker.
 func TestReadMarkers(t *testing.T) {
-	hs := testenv.SharedHomeserver(t)
-	b := startBouncer(t, bouncerConfig(t, hs, "sqlite", nil))
-	alice, bob, room, channel := twoInARoom(t, hs, "markread")
-	ctx := ctxFor(t)
-	rmCaps := append([]string{"draft/read-marker"}, tagCaps...)
+	forEachStoreWith(t, nil, func(t *testing.T, hs *testenv.Homeserver, b *bouncer) {
+		alice, bob, room, channel := twoInARoom(t, hs, "markread")
+		ctx := ctxFor(t)
+		rmCaps := append([]string{"draft/read-marker"}, tagCaps...)
 
-	// The read-marker spec: after the JOIN of a channel and before its
-	// RPL_ENDOFNAMES, one MARKREAD for it.
-	markerInBurst := func(c *testenv.IRCClient) *irc.Message {
-		t.Helper()
-		burst := awaitBurst(t, c, channel)
-		join, marker, end := -1, -1, -1
-		for i, m := range burst {
-			switch {
-			case m.Command == "JOIN" && m.Param(0) == channel && join < 0:
-				join = i
-			case m.Command == "MARKREAD" && m.Param(0) == channel:
-				if marker >= 0 {
-					t.Errorf("two MARKREAD for %s in the burst", channel)
+		// The read-marker spec: after the JOIN of a channel and before its
+		// RPL_ENDOFNAMES, one MARKREAD for it.
+		markerInBurst := func(c *testenv.IRCClient) *irc.Message {
+			t.Helper()
+			burst := awaitBurst(t, c, channel)
+			join, marker, end := -1, -1, -1
+			for i, m := range burst {
+				switch {
+				case m.Command == "JOIN" && m.Param(0) == channel && join < 0:
+					join = i
+				case m.Command == "MARKREAD" && m.Param(0) == channel:
+					if marker >= 0 {
+						t.Errorf("two MARKREAD for %s in the burst", channel)
+					}
+					marker = i
+				case m.Command == irc.RPL_ENDOFNAMES && m.Param(1) == channel:
+					end = i
 				}
-				marker = i
-			case m.Command == irc.RPL_ENDOFNAMES && m.Param(1) == channel:
-				end = i
+			}
+			if join < 0 || marker < join || end < marker {
+				t.Fatalf("want a MARKREAD for %s after its JOIN and before its 366:%s", channel, formatMsgs(burst))
+			}
+			return burst[marker]
+		}
+		laptop := dialClient(t, b.addr(), "alice", alice, "laptop", rmCaps...)
+		if _, _, star, ok := markread(markerInBurst(laptop)); !ok || !star {
+			t.Errorf("first MARKREAD of a room nobody read: want *")
+		}
+		phone := dialClient(t, b.addr(), "alicephone", alice, "phone", rmCaps...)
+		markerInBurst(phone)
+		tablet := dialClient(t, b.addr(), "alicetab", alice, "tablet", tagCaps...) // no read-marker
+		awaitBurst(t, tablet, channel)
+		waitNames(t, laptop, channel, bob.Localpart)
+
+		m1 := say(t, bob, room, "read 1")
+		m2 := say(t, bob, room, "read 2")
+		m3 := say(t, bob, room, "read 3")
+		m4 := say(t, bob, room, "read 4")
+		ts := eventTimes(t, bob, room, m1, m2, m3, m4)
+		for _, c := range []*testenv.IRCClient{laptop, phone, tablet} {
+			untilText(t, c, "read 4")
+		}
+		alice.SyncUntil(t, ctx, func(*mautrix.RespSync) bool { return true }) // from here on, receipts arrive incrementally
+
+		// A time between m1 and m2 marks m1.
+		laptop.Send("MARKREAD %s %s", channel, tsRef(ts[0]+1))
+		expectMarkread(t, laptop, channel, ts[0]+1, ts[0])
+		expectMarkread(t, phone, channel, ts[0]+1, ts[0])
+		waitReceipt(t, alice, room, m1)
+
+		laptop.Send("MARKREAD %s %s", channel, tsRef(ts[1]))
+		expectMarkread(t, laptop, channel, ts[1])
+		expectMarkread(t, phone, channel, ts[1])
+		waitReceipt(t, alice, room, m2)
+		waitFullyRead(t, alice, room, m2)
+
+		phone.Send("MARKREAD %s", channel)
+		expectMarkread(t, phone, channel, ts[1])
+
+		// Alice reads on another Matrix client.
+		if err := alice.Client.SendReceipt(ctx, room, m3, event.ReceiptTypeRead, nil); err != nil {
+			t.Fatal(err)
+		}
+		expectMarkread(t, laptop, channel, ts[2])
+		expectMarkread(t, phone, channel, ts[2])
+		if err := alice.Client.SetReadMarkers(ctx, room, &mautrix.ReqSetReadMarkers{Read: m4, FullyRead: m4}); err != nil {
+			t.Fatal(err)
+		}
+		expectMarkread(t, laptop, channel, ts[3])
+		expectMarkread(t, phone, channel, ts[3])
+
+		s := sentinel(t, bob, room)
+		for _, c := range []*testenv.IRCClient{laptop, phone, tablet} {
+			untilText(t, c, s.text)
+		}
+		for _, line := range tablet.Lines() {
+			if m, err := irc.ParseMessage(line); err == nil && m.Command == "MARKREAD" {
+				t.Errorf("MARKREAD sent to a client without draft/read-marker: %s", line)
 			}
 		}
-		if join < 0 || marker < join || end < marker {
-			t.Fatalf("want a MARKREAD for %s after its JOIN and before its 366:%s", channel, formatMsgs(burst))
-		}
-		return burst[marker]
-	}
-	laptop := dialClient(t, b.addr(), "alice", alice, "laptop", rmCaps...)
-	if _, _, star, ok := markread(markerInBurst(laptop)); !ok || !star {
-		t.Errorf("first MARKREAD of a room nobody read: want *")
-	}
-	phone := dialClient(t, b.addr(), "alicephone", alice, "phone", rmCaps...)
-	markerInBurst(phone)
-	tablet := dialClient(t, b.addr(), "alicetab", alice, "tablet", tagCaps...) // no read-marker
-	awaitBurst(t, tablet, channel)
-	waitNames(t, laptop, channel, bob.Localpart)
-
-	m1 := say(t, bob, room, "read 1")
-	m2 := say(t, bob, room, "read 2")
-	m3 := say(t, bob, room, "read 3")
-	m4 := say(t, bob, room, "read 4")
-	ts := eventTimes(t, bob, room, m1, m2, m3, m4)
-	for _, c := range []*testenv.IRCClient{laptop, phone, tablet} {
-		untilText(t, c, "read 4")
-	}
-	alice.SyncUntil(t, ctx, func(*mautrix.RespSync) bool { return true }) // from here on, receipts arrive incrementally
-
-	// A time between m1 and m2 marks m1.
-	laptop.Send("MARKREAD %s %s", channel, tsRef(ts[0]+1))
-	expectMarkread(t, laptop, channel, ts[0]+1, ts[0])
-	expectMarkread(t, phone, channel, ts[0]+1, ts[0])
-	waitReceipt(t, alice, room, m1)
-
-	laptop.Send("MARKREAD %s %s", channel, tsRef(ts[1]))
-	expectMarkread(t, laptop, channel, ts[1])
-	expectMarkread(t, phone, channel, ts[1])
-	waitReceipt(t, alice, room, m2)
-	waitFullyRead(t, alice, room, m2)
-
-	phone.Send("MARKREAD %s", channel)
-	expectMarkread(t, phone, channel, ts[1])
-
-	// Alice reads on another Matrix client.
-	if err := alice.Client.SendReceipt(ctx, room, m3, event.ReceiptTypeRead, nil); err != nil {
-		t.Fatal(err)
-	}
-	expectMarkread(t, laptop, channel, ts[2])
-	expectMarkread(t, phone, channel, ts[2])
-	if err := alice.Client.SetReadMarkers(ctx, room, &mautrix.ReqSetReadMarkers{Read: m4, FullyRead: m4}); err != nil {
-		t.Fatal(err)
-	}
-	expectMarkread(t, laptop, channel, ts[3])
-	expectMarkread(t, phone, channel, ts[3])
-
-	s := sentinel(t, bob, room)
-	for _, c := range []*testenv.IRCClient{laptop, phone, tablet} {
-		untilText(t, c, s.text)
-	}
-	for _, line := range tablet.Lines() {
-		if m, err := irc.ParseMessage(line); err == nil && m.Command == "MARKREAD" {
-			t.Errorf("MARKREAD sent to a client without draft/read-marker: %s", line)
-		}
-	}
-	// The marker a client is shown never goes back.
-	for name, c := range map[string]*testenv.IRCClient{"laptop": laptop, "phone": phone} {
-		var last int64
-		for _, line := range c.Lines() {
-			m, err := irc.ParseMessage(line)
-			if err != nil {
-				continue
-			}
-			if target, ms, star, ok := markread(m); ok && !star && target == channel {
-				if ms < last {
-					t.Errorf("%s: MARKREAD went back from %s to %s", name, fmtMS(last), fmtMS(ms))
+		// The marker a client is shown never goes back.
+		for name, c := range map[string]*testenv.IRCClient{"laptop": laptop, "phone": phone} {
+			var last int64
+			for _, line := range c.Lines() {
+				m, err := irc.ParseMessage(line)
+				if err != nil {
+					continue
 				}
-				last = ms
+				if target, ms, star, ok := markread(m); ok && !star && target == channel {
+					if ms < last {
+						t.Errorf("%s: MARKREAD went back from %s to %s", name, fmtMS(last), fmtMS(ms))
+					}
+					last = ms
+				}
 			}
 		}
-	}
 
-	quit(t, laptop)
-	laptop = dialClient(t, b.addr(), "alice", alice, "laptop", rmCaps...)
-	if _, ms, star, ok := markread(markerInBurst(laptop)); !ok || star || ms != ts[3] {
-		t.Errorf("MARKREAD after the burst of a reconnecting client: %s, want %s", fmtMS(ms), fmtMS(ts[3]))
-	}
+		quit(t, laptop)
+		laptop = dialClient(t, b.addr(), "alice", alice, "laptop", rmCaps...)
+		if _, ms, star, ok := markread(markerInBurst(laptop)); !ok || star || ms != ts[3] {
+			t.Errorf("MARKREAD after the burst of a reconnecting client: %s, want %s", fmtMS(ms), fmtMS(ts[3]))
+		}
+	})
 }
 
 // waitReceipt syncs acct until its m.read receipt in room is on ev.
@@ -677,27 +678,27 @@ func waitFullyRead(t *testing.T, acct *testenv.Account, room id.RoomID, ev id.Ev
 // 6: with away_when_detached, presence is unavailable while no client is
 // attached and online again once one is.
 func TestAwayWhenDetached(t *testing.T) {
-	hs := testenv.SharedHomeserver(t)
-	b := startBouncer(t, bouncerConfig(t, hs, "sqlite", nil))
-	alice, bob, _, channel := twoInARoom(t, hs, "detached")
+	forEachStoreWith(t, nil, func(t *testing.T, hs *testenv.Homeserver, b *bouncer) {
+		alice, bob, _, channel := twoInARoom(t, hs, "detached")
 
-	laptop := dialClient(t, b.addr(), "alice", alice, "laptop")
-	awaitBurst(t, laptop, channel)
-	waitPresence(t, bob, alice.UserID, event.PresenceOnline)
-	phone := dialClient(t, b.addr(), "alicephone", alice, "phone")
-	awaitBurst(t, phone, channel)
-	quit(t, laptop)
-	if p, err := bob.Client.GetPresence(ctxFor(t), alice.UserID); err != nil || p.Presence != event.PresenceOnline {
-		t.Errorf("presence with the phone still attached = %+v (%v), want online", p, err)
-	}
-	quit(t, phone)
-	waitPresence(t, bob, alice.UserID, event.PresenceUnavailable)
-	if n := b.g.sessions.SessionCount(); n != 1 {
-		t.Errorf("%d sessions while detached, want the always-on one", n)
-	}
-	laptop = dialClient(t, b.addr(), "alice", alice, "laptop")
-	awaitBurst(t, laptop, channel)
-	waitPresence(t, bob, alice.UserID, event.PresenceOnline)
+		laptop := dialClient(t, b.addr(), "alice", alice, "laptop")
+		awaitBurst(t, laptop, channel)
+		waitPresence(t, bob, alice.UserID, event.PresenceOnline)
+		phone := dialClient(t, b.addr(), "alicephone", alice, "phone")
+		awaitBurst(t, phone, channel)
+		quit(t, laptop)
+		if p, err := bob.Client.GetPresence(ctxFor(t), alice.UserID); err != nil || p.Presence != event.PresenceOnline {
+			t.Errorf("presence with the phone still attached = %+v (%v), want online", p, err)
+		}
+		quit(t, phone)
+		waitPresence(t, bob, alice.UserID, event.PresenceUnavailable)
+		if n := b.g.sessions.SessionCount(); n != 1 {
+			t.Errorf("%d sessions while detached, want the always-on one", n)
+		}
+		laptop = dialClient(t, b.addr(), "alice", alice, "laptop")
+		awaitBurst(t, laptop, channel)
+		waitPresence(t, bob, alice.UserID, event.PresenceOnline)
+	})
 }
 
 var labeledCaps = append([]string{"labeled-response", "batch"}, tagCaps...)
@@ -757,33 +758,33 @@ func ptr[T any](v T) *T { return &v }
 // 9: ALWAYSON shows and changes the account's setting; OFF ends the
 // session with the last client, DEFAULT follows always_on (true here).
 func TestAlwaysOnCommand(t *testing.T) {
-	hs := testenv.SharedHomeserver(t)
-	b := startBouncer(t, bouncerConfig(t, hs, "sqlite", nil))
-	alice, bob, room, channel := twoInARoom(t, hs, "alwayson")
+	forEachStoreWith(t, nil, func(t *testing.T, hs *testenv.Homeserver, b *bouncer) {
+		alice, bob, room, channel := twoInARoom(t, hs, "alwayson")
 
-	c := dialClient(t, b.addr(), "alice", alice, "laptop", labeledCaps...)
-	awaitBurst(t, c, channel)
-	onText := alwaysOnReply(t, c, "")
-	alwaysOnReply(t, c, "OFF")
-	waitAlwaysOn(t, b.g, alice.UserID, ptr(false))
-	offText := alwaysOnReply(t, c, "")
-	if !strings.Contains(strings.ToLower(offText), "off") || offText == onText {
-		t.Errorf("ALWAYSON after OFF shows %q (before: %q)", offText, onText)
-	}
-	quit(t, c)
-	waitSessions(t, b.g, 0)
+		c := dialClient(t, b.addr(), "alice", alice, "laptop", labeledCaps...)
+		awaitBurst(t, c, channel)
+		onText := alwaysOnReply(t, c, "")
+		alwaysOnReply(t, c, "OFF")
+		waitAlwaysOn(t, b.g, alice.UserID, ptr(false))
+		offText := alwaysOnReply(t, c, "")
+		if !strings.Contains(strings.ToLower(offText), "off") || offText == onText {
+			t.Errorf("ALWAYSON after OFF shows %q (before: %q)", offText, onText)
+		}
+		quit(t, c)
+		waitSessions(t, b.g, 0)
 
-	c = dialClient(t, b.addr(), "alice", alice, "laptop", labeledCaps...)
-	awaitBurst(t, c, channel)
-	if got := alwaysOnReply(t, c, ""); got != offText {
-		t.Errorf("ALWAYSON after reconnecting shows %q, want the stored OFF: %q", got, offText)
-	}
-	alwaysOnReply(t, c, "DEFAULT")
-	waitAlwaysOn(t, b.g, alice.UserID, nil)
-	if got := alwaysOnReply(t, c, ""); got == offText {
-		t.Errorf("ALWAYSON after DEFAULT still shows %q", got)
-	}
-	keptWhileDetached(t, b, c, alice, bob, room, channel, "kept while detached", "ALWAYSON DEFAULT and always_on = true")
+		c = dialClient(t, b.addr(), "alice", alice, "laptop", labeledCaps...)
+		awaitBurst(t, c, channel)
+		if got := alwaysOnReply(t, c, ""); got != offText {
+			t.Errorf("ALWAYSON after reconnecting shows %q, want the stored OFF: %q", got, offText)
+		}
+		alwaysOnReply(t, c, "DEFAULT")
+		waitAlwaysOn(t, b.g, alice.UserID, nil)
+		if got := alwaysOnReply(t, c, ""); got == offText {
+			t.Errorf("ALWAYSON after DEFAULT still shows %q", got)
+		}
+		keptWhileDetached(t, b, c, alice, bob, room, channel, "kept while detached", "ALWAYSON DEFAULT and always_on = true")
+	})
 }
 
 // keptWhileDetached quits c, has bob say text, and checks that the
@@ -807,31 +808,38 @@ func keptWhileDetached(t *testing.T, b *bouncer, c *testenv.IRCClient, alice, bo
 
 // 9: with always_on = false an account can turn it on for itself.
 func TestAlwaysOnCommandWhenOffByDefault(t *testing.T) {
-	hs := testenv.SharedHomeserver(t)
-	b := startBouncer(t, bouncerConfig(t, hs, "sqlite", func(cfg *Config) { cfg.Bouncer.AlwaysOn = false }))
-	alice, bob, room, channel := twoInARoom(t, hs, "alwaysoff")
+	forEachStoreWith(t, func(cfg *Config) { cfg.Bouncer.AlwaysOn = false }, func(t *testing.T, hs *testenv.Homeserver, b *bouncer) {
+		alice, bob, room, channel := twoInARoom(t, hs, "alwaysoff")
 
-	c := dialClient(t, b.addr(), "alice", alice, "laptop", labeledCaps...)
-	awaitBurst(t, c, channel)
-	if got := alwaysOnReply(t, c, ""); !strings.Contains(strings.ToLower(got), "off") {
-		t.Errorf("ALWAYSON with always_on = false shows %q", got)
-	}
-	quit(t, c)
-	waitSessions(t, b.g, 0)
+		c := dialClient(t, b.addr(), "alice", alice, "laptop", labeledCaps...)
+		awaitBurst(t, c, channel)
+		if got := alwaysOnReply(t, c, ""); !strings.Contains(strings.ToLower(got), "off") {
+			t.Errorf("ALWAYSON with always_on = false shows %q", got)
+		}
+		quit(t, c)
+		waitSessions(t, b.g, 0)
 
-	c = dialClient(t, b.addr(), "alice", alice, "laptop", labeledCaps...)
-	awaitBurst(t, c, channel)
-	alwaysOnReply(t, c, "ON")
-	waitAlwaysOn(t, b.g, alice.UserID, ptr(true))
-	keptWhileDetached(t, b, c, alice, bob, room, channel, "kept because of ALWAYSON ON", "ALWAYSON ON")
+		c = dialClient(t, b.addr(), "alice", alice, "laptop", labeledCaps...)
+		awaitBurst(t, c, channel)
+		alwaysOnReply(t, c, "ON")
+		waitAlwaysOn(t, b.g, alice.UserID, ptr(true))
+		keptWhileDetached(t, b, c, alice, bob, room, channel, "kept because of ALWAYSON ON", "ALWAYSON ON")
+	})
 }
 
 // 8: the homeserver stopping and coming back under an attached client is
-// said in NOTICEs; messages then flow both ways, and a detached client of
-// the account gets what it missed.
+// said in NOTICEs; a message typed meanwhile is sent once it is back, once;
+// messages then flow both ways, and a detached client of the account gets
+// what it missed.
 func TestBouncerHomeserverRestart(t *testing.T) {
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) { homeserverRestart(t, driver) })
+	}
+}
+
+func homeserverRestart(t *testing.T, driver string) {
 	hs := testenv.StartHomeserver(t)
-	b := startBouncer(t, bouncerConfig(t, hs, "sqlite", nil))
+	b := startBouncer(t, bouncerConfig(t, hs, driver, nil))
 	alice, bob, room, channel := twoInARoom(t, hs, "hsbounce")
 
 	phone := dialClient(t, b.addr(), "alicephone", alice, "phone", tagCaps...)
@@ -848,10 +856,15 @@ func TestBouncerHomeserverRestart(t *testing.T) {
 		text := strings.ToLower(m.Trailing())
 		return m.Command == "NOTICE" && (strings.Contains(text, "cannot reach") || strings.Contains(text, "unreachable"))
 	}, "NOTICE that the homeserver is unreachable")
+	laptop.Send("PRIVMSG %s :typed while the homeserver was down", channel)
+	waitOutboxHolds(t, b.g, alice, "typed while the homeserver was down")
 	hs.Restart(t)
 	laptop.ExpectMatch(t, func(m *irc.Message) bool {
 		return m.Command == "NOTICE" && strings.Contains(strings.ToLower(m.Trailing()), "reachable again")
 	}, "NOTICE that it is reachable again")
+	typedWhileDown := bob.WaitForEvent(t, ctxFor(t), room, func(ev *event.Event) bool {
+		return ev.Type == event.EventMessage && ev.Sender == alice.UserID && ev.Content.AsMessage().Body == "typed while the homeserver was down"
+	}).ID
 
 	fromBob := say(t, bob, room, "after the homeserver restart")
 	before, m := untilText(t, laptop, "after the homeserver restart")
@@ -862,13 +875,17 @@ func TestBouncerHomeserverRestart(t *testing.T) {
 	fromLaptop := bob.WaitForEvent(t, ctxFor(t), room, func(ev *event.Event) bool {
 		return ev.Type == event.EventMessage && ev.Sender == alice.UserID && ev.Content.AsMessage().Body == "the laptop after the restart"
 	}).ID
-	ts := eventTimes(t, bob, room, fromBob, fromLaptop)
+	ts := eventTimes(t, bob, room, typedWhileDown, fromBob, fromLaptop)
+	if n := count(roomBodies(t, bob, room), "typed while the homeserver was down"); n != 1 {
+		t.Errorf("the message typed while the homeserver was down is in the room %d times, want once", n)
+	}
 
 	phone = dialClient(t, b.addr(), "alicephone", alice, "phone", tagCaps...)
 	got, s := attachAndReplay(t, phone, bob, room, channel)
 	checkMessages(t, "replay to the phone after the homeserver restart", got, []wantMsg{
-		privmsg(bob.Localpart, "after the homeserver restart", fromBob, ts[0]),
-		privmsg("alicephone", "the laptop after the restart", fromLaptop, ts[1]),
+		privmsg("alicephone", "typed while the homeserver was down", typedWhileDown, ts[0]),
+		privmsg(bob.Localpart, "after the homeserver restart", fromBob, ts[1]),
+		privmsg("alicephone", "the laptop after the restart", fromLaptop, ts[2]),
 	})
 	after, _ := untilText(t, laptop, s.text)
 	if msgs := channelMessages(append(before, after...), channel); len(msgs) != 0 {

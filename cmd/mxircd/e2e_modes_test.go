@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -123,6 +124,17 @@ func TestModesKickInvite(t *testing.T) {
 		if got := powerLevels(t, alice, room).GetUserLevel(bob.UserID); got != 0 {
 			t.Errorf("refused MODE changed bob's level to %d", got)
 		}
+		// A message the homeserver refuses is answered, not dropped.
+		c.Send("MODE %s +m", channel)
+		expectMode(t, c, channel, "+m")
+		cb.ExpectMatch(t, isCmd("MODE", channel, "+m"), "+m on bob's side")
+		cb.Send("PRIVMSG %s :may I speak", channel)
+		cb.ExpectMatch(t, isCmd(irc.ERR_CANNOTSENDTOCHAN, "bob", channel), "404 for a message under +m")
+		if bodies := roomBodies(t, alice, room); slices.Contains(bodies, "may I speak") {
+			t.Errorf("a refused message is in the room: %q", bodies)
+		}
+		c.Send("MODE %s -m", channel)
+		expectMode(t, c, channel, "-m")
 		cb.Send("QUIT")
 		cb.ExpectClosed(t)
 

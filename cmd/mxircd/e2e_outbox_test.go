@@ -102,7 +102,7 @@ func TestOutboxAfterRestart(t *testing.T) {
 				t.Errorf("the laptop was shown its own message: %s", m)
 			}
 		}
-		waitOutboxEmpty(t, b.g, alice)
+		waitOutbox(t, b.g, alice, "emptied", func(out []store.OutboxEntry) bool { return len(out) == 0 })
 	})
 }
 
@@ -111,18 +111,27 @@ func text(body string) []byte {
 	return raw
 }
 
-// waitOutboxEmpty waits until the gateway has nothing left to send for acct.
-func waitOutboxEmpty(t *testing.T, g *gateway, acct *testenv.Account) {
+// waitOutbox waits until acct's outbox at the gateway is as done wants.
+func waitOutbox(t *testing.T, g *gateway, acct *testenv.Account, what string, done func([]store.OutboxEntry) bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		out, err := g.store.Outbox(ctxFor(t), acct.UserID.String())
-		if err == nil && len(out) == 0 {
+		if err == nil && done(out) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the outbox still holds %+v (%v)", out, err)
+			t.Fatalf("the outbox never %s; it holds %+v (%v)", what, out, err)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// waitOutboxHolds waits until the gateway has taken a message with body on
+// and not sent it yet.
+func waitOutboxHolds(t *testing.T, g *gateway, acct *testenv.Account, body string) {
+	t.Helper()
+	waitOutbox(t, g, acct, "held "+body, func(out []store.OutboxEntry) bool {
+		return slices.ContainsFunc(out, func(e store.OutboxEntry) bool { return strings.Contains(string(e.Content), body) })
+	})
 }
