@@ -114,7 +114,10 @@ func (an anchor) before(q *store.HistoryQuery) {
 // first. Request worker only.
 func (s *Session) queryHistory(ctx context.Context, roomID id.RoomID, req *mapping.HistoryRequest, types []string) ([]store.StoredEvent, error) {
 	st := s.mgr.store
-	q := store.HistoryQuery{RoomID: roomID.String(), Limit: req.Limit, Types: types}
+	// Only what the account received: the store also holds what others
+	// saw, perhaps before this account joined a room whose history is for
+	// members since their join. The homeserver answers for the rest.
+	q := store.HistoryQuery{RoomID: roomID.String(), Limit: req.Limit, Types: types, Viewer: s.user.String()}
 	from, err := s.resolve(ctx, roomID, req.From)
 	if err != nil && !req.From.Star {
 		return nil, err
@@ -140,7 +143,7 @@ func (s *Session) queryHistory(ctx context.Context, roomID id.RoomID, req *mappi
 		if err != nil {
 			return nil, err
 		}
-		newer := store.HistoryQuery{RoomID: q.RoomID, Limit: req.Limit - len(older), Types: types}
+		newer := store.HistoryQuery{RoomID: q.RoomID, Limit: req.Limit - len(older), Types: types, Viewer: q.Viewer}
 		if from.seq > 0 {
 			newer.AfterSeq = from.seq - 1 // the anchor itself is around it
 		} else {
@@ -215,7 +218,7 @@ func (s *Session) fetchOlder(ctx context.Context, roomID id.RoomID, have []store
 	if len(have) > 0 {
 		start = id.EventID(have[0].EventID)
 	} else {
-		oldest, err := s.mgr.store.RoomHistory(ctx, store.HistoryQuery{RoomID: roomID.String(), Limit: 1})
+		oldest, err := s.mgr.store.RoomHistory(ctx, store.HistoryQuery{RoomID: roomID.String(), Limit: 1, Viewer: q.Viewer})
 		if err != nil || len(oldest) == 0 {
 			return nil, err
 		}

@@ -38,10 +38,10 @@ type StoredEvent struct {
 	// The shared JSON must not carry it: another account may have stored
 	// the event first, without one.
 	TxnID string
-	// HistoryOnly, on input to SaveSync, stores the event for room
-	// history without adding it to the account's stream (its position is
-	// 0), for events from before the account could have missed them. It
-	// is always false on output.
+	// HistoryOnly, on input to SaveSync, records the event as seen by the
+	// account (its history may show it) without putting it in the stream
+	// that clients are given (its position is 0), for events from before
+	// the account could have missed them. It is always false on output.
 	HistoryOnly bool
 }
 
@@ -64,6 +64,10 @@ type HistoryQuery struct {
 	Newest bool
 	// Types, when not empty, keeps only events of these Matrix types.
 	Types []string
+	// Viewer, when not empty, keeps only the events that account received
+	// itself: the shared table also holds what others saw, perhaps before
+	// Viewer joined a room whose history it may not read.
+	Viewer string
 }
 
 // Target is a room with activity in a time range (CHATHISTORY TARGETS).
@@ -116,13 +120,14 @@ func boolInt(b bool) int64 {
 
 // SaveSync stores b.Events in the shared event table (one row per room and
 // event ID, whichever account stored it first; an existing row is kept as
-// is), appends each event that is not already in this account's stream to
-// the stream with consecutive positions after the current head, and sets
-// the account's sync token to b.NextBatch: the stream and the token in one
-// transaction, after the shared events (which a failure may leave). It
-// returns the stream position given to each event, in b.Events order, 0 for
-// an event already in the account's stream (a duplicate, also within b) and
-// for a HistoryOnly event. Empty Events still saves the token.
+// is), records each event the account has not seen yet as seen, with
+// consecutive positions after the current head (in its stream unless it is
+// HistoryOnly), and sets the account's sync token to b.NextBatch: the
+// account's events and the token in one transaction, after the shared
+// events (which a failure may leave). It returns the stream position given
+// to each event, in b.Events order, 0 for an event the account had seen
+// already (a duplicate, also within b) and for a HistoryOnly event. Empty
+// Events still saves the token.
 func (s *SQLStore) SaveSync(ctx context.Context, b *SyncBatch) ([]int64, error) {
 	if b == nil || b.UserID == "" {
 		return nil, errors.New("store: save sync: empty user ID")
@@ -150,14 +155,11 @@ func (s *SQLStore) SaveSync(ctx context.Context, b *SyncBatch) ([]int64, error) 
 			return fmt.Errorf("read head: %w", err)
 		}
 		for i, e := range b.Events {
-			if e.HistoryOnly {
-				continue
-			}
 			res, err := tx.ExecContext(ctx,
-				`INSERT INTO account_events (user_id, seq, room_id, event_id, ts, txn_id)
-				 VALUES ($1, $2, $3, $4, $5, $6)
+				`INSERT INTO account_events (user_id, seq, room_id, event_id, ts, txn_id, history_only)
+				 VALUES ($1, $2, $3, $4, $5, $6, $7)
 				 ON CONFLICT (user_id, room_id, event_id) DO NOTHING`,
-				b.UserID, head+1, e.RoomID, e.EventID, e.TS, e.TxnID)
+				b.UserID, head+1, e.RoomID, e.EventID, e.TS, e.TxnID, boolInt(e.HistoryOnly))
 			if err != nil {
 				return fmt.Errorf("stream event %s: %w", e.EventID, err)
 			}
@@ -165,7 +167,9 @@ func (s *SQLStore) SaveSync(ctx context.Context, b *SyncBatch) ([]int64, error) 
 				return fmt.Errorf("stream event %s: %w", e.EventID, err)
 			} else if n > 0 {
 				head++
-				positions[i] = head
+				if !e.HistoryOnly {
+					positions[i] = head
+				}
 			}
 		}
 		_, err = tx.ExecContext(ctx,
@@ -270,7 +274,7 @@ func (s *SQLStore) StreamRange(ctx context.Context, userID string, after, upTo i
 				COUNT(*) OVER (PARTITION BY a.room_id) AS n
 			FROM account_events a
 			JOIN events e ON e.room_id = a.room_id AND e.event_id = a.event_id
-			WHERE a.user_id = $1 AND a.seq > $2 AND a.seq <= $3
+			WHERE a.user_id = $1 AND a.seq > $2 AND a.seq <= $3 AND a.history_only = 0
 		 ) t
 		 WHERE rn <= $4
 		 ORDER BY seq`,
@@ -355,6 +359,11 @@ func (s *SQLStore) RoomHistory(ctx context.Context, q HistoryQuery) ([]StoredEve
 			args = append(args, v)
 			query += fmt.Sprintf(" AND %s $%d", cond, len(args))
 		}
+	}
+	if q.Viewer != "" {
+		args = append(args, q.Viewer)
+		query += fmt.Sprintf(` AND EXISTS (SELECT 1 FROM account_events a
+			WHERE a.user_id = $%d AND a.room_id = events.room_id AND a.event_id = events.event_id)`, len(args))
 	}
 	bound("seq >", q.AfterSeq)
 	bound("seq <", q.BeforeSeq)
@@ -445,7 +454,7 @@ func (s *SQLStore) LastEventBefore(ctx context.Context, roomID string, ts int64,
 // (limit <= 0 means no limit).
 func (s *SQLStore) Targets(ctx context.Context, userID string, fromTS, toTS int64, limit int) ([]Target, error) {
 	query := `SELECT room_id, MAX(ts) FROM account_events
-		WHERE user_id = $1 AND ts >= $2 AND ts <= $3
+		WHERE user_id = $1 AND ts >= $2 AND ts <= $3 AND history_only = 0
 		GROUP BY room_id ORDER BY MAX(ts), room_id`
 	args := []any{userID, fromTS, toTS}
 	if limit > 0 {
@@ -670,7 +679,7 @@ func (s *SQLStore) FindByTxn(ctx context.Context, roomID, sender, txnID string) 
 }
 
 // RecentStreamIDs returns the event IDs of the newest limit events of a
-// room in the account's stream, newest first.
+// room the account has seen (its stream and history), newest first.
 func (s *SQLStore) RecentStreamIDs(ctx context.Context, userID, roomID string, limit int) ([]string, error) {
 	rows, err := s.db.QueryContext(ctx,
 		`SELECT event_id FROM account_events WHERE user_id = $1 AND room_id = $2 ORDER BY seq DESC LIMIT $3`,

@@ -60,13 +60,13 @@ type Store interface {
 
 	// SaveSync stores b.Events in the shared event table (one row per
 	// room+event ID, whichever account stored it first; an existing row is
-	// kept as is), appends each event that is not already in this
-	// account's stream to the account's stream with consecutive positions
-	// after the current head, and sets the account's sync token to
-	// b.NextBatch, all in one transaction. It returns the stream position
-	// given to each event, in b.Events order, 0 for an event already in
-	// the account's stream (a duplicate) and for a HistoryOnly event.
-	// Empty Events still saves the token.
+	// kept as is), records each event the account had not seen as seen,
+	// in its stream unless HistoryOnly, with consecutive positions after
+	// the current head, and sets the account's sync token to b.NextBatch,
+	// all in one transaction. It returns the stream position given to
+	// each event, in b.Events order, 0 for an event the account had seen
+	// (a duplicate) and for a HistoryOnly event. Empty Events still saves
+	// the token.
 	SaveSync(ctx context.Context, b *SyncBatch) ([]int64, error)
 	// SyncState returns the account's stored sync token ("" if none) and
 	// its stream head (0 if none).
@@ -87,7 +87,7 @@ type Store interface {
 	// PutCursor moves a client's cursor forward to seq, never backward.
 	PutCursor(ctx context.Context, userID, client string, seq int64) error
 	// RecentStreamIDs returns the event IDs of the newest limit events of
-	// a room in the account's stream, newest first.
+	// a room the account has seen (its stream and history), newest first.
 	RecentStreamIDs(ctx context.Context, userID, roomID string, limit int) ([]string, error)
 	// RoomsOver lists the rooms with more than keep stored events.
 	RoomsOver(ctx context.Context, keep int) ([]string, error)

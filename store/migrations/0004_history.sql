@@ -34,18 +34,24 @@ CREATE TABLE events (
 CREATE INDEX events_room_seq ON events (room_id, seq);
 CREATE INDEX events_room_ts ON events (room_id, ts);
 
--- Each account's stream: seq counts 1, 2, ... per account and is never
--- reused (sync_state.head remembers the last one given out). txn_id is the
--- transaction ID the account's own device sent the event with ('' for
--- everyone else's): the homeserver tells it only to the sending device, so
--- it belongs to the account, not to the shared event.
+-- Each account's view: every event the homeserver gave it, which is what
+-- its history may show (the shared table also holds what other accounts
+-- saw, perhaps before this one joined). seq counts 1, 2, ... per account
+-- and is never reused (sync_state.head remembers the last one given out).
+-- The stream, which clients are given and replayed, is the rows that are
+-- not history_only; history_only rows are what a newly joined room showed
+-- from before the join. txn_id is the transaction ID the account's own
+-- device sent the event with ('' for everyone else's): the homeserver
+-- tells it only to the sending device, so it belongs to the account, not
+-- to the shared event.
 CREATE TABLE account_events (
-    user_id  TEXT   NOT NULL,
-    seq      BIGINT NOT NULL,
-    room_id  TEXT   NOT NULL,
-    event_id TEXT   NOT NULL,
-    ts       BIGINT NOT NULL,
-    txn_id   TEXT   NOT NULL DEFAULT '',
+    user_id      TEXT   NOT NULL,
+    seq          BIGINT NOT NULL,
+    room_id      TEXT   NOT NULL,
+    event_id     TEXT   NOT NULL,
+    ts           BIGINT NOT NULL,
+    txn_id       TEXT   NOT NULL DEFAULT '',
+    history_only BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (user_id, seq),
     UNIQUE (user_id, room_id, event_id)
 );
