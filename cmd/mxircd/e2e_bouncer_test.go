@@ -20,8 +20,8 @@ import (
 // End-to-end tests of the bouncer (issue 5): client names, always-on
 // sessions, replay, CHATHISTORY, read markers, away-when-detached,
 // ALWAYSON, and restarts of the homeserver and of the gateway. The
-// behaviour is /work/notes/bouncer-behaviour.md; the numbers in comments
-// refer to its sections. e2e_restart_test.go kills the binary.
+// behaviour is docs/bouncer.md; the numbers in comments refer to its
+// sections. e2e_restart_test.go kills the binary.
 
 var tagCaps = []string{"server-time", "message-tags"}
 
