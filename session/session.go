@@ -2,11 +2,11 @@ package session
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -408,8 +408,9 @@ func (s *Session) runJob(j job, timeout time.Duration) {
 // The sync filters keep sync to what the gateway uses: presence, m.direct,
 // typing. The first sync takes a short timeline, as history before the
 // client came is not replayed; later ones take more, and a gap the
-// homeserver still leaves (a "limited" timeline) is filled from /messages,
-// so no message is lost between two syncs.
+// homeserver still leaves (a "limited" timeline) is filled by syncing the
+// same range again with a longer timeline, so no message is lost between
+// two syncs.
 const (
 	syncFilterCommon = `{"presence":{"types":["m.presence"]},"account_data":{"types":["m.direct"]},` +
 		`"room":{"ephemeral":{"types":["m.typing","m.receipt"]},"account_data":{"types":["m.fully_read"]},"timeline":{"limit":`
@@ -491,53 +492,52 @@ func (s *Session) syncFilter(initial bool) string {
 }
 
 // fillGaps fetches the events a limited timeline left out since the last
-// sync and puts them before the ones it has, in order. What each room's
-// timeline delivered lately is skipped and ends the paging (homeservers do
-// not all honour /messages' "to", and /messages orders concurrent events by
-// the room graph, not as sync did). Sync loop only.
+// sync. It syncs again from the same position, for the limited rooms
+// alone, with a timeline of up to maxGapEvents, and takes what that brings
+// in place of the limited timeline, less what the room already delivered.
+// /messages is no substitute: it orders by the room graph, and Dendrite
+// leaves out of a range bounded by a sync token the events at the bound's
+// depth, which concurrent senders produce. The second sync may reach past
+// the first one's end; the events it brings early are stored now, so the
+// next sync's copies are duplicates and are not shown again. A room new to
+// this sync is shown without its history. Sync loop only.
 func (s *Session) fillGaps(resp *mautrix.RespSync, since string, tr *streamTracker) {
+	var rooms []id.RoomID
 	for roomID, joined := range resp.Rooms.Join {
-		if !joined.Timeline.Limited || joined.Timeline.PrevBatch == "" {
-			continue
+		// (After a restart every room is new to the tracker, but not to
+		// the store.)
+		if joined.Timeline.Limited && (tr.known[roomID] || tr.responses == 0) {
+			rooms = append(rooms, roomID)
 		}
-		// A room new to this sync is shown without its history. (After a
-		// restart every room is new to the tracker, but not to the store.)
-		var seen map[id.EventID]bool
-		if tr.known[roomID] || tr.responses == 0 {
-			seen = s.deliveredIDs(roomID)
+	}
+	if len(rooms) == 0 {
+		return
+	}
+	ids, _ := json.Marshal(rooms)
+	filter := `{"presence":{"not_types":["*"]},"account_data":{"not_types":["*"]},"room":{"rooms":` + string(ids) +
+		`,"state":{"not_types":["*"]},"ephemeral":{"not_types":["*"]},"account_data":{"not_types":["*"]},"timeline":{"limit":` +
+		strconv.Itoa(maxGapEvents) + `}}}`
+	again, err := s.cli.FullSyncRequest(s.ctx, mautrix.ReqSync{Since: since, FilterID: filter, SetPresence: s.presenceToSet()})
+	if err != nil {
+		s.log.Warn("could not fill a gap in the timeline; some events are missing", "rooms", len(rooms), "err", err)
+		return
+	}
+	for _, roomID := range rooms {
+		seen := s.deliveredIDs(roomID)
+		j := again.Rooms.Join[roomID]
+		if seen == nil || j == nil {
+			continue // nothing delivered yet: a room new to the account
 		}
-		if seen == nil {
-			continue
+		if j.Timeline.Limited {
+			s.log.Warn("more events since the last sync than a gap is filled with; the oldest are only in the history", "room", roomID, "kept", len(j.Timeline.Events))
 		}
-		inSync := map[id.EventID]bool{}
-		for _, ev := range joined.Timeline.Events {
-			inSync[ev.ID] = true
-		}
-		// Page back from the newest end, not from prev_batch: the gap's
-		// events can sit after the sync's own in the room graph's order.
-		var older []*event.Event
-		from := resp.NextBatch
-		for len(older) < maxGapEvents {
-			page, err := s.cli.Messages(s.ctx, roomID, from, since, mautrix.DirectionBackward, nil, 100)
-			if err != nil {
-				s.log.Warn("could not fill a gap in the timeline; some events are missing", "room", roomID, "err", err)
-				break
+		filled := make([]*event.Event, 0, len(j.Timeline.Events))
+		for _, ev := range j.Timeline.Events {
+			if !seen[ev.ID] {
+				filled = append(filled, ev)
 			}
-			fresh := 0
-			for _, ev := range page.Chunk {
-				if !seen[ev.ID] && !inSync[ev.ID] {
-					older = append(older, ev)
-					fresh++
-				}
-			}
-			// A page with nothing new is past the gap.
-			if fresh == 0 || page.End == "" || page.End == from || len(page.Chunk) == 0 {
-				break
-			}
-			from = page.End
 		}
-		slices.Reverse(older)
-		joined.Timeline.Events = append(older, joined.Timeline.Events...)
+		resp.Rooms.Join[roomID].Timeline.Events = filled
 		s.gapsFilled.Add(1)
 	}
 }
