@@ -142,9 +142,10 @@ func (s *Session) cmdMarkread(a *Attachment, m *irc.Message) {
 		s.sendMarker(a, r) // markers only move forward
 		return
 	}
-	roomID, st := r.id, s.mgr.store
+	roomID, st, user := r.id, s.mgr.store, s.user.String()
 	s.request(a, "MARKREAD", func(ctx context.Context) func() {
-		se, err := st.LastEventBefore(ctx, roomID.String(), ts, nil)
+		// A receipt goes on an event the account has seen.
+		se, err := st.LastEventBefore(ctx, roomID.String(), user, ts, nil)
 		if err == nil {
 			eventID := id.EventID(se.EventID)
 			err = s.cli.SetReadMarkers(ctx, roomID, &mautrix.ReqSetReadMarkers{Read: eventID, FullyRead: eventID})

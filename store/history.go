@@ -342,6 +342,31 @@ func (s *SQLStore) MaxCursor(ctx context.Context, userID string) (seq int64, ok 
 
 const eventColumns = `seq, room_id, event_id, sender, type, ts, json`
 
+// seenBy is the condition, on the events table, that viewer's account
+// received the event (none when viewer is ""); it appends its argument.
+func seenBy(viewer string, args *[]any) string {
+	if viewer == "" {
+		return ""
+	}
+	*args = append(*args, viewer)
+	return fmt.Sprintf(` AND EXISTS (SELECT 1 FROM account_events a
+		WHERE a.user_id = $%d AND a.room_id = events.room_id AND a.event_id = events.event_id)`, len(*args))
+}
+
+// typeIn is the condition that the event's type is one of types (none when
+// types is empty); it appends its arguments.
+func typeIn(types []string, args *[]any) string {
+	if len(types) == 0 {
+		return ""
+	}
+	marks := make([]string, len(types))
+	for i, t := range types {
+		*args = append(*args, t)
+		marks[i] = fmt.Sprintf("$%d", len(*args))
+	}
+	return " AND type IN (" + strings.Join(marks, ", ") + ")"
+}
+
 func scanEvent(row interface{ Scan(...any) error }) (StoredEvent, error) {
 	var e StoredEvent
 	err := row.Scan(&e.Seq, &e.RoomID, &e.EventID, &e.Sender, &e.Type, &e.TS, &e.JSON)
@@ -360,23 +385,12 @@ func (s *SQLStore) RoomHistory(ctx context.Context, q HistoryQuery) ([]StoredEve
 			query += fmt.Sprintf(" AND %s $%d", cond, len(args))
 		}
 	}
-	if q.Viewer != "" {
-		args = append(args, q.Viewer)
-		query += fmt.Sprintf(` AND EXISTS (SELECT 1 FROM account_events a
-			WHERE a.user_id = $%d AND a.room_id = events.room_id AND a.event_id = events.event_id)`, len(args))
-	}
+	query += seenBy(q.Viewer, &args)
 	bound("seq >", q.AfterSeq)
 	bound("seq <", q.BeforeSeq)
 	bound("ts >", q.AfterTS)
 	bound("ts <", q.BeforeTS)
-	if len(q.Types) > 0 {
-		marks := make([]string, len(q.Types))
-		for i, t := range q.Types {
-			args = append(args, t)
-			marks[i] = fmt.Sprintf("$%d", len(args))
-		}
-		query += " AND type IN (" + strings.Join(marks, ", ") + ")"
-	}
+	query += typeIn(q.Types, &args)
 	newest := q.Newest && q.Limit > 0
 	if newest {
 		query += ` ORDER BY seq DESC`
@@ -426,18 +440,12 @@ func (s *SQLStore) FindEvent(ctx context.Context, roomID, eventID string) (*Stor
 
 // LastEventBefore returns the newest event (by TS, then room position) of
 // the room with TS <= ts whose Type is one of types, any type when types is
-// empty, or an error satisfying errors.Is(err, ErrNotFound).
-func (s *SQLStore) LastEventBefore(ctx context.Context, roomID string, ts int64, types []string) (*StoredEvent, error) {
+// empty, among those viewer's account received (any, when viewer is ""),
+// or an error satisfying errors.Is(err, ErrNotFound).
+func (s *SQLStore) LastEventBefore(ctx context.Context, roomID, viewer string, ts int64, types []string) (*StoredEvent, error) {
 	query := `SELECT ` + eventColumns + ` FROM events WHERE room_id = $1 AND ts <= $2`
 	args := []any{roomID, ts}
-	if len(types) > 0 {
-		marks := make([]string, len(types))
-		for i, t := range types {
-			args = append(args, t)
-			marks[i] = fmt.Sprintf("$%d", len(args))
-		}
-		query += ` AND type IN (` + strings.Join(marks, ", ") + `)`
-	}
+	query += seenBy(viewer, &args) + typeIn(types, &args)
 	query += ` ORDER BY ts DESC, seq DESC LIMIT 1`
 	e, err := scanEvent(s.db.QueryRowContext(ctx, query, args...))
 	if errors.Is(err, sql.ErrNoRows) {

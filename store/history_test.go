@@ -503,7 +503,7 @@ func TestFindEventAndLastEventBefore(t *testing.T) {
 			{1000, []string{"m.room.name"}, ""},
 			{350, nil, "$m2"},
 		} {
-			got, err := s.LastEventBefore(ctx, "!r:x", tc.ts, tc.types)
+			got, err := s.LastEventBefore(ctx, "!r:x", "@a:x", tc.ts, tc.types)
 			if tc.want == "" {
 				if !errors.Is(err, store.ErrNotFound) {
 					t.Errorf("LastEventBefore(%d, %v): %v, %v; want ErrNotFound", tc.ts, tc.types, got, err)
@@ -515,6 +515,17 @@ func TestFindEventAndLastEventBefore(t *testing.T) {
 			} else if got.EventID != tc.want {
 				t.Errorf("LastEventBefore(%d, %v) = %s, want %s", tc.ts, tc.types, got.EventID, tc.want)
 			}
+		}
+		// Only what the viewer received counts.
+		saveSync(t, s, "@b:x", "b1", ev("!r:x", "$later", 500))
+		if got, err := s.LastEventBefore(ctx, "!r:x", "@a:x", 1000, nil); err != nil || got.EventID != "$msg2" {
+			t.Errorf("LastEventBefore for @a:x = %+v, %v; want $msg2, not @b:x's $later", got, err)
+		}
+		if got, err := s.LastEventBefore(ctx, "!r:x", "", 1000, nil); err != nil || got.EventID != "$later" {
+			t.Errorf("LastEventBefore for anyone = %+v, %v; want $later", got, err)
+		}
+		if _, err := s.LastEventBefore(ctx, "!r:x", "@c:x", 1000, nil); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("LastEventBefore for an account that saw nothing: %v, want ErrNotFound", err)
 		}
 	})
 }

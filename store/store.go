@@ -108,7 +108,7 @@ type Store interface {
 	// LastEventBefore returns the newest event of the room with TS <= ts
 	// whose Type is one of types (any type when types is empty), or an
 	// error satisfying errors.Is(err, ErrNotFound).
-	LastEventBefore(ctx context.Context, roomID string, ts int64, types []string) (*StoredEvent, error)
+	LastEventBefore(ctx context.Context, roomID, viewer string, ts int64, types []string) (*StoredEvent, error)
 	// Targets returns the rooms in the account's stream with events whose
 	// TS is in [fromTS, toTS], by LastTS ascending, at most limit (limit
 	// <= 0 means no limit).
