@@ -45,12 +45,39 @@ type Homeserver struct {
 // StartHomeserver starts a Dendrite of the test's own, stopped when the test
 // ends. Use it when a test stops or restarts the homeserver; otherwise
 // SharedHomeserver is much cheaper.
-func StartHomeserver(t testing.TB) *Homeserver {
+func StartHomeserver(t testing.TB) *Homeserver { return StartHomeserverWith(t, Options{}) }
+
+// Options change the Dendrite that StartHomeserverWith starts.
+type Options struct {
+	// Lean leaves out what a load benchmark does not measure and a busy
+	// Dendrite spends much of its CPU on: presence (every login wakes the
+	// sync of everyone who shares a room with the user), full-text
+	// indexing of messages, and logging below warnings (the -ci
+	// configuration traces every request).
+	Lean bool
+	// Postgres, when not empty, is the DSN of a PostgreSQL server: the
+	// homeserver keeps its data in a database of its own made there, and
+	// dropped when the test ends, instead of in SQLite files.
+	Postgres string
+}
+
+// StartHomeserverWith is StartHomeserver with opts.
+func StartHomeserverWith(t testing.TB, opts Options) *Homeserver {
 	t.Helper()
 	bins := DendriteBinaries(t)
 	// TempDir first so that its removal runs after Stop in cleanup order.
 	dir := t.TempDir()
-	hs, err := newHomeserver(bins, dir)
+	var dbDSN string
+	if opts.Postgres != "" {
+		var drop func()
+		var err error
+		dbDSN, drop, err = createDatabase(opts.Postgres)
+		if err != nil {
+			t.Fatalf("a PostgreSQL database for Dendrite: %v", err)
+		}
+		t.Cleanup(drop) // after Stop: cleanups run last first
+	}
+	hs, err := newHomeserver(bins, dir, opts, dbDSN)
 	if err != nil {
 		t.Fatalf("starting Dendrite: %v", err)
 	}
@@ -92,7 +119,7 @@ func SharedHomeserver(t testing.TB) *Homeserver {
 			return
 		}
 		start := time.Now()
-		shared.hs, shared.err = newHomeserver(bins, shared.dir)
+		shared.hs, shared.err = newHomeserver(bins, shared.dir, Options{}, "")
 		if shared.err == nil {
 			t.Logf("testenv: shared Dendrite at %s ready in %v", shared.hs.URL, time.Since(start).Round(time.Millisecond))
 		}
@@ -119,14 +146,14 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
-func newHomeserver(bins, dir string) (*Homeserver, error) {
+func newHomeserver(bins, dir string, opts Options, dbDSN string) (*Homeserver, error) {
 	hs := &Homeserver{
 		ServerName: "localhost",
 		bins:       bins,
 		dir:        dir,
 		logPath:    filepath.Join(dir, "dendrite.log"),
 	}
-	if err := hs.configure(); err != nil {
+	if err := hs.configure(opts, dbDSN); err != nil {
 		return nil, err
 	}
 	var err error
@@ -150,7 +177,9 @@ func newHomeserver(bins, dir string) (*Homeserver, error) {
 	return hs, nil
 }
 
-func (hs *Homeserver) configure() error {
+// configure writes dendrite.yaml: SQLite under the data directory, or the
+// PostgreSQL database dbDSN when it is not empty.
+func (hs *Homeserver) configure(opts Options, dbDSN string) error {
 	keys := exec.Command(filepath.Join(hs.bins, "generate-keys"), "--private-key", "matrix_key.pem")
 	keys.Dir = hs.dir
 	if out, err := keys.CombinedOutput(); err != nil {
@@ -159,7 +188,11 @@ func (hs *Homeserver) configure() error {
 
 	// -ci gives SQLite under dir, no rate limiting, cheap bcrypt and open
 	// registration, which is what tests want.
-	gen := exec.Command(filepath.Join(hs.bins, "generate-config"), "-ci", "-dir", hs.dir, "-server", hs.ServerName)
+	args := []string{"-ci", "-dir", hs.dir, "-server", hs.ServerName}
+	if dbDSN != "" {
+		args = append(args, "-db", dbDSN)
+	}
+	gen := exec.Command(filepath.Join(hs.bins, "generate-config"), args...)
 	gen.Dir = hs.dir
 	var stderr bytes.Buffer
 	gen.Stderr = &stderr
@@ -172,10 +205,25 @@ func (hs *Homeserver) configure() error {
 	if err != nil {
 		return fmt.Errorf("editing dendrite.yaml: %w", err)
 	}
-	for path, want := range map[string]string{
+	want := map[string]string{
 		"global.disable_federation": "true",
 		"global.server_name":        hs.ServerName,
-	} {
+	}
+	if opts.Lean {
+		for _, path := range []string{"global.presence.enable_inbound", "global.presence.enable_outbound", "sync_api.search.enabled"} {
+			if doc, err = setYAMLScalar(doc, path, "false"); err != nil {
+				return fmt.Errorf("editing dendrite.yaml: %w", err)
+			}
+			want[path] = "false"
+		}
+		// The one logger -ci configures, to standard output at trace level.
+		const trace, warn = "\n- type: std\n  level: trace\n", "\n- type: std\n  level: warn\n"
+		if !strings.Contains(doc, trace) {
+			return errors.New("dendrite.yaml: no standard-output logger at trace level to quieten")
+		}
+		doc = strings.Replace(doc, trace, warn, 1)
+	}
+	for path, want := range want {
 		if got, _, _, err := findYAMLScalar(doc, path); err != nil || got != want {
 			return fmt.Errorf("dendrite.yaml: %s is %q, want %q (%v)", path, got, want, err)
 		}

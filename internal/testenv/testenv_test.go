@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -370,6 +372,42 @@ func TestYAMLScalar(t *testing.T) {
 	for _, path := range []string{"global.missing", "global.database", "version.x", "database.connection_string"} {
 		if _, _, _, err := findYAMLScalar(doc, path); err == nil {
 			t.Errorf("%s: want an error", path)
+		}
+	}
+}
+
+// A lean homeserver (for load benchmarks), on PostgreSQL when the tests
+// have one, serves accounts, rooms and messages, and logs no traces.
+func TestLeanHomeserver(t *testing.T) {
+	skipIfShort(t)
+	opts := Options{Lean: true, Postgres: os.Getenv("MXIRCD_TEST_POSTGRES")}
+	hs := StartHomeserverWith(t, opts)
+	ctx := context.Background()
+	alice, bob := hs.Register(t, "alice"), hs.Register(t, "bob")
+	room, err := alice.Client.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Client.JoinRoomByID(ctx, room.RoomID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Client.SendText(ctx, room.RoomID, "lean"); err != nil {
+		t.Fatal(err)
+	}
+	bob.WaitForEvent(t, ctx, room.RoomID, func(evt *event.Event) bool {
+		return evt.Type == event.EventMessage && evt.Content.AsMessage().Body == "lean"
+	})
+	log, err := os.ReadFile(hs.LogPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(log), "level=trace") || strings.Contains(string(log), "level=debug") {
+		t.Errorf("a lean homeserver logs below warnings:\n%s", hs.logTail(5))
+	}
+	if opts.Postgres != "" {
+		cfg, err := os.ReadFile(filepath.Join(hs.dir, "dendrite.yaml"))
+		if err != nil || !strings.Contains(string(cfg), "mxircd_dendrite_") {
+			t.Errorf("dendrite.yaml names no database of its own (%v)", err)
 		}
 	}
 }
