@@ -25,22 +25,27 @@ import (
 
 const fanoutMessages = 5
 
-// BenchmarkFanout: one message into a room of N members (500, what the
-// test rig's Dendrite on two cores can serve; MXIRCD_BENCH_FANOUT sets N),
-// each of them both a native Matrix client
+// BenchmarkFanout: one message into a room of N members (1,000;
+// MXIRCD_BENCH_FANOUT sets N), each of them both a native Matrix client
 // long-polling /sync and an IRC client attached to the gateway (its own
 // always-on session, its own device), all at once on the same Dendrite.
 // For each message: the time until half and until all of the native
 // clients have it, against the same for the IRC clients, in one run.
+//
+// The homeserver is a lean Dendrite of its own (testenv.Options.Lean: no
+// presence, no full-text index, warnings only in its log), so that two
+// cores can serve 2·N syncing devices; with MXIRCD_BENCH_DENDRITE_POSTGRES
+// set to a DSN it keeps its data on PostgreSQL.
 func BenchmarkFanout(b *testing.B) {
-	n := 500
+	n := 1000
 	if env := os.Getenv("MXIRCD_BENCH_FANOUT"); env != "" {
 		var err error
 		if n, err = strconv.Atoi(env); err != nil {
 			b.Fatal(err)
 		}
 	}
-	hs := testenv.SharedHomeserver(b)
+	hs := testenv.StartHomeserverWith(b, testenv.Options{Lean: true, Postgres: os.Getenv("MXIRCD_BENCH_DENDRITE_POSTGRES")})
+	fmt.Printf("\n(homeserver: lean Dendrite on %s)\n", map[bool]string{false: "SQLite", true: "PostgreSQL"}[os.Getenv("MXIRCD_BENCH_DENDRITE_POSTGRES") != ""])
 	extra := ""
 	if d := os.Getenv("MXIRCD_BENCH_DEBUG"); d != "" {
 		extra = fmt.Sprintf("[debug]\nlisten = %q\n", d) // to profile the gateway during the run
@@ -116,6 +121,8 @@ func BenchmarkFanout(b *testing.B) {
 		return nil
 	})
 
+	fmt.Printf("(setup: %d native clients syncing after %s)\n", n, time.Since(start).Round(time.Second))
+
 	// IRC clients, one per member, through the gateway.
 	channel := "#" + alias + ":" + hs.ServerName
 	parallel(b, n, 8, func(i int) error {
@@ -159,6 +166,7 @@ func BenchmarkFanout(b *testing.B) {
 		go func() { <-stop; conn.Close() }()
 		return nil
 	})
+	fmt.Printf("(setup: %d IRC clients attached after %s)\n", n, time.Since(start).Round(time.Second))
 	time.Sleep(3 * time.Second) // let every sync settle into its long-poll
 
 	type result struct{ half, all time.Duration }

@@ -660,6 +660,23 @@ func roomBodies(t *testing.T, acct *testenv.Account, room id.RoomID) []string {
 	return nil
 }
 
+// waitInRoom polls room's messages as acct reads them until one has body,
+// and returns all their bodies.
+func waitInRoom(t *testing.T, acct *testenv.Account, room id.RoomID, body string) []string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		bodies := roomBodies(t, acct, room)
+		if slices.Contains(bodies, body) {
+			return bodies
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%q never reached the room; it has %q", body, bodies)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 func count[T comparable](list []T, x T) int {
 	n := 0
 	for _, y := range list {

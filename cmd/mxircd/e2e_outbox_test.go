@@ -71,18 +71,7 @@ func TestOutboxAfterRestart(t *testing.T) {
 		st.Close()
 
 		b.start(t)
-		deadline := time.Now().Add(30 * time.Second)
-		var bodies []string
-		for {
-			bodies = roomBodies(t, bob, room)
-			if slices.Contains(bodies, "left in the outbox") {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the message left in the outbox never reached the room: %q", bodies)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+		bodies := waitInRoom(t, bob, room, "left in the outbox")
 		for _, body := range []string{"sent before the stop", "left in the outbox"} {
 			if n := count(bodies, body); n != 1 {
 				t.Errorf("%q is in the room %d times, want once", body, n)

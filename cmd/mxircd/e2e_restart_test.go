@@ -154,18 +154,7 @@ level = "debug"
 	// restarted gateway sent it if the first had not, and not again if it
 	// had. Anything it resends goes out before what is typed after it.
 	c2.Send("PRIVMSG %s :typed after the restart", channel)
-	deadline := time.Now().Add(30 * time.Second)
-	var bodies []string
-	for {
-		bodies = roomBodies(t, bob, room)
-		if slices.Contains(bodies, "typed after the restart") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the message typed after the restart never reached the room")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	bodies := waitInRoom(t, bob, room, "typed after the restart")
 	if n := count(bodies, "typed before the kill"); n != 1 {
 		t.Errorf("the message typed before the kill is in the room %d times, want once; the gateway's sends to the room:\n%s",
 			n, gatewaySends(hs, room))
