@@ -35,7 +35,7 @@ type Config struct {
 	DeviceName  string
 	SyncTimeout time.Duration
 	// TimelineLimit is how many events one incremental sync brings per
-	// room before the rest is fetched from /messages (default 100).
+	// room before the rest is fetched by a second sync (default 100).
 	TimelineLimit int
 	HTTPClient    *http.Client
 	Logger        *slog.Logger
@@ -76,6 +76,9 @@ type Manager struct {
 
 	passwords *passwordCache // recently verified passwords
 	shared    *stateRegistry // room state shared between sessions
+	// saveSlots bounds the sync responses being stored at once (see
+	// Session.persistSync).
+	saveSlots chan struct{}
 
 	// Client cursors waiting to be saved, written by one goroutine in
 	// group commits.
@@ -123,6 +126,7 @@ func NewManager(cfg Config, st store.Store) *Manager {
 		userLocks:   map[id.UserID]*sync.Mutex{},
 		passwords:   newPasswordCache(),
 		shared:      newStateRegistry(),
+		saveSlots:   make(chan struct{}, concurrentSaves),
 		cursorWake:  make(chan struct{}, 1),
 		cursorDone:  make(chan struct{}),
 		stopCursors: cancel,
@@ -131,6 +135,11 @@ func NewManager(cfg Config, st store.Store) *Manager {
 	go m.pruneLoop(ctx)
 	return m
 }
+
+// concurrentSaves is how many sync responses are stored at once. More
+// would only wait for the store's connections and fight over its events
+// lock.
+const concurrentSaves = 8
 
 // pruneEvery is how often the event store is trimmed to its window.
 const pruneEvery = 10 * time.Minute

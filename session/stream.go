@@ -131,6 +131,17 @@ func (s *Session) persistSync(resp *mautrix.RespSync, tr *streamTracker) (map[id
 		// someone in a big room comes online or types.
 		return map[id.EventID]int64{}, nil
 	}
+	// Saves wait their turn here, not in the store's connection pool:
+	// when thousands of sessions start at once, a save that spent its
+	// whole timeout waiting for a connection would be retried with a new
+	// /sync, more work for the same result, and the start would not
+	// converge.
+	select {
+	case s.mgr.saveSlots <- struct{}{}:
+	case <-s.ctx.Done():
+		return nil, s.ctx.Err()
+	}
+	defer func() { <-s.mgr.saveSlots }()
 	ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
 	defer cancel()
 	positions, err := s.mgr.store.SaveSync(ctx, batch)
