@@ -28,7 +28,7 @@ func typed(e store.StoredEvent, typ string) store.StoredEvent {
 	return e
 }
 
-func saveSync(t *testing.T, s store.Store, user, token string, events ...store.StoredEvent) []int64 {
+func saveSync(t testing.TB, s store.Store, user, token string, events ...store.StoredEvent) []int64 {
 	t.Helper()
 	pos, err := s.SaveSync(context.Background(), &store.SyncBatch{UserID: user, NextBatch: token, Events: events})
 	if err != nil {
