@@ -79,6 +79,8 @@ type Manager struct {
 	// saveSlots bounds the sync responses being stored at once (see
 	// Session.persistSync).
 	saveSlots chan struct{}
+	// startSlots bounds the first syncs in flight (see Session.syncLoop).
+	startSlots chan struct{}
 
 	// Client cursors waiting to be saved, written by one goroutine in
 	// group commits.
@@ -127,6 +129,7 @@ func NewManager(cfg Config, st store.Store) *Manager {
 		passwords:   newPasswordCache(),
 		shared:      newStateRegistry(),
 		saveSlots:   make(chan struct{}, concurrentSaves),
+		startSlots:  make(chan struct{}, concurrentFirstSyncs),
 		cursorWake:  make(chan struct{}, 1),
 		cursorDone:  make(chan struct{}),
 		stopCursors: cancel,
@@ -140,6 +143,13 @@ func NewManager(cfg Config, st store.Store) *Manager {
 // would only wait for the store's connections and fight over its events
 // lock.
 const concurrentSaves = 8
+
+// concurrentFirstSyncs is how many sessions make their first sync at once.
+// A restart resumes every always-on session; without a bound each would
+// hold its parsed full-state response while waiting to store it, and
+// 10,000 of them took all of a 24 GiB machine. The store takes eight at a
+// time; a few more keep the homeserver's answers coming meanwhile.
+const concurrentFirstSyncs = 24
 
 // pruneEvery is how often the event store is trimmed to its window.
 const pruneEvery = 10 * time.Minute

@@ -427,7 +427,22 @@ func (s *Session) syncLoop() {
 	first := true
 	backoff := time.Duration(0)
 	tr := newStreamTracker()
+	// The first sync (an initial sync, or a full-state one when resuming)
+	// is the big one, and when the gateway starts every session makes it
+	// at once: each waits for a start slot, holds it until its response is
+	// stored and handed over, and does not long-poll, so that what is
+	// parsed and held at a time stays bounded however many sessions there
+	// are.
+	slot := false
+	release := func() {
+		if slot {
+			<-s.mgr.startSlots
+			slot = false
+		}
+	}
+	defer release()
 	fail := func(err error) bool {
+		release() // not held while waiting
 		backoff = retryDelay(err, backoff)
 		s.log.Warn("sync failed, retrying", "err", err, "retry_in", backoff)
 		s.post(syncFailedEvent{err: err})
@@ -439,8 +454,18 @@ func (s *Session) syncLoop() {
 		}
 	}
 	for s.ctx.Err() == nil {
+		timeout := s.mgr.cfg.SyncTimeout
+		if first {
+			select {
+			case s.mgr.startSlots <- struct{}{}:
+				slot = true
+			case <-s.ctx.Done():
+				return
+			}
+			timeout = 0
+		}
 		resp, err := s.cli.FullSyncRequest(s.ctx, mautrix.ReqSync{
-			Timeout:  int(s.mgr.cfg.SyncTimeout / time.Millisecond),
+			Timeout:  int(timeout / time.Millisecond),
 			Since:    since,
 			FilterID: s.syncFilter(since == ""),
 			// A session resuming from a stored token has no room state yet.
@@ -479,6 +504,7 @@ func (s *Session) syncLoop() {
 		if !s.post(syncEvent{resp: resp, initial: first, seqs: seqs}) {
 			return
 		}
+		release()
 		first = false
 		since = resp.NextBatch
 	}
