@@ -34,7 +34,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // slower than the gateway's flood control (5 lines a second after a burst),
 // as a person types, so that the figure is latency, not throttling.
 const (
-	rounds = 100
+	rounds = 300
 	pace   = 250 * time.Millisecond
 )
 
@@ -64,6 +64,16 @@ func BenchmarkMessageLatency(b *testing.B) {
 
 func nativeLatencies(b *testing.B, alice, bob *testenv.Account, room id.RoomID) []time.Duration {
 	ctx := context.Background()
+	// Alice's client syncs too, as every client does (and as her gateway
+	// session does on the other path): the homeserver wakes two long-polls
+	// for each message on both paths.
+	first, err := alice.Client.SyncRequest(ctx, 0, "", "", false, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	syncCtx, stopSync := context.WithCancel(ctx)
+	defer stopSync()
+	go keepSyncing(syncCtx, alice.Client, first.NextBatch)
 	// Catch bob's sync up first, so each round waits for one new event.
 	since := ""
 	resp, err := bob.Client.SyncRequest(ctx, 0, "", "", false, "")
@@ -96,6 +106,22 @@ func nativeLatencies(b *testing.B, alice, bob *testenv.Account, room id.RoomID) 
 		out = append(out, time.Since(start))
 	}
 	return out
+}
+
+// keepSyncing long-polls cli's /sync from since until ctx ends, as an
+// idle client.
+func keepSyncing(ctx context.Context, cli *mautrix.Client, since string) {
+	for ctx.Err() == nil {
+		resp, err := cli.SyncRequest(ctx, 30000, since, "", false, "")
+		if err != nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		since = resp.NextBatch
+	}
 }
 
 func gatewayLatencies(b *testing.B, addr string, alice, bob *testenv.Account) []time.Duration {
