@@ -351,6 +351,9 @@ const alwaysOnHelp = "with it on, your Matrix session stays synced while no IRC 
 // isTransient says whether a failed request may succeed if sent again: the
 // homeserver was unreachable, overloaded or rate-limiting.
 func isTransient(err error) bool {
+	if errors.Is(err, errEncryptedRoom) {
+		return false
+	}
 	var httpErr mautrix.HTTPError
 	if errors.As(err, &httpErr) {
 		if httpErr.Response == nil {

@@ -290,7 +290,9 @@ func (s *Session) sendContent(a *Attachment, command string, roomID id.RoomID, t
 		return func() {
 			if err != nil {
 				s.dropTxn(txnID)
-				a.client.SendNumeric(irc.ERR_CANNOTSENDTOCHAN, target, "Cannot send: "+matrixErrorText(err))
+				if !s.tellEncrypted(a, command, target, err) {
+					a.client.SendNumeric(irc.ERR_CANNOTSENDTOCHAN, target, "Cannot send: "+matrixErrorText(err))
+				}
 			}
 		}
 	})

@@ -23,8 +23,9 @@ import (
 // roomID; later jobs for the same user run after it on that goroutine, and
 // the owner reads it only in a job's result.
 type dmFuture struct {
-	roomID id.RoomID
-	err    error
+	roomID    id.RoomID
+	encrypted bool // the homeserver made it encrypted of its own accord
+	err       error
 }
 
 // applyDirect takes the account's m.direct: which rooms are whose DMs.
@@ -96,11 +97,18 @@ func (s *Session) sendDirect(a *Attachment, nick string, user id.UserID, content
 		s.dmFutures[user] = future
 		s.joinsInFlight++ // the new room waits in deferred until we know it is a DM
 		ok := s.request(a, command, func(ctx context.Context) func() {
-			future.roomID, future.err = s.createDirect(ctx, user)
+			future.roomID, future.encrypted, future.err = s.createDirect(ctx, user)
 			return func() {
 				delete(s.dmFutures, user)
-				if future.err == nil {
+				if future.roomID != "" {
 					s.direct[future.roomID] = user
+				}
+				if future.err == nil && !future.encrypted {
+					// The first thing the user sees of the new query.
+					for c := range s.clients {
+						s.standardReply(c, "NOTE", command, "UNENCRYPTED_DM", nick, fmt.Sprintf(
+							"Your direct messages with %s (%s) are not end-to-end encrypted: mxircd cannot encrypt yet, so the homeserver can read them", nick, user))
+					}
 				}
 				s.joinDone(future.roomID, "")
 			}
@@ -120,28 +128,43 @@ func (s *Session) sendDirect(a *Attachment, nick string, user id.UserID, content
 		return func() {
 			if err != nil {
 				s.dropTxn(txnID)
-				a.client.SendNumeric(irc.ERR_CANNOTSENDTOCHAN, nick, "Cannot send a direct message: "+matrixErrorText(err))
+				if !s.tellEncrypted(a, command, nick, err) {
+					a.client.SendNumeric(irc.ERR_CANNOTSENDTOCHAN, nick, "Cannot send a direct message: "+matrixErrorText(err))
+				}
 			}
 		}
 	})
 }
 
 // createDirect makes a direct room with user and records it in m.direct,
-// as Matrix clients do. Request worker only.
-func (s *Session) createDirect(ctx context.Context, user id.UserID) (id.RoomID, error) {
+// as Matrix clients do. A homeserver may encrypt new private rooms by
+// default, and its sync may come only after the first message is sent, so
+// the new room's encryption is read at once; when it cannot be read, err
+// says so and nothing is sent until sync has shown the room. Request
+// worker only.
+func (s *Session) createDirect(ctx context.Context, user id.UserID) (roomID id.RoomID, encrypted bool, err error) {
 	resp, err := s.cli.CreateRoom(ctx, &mautrix.ReqCreateRoom{
 		Preset:   "trusted_private_chat",
 		IsDirect: true,
 		Invite:   []id.UserID{user},
 	})
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	if err := s.addToDirect(ctx, user, resp.RoomID); err != nil {
 		// The room works; only other clients won't list it as a DM.
 		s.log.Warn("could not record the DM in m.direct", "room", resp.RoomID, "err", err)
 	}
-	return resp.RoomID, nil
+	var enc event.EncryptionEventContent
+	switch err := s.cli.StateEvent(ctx, resp.RoomID, event.StateEncryption, "", &enc); {
+	case err == nil:
+		s.mgr.encrypted.mark(resp.RoomID)
+		return resp.RoomID, true, nil
+	case errors.Is(err, mautrix.MNotFound):
+		return resp.RoomID, false, nil
+	default:
+		return resp.RoomID, false, fmt.Errorf("cannot tell whether the new room is encrypted: %w", err)
+	}
 }
 
 // addToDirect adds a room to m.direct, read fresh so that what other

@@ -76,6 +76,7 @@ type Manager struct {
 
 	passwords *passwordCache // recently verified passwords
 	shared    *stateRegistry // room state shared between sessions
+	encrypted *encryptedRooms // rooms no plaintext may be sent to
 	// saveSlots bounds the sync responses being stored at once (see
 	// Session.persistSync).
 	saveSlots chan struct{}
@@ -128,6 +129,7 @@ func NewManager(cfg Config, st store.Store) *Manager {
 		userLocks:   map[id.UserID]*sync.Mutex{},
 		passwords:   newPasswordCache(),
 		shared:      newStateRegistry(),
+		encrypted:   newEncryptedRooms(),
 		saveSlots:   make(chan struct{}, concurrentSaves),
 		startSlots:  make(chan struct{}, concurrentFirstSyncs),
 		cursorWake:  make(chan struct{}, 1),

@@ -53,6 +53,11 @@ func (s *Session) sendWithRetry(ctx context.Context, roomID id.RoomID, evType ev
 	deadline := time.Now().Add(sendRetryWindow)
 	var delay time.Duration
 	for {
+		// Checked at every attempt: the room may have turned encrypted
+		// while the message waited.
+		if err := s.refuseUnencrypted(roomID, evType); err != nil {
+			return err
+		}
 		_, err := s.cli.SendMessageEvent(ctx, roomID, evType, content, mautrix.ReqSendEvent{TransactionID: txnID})
 		if err == nil || !isTransient(err) || ctx.Err() != nil {
 			return err

@@ -488,6 +488,7 @@ func (s *Session) syncLoop() {
 		if since != "" {
 			s.fillGaps(resp, since, tr)
 		}
+		s.mgr.encrypted.markFrom(resp)
 		seqs, err := s.persistSync(resp, tr)
 		if err != nil {
 			if s.ctx.Err() != nil {

@@ -86,7 +86,9 @@ func (s *Session) cmdTagmsg(a *Attachment, m *irc.Message) {
 			return func() {
 				if err != nil {
 					s.dropTxn(txnID)
-					s.fail(a, "TAGMSG", "REACT_FAILED", m.Params[0], "Cannot react: "+matrixErrorText(err))
+					if !s.tellEncrypted(a, "TAGMSG", m.Params[0], err) {
+						s.fail(a, "TAGMSG", "REACT_FAILED", m.Params[0], "Cannot react: "+matrixErrorText(err))
+					}
 				}
 			}
 		})
