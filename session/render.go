@@ -88,6 +88,10 @@ func (s *Session) sendChannelBurst(a *Attachment, r *room) {
 	if !a.client.HasCap("draft/no-implicit-names") {
 		s.sendNames(a, r)
 	}
+	if s.mgr.encrypted.has(r.id) {
+		a.client.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: a.client.ServerName()}, Command: "NOTICE", Params: []string{r.channel,
+			r.channel + " is end-to-end encrypted: mxircd cannot decrypt or encrypt yet, so its messages show as notices and nothing you type here is sent"}})
+	}
 }
 
 // prefixesOf is a member's status prefix as client a wants it: every one

@@ -94,6 +94,9 @@ func TestNoPlaintextIntoEncryptedRoom(t *testing.T) {
 		c := connectWithCaps(t, g, "alice", alice, "standard-replies", "message-tags", "batch", "draft/multiline", "echo-message")
 		c.ExpectMatch(t, isCmd("JOIN", channel), "JOIN burst")
 		waitNames(t, c, channel, bob.Localpart)
+		c.ExpectMatch(t, func(m *irc.Message) bool {
+			return m.Command == "NOTICE" && m.Param(0) == channel && strings.Contains(m.Trailing(), "end-to-end encrypted")
+		}, "a notice that the channel is encrypted, after its burst")
 		plain := connect(t, g, "alice2", alice)
 		plain.ExpectMatch(t, isCmd("JOIN", channel), "JOIN burst of the plain client")
 
