@@ -74,8 +74,8 @@ type Manager struct {
 	closed    bool
 	running   sync.WaitGroup
 
-	passwords *passwordCache // recently verified passwords
-	shared    *stateRegistry // room state shared between sessions
+	passwords *passwordCache  // recently verified passwords
+	shared    *stateRegistry  // room state shared between sessions
 	encrypted *encryptedRooms // rooms no plaintext may be sent to
 	// saveSlots bounds the sync responses being stored at once (see
 	// Session.persistSync).
