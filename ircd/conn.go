@@ -6,9 +6,11 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -230,7 +232,7 @@ func encodeLine(m *irc.Message) []byte {
 			m.Params[i] = p
 		}
 	}
-	s := m.String()
+	s := formatLine(m)
 	if msgStart := strings.IndexByte(s, ' ') + 1; len(m.Tags) > 0 && len(s)-msgStart > MaxLineBytes-2 {
 		s = truncateUTF8(s, msgStart+MaxLineBytes-2)
 	} else if len(m.Tags) == 0 && len(s) > MaxLineBytes-2 {
@@ -516,3 +518,53 @@ func (c *Conn) startIdleTimer() (stop func()) {
 }
 
 func (c *Conn) isRegistered() bool { return c.registered.Load() }
+
+// formatLine writes m out. Tags go in the order of their names, so one
+// event renders to the same bytes every time, and the text of a message
+// (PRIVMSG #c :word, a topic, a reason) always follows a colon, as some
+// scripts and bots misread a last parameter without one.
+func formatLine(m *irc.Message) string {
+	var b strings.Builder
+	if len(m.Tags) > 0 {
+		b.WriteByte('@')
+		for i, k := range slices.Sorted(maps.Keys(m.Tags)) {
+			if i > 0 {
+				b.WriteByte(';')
+			}
+			b.WriteString(k)
+			if v := m.Tags[k]; v != "" {
+				b.WriteByte('=')
+				b.WriteString(irc.EncodeTagValue(v))
+			}
+		}
+		b.WriteByte(' ')
+	}
+	if m.Prefix != nil && m.Prefix.Name != "" {
+		b.WriteByte(':')
+		b.WriteString(m.Prefix.String())
+		b.WriteByte(' ')
+	}
+	b.WriteString(m.Command)
+	for i, p := range m.Params {
+		b.WriteByte(' ')
+		if i == len(m.Params)-1 && (p == "" || p[0] == ':' || strings.ContainsRune(p, ' ') || lastIsText(m.Command, len(m.Params))) {
+			b.WriteByte(':')
+		}
+		b.WriteString(p)
+	}
+	return b.String()
+}
+
+// lastIsText says whether the last of n parameters of command is free
+// text rather than a name or a mode.
+func lastIsText(command string, n int) bool {
+	switch command {
+	case "PRIVMSG", "NOTICE", "TOPIC", "QUIT", "ERROR", "AWAY", "SETNAME", "FAIL", "WARN", "NOTE":
+		return true
+	case "PART":
+		return n >= 2
+	case "KICK":
+		return n >= 3
+	}
+	return false
+}

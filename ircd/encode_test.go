@@ -23,6 +23,14 @@ func TestEncodeLineKeepsParamsAndLength(t *testing.T) {
 			"421 n x Unknown\r\n"},
 		{"last param is free", &irc.Message{Command: "PRIVMSG", Params: []string{"#c", ":) a b"}},
 			"PRIVMSG #c ::) a b\r\n"},
+		{"a one-word message is still a trailing parameter", &irc.Message{Command: "PRIVMSG", Params: []string{"#c", "word"}},
+			"PRIVMSG #c :word\r\n"},
+		{"so is a one-word reason", &irc.Message{Command: "KICK", Params: []string{"#c", "bob", "spam"}},
+			"KICK #c bob :spam\r\n"},
+		{"a channel is not", &irc.Message{Command: "JOIN", Params: []string{"#c"}},
+			"JOIN #c\r\n"},
+		{"tags in the order of their names", &irc.Message{Tags: irc.Tags{"time": "t", "msgid": "$e", "account": "a", "+draft/reply": "$r"}, Command: "TAGMSG", Params: []string{"#c"}},
+			"@+draft/reply=$r;account=a;msgid=$e;time=t TAGMSG #c\r\n"},
 	}
 	for _, tc := range cases {
 		if got := string(encodeLine(tc.msg)); got != tc.want {
