@@ -1,0 +1,154 @@
+package e2eepeer
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mxircd/mxircd/internal/testenv"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// Two SDK peers in an encrypted room: each reads what the other wrote, and
+// the homeserver holds only ciphertext. This is the rig's proof that the
+// peer really encrypts, so that a later test in which the IRC side reads
+// its plaintext means the gateway decrypted it.
+func TestPeersTalkEncrypted(t *testing.T) {
+	ctx := t.Context()
+	hs := testenv.SharedHomeserver(t)
+	alice := hs.Register(t, "sdkalice")
+	bob := hs.Register(t, "sdkbob")
+	pa := Start(t, hs.URL, alice.Localpart, alice.Password)
+	pb := Start(t, hs.URL, bob.Localpart, bob.Password)
+	if pa.UserID != alice.UserID || pa.DeviceID == "" {
+		t.Fatalf("peer logged in as %s device %q, want %s on a device", pa.UserID, pa.DeviceID, alice.UserID)
+	}
+
+	room := pa.CreateRoom(t, RoomOptions{Name: "rig", Encrypted: true, Invite: []id.UserID{bob.UserID}})
+	if got := pb.Join(t, room.String()); got != room {
+		t.Fatalf("joined %s, want %s", got, room)
+	}
+	if !pb.IsEncrypted(t, room) {
+		t.Fatal("the joiner's SDK does not see the room as encrypted")
+	}
+
+	hello := "hello from alice " + randomHex()
+	sent := pa.Send(t, room, hello)
+	if !sent.Encrypted {
+		t.Fatal("the SDK sent into an encrypted room without encrypting")
+	}
+	got := pb.WaitMessage(t, ctx, func(m Message) bool { return m.EventID == sent.EventID && m.DecryptionError == "" })
+	if got.Body != hello || !got.Encrypted || got.Sender != alice.UserID || got.RoomID != room || got.MsgType != event.MsgText {
+		t.Fatalf("bob's peer got %+v, want the encrypted m.text %q from %s in %s", got, hello, alice.UserID, room)
+	}
+
+	answer := "answer from bob " + randomHex()
+	back := pb.SendMsgType(t, room, event.MsgNotice, answer)
+	gotBack := pa.WaitMessage(t, ctx, func(m Message) bool { return m.EventID == back.EventID && m.DecryptionError == "" })
+	if gotBack.Body != answer || !gotBack.Encrypted || gotBack.MsgType != event.MsgNotice {
+		t.Fatalf("alice's peer got %+v, want the encrypted m.notice %q", gotBack, answer)
+	}
+	if msgs := pb.Messages(t, room); !containsMessage(msgs, sent.EventID, hello) {
+		t.Fatalf("bob's peer lists %+v for the room, without %s", msgs, sent.EventID)
+	}
+
+	// What a member without keys gets from the homeserver: bob's plain
+	// mautrix device, which has no crypto.
+	var raw json.RawMessage
+	url := bob.Client.BuildURLWithQuery(mautrix.ClientURLPath{"v3", "rooms", room, "messages"}, map[string]string{"dir": "b", "limit": "100"})
+	if _, err := bob.Client.MakeRequest(ctx, "GET", url, nil, &raw); err != nil {
+		t.Fatalf("GET /messages: %v", err)
+	}
+	for _, plain := range []string{hello, answer} {
+		if bytes.Contains(raw, []byte(plain)) {
+			t.Fatalf("the homeserver holds the plaintext %q:\n%s", plain, raw)
+		}
+	}
+	var page struct {
+		Chunk []struct {
+			Type    string     `json:"type"`
+			EventID id.EventID `json:"event_id"`
+		} `json:"chunk"`
+	}
+	if err := json.Unmarshal(raw, &page); err != nil {
+		t.Fatal(err)
+	}
+	types := map[id.EventID]string{}
+	for _, e := range page.Chunk {
+		types[e.EventID] = e.Type
+		if e.Type == event.EventMessage.Type {
+			t.Errorf("the homeserver has a plaintext m.room.message %s in the encrypted room", e.EventID)
+		}
+	}
+	for _, evt := range []id.EventID{sent.EventID, back.EventID} {
+		if types[evt] != event.EventEncrypted.Type {
+			t.Errorf("the homeserver has %s as %q, want %s", evt, types[evt], event.EventEncrypted.Type)
+		}
+	}
+}
+
+func containsMessage(msgs []Message, evt id.EventID, body string) bool {
+	for _, m := range msgs {
+		if m.EventID == evt && m.Body == body {
+			return true
+		}
+	}
+	return false
+}
+
+// Requests the peer cannot do come back as errors in words, and the peer
+// goes on serving.
+func TestPeerReportsBadRequests(t *testing.T) {
+	hs := testenv.SharedHomeserver(t)
+	acct := hs.Register(t, "sdkerr")
+	p := Start(t, hs.URL, acct.Localpart, acct.Password)
+
+	err := p.Call(t.Context(), "fly", nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "unknown op") {
+		t.Fatalf("unknown op: got %v, want an error naming it unknown", err)
+	}
+	err = p.Call(t.Context(), "send", map[string]any{"room": "!nowhere:localhost", "body": "x"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "not joined") {
+		t.Fatalf("send to a room not joined: got %v, want a refusal", err)
+	}
+	var who struct {
+		DeviceID id.DeviceID `json:"device_id"`
+	}
+	if err := p.Call(t.Context(), "whoami", nil, &who); err != nil || who.DeviceID != p.DeviceID {
+		t.Fatalf("after errors, whoami: %v, device %q, want %q", err, who.DeviceID, p.DeviceID)
+	}
+}
+
+// Without a usable Node.js, the failure says what to install.
+func TestMissingOrOldNodeSaysWhatToInstall(t *testing.T) {
+	empty := t.TempDir()
+	t.Setenv("PATH", empty)
+	if _, err := findNode(); err == nil || !strings.Contains(err.Error(), "Node.js 20 or newer") {
+		t.Fatalf("no node: got %v, want an error naming Node.js 20 or newer", err)
+	}
+
+	old := t.TempDir()
+	script := "#!/bin/sh\necho v18.20.4\n"
+	if err := os.WriteFile(filepath.Join(old, "node"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", old)
+	if _, err := findNode(); err == nil || !strings.Contains(err.Error(), "v18.20.4") || !strings.Contains(err.Error(), "Node.js 20 or newer") {
+		t.Fatalf("node 18: got %v, want an error naming the version and what to install", err)
+	}
+}
+
+func randomHex() string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
