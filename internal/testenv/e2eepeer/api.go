@@ -5,10 +5,14 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 )
+
+// statusPoll is how often WaitDeviceStatus asks again.
+const statusPoll = 200 * time.Millisecond
 
 // RoomOptions describe a room for CreateRoom.
 type RoomOptions struct {
@@ -191,12 +195,48 @@ type DeviceStatus struct {
 	SignedByOwner bool `json:"signed_by_owner"`
 }
 
-// DeviceStatus reports how the peer sees a device.
+// DeviceStatus reports how the peer sees a device now. The SDK keeps track
+// of the devices of its own user and of the members of the encrypted rooms
+// it is in; any other user's devices are unknown to it.
 func (p *Peer) DeviceStatus(t testing.TB, userID id.UserID, deviceID id.DeviceID) DeviceStatus {
 	t.Helper()
-	var s DeviceStatus
-	p.call(t, "device_status", map[string]any{"user": userID.String(), "device": deviceID.String()}, &s)
+	s, err := p.deviceStatus(context.Background(), userID, deviceID)
+	if err != nil {
+		t.Fatalf("e2eepeer %s: %v", p.name, err)
+	}
 	return s
+}
+
+func (p *Peer) deviceStatus(ctx context.Context, userID id.UserID, deviceID id.DeviceID) (DeviceStatus, error) {
+	var s DeviceStatus
+	err := p.Call(ctx, "device_status", map[string]any{"user": userID.String(), "device": deviceID.String()}, &s)
+	return s, err
+}
+
+// WaitDeviceStatus asks for a device's status until pred accepts it, since
+// the SDK learns of new devices and signatures only when a sync tells it
+// that the owner's keys changed. It fails the test after Timeout or when ctx
+// ends, with the last status seen.
+func (p *Peer) WaitDeviceStatus(t testing.TB, ctx context.Context, userID id.UserID, deviceID id.DeviceID, pred func(DeviceStatus) bool) DeviceStatus {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, Timeout)
+	defer cancel()
+	for {
+		s, err := p.deviceStatus(ctx, userID, deviceID)
+		if err == nil && pred(s) {
+			return s
+		}
+		if err == nil {
+			err = fmt.Errorf("last seen as %+v", s)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("e2eepeer %s: device %s of %s never had the status wanted: %v", p.name, deviceID, userID, err)
+		case <-p.exited:
+			t.Fatalf("e2eepeer %s: %v", p.name, p.exitedError())
+		case <-time.After(statusPoll):
+		}
+	}
 }
 
 // Recovery is what BootstrapCrossSigning set up.

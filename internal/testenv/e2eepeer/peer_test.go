@@ -105,6 +105,106 @@ func containsMessage(msgs []Message, evt id.EventID, body string) bool {
 	return false
 }
 
+// After BootstrapCrossSigning, the homeserver holds the account's
+// cross-signing keys, secret storage and a key backup, and other devices see
+// the peer's device as signed by its owner, which is what a VERIFY test
+// checks of the gateway's device.
+func TestPeerBootstrapsCrossSigning(t *testing.T) {
+	ctx := t.Context()
+	hs := testenv.SharedHomeserver(t)
+	alice := hs.Register(t, "sdkxsign")
+	bob := hs.Register(t, "sdkxsignb")
+	pa := Start(t, hs.URL, alice.Localpart, alice.Password)
+	pb := Start(t, hs.URL, bob.Localpart, bob.Password)
+	// Sharing an encrypted room makes bob's SDK track alice's devices.
+	room := pa.CreateRoom(t, RoomOptions{Encrypted: true, Invite: []id.UserID{bob.UserID}})
+	pb.Join(t, room.String())
+	if s := pb.WaitDeviceStatus(t, ctx, alice.UserID, pa.DeviceID, func(s DeviceStatus) bool { return s.Known }); s.SignedByOwner || s.Verified {
+		t.Fatalf("before bootstrap, bob's peer sees alice's device as %+v, want unsigned", s)
+	}
+
+	r := pa.BootstrapCrossSigning(t)
+	if !strings.HasPrefix(r.RecoveryKey, "Es") || r.BackupVersion == "" || !r.CrossSigningReady || !r.SecretStorageReady {
+		t.Fatalf("bootstrap gave %+v, want a recovery key, a backup version and both ready", r)
+	}
+	if s := pa.DeviceStatus(t, alice.UserID, pa.DeviceID); !s.CrossSigningVerified {
+		t.Fatalf("alice's peer sees its own device as %+v, want cross-signing verified", s)
+	}
+	pb.WaitDeviceStatus(t, ctx, alice.UserID, pa.DeviceID, func(s DeviceStatus) bool { return s.SignedByOwner })
+
+	var backup struct {
+		Version string `json:"version"`
+	}
+	if _, err := alice.Client.MakeRequest(ctx, "GET", alice.Client.BuildClientURL("v3", "room_keys", "version"), nil, &backup); err != nil || backup.Version != r.BackupVersion {
+		t.Fatalf("the homeserver's key backup: version %q (%v), want %q", backup.Version, err, r.BackupVersion)
+	}
+	var defaultKey struct {
+		Key string `json:"key"`
+	}
+	if err := alice.Client.GetAccountData(ctx, "m.secret_storage.default_key", &defaultKey); err != nil || defaultKey.Key == "" {
+		t.Fatalf("no default secret storage key in alice's account data (%v)", err)
+	}
+
+	// A device added later is not signed until someone verifies it.
+	pa2 := Start(t, hs.URL, alice.Localpart, alice.Password)
+	if s := pa.WaitDeviceStatus(t, ctx, alice.UserID, pa2.DeviceID, func(s DeviceStatus) bool { return s.Known }); s.SignedByOwner || s.Verified {
+		t.Fatalf("alice's peer sees her new device as %+v, want known and not verified", s)
+	}
+	// TrustDevices verifies it locally, on the peer only.
+	if got := pa.TrustDevices(t, alice.UserID); !containsDevice(got, pa2.DeviceID) || containsDevice(got, pa.DeviceID) {
+		t.Fatalf("TrustDevices marked %v, want the new device %s and not the peer's own %s", got, pa2.DeviceID, pa.DeviceID)
+	}
+	if s := pa.DeviceStatus(t, alice.UserID, pa2.DeviceID); !s.LocallyVerified || !s.Verified || s.SignedByOwner {
+		t.Fatalf("after TrustDevices, alice's peer sees her new device as %+v, want locally verified only", s)
+	}
+}
+
+func containsDevice(devices []id.DeviceID, d id.DeviceID) bool {
+	for _, x := range devices {
+		if x == d {
+			return true
+		}
+	}
+	return false
+}
+
+// A DM is made as Element makes it: is_direct on the invite and the room in
+// the creator's m.direct.
+func TestPeerCreatesDirectMessage(t *testing.T) {
+	ctx := t.Context()
+	hs := testenv.SharedHomeserver(t)
+	alice := hs.Register(t, "sdkdm")
+	bob := hs.Register(t, "sdkdmb")
+	pa := Start(t, hs.URL, alice.Localpart, alice.Password)
+	room := pa.CreateRoom(t, RoomOptions{Encrypted: true, Direct: true, Invite: []id.UserID{bob.UserID}})
+	if !pa.IsEncrypted(t, room) {
+		t.Fatal("the DM is not encrypted")
+	}
+	var direct map[id.UserID][]id.RoomID
+	if err := alice.Client.GetAccountData(ctx, event.AccountDataDirectChats.Type, &direct); err != nil {
+		t.Fatal(err)
+	}
+	if len(direct[bob.UserID]) != 1 || direct[bob.UserID][0] != room {
+		t.Fatalf("m.direct is %v, want %s under %s", direct, room, bob.UserID)
+	}
+	bob.SyncUntil(t, ctx, func(resp *mautrix.RespSync) bool {
+		inv, ok := resp.Rooms.Invite[room]
+		if !ok {
+			return false
+		}
+		for _, evt := range inv.State.Events {
+			if evt.Type == event.StateMember && evt.GetStateKey() == bob.UserID.String() {
+				isDirect, _ := evt.Content.Raw["is_direct"].(bool)
+				if !isDirect {
+					t.Fatalf("bob's invite %s has no is_direct: %v", evt.ID, evt.Content.Raw)
+				}
+				return true
+			}
+		}
+		return false
+	})
+}
+
 // Requests the peer cannot do come back as errors in words, and the peer
 // goes on serving.
 func TestPeerReportsBadRequests(t *testing.T) {
