@@ -145,6 +145,21 @@ func TestPeerBootstrapsCrossSigning(t *testing.T) {
 		t.Fatalf("no default secret storage key in alice's account data (%v)", err)
 	}
 
+	// Room keys reach the backup: the homeserver holds one for the room.
+	pa.Send(t, room, "backed up "+randomHex())
+	if b := pa.WaitKeysBackedUp(t, ctx); b.Version != r.BackupVersion {
+		t.Fatalf("keys went to backup %+v, want version %s", b, r.BackupVersion)
+	}
+	var keys struct {
+		Rooms map[id.RoomID]struct {
+			Sessions map[string]json.RawMessage `json:"sessions"`
+		} `json:"rooms"`
+	}
+	keysURL := alice.Client.BuildURLWithQuery(mautrix.ClientURLPath{"v3", "room_keys", "keys"}, map[string]string{"version": r.BackupVersion})
+	if _, err := alice.Client.MakeRequest(ctx, "GET", keysURL, nil, &keys); err != nil || len(keys.Rooms[room].Sessions) == 0 {
+		t.Fatalf("the homeserver's key backup has %+v for the room (%v), want a session", keys.Rooms[room], err)
+	}
+
 	// A device added later is not signed until someone verifies it.
 	pa2 := Start(t, hs.URL, alice.Localpart, alice.Password)
 	if s := pa.WaitDeviceStatus(t, ctx, alice.UserID, pa2.DeviceID, func(s DeviceStatus) bool { return s.Known }); s.SignedByOwner || s.Verified {
