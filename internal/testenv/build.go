@@ -76,7 +76,7 @@ func dendriteBinaries(logf func(string, ...any)) (string, error) {
 
 	// go test ./... runs one test binary per package at the same time; without
 	// the lock each of them would start its own multi-minute build.
-	unlock, err := lockFile(filepath.Join(root, "dendrite-"+key+".lock"), logf)
+	unlock, err := LockFile(filepath.Join(root, "dendrite-"+key+".lock"), "building Dendrite", logf)
 	if err != nil {
 		return "", err
 	}
@@ -132,6 +132,16 @@ func cacheKey(modDir string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }
 
+// CacheRoot is the directory that holds what the rig builds or installs once
+// per machine, shared by every test binary: $MXIRCD_TESTENV_CACHE, or
+// mxircd-testenv under the user's cache directory.
+func CacheRoot() (string, error) { return cacheRoot() }
+
+// ChildProcAttr is for helper processes that the rig starts besides
+// Dendrite: on Linux the kernel kills them when the test binary dies without
+// running its cleanups.
+func ChildProcAttr() *syscall.SysProcAttr { return childProcAttr() }
+
 func cacheRoot() (string, error) {
 	if dir := os.Getenv("MXIRCD_TESTENV_CACHE"); dir != "" {
 		return filepath.Abs(dir)
@@ -153,7 +163,11 @@ func haveBinaries(dir string) bool {
 	return true
 }
 
-func lockFile(path string, logf func(string, ...any)) (unlock func(), err error) {
+// LockFile takes an exclusive lock on path (created if missing), waiting for
+// another process that holds it; purpose says what that process is doing,
+// for the log line that explains the wait. The lock lasts until unlock is
+// called or the process ends.
+func LockFile(path, purpose string, logf func(string, ...any)) (unlock func(), err error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, err
@@ -161,7 +175,7 @@ func lockFile(path string, logf func(string, ...any)) (unlock func(), err error)
 	fd := int(f.Fd())
 	err = flock(fd, syscall.LOCK_EX|syscall.LOCK_NB)
 	if errors.Is(err, syscall.EWOULDBLOCK) {
-		logf("testenv: waiting for another process to finish building Dendrite")
+		logf("testenv: waiting for another process to finish %s", purpose)
 		err = flock(fd, syscall.LOCK_EX)
 	}
 	if err != nil {
