@@ -1,7 +1,7 @@
 // Package bench measures mxircd against the native Matrix path, side by
 // side in one run, on the test homeserver. Run with
 //
-//	go test -run '^$' -bench . -benchtime 1x ./bench/
+//	go test -tags goolm -run '^$' -bench . -benchtime 1x ./bench/
 //
 // Figures are ratios between the two paths measured in the same run; the
 // absolute times depend on the machine and on Dendrite.
@@ -168,7 +168,7 @@ func startGateway(b *testing.B, hs *testenv.Homeserver, extra string) string {
 	bin := filepath.Join(dir, "mxircd")
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..")
-	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, "./cmd/mxircd")
+	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-tags", "goolm", "-o", bin, "./cmd/mxircd")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		b.Fatalf("go build: %v\n%s", err, out)

@@ -304,7 +304,7 @@ func rssOf(b *testing.B, pid int) uint64 {
 func buildGateway(b *testing.B) string {
 	bin := filepath.Join(b.TempDir(), "mxircd")
 	_, file, _, _ := runtime.Caller(0)
-	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, "./cmd/mxircd")
+	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-tags", "goolm", "-o", bin, "./cmd/mxircd")
 	build.Dir = filepath.Join(filepath.Dir(file), "..")
 	if out, err := build.CombinedOutput(); err != nil {
 		b.Fatalf("go build: %v\n%s", err, out)

@@ -3,7 +3,7 @@
 // machine, with the same load generator, in one run:
 //
 //	apt-get install -y ngircd   # once; the benchmark skips without it
-//	go test -run '^$' -bench Frontend -benchtime 1x ./bench/frontend/
+//	go test -tags goolm -run '^$' -bench Frontend -benchtime 1x ./bench/frontend/
 //
 // Both servers run as separate processes and are measured from outside the
 // same way: CPU from /proc/PID/stat (user+system, all threads), memory from

@@ -339,7 +339,7 @@ func buildMxircd(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "mxircd")
 	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if out, err := exec.Command(goBin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command(goBin, "build", "-tags", "goolm", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin

@@ -35,7 +35,7 @@ func TestProcessSignals(t *testing.T) {
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "mxircd")
 	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if out, err := exec.Command(goBin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command(goBin, "build", "-tags", "goolm", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 
