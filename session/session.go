@@ -583,9 +583,14 @@ func retryDelay(err error, prev time.Duration) time.Duration {
 
 // Attachment links one IRC client to a session. It implements ircd.Handler.
 type Attachment struct {
-	sess   *Session
+	sess *Session
+	// conn is the connection itself, set once: any goroutine may use it.
+	conn Client
+	name string // the client name ("laptop" of alice@laptop), "" if none
+
+	// client is where the owner sends the client's lines: the connection,
+	// or a stand-in gathering a labeled response. Owner goroutine only.
 	client Client
-	name   string // the client name ("laptop" of alice@laptop), "" if none
 
 	// Owner goroutine only.
 	monitor    map[string]id.UserID // MONITOR targets, folded
@@ -597,7 +602,7 @@ type Attachment struct {
 func newAttachment(s *Session, c Client, name string) *Attachment {
 	// cursor -1: the first mark, even at position 0, saves the client's
 	// cursor, so a client that was shown nothing still has a place.
-	return &Attachment{sess: s, client: c, name: name, monitor: map[string]id.UserID{}, cursor: -1}
+	return &Attachment{sess: s, conn: c, client: c, name: name, monitor: map[string]id.UserID{}, cursor: -1}
 }
 
 // Attach starts delivery to the client. Client's reader goroutine.
@@ -607,7 +612,7 @@ func (a *Attachment) Attach() { a.sess.post(attachEvent{a}) }
 // goroutine; it blocks only while the session's event queue is full.
 func (a *Attachment) HandleCommand(m *irc.Message) {
 	if !a.sess.post(commandEvent{a: a, msg: m}) {
-		a.client.Close("Your Matrix session has ended")
+		a.conn.Close("Your Matrix session has ended")
 	}
 }
 
