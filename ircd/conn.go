@@ -38,7 +38,7 @@ type Conn struct {
 	closeOnce sync.Once
 
 	mu        sync.Mutex // guards the fields below, read by other goroutines
-	nick      string
+	nick      string     // the reader's until registration, then the session's (SetNick)
 	user      string
 	realname  string
 	caps      map[string]bool
@@ -81,9 +81,20 @@ func (c *Conn) Nick() string {
 	return c.nick
 }
 
-// SetNick records a nickname change that the caller has already announced
-// to the client. Any goroutine.
+// SetNick records a nickname change that the session has already
+// announced to the client. The nick has one writer at a time: the reader
+// goroutine until registration (NICK), the session from then on; the
+// reader hands it over by setting registered before Attach, so a call
+// before that is ignored. Session owner goroutine.
 func (c *Conn) SetNick(nick string) {
+	if !c.registered.Load() {
+		c.log.Warn("nick change before registration ignored", "nick", nick)
+		return
+	}
+	c.storeNick(nick)
+}
+
+func (c *Conn) storeNick(nick string) {
 	c.mu.Lock()
 	c.nick = nick
 	c.mu.Unlock()

@@ -260,7 +260,7 @@ func (c *Conn) handleNickPreReg(m *irc.Message) {
 		c.replyNumeric(irc.ERR_ERRONEUSNICKNAME, nick, "Erroneous nickname")
 		return
 	}
-	c.SetNick(nick)
+	c.storeNick(nick) // not registered yet: the reader's to write
 	c.reg.nickSet = true
 	c.tryRegister()
 }

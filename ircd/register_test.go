@@ -399,3 +399,30 @@ func TestFailedLoginLimit(t *testing.T) {
 	c2.expect("464", "alice")
 	c2.expectClosed("Login failed")
 }
+
+// Until registration the reader goroutine alone sets the nick (NICK);
+// from then on the session alone does (SetNick). A session that calls
+// SetNick too early, here right after a SASL login, changes nothing.
+func TestSetNickBeforeRegistrationIsRefused(t *testing.T) {
+	ts := startServer(t, testConfig())
+	c := ts.dial(t)
+	c.send("CAP LS 302", "NICK alice", "USER alice 0 * :Alice")
+	c.expect("CAP", "*", "LS")
+	c.send("CAP REQ :sasl")
+	c.expect("CAP", "alice", "ACK", "sasl")
+	c.send("AUTHENTICATE PLAIN")
+	c.expect("AUTHENTICATE", "+")
+	c.send("AUTHENTICATE " + saslPlain("", testAccount, testPassword))
+	c.expect("900", "alice")
+	c.expect("903", "alice")
+	h := ts.backend.nextHandler(t)
+	h.conn.SetNick("early")
+	c.send("CAP END")
+	c.expect("001", "alice", "Welcome to the TestNet IRC network, alice")
+	for m := c.next(); m.Command != "376"; m = c.next() {
+	}
+	h.conn.SetNick("later")
+	if got := h.conn.Nick(); got != "later" {
+		t.Errorf("after registration SetNick left the nick %q, want later", got)
+	}
+}
