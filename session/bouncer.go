@@ -86,7 +86,7 @@ func (s *Session) catchUp(a *Attachment, after, upTo int64) {
 				// A client seen for the first time gets a cursor now, so
 				// that it gets what comes after it leaves even if it was
 				// shown nothing.
-				err = st.PutCursor(ctx, user, a.name, from)
+				err = s.mgr.saveCursor(ctx, user, a.name, from)
 			}
 		}
 		var events []store.StoredEvent

@@ -83,11 +83,12 @@ type Manager struct {
 	// startSlots bounds the first syncs in flight (see Session.syncLoop).
 	startSlots chan struct{}
 
-	// Client cursors waiting to be saved, written by one goroutine in
-	// group commits.
+	// Client cursors waiting to be saved. The cursor writer (cursorLoop)
+	// is the only goroutine that writes cursors to the store, in group
+	// commits; everyone else queues updates here.
 	cursorMu      sync.Mutex
 	cursorOps     []store.CursorUpdate
-	cursorWaiters []chan struct{}
+	cursorWaiters []chan error
 	cursorWake    chan struct{}
 	cursorDone    chan struct{}
 	stopCursors   context.CancelFunc
@@ -595,7 +596,7 @@ const cursorWait = 2 * time.Second
 // show the client lines it has already seen. Clients' saves are grouped
 // into one transaction. Any goroutine.
 func (m *Manager) commitCursor(user, client string, seq int64) {
-	done := make(chan struct{})
+	done := make(chan error, 1)
 	m.queueCursor(store.CursorUpdate{UserID: user, Client: client, Seq: seq}, done)
 	select {
 	case <-done:
@@ -605,13 +606,29 @@ func (m *Manager) commitCursor(user, client string, seq int64) {
 	}
 }
 
+// saveCursor moves a client's cursor forward to seq through the cursor
+// writer, the one writer of cursors, and waits until it is saved. Any
+// goroutine but the cursor writer.
+func (m *Manager) saveCursor(ctx context.Context, user, client string, seq int64) error {
+	done := make(chan error, 1)
+	m.queueCursor(store.CursorUpdate{UserID: user, Client: client, Seq: seq}, done)
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-m.cursorDone:
+		return errors.New("the gateway is stopping")
+	}
+}
+
 // resetCursor moves a client's cursor back to seq after a write to it
 // failed. Any goroutine; never blocks.
 func (m *Manager) resetCursor(user, client string, seq int64) {
 	m.queueCursor(store.CursorUpdate{UserID: user, Client: client, Seq: seq, Force: true}, nil)
 }
 
-func (m *Manager) queueCursor(u store.CursorUpdate, done chan struct{}) {
+func (m *Manager) queueCursor(u store.CursorUpdate, done chan error) {
 	m.cursorMu.Lock()
 	m.cursorOps = append(m.cursorOps, u)
 	if done != nil {
@@ -652,6 +669,6 @@ func (m *Manager) flushCursors() {
 		m.log.Warn("could not save clients' positions", "count", len(ops), "err", err)
 	}
 	for _, w := range waiters {
-		close(w)
+		w <- err
 	}
 }

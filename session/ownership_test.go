@@ -1,11 +1,18 @@
 package session
 
 import (
+	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"gopkg.in/irc.v4"
 	"maunium.net/go/mautrix"
+
+	"github.com/mxircd/mxircd/internal/testenv"
+	"github.com/mxircd/mxircd/store"
+	"github.com/mxircd/mxircd/store/storetest"
 )
 
 // capRecorder is a recorder that negotiated the given capabilities.
@@ -56,5 +63,43 @@ func TestAttachmentClientIsNotSwapped(t *testing.T) {
 	wg.Wait()
 	if len(conn.all()) != 100 {
 		t.Errorf("%d replies to 100 labeled NAMES, want 100", len(conn.all()))
+	}
+}
+
+// directCursors is the real store, counting the cursor writes that do not
+// go through the manager's cursor writer.
+type directCursors struct {
+	store.Store
+	direct atomic.Int32
+}
+
+func (d *directCursors) PutCursor(ctx context.Context, user, client string, seq int64) error {
+	d.direct.Add(1)
+	return d.Store.PutCursor(ctx, user, client, seq)
+}
+
+// A client name seen for the first time gets a cursor at once, and it is
+// the manager's cursor writer that saves it: cursors have one writer, so
+// a catch-up cannot overwrite a position the writer has just moved.
+func TestNewClientCursorHasOneWriter(t *testing.T) {
+	hs := testenv.SharedHomeserver(t)
+	who := hs.Register(t, "cursor")
+	st := &directCursors{Store: storetest.Open(t, "sqlite")}
+	m := NewManager(Config{Homeserver: hs.URL, ReplayLimit: 100}, st)
+	t.Cleanup(func() { m.Close(context.Background()) })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, err := m.Login(ctx, who.UserID.String()+"@laptop", who.Password, &recorder{nick: who.Localpart})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Attach()
+	defer a.Detach()
+	waitFor(t, func() bool {
+		_, ok, err := st.Cursor(ctx, who.UserID.String(), "laptop")
+		return ok || err != nil
+	}, "the new client's cursor")
+	if n := st.direct.Load(); n != 0 {
+		t.Errorf("%d cursor writes bypassed the cursor writer", n)
 	}
 }
