@@ -498,11 +498,9 @@ func (m *Manager) BusySessions() int {
 	m.mu.Unlock()
 	n := 0
 	for _, s := range all {
-		s.jobs.mu.Lock()
-		if s.jobs.running {
+		if s.jobs.busy() {
 			n++
 		}
-		s.jobs.mu.Unlock()
 	}
 	return n
 }

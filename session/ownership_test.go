@@ -103,3 +103,60 @@ func TestNewClientCursorHasOneWriter(t *testing.T) {
 		t.Errorf("%d cursor writes bypassed the cursor writer", n)
 	}
 }
+
+// The request queue starts one worker for a burst of requests, refuses
+// beyond its bound, and once stopped lets the worker drain what is queued
+// and then end the session.
+func TestJobQueue(t *testing.T) {
+	var q jobQueue
+	noop := func(context.Context) func() { return nil }
+	if ok, start := q.push(noop); !ok || !start {
+		t.Fatalf("first push: ok=%v start=%v, want a worker started", ok, start)
+	}
+	for i := 1; i < maxJobs; i++ {
+		if ok, start := q.push(noop); !ok || start {
+			t.Fatalf("push %d: ok=%v start=%v, want queued behind the running worker", i, ok, start)
+		}
+	}
+	if ok, _ := q.push(noop); ok {
+		t.Fatal("a full queue took one more request")
+	}
+	if !q.busy() {
+		t.Error("not busy with a worker running")
+	}
+	if idle := q.stop(); idle {
+		t.Error("stop says idle with a worker running")
+	}
+	for i := range maxJobs {
+		if _, timeout, ok, stopping := q.take(); !ok || !stopping || timeout > drainTimeout {
+			t.Fatalf("take %d while stopping: ok=%v stopping=%v timeout=%v", i, ok, stopping, timeout)
+		}
+	}
+	if _, _, ok, stopping := q.take(); ok || !stopping {
+		t.Fatalf("take on an empty stopping queue: ok=%v stopping=%v, want the worker and the session to end", ok, stopping)
+	}
+	if q.busy() {
+		t.Error("busy after the worker ended")
+	}
+	if idle := q.stop(); !idle {
+		t.Error("stop says a worker runs after it ended")
+	}
+}
+
+// BusySessions reads each session's queue while its owner and worker use
+// it.
+func TestBusySessionsWhileRequestsRun(t *testing.T) {
+	s := unstartedSession(t)
+	s.mgr.sessions[s.user] = s
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 200 {
+			s.enqueue(func(context.Context) func() { return nil })
+		}
+	}()
+	for range 200 {
+		s.mgr.BusySessions()
+	}
+	<-done
+}

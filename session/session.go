@@ -286,11 +286,7 @@ func (s *Session) handleEvent(ev any) {
 		}
 	case stopEvent:
 		s.stopOnce.Do(func() {
-			s.jobs.mu.Lock()
-			s.jobs.stopAt = time.Now()
-			idle := !s.jobs.running
-			s.jobs.mu.Unlock()
-			if idle {
+			if s.jobs.stop() {
 				s.cancel() // nothing queued to finish
 			}
 		})
@@ -334,7 +330,7 @@ func (s *Session) forgetToken() error {
 
 // jobQueue holds the requests waiting for the worker. The worker runs
 // only while there is work: an idle always-on session keeps no goroutine
-// for it.
+// for it. Its lock is its own: everyone goes through its methods.
 type jobQueue struct {
 	mu      sync.Mutex
 	q       []job
@@ -345,21 +341,75 @@ type jobQueue struct {
 // maxJobs bounds the requests one session may have waiting.
 const maxJobs = 256
 
+// push adds a request; ok is false when the queue is full. start says the
+// caller must start a worker, as none is running. Any goroutine.
+func (q *jobQueue) push(j job) (ok, start bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.q) >= maxJobs {
+		return false, false
+	}
+	q.q = append(q.q, j)
+	start = !q.running
+	q.running = true
+	return true, start
+}
+
+// take hands the worker its next request and how long it may run. When
+// none is left, or a stopping session has spent its patience, it drops
+// what is left and says so (ok false): the worker ends, and with stopping
+// the session too. Worker goroutine.
+func (q *jobQueue) take() (j job, timeout time.Duration, ok, stopping bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	stopping = !q.stopAt.IsZero()
+	if len(q.q) == 0 || (stopping && time.Since(q.stopAt) > drainTimeout) {
+		q.running = false
+		clear(q.q)
+		q.q = q.q[:0]
+		return nil, 0, false, stopping
+	}
+	j = q.q[0]
+	q.q[0] = nil
+	q.q = q.q[1:]
+	timeout = 60 * time.Second
+	if stopping {
+		timeout = drainTimeout - time.Since(q.stopAt)
+	}
+	return j, timeout, true, stopping
+}
+
+// stop starts the drain: from now the worker has drainTimeout for what is
+// queued. idle says no worker runs, so nothing is left to finish. Any
+// goroutine.
+func (q *jobQueue) stop() (idle bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.stopAt.IsZero() {
+		q.stopAt = time.Now()
+	}
+	return !q.running
+}
+
+// busy says whether a worker is running. Any goroutine.
+func (q *jobQueue) busy() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.running
+}
+
 // enqueue schedules a homeserver request. It never blocks the owner: when
 // the queue is full the request is refused and the caller tells the client.
 // Any goroutine.
 func (s *Session) enqueue(j job) bool {
-	s.jobs.mu.Lock()
-	defer s.jobs.mu.Unlock()
-	if len(s.jobs.q) >= maxJobs || s.ctx.Err() != nil {
+	if s.ctx.Err() != nil {
 		return false
 	}
-	s.jobs.q = append(s.jobs.q, j)
-	if !s.jobs.running {
-		s.jobs.running = true
+	ok, start := s.jobs.push(j)
+	if start {
 		go s.guard("request worker", s.worker)
 	}
-	return true
+	return ok
 }
 
 // worker runs requests one at a time, in the order the client gave them,
@@ -369,25 +419,12 @@ func (s *Session) enqueue(j job) bool {
 // the session.
 func (s *Session) worker() {
 	for {
-		s.jobs.mu.Lock()
-		stopAt := s.jobs.stopAt
-		if len(s.jobs.q) == 0 || (!stopAt.IsZero() && time.Since(stopAt) > drainTimeout) {
-			s.jobs.running = false
-			clear(s.jobs.q)
-			s.jobs.q = s.jobs.q[:0]
-			s.jobs.mu.Unlock()
-			if !stopAt.IsZero() {
+		j, timeout, ok, stopping := s.jobs.take()
+		if !ok {
+			if stopping {
 				s.cancel()
 			}
 			return
-		}
-		j := s.jobs.q[0]
-		s.jobs.q[0] = nil
-		s.jobs.q = s.jobs.q[1:]
-		s.jobs.mu.Unlock()
-		timeout := 60 * time.Second
-		if !stopAt.IsZero() {
-			timeout = drainTimeout - time.Since(stopAt)
 		}
 		s.runJob(j, timeout)
 	}
