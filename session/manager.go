@@ -67,9 +67,12 @@ type Manager struct {
 	store store.Store
 	log   *slog.Logger
 
-	mu        sync.Mutex
-	sessions  map[id.UserID]*Session
-	ending    map[id.UserID]*Session // stopped, still finishing queued requests
+	mu       sync.Mutex
+	sessions map[id.UserID]*Session
+	ending   map[id.UserID]*Session // stopped, still finishing queued requests
+	// attached counts the attachments holding each session; one that
+	// reaches none ends unless it is always-on.
+	attached  map[*Session]int
 	userLocks map[id.UserID]*sync.Mutex
 	closed    bool
 	running   sync.WaitGroup
@@ -127,6 +130,7 @@ func NewManager(cfg Config, st store.Store) *Manager {
 		log:         cfg.Logger,
 		sessions:    map[id.UserID]*Session{},
 		ending:      map[id.UserID]*Session{},
+		attached:    map[*Session]int{},
 		userLocks:   map[id.UserID]*sync.Mutex{},
 		passwords:   newPasswordCache(),
 		shared:      newStateRegistry(),
@@ -243,7 +247,7 @@ func (m *Manager) Login(ctx context.Context, account, password string, client Cl
 	}
 	sess := m.sessions[user]
 	if sess != nil {
-		sess.refs++
+		m.attached[sess]++
 		m.mu.Unlock()
 		if !verified {
 			sess.setToken(acct.AccessToken)
@@ -406,7 +410,9 @@ func (m *Manager) launch(ctx context.Context, cli *mautrix.Client, acct *store.A
 	// Until a client attaches, the account shows as away if configured.
 	sess.detachedAway.Store(m.cfg.AwayWhenDetached && refs == 0)
 	sess.unsent = outbox
-	sess.refs = refs
+	if refs > 0 {
+		m.attached[sess] = refs
+	}
 	m.sessions[user] = sess
 	m.running.Add(1)
 	go func() {
@@ -425,8 +431,13 @@ func (m *Manager) launch(ctx context.Context, cli *mautrix.Client, acct *store.A
 // when no client is left, unless it is always-on. Any goroutine.
 func (m *Manager) release(sess *Session) {
 	m.mu.Lock()
-	sess.refs--
-	stop := sess.refs == 0 && m.sessions[sess.user] == sess && !sess.alwaysOn.Load()
+	refs := m.attached[sess] - 1
+	if refs > 0 {
+		m.attached[sess] = refs
+	} else {
+		delete(m.attached, sess)
+	}
+	stop := refs == 0 && m.sessions[sess.user] == sess && !sess.alwaysOn.Load()
 	if stop {
 		delete(m.sessions, sess.user)
 		m.ending[sess.user] = sess

@@ -59,8 +59,6 @@ type Session struct {
 
 	stopOnce sync.Once
 
-	refs int // attachments holding the session; guarded by mgr.mu
-
 	// alwaysOn keeps the session running with no client attached.
 	alwaysOn atomic.Bool
 	// since is the stored sync token the session resumes from ("" for a
