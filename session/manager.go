@@ -73,7 +73,7 @@ type Manager struct {
 	// attached counts the attachments holding each session; one that
 	// reaches none ends unless it is always-on.
 	attached  map[*Session]int
-	userLocks map[id.UserID]*sync.Mutex
+	userLocks map[id.UserID]*userLock
 	closed    bool
 	running   sync.WaitGroup
 
@@ -131,7 +131,7 @@ func NewManager(cfg Config, st store.Store) *Manager {
 		sessions:    map[id.UserID]*Session{},
 		ending:      map[id.UserID]*Session{},
 		attached:    map[*Session]int{},
-		userLocks:   map[id.UserID]*sync.Mutex{},
+		userLocks:   map[id.UserID]*userLock{},
 		passwords:   newPasswordCache(),
 		shared:      newStateRegistry(),
 		encrypted:   newEncryptedRooms(),
@@ -195,16 +195,34 @@ func (m *Manager) prune(ctx context.Context) {
 }
 
 // userLock serialises logins of one account, so two clients connecting at
-// once share one session and one device.
-func (m *Manager) userLock(user id.UserID) *sync.Mutex {
+// once share one session and one device. users counts the logins holding
+// or waiting for it; at none it leaves userLocks, which so holds only the
+// accounts being logged in to, whatever names are tried. Guarded by
+// Manager.mu, apart from the mutex itself.
+type userLock struct {
+	sync.Mutex
+	users int
+}
+
+// lockUser takes the account's login lock, and returns what releases it.
+func (m *Manager) lockUser(user id.UserID) (unlock func()) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	l := m.userLocks[user]
 	if l == nil {
-		l = &sync.Mutex{}
+		l = &userLock{}
 		m.userLocks[user] = l
 	}
-	return l
+	l.users++
+	m.mu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		m.mu.Lock()
+		if l.users--; l.users == 0 {
+			delete(m.userLocks, user)
+		}
+		m.mu.Unlock()
+	}
 }
 
 // Login checks account and password and attaches client to the account's
@@ -222,9 +240,7 @@ func (m *Manager) Login(ctx context.Context, account, password string, client Cl
 		}
 		return nil, fmt.Errorf("%w: %q is not a Matrix ID", ErrInvalidCredentials, account)
 	}
-	lock := m.userLock(user)
-	lock.Lock()
-	defer lock.Unlock()
+	defer m.lockUser(user)()
 
 	acct, err := m.store.Account(ctx, user.String())
 	if errors.Is(err, store.ErrNotFound) {
@@ -561,9 +577,7 @@ func (m *Manager) ResumeAll() {
 }
 
 func (m *Manager) resume(user id.UserID) error {
-	lock := m.userLock(user)
-	lock.Lock()
-	defer lock.Unlock()
+	defer m.lockUser(user)()
 	m.mu.Lock()
 	_, running := m.sessions[user]
 	closed := m.closed

@@ -2,6 +2,8 @@ package session
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -159,4 +161,35 @@ func TestBusySessionsWhileRequestsRun(t *testing.T) {
 		s.mgr.BusySessions()
 	}
 	<-done
+}
+
+// Logins with made-up account names leave nothing behind: the lock that
+// serialises an account's logins goes when no login of it is running, so
+// a stream of guesses cannot grow the manager without bound.
+func TestUserLocksShrink(t *testing.T) {
+	hs := testenv.SharedHomeserver(t)
+	m := NewManager(Config{Homeserver: hs.URL, ServerName: "localhost"}, storetest.Open(t, "sqlite"))
+	t.Cleanup(func() { m.Close(context.Background()) })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Two logins per name at once, so some wait on the lock.
+			name := fmt.Sprintf("nobody%d", i/2)
+			_, err := m.Login(ctx, name, "wrong password", &recorder{nick: name})
+			if !errors.Is(err, ErrInvalidCredentials) {
+				t.Errorf("login as %s: %v, want invalid credentials", name, err)
+			}
+		}()
+	}
+	wg.Wait()
+	m.mu.Lock()
+	left := len(m.userLocks)
+	m.mu.Unlock()
+	if left != 0 {
+		t.Errorf("%d login locks left after the logins ended, want none", left)
+	}
 }
