@@ -56,7 +56,7 @@ func (a *Attachment) mark(seq int64) {
 // startAttach gives a newly attached client its connect burst, then what it
 // missed. Owner goroutine.
 func (s *Session) startAttach(a *Attachment) {
-	s.sendConnectBurst(a)
+	s.sendConnectBurst(a, a.client)
 	for _, text := range s.undelivered {
 		a.client.SendNotice(text)
 	}
@@ -123,7 +123,7 @@ func (s *Session) finishCatchUp(a *Attachment, upTo int64, events []store.Stored
 		a.catchingUp = false
 		return
 	}
-	s.replayEvents(a, events, skipped)
+	s.replayEvents(a, a.client, events, skipped)
 	a.mark(upTo)
 	if s.head > upTo {
 		s.catchUp(a, upTo, s.head)
@@ -134,7 +134,7 @@ func (s *Session) finishCatchUp(a *Attachment, upTo int64, events []store.Stored
 
 // replayEvents shows a client stored events it missed, in order, each with
 // its time and ID. Owner goroutine.
-func (s *Session) replayEvents(a *Attachment, events []store.StoredEvent, skipped map[string]int) {
+func (s *Session) replayEvents(a *Attachment, out output, events []store.StoredEvent, skipped map[string]int) {
 	noted := map[string]bool{}
 	for _, se := range events {
 		r := s.rooms[id.RoomID(se.RoomID)]
@@ -147,7 +147,7 @@ func (s *Session) replayEvents(a *Attachment, events []store.StoredEvent, skippe
 			if r.dm != "" {
 				target = a.client.Nick()
 			}
-			a.client.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: a.client.ServerName()}, Command: "NOTICE",
+			out.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: a.client.ServerName()}, Command: "NOTICE",
 				Params: []string{target, fmt.Sprintf("%d older messages were not replayed; use your client's history (CHATHISTORY) to see them", n)}})
 		}
 		a.mark(se.Seq)
@@ -158,10 +158,10 @@ func (s *Session) replayEvents(a *Attachment, events []store.StoredEvent, skippe
 		if ev.StateKey != nil {
 			// Changes from before the burst are already in it.
 			if se.Seq > a.burstHead {
-				s.renderHistory(a, r, ev, true, "")
+				s.renderHistory(a, out, r, ev, true, "")
 			}
 		} else {
-			s.renderHistory(a, r, ev, false, "")
+			s.renderHistory(a, out, r, ev, false, "")
 		}
 	}
 }
@@ -179,30 +179,27 @@ func decodeStored(se store.StoredEvent) (*event.Event, bool) {
 	return &ev, true
 }
 
-// renderHistory shows one past event to client a alone, its lines tagged
-// with the event's time and ID (and batch, if not ""): messages and other
-// room events as live, and with withState also joins, parts, kicks and
-// topic changes, from the event itself. Owner goroutine.
-func (s *Session) renderHistory(a *Attachment, r *room, ev *event.Event, withState bool, batch string) {
+// renderHistory shows one past event to client a alone, in out, its lines
+// tagged with the event's time and ID (and batch, if not ""): messages and
+// other room events as live, and with withState also joins, parts, kicks
+// and topic changes, from the event itself. Owner goroutine.
+func (s *Session) renderHistory(a *Attachment, out output, r *room, ev *event.Event, withState bool, batch string) {
 	if ev.StateKey != nil && (!withState || r.dm != "") {
 		return
 	}
-	saved := a.client
-	a.client = &eventClient{Client: saved, tags: eventTags(ev), batch: batch}
-	s.only, s.replaying = a, true
-	defer func() { a.client, s.only, s.replaying = saved, nil, false }()
+	tagged := &eventOutput{out: out, conn: a.client, tags: eventTags(ev), batch: batch}
 	switch {
 	case ev.StateKey != nil:
-		s.renderStateHistory(a, r, ev)
+		s.renderStateHistory(a, tagged, r, ev)
 	case ev.Type == event.EventMessage:
-		s.showMessage(r, ev)
+		s.showMessageTo(r, ev, only(a, tagged))
 	default:
-		s.showOther(r, ev)
+		s.showOther(r, ev, only(a, tagged))
 	}
 }
 
 // renderStateHistory shows a past membership or topic change.
-func (s *Session) renderStateHistory(a *Attachment, r *room, ev *event.Event) {
+func (s *Session) renderStateHistory(a *Attachment, out output, r *room, ev *event.Event) {
 	if !parseContent(ev) {
 		return
 	}
@@ -219,30 +216,31 @@ func (s *Session) renderStateHistory(a *Attachment, r *room, ev *event.Event) {
 		}
 		switch {
 		case c.Membership == event.MembershipJoin && prev != event.MembershipJoin:
-			s.sendJoin(a, r, user)
+			s.sendJoin(a, out, r, user)
 		case (c.Membership == event.MembershipLeave || c.Membership == event.MembershipBan) && prev == event.MembershipJoin:
 			if ev.Sender == user {
-				s.sendPart(a, r, user, c.Reason)
+				s.sendPart(a, out, r, user, c.Reason)
 			} else {
-				s.sendKick(a, r, ev.Sender, user, c.Reason)
+				s.sendKick(a, out, r, ev.Sender, user, c.Reason)
 			}
 		}
 	case event.StateTopic:
-		a.client.SendMessage(&irc.Message{Prefix: s.prefixOf(a, ev.Sender), Command: "TOPIC",
+		out.SendMessage(&irc.Message{Prefix: s.prefixOf(a, ev.Sender), Command: "TOPIC",
 			Params: []string{r.channel, topicLine(ev.Content.AsTopic().Topic)}})
 	}
 }
 
-// eventClient stands in for a client while a past event is rendered: every
-// line gets the event's time and ID unless it has its own, and, inside a
-// history batch, the batch's tag.
-type eventClient struct {
-	Client
+// eventOutput passes the lines of a past event to out: every line gets
+// the event's time and ID unless it has its own, and, inside a history
+// batch, the batch's tag.
+type eventOutput struct {
+	out   output
+	conn  Client // for the client's nick and the server name
 	tags  irc.Tags
 	batch string
 }
 
-func (e *eventClient) SendMessage(m *irc.Message) {
+func (e *eventOutput) SendMessage(m *irc.Message) {
 	tags := make(irc.Tags, len(m.Tags)+4)
 	if m.Tags["time"] == "" {
 		// A line the event's renderer did not tag itself (JOIN, TOPIC).
@@ -257,15 +255,15 @@ func (e *eventClient) SendMessage(m *irc.Message) {
 		tags["batch"] = e.batch
 	}
 	m.Tags = tags
-	e.Client.SendMessage(m)
+	e.out.SendMessage(m)
 }
 
-func (e *eventClient) SendNumeric(code string, params ...string) {
-	e.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: e.ServerName()}, Command: code, Params: append([]string{e.Nick()}, params...)})
+func (e *eventOutput) SendNumeric(code string, params ...string) {
+	e.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: e.conn.ServerName()}, Command: code, Params: append([]string{e.conn.Nick()}, params...)})
 }
 
-func (e *eventClient) SendNotice(text string) {
-	e.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: e.ServerName()}, Command: "NOTICE", Params: []string{e.Nick(), text}})
+func (e *eventOutput) SendNotice(text string) {
+	e.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: e.conn.ServerName()}, Command: "NOTICE", Params: []string{e.conn.Nick(), text}})
 }
 
 // txnClientSep separates a transaction ID from the name of the client that
@@ -304,14 +302,14 @@ func (s *Session) clientsChanged() {
 
 // cmdAlwaysOn shows or changes whether the account's session stays when
 // no client is attached.
-func (s *Session) cmdAlwaysOn(a *Attachment, m *irc.Message) {
+func (s *Session) cmdAlwaysOn(a *Attachment, out output, m *irc.Message) {
 	arg := strings.ToUpper(m.Param(0))
 	if arg == "" {
 		state := "off"
 		if s.alwaysOn.Load() {
 			state = "on"
 		}
-		a.client.SendNotice("Always-on is " + state + ": " + alwaysOnHelp)
+		out.SendNotice("Always-on is " + state + ": " + alwaysOnHelp)
 		return
 	}
 	var setting *bool
@@ -321,15 +319,15 @@ func (s *Session) cmdAlwaysOn(a *Attachment, m *irc.Message) {
 		setting = &v
 	case "DEFAULT":
 	default:
-		s.fail(a, "ALWAYSON", "INVALID_PARAMS", arg, "ALWAYSON takes ON, OFF or DEFAULT")
+		s.fail(a, out, "ALWAYSON", "INVALID_PARAMS", arg, "ALWAYSON takes ON, OFF or DEFAULT")
 		return
 	}
 	user, def := s.user.String(), s.mgr.cfg.AlwaysOn
-	s.request(a, "ALWAYSON", func(ctx context.Context) func() {
+	s.request(a, out, "ALWAYSON", func(ctx context.Context) func() {
 		err := s.mgr.setAlwaysOn(ctx, user, setting)
 		return func() {
 			if err != nil {
-				s.fail(a, "ALWAYSON", "CANNOT_CHANGE", "", "Could not save the setting: "+err.Error())
+				s.fail(a, out, "ALWAYSON", "CANNOT_CHANGE", "", "Could not save the setting: "+err.Error())
 				return
 			}
 			on := def
@@ -341,7 +339,7 @@ func (s *Session) cmdAlwaysOn(a *Attachment, m *irc.Message) {
 			if on {
 				state = "on"
 			}
-			a.client.SendNotice("Always-on is now " + state + ": " + alwaysOnHelp)
+			out.SendNotice("Always-on is now " + state + ": " + alwaysOnHelp)
 		}
 	})
 }

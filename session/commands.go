@@ -23,89 +23,90 @@ const maxPending = 200
 func (s *Session) handleCommand(a *Attachment, m *irc.Message) {
 	if !s.synced {
 		if len(s.pending) >= maxPending {
-			s.fail(a, m.Command, "TEMPORARILY_UNAVAILABLE", "", "Still connecting to Matrix; command dropped: "+m.Command)
+			s.fail(a, a.client, m.Command, "TEMPORARILY_UNAVAILABLE", "", "Still connecting to Matrix; command dropped: "+m.Command)
 			return
 		}
 		s.pending = append(s.pending, commandEvent{a: a, msg: m})
 		return
 	}
 	if label := m.Tags["label"]; label != "" && a.client.HasCap("labeled-response") && a.client.HasCap("batch") {
-		resp := &labeledClient{Client: a.client, sess: s, label: label}
-		s.within(a, resp, func() { s.runCommand(a, m) })
+		resp := &labeledResponse{conn: a.client, sess: s, label: label}
+		s.runCommand(a, resp, m)
 		resp.handled = true
 		resp.flush()
 		return
 	}
-	s.runCommand(a, m)
+	s.runCommand(a, a.client, m)
 }
 
-func (s *Session) runCommand(a *Attachment, m *irc.Message) {
+func (s *Session) runCommand(a *Attachment, out output, m *irc.Message) {
 	switch m.Command {
 	case "JOIN":
-		s.cmdJoin(a, m)
+		s.cmdJoin(a, out, m)
 	case "PART":
-		s.cmdPart(a, m)
+		s.cmdPart(a, out, m)
 	case "PRIVMSG", "NOTICE":
-		s.cmdMessage(a, m)
+		s.cmdMessage(a, out, m)
 	case "TOPIC":
-		s.cmdTopic(a, m)
+		s.cmdTopic(a, out, m)
 	case "NAMES":
-		s.cmdNames(a, m)
+		s.cmdNames(a, out, m)
 	case "WHO":
-		s.cmdWho(a, m)
+		s.cmdWho(a, out, m)
 	case "WHOIS":
-		s.cmdWhois(a, m)
+		s.cmdWhois(a, out, m)
 	case "MODE":
-		s.cmdMode(a, m)
+		s.cmdMode(a, out, m)
 	case "KICK":
-		s.cmdKick(a, m)
+		s.cmdKick(a, out, m)
 	case "INVITE":
-		s.cmdInvite(a, m)
+		s.cmdInvite(a, out, m)
 	case "LIST":
-		s.cmdList(a, m)
+		s.cmdList(a, out, m)
 	case "AWAY":
-		s.cmdAway(a, m)
+		s.cmdAway(a, out, m)
 	case "SETNAME":
-		s.cmdSetname(a, m)
+		s.cmdSetname(a, out, m)
 	case "MONITOR":
-		s.cmdMonitor(a, m)
+		s.cmdMonitor(a, out, m)
 	case "TAGMSG":
-		s.cmdTagmsg(a, m)
+		s.cmdTagmsg(a, out, m)
 	case "REDACT":
-		s.cmdRedact(a, m)
+		s.cmdRedact(a, out, m)
 	case "NICK":
-		s.cmdNick(a, m)
+		s.cmdNick(a, out, m)
 	case "CHATHISTORY":
-		s.cmdChathistory(a, m)
+		s.cmdChathistory(a, out, m)
 	case "MARKREAD":
-		s.cmdMarkread(a, m)
+		s.cmdMarkread(a, out, m)
 	case "ALWAYSON":
-		s.cmdAlwaysOn(a, m)
+		s.cmdAlwaysOn(a, out, m)
 	default:
-		a.client.SendNumeric(irc.ERR_UNKNOWNCOMMAND, m.Command, "Unknown command")
+		out.SendNumeric(irc.ERR_UNKNOWNCOMMAND, m.Command, "Unknown command")
 	}
 }
 
 // request schedules a homeserver call for a client, or tells the client
 // right away that too many are queued.
-func (s *Session) request(a *Attachment, command string, j job) bool {
-	resp := labeledOf(a)
+func (s *Session) request(a *Attachment, out output, command string, j job) bool {
+	resp := labeledOf(out)
 	if resp != nil {
-		// The result belongs to the labeled response too.
+		// The result belongs to the labeled response too; it writes to
+		// out, which the job's closure holds.
 		resp.pending++
 		inner := j
 		j = func(ctx context.Context) func() {
 			apply := inner(ctx)
 			return func() {
 				if apply != nil {
-					s.within(a, resp, apply)
+					apply()
 				}
 				resp.done()
 			}
 		}
 	}
 	if !s.enqueue(j) {
-		s.fail(a, command, "TEMPORARILY_UNAVAILABLE", "", "Too many requests are waiting for the homeserver; try again shortly")
+		s.fail(a, out, command, "TEMPORARILY_UNAVAILABLE", "", "Too many requests are waiting for the homeserver; try again shortly")
 		if resp != nil {
 			resp.pending--
 		}
@@ -114,13 +115,13 @@ func (s *Session) request(a *Attachment, command string, j job) bool {
 	return true
 }
 
-func (s *Session) cmdJoin(a *Attachment, m *irc.Message) {
+func (s *Session) cmdJoin(a *Attachment, out output, m *irc.Message) {
 	for _, name := range strings.Split(m.Params[0], ",") {
 		if name == "" {
 			continue
 		}
 		if r := s.roomByChannel(name); r != nil {
-			s.sendChannelBurst(a, r)
+			s.sendChannelBurst(a, out, r)
 			continue
 		}
 		target, ok := mapping.ParseChannel(name, s.user.Homeserver())
@@ -129,22 +130,22 @@ func (s *Session) cmdJoin(a *Attachment, m *irc.Message) {
 			target, ok = mapping.RoomTarget{RoomID: in.roomID, Server: in.inviter.Homeserver()}, true
 		}
 		if !ok {
-			a.client.SendNumeric(irc.ERR_NOSUCHCHANNEL, name, "No such channel: use #alias:server or !roomid:server")
+			out.SendNumeric(irc.ERR_NOSUCHCHANNEL, name, "No such channel: use #alias:server or !roomid:server")
 			continue
 		}
 		s.joinsInFlight++
-		ok = s.request(a, "JOIN", func(ctx context.Context) func() {
+		ok = s.request(a, out, "JOIN", func(ctx context.Context) func() {
 			roomID, err := s.joinTarget(ctx, target)
 			return func() {
 				if err != nil {
-					s.replyJoinError(a, name, err)
+					s.replyJoinError(a, out, name, err)
 				}
 				// The room arrives through sync, with its burst.
 				requested := string(target.Alias)
 				if target.RoomID != "" {
 					requested = string(target.RoomID)
 				}
-				s.joinDone(roomID, requested)
+				s.joinDone(roomID, requested, a, out)
 			}
 		})
 		if !ok {
@@ -186,23 +187,23 @@ func (s *Session) joinTarget(ctx context.Context, t mapping.RoomTarget) (id.Room
 	return resp.RoomID, nil
 }
 
-func (s *Session) replyJoinError(a *Attachment, channel string, err error) {
+func (s *Session) replyJoinError(a *Attachment, out output, channel string, err error) {
 	text := matrixErrorText(err)
 	switch {
 	case errors.Is(err, mautrix.MNotFound):
-		a.client.SendNumeric(irc.ERR_NOSUCHCHANNEL, channel, "No such channel: "+text)
+		out.SendNumeric(irc.ERR_NOSUCHCHANNEL, channel, "No such channel: "+text)
 	case errors.Is(err, mautrix.MForbidden):
 		if strings.Contains(strings.ToLower(text), "banned") {
-			a.client.SendNumeric(irc.ERR_BANNEDFROMCHAN, channel, "Cannot join channel (+b): "+text)
+			out.SendNumeric(irc.ERR_BANNEDFROMCHAN, channel, "Cannot join channel (+b): "+text)
 		} else {
-			a.client.SendNumeric(irc.ERR_INVITEONLYCHAN, channel, "Cannot join channel (+i): "+text)
+			out.SendNumeric(irc.ERR_INVITEONLYCHAN, channel, "Cannot join channel (+i): "+text)
 		}
 	default:
-		a.client.SendNumeric(irc.ERR_NOSUCHCHANNEL, channel, "Cannot join channel: "+text)
+		out.SendNumeric(irc.ERR_NOSUCHCHANNEL, channel, "Cannot join channel: "+text)
 	}
 }
 
-func (s *Session) cmdPart(a *Attachment, m *irc.Message) {
+func (s *Session) cmdPart(a *Attachment, out output, m *irc.Message) {
 	reason := m.Param(1)
 	for _, name := range strings.Split(m.Params[0], ",") {
 		if name == "" {
@@ -210,15 +211,15 @@ func (s *Session) cmdPart(a *Attachment, m *irc.Message) {
 		}
 		r := s.roomByChannel(name)
 		if r == nil {
-			a.client.SendNumeric(irc.ERR_NOTONCHANNEL, name, "You're not on that channel")
+			out.SendNumeric(irc.ERR_NOTONCHANNEL, name, "You're not on that channel")
 			continue
 		}
 		roomID, channel := r.id, r.channel
-		s.request(a, "PART", func(ctx context.Context) func() {
+		s.request(a, out, "PART", func(ctx context.Context) func() {
 			_, err := s.cli.LeaveRoom(ctx, roomID, &mautrix.ReqLeave{Reason: reason})
 			return func() {
 				if err != nil {
-					s.fail(a, "PART", "CANNOT_LEAVE", channel, fmt.Sprintf("Cannot leave %s: %s", channel, matrixErrorText(err)))
+					s.fail(a, out, "PART", "CANNOT_LEAVE", channel, fmt.Sprintf("Cannot leave %s: %s", channel, matrixErrorText(err)))
 				}
 				// On success the PART comes through sync, to every client.
 			}
@@ -226,7 +227,7 @@ func (s *Session) cmdPart(a *Attachment, m *irc.Message) {
 	}
 }
 
-func (s *Session) cmdMessage(a *Attachment, m *irc.Message) {
+func (s *Session) cmdMessage(a *Attachment, out output, m *irc.Message) {
 	target, text := m.Params[0], m.Params[1]
 	notice := m.Command == "NOTICE"
 	content, ok := mapping.MessageFromIRC(m.Command, text, s.nicksFor(a))
@@ -237,34 +238,34 @@ func (s *Session) cmdMessage(a *Attachment, m *irc.Message) {
 		content.RelatesTo = (&event.RelatesTo{}).SetReplyTo(reply)
 	}
 	if r := s.roomByChannel(target); r != nil {
-		s.sendContent(a, m.Command, r.id, r.channel, content, s.newTxnID(a))
+		s.sendContent(a, out, m.Command, r.id, r.channel, content, s.newTxnID(a, out))
 		return
 	}
 	if strings.ContainsRune("#!", rune(target[0])) {
 		if !notice { // NOTICE never gets an automatic reply.
-			a.client.SendNumeric(irc.ERR_NOSUCHCHANNEL, target, "No such channel")
+			out.SendNumeric(irc.ERR_NOSUCHCHANNEL, target, "No such channel")
 		}
 		return
 	}
 	user, ok := s.userForTarget(a, target)
 	if !ok || user == s.user {
 		if !notice {
-			a.client.SendNumeric(irc.ERR_NOSUCHNICK, target, "No such nick: give a nick you share a room with, or a Matrix ID")
+			out.SendNumeric(irc.ERR_NOSUCHNICK, target, "No such nick: give a nick you share a room with, or a Matrix ID")
 		}
 		return
 	}
-	s.sendDirect(a, target, user, content, m.Command)
+	s.sendDirect(a, out, target, user, content, m.Command)
 }
 
 // newTxnID makes the transaction ID of one message from client a, and
 // remembers it so the echo from sync is not shown to a again.
-func (s *Session) newTxnID(a *Attachment) string {
+func (s *Session) newTxnID(a *Attachment, out output) string {
 	s.txnSeq++
 	// The client's name ends the ID, so replay can leave out what a
 	// client typed itself.
 	txnID := fmt.Sprintf("mxircd.%d.%d%s%s", s.started, s.txnSeq, txnClientSep, a.name)
 	s.sentTxns[txnID] = a
-	if resp := labeledOf(a); resp != nil && a.client.HasCap("echo-message") {
+	if resp := labeledOf(out); resp != nil && a.client.HasCap("echo-message") {
 		// The echo is the answer to a labeled message: wait for it.
 		s.sentResp[txnID] = resp
 		resp.pending++
@@ -284,14 +285,14 @@ func (s *Session) dropTxn(txnID string) {
 
 // sendContent sends a message into a room; target is what the client
 // called it, for the error reply.
-func (s *Session) sendContent(a *Attachment, command string, roomID id.RoomID, target string, content *event.MessageEventContent, txnID string) {
-	ok := s.request(a, command, func(ctx context.Context) func() {
+func (s *Session) sendContent(a *Attachment, out output, command string, roomID id.RoomID, target string, content *event.MessageEventContent, txnID string) {
+	ok := s.request(a, out, command, func(ctx context.Context) func() {
 		err := s.sendEvent(ctx, roomID, event.EventMessage, content, txnID)
 		return func() {
 			if err != nil {
 				s.dropTxn(txnID)
-				if !s.tellEncrypted(a, command, target, err) {
-					a.client.SendNumeric(irc.ERR_CANNOTSENDTOCHAN, target, "Cannot send: "+matrixErrorText(err))
+				if !s.tellEncrypted(a, out, command, target, err) {
+					out.SendNumeric(irc.ERR_CANNOTSENDTOCHAN, target, "Cannot send: "+matrixErrorText(err))
 				}
 			}
 		}
@@ -301,54 +302,56 @@ func (s *Session) sendContent(a *Attachment, command string, roomID id.RoomID, t
 	}
 }
 
-func (s *Session) cmdTopic(a *Attachment, m *irc.Message) {
+func (s *Session) cmdTopic(a *Attachment, out output, m *irc.Message) {
 	r := s.roomByChannel(m.Params[0])
 	if r == nil {
-		a.client.SendNumeric(irc.ERR_NOTONCHANNEL, m.Params[0], "You're not on that channel")
+		out.SendNumeric(irc.ERR_NOTONCHANNEL, m.Params[0], "You're not on that channel")
 		return
 	}
 	if len(m.Params) < 2 {
-		s.sendTopic(a, r, true)
+		s.sendTopic(a, out, r, true)
 		return
 	}
 	topic, roomID, channel := m.Params[1], r.id, r.channel
-	s.request(a, "TOPIC", func(ctx context.Context) func() {
+	s.request(a, out, "TOPIC", func(ctx context.Context) func() {
 		_, err := s.cli.SendStateEvent(ctx, roomID, event.StateTopic, "", &event.TopicEventContent{Topic: topic})
 		return func() {
 			switch {
 			case errors.Is(err, mautrix.MForbidden):
-				a.client.SendNumeric(irc.ERR_CHANOPRIVSNEEDED, channel, "You're not allowed to change the topic: "+matrixErrorText(err))
+				out.SendNumeric(irc.ERR_CHANOPRIVSNEEDED, channel, "You're not allowed to change the topic: "+matrixErrorText(err))
 			case err != nil:
-				s.fail(a, "TOPIC", "CANNOT_CHANGE_TOPIC", channel, fmt.Sprintf("Cannot set the topic of %s: %s", channel, matrixErrorText(err)))
+				s.fail(a, out, "TOPIC", "CANNOT_CHANGE_TOPIC", channel, fmt.Sprintf("Cannot set the topic of %s: %s", channel, matrixErrorText(err)))
 			}
 			// On success the TOPIC comes through sync.
 		}
 	})
 }
 
-func (s *Session) cmdNames(a *Attachment, m *irc.Message) {
+func (s *Session) cmdNames(a *Attachment, out output, m *irc.Message) {
 	if len(m.Params) == 0 {
-		a.client.SendNumeric(irc.RPL_ENDOFNAMES, "*", "End of /NAMES list")
+		out.SendNumeric(irc.RPL_ENDOFNAMES, "*", "End of /NAMES list")
 		return
 	}
 	for _, name := range strings.Split(m.Params[0], ",") {
 		if r := s.roomByChannel(name); r != nil {
-			s.sendNames(a, r)
+			s.sendNames(a, out, r)
 		} else {
-			a.client.SendNumeric(irc.RPL_ENDOFNAMES, name, "End of /NAMES list")
+			out.SendNumeric(irc.RPL_ENDOFNAMES, name, "End of /NAMES list")
 		}
 	}
 }
 
-func (s *Session) cmdWho(a *Attachment, m *irc.Message) {
+func (s *Session) cmdWho(a *Attachment, out output, m *irc.Message) {
 	mask := m.Param(0)
 	if mask == "" {
-		a.client.SendNumeric(irc.RPL_ENDOFWHO, "*", "End of WHO list")
+		out.SendNumeric(irc.RPL_ENDOFWHO, "*", "End of WHO list")
 		return
 	}
 	reply := s.sendWhoReply
 	if fields, token, ok := parseWhox(m.Param(1)); ok {
-		reply = func(a *Attachment, r *room, user id.UserID) { s.sendWhoxReply(a, r, user, fields, token) }
+		reply = func(a *Attachment, out output, r *room, user id.UserID) {
+			s.sendWhoxReply(a, out, r, user, fields, token)
+		}
 	}
 	if r := s.roomByChannel(mask); r != nil {
 		users := make([]id.UserID, 0, len(r.members))
@@ -359,18 +362,18 @@ func (s *Session) cmdWho(a *Attachment, m *irc.Message) {
 		}
 		sortUsers(users)
 		for _, user := range users {
-			reply(a, r, user)
+			reply(a, out, r, user)
 		}
 	} else if user, ok := s.userByNick(a, mask); ok {
-		reply(a, nil, user)
+		reply(a, out, nil, user)
 	}
-	a.client.SendNumeric(irc.RPL_ENDOFWHO, mask, "End of WHO list")
+	out.SendNumeric(irc.RPL_ENDOFWHO, mask, "End of WHO list")
 }
 
-func (s *Session) sendWhoReply(a *Attachment, r *room, user id.UserID) {
+func (s *Session) sendWhoReply(a *Attachment, out output, r *room, user id.UserID) {
 	u, h := mapping.UserHost(user)
 	channel, flags := s.whoChannelFlags(a, r, user)
-	a.client.SendNumeric(irc.RPL_WHOREPLY, channel, u, h, a.client.ServerName(), s.nickOf(a, user), flags,
+	out.SendNumeric(irc.RPL_WHOREPLY, channel, u, h, a.client.ServerName(), s.nickOf(a, user), flags,
 		"0 "+s.realName(user))
 }
 
@@ -402,7 +405,7 @@ func parseWhox(arg string) (fields, token string, ok bool) {
 // sendWhoxReply is WHOX's 354: the requested fields in the order WHOX
 // defines (t c u i h s n f d l a o r), whatever order they were asked in.
 // The account is the Matrix ID.
-func (s *Session) sendWhoxReply(a *Attachment, r *room, user id.UserID, fields, token string) {
+func (s *Session) sendWhoxReply(a *Attachment, out output, r *room, user id.UserID, fields, token string) {
 	u, h := mapping.UserHost(user)
 	channel, flags := s.whoChannelFlags(a, r, user)
 	var params []string
@@ -442,7 +445,7 @@ func (s *Session) sendWhoxReply(a *Attachment, r *room, user id.UserID, fields, 
 	if len(params) == 0 {
 		return
 	}
-	a.client.SendNumeric("354", params...)
+	out.SendNumeric("354", params...)
 }
 
 // realName is the user's display name in any shared room, else the MXID.
@@ -453,17 +456,17 @@ func (s *Session) realName(user id.UserID) string {
 	return user.String()
 }
 
-func (s *Session) cmdWhois(a *Attachment, m *irc.Message) {
+func (s *Session) cmdWhois(a *Attachment, out output, m *irc.Message) {
 	nick := m.Params[len(m.Params)-1]
 	user, ok := s.userByNick(a, nick)
 	if !ok {
-		a.client.SendNumeric(irc.ERR_NOSUCHNICK, nick, "No such nick/channel")
-		a.client.SendNumeric(irc.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
+		out.SendNumeric(irc.ERR_NOSUCHNICK, nick, "No such nick/channel")
+		out.SendNumeric(irc.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
 		return
 	}
 	nick = s.nickOf(a, user)
 	u, h := mapping.UserHost(user)
-	a.client.SendNumeric(irc.RPL_WHOISUSER, nick, u, h, "*", s.realName(user))
+	out.SendNumeric(irc.RPL_WHOISUSER, nick, u, h, "*", s.realName(user))
 	var channels []string
 	for _, r := range s.rooms {
 		if r.dm == "" && r.joined(user) {
@@ -472,21 +475,21 @@ func (s *Session) cmdWhois(a *Attachment, m *irc.Message) {
 	}
 	sortStrings(channels)
 	for _, line := range joinLimited(channels, 400) {
-		a.client.SendNumeric(irc.RPL_WHOISCHANNELS, nick, line)
+		out.SendNumeric(irc.RPL_WHOISCHANNELS, nick, line)
 	}
-	a.client.SendNumeric(irc.RPL_WHOISSERVER, nick, h, "Matrix homeserver")
+	out.SendNumeric(irc.RPL_WHOISSERVER, nick, h, "Matrix homeserver")
 	if away, ok := s.awayOf(user); ok {
-		a.client.SendNumeric(irc.RPL_AWAY, nick, away)
+		out.SendNumeric(irc.RPL_AWAY, nick, away)
 	}
-	a.client.SendNumeric(rplWhoisAccount, nick, user.String(), "is logged in as")
-	a.client.SendNumeric(irc.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
+	out.SendNumeric(rplWhoisAccount, nick, user.String(), "is logged in as")
+	out.SendNumeric(irc.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
 }
 
-func (s *Session) cmdNick(a *Attachment, m *irc.Message) {
+func (s *Session) cmdNick(a *Attachment, out output, m *irc.Message) {
 	nick := m.Params[0]
 	if holder, taken := s.byNick[mapping.Casefold(nick)]; taken {
-		a.client.SendNumeric(irc.ERR_NICKNAMEINUSE, nick, "Nickname is in use by "+holder.String())
+		out.SendNumeric(irc.ERR_NICKNAMEINUSE, nick, "Nickname is in use by "+holder.String())
 		return
 	}
-	s.renameClient(a, nick)
+	s.renameClient(a, out, nick)
 }

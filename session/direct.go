@@ -85,10 +85,10 @@ func (s *Session) dmRoomWith(user id.UserID) *room {
 // sendDirect sends a message to user in their query room, creating the
 // room first when there is none. Creation and sends go through the
 // request worker in order, so the first message is never overtaken.
-func (s *Session) sendDirect(a *Attachment, nick string, user id.UserID, content *event.MessageEventContent, command string) {
-	txnID := s.newTxnID(a)
+func (s *Session) sendDirect(a *Attachment, out output, nick string, user id.UserID, content *event.MessageEventContent, command string) {
+	txnID := s.newTxnID(a, out)
 	if r := s.dmRoomWith(user); r != nil {
-		s.sendContent(a, command, r.id, nick, content, txnID)
+		s.sendContent(a, out, command, r.id, nick, content, txnID)
 		return
 	}
 	future := s.dmFutures[user]
@@ -96,7 +96,7 @@ func (s *Session) sendDirect(a *Attachment, nick string, user id.UserID, content
 		future = &dmFuture{}
 		s.dmFutures[user] = future
 		s.joinsInFlight++ // the new room waits in deferred until we know it is a DM
-		ok := s.request(a, command, func(ctx context.Context) func() {
+		ok := s.request(a, out, command, func(ctx context.Context) func() {
 			future.roomID, future.encrypted, future.err = s.createDirect(ctx, user)
 			return func() {
 				delete(s.dmFutures, user)
@@ -105,12 +105,12 @@ func (s *Session) sendDirect(a *Attachment, nick string, user id.UserID, content
 				}
 				if future.err == nil && !future.encrypted {
 					// The first thing the user sees of the new query.
-					for c := range s.clients {
-						s.standardReply(c, "NOTE", command, "UNENCRYPTED_DM", nick, fmt.Sprintf(
+					s.broadcast(answering(everyone, a, out), func(c *Attachment, out output) {
+						s.standardReply(c, out, "NOTE", command, "UNENCRYPTED_DM", nick, fmt.Sprintf(
 							"Your direct messages with %s (%s) are not end-to-end encrypted: mxircd cannot encrypt yet, so the homeserver can read them", nick, user))
-					}
+					})
 				}
-				s.joinDone(future.roomID, "")
+				s.joinDone(future.roomID, "", a, out)
 			}
 		})
 		if !ok {
@@ -120,7 +120,7 @@ func (s *Session) sendDirect(a *Attachment, nick string, user id.UserID, content
 			return
 		}
 	}
-	s.request(a, command, func(ctx context.Context) func() {
+	s.request(a, out, command, func(ctx context.Context) func() {
 		err := future.err
 		if err == nil {
 			err = s.sendEvent(ctx, future.roomID, event.EventMessage, content, txnID)
@@ -128,8 +128,8 @@ func (s *Session) sendDirect(a *Attachment, nick string, user id.UserID, content
 		return func() {
 			if err != nil {
 				s.dropTxn(txnID)
-				if !s.tellEncrypted(a, command, nick, err) {
-					a.client.SendNumeric(irc.ERR_CANNOTSENDTOCHAN, nick, "Cannot send a direct message: "+matrixErrorText(err))
+				if !s.tellEncrypted(a, out, command, nick, err) {
+					out.SendNumeric(irc.ERR_CANNOTSENDTOCHAN, nick, "Cannot send a direct message: "+matrixErrorText(err))
 				}
 			}
 		}
@@ -198,7 +198,7 @@ func (s *Session) acceptDirectInvite(in *invite) {
 				s.log.Warn("could not accept a DM invite", "room", in.roomID, "err", err)
 				s.noticeAll(fmt.Sprintf("Could not accept a direct message from %s: %s", in.inviter, matrixErrorText(err)))
 			}
-			s.joinDone(in.roomID, "")
+			s.joinDone(in.roomID, "", nil, nil)
 		}
 	})
 	if !ok {

@@ -82,14 +82,14 @@ func (s *Session) refuseUnencrypted(room id.RoomID, evType event.Type) error {
 	return nil
 }
 
-// tellEncrypted tells client a, when err is the refusal of an encrypted
-// room, that its message to target was not sent, in one line: FAIL for
-// clients with standard replies, a NOTICE for others. It says whether it
-// did. Owner goroutine.
-func (s *Session) tellEncrypted(a *Attachment, command, target string, err error) bool {
+// tellEncrypted tells client a in out, when err is the refusal of an
+// encrypted room, that its message to target was not sent, in one line:
+// FAIL for clients with standard replies, a NOTICE for others. It says
+// whether it did. Owner goroutine.
+func (s *Session) tellEncrypted(a *Attachment, out output, command, target string, err error) bool {
 	if !errors.Is(err, errEncryptedRoom) {
 		return false
 	}
-	s.fail(a, command, "CANNOT_ENCRYPT", target, target+" is end-to-end encrypted, and mxircd cannot encrypt messages yet: your message was not sent")
+	s.fail(a, out, command, "CANNOT_ENCRYPT", target, target+" is end-to-end encrypted, and mxircd cannot encrypt messages yet: your message was not sent")
 	return true
 }

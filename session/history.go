@@ -27,21 +27,21 @@ var messageTypes = []string{
 	event.EventRedaction.Type, event.EventEncrypted.Type,
 }
 
-func (s *Session) cmdChathistory(a *Attachment, m *irc.Message) {
+func (s *Session) cmdChathistory(a *Attachment, out output, m *irc.Message) {
 	req, err := mapping.ParseHistoryRequest(m.Params)
 	if err != nil {
 		var he *mapping.HistoryError
 		errors.As(err, &he)
-		s.standardReply(a, "FAIL", "CHATHISTORY", he.Code, strings.Join(he.Context, " "), he.Text)
+		s.standardReply(a, out, "FAIL", "CHATHISTORY", he.Code, strings.Join(he.Context, " "), he.Text)
 		return
 	}
 	if req.Sub == "TARGETS" {
-		s.historyTargets(a, req)
+		s.historyTargets(a, out, req)
 		return
 	}
 	r := s.historyRoom(a, req.Target)
 	if r == nil {
-		s.standardReply(a, "FAIL", "CHATHISTORY", "INVALID_TARGET", req.Sub+" "+req.Target, "No such channel or query: "+req.Target)
+		s.standardReply(a, out, "FAIL", "CHATHISTORY", "INVALID_TARGET", req.Sub+" "+req.Target, "No such channel or query: "+req.Target)
 		return
 	}
 	var types []string
@@ -49,19 +49,19 @@ func (s *Session) cmdChathistory(a *Attachment, m *irc.Message) {
 		types = messageTypes
 	}
 	roomID := r.id
-	s.request(a, "CHATHISTORY", func(ctx context.Context) func() {
+	s.request(a, out, "CHATHISTORY", func(ctx context.Context) func() {
 		events, err := s.queryHistory(ctx, roomID, req, types)
 		return func() {
 			if err != nil {
-				s.standardReply(a, "FAIL", "CHATHISTORY", "MESSAGE_ERROR", req.Sub+" "+req.Target, "Could not load the history: "+err.Error())
+				s.standardReply(a, out, "FAIL", "CHATHISTORY", "MESSAGE_ERROR", req.Sub+" "+req.Target, "Could not load the history: "+err.Error())
 				return
 			}
 			r := s.rooms[roomID]
 			if r == nil {
-				s.standardReply(a, "FAIL", "CHATHISTORY", "INVALID_TARGET", req.Sub+" "+req.Target, "You left "+req.Target)
+				s.standardReply(a, out, "FAIL", "CHATHISTORY", "INVALID_TARGET", req.Sub+" "+req.Target, "You left "+req.Target)
 				return
 			}
-			s.sendHistoryBatch(a, r, req.Target, events)
+			s.sendHistoryBatch(a, out, r, req.Target, events)
 		}
 	})
 }
@@ -275,39 +275,39 @@ func (s *Session) fetchOlder(ctx context.Context, roomID id.RoomID, have []store
 
 // sendHistoryBatch sends events to a client as one chathistory batch.
 // Owner goroutine.
-func (s *Session) sendHistoryBatch(a *Attachment, r *room, target string, events []store.StoredEvent) {
+func (s *Session) sendHistoryBatch(a *Attachment, out output, r *room, target string, events []store.StoredEvent) {
 	s.batchSeq++
 	ref := "h" + strconv.FormatUint(s.batchSeq, 36)
 	server := &irc.Prefix{Name: a.client.ServerName()}
-	a.client.SendMessage(&irc.Message{Prefix: server, Command: "BATCH", Params: []string{"+" + ref, "chathistory", target}})
+	out.SendMessage(&irc.Message{Prefix: server, Command: "BATCH", Params: []string{"+" + ref, "chathistory", target}})
 	for _, se := range events {
 		if ev, ok := decodeStored(se); ok {
-			s.renderHistory(a, r, ev, true, ref)
+			s.renderHistory(a, out, r, ev, true, ref)
 		}
 	}
-	a.client.SendMessage(&irc.Message{Prefix: server, Command: "BATCH", Params: []string{"-" + ref}})
+	out.SendMessage(&irc.Message{Prefix: server, Command: "BATCH", Params: []string{"-" + ref}})
 }
 
 // historyTargets answers CHATHISTORY TARGETS: the channels and queries with
 // messages between two times, oldest activity first.
-func (s *Session) historyTargets(a *Attachment, req *mapping.HistoryRequest) {
+func (s *Session) historyTargets(a *Attachment, out output, req *mapping.HistoryRequest) {
 	from, to := req.From.TS, req.To.TS
 	if from > to {
 		from, to = to, from
 	}
 	user := s.user.String()
-	s.request(a, "CHATHISTORY", func(ctx context.Context) func() {
+	s.request(a, out, "CHATHISTORY", func(ctx context.Context) func() {
 		// The range is exclusive at both ends.
 		targets, err := s.mgr.store.Targets(ctx, user, from+1, to-1, 0)
 		return func() {
 			if err != nil {
-				s.standardReply(a, "FAIL", "CHATHISTORY", "MESSAGE_ERROR", "TARGETS", "Could not load the history: "+err.Error())
+				s.standardReply(a, out, "FAIL", "CHATHISTORY", "MESSAGE_ERROR", "TARGETS", "Could not load the history: "+err.Error())
 				return
 			}
 			s.batchSeq++
 			ref := "t" + strconv.FormatUint(s.batchSeq, 36)
 			server := &irc.Prefix{Name: a.client.ServerName()}
-			a.client.SendMessage(&irc.Message{Prefix: server, Command: "BATCH", Params: []string{"+" + ref, "draft/chathistory-targets"}})
+			out.SendMessage(&irc.Message{Prefix: server, Command: "BATCH", Params: []string{"+" + ref, "draft/chathistory-targets"}})
 			n := 0
 			for _, t := range targets {
 				r := s.rooms[id.RoomID(t.RoomID)]
@@ -319,10 +319,10 @@ func (s *Session) historyTargets(a *Attachment, req *mapping.HistoryRequest) {
 					name = s.nickOf(a, r.dm)
 				}
 				n++
-				a.client.SendMessage(&irc.Message{Tags: irc.Tags{"batch": ref}, Prefix: server, Command: "CHATHISTORY",
+				out.SendMessage(&irc.Message{Tags: irc.Tags{"batch": ref}, Prefix: server, Command: "CHATHISTORY",
 					Params: []string{"TARGETS", name, mapping.FormatTime(t.LastTS)}})
 			}
-			a.client.SendMessage(&irc.Message{Prefix: server, Command: "BATCH", Params: []string{"-" + ref}})
+			out.SendMessage(&irc.Message{Prefix: server, Command: "BATCH", Params: []string{"-" + ref}})
 		}
 	})
 }

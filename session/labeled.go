@@ -8,16 +8,28 @@ import (
 	"github.com/mxircd/mxircd/mapping"
 )
 
+// output is where renderers and command handlers put one client's lines:
+// the connection itself (a Client), the labeled response of the command
+// being answered, or a past event's stand-in that tags each line with the
+// event's time and ID. Who writes to a client is decided by the caller
+// passing one, not by swapping what the attachment points at. Owner
+// goroutine.
+type output interface {
+	SendMessage(m *irc.Message)
+	SendNumeric(code string, params ...string)
+	SendNotice(text string)
+}
+
 // labeled-response: the replies to a command the client labeled come back
 // marked with its label: one line carries the label, several come in a
 // labeled-response batch, none is an ACK. Replies can come late (from the
 // request worker, or a message's echo through sync), so a response stays
 // open until everything the command started has answered.
 
-// labeledClient stands in for a client while its labeled command (and what
-// the command started) runs, gathering the lines. Owner goroutine only.
-type labeledClient struct {
-	Client
+// labeledResponse gathers the lines of a labeled command (and of what the
+// command started) for one client. Owner goroutine only.
+type labeledResponse struct {
+	conn    Client
 	sess    *Session
 	label   string
 	lines   []*irc.Message
@@ -26,55 +38,43 @@ type labeledClient struct {
 	flushed bool
 }
 
-func (l *labeledClient) SendMessage(m *irc.Message) {
+func (l *labeledResponse) SendMessage(m *irc.Message) {
 	if l.flushed {
-		l.Client.SendMessage(m)
+		l.conn.SendMessage(m)
 		return
 	}
 	l.lines = append(l.lines, m)
 }
 
-func (l *labeledClient) SendNumeric(code string, params ...string) {
-	l.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: l.ServerName()}, Command: code, Params: append([]string{l.Nick()}, params...)})
+func (l *labeledResponse) SendNumeric(code string, params ...string) {
+	l.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: l.conn.ServerName()}, Command: code, Params: append([]string{l.conn.Nick()}, params...)})
 }
 
-func (l *labeledClient) SendNotice(text string) {
-	l.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: l.ServerName()}, Command: "NOTICE", Params: []string{l.Nick(), text}})
+func (l *labeledResponse) SendNotice(text string) {
+	l.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: l.conn.ServerName()}, Command: "NOTICE", Params: []string{l.conn.Nick(), text}})
 }
 
 // done marks one awaited part as finished and sends the response when
 // nothing is left.
-func (l *labeledClient) done() {
+func (l *labeledResponse) done() {
 	l.pending--
 	l.flush()
 }
 
-func (l *labeledClient) flush() {
+func (l *labeledResponse) flush() {
 	if !l.handled || l.pending > 0 || l.flushed {
 		return
 	}
 	l.flushed = true
 	l.sess.batchSeq++
-	for _, m := range mapping.LabeledResponse(l.label, l.ServerName(), "lr"+strconv.FormatUint(l.sess.batchSeq, 36), l.lines) {
-		l.Client.SendMessage(m)
+	for _, m := range mapping.LabeledResponse(l.label, l.conn.ServerName(), "lr"+strconv.FormatUint(l.sess.batchSeq, 36), l.lines) {
+		l.conn.SendMessage(m)
 	}
 	l.lines = nil
 }
 
-// within runs f with client a replaced by its labeled response, if any.
-func (s *Session) within(a *Attachment, resp *labeledClient, f func()) {
-	if resp == nil {
-		f()
-		return
-	}
-	saved := a.client
-	a.client = resp
-	defer func() { a.client = saved }()
-	f()
-}
-
-// labeledOf is the response a client's current command gathers, if any.
-func labeledOf(a *Attachment) *labeledClient {
-	resp, _ := a.client.(*labeledClient)
+// labeledOf is the labeled response out gathers, if it is one.
+func labeledOf(out output) *labeledResponse {
+	resp, _ := out.(*labeledResponse)
 	return resp
 }

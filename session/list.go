@@ -23,7 +23,7 @@ const maxDirectoryRooms = 1000
 // directory. The directory is fetched page by page off the owner and the
 // request worker, so neither the connection nor the client's sends wait.
 // "LIST *term*" or "LIST term" searches the directory.
-func (s *Session) cmdList(a *Attachment, m *irc.Message) {
+func (s *Session) cmdList(a *Attachment, out output, m *irc.Message) {
 	term := strings.Trim(m.Param(0), "*")
 	if strings.ContainsAny(term, ",<>=") {
 		term = "" // ELIST conditions are not supported: list everything
@@ -61,9 +61,9 @@ func (s *Session) cmdList(a *Attachment, m *irc.Message) {
 			if _, attached := s.clients[a]; !attached {
 				return
 			}
-			a.client.SendNumeric(irc.RPL_LISTSTART, "Channel", "Users  Name")
+			out.SendNumeric(irc.RPL_LISTSTART, "Channel", "Users  Name")
 			for _, e := range joined {
-				a.client.SendNumeric(irc.RPL_LIST, e.channel, strconv.Itoa(e.members), topicLine(e.topic))
+				out.SendNumeric(irc.RPL_LIST, e.channel, strconv.Itoa(e.members), topicLine(e.topic))
 			}
 			for _, room := range rooms {
 				if seen[string(room.RoomID)] {
@@ -73,13 +73,13 @@ func (s *Session) cmdList(a *Attachment, m *irc.Message) {
 				if room.Name != "" {
 					topic = "[" + room.Name + "] " + topic
 				}
-				a.client.SendNumeric(irc.RPL_LIST, mapping.ChannelName(room.RoomID, room.CanonicalAlias),
+				out.SendNumeric(irc.RPL_LIST, mapping.ChannelName(room.RoomID, room.CanonicalAlias),
 					strconv.Itoa(room.NumJoinedMembers), topicLine(topic))
 			}
 			if err != nil {
-				s.standardReply(a, "WARN", "LIST", "DIRECTORY_INCOMPLETE", "", "The room directory could not be read completely: "+matrixErrorText(err))
+				s.standardReply(a, out, "WARN", "LIST", "DIRECTORY_INCOMPLETE", "", "The room directory could not be read completely: "+matrixErrorText(err))
 			}
-			a.client.SendNumeric(irc.RPL_LISTEND, "End of /LIST")
+			out.SendNumeric(irc.RPL_LISTEND, "End of /LIST")
 		}})
 	})
 }

@@ -18,26 +18,26 @@ import (
 // cmdMode answers a channel mode query or changes modes: o and v become the
 // user's power level, m and t the levels for messages and topics, i the
 // join rule, b bans. The homeserver decides; a refusal is 482.
-func (s *Session) cmdMode(a *Attachment, m *irc.Message) {
+func (s *Session) cmdMode(a *Attachment, out output, m *irc.Message) {
 	r := s.roomByChannel(m.Params[0])
 	if r == nil {
-		a.client.SendNumeric(irc.ERR_NOSUCHCHANNEL, m.Params[0], "No such channel")
+		out.SendNumeric(irc.ERR_NOSUCHCHANNEL, m.Params[0], "No such channel")
 		return
 	}
 	if len(m.Params) == 1 {
-		a.client.SendNumeric(irc.RPL_CHANNELMODEIS, r.channel, mapping.ChannelModes(r.power, r.joinRule))
+		out.SendNumeric(irc.RPL_CHANNELMODEIS, r.channel, mapping.ChannelModes(r.power, r.joinRule))
 		if r.created > 0 {
-			a.client.SendNumeric(rplChannelCreate, r.channel, strconv.FormatInt(r.created/1000, 10))
+			out.SendNumeric(rplChannelCreate, r.channel, strconv.FormatInt(r.created/1000, 10))
 		}
 		return
 	}
 	changes, unknown := mapping.ParseModeChanges(m.Params[1], m.Params[2:])
 	for _, c := range unknown {
-		a.client.SendNumeric(irc.ERR_UNKNOWNMODE, string(c), "is not a channel mode mxircd can change")
+		out.SendNumeric(irc.ERR_UNKNOWNMODE, string(c), "is not a channel mode mxircd can change")
 	}
 	power, err := mapping.NewPowerEdit(r.powerRaw)
 	if err != nil {
-		s.fail(a, "MODE", "UNREADABLE_POWER_LEVELS", r.channel, "Cannot read the power levels of "+r.channel+": "+err.Error())
+		s.fail(a, out, "MODE", "UNREADABLE_POWER_LEVELS", r.channel, "Cannot read the power levels of "+r.channel+": "+err.Error())
 		return
 	}
 	powerChanged := false
@@ -51,27 +51,27 @@ func (s *Session) cmdMode(a *Attachment, m *irc.Message) {
 		switch ch.Mode {
 		case 'b':
 			if ch.Arg == "" {
-				s.sendBanList(a, r)
+				s.sendBanList(a, out, r)
 				continue
 			}
 			user, ok := s.userForMask(a, ch.Arg)
 			if !ok {
-				a.client.SendNumeric(irc.ERR_NOSUCHNICK, ch.Arg, "No such nick: give a nick, a Matrix ID or *!localpart@server")
+				out.SendNumeric(irc.ERR_NOSUCHNICK, ch.Arg, "No such nick: give a nick, a Matrix ID or *!localpart@server")
 				continue
 			}
 			bans = append(bans, ban{user, ch.Add})
 		case 'o', 'v':
 			if ch.Arg == "" {
-				a.client.SendNumeric(irc.ERR_NEEDMOREPARAMS, "MODE", "Not enough parameters")
+				out.SendNumeric(irc.ERR_NEEDMOREPARAMS, "MODE", "Not enough parameters")
 				continue
 			}
 			user, ok := s.userByNick(a, ch.Arg)
 			if !ok {
-				a.client.SendNumeric(irc.ERR_NOSUCHNICK, ch.Arg, "No such nick/channel")
+				out.SendNumeric(irc.ERR_NOSUCHNICK, ch.Arg, "No such nick/channel")
 				continue
 			}
 			if !r.joined(user) {
-				a.client.SendNumeric(irc.ERR_USERNOTINCHANNEL, ch.Arg, r.channel, "They aren't on that channel")
+				out.SendNumeric(irc.ERR_USERNOTINCHANNEL, ch.Arg, r.channel, "They aren't on that channel")
 				continue
 			}
 			powerChanged = power.ApplyMode(ch, user, s.opLevel()) || powerChanged
@@ -90,7 +90,7 @@ func (s *Session) cmdMode(a *Attachment, m *irc.Message) {
 	}
 	roomID, channel := r.id, r.channel
 	powerJSON := power.JSON()
-	s.request(a, "MODE", func(ctx context.Context) func() {
+	s.request(a, out, "MODE", func(ctx context.Context) func() {
 		var errs []error
 		if powerChanged {
 			_, err := s.cli.SendStateEvent(ctx, roomID, event.StatePowerLevels, "", json.RawMessage(powerJSON))
@@ -112,7 +112,7 @@ func (s *Session) cmdMode(a *Attachment, m *irc.Message) {
 		return func() {
 			for _, err := range errs {
 				if err != nil {
-					s.replyRefusal(a, channel, "change modes", err)
+					s.replyRefusal(a, out, channel, "change modes", err)
 				}
 			}
 			// What did change comes back through sync as MODE lines.
@@ -123,13 +123,13 @@ func (s *Session) cmdMode(a *Attachment, m *irc.Message) {
 func isForbidden(err error) bool { return errors.Is(err, mautrix.MForbidden) }
 
 // replyRefusal turns a homeserver refusal into the IRC numeric for it.
-func (s *Session) replyRefusal(a *Attachment, channel, what string, err error) {
+func (s *Session) replyRefusal(a *Attachment, out output, channel, what string, err error) {
 	text := matrixErrorText(err)
 	if errors.Is(err, mautrix.MForbidden) {
-		a.client.SendNumeric(irc.ERR_CHANOPRIVSNEEDED, channel, "You're not allowed to "+what+": "+text)
+		out.SendNumeric(irc.ERR_CHANOPRIVSNEEDED, channel, "You're not allowed to "+what+": "+text)
 		return
 	}
-	s.fail(a, "*", "HOMESERVER_REFUSED", channel, "Cannot "+what+" in "+channel+": "+text)
+	s.fail(a, out, "*", "HOMESERVER_REFUSED", channel, "Cannot "+what+" in "+channel+": "+text)
 }
 
 // userForMask finds the Matrix user a ban mask means: a Matrix ID, a nick,
@@ -143,10 +143,10 @@ func (s *Session) userForMask(a *Attachment, mask string) (id.UserID, bool) {
 	return "", false
 }
 
-func (s *Session) cmdKick(a *Attachment, m *irc.Message) {
+func (s *Session) cmdKick(a *Attachment, out output, m *irc.Message) {
 	r := s.roomByChannel(m.Params[0])
 	if r == nil {
-		a.client.SendNumeric(irc.ERR_NOSUCHCHANNEL, m.Params[0], "No such channel")
+		out.SendNumeric(irc.ERR_NOSUCHCHANNEL, m.Params[0], "No such channel")
 		return
 	}
 	reason := m.Param(2)
@@ -154,18 +154,18 @@ func (s *Session) cmdKick(a *Attachment, m *irc.Message) {
 		user, ok := s.userByNick(a, nick)
 		switch {
 		case !ok:
-			a.client.SendNumeric(irc.ERR_NOSUCHNICK, nick, "No such nick/channel")
+			out.SendNumeric(irc.ERR_NOSUCHNICK, nick, "No such nick/channel")
 			continue
 		case !r.joined(user):
-			a.client.SendNumeric(irc.ERR_USERNOTINCHANNEL, nick, r.channel, "They aren't on that channel")
+			out.SendNumeric(irc.ERR_USERNOTINCHANNEL, nick, r.channel, "They aren't on that channel")
 			continue
 		}
 		roomID, channel := r.id, r.channel
-		s.request(a, "KICK", func(ctx context.Context) func() {
+		s.request(a, out, "KICK", func(ctx context.Context) func() {
 			_, err := s.cli.KickUser(ctx, roomID, &mautrix.ReqKickUser{UserID: user, Reason: reason})
 			return func() {
 				if err != nil {
-					s.replyRefusal(a, channel, "kick", err)
+					s.replyRefusal(a, out, channel, "kick", err)
 				}
 				// The KICK itself comes back through sync.
 			}
@@ -173,11 +173,11 @@ func (s *Session) cmdKick(a *Attachment, m *irc.Message) {
 	}
 }
 
-func (s *Session) cmdInvite(a *Attachment, m *irc.Message) {
+func (s *Session) cmdInvite(a *Attachment, out output, m *irc.Message) {
 	nick, name := m.Params[0], m.Params[1]
 	r := s.roomByChannel(name)
 	if r == nil {
-		a.client.SendNumeric(irc.ERR_NOSUCHCHANNEL, name, "No such channel")
+		out.SendNumeric(irc.ERR_NOSUCHCHANNEL, name, "No such channel")
 		return
 	}
 	user, ok := s.userByNick(a, nick)
@@ -187,22 +187,22 @@ func (s *Session) cmdInvite(a *Attachment, m *irc.Message) {
 		}
 	}
 	if !ok {
-		a.client.SendNumeric(irc.ERR_NOSUCHNICK, nick, "No such nick: give a nick or a Matrix ID")
+		out.SendNumeric(irc.ERR_NOSUCHNICK, nick, "No such nick: give a nick or a Matrix ID")
 		return
 	}
 	if r.joined(user) {
-		a.client.SendNumeric(irc.ERR_USERONCHANNEL, nick, r.channel, "is already on channel")
+		out.SendNumeric(irc.ERR_USERONCHANNEL, nick, r.channel, "is already on channel")
 		return
 	}
 	roomID, channel := r.id, r.channel
-	s.request(a, "INVITE", func(ctx context.Context) func() {
+	s.request(a, out, "INVITE", func(ctx context.Context) func() {
 		_, err := s.cli.InviteUser(ctx, roomID, &mautrix.ReqInviteUser{UserID: user})
 		return func() {
 			if err != nil {
-				s.replyRefusal(a, channel, "invite", err)
+				s.replyRefusal(a, out, channel, "invite", err)
 				return
 			}
-			a.client.SendNumeric(irc.RPL_INVITING, nick, channel)
+			out.SendNumeric(irc.RPL_INVITING, nick, channel)
 		}
 	})
 }
@@ -250,7 +250,7 @@ func (s *Session) broadcastModes(r *room, sender id.UserID, changes []mapping.Mo
 	if len(changes) == 0 {
 		return
 	}
-	s.broadcast(func(a *Attachment) {
+	s.broadcast(live, func(a *Attachment, out output) {
 		for start := 0; start < len(changes); {
 			var modes strings.Builder
 			var args []string
@@ -274,7 +274,7 @@ func (s *Session) broadcastModes(r *room, sender id.UserID, changes []mapping.Mo
 					args = append(args, ch.Arg)
 				}
 			}
-			a.client.SendMessage(&irc.Message{Prefix: s.prefixOf(a, sender), Command: "MODE",
+			out.SendMessage(&irc.Message{Prefix: s.prefixOf(a, sender), Command: "MODE",
 				Params: append([]string{r.channel, modes.String()}, args...)})
 			start = end
 		}
@@ -287,7 +287,7 @@ func banMask(user id.UserID) string {
 	return "*!" + u + "@" + h
 }
 
-func (s *Session) sendBanList(a *Attachment, r *room) {
+func (s *Session) sendBanList(a *Attachment, out output, r *room) {
 	var users []id.UserID
 	for user, mem := range r.members {
 		if mem.membership == event.MembershipBan {
@@ -296,9 +296,9 @@ func (s *Session) sendBanList(a *Attachment, r *room) {
 	}
 	sortUsers(users)
 	for _, user := range users {
-		a.client.SendNumeric(irc.RPL_BANLIST, r.channel, banMask(user))
+		out.SendNumeric(irc.RPL_BANLIST, r.channel, banMask(user))
 	}
-	a.client.SendNumeric(irc.RPL_ENDOFBANLIST, r.channel, "End of channel ban list")
+	out.SendNumeric(irc.RPL_ENDOFBANLIST, r.channel, "End of channel ban list")
 }
 
 // opLevel is the power level shown as @ and given by MODE +o.

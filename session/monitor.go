@@ -26,11 +26,11 @@ const (
 	errMonListFull  = "734"
 )
 
-func (s *Session) cmdMonitor(a *Attachment, m *irc.Message) {
+func (s *Session) cmdMonitor(a *Attachment, out output, m *irc.Message) {
 	switch strings.ToUpper(m.Params[0]) {
 	case "+":
 		if len(m.Params) < 2 {
-			a.client.SendNumeric(irc.ERR_NEEDMOREPARAMS, "MONITOR", "Not enough parameters")
+			out.SendNumeric(irc.ERR_NEEDMOREPARAMS, "MONITOR", "Not enough parameters")
 			return
 		}
 		var online, offline []string
@@ -39,7 +39,7 @@ func (s *Session) cmdMonitor(a *Attachment, m *irc.Message) {
 				continue
 			}
 			if len(a.monitor) >= MonitorLimit {
-				a.client.SendNumeric(errMonListFull, strconv.Itoa(MonitorLimit), m.Params[1], "Monitor list is full")
+				out.SendNumeric(errMonListFull, strconv.Itoa(MonitorLimit), m.Params[1], "Monitor list is full")
 				break
 			}
 			user, ok := s.userForTarget(a, target)
@@ -50,11 +50,11 @@ func (s *Session) cmdMonitor(a *Attachment, m *irc.Message) {
 				offline = append(offline, target)
 			}
 		}
-		s.sendMonitorLists(a, rplMonOnline, online)
-		s.sendMonitorLists(a, rplMonOffline, offline)
+		s.sendMonitorLists(a, out, rplMonOnline, online)
+		s.sendMonitorLists(a, out, rplMonOffline, offline)
 	case "-":
 		if len(m.Params) < 2 {
-			a.client.SendNumeric(irc.ERR_NEEDMOREPARAMS, "MONITOR", "Not enough parameters")
+			out.SendNumeric(irc.ERR_NEEDMOREPARAMS, "MONITOR", "Not enough parameters")
 			return
 		}
 		for _, target := range strings.Split(m.Params[1], ",") {
@@ -68,8 +68,8 @@ func (s *Session) cmdMonitor(a *Attachment, m *irc.Message) {
 			targets = append(targets, target)
 		}
 		sortStrings(targets)
-		s.sendMonitorLists(a, rplMonList, targets)
-		a.client.SendNumeric(rplEndOfMonList, "End of MONITOR list")
+		s.sendMonitorLists(a, out, rplMonList, targets)
+		out.SendNumeric(rplEndOfMonList, "End of MONITOR list")
 	case "S":
 		var online, offline []string
 		for target, user := range a.monitor {
@@ -81,16 +81,16 @@ func (s *Session) cmdMonitor(a *Attachment, m *irc.Message) {
 		}
 		sortStrings(online)
 		sortStrings(offline)
-		s.sendMonitorLists(a, rplMonOnline, online)
-		s.sendMonitorLists(a, rplMonOffline, offline)
+		s.sendMonitorLists(a, out, rplMonOnline, online)
+		s.sendMonitorLists(a, out, rplMonOffline, offline)
 	default:
-		a.client.SendNumeric(irc.ERR_UNKNOWNCOMMAND, "MONITOR", "Unknown MONITOR subcommand")
+		out.SendNumeric(irc.ERR_UNKNOWNCOMMAND, "MONITOR", "Unknown MONITOR subcommand")
 	}
 }
 
-func (s *Session) sendMonitorLists(a *Attachment, code string, items []string) {
+func (s *Session) sendMonitorLists(a *Attachment, out output, code string, items []string) {
 	for _, line := range joinLimitedBy(items, 400, ",") {
-		a.client.SendNumeric(code, line)
+		out.SendNumeric(code, line)
 	}
 }
 

@@ -63,7 +63,7 @@ func (s *Session) applyPresence(events []*event.Event) {
 // or came back; with extended-monitor, also one they only MONITOR.
 func (s *Session) showAway(user id.UserID, message string, away bool) {
 	_, seen := s.nicks[user]
-	s.broadcast(func(a *Attachment) {
+	s.broadcast(attached, func(a *Attachment, out output) {
 		if !a.client.HasCap("away-notify") || !(seen || (a.client.HasCap("extended-monitor") && a.monitors(user))) {
 			return
 		}
@@ -71,47 +71,47 @@ func (s *Session) showAway(user id.UserID, message string, away bool) {
 		if away {
 			m.Params = []string{message}
 		}
-		a.client.SendMessage(m)
+		out.SendMessage(m)
 	})
 }
 
 // cmdSetname changes the account's display name; the homeserver's member
 // events bring the SETNAME back to every client that takes it.
-func (s *Session) cmdSetname(a *Attachment, m *irc.Message) {
+func (s *Session) cmdSetname(a *Attachment, out output, m *irc.Message) {
 	name := strings.TrimSpace(m.Params[0])
 	if name == "" {
-		s.fail(a, "SETNAME", "INVALID_REALNAME", "", "A display name cannot be empty")
+		s.fail(a, out, "SETNAME", "INVALID_REALNAME", "", "A display name cannot be empty")
 		return
 	}
-	s.request(a, "SETNAME", func(ctx context.Context) func() {
+	s.request(a, out, "SETNAME", func(ctx context.Context) func() {
 		err := s.cli.SetDisplayName(ctx, name)
 		return func() {
 			if err != nil {
-				s.fail(a, "SETNAME", "CANNOT_CHANGE_REALNAME", "", "The homeserver did not take the name: "+matrixErrorText(err))
+				s.fail(a, out, "SETNAME", "CANNOT_CHANGE_REALNAME", "", "The homeserver did not take the name: "+matrixErrorText(err))
 			}
 		}
 	})
 }
 
-func (s *Session) cmdAway(a *Attachment, m *irc.Message) {
+func (s *Session) cmdAway(a *Attachment, out output, m *irc.Message) {
 	message := m.Param(0)
 	req := mautrix.ReqPresence{Presence: event.PresenceOnline}
 	if message != "" {
 		req = mautrix.ReqPresence{Presence: event.PresenceUnavailable, StatusMsg: message}
 	}
 	s.setPresence.Store(&req.Presence)
-	s.request(a, "AWAY", func(ctx context.Context) func() {
+	s.request(a, out, "AWAY", func(ctx context.Context) func() {
 		err := s.putPresence(ctx, req.Presence, req.StatusMsg)
 		return func() {
 			switch {
 			case err != nil:
-				s.fail(a, "AWAY", "CANNOT_CHANGE", "", "The homeserver did not take your presence: "+matrixErrorText(err))
+				s.fail(a, out, "AWAY", "CANNOT_CHANGE", "", "The homeserver did not take your presence: "+matrixErrorText(err))
 			case message != "":
 				s.presence[s.user] = presence{state: req.Presence, statusMsg: message}
-				a.client.SendNumeric(irc.RPL_NOWAWAY, "You have been marked as being away")
+				out.SendNumeric(irc.RPL_NOWAWAY, "You have been marked as being away")
 			default:
 				s.presence[s.user] = presence{state: req.Presence}
-				a.client.SendNumeric(irc.RPL_UNAWAY, "You are no longer marked as being away")
+				out.SendNumeric(irc.RPL_UNAWAY, "You are no longer marked as being away")
 			}
 		}
 	})

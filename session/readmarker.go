@@ -86,25 +86,25 @@ func (s *Session) resolveMarkers(refs []markerRef) {
 		s.post(resultEvent{apply: func() {
 			for i, ref := range refs {
 				if r := s.rooms[ref.room]; r != nil && times[i] > 0 {
-					s.setMarker(r, times[i])
+					s.setMarker(r, times[i], attached)
 				}
 			}
 		}})
 	})
 }
 
-// setMarker moves a room's read marker forward and tells every client
-// that takes read markers. Owner goroutine.
-func (s *Session) setMarker(r *room, ts int64) {
+// setMarker moves a room's read marker forward and tells the clients to
+// picks that take read markers. Owner goroutine.
+func (s *Session) setMarker(r *room, ts int64, to audience) {
 	if ts <= r.readTS {
 		return
 	}
 	r.readTS = ts
-	s.broadcast(func(a *Attachment) { s.sendMarker(a, r) })
+	s.broadcast(to, func(a *Attachment, out output) { s.sendMarker(a, out, r) })
 }
 
 // sendMarker tells a client a room's read marker, if it takes them.
-func (s *Session) sendMarker(a *Attachment, r *room) {
+func (s *Session) sendMarker(a *Attachment, out output, r *room) {
 	if !a.client.HasCap("draft/read-marker") {
 		return
 	}
@@ -116,34 +116,34 @@ func (s *Session) sendMarker(a *Attachment, r *room) {
 	if r.dm != "" {
 		target = s.nickOf(a, r.dm)
 	}
-	a.client.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: a.client.ServerName()}, Command: "MARKREAD", Params: []string{target, value}})
+	out.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: a.client.ServerName()}, Command: "MARKREAD", Params: []string{target, value}})
 }
 
 // cmdMarkread answers MARKREAD <target> [timestamp=...]: without a time it
 // reports the marker, with one it moves the marker in Matrix.
-func (s *Session) cmdMarkread(a *Attachment, m *irc.Message) {
+func (s *Session) cmdMarkread(a *Attachment, out output, m *irc.Message) {
 	target := m.Params[0]
 	r := s.historyRoom(a, target)
 	if r == nil {
-		s.standardReply(a, "FAIL", "MARKREAD", "INVALID_PARAMS", target, "No such channel or query: "+target)
+		s.standardReply(a, out, "FAIL", "MARKREAD", "INVALID_PARAMS", target, "No such channel or query: "+target)
 		return
 	}
 	if len(m.Params) < 2 {
-		s.sendMarker(a, r)
+		s.sendMarker(a, out, r)
 		return
 	}
 	value, ok := strings.CutPrefix(m.Params[1], "timestamp=")
 	ts, valid := mapping.ParseTime(value)
 	if !ok || !valid {
-		s.standardReply(a, "FAIL", "MARKREAD", "INVALID_PARAMS", target, "Give the marker as timestamp=YYYY-MM-DDThh:mm:ss.sssZ")
+		s.standardReply(a, out, "FAIL", "MARKREAD", "INVALID_PARAMS", target, "Give the marker as timestamp=YYYY-MM-DDThh:mm:ss.sssZ")
 		return
 	}
 	if ts <= r.readTS {
-		s.sendMarker(a, r) // markers only move forward
+		s.sendMarker(a, out, r) // markers only move forward
 		return
 	}
 	roomID, st, user := r.id, s.mgr.store, s.user.String()
-	s.request(a, "MARKREAD", func(ctx context.Context) func() {
+	s.request(a, out, "MARKREAD", func(ctx context.Context) func() {
 		// A receipt goes on an event the account has seen.
 		se, err := st.LastEventBefore(ctx, roomID.String(), user, ts, nil)
 		if err == nil {
@@ -153,12 +153,12 @@ func (s *Session) cmdMarkread(a *Attachment, m *irc.Message) {
 		return func() {
 			switch {
 			case errors.Is(err, store.ErrNotFound):
-				s.standardReply(a, "FAIL", "MARKREAD", "INVALID_PARAMS", target, "No message at or before that time is known here")
+				s.standardReply(a, out, "FAIL", "MARKREAD", "INVALID_PARAMS", target, "No message at or before that time is known here")
 			case err != nil:
-				s.standardReply(a, "FAIL", "MARKREAD", "INTERNAL_ERROR", target, "The homeserver did not take the read marker: "+matrixErrorText(err))
+				s.standardReply(a, out, "FAIL", "MARKREAD", "INTERNAL_ERROR", target, "The homeserver did not take the read marker: "+matrixErrorText(err))
 			default:
 				if r := s.rooms[roomID]; r != nil {
-					s.setMarker(r, ts)
+					s.setMarker(r, ts, answering(attached, a, out))
 				}
 			}
 		}

@@ -75,9 +75,10 @@ func (s *Session) quoteOf(a *Attachment, r *room, eventID id.EventID, possessive
 	return who + ": \"" + m.text + "\""
 }
 
-// showOther shows the room events that are not plain messages: reactions,
-// deletions, stickers, and one clear line for what IRC cannot show.
-func (s *Session) showOther(r *room, ev *event.Event) {
+// showOther shows the room events that are not plain messages to the
+// clients to picks: reactions, deletions, stickers, and one clear line for
+// what IRC cannot show.
+func (s *Session) showOther(r *room, ev *event.Event, to audience) {
 	// Reactions and deletions a client sent come back like its messages.
 	switch ev.Type {
 	case event.EventReaction:
@@ -89,15 +90,15 @@ func (s *Session) showOther(r *room, ev *event.Event) {
 		if key == "" {
 			return
 		}
-		s.broadcastEcho(ev, func(a *Attachment) {
+		s.broadcastEcho(ev, to, func(a *Attachment, out output) {
 			if a.client.HasCap("message-tags") {
 				tags := eventTags(ev)
 				tags[tagReact], tags[tagReply] = key, string(rel.EventID)
-				a.client.SendMessage(&irc.Message{Tags: tags, Prefix: s.prefixOf(a, ev.Sender), Command: "TAGMSG",
+				out.SendMessage(&irc.Message{Tags: tags, Prefix: s.prefixOf(a, ev.Sender), Command: "TAGMSG",
 					Params: []string{s.lineTarget(a, r, ev.Sender)}})
 				return
 			}
-			s.sendNote(a, r, ev, "reacted "+key+" to "+s.quoteOf(a, r, rel.EventID, false))
+			s.sendNote(a, out, r, ev, "reacted "+key+" to "+s.quoteOf(a, r, rel.EventID, false))
 		})
 	case event.EventRedaction:
 		parseContent(ev)
@@ -106,13 +107,13 @@ func (s *Session) showOther(r *room, ev *event.Event) {
 			target = ev.Content.AsRedaction().Redacts
 		}
 		reason := ev.Content.AsRedaction().Reason
-		s.broadcastEcho(ev, func(a *Attachment) {
+		s.broadcastEcho(ev, to, func(a *Attachment, out output) {
 			if a.client.HasCap("draft/message-redaction") {
 				params := []string{s.lineTarget(a, r, ev.Sender), string(target)}
 				if reason != "" {
 					params = append(params, reason)
 				}
-				a.client.SendMessage(&irc.Message{Tags: eventTags(ev), Prefix: s.prefixOf(a, ev.Sender), Command: "REDACT", Params: params})
+				out.SendMessage(&irc.Message{Tags: eventTags(ev), Prefix: s.prefixOf(a, ev.Sender), Command: "REDACT", Params: params})
 				return
 			}
 			text := "deleted " + s.quoteOf(a, r, target, true)
@@ -122,7 +123,7 @@ func (s *Session) showOther(r *room, ev *event.Event) {
 			if reason != "" {
 				text += " (" + reason + ")"
 			}
-			s.sendNote(a, r, ev, text)
+			s.sendNote(a, out, r, ev, text)
 		})
 	case event.EventSticker:
 		if !parseContent(ev) {
@@ -131,23 +132,23 @@ func (s *Session) showOther(r *room, ev *event.Event) {
 		c := ev.Content.AsMessage()
 		sticker := *c
 		sticker.MsgType = event.MsgImage
-		s.broadcast(func(a *Attachment) {
+		s.broadcast(to, func(a *Attachment, out output) {
 			text := "[sticker] " + strings.TrimSpace(c.Body)
 			if link := s.mediaLink(&sticker); link != "" {
 				text += " " + link
 			}
-			s.sendLines(a, r, ev, "PRIVMSG", false, text)
+			s.sendLines(a, out, r, ev, "PRIVMSG", false, text)
 		})
 	case event.EventEncrypted:
-		s.broadcast(func(a *Attachment) {
-			s.sendNote(a, r, ev, "[sent an encrypted message, which mxircd cannot decrypt yet]")
+		s.broadcast(to, func(a *Attachment, out output) {
+			s.sendNote(a, out, r, ev, "[sent an encrypted message, which mxircd cannot decrypt yet]")
 		})
 	default:
 		if quietEventType(ev.Type.Type) {
 			return
 		}
-		s.broadcast(func(a *Attachment) {
-			s.sendNote(a, r, ev, "[sent a "+ev.Type.Type+" event, which IRC cannot show]")
+		s.broadcast(to, func(a *Attachment, out output) {
+			s.sendNote(a, out, r, ev, "[sent a "+ev.Type.Type+" event, which IRC cannot show]")
 		})
 	}
 }
@@ -177,18 +178,18 @@ func (s *Session) lineTarget(a *Attachment, r *room, sender id.UserID) string {
 }
 
 // sendNote sends a one-line NOTICE about something a user did in a room.
-func (s *Session) sendNote(a *Attachment, r *room, ev *event.Event, text string) {
-	s.sendLines(a, r, ev, "NOTICE", false, text)
+func (s *Session) sendNote(a *Attachment, out output, r *room, ev *event.Event, text string) {
+	s.sendLines(a, out, r, ev, "NOTICE", false, text)
 }
 
 // sendLines sends text from the event's sender into the channel (or query)
 // as a client sees it, split to fit.
-func (s *Session) sendLines(a *Attachment, r *room, ev *event.Event, command string, action bool, text string) {
-	s.sendTaggedLines(a, r, ev, command, action, text, nil)
+func (s *Session) sendLines(a *Attachment, out output, r *room, ev *event.Event, command string, action bool, text string) {
+	s.sendTaggedLines(a, out, r, ev, command, action, text, nil)
 }
 
 // sendTaggedLines is sendLines with extra tags on the first line.
-func (s *Session) sendTaggedLines(a *Attachment, r *room, ev *event.Event, command string, action bool, text string, extra irc.Tags) {
+func (s *Session) sendTaggedLines(a *Attachment, out output, r *room, ev *event.Event, command string, action bool, text string, extra irc.Tags) {
 	prefix := s.prefixOf(a, ev.Sender)
 	target := s.lineTarget(a, r, ev.Sender)
 	budget := mapping.LineBudget(prefix.String(), target)
@@ -200,7 +201,7 @@ func (s *Session) sendTaggedLines(a *Attachment, r *room, ev *event.Event, comma
 		tags[k] = v
 	}
 	if !action && a.client.HasCap("draft/multiline") && a.client.HasCap("batch") && (strings.ContainsAny(text, "\r\n") || len(text) > budget) {
-		s.sendMultiline(a, prefix, command, target, text, budget, tags)
+		s.sendMultiline(a, out, prefix, command, target, text, budget, tags)
 		return
 	}
 	for i, chunk := range mapping.SplitText(text, budget) {
@@ -211,7 +212,7 @@ func (s *Session) sendTaggedLines(a *Attachment, r *room, ev *event.Event, comma
 			// A msgid names one line; the rest of a split message share its time only.
 			tags = irc.Tags{"time": tags["time"]}
 		}
-		a.client.SendMessage(&irc.Message{Tags: tags, Prefix: prefix, Command: command, Params: []string{target, chunk}})
+		out.SendMessage(&irc.Message{Tags: tags, Prefix: prefix, Command: command, Params: []string{target, chunk}})
 	}
 }
 
@@ -219,10 +220,10 @@ func (s *Session) sendTaggedLines(a *Attachment, r *room, ev *event.Event, comma
 // line of text, long lines cut with draft/multiline-concat, so the client
 // shows it as the single message it was. The batch's opening line carries
 // the message's msgid and time.
-func (s *Session) sendMultiline(a *Attachment, prefix *irc.Prefix, command, target, text string, budget int, tags irc.Tags) {
+func (s *Session) sendMultiline(a *Attachment, out output, prefix *irc.Prefix, command, target, text string, budget int, tags irc.Tags) {
 	s.batchSeq++
 	ref := "ml" + strconv.FormatUint(s.batchSeq, 36)
-	a.client.SendMessage(&irc.Message{Tags: tags, Prefix: prefix, Command: "BATCH", Params: []string{"+" + ref, "draft/multiline", target}})
+	out.SendMessage(&irc.Message{Tags: tags, Prefix: prefix, Command: "BATCH", Params: []string{"+" + ref, "draft/multiline", target}})
 	text = strings.ReplaceAll(strings.ReplaceAll(text, "\r\n", "\n"), "\r", "\n")
 	for _, line := range strings.Split(strings.Trim(text, "\n"), "\n") {
 		for i, piece := range mapping.SplitConcat(line, budget) {
@@ -230,8 +231,8 @@ func (s *Session) sendMultiline(a *Attachment, prefix *irc.Prefix, command, targ
 			if i > 0 {
 				lineTags["draft/multiline-concat"] = ""
 			}
-			a.client.SendMessage(&irc.Message{Tags: lineTags, Prefix: prefix, Command: command, Params: []string{target, piece}})
+			out.SendMessage(&irc.Message{Tags: lineTags, Prefix: prefix, Command: command, Params: []string{target, piece}})
 		}
 	}
-	a.client.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: a.client.ServerName()}, Command: "BATCH", Params: []string{"-" + ref}})
+	out.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: a.client.ServerName()}, Command: "BATCH", Params: []string{"-" + ref}})
 }

@@ -37,8 +37,8 @@ func eventTags(ev *event.Event) irc.Tags {
 }
 
 // sendConnectBurst shows a freshly attached client every joined room.
-func (s *Session) sendConnectBurst(a *Attachment) {
-	s.claimOwnNick(a)
+func (s *Session) sendConnectBurst(a *Attachment, out output) {
+	s.claimOwnNick(a, out)
 	rooms := make([]*room, 0, len(s.rooms))
 	for _, r := range s.rooms {
 		if r.dm == "" {
@@ -47,17 +47,17 @@ func (s *Session) sendConnectBurst(a *Attachment) {
 	}
 	sort.Slice(rooms, func(i, j int) bool { return rooms[i].channel < rooms[j].channel })
 	for _, r := range rooms {
-		s.sendChannelBurst(a, r)
+		s.sendChannelBurst(a, out, r)
 	}
 	for _, in := range s.invites {
-		s.sendInvite(a, in)
+		s.sendInvite(a, out, in)
 	}
 	s.clients[a] = true
 }
 
 // claimOwnNick renames a client whose nick a Matrix user already holds, so
 // that every nick on the client's screen means one person.
-func (s *Session) claimOwnNick(a *Attachment) {
+func (s *Session) claimOwnNick(a *Attachment, out output) {
 	nick := a.client.Nick()
 	if _, taken := s.byNick[mapping.Casefold(nick)]; !taken {
 		return
@@ -69,27 +69,27 @@ func (s *Session) claimOwnNick(a *Attachment) {
 			break
 		}
 	}
-	s.renameClient(a, newNick)
-	a.client.SendNotice("Your nick " + nick + " belongs to a Matrix user here; you are now " + newNick)
+	s.renameClient(a, out, newNick)
+	out.SendNotice("Your nick " + nick + " belongs to a Matrix user here; you are now " + newNick)
 }
 
-func (s *Session) renameClient(a *Attachment, nick string) {
+func (s *Session) renameClient(a *Attachment, out output, nick string) {
 	old := s.prefixOf(a, s.user)
-	a.client.SendMessage(&irc.Message{Prefix: old, Command: "NICK", Params: []string{nick}})
+	out.SendMessage(&irc.Message{Prefix: old, Command: "NICK", Params: []string{nick}})
 	a.client.SetNick(nick)
 }
 
 // sendChannelBurst is what a client sees on joining a channel: JOIN, the
 // topic and the names list.
-func (s *Session) sendChannelBurst(a *Attachment, r *room) {
-	s.sendJoin(a, r, s.user)
-	s.sendMarker(a, r)
-	s.sendTopic(a, r, false)
+func (s *Session) sendChannelBurst(a *Attachment, out output, r *room) {
+	s.sendJoin(a, out, r, s.user)
+	s.sendMarker(a, out, r)
+	s.sendTopic(a, out, r, false)
 	if !a.client.HasCap("draft/no-implicit-names") {
-		s.sendNames(a, r)
+		s.sendNames(a, out, r)
 	}
 	if s.mgr.encrypted.has(r.id) {
-		a.client.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: a.client.ServerName()}, Command: "NOTICE", Params: []string{r.channel,
+		out.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: a.client.ServerName()}, Command: "NOTICE", Params: []string{r.channel,
 			r.channel + " is end-to-end encrypted: mxircd cannot decrypt or encrypt yet, so its messages show as notices and nothing you type here is sent"}})
 	}
 }
@@ -103,16 +103,16 @@ func (s *Session) prefixesOf(a *Attachment, r *room, user id.UserID) string {
 	return mapping.MemberPrefix(r.power, user, s.opLevel())
 }
 
-func (s *Session) sendTopic(a *Attachment, r *room, replyIfNone bool) {
+func (s *Session) sendTopic(a *Attachment, out output, r *room, replyIfNone bool) {
 	if r.topic == "" {
 		if replyIfNone {
-			a.client.SendNumeric(irc.RPL_NOTOPIC, r.channel, "No topic is set")
+			out.SendNumeric(irc.RPL_NOTOPIC, r.channel, "No topic is set")
 		}
 		return
 	}
-	a.client.SendNumeric(irc.RPL_TOPIC, r.channel, topicLine(r.topic))
+	out.SendNumeric(irc.RPL_TOPIC, r.channel, topicLine(r.topic))
 	if r.topicBy != "" {
-		a.client.SendNumeric(rplTopicWhoTime, r.channel, s.prefixOf(a, r.topicBy).String(), strconv.FormatInt(r.topicAt/1000, 10))
+		out.SendNumeric(rplTopicWhoTime, r.channel, s.prefixOf(a, r.topicBy).String(), strconv.FormatInt(r.topicAt/1000, 10))
 	}
 }
 
@@ -122,7 +122,7 @@ func topicLine(topic string) string {
 }
 
 // sendNames sends 353 lines that fit the line limit, then 366.
-func (s *Session) sendNames(a *Attachment, r *room) {
+func (s *Session) sendNames(a *Attachment, out output, r *room) {
 	names := make([]string, 0, len(r.members))
 	for user, m := range r.members {
 		if m.membership == event.MembershipJoin {
@@ -140,7 +140,7 @@ func (s *Session) sendNames(a *Attachment, r *room) {
 	size := 0
 	flush := func() {
 		if len(line) > 0 {
-			a.client.SendNumeric(irc.RPL_NAMREPLY, "=", r.channel, strings.Join(line, " "))
+			out.SendNumeric(irc.RPL_NAMREPLY, "=", r.channel, strings.Join(line, " "))
 			line, size = line[:0], 0
 		}
 	}
@@ -152,40 +152,40 @@ func (s *Session) sendNames(a *Attachment, r *room) {
 		size += len(n) + 1
 	}
 	flush()
-	a.client.SendNumeric(irc.RPL_ENDOFNAMES, r.channel, "End of /NAMES list")
+	out.SendNumeric(irc.RPL_ENDOFNAMES, r.channel, "End of /NAMES list")
 }
 
-func (s *Session) sendJoin(a *Attachment, r *room, user id.UserID) {
+func (s *Session) sendJoin(a *Attachment, out output, r *room, user id.UserID) {
 	params := []string{r.channel}
 	if a.client.HasCap("extended-join") {
 		params = append(params, user.String(), s.realName(user))
 	}
-	a.client.SendMessage(&irc.Message{Tags: irc.Tags{"account": user.String()}, Prefix: s.prefixOf(a, user), Command: "JOIN", Params: params})
+	out.SendMessage(&irc.Message{Tags: irc.Tags{"account": user.String()}, Prefix: s.prefixOf(a, user), Command: "JOIN", Params: params})
 }
 
-func (s *Session) sendPart(a *Attachment, r *room, user id.UserID, reason string) {
+func (s *Session) sendPart(a *Attachment, out output, r *room, user id.UserID, reason string) {
 	params := []string{r.channel}
 	if reason != "" {
 		params = append(params, topicLine(reason))
 	}
-	a.client.SendMessage(&irc.Message{Prefix: s.prefixOf(a, user), Command: "PART", Params: params})
+	out.SendMessage(&irc.Message{Prefix: s.prefixOf(a, user), Command: "PART", Params: params})
 }
 
-func (s *Session) sendKick(a *Attachment, r *room, by, user id.UserID, reason string) {
+func (s *Session) sendKick(a *Attachment, out output, r *room, by, user id.UserID, reason string) {
 	if reason == "" {
 		reason = s.nickOf(a, by)
 	}
-	a.client.SendMessage(&irc.Message{Prefix: s.prefixOf(a, by), Command: "KICK",
+	out.SendMessage(&irc.Message{Prefix: s.prefixOf(a, by), Command: "KICK",
 		Params: []string{r.channel, s.nickOf(a, user), topicLine(reason)}})
 }
 
-func (s *Session) sendTopicChange(a *Attachment, r *room, ev *event.Event) {
-	a.client.SendMessage(&irc.Message{Tags: eventTags(ev), Prefix: s.prefixOf(a, ev.Sender), Command: "TOPIC",
+func (s *Session) sendTopicChange(a *Attachment, out output, r *room, ev *event.Event) {
+	out.SendMessage(&irc.Message{Tags: eventTags(ev), Prefix: s.prefixOf(a, ev.Sender), Command: "TOPIC",
 		Params: []string{r.channel, topicLine(r.topic)}})
 }
 
 // sendRoomMessage shows one m.room.message, split into lines that fit.
-func (s *Session) sendRoomMessage(a *Attachment, r *room, ev *event.Event) {
+func (s *Session) sendRoomMessage(a *Attachment, out output, r *room, ev *event.Event) {
 	content := ev.Content.AsMessage()
 	msg, ok := mapping.MessageToIRC(content, s.usersFor(a))
 	if !ok {
@@ -196,14 +196,14 @@ func (s *Session) sendRoomMessage(a *Attachment, r *room, ev *event.Event) {
 	}
 	if reply := content.RelatesTo.GetReplyTo(); reply != "" && content.RelatesTo.GetReplaceID() == "" && a.client.HasCap("message-tags") {
 		// The client shows the reply itself, from the tag.
-		s.sendTaggedLines(a, r, ev, msg.Command, msg.Action, msg.Text, irc.Tags{tagReply: string(reply)})
+		s.sendTaggedLines(a, out, r, ev, msg.Command, msg.Action, msg.Text, irc.Tags{tagReply: string(reply)})
 		return
 	}
-	s.sendLines(a, r, ev, msg.Command, msg.Action, s.replyContext(a, r, content)+msg.Text)
+	s.sendLines(a, out, r, ev, msg.Command, msg.Action, s.replyContext(a, r, content)+msg.Text)
 }
 
-func (s *Session) sendInvite(a *Attachment, in *invite) {
-	a.client.SendMessage(&irc.Message{Prefix: s.prefixOf(a, in.inviter), Command: "INVITE",
+func (s *Session) sendInvite(a *Attachment, out output, in *invite) {
+	out.SendMessage(&irc.Message{Prefix: s.prefixOf(a, in.inviter), Command: "INVITE",
 		Params: []string{a.client.Nick(), in.channel}})
 }
 

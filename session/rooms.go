@@ -133,8 +133,8 @@ func (s *Session) renameUser(user id.UserID) {
 	s.nicks[user] = nick
 	s.byNick[mapping.Casefold(nick)] = user
 	u, h := mapping.UserHost(user)
-	s.broadcast(func(a *Attachment) {
-		a.client.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: old, User: u, Host: h}, Command: "NICK", Params: []string{nick}})
+	s.broadcast(live, func(a *Attachment, out output) {
+		out.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: old, User: u, Host: h}, Command: "NICK", Params: []string{nick}})
 	})
 }
 
@@ -305,15 +305,15 @@ func (s *Session) renameIfNeeded(r *room) {
 	delete(s.channels, mapping.Casefold(old))
 	r.channel = name
 	s.channels[mapping.Casefold(name)] = r.id
-	s.broadcast(func(a *Attachment) {
+	s.broadcast(live, func(a *Attachment, out output) {
 		if a.client.HasCap("draft/channel-rename") {
-			a.client.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: a.client.ServerName()}, Command: "RENAME",
+			out.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: a.client.ServerName()}, Command: "RENAME",
 				Params: []string{old, name, "The room's alias or name changed"}})
 			return
 		}
-		a.client.SendMessage(&irc.Message{Prefix: s.prefixOf(a, s.user), Command: "PART", Params: []string{old, "Renamed to " + name}})
-		s.sendChannelBurst(a, r)
-		a.client.SendNotice(old + " is now called " + name)
+		out.SendMessage(&irc.Message{Prefix: s.prefixOf(a, s.user), Command: "PART", Params: []string{old, "Renamed to " + name}})
+		s.sendChannelBurst(a, out, r)
+		out.SendNotice(old + " is now called " + name)
 	})
 }
 

@@ -72,11 +72,11 @@ type Session struct {
 	clients  map[*Attachment]bool // value: has had its connect burst
 	synced   bool                 // the initial sync has been applied
 	rooms    map[id.RoomID]*room
-	channels map[string]id.RoomID      // folded channel name → room
-	nicks    map[id.UserID]string      // nicks given to other Matrix users
-	byNick   map[string]id.UserID      // folded nick → user
-	sentTxns map[string]*Attachment    // our own sends by transaction ID → the client that typed them
-	sentResp map[string]*labeledClient // labeled messages waiting for their echo
+	channels map[string]id.RoomID        // folded channel name → room
+	nicks    map[id.UserID]string        // nicks given to other Matrix users
+	byNick   map[string]id.UserID        // folded nick → user
+	sentTxns map[string]*Attachment      // our own sends by transaction ID → the client that typed them
+	sentResp map[string]*labeledResponse // labeled messages waiting for their echo
 	txnSeq   uint64
 	batchSeq uint64         // names of batches sent to clients
 	started  int64          // unix nanoseconds; makes transaction IDs unique across sessions
@@ -88,13 +88,8 @@ type Session struct {
 	syncBroken  bool                // the last /sync failed and clients were told
 
 	// The account's event stream (see bouncer.go): head is the position of
-	// the newest stored event applied; only (one client) renders to a
-	// single client, for replay and history; streaming is set while
-	// timeline events are shown, which clients still catching up skip.
-	head      int64
-	only      *Attachment
-	streaming bool
-	replaying bool
+	// the newest stored event applied.
+	head int64
 
 	// A room the account joins can show up in /sync before the JOIN request
 	// that caused it has returned, and before its alias state has. Such a
@@ -159,7 +154,7 @@ func newSession(mgr *Manager, cli *mautrix.Client) *Session {
 		nicks:      map[id.UserID]string{},
 		byNick:     map[string]id.UserID{},
 		sentTxns:   map[string]*Attachment{},
-		sentResp:   map[string]*labeledClient{},
+		sentResp:   map[string]*labeledResponse{},
 		started:    time.Now().UnixNano(),
 		deferred:   map[id.RoomID]*room{},
 		joinNames:  map[id.RoomID]string{},
@@ -619,13 +614,11 @@ func retryDelay(err error, prev time.Duration) time.Duration {
 // Attachment links one IRC client to a session. It implements ircd.Handler.
 type Attachment struct {
 	sess *Session
-	// conn is the connection itself, set once: any goroutine may use it.
-	conn Client
-	name string // the client name ("laptop" of alice@laptop), "" if none
-
-	// client is where the owner sends the client's lines: the connection,
-	// or a stand-in gathering a labeled response. Owner goroutine only.
+	// client is the connection, set once: any goroutine may use it.
+	// Renderers and handlers write to the output they are given, which is
+	// this client or a stand-in for it (a labeled response, a past event).
 	client Client
+	name   string // the client name ("laptop" of alice@laptop), "" if none
 
 	// Owner goroutine only.
 	monitor    map[string]id.UserID // MONITOR targets, folded
@@ -637,7 +630,7 @@ type Attachment struct {
 func newAttachment(s *Session, c Client, name string) *Attachment {
 	// cursor -1: the first mark, even at position 0, saves the client's
 	// cursor, so a client that was shown nothing still has a place.
-	return &Attachment{sess: s, conn: c, client: c, name: name, monitor: map[string]id.UserID{}, cursor: -1}
+	return &Attachment{sess: s, client: c, name: name, monitor: map[string]id.UserID{}, cursor: -1}
 }
 
 // Attach starts delivery to the client. Client's reader goroutine.
@@ -647,7 +640,7 @@ func (a *Attachment) Attach() { a.sess.post(attachEvent{a}) }
 // goroutine; it blocks only while the session's event queue is full.
 func (a *Attachment) HandleCommand(m *irc.Message) {
 	if !a.sess.post(commandEvent{a: a, msg: m}) {
-		a.conn.Close("Your Matrix session has ended")
+		a.client.Close("Your Matrix session has ended")
 	}
 }
 

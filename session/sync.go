@@ -78,9 +78,7 @@ func (s *Session) applyJoinedRoom(roomID id.RoomID, joined *mautrix.SyncJoinedRo
 				continue
 			}
 			s.advance(seq)
-			s.streaming = true
 			s.applyTimelineEvent(r, ev)
-			s.streaming = false
 		}
 		for _, ev := range joined.Ephemeral.Events {
 			if ev.Type.Type == event.EphemeralEventTyping.Type {
@@ -115,11 +113,13 @@ func (s *Session) applyJoinedRoom(roomID id.RoomID, joined *mautrix.SyncJoinedRo
 		s.deferred[roomID] = r
 		return
 	}
-	s.announceRoom(r)
+	s.announceRoom(r, nil, nil)
 }
 
-// announceRoom names a newly joined room and shows it to every client.
-func (s *Session) announceRoom(r *room) {
+// announceRoom names a newly joined room and shows it to every client;
+// the lines of asker, whose request brought the room, go to out (nil: no
+// client asked).
+func (s *Session) announceRoom(r *room, asker *Attachment, out output) {
 	delete(s.deferred, r.id)
 	backlog := r.backlog
 	r.backlog = nil
@@ -128,34 +128,32 @@ func (s *Session) announceRoom(r *room) {
 		// starting with those sent before the account joined: someone
 		// who opens a DM with a message expects it to be read.
 		s.rooms[r.id] = r
-		s.streaming = true
 		for _, ev := range backlog {
-			s.showMessage(r, ev)
+			if s.showMessageTo(r, ev, answering(live, asker, out)) {
+				s.rememberMessage(r, ev)
+			}
 		}
-		s.streaming = false
 		return
 	}
 	s.addRoom(r)
 	if s.synced {
-		for a := range s.clients {
-			s.sendChannelBurst(a, r)
-		}
+		s.broadcast(answering(everyone, asker, out), func(a *Attachment, out output) { s.sendChannelBurst(a, out, r) })
 	}
 }
 
 // joinDone records that a JOIN request has come back; roomID is the room it
-// joined, or empty on failure.
-func (s *Session) joinDone(roomID id.RoomID, requested string) {
+// joined, or empty on failure. asker's lines go to out (see announceRoom).
+func (s *Session) joinDone(roomID id.RoomID, requested string, asker *Attachment, out output) {
 	s.joinsInFlight--
 	if roomID != "" && requested != "" {
 		s.joinNames[roomID] = requested
 	}
 	if r := s.deferred[roomID]; r != nil {
-		s.announceRoom(r)
+		s.announceRoom(r, asker, out)
 	}
 	if s.joinsInFlight == 0 {
 		for _, r := range s.deferred {
-			s.announceRoom(r)
+			s.announceRoom(r, asker, out)
 		}
 	}
 }
@@ -178,7 +176,7 @@ func (s *Session) applyTimelineEvent(r *room, ev *event.Event) {
 			s.showMembership(r, ev, prev, prevName)
 		case event.StateTopic:
 			if r.topic != prevTopic {
-				s.broadcast(func(a *Attachment) { s.sendTopicChange(a, r, ev) })
+				s.broadcast(live, func(a *Attachment, out output) { s.sendTopicChange(a, out, r, ev) })
 			}
 		case event.StatePowerLevels, event.StateJoinRules:
 			s.showModeChange(r, ev.Sender, oldPower, oldJoinRule)
@@ -190,30 +188,38 @@ func (s *Session) applyTimelineEvent(r *room, ev *event.Event) {
 	if ev.Type == event.EventMessage {
 		s.showMessage(r, ev)
 	} else {
-		s.showOther(r, ev)
+		s.showOther(r, ev, live)
 	}
 }
 
-// showMessage shows one m.room.message. A message one of our clients sent
-// comes back through sync: the client that typed it already has it, the
-// account's other clients see it from the user's own nick.
+// showMessage shows one new m.room.message to the clients that take live
+// events, and keeps it for the context of later replies.
 func (s *Session) showMessage(r *room, ev *event.Event) {
-	if !parseContent(ev) {
-		s.log.Debug("unparseable message", "event", ev.ID)
-		return
-	}
-	s.broadcastEcho(ev, func(a *Attachment) { s.sendRoomMessage(a, r, ev) })
-	if !s.replaying {
+	if s.showMessageTo(r, ev, live) {
 		s.rememberMessage(r, ev)
 	}
 }
 
-// broadcastEcho shows an event to every client, except that the client
-// whose command sent it (known by its transaction ID) gets it only with
-// echo-message, and then with the real event ID as msgid.
-func (s *Session) broadcastEcho(ev *event.Event, f func(a *Attachment)) {
+// showMessageTo shows one m.room.message to the clients to picks; ok is
+// false when it cannot be read. A message one of our clients sent comes
+// back through sync: the client that typed it already has it, the
+// account's other clients see it from the user's own nick.
+func (s *Session) showMessageTo(r *room, ev *event.Event, to audience) (ok bool) {
+	if !parseContent(ev) {
+		s.log.Debug("unparseable message", "event", ev.ID)
+		return false
+	}
+	s.broadcastEcho(ev, to, func(a *Attachment, out output) { s.sendRoomMessage(a, out, r, ev) })
+	return true
+}
+
+// broadcastEcho shows an event to the clients to picks, except that the
+// client whose command sent it (known by its transaction ID) gets it only
+// with echo-message, and then with the real event ID as msgid, in the
+// command's labeled response if it has one.
+func (s *Session) broadcastEcho(ev *event.Event, to audience, f func(a *Attachment, out output)) {
 	var origin *Attachment
-	var resp *labeledClient
+	var resp *labeledResponse
 	if txn := ev.Unsigned.TransactionID; ev.Sender == s.user && txn != "" {
 		if a, ok := s.sentTxns[txn]; ok {
 			origin, resp = a, s.sentResp[txn]
@@ -221,12 +227,12 @@ func (s *Session) broadcastEcho(ev *event.Event, f func(a *Attachment)) {
 			delete(s.sentResp, txn)
 		}
 	}
-	s.broadcast(func(a *Attachment) {
+	s.broadcast(to, func(a *Attachment, out output) {
 		switch {
 		case a == origin && resp != nil:
-			s.within(a, resp, func() { f(a) })
+			f(a, resp)
 		case a != origin || a.client.HasCap("echo-message"):
-			f(a)
+			f(a, out)
 		}
 	})
 	if resp != nil {
@@ -241,9 +247,9 @@ func (s *Session) showMembership(r *room, ev *event.Event, prev event.Membership
 	c := ev.Content.AsMember()
 	if c.Membership == event.MembershipJoin && prev == event.MembershipJoin && c.Displayname != prevName && c.Displayname != "" &&
 		s.displayName(user) == c.Displayname {
-		s.broadcast(func(a *Attachment) {
+		s.broadcast(live, func(a *Attachment, out output) {
 			if a.client.HasCap("setname") {
-				a.client.SendMessage(&irc.Message{Prefix: s.prefixOf(a, user), Command: "SETNAME", Params: []string{c.Displayname}})
+				out.SendMessage(&irc.Message{Prefix: s.prefixOf(a, user), Command: "SETNAME", Params: []string{c.Displayname}})
 			}
 		})
 	}
@@ -251,9 +257,9 @@ func (s *Session) showMembership(r *room, ev *event.Event, prev event.Membership
 		return
 	}
 	if c.Membership == event.MembershipInvite && prev != event.MembershipInvite {
-		s.broadcast(func(a *Attachment) {
+		s.broadcast(live, func(a *Attachment, out output) {
 			if a.client.HasCap("invite-notify") {
-				a.client.SendMessage(&irc.Message{Prefix: s.prefixOf(a, ev.Sender), Command: "INVITE", Params: []string{s.nickOf(a, user), r.channel}})
+				out.SendMessage(&irc.Message{Prefix: s.prefixOf(a, ev.Sender), Command: "INVITE", Params: []string{s.nickOf(a, user), r.channel}})
 			}
 		})
 	}
@@ -261,12 +267,12 @@ func (s *Session) showMembership(r *room, ev *event.Event, prev event.Membership
 	case c.Membership == event.MembershipJoin && prev == event.MembershipJoin:
 		s.renameUser(user) // a display name change, perhaps
 	case c.Membership == event.MembershipJoin && prev != event.MembershipJoin:
-		s.broadcast(func(a *Attachment) { s.sendJoin(a, r, user) })
+		s.broadcast(live, func(a *Attachment, out output) { s.sendJoin(a, out, r, user) })
 	case (c.Membership == event.MembershipLeave || c.Membership == event.MembershipBan) && prev == event.MembershipJoin:
 		if ev.Sender == user {
-			s.broadcast(func(a *Attachment) { s.sendPart(a, r, user, c.Reason) })
+			s.broadcast(live, func(a *Attachment, out output) { s.sendPart(a, out, r, user, c.Reason) })
 		} else {
-			s.broadcast(func(a *Attachment) { s.sendKick(a, r, ev.Sender, user, c.Reason) })
+			s.broadcast(live, func(a *Attachment, out output) { s.sendKick(a, out, r, ev.Sender, user, c.Reason) })
 		}
 	}
 	switch {
@@ -303,27 +309,71 @@ func (s *Session) applyLeftRoom(roomID id.RoomID, left *mautrix.SyncLeftRoom) {
 			}
 		}
 	}
-	s.broadcast(func(a *Attachment) {
+	s.broadcast(attached, func(a *Attachment, out output) {
 		if kicker != "" {
-			s.sendKick(a, r, kicker, s.user, reason)
+			s.sendKick(a, out, r, kicker, s.user, reason)
 		} else {
-			s.sendPart(a, r, s.user, reason)
+			s.sendPart(a, out, r, s.user, reason)
 		}
 	})
 	s.removeRoom(r)
 }
 
-// broadcast renders for each attached client that has had its connect
-// burst; lines are per client because each has its own nick.
-func (s *Session) broadcast(f func(a *Attachment)) {
-	if s.only != nil {
-		f(s.only)
-		return
+// audience picks the clients a broadcast renders for, and where the lines
+// of each go; nil leaves a client out. burstDone says the client has had
+// its connect burst.
+type audience func(a *Attachment, burstDone bool) output
+
+// everyone is every attached client, burst or not.
+func everyone(a *Attachment, _ bool) output { return a.client }
+
+// attached is every client that has had its connect burst.
+func attached(a *Attachment, burstDone bool) output {
+	if burstDone {
+		return a.client
 	}
+	return nil
+}
+
+// live is the clients that take timeline events as they come: one still
+// catching up gets them from the store instead.
+func live(a *Attachment, burstDone bool) output {
+	if burstDone && !a.catchingUp {
+		return a.client
+	}
+	return nil
+}
+
+// only is one client alone, its lines going to out (a replay, history).
+func only(one *Attachment, out output) audience {
+	return func(a *Attachment, _ bool) output {
+		if a == one {
+			return out
+		}
+		return nil
+	}
+}
+
+// answering is to, except that asker's lines go to out: what a client's
+// command brought about belongs to that command's (labeled) response.
+func answering(to audience, asker *Attachment, out output) audience {
+	if asker == nil {
+		return to
+	}
+	return func(a *Attachment, burstDone bool) output {
+		if a == asker && to(a, burstDone) != nil {
+			return out
+		}
+		return to(a, burstDone)
+	}
+}
+
+// broadcast renders f for each client to picks; lines are per client
+// because each has its own nick.
+func (s *Session) broadcast(to audience, f func(a *Attachment, out output)) {
 	for a, burstDone := range s.clients {
-		// A client catching up gets timeline events from the store.
-		if burstDone && !(s.streaming && a.catchingUp) {
-			f(a)
+		if out := to(a, burstDone); out != nil {
+			f(a, out)
 		}
 	}
 }
@@ -367,7 +417,7 @@ func (s *Session) applyInvite(roomID id.RoomID, invited *mautrix.SyncInvitedRoom
 		return
 	}
 	s.invites[roomID] = in
-	s.broadcast(func(a *Attachment) { s.sendInvite(a, in) })
+	s.broadcast(attached, func(a *Attachment, out output) { s.sendInvite(a, out, in) })
 }
 
 // inviteByChannel finds a pending invite by the channel name a client typed.

@@ -32,7 +32,7 @@ func replyTarget(m *irc.Message) id.EventID {
 
 // targetRoom finds the room a PRIVMSG-like target names: a channel, or the
 // query with a nick. ok is false (and the client told) when there is none.
-func (s *Session) targetRoom(a *Attachment, command, target string) (*room, bool) {
+func (s *Session) targetRoom(a *Attachment, out output, command, target string) (*room, bool) {
 	if r := s.roomByChannel(target); r != nil {
 		return r, true
 	}
@@ -41,34 +41,34 @@ func (s *Session) targetRoom(a *Attachment, command, target string) (*room, bool
 			return r, true
 		}
 	}
-	s.fail(a, command, "INVALID_TARGET", target, "No such channel or query")
+	s.fail(a, out, command, "INVALID_TARGET", target, "No such channel or query")
 	return nil, false
 }
 
 // fail reports an error that has no numeric: FAIL <command> <code>
 // [context] :text.
-func (s *Session) fail(a *Attachment, command, code, context, text string) {
-	s.standardReply(a, "FAIL", command, code, context, text)
+func (s *Session) fail(a *Attachment, out output, command, code, context, text string) {
+	s.standardReply(a, out, "FAIL", command, code, context, text)
 }
 
 // standardReply sends FAIL, WARN or NOTE to clients that take standard
 // replies, and to any client for commands whose own specification answers
 // with them (REDACT, TAGMSG, SETNAME); others get the text as a NOTICE.
-func (s *Session) standardReply(a *Attachment, kind, command, code, context, text string) {
+func (s *Session) standardReply(a *Attachment, out output, kind, command, code, context, text string) {
 	switch {
 	case a.client.HasCap("standard-replies"), command == "REDACT", command == "TAGMSG", command == "SETNAME",
 		command == "CHATHISTORY", command == "MARKREAD":
 		// context holds one or more space-separated parameters.
 		params := append([]string{command, code}, strings.Fields(context)...)
-		a.client.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: a.client.ServerName()}, Command: kind, Params: append(params, text)})
+		out.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: a.client.ServerName()}, Command: kind, Params: append(params, text)})
 	default:
-		a.client.SendNotice(text)
+		out.SendNotice(text)
 	}
 }
 
 // cmdTagmsg carries a reaction or a typing notification.
-func (s *Session) cmdTagmsg(a *Attachment, m *irc.Message) {
-	r, ok := s.targetRoom(a, "TAGMSG", m.Params[0])
+func (s *Session) cmdTagmsg(a *Attachment, out output, m *irc.Message) {
+	r, ok := s.targetRoom(a, out, "TAGMSG", m.Params[0])
 	if !ok {
 		return
 	}
@@ -76,18 +76,18 @@ func (s *Session) cmdTagmsg(a *Attachment, m *irc.Message) {
 	if key := m.Tags[tagReact]; key != "" {
 		target := replyTarget(m)
 		if target == "" {
-			s.fail(a, "TAGMSG", "INVALID_PARAMS", tagReact, "A reaction needs +draft/reply naming the message")
+			s.fail(a, out, "TAGMSG", "INVALID_PARAMS", tagReact, "A reaction needs +draft/reply naming the message")
 			return
 		}
-		txnID := s.newTxnID(a)
+		txnID := s.newTxnID(a, out)
 		reaction := &event.ReactionEventContent{RelatesTo: event.RelatesTo{Type: event.RelAnnotation, EventID: target, Key: key}}
-		s.request(a, "TAGMSG", func(ctx context.Context) func() {
+		s.request(a, out, "TAGMSG", func(ctx context.Context) func() {
 			err := s.sendEvent(ctx, roomID, event.EventReaction, reaction, txnID)
 			return func() {
 				if err != nil {
 					s.dropTxn(txnID)
-					if !s.tellEncrypted(a, "TAGMSG", m.Params[0], err) {
-						s.fail(a, "TAGMSG", "REACT_FAILED", m.Params[0], "Cannot react: "+matrixErrorText(err))
+					if !s.tellEncrypted(a, out, "TAGMSG", m.Params[0], err) {
+						s.fail(a, out, "TAGMSG", "REACT_FAILED", m.Params[0], "Cannot react: "+matrixErrorText(err))
 					}
 				}
 			}
@@ -95,7 +95,7 @@ func (s *Session) cmdTagmsg(a *Attachment, m *irc.Message) {
 	}
 	if state, ok := m.Tags[tagTyping]; ok {
 		typing := state == "active"
-		s.request(a, "TAGMSG", func(ctx context.Context) func() {
+		s.request(a, out, "TAGMSG", func(ctx context.Context) func() {
 			if _, err := s.cli.UserTyping(ctx, roomID, typing, 30*time.Second); err != nil {
 				s.log.Debug("typing notification failed", "err", err)
 			}
@@ -105,19 +105,19 @@ func (s *Session) cmdTagmsg(a *Attachment, m *irc.Message) {
 }
 
 // cmdRedact deletes a message: REDACT <target> <msgid> [:reason].
-func (s *Session) cmdRedact(a *Attachment, m *irc.Message) {
-	r, ok := s.targetRoom(a, "REDACT", m.Params[0])
+func (s *Session) cmdRedact(a *Attachment, out output, m *irc.Message) {
+	r, ok := s.targetRoom(a, out, "REDACT", m.Params[0])
 	if !ok {
 		return
 	}
 	msgid := m.Params[1]
 	if !strings.HasPrefix(msgid, "$") {
-		s.fail(a, "REDACT", "UNKNOWN_MSGID", m.Params[0]+" "+msgid, "That is not a message ID of this network")
+		s.fail(a, out, "REDACT", "UNKNOWN_MSGID", m.Params[0]+" "+msgid, "That is not a message ID of this network")
 		return
 	}
 	roomID, target, reason := r.id, m.Params[0], m.Param(2)
-	txnID := s.newTxnID(a)
-	s.request(a, "REDACT", func(ctx context.Context) func() {
+	txnID := s.newTxnID(a, out)
+	s.request(a, out, "REDACT", func(ctx context.Context) func() {
 		_, err := s.cli.RedactEvent(ctx, roomID, id.EventID(msgid), mautrix.ReqRedact{Reason: reason, TxnID: txnID})
 		return func() {
 			if err != nil {
@@ -127,9 +127,9 @@ func (s *Session) cmdRedact(a *Attachment, m *irc.Message) {
 			case err == nil:
 				// The REDACT (or notice) comes back through sync.
 			case isForbidden(err):
-				s.fail(a, "REDACT", "REDACT_FORBIDDEN", target+" "+msgid, "You may not delete that message: "+matrixErrorText(err))
+				s.fail(a, out, "REDACT", "REDACT_FORBIDDEN", target+" "+msgid, "You may not delete that message: "+matrixErrorText(err))
 			default:
-				s.fail(a, "REDACT", "UNKNOWN_MSGID", target+" "+msgid, "Cannot delete that message: "+matrixErrorText(err))
+				s.fail(a, out, "REDACT", "UNKNOWN_MSGID", target+" "+msgid, "Cannot delete that message: "+matrixErrorText(err))
 			}
 		}
 	})
@@ -148,13 +148,13 @@ func (s *Session) showTyping(r *room, ev *event.Event) {
 		}
 	}
 	send := func(user id.UserID, state string) {
-		s.broadcast(func(a *Attachment) {
+		s.broadcast(attached, func(a *Attachment, out output) {
 			if a.client.HasCap("message-tags") {
 				target := r.channel
 				if r.dm != "" {
 					target = a.client.Nick()
 				}
-				a.client.SendMessage(&irc.Message{Tags: irc.Tags{tagTyping: state}, Prefix: s.prefixOf(a, user),
+				out.SendMessage(&irc.Message{Tags: irc.Tags{tagTyping: state}, Prefix: s.prefixOf(a, user),
 					Command: "TAGMSG", Params: []string{target}})
 			}
 		})
