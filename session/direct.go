@@ -28,6 +28,28 @@ type dmFuture struct {
 	err       error
 }
 
+// addDirect puts the account's m.direct into a resumed session's first
+// sync, which carries only the account data changed since its token:
+// without it, every DM would come back as a channel after a restart.
+// Sync loop.
+func (s *Session) addDirect(resp *mautrix.RespSync) {
+	for _, ev := range resp.AccountData.Events {
+		if ev.Type.Type == event.AccountDataDirectChats.Type {
+			return
+		}
+	}
+	var raw json.RawMessage
+	if err := s.cli.GetAccountData(s.ctx, event.AccountDataDirectChats.Type, &raw); err != nil {
+		if !errors.Is(err, mautrix.MNotFound) {
+			s.log.Warn("could not read m.direct; DMs show as channels until it changes", "err", err)
+		}
+		return
+	}
+	resp.AccountData.Events = append(resp.AccountData.Events, &event.Event{
+		Type: event.AccountDataDirectChats, Content: event.Content{VeryRaw: raw},
+	})
+}
+
 // applyDirect takes the account's m.direct: which rooms are whose DMs.
 func (s *Session) applyDirect(events []*event.Event) {
 	if direct, ok := directRooms(events, s.log); ok {

@@ -517,6 +517,9 @@ func (s *Session) syncLoop() {
 		}
 		if since != "" {
 			s.fillGaps(resp, since, tr)
+			if first {
+				s.addDirect(resp)
+			}
 		}
 		s.mgr.encrypted.markFrom(resp)
 		seqs, err := s.persistSync(resp, tr)
