@@ -93,6 +93,7 @@ func (s *Session) catchUp(a *Attachment, after, upTo int64) {
 		var skipped map[string]int
 		if err == nil && from < upTo {
 			events, skipped, err = st.StreamRange(ctx, user, from, upTo, limit)
+			s.decryptStored(ctx, events)
 		}
 		s.post(resultEvent{apply: func() { s.finishCatchUp(a, upTo, events, skipped, err) }})
 	})

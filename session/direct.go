@@ -180,7 +180,7 @@ func (s *Session) createDirect(ctx context.Context, user id.UserID) (roomID id.R
 	var enc event.EncryptionEventContent
 	switch err := s.cli.StateEvent(ctx, resp.RoomID, event.StateEncryption, "", &enc); {
 	case err == nil:
-		s.mgr.encrypted.mark(resp.RoomID)
+		s.mgr.encrypted.mark(resp.RoomID, &enc)
 		return resp.RoomID, true, nil
 	case errors.Is(err, mautrix.MNotFound):
 		return resp.RoomID, false, nil

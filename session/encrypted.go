@@ -1,6 +1,7 @@
 package session
 
 import (
+	"encoding/json"
 	"errors"
 	"sync"
 
@@ -25,11 +26,19 @@ import (
 // request workers read it.
 type encryptedRooms struct {
 	mu    sync.RWMutex
-	rooms map[id.RoomID]struct{}
+	rooms map[id.RoomID]*event.EncryptionEventContent
 }
 
 func newEncryptedRooms() *encryptedRooms {
-	return &encryptedRooms{rooms: map[id.RoomID]struct{}{}}
+	return &encryptedRooms{rooms: map[id.RoomID]*event.EncryptionEventContent{}}
+}
+
+// content is the room's m.room.encryption, nil if it has none. Any
+// goroutine.
+func (e *encryptedRooms) content(room id.RoomID) *event.EncryptionEventContent {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.rooms[room]
 }
 
 // has says whether room is known to be encrypted. Any goroutine.
@@ -40,11 +49,15 @@ func (e *encryptedRooms) has(room id.RoomID) bool {
 	return ok
 }
 
-// mark records that room is encrypted. Any goroutine.
-func (e *encryptedRooms) mark(room id.RoomID) {
+// mark records that room is encrypted, with its m.room.encryption
+// (settings for key rotation). Any goroutine.
+func (e *encryptedRooms) mark(room id.RoomID, content *event.EncryptionEventContent) {
+	if content == nil {
+		content = &event.EncryptionEventContent{Algorithm: id.AlgorithmMegolmV1}
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.rooms[room] = struct{}{}
+	e.rooms[room] = content
 }
 
 // markFrom records the rooms of a sync response whose state or timeline
@@ -53,19 +66,16 @@ func (e *encryptedRooms) mark(room id.RoomID) {
 // owner has.
 func (e *encryptedRooms) markFrom(resp *mautrix.RespSync) {
 	for roomID, joined := range resp.Rooms.Join {
-		if hasEncryption(joined.State.Events) || hasEncryption(joined.Timeline.Events) {
-			e.mark(roomID)
+		for _, events := range [][]*event.Event{joined.State.Events, joined.Timeline.Events} {
+			for _, ev := range events {
+				if ev.StateKey != nil && *ev.StateKey == "" && ev.Type.Type == event.StateEncryption.Type {
+					var content event.EncryptionEventContent
+					_ = json.Unmarshal(ev.Content.VeryRaw, &content)
+					e.mark(roomID, &content)
+				}
+			}
 		}
 	}
-}
-
-func hasEncryption(events []*event.Event) bool {
-	for _, ev := range events {
-		if ev.StateKey != nil && *ev.StateKey == "" && ev.Type.Type == event.StateEncryption.Type {
-			return true
-		}
-	}
-	return false
 }
 
 // errEncryptedRoom refuses a message event into an encrypted room. It is

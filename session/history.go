@@ -51,6 +51,7 @@ func (s *Session) cmdChathistory(a *Attachment, out output, m *irc.Message) {
 	roomID := r.id
 	s.request(a, out, "CHATHISTORY", func(ctx context.Context) func() {
 		events, err := s.queryHistory(ctx, roomID, req, types)
+		s.decryptStored(ctx, events)
 		return func() {
 			if err != nil {
 				s.standardReply(a, out, "FAIL", "CHATHISTORY", "MESSAGE_ERROR", req.Sub+" "+req.Target, "Could not load the history: "+err.Error())

@@ -59,6 +59,9 @@ type Config struct {
 	ReplayLimit int
 	// HistoryPerRoom is how many events the store keeps per room (default 5000).
 	HistoryPerRoom int
+	// CryptoStore opens an account's end-to-end encryption keys; nil
+	// leaves encrypted rooms undecrypted.
+	CryptoStore CryptoStoreOpener
 }
 
 // Manager owns every live Session and logs clients in to them.

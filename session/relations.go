@@ -141,7 +141,7 @@ func (s *Session) showOther(r *room, ev *event.Event, to audience) {
 		})
 	case event.EventEncrypted:
 		s.broadcast(to, func(a *Attachment, out output) {
-			s.sendNote(a, out, r, ev, "[sent an encrypted message, which mxircd cannot decrypt yet]")
+			s.sendNote(a, out, r, ev, "[sent an encrypted message that this gateway has no key for]")
 		})
 	default:
 		if quietEventType(ev.Type.Type) {

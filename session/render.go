@@ -90,7 +90,7 @@ func (s *Session) sendChannelBurst(a *Attachment, out output, r *room) {
 	}
 	if s.mgr.encrypted.has(r.id) {
 		out.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: a.client.ServerName()}, Command: "NOTICE", Params: []string{r.channel,
-			r.channel + " is end-to-end encrypted: mxircd cannot decrypt or encrypt yet, so its messages show as notices and nothing you type here is sent"}})
+			r.channel + " is end-to-end encrypted: mxircd can read it but cannot encrypt yet, so nothing you type here is sent"}})
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"gopkg.in/irc.v4"
 	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/crypto"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
@@ -52,6 +53,14 @@ type Session struct {
 	done   chan struct{} // closed when the owner goroutine has ended
 
 	gapsFilled atomic.Int64 // limited timelines filled, for tests
+
+	// olm is the account's end-to-end encryption, nil while it has none:
+	// set by the sync loop before its first sync, used by the sync loop,
+	// request workers and history helpers, never by the owner.
+	olm atomic.Pointer[crypto.OlmMachine]
+	// joinedEncrypted is the encrypted rooms the account is in, kept by
+	// the sync loop for the OlmMachine.
+	joinedEncrypted roomSet
 
 	// setPresence is what each /sync tells the homeserver about the
 	// account (the default would reset AWAY to online every time).
@@ -484,6 +493,23 @@ func (s *Session) syncLoop() {
 		}
 	}
 	for s.ctx.Err() == nil {
+		if first && s.mgr.cfg.CryptoStore != nil && s.olm.Load() == nil {
+			// Before any sync: a sync handled without the machine would
+			// drop the room keys it brought.
+			mach, err := s.startCrypto(s.ctx)
+			var httpErr mautrix.HTTPError
+			switch {
+			case err == nil:
+				s.olm.Store(mach)
+			case errors.As(err, &httpErr) && isTransient(err):
+				if !fail(err) {
+					return
+				}
+				continue
+			default:
+				s.log.Error("end-to-end encryption is off for this session", "err", err)
+			}
+		}
 		timeout := s.mgr.cfg.SyncTimeout
 		if first {
 			select {
@@ -522,6 +548,12 @@ func (s *Session) syncLoop() {
 			}
 		}
 		s.mgr.encrypted.markFrom(resp)
+		mach := s.olm.Load()
+		if mach != nil {
+			// Keys first: the room events of this response may need them.
+			s.joinedEncrypted.update(resp, s.mgr.encrypted)
+			mach.ProcessSyncResponse(s.ctx, resp, since)
+		}
 		seqs, err := s.persistSync(resp, tr)
 		if err != nil {
 			if s.ctx.Err() != nil {
@@ -534,6 +566,9 @@ func (s *Session) syncLoop() {
 			continue
 		}
 		backoff = 0
+		if mach != nil {
+			s.decryptTimeline(s.ctx, mach, resp)
+		}
 		tr.record(resp)
 		if !s.post(syncEvent{resp: resp, initial: first, seqs: seqs}) {
 			return

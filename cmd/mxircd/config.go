@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -20,8 +21,10 @@ type Config struct {
 	HTTP    HTTPConfig    `toml:"http"`
 	Bouncer BouncerConfig `toml:"bouncer"`
 	Store   StoreConfig   `toml:"store"`
-	Log     LogConfig     `toml:"log"`
-	Debug   DebugConfig   `toml:"debug"`
+	// Encryption is where end-to-end encryption keeps its secrets.
+	Encryption EncryptionConfig `toml:"encryption"`
+	Log        LogConfig        `toml:"log"`
+	Debug      DebugConfig      `toml:"debug"`
 }
 
 // DebugConfig is an operator's window into a running gateway.
@@ -73,6 +76,18 @@ type StoreConfig struct {
 	Driver string `toml:"driver"`
 	Path   string `toml:"path"`
 	DSN    string `toml:"dsn"`
+}
+
+type EncryptionConfig struct {
+	PickleKeyFile string `toml:"pickle_key_file"`
+}
+
+// pickleKeyPath is the pickle key file, by default beside the SQLite file.
+func (c Config) pickleKeyPath() string {
+	if c.Encryption.PickleKeyFile != "" {
+		return c.Encryption.PickleKeyFile
+	}
+	return filepath.Join(filepath.Dir(c.Store.Path), "pickle.key")
 }
 
 type LogConfig struct {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -43,6 +44,7 @@ func bouncerConfig(t *testing.T, hs *testenv.Homeserver, driver string, mutate f
 	cfg.Bouncer.HistoryPerRoom = 5000
 	sc := storetest.Config(t, driver)
 	cfg.Store = StoreConfig{Driver: sc.Driver, Path: sc.Path, DSN: sc.DSN}
+	cfg.Encryption.PickleKeyFile = filepath.Join(t.TempDir(), "pickle.key")
 	if mutate != nil {
 		mutate(&cfg)
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -32,6 +33,7 @@ func testGateway(t *testing.T, hs *testenv.Homeserver, driver string) *gateway {
 	cfg.Matrix.SyncTimeout = Duration{5 * time.Second}
 	sc := storetest.Config(t, driver)
 	cfg.Store = StoreConfig{Driver: sc.Driver, Path: sc.Path, DSN: sc.DSN}
+	cfg.Encryption.PickleKeyFile = filepath.Join(t.TempDir(), "pickle.key")
 	if err := cfg.validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -62,9 +62,11 @@ replay_limit = 1000
 [store]
 driver = %q
 %s
+[encryption]
+pickle_key_file = %q
 [log]
 level = "debug"
-`, addr, hs.URL, hs.ServerName, sc.Driver, storeKey)
+`, addr, hs.URL, hs.ServerName, sc.Driver, storeKey, filepath.Join(dir, "pickle.key"))
 	configPath := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(configPath, []byte(config), 0o600); err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"maunium.net/go/mautrix/crypto"
 	"maunium.net/go/mautrix/id"
 
 	"github.com/mxircd/mxircd/ircd"
@@ -66,6 +67,14 @@ func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway
 	if err != nil {
 		return nil, err
 	}
+	pickleKey, err := store.LoadOrCreatePickleKey(cfg.pickleKeyPath())
+	if err != nil {
+		return nil, fmt.Errorf("encryption.pickle_key_file: %w", err)
+	}
+	cryptoStores, err := g.store.OpenCryptoStores(ctx, pickleKey)
+	if err != nil {
+		return nil, err
+	}
 	proxy, err := g.startMedia(ctx)
 	if err != nil {
 		return nil, err
@@ -88,6 +97,9 @@ func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway
 		AwayWhenDetached: cfg.Bouncer.AwayWhenDetached,
 		ReplayLimit:      cfg.Bouncer.ReplayLimit,
 		HistoryPerRoom:   cfg.Bouncer.HistoryPerRoom,
+		CryptoStore: func(_ context.Context, user id.UserID, device id.DeviceID) (crypto.Store, error) {
+			return cryptoStores.Open(user, device), nil
+		},
 	}, g.store)
 	// Always-on sessions come back in the background: the homeserver may
 	// be slow or down, and IRC clients can connect meanwhile.

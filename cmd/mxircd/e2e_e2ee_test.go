@@ -1,0 +1,132 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/irc.v4"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/mxircd/mxircd/internal/testenv"
+	"github.com/mxircd/mxircd/internal/testenv/e2eepeer"
+)
+
+// End-to-end encryption, against Element's own SDK as the other side:
+// what its user writes in an encrypted room or DM reaches IRC as
+// plaintext, live and in replay, across a restart of the gateway; the
+// gateway's store keeps ciphertext only.
+
+// waitGatewayDevice waits until the gateway's device of acct has
+// published its encryption keys, and returns its ID.
+func waitGatewayDevice(t *testing.T, acct *testenv.Account) id.DeviceID {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := acct.Client.QueryKeys(ctxFor(t), &mautrix.ReqQueryKeys{DeviceKeys: mautrix.DeviceKeysRequest{acct.UserID: nil}})
+		if err == nil {
+			for device := range resp.DeviceKeys[acct.UserID] {
+				if device != acct.Client.DeviceID {
+					return device
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the gateway's device of %s never published its keys (%v)", acct.UserID, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func notUndecryptable(t *testing.T, lines []*irc.Message) {
+	t.Helper()
+	for _, m := range lines {
+		if strings.Contains(m.Trailing(), "cannot decrypt") {
+			t.Errorf("an encrypted message was shown undecrypted: %s", m)
+		}
+	}
+}
+
+func TestReadEncryptedRooms(t *testing.T) {
+	forEachStoreWith(t, nil, func(t *testing.T, hs *testenv.Homeserver, b *bouncer) {
+		alice, bobAcct := hs.Register(t, "alice"), hs.Register(t, "bob")
+		laptop := dialClient(t, b.addr(), "alice", alice, "laptop", tagCaps...)
+		waitGatewayDevice(t, alice)
+		bob := e2eepeer.Start(t, hs.URL, bobAcct.UserID.String(), bobAcct.Password)
+
+		room := bob.CreateRoom(t, e2eepeer.RoomOptions{Name: "Quiet Corner", Encrypted: true, Invite: []id.UserID{alice.UserID}})
+		joinRoom(t, alice, room)
+		join := laptop.ExpectMatch(t, func(m *irc.Message) bool { return m.Command == "JOIN" }, "the encrypted room's JOIN")
+		channel := join.Param(0)
+		awaitBurst(t, laptop, channel)
+
+		if sent := bob.Send(t, room, "the eagle lands at noon"); !sent.Encrypted {
+			t.Fatal("the SDK sent in the clear")
+		}
+		var seen []*irc.Message
+		laptop.ExpectMatch(t, func(m *irc.Message) bool {
+			seen = append(seen, m)
+			return m.Command == "PRIVMSG" && m.Param(0) == channel && m.Prefix.Name == bobAcct.Localpart && m.Trailing() == "the eagle lands at noon"
+		}, "bob's encrypted message, decrypted")
+		notUndecryptable(t, seen)
+
+		// An encrypted DM that Element's SDK opens.
+		dm := bob.CreateRoom(t, e2eepeer.RoomOptions{Encrypted: true, Direct: true, Invite: []id.UserID{alice.UserID}})
+		bobAcct.WaitForEvent(t, ctxFor(t), dm, func(ev *event.Event) bool {
+			return ev.Type == event.StateMember && ev.GetStateKey() == alice.UserID.String() && ev.Content.AsMember().Membership == event.MembershipJoin
+		})
+		bob.Send(t, dm, "just between us")
+		seen = nil
+		laptop.ExpectMatch(t, func(m *irc.Message) bool {
+			seen = append(seen, m)
+			return m.Command == "PRIVMSG" && m.Param(0) == "alice" && m.Prefix.Name == bobAcct.Localpart && m.Trailing() == "just between us"
+		}, "bob's encrypted DM, decrypted")
+		notUndecryptable(t, seen)
+
+		// The gateway goes away and comes back: its keys are where it left
+		// them, and what came meanwhile is replayed in plaintext.
+		quit(t, laptop)
+		b.stop(t)
+		bob.Send(t, room, "while you were out")
+		b.start(t)
+		laptop = dialClient(t, b.addr(), "alice", alice, "laptop", tagCaps...)
+		seen = nil
+		laptop.ExpectMatch(t, func(m *irc.Message) bool {
+			seen = append(seen, m)
+			return m.Command == "PRIVMSG" && m.Param(0) == channel && m.Trailing() == "while you were out"
+		}, "the message sent while the gateway was down, replayed decrypted")
+		bob.Send(t, room, "welcome back")
+		laptop.ExpectMatch(t, func(m *irc.Message) bool {
+			seen = append(seen, m)
+			return m.Command == "PRIVMSG" && m.Param(0) == channel && m.Trailing() == "welcome back"
+		}, "a live message after the restart, decrypted")
+		notUndecryptable(t, seen)
+		for _, m := range seen {
+			if m.Command == "JOIN" && m.Param(0) != channel {
+				t.Errorf("after the restart the DM is a channel: %s", m)
+			}
+		}
+
+		// The store holds ciphertext only.
+		evs, _, err := b.g.store.StreamRange(ctxFor(t), alice.UserID.String(), 0, 1<<40, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		encrypted := 0
+		for _, e := range evs {
+			for _, plain := range []string{"eagle", "between us", "while you were out", "welcome back"} {
+				if strings.Contains(string(e.JSON), plain) {
+					t.Errorf("plaintext of an encrypted event is in the store: %s", e.JSON)
+				}
+			}
+			if strings.Contains(string(e.JSON), `"m.room.encrypted"`) {
+				encrypted++
+			}
+		}
+		if encrypted < 4 {
+			t.Errorf("the store holds %d encrypted events, want the 4 sent", encrypted)
+		}
+	})
+}

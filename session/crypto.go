@@ -1,0 +1,170 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/rs/zerolog"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/crypto"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/mxircd/mxircd/store"
+)
+
+// End-to-end encryption, reading side: each account has one OlmMachine
+// (mautrix crypto on goolm), its keys in the gateway's database. The sync
+// loop creates it before the first sync, hands it every response's
+// to-device events, device-list changes and one-time-key counts before
+// the response is stored (a response handled twice after a crash changes
+// nothing), and decrypts the timeline after it is stored, so the store
+// keeps ciphertext only and plaintext exists only on its way to clients.
+// Stored events are decrypted where catch-up and history read them, off
+// the owner goroutine, with the account's own keys. The owner never
+// touches the machine.
+
+// CryptoStoreOpener opens the crypto store of one account and device. It
+// must be safe to call from any goroutine.
+type CryptoStoreOpener func(ctx context.Context, user id.UserID, device id.DeviceID) (crypto.Store, error)
+
+// startCrypto loads (or creates) the account's Olm account and uploads its
+// device keys when the homeserver does not have them yet. Sync loop, once.
+func (s *Session) startCrypto(ctx context.Context) (*crypto.OlmMachine, error) {
+	cs, err := s.mgr.cfg.CryptoStore(ctx, s.user, s.cli.DeviceID)
+	if err != nil {
+		return nil, fmt.Errorf("opening the crypto store: %w", err)
+	}
+	log := zerolog.New(os.Stderr).Level(zerolog.WarnLevel).With().Timestamp().Str("user", s.user.String()).Logger()
+	mach := crypto.NewOlmMachine(s.cli, &log, cs, cryptoState{s})
+	if err := mach.Load(ctx); err != nil {
+		return nil, fmt.Errorf("loading the Olm account: %w", err)
+	}
+	if err := mach.ShareKeys(ctx, -1); err != nil {
+		return nil, fmt.Errorf("uploading the device keys: %w", err)
+	}
+	return mach, nil
+}
+
+// decryptTimeline replaces each encrypted timeline event of a stored
+// response with its plaintext, where the account has the key. One that
+// cannot be decrypted stays as it is and is shown as such. Sync loop.
+func (s *Session) decryptTimeline(ctx context.Context, mach *crypto.OlmMachine, resp *mautrix.RespSync) {
+	for roomID, joined := range resp.Rooms.Join {
+		for i, ev := range joined.Timeline.Events {
+			if ev.Type != event.EventEncrypted {
+				continue
+			}
+			ev.RoomID = roomID
+			if dec, err := decryptEvent(ctx, mach, ev); err == nil {
+				joined.Timeline.Events[i] = dec
+			} else {
+				s.log.Info("could not decrypt an event", "room", roomID, "event", ev.ID, "err", err)
+			}
+		}
+	}
+}
+
+// decryptStored replaces, in memory, each encrypted stored event with its
+// plaintext where the account has the key. Catch-up and history helpers.
+func (s *Session) decryptStored(ctx context.Context, events []store.StoredEvent) {
+	mach := s.olm.Load()
+	if mach == nil {
+		return
+	}
+	for i, se := range events {
+		ev, ok := decodeStored(se)
+		if !ok || ev.Type != event.EventEncrypted {
+			continue
+		}
+		dec, err := decryptEvent(ctx, mach, ev)
+		if err != nil {
+			continue
+		}
+		dec.Unsigned.TransactionID = ""
+		raw, err := json.Marshal(dec)
+		if err != nil {
+			continue
+		}
+		events[i].JSON = raw
+	}
+}
+
+func decryptEvent(ctx context.Context, mach *crypto.OlmMachine, ev *event.Event) (*event.Event, error) {
+	if ev.Content.Parsed == nil {
+		if err := ev.Content.ParseRaw(ev.Type); err != nil {
+			return nil, err
+		}
+	}
+	dec, err := mach.DecryptMegolmEvent(ctx, ev)
+	if err != nil {
+		return nil, err
+	}
+	if dec.Content.Parsed == nil {
+		_ = dec.Content.ParseRaw(dec.Type)
+	}
+	return dec, nil
+}
+
+// cryptoState answers the OlmMachine's questions about rooms from what the
+// gateway's syncs have seen. Any goroutine.
+type cryptoState struct{ s *Session }
+
+func (c cryptoState) IsEncrypted(_ context.Context, room id.RoomID) (bool, error) {
+	return c.s.mgr.encrypted.has(room), nil
+}
+
+func (c cryptoState) GetEncryptionEvent(_ context.Context, room id.RoomID) (*event.EncryptionEventContent, error) {
+	if content := c.s.mgr.encrypted.content(room); content != nil {
+		return content, nil
+	}
+	return nil, errors.New("not an encrypted room")
+}
+
+func (c cryptoState) GetHistoryVisibility(context.Context, id.RoomID) (*event.HistoryVisibilityEventContent, error) {
+	// Only used when sharing keys, which mxircd does not do yet.
+	return &event.HistoryVisibilityEventContent{HistoryVisibility: event.HistoryVisibilityShared}, nil
+}
+
+// FindSharedRooms is asked when a user's devices change, to rotate the
+// keys of rooms shared with them; mxircd shares no keys yet, so it names
+// the encrypted rooms the account is in, which is never too few.
+func (c cryptoState) FindSharedRooms(context.Context, id.UserID) ([]id.RoomID, error) {
+	return c.s.joinedEncrypted.list(), nil
+}
+
+// roomSet is a set of rooms safe for any goroutine.
+type roomSet struct {
+	mu    sync.Mutex
+	rooms map[id.RoomID]struct{}
+}
+
+func (r *roomSet) update(resp *mautrix.RespSync, encrypted *encryptedRooms) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.rooms == nil {
+		r.rooms = map[id.RoomID]struct{}{}
+	}
+	for room := range resp.Rooms.Join {
+		if encrypted.has(room) {
+			r.rooms[room] = struct{}{}
+		}
+	}
+	for room := range resp.Rooms.Leave {
+		delete(r.rooms, room)
+	}
+}
+
+func (r *roomSet) list() []id.RoomID {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]id.RoomID, 0, len(r.rooms))
+	for room := range r.rooms {
+		out = append(out, room)
+	}
+	return out
+}
