@@ -14,6 +14,7 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	_ "github.com/mxircd/mxircd/internal/goolm" // refuses a build without the goolm tag
 	"github.com/mxircd/mxircd/store"
 )
 
@@ -167,4 +168,82 @@ func (r *roomSet) list() []id.RoomID {
 		out = append(out, room)
 	}
 	return out
+}
+
+// seal encrypts a message event for an encrypted room, sharing the room
+// key with the members' devices first when the room has no current
+// session (new, rotated, or a member or device changed). Other rooms'
+// events come back as they are. Request worker.
+func (s *Session) seal(ctx context.Context, roomID id.RoomID, evType event.Type, content json.RawMessage) (event.Type, json.RawMessage, error) {
+	if evType == event.EventEncrypted || evType == event.EventRedaction || !s.mgr.encrypted.has(roomID) {
+		return evType, content, nil
+	}
+	mach := s.olm.Load()
+	if mach == nil {
+		return evType, nil, errEncryptedRoom
+	}
+	enc, err := mach.EncryptMegolmEvent(ctx, roomID, evType, content)
+	if errors.Is(err, crypto.ErrNoGroupSession) || errors.Is(err, crypto.ErrSessionExpired) || errors.Is(err, crypto.ErrSessionNotShared) {
+		var members []id.UserID
+		if members, err = s.keyRecipients(ctx, roomID); err != nil {
+			return evType, nil, fmt.Errorf("listing who gets the room key: %w", err)
+		}
+		if err = mach.ShareGroupSession(ctx, roomID, members); err != nil {
+			return evType, nil, fmt.Errorf("sharing the room key: %w", err)
+		}
+		enc, err = mach.EncryptMegolmEvent(ctx, roomID, evType, content)
+	}
+	if err != nil {
+		return evType, nil, fmt.Errorf("encrypting: %w", err)
+	}
+	raw, err := json.Marshal(enc)
+	if err != nil {
+		return evType, nil, err
+	}
+	return event.EventEncrypted, raw, nil
+}
+
+// keyRecipients is who a room key is shared with: the room's joined and
+// invited members, read from the homeserver when a key is made, so a
+// membership the sync has not shown yet is not missed. Request worker.
+func (s *Session) keyRecipients(ctx context.Context, roomID id.RoomID) ([]id.UserID, error) {
+	resp, err := s.cli.Members(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	var users []id.UserID
+	for _, ev := range resp.Chunk {
+		var m event.MemberEventContent
+		if ev.StateKey == nil || json.Unmarshal(ev.Content.VeryRaw, &m) != nil {
+			continue
+		}
+		if m.Membership == event.MembershipJoin || m.Membership == event.MembershipInvite {
+			users = append(users, id.UserID(*ev.StateKey))
+		}
+	}
+	return users, nil
+}
+
+// trackMembers tells the machine of membership changes in encrypted
+// rooms, so that the room key is replaced when someone leaves and a new
+// member gets a key. Sync loop.
+func (s *Session) trackMembers(ctx context.Context, mach *crypto.OlmMachine, resp *mautrix.RespSync) {
+	for roomID, joined := range resp.Rooms.Join {
+		if !s.mgr.encrypted.has(roomID) {
+			continue
+		}
+		for _, events := range [][]*event.Event{joined.State.Events, joined.Timeline.Events} {
+			for _, ev := range events {
+				if ev.Type.Type != event.StateMember.Type || ev.StateKey == nil {
+					continue
+				}
+				ev.RoomID = roomID
+				ev.Type.Class = event.StateEventType
+				if ev.Content.Parsed == nil && ev.Content.ParseRaw(event.StateMember) != nil {
+					continue
+				}
+				mach.HandleMemberEvent(ctx, ev)
+			}
+		}
+	}
 }

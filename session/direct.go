@@ -165,11 +165,19 @@ func (s *Session) sendDirect(a *Attachment, out output, nick string, user id.Use
 // says so and nothing is sent until sync has shown the room. Request
 // worker only.
 func (s *Session) createDirect(ctx context.Context, user id.UserID) (roomID id.RoomID, encrypted bool, err error) {
-	resp, err := s.cli.CreateRoom(ctx, &mautrix.ReqCreateRoom{
+	req := &mautrix.ReqCreateRoom{
 		Preset:   "trusted_private_chat",
 		IsDirect: true,
 		Invite:   []id.UserID{user},
-	})
+	}
+	if s.mgr.cfg.EncryptNewDMs && s.olm.Load() != nil {
+		// As Element does: a new DM is encrypted from its first event.
+		req.InitialState = []*event.Event{{
+			Type:    event.StateEncryption,
+			Content: event.Content{Parsed: &event.EncryptionEventContent{Algorithm: id.AlgorithmMegolmV1}},
+		}}
+	}
+	resp, err := s.cli.CreateRoom(ctx, req)
 	if err != nil {
 		return "", false, err
 	}

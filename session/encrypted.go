@@ -80,13 +80,13 @@ func (e *encryptedRooms) markFrom(resp *mautrix.RespSync) {
 
 // errEncryptedRoom refuses a message event into an encrypted room. It is
 // final: sending it again would not help.
-var errEncryptedRoom = errors.New("it is end-to-end encrypted, and mxircd cannot encrypt messages yet: nothing was sent")
+var errEncryptedRoom = errors.New("it is end-to-end encrypted, and encryption is off for this account on the gateway: nothing was sent")
 
 // refuseUnencrypted says why a message event may not be sent into room
-// now, or nil. Redactions are never encrypted in Matrix; every other event
-// sent with /send is.
+// now, or nil: a plaintext event into an encrypted room. Redactions are
+// never encrypted in Matrix; every other event sent with /send is.
 func (s *Session) refuseUnencrypted(room id.RoomID, evType event.Type) error {
-	if evType.Type != event.EventRedaction.Type && s.mgr.encrypted.has(room) {
+	if evType.Type != event.EventRedaction.Type && evType.Type != event.EventEncrypted.Type && s.mgr.encrypted.has(room) {
 		return errEncryptedRoom
 	}
 	return nil
@@ -100,6 +100,6 @@ func (s *Session) tellEncrypted(a *Attachment, out output, command, target strin
 	if !errors.Is(err, errEncryptedRoom) {
 		return false
 	}
-	s.fail(a, out, command, "CANNOT_ENCRYPT", target, target+" is end-to-end encrypted, and mxircd cannot encrypt messages yet: your message was not sent")
+	s.fail(a, out, command, "CANNOT_ENCRYPT", target, target+" is end-to-end encrypted, and encryption is off for your account on this gateway: your message was not sent")
 	return true
 }

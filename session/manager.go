@@ -62,6 +62,9 @@ type Config struct {
 	// CryptoStore opens an account's end-to-end encryption keys; nil
 	// leaves encrypted rooms undecrypted.
 	CryptoStore CryptoStoreOpener
+	// EncryptNewDMs makes the DMs opened from IRC encrypted, when the
+	// account has encryption.
+	EncryptNewDMs bool
 }
 
 // Manager owns every live Session and logs clients in to them.

@@ -32,6 +32,12 @@ func (s *Session) sendEvent(ctx context.Context, roomID id.RoomID, evType event.
 	if err != nil {
 		return err
 	}
+	// Encrypted before it is written down, so the outbox keeps no
+	// plaintext of an encrypted room and a resend repeats the same
+	// ciphertext under the same transaction ID.
+	if evType, raw, err = s.seal(ctx, roomID, evType, raw); err != nil {
+		return err
+	}
 	entry := &store.OutboxEntry{UserID: s.user.String(), TxnID: txnID, RoomID: roomID.String(), Type: evType.Type, Content: raw}
 	if err := s.mgr.store.PutOutbox(ctx, entry); err != nil {
 		// Still send it: losing crash safety is better than losing the message.
@@ -87,7 +93,11 @@ func (s *Session) resend(e store.OutboxEntry) {
 			s.clearOutbox(ctx, e.TxnID)
 			return nil
 		}
-		err := s.sendWithRetry(ctx, id.RoomID(e.RoomID), event.Type{Type: e.Type, Class: event.MessageEventType}, json.RawMessage(e.Content), e.TxnID)
+		// Written before the room turned encrypted: encrypted now.
+		evType, content, err := s.seal(ctx, id.RoomID(e.RoomID), event.Type{Type: e.Type, Class: event.MessageEventType}, json.RawMessage(e.Content))
+		if err == nil {
+			err = s.sendWithRetry(ctx, id.RoomID(e.RoomID), evType, content, e.TxnID)
+		}
 		if err != nil && isTransient(err) && ctx.Err() != nil {
 			return nil // stopping: try again next start
 		}

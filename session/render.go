@@ -88,9 +88,9 @@ func (s *Session) sendChannelBurst(a *Attachment, out output, r *room) {
 	if !a.client.HasCap("draft/no-implicit-names") {
 		s.sendNames(a, out, r)
 	}
-	if s.mgr.encrypted.has(r.id) {
+	if s.mgr.encrypted.has(r.id) && s.olm.Load() == nil {
 		out.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: a.client.ServerName()}, Command: "NOTICE", Params: []string{r.channel,
-			r.channel + " is end-to-end encrypted: mxircd can read it but cannot encrypt yet, so nothing you type here is sent"}})
+			r.channel + " is end-to-end encrypted, and encryption is off for your account on this gateway: its messages show as notices and nothing you type here is sent"}})
 	}
 }
 

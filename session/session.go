@@ -553,6 +553,7 @@ func (s *Session) syncLoop() {
 			// Keys first: the room events of this response may need them.
 			s.joinedEncrypted.update(resp, s.mgr.encrypted)
 			mach.ProcessSyncResponse(s.ctx, resp, since)
+			s.trackMembers(s.ctx, mach, resp)
 		}
 		seqs, err := s.persistSync(resp, tr)
 		if err != nil {

@@ -79,6 +79,8 @@ type StoreConfig struct {
 }
 
 type EncryptionConfig struct {
+	Enabled       bool   `toml:"enabled"`
+	EncryptNewDMs bool   `toml:"encrypt_new_dms"`
 	PickleKeyFile string `toml:"pickle_key_file"`
 }
 
@@ -125,8 +127,9 @@ func defaultConfig() Config {
 			ReplayLimit:      100,
 			HistoryPerRoom:   5000,
 		},
-		Store: StoreConfig{Driver: "sqlite", Path: "data/mxircd.db"},
-		Log:   LogConfig{Level: "info", Format: "text"},
+		Store:      StoreConfig{Driver: "sqlite", Path: "data/mxircd.db"},
+		Encryption: EncryptionConfig{Enabled: true, EncryptNewDMs: true},
+		Log:        LogConfig{Level: "info", Format: "text"},
 	}
 }
 

@@ -15,7 +15,10 @@ import (
 // to the user, with its first message; PRIVMSG to a nick or Matrix ID
 // answers in, or creates, the DM room, recorded in m.direct.
 func TestDirectMessages(t *testing.T) {
-	forEachStore(t, func(t *testing.T, hs *testenv.Homeserver, g *gateway) {
+	// carol reads with a client that does not decrypt.
+	unencryptedDMs := func(c *Config) { c.Encryption.EncryptNewDMs = false }
+	forEachStoreWith(t, unencryptedDMs, func(t *testing.T, hs *testenv.Homeserver, b *bouncer) {
+		g := b.g
 		alice, bob, carol := hs.Register(t, "alice"), hs.Register(t, "bob"), hs.Register(t, "carol")
 		c := connect(t, g, "alice", alice)
 		c.Drain(t)

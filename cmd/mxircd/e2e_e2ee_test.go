@@ -16,7 +16,8 @@ import (
 
 // End-to-end encryption, against Element's own SDK as the other side:
 // what its user writes in an encrypted room or DM reaches IRC as
-// plaintext, live and in replay, across a restart of the gateway; the
+// plaintext, live and in replay, across a restart of the gateway; what
+// the IRC user answers reaches the SDK encrypted and decrypts there; the
 // gateway's store keeps ciphertext only.
 
 // waitGatewayDevice waits until the gateway's device of acct has
@@ -49,7 +50,7 @@ func notUndecryptable(t *testing.T, lines []*irc.Message) {
 	}
 }
 
-func TestReadEncryptedRooms(t *testing.T) {
+func TestEncryptedRoomsBothWays(t *testing.T) {
 	forEachStoreWith(t, nil, func(t *testing.T, hs *testenv.Homeserver, b *bouncer) {
 		alice, bobAcct := hs.Register(t, "alice"), hs.Register(t, "bob")
 		laptop := dialClient(t, b.addr(), "alice", alice, "laptop", tagCaps...)
@@ -72,6 +73,15 @@ func TestReadEncryptedRooms(t *testing.T) {
 		}, "bob's encrypted message, decrypted")
 		notUndecryptable(t, seen)
 
+		// alice answers from IRC: the SDK decrypts it.
+		laptop.Send("PRIVMSG %s :the answer is forty-two", channel)
+		got := bob.WaitMessage(t, ctxFor(t), func(m e2eepeer.Message) bool {
+			return m.RoomID == room && m.Sender == alice.UserID && m.DecryptionError == "" && m.Body != ""
+		})
+		if !got.Encrypted || got.Body != "the answer is forty-two" {
+			t.Errorf("the SDK got %+v, want alice's line, encrypted", got)
+		}
+
 		// An encrypted DM that Element's SDK opens.
 		dm := bob.CreateRoom(t, e2eepeer.RoomOptions{Encrypted: true, Direct: true, Invite: []id.UserID{alice.UserID}})
 		bobAcct.WaitForEvent(t, ctxFor(t), dm, func(ev *event.Event) bool {
@@ -84,6 +94,33 @@ func TestReadEncryptedRooms(t *testing.T) {
 			return m.Command == "PRIVMSG" && m.Param(0) == "alice" && m.Prefix.Name == bobAcct.Localpart && m.Trailing() == "just between us"
 		}, "bob's encrypted DM, decrypted")
 		notUndecryptable(t, seen)
+		laptop.Send("PRIVMSG %s :a private answer", bobAcct.Localpart)
+		got = bob.WaitMessage(t, ctxFor(t), func(m e2eepeer.Message) bool {
+			return m.RoomID == dm && m.Sender == alice.UserID && m.DecryptionError == "" && m.Body != ""
+		})
+		if !got.Encrypted || got.Body != "a private answer" {
+			t.Errorf("the SDK got %+v in the DM, want alice's answer, encrypted", got)
+		}
+
+		// A DM opened from IRC is encrypted, as Element's are: carol, who
+		// joins after the first line was sent, reads it.
+		carolAcct := hs.Register(t, "carol")
+		carol := e2eepeer.Start(t, hs.URL, carolAcct.UserID.String(), carolAcct.Password)
+		laptop.Send("PRIVMSG %s :hello carol, privately", carolAcct.UserID)
+		var invited id.RoomID
+		carolAcct.SyncUntil(t, ctxFor(t), func(resp *mautrix.RespSync) bool {
+			for roomID := range resp.Rooms.Invite {
+				invited = roomID
+			}
+			return invited != ""
+		})
+		carol.Join(t, invited.String())
+		got = carol.WaitMessage(t, ctxFor(t), func(m e2eepeer.Message) bool {
+			return m.RoomID == invited && m.Sender == alice.UserID && m.DecryptionError == "" && m.Body != ""
+		})
+		if !got.Encrypted || got.Body != "hello carol, privately" {
+			t.Errorf("carol got %+v, want alice's first line, encrypted", got)
+		}
 
 		// The gateway goes away and comes back: its keys are where it left
 		// them, and what came meanwhile is replayed in plaintext.
@@ -102,6 +139,10 @@ func TestReadEncryptedRooms(t *testing.T) {
 			seen = append(seen, m)
 			return m.Command == "PRIVMSG" && m.Param(0) == channel && m.Trailing() == "welcome back"
 		}, "a live message after the restart, decrypted")
+		laptop.Send("PRIVMSG %s :back again", channel)
+		bob.WaitMessage(t, ctxFor(t), func(m e2eepeer.Message) bool {
+			return m.RoomID == room && m.Sender == alice.UserID && m.Encrypted && m.Body == "back again"
+		})
 		notUndecryptable(t, seen)
 		for _, m := range seen {
 			if m.Command == "JOIN" && m.Param(0) != channel {
@@ -116,7 +157,7 @@ func TestReadEncryptedRooms(t *testing.T) {
 		}
 		encrypted := 0
 		for _, e := range evs {
-			for _, plain := range []string{"eagle", "between us", "while you were out", "welcome back"} {
+			for _, plain := range []string{"eagle", "between us", "while you were out", "welcome back", "forty-two", "private answer", "back again", "hello carol"} {
 				if strings.Contains(string(e.JSON), plain) {
 					t.Errorf("plaintext of an encrypted event is in the store: %s", e.JSON)
 				}
@@ -125,8 +166,8 @@ func TestReadEncryptedRooms(t *testing.T) {
 				encrypted++
 			}
 		}
-		if encrypted < 4 {
-			t.Errorf("the store holds %d encrypted events, want the 4 sent", encrypted)
+		if encrypted < 7 {
+			t.Errorf("the store holds %d encrypted events, want the 7 sent", encrypted)
 		}
 	})
 }

@@ -15,9 +15,12 @@ import (
 	"github.com/mxircd/mxircd/store"
 )
 
-// Until mxircd encrypts, nothing typed on IRC reaches an end-to-end
+// With encryption off (encryption.enabled = false, or when an account's
+// keys cannot be loaded), nothing typed on IRC reaches an end-to-end
 // encrypted room: every message event is refused with one line, and what
 // Matrix never encrypts (topics, redactions) still works there.
+
+func encryptionOff(c *Config) { c.Encryption.Enabled = false }
 
 var encryptionState = &event.Event{
 	Type:    event.StateEncryption,
@@ -79,7 +82,8 @@ func expectRefusal(t *testing.T, c *testenv.IRCClient, command, target string, s
 }
 
 func TestNoPlaintextIntoEncryptedRoom(t *testing.T) {
-	forEachStore(t, func(t *testing.T, hs *testenv.Homeserver, g *gateway) {
+	forEachStoreWith(t, encryptionOff, func(t *testing.T, hs *testenv.Homeserver, b *bouncer) {
+		g := b.g
 		alice, bob := hs.Register(t, "alice"), hs.Register(t, "bob")
 		aliasLocal := uniq("sealed")
 		room := createEncryptedRoom(t, alice, aliasLocal) // alice is op: she may set the topic
@@ -150,7 +154,8 @@ func TestNoPlaintextIntoEncryptedRoom(t *testing.T) {
 // DM made by PRIVMSG is unencrypted, and the user is told so before
 // anything else of it.
 func TestDirectMessagesAndEncryption(t *testing.T) {
-	forEachStore(t, func(t *testing.T, hs *testenv.Homeserver, g *gateway) {
+	forEachStoreWith(t, encryptionOff, func(t *testing.T, hs *testenv.Homeserver, b *bouncer) {
+		g := b.g
 		alice, bob, carol := hs.Register(t, "alice"), hs.Register(t, "bob"), hs.Register(t, "carol")
 		c := connectWithCaps(t, g, "alice", alice, "standard-replies")
 		c.Drain(t)
@@ -203,7 +208,7 @@ func TestDirectMessagesAndEncryption(t *testing.T) {
 // A message waiting in the outbox when the room turned encrypted is not
 // sent at the next start, and its sender is told.
 func TestOutboxIntoRoomThatTurnedEncrypted(t *testing.T) {
-	forEachStoreWith(t, nil, func(t *testing.T, hs *testenv.Homeserver, b *bouncer) {
+	forEachStoreWith(t, encryptionOff, func(t *testing.T, hs *testenv.Homeserver, b *bouncer) {
 		alice, bob, room, channel := twoInARoom(t, hs, "turned")
 		laptop := dialClient(t, b.addr(), "alice", alice, "laptop", tagCaps...)
 		awaitBurst(t, laptop, channel)

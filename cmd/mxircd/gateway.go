@@ -67,13 +67,19 @@ func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway
 	if err != nil {
 		return nil, err
 	}
-	pickleKey, err := store.LoadOrCreatePickleKey(cfg.pickleKeyPath())
-	if err != nil {
-		return nil, fmt.Errorf("encryption.pickle_key_file: %w", err)
-	}
-	cryptoStores, err := g.store.OpenCryptoStores(ctx, pickleKey)
-	if err != nil {
-		return nil, err
+	var cryptoStore session.CryptoStoreOpener
+	if cfg.Encryption.Enabled {
+		pickleKey, err := store.LoadOrCreatePickleKey(cfg.pickleKeyPath())
+		if err != nil {
+			return nil, fmt.Errorf("encryption.pickle_key_file: %w", err)
+		}
+		stores, err := g.store.OpenCryptoStores(ctx, pickleKey)
+		if err != nil {
+			return nil, err
+		}
+		cryptoStore = func(_ context.Context, user id.UserID, device id.DeviceID) (crypto.Store, error) {
+			return stores.Open(user, device), nil
+		}
 	}
 	proxy, err := g.startMedia(ctx)
 	if err != nil {
@@ -97,9 +103,8 @@ func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway
 		AwayWhenDetached: cfg.Bouncer.AwayWhenDetached,
 		ReplayLimit:      cfg.Bouncer.ReplayLimit,
 		HistoryPerRoom:   cfg.Bouncer.HistoryPerRoom,
-		CryptoStore: func(_ context.Context, user id.UserID, device id.DeviceID) (crypto.Store, error) {
-			return cryptoStores.Open(user, device), nil
-		},
+		CryptoStore:      cryptoStore,
+		EncryptNewDMs:    cfg.Encryption.EncryptNewDMs,
 	}, g.store)
 	// Always-on sessions come back in the background: the homeserver may
 	// be slow or down, and IRC clients can connect meanwhile.

@@ -1,6 +1,6 @@
 //go:build !goolm
 
-package session
+package goolm
 
 // mxircd encrypts with goolm, mautrix's pure-Go Olm, chosen by the build tag
 // goolm. Without the tag mautrix's crypto package links libolm through cgo
