@@ -33,6 +33,28 @@ import (
 // must be safe to call from any goroutine.
 type CryptoStoreOpener func(ctx context.Context, user id.UserID, device id.DeviceID) (crypto.Store, error)
 
+// ensureCrypto starts the account's encryption before its first sync: a
+// sync handled without the machine would drop the room keys it brought.
+// It returns an error when the homeserver did not answer and starting is
+// worth retrying; an account whose keys cannot be loaded runs without
+// encryption, and says so in the log. Sync loop.
+func (s *Session) ensureCrypto() error {
+	if s.mgr.cfg.CryptoStore == nil || s.olm.Load() != nil {
+		return nil
+	}
+	mach, err := s.startCrypto(s.ctx)
+	var httpErr mautrix.HTTPError
+	switch {
+	case err == nil:
+		s.olm.Store(mach)
+	case errors.As(err, &httpErr) && isTransient(err):
+		return err
+	default:
+		s.log.Error("end-to-end encryption is off for this session", "err", err)
+	}
+	return nil
+}
+
 // startCrypto loads (or creates) the account's Olm account and uploads its
 // device keys when the homeserver does not have them yet. Sync loop, once.
 func (s *Session) startCrypto(ctx context.Context) (*crypto.OlmMachine, error) {

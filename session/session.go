@@ -493,23 +493,6 @@ func (s *Session) syncLoop() {
 		}
 	}
 	for s.ctx.Err() == nil {
-		if first && s.mgr.cfg.CryptoStore != nil && s.olm.Load() == nil {
-			// Before any sync: a sync handled without the machine would
-			// drop the room keys it brought.
-			mach, err := s.startCrypto(s.ctx)
-			var httpErr mautrix.HTTPError
-			switch {
-			case err == nil:
-				s.olm.Store(mach)
-			case errors.As(err, &httpErr) && isTransient(err):
-				if !fail(err) {
-					return
-				}
-				continue
-			default:
-				s.log.Error("end-to-end encryption is off for this session", "err", err)
-			}
-		}
 		timeout := s.mgr.cfg.SyncTimeout
 		if first {
 			select {
@@ -519,6 +502,14 @@ func (s *Session) syncLoop() {
 				return
 			}
 			timeout = 0
+			// In the start slot, so that a restart does not load or make
+			// every account's keys at once.
+			if err := s.ensureCrypto(); err != nil {
+				if !fail(err) {
+					return
+				}
+				continue
+			}
 		}
 		resp, err := s.cli.FullSyncRequest(s.ctx, mautrix.ReqSync{
 			Timeout:  int(timeout / time.Millisecond),
