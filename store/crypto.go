@@ -44,6 +44,16 @@ func (s *SQLStore) OpenCryptoStores(ctx context.Context, pickleKey []byte) (*Cry
 	if err != nil {
 		return nil, fmt.Errorf("store: crypto tables: %w", err)
 	}
+	if s.dialect == DialectPostgres {
+		// mautrix asks information_schema whether its version table
+		// exists, in any schema: with mxircd in one schema and anything
+		// of mautrix's in another (another gateway, a bridge) it would
+		// skip creating ours. Made here, in the schema of the search path,
+		// an empty table means "nothing yet" and every upgrade runs.
+		if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS crypto_version (version INTEGER, compat INTEGER)`); err != nil {
+			return nil, fmt.Errorf("store: crypto tables: %w", err)
+		}
+	}
 	if err := crypto.NewSQLCryptoStore(db, dbutil.NoopLogger, "", "", pickleKey).DB.Upgrade(ctx); err != nil {
 		return nil, fmt.Errorf("store: upgrading the crypto tables: %w", err)
 	}

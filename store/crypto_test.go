@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -72,6 +73,26 @@ func TestCryptoStoresPerAccount(t *testing.T) {
 			t.Error("a short pickle key was taken")
 		}
 	})
+}
+
+// Two gateways in two schemas of one PostgreSQL database (or a gateway
+// beside anything else built on mautrix) each get their own crypto tables.
+func TestCryptoStoresInTwoSchemas(t *testing.T) {
+	if !slices.Contains(storetest.Drivers(), "postgres") {
+		t.Skip("needs MXIRCD_TEST_POSTGRES")
+	}
+	ctx := context.Background()
+	key := bytes.Repeat([]byte{7}, store.PickleKeySize)
+	for i := range 2 {
+		st := storetest.Open(t, "postgres")
+		stores, err := st.OpenCryptoStores(ctx, key)
+		if err != nil {
+			t.Fatalf("schema %d: %v", i+1, err)
+		}
+		if err := stores.Open("@alice:example.org", "DEV").PutAccount(ctx, crypto.NewOlmAccount()); err != nil {
+			t.Fatalf("schema %d: %v", i+1, err)
+		}
+	}
 }
 
 func TestPickleKeyFile(t *testing.T) {
