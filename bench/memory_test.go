@@ -58,26 +58,48 @@ func BenchmarkSessionMemory(b *testing.B) {
 	case "h1":
 		transports = []bool{false}
 	}
+	encryption := []bool{true, false}
+	switch os.Getenv("MXIRCD_BENCH_ENCRYPTION") {
+	case "on":
+		encryption = []bool{true}
+	case "off":
+		encryption = []bool{false}
+	}
 	for _, tls := range transports {
-		transport := "HTTPS, HTTP/2"
-		if !tls {
-			transport = "plain HTTP/1.1"
-		}
-		base := runMemory(b, bin, 0, tls)
-		fmt.Printf("\nsynthetic homeserver over %s, %s store; %d rooms per account, %d members per room; baseline heap %s, RSS %s\n",
-			transport, memDriver(), memRoomsPerUser, memMembersPerRoom, kib(base.idle.heap), kib(base.idle.rss))
-		fmt.Printf("%8s %8s | %14s %14s %14s %14s | %9s %14s %14s\n", "sessions", "rooms", "heap/session", "stacks/sess.",
-			"heap+stacks", "RSS/session", "attached", "heap/client", "RSS/client")
-		for _, n := range counts {
-			r := runMemory(b, bin, n, tls)
-			per := func(v, base uint64, n int) uint64 { return (v - min(v, base)) / uint64(n) }
-			heap, stacks := per(r.idle.heap, base.idle.heap, n), per(r.idle.stacks, base.idle.stacks, n)
-			fmt.Printf("%8d %8d | %14s %14s %14s %14s | %9d %14s %14s\n", n, n*memRoomsPerUser/memMembersPerRoom,
-				kib(heap), kib(stacks), kib(heap+stacks), kib(per(r.idle.rss, base.idle.rss, n)),
-				r.attached, kib(per(r.withClients.heap, r.idle.heap, r.attached)), kib(per(r.withClients.rss, r.idle.rss, r.attached)))
-			b.ReportMetric(float64(heap+stacks)/1024, fmt.Sprintf("KiB/session@%d-%s", n, transportName(tls)))
+		for _, enc := range encryption {
+			memoryRuns(b, bin, counts, tls, enc)
 		}
 	}
+}
+
+// memoryRuns measures each count of sessions on one transport, with
+// encryption on or off.
+func memoryRuns(b *testing.B, bin string, counts []int, tls, enc bool) {
+	transport := "HTTPS, HTTP/2"
+	if !tls {
+		transport = "plain HTTP/1.1"
+	}
+	base := runMemory(b, bin, 0, tls, enc)
+	fmt.Printf("\nsynthetic homeserver over %s, %s store, encryption %s; %d rooms per account, %d members per room; baseline heap %s, RSS %s\n",
+		transport, memDriver(), onOff(enc), memRoomsPerUser, memMembersPerRoom, kib(base.idle.heap), kib(base.idle.rss))
+	fmt.Printf("%8s %8s | %14s %14s %14s %14s | %9s %14s %14s\n", "sessions", "rooms", "heap/session", "stacks/sess.",
+		"heap+stacks", "RSS/session", "attached", "heap/client", "RSS/client")
+	for _, n := range counts {
+		r := runMemory(b, bin, n, tls, enc)
+		per := func(v, base uint64, n int) uint64 { return (v - min(v, base)) / uint64(n) }
+		heap, stacks := per(r.idle.heap, base.idle.heap, n), per(r.idle.stacks, base.idle.stacks, n)
+		fmt.Printf("%8d %8d | %14s %14s %14s %14s | %9d %14s %14s\n", n, n*memRoomsPerUser/memMembersPerRoom,
+			kib(heap), kib(stacks), kib(heap+stacks), kib(per(r.idle.rss, base.idle.rss, n)),
+			r.attached, kib(per(r.withClients.heap, r.idle.heap, r.attached)), kib(per(r.withClients.rss, r.idle.rss, r.attached)))
+		b.ReportMetric(float64(heap+stacks)/1024, fmt.Sprintf("KiB/session@%d-%s-e2ee-%s", n, transportName(tls), onOff(enc)))
+	}
+}
+
+func onOff(on bool) string {
+	if on {
+		return "on"
+	}
+	return "off"
 }
 
 func transportName(tls bool) string {
@@ -99,7 +121,7 @@ func kib(v uint64) string { return fmt.Sprintf("%.1f KiB", float64(v)/1024) }
 // runMemory starts the gateway with n always-on accounts on a synthetic
 // homeserver, waits until every session is synced and idle, measures,
 // attaches IRC clients to some and measures again.
-func runMemory(b *testing.B, bin string, n int, tls bool) memResult {
+func runMemory(b *testing.B, bin string, n int, tls, enc bool) memResult {
 	users := max(n, memMembersPerRoom)
 	hs := newSyntheticHS(b, users, memRoomsPerUser, memMembersPerRoom, tls)
 	dir := b.TempDir()
@@ -107,8 +129,8 @@ func runMemory(b *testing.B, bin string, n int, tls bool) memResult {
 	seedAccounts(b, sc, hs.srv.URL, n)
 
 	ircAddr, debugAddr := freePort(b), freePort(b)
-	config := fmt.Sprintf("[irc]\nlisten = [%q]\nmax_sendq = 4194304\n[matrix]\nhomeserver = %q\nserver_name = %q\n[store]\ndriver = %q\npath = %q\ndsn = %q\n[debug]\nlisten = %q\n[log]\nlevel = \"warn\"\n",
-		ircAddr, hs.srv.URL, syntheticServer, sc.Driver, sc.Path, sc.DSN, debugAddr)
+	config := fmt.Sprintf("[irc]\nlisten = [%q]\nmax_sendq = 4194304\n[matrix]\nhomeserver = %q\nserver_name = %q\n[store]\ndriver = %q\npath = %q\ndsn = %q\n[encryption]\nenabled = %t\npickle_key_file = %q\n[debug]\nlisten = %q\n[log]\nlevel = \"warn\"\n",
+		ircAddr, hs.srv.URL, syntheticServer, sc.Driver, sc.Path, sc.DSN, enc, filepath.Join(dir, "pickle.key"), debugAddr)
 	var env []string
 	if tls {
 		env = append(env, "SSL_CERT_FILE="+hs.caFile(b, dir))

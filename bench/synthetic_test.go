@@ -148,6 +148,10 @@ func (hs *syntheticHS) serve(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, `{"user_id":%q,"device_id":"SYNTH"}`, syntheticUser(i))
 	case strings.HasPrefix(path, "/_matrix/client/v3/presence/"):
 		fmt.Fprint(w, `{}`)
+	case path == "/_matrix/client/v3/keys/upload" && r.Method == http.MethodPost:
+		// Encryption: device keys and one-time keys are taken, and the
+		// server holds what a new device uploads.
+		fmt.Fprint(w, `{"one_time_key_counts":{"signed_curve25519":50}}`)
 	default:
 		w.WriteHeader(http.StatusNotFound)
 		fmt.Fprint(w, `{"errcode":"M_UNRECOGNIZED","error":"not in the script"}`)
