@@ -1,11 +1,13 @@
 package session
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 
 	"github.com/rs/zerolog"
@@ -64,6 +66,9 @@ func (s *Session) startCrypto(ctx context.Context) (*crypto.OlmMachine, error) {
 	}
 	log := zerolog.New(os.Stderr).Level(zerolog.WarnLevel).With().Timestamp().Str("user", s.user.String()).Logger()
 	mach := crypto.NewOlmMachine(s.cli, &log, cs, cryptoState{s})
+	mach.SessionReceived = func(_ context.Context, _ id.RoomID, sessionID id.SessionID, _ uint32) {
+		s.waiting.arrived(sessionID)
+	}
 	if err := mach.Load(ctx); err != nil {
 		return nil, fmt.Errorf("loading the Olm account: %w", err)
 	}
@@ -83,10 +88,14 @@ func (s *Session) decryptTimeline(ctx context.Context, mach *crypto.OlmMachine, 
 				continue
 			}
 			ev.RoomID = roomID
-			if dec, err := decryptEvent(ctx, mach, ev); err == nil {
+			dec, err := decryptEvent(ctx, mach, ev)
+			if err == nil {
 				joined.Timeline.Events[i] = dec
-			} else {
-				s.log.Info("could not decrypt an event", "room", roomID, "event", ev.ID, "err", err)
+				continue
+			}
+			s.log.Info("could not decrypt an event", "room", roomID, "event", ev.ID, "err", err)
+			if errors.Is(err, crypto.ErrNoSessionFound) || errors.Is(err, crypto.ErrGroupSessionWithheld) {
+				s.awaitKey(ctx, mach, ev)
 			}
 		}
 	}
@@ -268,4 +277,119 @@ func (s *Session) trackMembers(ctx context.Context, mach *crypto.OlmMachine, res
 			}
 		}
 	}
+}
+
+// Late keys: an encrypted event whose room key has not arrived is shown
+// at once as a note, kept in memory, and its key asked of the account's
+// other devices. When the key comes (a forwarded key, or a late room key),
+// the event is decrypted and shown with its original time and ID.
+
+// maxWaiting bounds the events a session keeps for keys that may never
+// come; the oldest go first. (Replay and CHATHISTORY still decrypt them
+// from the store once the key is there.)
+const maxWaiting = 1000
+
+// waitingKeys is the events waiting for a room key, by Megolm session.
+// The sync loop adds and takes; the machine's callback marks arrivals.
+type waitingKeys struct {
+	mu      sync.Mutex
+	events  map[id.SessionID][]*event.Event
+	order   []id.SessionID // oldest first, for the bound
+	n       int
+	landed  map[id.SessionID]bool
+	pending bool
+}
+
+// add keeps ev until its session's key comes, and says whether it is the
+// first event waiting for that session (so the key is asked for once).
+func (w *waitingKeys) add(session id.SessionID, ev *event.Event) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.events == nil {
+		w.events, w.landed = map[id.SessionID][]*event.Event{}, map[id.SessionID]bool{}
+	}
+	first := len(w.events[session]) == 0
+	if first {
+		w.order = append(w.order, session)
+	}
+	w.events[session] = append(w.events[session], ev)
+	w.n++
+	for w.n > maxWaiting && len(w.order) > 0 {
+		oldest := w.order[0]
+		w.order = w.order[1:]
+		w.n -= len(w.events[oldest])
+		delete(w.events, oldest)
+	}
+	return first
+}
+
+// arrived notes that a session's key is now in the store. Any goroutine.
+func (w *waitingKeys) arrived(session id.SessionID) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.events[session]) > 0 {
+		w.landed[session] = true
+		w.pending = true
+	}
+}
+
+// take hands over the events whose keys have arrived.
+func (w *waitingKeys) take() []*event.Event {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.pending {
+		return nil
+	}
+	var out []*event.Event
+	for session := range w.landed {
+		out = append(out, w.events[session]...)
+		w.n -= len(w.events[session])
+		delete(w.events, session)
+		w.order = slices.DeleteFunc(w.order, func(s id.SessionID) bool { return s == session })
+	}
+	clear(w.landed)
+	w.pending = false
+	return out
+}
+
+// awaitKey keeps an event that could not be decrypted and asks the
+// account's other devices for its key. Sync loop.
+func (s *Session) awaitKey(ctx context.Context, mach *crypto.OlmMachine, ev *event.Event) {
+	content := ev.Content.AsEncrypted()
+	if content == nil || content.SessionID == "" {
+		return
+	}
+	if !s.waiting.add(content.SessionID, ev) {
+		return
+	}
+	//lint:ignore SA1019 the sender key is still what other clients look keys up by
+	err := mach.SendRoomKeyRequest(ctx, ev.RoomID, content.SenderKey, content.SessionID, "", map[id.UserID][]id.DeviceID{s.user: {"*"}})
+	if err != nil {
+		s.log.Info("could not ask other devices for a room key", "room", ev.RoomID, "err", err)
+	}
+}
+
+// deliverLate decrypts the events whose keys have arrived and has the
+// owner show them, with their original time and ID, to the clients that
+// are live. Sync loop.
+func (s *Session) deliverLate(ctx context.Context, mach *crypto.OlmMachine) {
+	var late []*event.Event
+	for _, ev := range s.waiting.take() {
+		if dec, err := decryptEvent(ctx, mach, ev); err == nil {
+			late = append(late, dec)
+		}
+	}
+	if len(late) == 0 {
+		return
+	}
+	slices.SortStableFunc(late, func(a, b *event.Event) int { return cmp.Compare(a.Timestamp, b.Timestamp) })
+	s.post(resultEvent{apply: func() {
+		for _, ev := range late {
+			r := s.rooms[ev.RoomID]
+			if r == nil {
+				continue
+			}
+			s.broadcast(live, func(a *Attachment, out output) { s.renderHistory(a, out, r, ev, false, "") })
+		}
+	}})
 }

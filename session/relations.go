@@ -141,7 +141,7 @@ func (s *Session) showOther(r *room, ev *event.Event, to audience) {
 		})
 	case event.EventEncrypted:
 		s.broadcast(to, func(a *Attachment, out output) {
-			s.sendNote(a, out, r, ev, "[sent an encrypted message that this gateway has no key for]")
+			s.sendNote(a, out, r, ev, "[sent an encrypted message that this gateway has no key for yet; it is shown when the key arrives]")
 		})
 	default:
 		if quietEventType(ev.Type.Type) {

@@ -61,6 +61,8 @@ type Session struct {
 	// joinedEncrypted is the encrypted rooms the account is in, kept by
 	// the sync loop for the OlmMachine.
 	joinedEncrypted roomSet
+	// waiting is the encrypted events whose keys have not come yet.
+	waiting waitingKeys
 
 	// setPresence is what each /sync tells the homeserver about the
 	// account (the default would reset AWAY to online every time).
@@ -564,6 +566,9 @@ func (s *Session) syncLoop() {
 		tr.record(resp)
 		if !s.post(syncEvent{resp: resp, initial: first, seqs: seqs}) {
 			return
+		}
+		if mach != nil {
+			s.deliverLate(s.ctx, mach)
 		}
 		release()
 		first = false

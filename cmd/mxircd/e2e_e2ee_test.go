@@ -171,3 +171,40 @@ func TestEncryptedRoomsBothWays(t *testing.T) {
 		}
 	})
 }
+
+// A message whose key the gateway's device did not get (the sender shares
+// keys with verified devices only) is shown as waiting for its key; the
+// gateway asks the account's other devices, and when one of them, which
+// trusts it, forwards the key, the message is shown with its original time
+// and ID.
+func TestLateKeyIsDeliveredThen(t *testing.T) {
+	forEachStore(t, func(t *testing.T, hs *testenv.Homeserver, g *gateway) {
+		alice, bobAcct := hs.Register(t, "alice"), hs.Register(t, "bob")
+		phone := e2eepeer.Start(t, hs.URL, alice.UserID.String(), alice.Password) // alice's Element
+		bob := e2eepeer.Start(t, hs.URL, bobAcct.UserID.String(), bobAcct.Password)
+		room := bob.CreateRoom(t, e2eepeer.RoomOptions{Name: "Verified Only", Encrypted: true, Invite: []id.UserID{alice.UserID}})
+		phone.Join(t, room.String())
+		bob.TrustDevices(t, alice.UserID) // alice's phone; the gateway's device does not exist yet
+
+		c := connectWithCaps(t, g, "alice", alice, "server-time", "message-tags")
+		gatewayDevice := waitGatewayDevice(t, alice)
+		join := c.ExpectMatch(t, func(m *irc.Message) bool { return m.Command == "JOIN" }, "the room's JOIN")
+		channel := join.Param(0)
+		awaitBurst(t, c, channel)
+		phone.WaitDeviceStatus(t, ctxFor(t), alice.UserID, gatewayDevice, func(s e2eepeer.DeviceStatus) bool { return s.Known })
+		phone.TrustDevices(t, alice.UserID) // alice verified the gateway from her phone
+		bob.WaitDeviceStatus(t, ctxFor(t), alice.UserID, gatewayDevice, func(s e2eepeer.DeviceStatus) bool { return s.Known })
+		bob.OnlyVerified(t, true)
+
+		sent := bob.Send(t, room, "for verified eyes only")
+		c.ExpectMatch(t, func(m *irc.Message) bool {
+			return m.Param(0) == channel && strings.Contains(m.Trailing(), "no key for yet")
+		}, "a note that the message waits for its key")
+		m := c.ExpectMatch(t, func(m *irc.Message) bool {
+			return m.Command == "PRIVMSG" && m.Param(0) == channel && m.Trailing() == "for verified eyes only"
+		}, "the message, once the phone forwarded its key")
+		if m.Tags["msgid"] != sent.EventID.String() || m.Tags["time"] == "" {
+			t.Errorf("the late message came as %s, want msgid %s and its time", m, sent.EventID)
+		}
+	})
+}

@@ -178,6 +178,13 @@ func (p *Peer) TrustDevices(t testing.TB, userID id.UserID) []id.DeviceID {
 	return reply.Devices
 }
 
+// OnlyVerified makes the peer share room keys with verified devices only,
+// as Element's "never send encrypted messages to unverified sessions".
+func (p *Peer) OnlyVerified(t testing.TB, on bool) {
+	t.Helper()
+	p.call(t, "only_verified", map[string]any{"on": on}, nil)
+}
+
 // DeviceStatus is how the peer trusts a device, after refreshing its owner's
 // device list and cross-signing keys from the homeserver.
 type DeviceStatus struct {

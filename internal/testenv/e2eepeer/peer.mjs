@@ -278,6 +278,13 @@ const ops = {
 
 	// Marks every device of a user as verified on this device, so that a
 	// test does not depend on how the SDK treats unverified devices.
+	// Send room keys only to verified devices (Element's "never send
+	// encrypted messages to unverified sessions").
+	async only_verified(req) {
+		crypto.globalBlacklistUnverifiedDevices = req.on !== false;
+		return {};
+	},
+
 	async trust(req) {
 		const userId = needString(req, "user");
 		const devices = (await crypto.getUserDeviceInfo([userId], true)).get(userId) ?? new Map();
