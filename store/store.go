@@ -247,8 +247,13 @@ func openSQLite(ctx context.Context, path string) (*SQLStore, error) {
 	// that reads and then writes can instead fail with SQLITE_BUSY at once
 	// when another connection committed in between. mautrix recommends the
 	// same setting for its SQLite stores.
+	//
+	// _time_format=sqlite writes time.Time values (only mautrix's crypto
+	// store has any) in a form SQLite's date functions read; the driver's
+	// default, Go's String(), makes unixepoch() return NULL, and mautrix
+	// then never finds an expired Megolm session.
 	dsn := path + "?_pragma=" + fmt.Sprintf("busy_timeout(%d)", sqliteBusyTimeout.Milliseconds()) +
-		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate"
+		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate&_time_format=sqlite"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
