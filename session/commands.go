@@ -229,6 +229,11 @@ func (s *Session) cmdPart(a *Attachment, out output, m *irc.Message) {
 
 func (s *Session) cmdMessage(a *Attachment, out output, m *irc.Message) {
 	target, text := m.Params[0], m.Params[1]
+	if s.isServiceNick(target) {
+		// Before anything of Matrix: what is typed to the service stays here.
+		s.serviceMessage(a, out, m.Command, target, text)
+		return
+	}
 	notice := m.Command == "NOTICE"
 	content, ok := mapping.MessageFromIRC(m.Command, text, s.nicksFor(a))
 	if !ok {

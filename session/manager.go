@@ -62,6 +62,9 @@ type Config struct {
 	// CryptoStore opens an account's end-to-end encryption keys; nil
 	// leaves encrypted rooms undecrypted.
 	CryptoStore CryptoStoreOpener
+	// ServiceNick is the nick of the gateway's service (default
+	// DefaultServiceNick); NickServ is an alias.
+	ServiceNick string
 	// EncryptNewDMs makes the DMs opened from IRC encrypted, when the
 	// account has encryption.
 	EncryptNewDMs bool
@@ -104,6 +107,9 @@ type Manager struct {
 }
 
 func NewManager(cfg Config, st store.Store) *Manager {
+	if cfg.ServiceNick == "" {
+		cfg.ServiceNick = DefaultServiceNick
+	}
 	if cfg.DeviceName == "" {
 		cfg.DeviceName = "mxircd"
 	}

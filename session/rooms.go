@@ -155,6 +155,9 @@ func (s *Session) displayName(user id.UserID) string {
 // no attached client.
 func (s *Session) nickFree(nick string, user id.UserID) bool {
 	folded := mapping.Casefold(nick)
+	if s.isServiceNick(nick) {
+		return false
+	}
 	if holder, taken := s.byNick[folded]; taken && holder != user {
 		return false
 	}

@@ -51,6 +51,7 @@ type IRCConfig struct {
 	Listen                 []string  `toml:"listen"`
 	AllowInsecurePlaintext bool      `toml:"allow_insecure_plaintext"`
 	ServerName             string    `toml:"server_name"`
+	ServiceNick            string    `toml:"service_nick"`
 	Network                string    `toml:"network"`
 	MOTD                   string    `toml:"motd"`
 	MaxSendQ               int       `toml:"max_sendq"`
@@ -109,11 +110,12 @@ func (d *Duration) UnmarshalText(b []byte) error {
 func defaultConfig() Config {
 	return Config{
 		IRC: IRCConfig{
-			Listen:     []string{"127.0.0.1:6667"},
-			ServerName: "mxircd",
-			Network:    "Matrix",
-			MaxSendQ:   1 << 20,
-			TLS:        TLSConfig{Listen: []string{}},
+			Listen:      []string{"127.0.0.1:6667"},
+			ServerName:  "mxircd",
+			ServiceNick: "mxircd",
+			Network:     "Matrix",
+			MaxSendQ:    1 << 20,
+			TLS:         TLSConfig{Listen: []string{}},
 		},
 		Matrix: MatrixConfig{
 			DeviceName:  "mxircd",
@@ -159,6 +161,9 @@ func loadConfig(path string) (Config, error) {
 }
 
 func (cfg *Config) validate() error {
+	if n := cfg.IRC.ServiceNick; n == "" || strings.ContainsAny(n, " ,*?!@:#&\r\n\x00") {
+		return fmt.Errorf("irc.service_nick %q: give a nick (no spaces, no #, !, @, :, commas or wildcards)", n)
+	}
 	if len(cfg.IRC.Listen) == 0 && len(cfg.IRC.TLS.Listen) == 0 {
 		return errors.New("irc: no listeners: set irc.listen or irc.tls.listen")
 	}

@@ -208,3 +208,60 @@ func TestLateKeyIsDeliveredThen(t *testing.T) {
 		}
 	})
 }
+
+// VERIFY to the service nick, with the recovery key Element gave: the
+// gateway's device is cross-signed by the account (Element's SDK sees it
+// as verified), and the key backup is restored, so a message from before
+// the device existed reads in CHATHISTORY. A wrong key gets a clear line,
+// and nothing typed to the service reaches Matrix.
+func TestVerifyWithRecoveryKey(t *testing.T) {
+	forEachStore(t, func(t *testing.T, hs *testenv.Homeserver, g *gateway) {
+		alice, bobAcct := hs.Register(t, "alice"), hs.Register(t, "bob")
+		phone := e2eepeer.Start(t, hs.URL, alice.UserID.String(), alice.Password) // alice's Element
+		recovery := phone.BootstrapCrossSigning(t)
+		bob := e2eepeer.Start(t, hs.URL, bobAcct.UserID.String(), bobAcct.Password)
+		room := bob.CreateRoom(t, e2eepeer.RoomOptions{Name: "Old Times", Encrypted: true, Invite: []id.UserID{alice.UserID}})
+		phone.Join(t, room.String())
+		bob.Send(t, room, "said before the gateway came")
+		phone.WaitMessage(t, ctxFor(t), func(m e2eepeer.Message) bool {
+			return m.Body == "said before the gateway came" && m.DecryptionError == ""
+		})
+		phone.WaitKeysBackedUp(t, ctxFor(t))
+
+		c := connectWithCaps(t, g, "alice", alice, "server-time", "message-tags", "batch", "draft/chathistory")
+		gatewayDevice := waitGatewayDevice(t, alice)
+		channel := c.ExpectMatch(t, func(m *irc.Message) bool { return m.Command == "JOIN" }, "the room's JOIN").Param(0)
+		awaitBurst(t, c, channel)
+		readable := func() bool {
+			for _, m := range chathistory(t, c, channel, "LATEST %s * 20", channel) {
+				if m.Command == "PRIVMSG" && m.Trailing() == "said before the gateway came" {
+					return true
+				}
+			}
+			return false
+		}
+		if readable() {
+			t.Fatal("the old message was readable before VERIFY: the test proves nothing")
+		}
+
+		service := func(line, want string) {
+			t.Helper()
+			c.Send("PRIVMSG mxircd :%s", line)
+			c.ExpectMatch(t, func(m *irc.Message) bool {
+				return m.Command == "NOTICE" && m.Prefix.Name == "mxircd" && strings.Contains(m.Trailing(), want)
+			}, "the service's answer containing "+want)
+		}
+		service("HELP", "VERIFY <recovery key or passphrase>")
+		service("VERIFY EsTc not a key at all", "not your account's recovery key")
+		service("VERIFY "+recovery.RecoveryKey, "now verified")
+		phone.WaitDeviceStatus(t, ctxFor(t), alice.UserID, gatewayDevice, func(s e2eepeer.DeviceStatus) bool { return s.CrossSigningVerified })
+		if !readable() {
+			t.Error("after VERIFY restored the key backup, CHATHISTORY still cannot read the old message")
+		}
+		for _, raw := range roomRaw(t, bobAcct, room) {
+			if strings.Contains(raw, "VERIFY") || strings.Contains(raw, "not a key") {
+				t.Errorf("a line typed to the service reached Matrix: %s", raw)
+			}
+		}
+	})
+}

@@ -105,6 +105,7 @@ func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway
 		HistoryPerRoom:   cfg.Bouncer.HistoryPerRoom,
 		CryptoStore:      cryptoStore,
 		EncryptNewDMs:    cfg.Encryption.EncryptNewDMs,
+		ServiceNick:      cfg.IRC.ServiceNick,
 	}, g.store)
 	// Always-on sessions come back in the background: the homeserver may
 	// be slow or down, and IRC clients can connect meanwhile.

@@ -1,0 +1,159 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"gopkg.in/irc.v4"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/crypto"
+	"maunium.net/go/mautrix/crypto/backup"
+	"maunium.net/go/mautrix/crypto/ssss"
+	"maunium.net/go/mautrix/event"
+
+	"github.com/mxircd/mxircd/mapping"
+)
+
+// The service nick is a pseudo-user (Config.ServiceNick, "mxircd" by
+// default; NickServ is an alias) that clients query for what IRC has no
+// command for. It answers with NOTICEs from itself. Nothing typed to it
+// ever reaches Matrix: a PRIVMSG to it is taken before any Matrix target
+// is looked up, and no Matrix user is given its nick.
+
+// DefaultServiceNick is the service nick when the configuration names none.
+const DefaultServiceNick = "mxircd"
+
+// serviceCommand is one command of the service, with its help.
+type serviceCommand struct {
+	name  string
+	usage string
+	help  string
+	run   func(s *Session, a *Attachment, out output, reply func(string), args string)
+}
+
+// serviceCommands is the service's command table; HELP is made from it.
+var serviceCommands map[string]serviceCommand
+
+func init() {
+	serviceCommands = map[string]serviceCommand{}
+	for _, c := range []serviceCommand{
+		{name: "HELP", usage: "HELP [command]", help: "lists the commands, or explains one", run: (*Session).serviceHelp},
+		{name: "VERIFY", usage: "VERIFY <recovery key or passphrase>",
+			help: "verifies this gateway's device with your account's recovery key (or its passphrase), as Element's \"Verify with Security Key\" does, so your contacts see it as trusted, and restores your key backup so older encrypted messages can be read",
+			run:  (*Session).serviceVerify},
+	} {
+		serviceCommands[c.name] = c
+	}
+}
+
+// isServiceNick says whether a nick names the service. Any goroutine.
+func (s *Session) isServiceNick(nick string) bool {
+	folded := mapping.Casefold(nick)
+	return folded == mapping.Casefold(s.mgr.cfg.ServiceNick) || folded == "nickserv"
+}
+
+// serviceMessage runs a line a client sent to the service, named as the
+// client addressed it. NOTICEs get no answer. Owner goroutine.
+func (s *Session) serviceMessage(a *Attachment, out output, command, to, text string) {
+	if command != "PRIVMSG" {
+		return
+	}
+	reply := func(line string) {
+		out.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: to, User: "service", Host: a.client.ServerName()}, Command: "NOTICE", Params: []string{a.client.Nick(), line}})
+	}
+	name, args, _ := strings.Cut(strings.TrimSpace(text), " ")
+	c, ok := serviceCommands[strings.ToUpper(name)]
+	if !ok {
+		reply(fmt.Sprintf("Unknown command %q; HELP lists the commands.", name))
+		return
+	}
+	c.run(s, a, out, reply, strings.TrimSpace(args))
+}
+
+func (s *Session) serviceHelp(_ *Attachment, _ output, reply func(string), args string) {
+	if c, ok := serviceCommands[strings.ToUpper(args)]; ok {
+		reply(c.usage + ": " + c.help)
+		return
+	}
+	names := make([]string, 0, len(serviceCommands))
+	for name := range serviceCommands {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		c := serviceCommands[name]
+		reply(c.usage + ": " + c.help)
+	}
+}
+
+func (s *Session) serviceVerify(a *Attachment, out output, reply func(string), key string) {
+	if key == "" {
+		reply("Usage: " + serviceCommands["VERIFY"].usage)
+		return
+	}
+	mach := s.olm.Load()
+	if mach == nil {
+		reply("Encryption is off for your account on this gateway, so there is no device to verify.")
+		return
+	}
+	s.request(a, out, "PRIVMSG", func(ctx context.Context) func() {
+		version, err := verifyDevice(ctx, mach, key)
+		return func() {
+			switch {
+			case err != nil:
+				reply("Not verified: " + err.Error())
+			case version == "":
+				reply("This gateway's device is now verified with your account's cross-signing keys. Your account has no key backup, so nothing was restored.")
+			default:
+				reply(fmt.Sprintf("This gateway's device is now verified with your account's cross-signing keys, and the keys in your key backup (version %s) are restored: older encrypted messages can be read (CHATHISTORY).", version))
+			}
+		}
+	})
+}
+
+// verifyDevice opens the account's secret storage with a recovery key or
+// passphrase, signs the gateway's device with the cross-signing keys kept
+// there, and restores the newest key backup. It returns the backup's
+// version, "" when there is none. Request worker.
+func verifyDevice(ctx context.Context, mach *crypto.OlmMachine, secret string) (string, error) {
+	keyID, keyData, err := mach.SSSS.GetDefaultKeyData(ctx)
+	if errors.Is(err, mautrix.MNotFound) || errors.Is(err, ssss.ErrNoDefaultKeyID) {
+		return "", errors.New("your account has no secret storage (set up \"Secure Backup\" in Element first)")
+	} else if err != nil {
+		return "", fmt.Errorf("cannot read your secret storage: %w", err)
+	}
+	key, err := keyData.VerifyRecoveryKey(keyID, secret)
+	if err != nil && !errors.Is(err, ssss.ErrUnverifiableKey) && keyData.Passphrase != nil {
+		key, err = keyData.VerifyPassphrase(keyID, secret)
+	}
+	if err != nil && !errors.Is(err, ssss.ErrUnverifiableKey) {
+		return "", errors.New("that is not your account's recovery key or passphrase")
+	}
+	if err := mach.FetchCrossSigningKeysFromSSSS(ctx, key); err != nil {
+		return "", fmt.Errorf("cannot read your cross-signing keys from secret storage: %w", err)
+	}
+	if err := mach.SignOwnDevice(ctx, mach.OwnIdentity()); err != nil {
+		return "", fmt.Errorf("cannot sign this device: %w", err)
+	}
+	if err := mach.SignOwnMasterKey(ctx); err != nil {
+		return "", fmt.Errorf("cannot sign your master key with this device: %w", err)
+	}
+	raw, err := mach.SSSS.GetDecryptedAccountData(ctx, event.AccountDataMegolmBackupKey, key)
+	if errors.Is(err, mautrix.MNotFound) {
+		return "", nil
+	} else if err != nil {
+		return "", fmt.Errorf("verified, but cannot read the key backup's key: %w", err)
+	}
+	backupKey, err := backup.MegolmBackupKeyFromBytes(raw)
+	if err != nil {
+		return "", fmt.Errorf("verified, but the key backup's key is unreadable: %w", err)
+	}
+	version, err := mach.DownloadAndStoreLatestKeyBackup(ctx, backupKey)
+	if err != nil {
+		return "", fmt.Errorf("verified, but restoring the key backup failed: %w", err)
+	}
+	return string(version), nil
+}
