@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/rs/zerolog"
 	"maunium.net/go/mautrix"
@@ -298,6 +299,38 @@ type waitingKeys struct {
 	n       int
 	landed  map[id.SessionID]bool
 	pending bool
+	asked   map[id.SessionID]keyAsk
+}
+
+// keyAsk is when a missing key is next asked for again: the device that
+// has it may get it only after the first request (a sender's keys and our
+// request race), and does not remember requests it could not answer.
+type keyAsk struct {
+	next  time.Time
+	tries int
+}
+
+// keyRetries are the waits before each repeated request for a key.
+var keyRetries = []time.Duration{5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute}
+
+// due returns one waiting event of each session whose key is to be asked
+// for again now.
+func (w *waitingKeys) due(now time.Time) []*event.Event {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []*event.Event
+	for session, ask := range w.asked {
+		if ask.tries >= len(keyRetries) || now.Before(ask.next) || len(w.events[session]) == 0 {
+			continue
+		}
+		ask.tries++
+		if ask.tries < len(keyRetries) {
+			ask.next = now.Add(keyRetries[ask.tries])
+		}
+		w.asked[session] = ask
+		out = append(out, w.events[session][0])
+	}
+	return out
 }
 
 // add keeps ev until its session's key comes, and says whether it is the
@@ -306,11 +339,12 @@ func (w *waitingKeys) add(session id.SessionID, ev *event.Event) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.events == nil {
-		w.events, w.landed = map[id.SessionID][]*event.Event{}, map[id.SessionID]bool{}
+		w.events, w.landed, w.asked = map[id.SessionID][]*event.Event{}, map[id.SessionID]bool{}, map[id.SessionID]keyAsk{}
 	}
 	first := len(w.events[session]) == 0
 	if first {
 		w.order = append(w.order, session)
+		w.asked[session] = keyAsk{next: time.Now().Add(keyRetries[0])}
 	}
 	w.events[session] = append(w.events[session], ev)
 	w.n++
@@ -319,6 +353,7 @@ func (w *waitingKeys) add(session id.SessionID, ev *event.Event) bool {
 		w.order = w.order[1:]
 		w.n -= len(w.events[oldest])
 		delete(w.events, oldest)
+		delete(w.asked, oldest)
 	}
 	return first
 }
@@ -345,6 +380,7 @@ func (w *waitingKeys) take() []*event.Event {
 		out = append(out, w.events[session]...)
 		w.n -= len(w.events[session])
 		delete(w.events, session)
+		delete(w.asked, session)
 		w.order = slices.DeleteFunc(w.order, func(s id.SessionID) bool { return s == session })
 	}
 	clear(w.landed)
@@ -359,13 +395,27 @@ func (s *Session) awaitKey(ctx context.Context, mach *crypto.OlmMachine, ev *eve
 	if content == nil || content.SessionID == "" {
 		return
 	}
-	if !s.waiting.add(content.SessionID, ev) {
-		return
+	if s.waiting.add(content.SessionID, ev) {
+		s.requestKey(ctx, mach, ev.RoomID, content)
 	}
+}
+
+// requestKey asks the account's other devices for a room key. Sync loop.
+func (s *Session) requestKey(ctx context.Context, mach *crypto.OlmMachine, room id.RoomID, content *event.EncryptedEventContent) {
 	//lint:ignore SA1019 the sender key is still what other clients look keys up by
-	err := mach.SendRoomKeyRequest(ctx, ev.RoomID, content.SenderKey, content.SessionID, "", map[id.UserID][]id.DeviceID{s.user: {"*"}})
+	err := mach.SendRoomKeyRequest(ctx, room, content.SenderKey, content.SessionID, "", map[id.UserID][]id.DeviceID{s.user: {"*"}})
 	if err != nil {
-		s.log.Info("could not ask other devices for a room key", "room", ev.RoomID, "err", err)
+		s.log.Info("could not ask other devices for a room key", "room", room, "err", err)
+	}
+}
+
+// askAgain repeats the requests for keys still missing, on the schedule
+// of keyRetries. Sync loop.
+func (s *Session) askAgain(ctx context.Context, mach *crypto.OlmMachine) {
+	for _, ev := range s.waiting.due(time.Now()) {
+		if content := ev.Content.AsEncrypted(); content != nil {
+			s.requestKey(ctx, mach, ev.RoomID, content)
+		}
 	}
 }
 

@@ -569,6 +569,7 @@ func (s *Session) syncLoop() {
 		}
 		if mach != nil {
 			s.deliverLate(s.ctx, mach)
+			s.askAgain(s.ctx, mach)
 		}
 		release()
 		first = false

@@ -184,6 +184,7 @@ func TestLateKeyIsDeliveredThen(t *testing.T) {
 		bob := e2eepeer.Start(t, hs.URL, bobAcct.UserID.String(), bobAcct.Password)
 		room := bob.CreateRoom(t, e2eepeer.RoomOptions{Name: "Verified Only", Encrypted: true, Invite: []id.UserID{alice.UserID}})
 		phone.Join(t, room.String())
+		bob.WaitDeviceStatus(t, ctxFor(t), alice.UserID, phone.DeviceID, func(s e2eepeer.DeviceStatus) bool { return s.Known })
 		bob.TrustDevices(t, alice.UserID) // alice's phone; the gateway's device does not exist yet
 
 		c := connectWithCaps(t, g, "alice", alice, "server-time", "message-tags")
