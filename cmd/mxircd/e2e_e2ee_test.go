@@ -266,3 +266,36 @@ func TestVerifyWithRecoveryKey(t *testing.T) {
 		}
 	})
 }
+
+// A member who joins an encrypted room later reads what the IRC user
+// writes from then on: the gateway replaces its room key when the
+// membership changes and shares the new one with the new member's
+// devices. (Without the membership tracking carol's SDK never decrypts.)
+func TestLaterMemberReadsFromJoinOn(t *testing.T) {
+	hs := testenv.SharedHomeserver(t)
+	g := testGateway(t, hs, "sqlite")
+	alice, bobAcct, carolAcct := hs.Register(t, "alice"), hs.Register(t, "bob"), hs.Register(t, "carol")
+	c := connect(t, g, "alice", alice)
+	waitGatewayDevice(t, alice)
+	bob := e2eepeer.Start(t, hs.URL, bobAcct.UserID.String(), bobAcct.Password)
+	carol := e2eepeer.Start(t, hs.URL, carolAcct.UserID.String(), carolAcct.Password)
+	room := bob.CreateRoom(t, e2eepeer.RoomOptions{Name: "Late Comers", Encrypted: true, Invite: []id.UserID{alice.UserID}})
+	joinRoom(t, alice, room)
+	channel := c.ExpectMatch(t, func(m *irc.Message) bool { return m.Command == "JOIN" }, "the room's JOIN").Param(0)
+	awaitBurst(t, c, channel)
+
+	c.Send("PRIVMSG %s :before carol came", channel)
+	bob.WaitMessage(t, ctxFor(t), func(m e2eepeer.Message) bool { return m.Body == "before carol came" && m.Encrypted })
+	if _, err := bobAcct.Client.InviteUser(ctxFor(t), room, &mautrix.ReqInviteUser{UserID: carolAcct.UserID}); err != nil {
+		t.Fatal(err)
+	}
+	carol.Join(t, room.String())
+	c.ExpectMatch(t, func(m *irc.Message) bool { return m.Command == "JOIN" && m.Param(0) == channel && m.Prefix.Name == carolAcct.Localpart }, "carol's JOIN")
+	c.Send("PRIVMSG %s :after carol came", channel)
+	got := carol.WaitMessage(t, ctxFor(t), func(m e2eepeer.Message) bool {
+		return m.Sender == alice.UserID && m.Body == "after carol came"
+	})
+	if !got.Encrypted {
+		t.Errorf("carol got %+v, want it encrypted", got)
+	}
+}
