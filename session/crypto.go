@@ -1,12 +1,13 @@
 package session
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -21,7 +22,7 @@ import (
 	"github.com/mxircd/mxircd/store"
 )
 
-// End-to-end encryption, reading side: each account has one OlmMachine
+// End-to-end encryption: each account has one OlmMachine
 // (mautrix crypto on goolm), its keys in the gateway's database. The sync
 // loop creates it before the first sync, hands it every response's
 // to-device events, device-list changes and one-time-key counts before
@@ -29,8 +30,9 @@ import (
 // nothing), and decrypts the timeline after it is stored, so the store
 // keeps ciphertext only and plaintext exists only on its way to clients.
 // Stored events are decrypted where catch-up and history read them, off
-// the owner goroutine, with the account's own keys. The owner never
-// touches the machine.
+// the owner goroutine, with the account's own keys. Messages are
+// encrypted by the request worker (seal). The owner never touches the
+// machine.
 
 // CryptoStoreOpener opens the crypto store of one account and device. It
 // must be safe to call from any goroutine.
@@ -65,7 +67,7 @@ func (s *Session) startCrypto(ctx context.Context) (*crypto.OlmMachine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the crypto store: %w", err)
 	}
-	log := zerolog.New(os.Stderr).Level(zerolog.WarnLevel).With().Timestamp().Str("user", s.user.String()).Logger()
+	log := zerolog.New(slogWriter{s.log}).Level(zerolog.WarnLevel)
 	mach := crypto.NewOlmMachine(s.cli, &log, cs, cryptoState{s})
 	mach.SessionReceived = func(_ context.Context, _ id.RoomID, sessionID id.SessionID, _ uint32) {
 		s.waiting.arrived(sessionID)
@@ -118,7 +120,6 @@ func (s *Session) decryptStored(ctx context.Context, events []store.StoredEvent)
 		if err != nil {
 			continue
 		}
-		dec.Unsigned.TransactionID = ""
 		raw, err := json.Marshal(dec)
 		if err != nil {
 			continue
@@ -141,6 +142,15 @@ func decryptEvent(ctx context.Context, mach *crypto.OlmMachine, ev *event.Event)
 		_ = dec.Content.ParseRaw(dec.Type)
 	}
 	return dec, nil
+}
+
+// slogWriter puts mautrix's crypto warnings (zerolog JSON lines) into the
+// session's log, with its user.
+type slogWriter struct{ log *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	w.log.Warn("crypto", "detail", string(bytes.TrimSpace(p)))
+	return len(p), nil
 }
 
 // cryptoState answers the OlmMachine's questions about rooms from what the
