@@ -168,14 +168,17 @@ func (c cryptoState) GetEncryptionEvent(_ context.Context, room id.RoomID) (*eve
 	return nil, errors.New("not an encrypted room")
 }
 
+// GetHistoryVisibility marks the keys the gateway makes. Rooms' history
+// visibility is not tracked, so every key is marked as not for sharing
+// history with later members: the conservative answer.
 func (c cryptoState) GetHistoryVisibility(context.Context, id.RoomID) (*event.HistoryVisibilityEventContent, error) {
-	// Only used when sharing keys, which mxircd does not do yet.
-	return &event.HistoryVisibilityEventContent{HistoryVisibility: event.HistoryVisibilityShared}, nil
+	return &event.HistoryVisibilityEventContent{HistoryVisibility: event.HistoryVisibilityJoined}, nil
 }
 
-// FindSharedRooms is asked when a user's devices change, to rotate the
-// keys of rooms shared with them; mxircd shares no keys yet, so it names
-// the encrypted rooms the account is in, which is never too few.
+// FindSharedRooms is asked when a user's devices change, to replace the
+// keys of rooms shared with them. It names every encrypted room the
+// account is in: replacing a few keys more than needed is safe, missing
+// one is not.
 func (c cryptoState) FindSharedRooms(context.Context, id.UserID) ([]id.RoomID, error) {
 	return c.s.joinedEncrypted.list(), nil
 }
