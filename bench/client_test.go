@@ -24,6 +24,19 @@ type ircClient struct {
 // dial logs acct in with SASL and waits for its connect burst; channel is
 // the first channel of the burst.
 func dial(b *testing.B, addr, nick string, acct *testenv.Account) *ircClient {
+	c := login(b, addr, nick, acct)
+	c.waitFor(b, func(m *irc.Message) bool {
+		if m.Command == irc.RPL_ENDOFNAMES && c.channel == "" {
+			c.channel = m.Param(1)
+		}
+		return c.channel != ""
+	})
+	return c
+}
+
+// login connects and logs acct in with SASL, and returns without waiting
+// for anything, for accounts that have no channel to wait for yet.
+func login(b *testing.B, addr, nick string, acct *testenv.Account) *ircClient {
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		b.Fatal(err)
@@ -35,12 +48,6 @@ func dial(b *testing.B, addr, nick string, acct *testenv.Account) *ircClient {
 	c.send("AUTHENTICATE PLAIN")
 	c.send("AUTHENTICATE %s", plain(acct))
 	c.send("CAP END")
-	c.waitFor(b, func(m *irc.Message) bool {
-		if m.Command == irc.RPL_ENDOFNAMES && c.channel == "" {
-			c.channel = m.Param(1)
-		}
-		return c.channel != ""
-	})
 	return c
 }
 
