@@ -110,32 +110,44 @@ func BenchmarkEncryptedLatency(b *testing.B) {
 	}
 
 	for i := 0; i < b.N; i++ {
-		first := make([]time.Duration, len(paths))
+		first := make([]e2eeSample, len(paths))
 		for j, p := range paths {
 			time.Sleep(e2eePace)
 			first[j] = sendOnce(b, who, p, fmt.Sprintf("first %d %d", i, j))
 		}
-		times := make([][]time.Duration, len(paths))
+		samples := make([][]e2eeSample, len(paths))
 		for r := 0; r < e2eeRounds; r++ {
 			for k := range paths {
 				// Each round starts one path later, so that no path always
 				// follows the same other one.
 				j := (r + k) % len(paths)
 				time.Sleep(e2eePace)
-				times[j] = append(times[j], sendOnce(b, who, paths[j], fmt.Sprintf("round %d %d %d", i, r, j)))
+				samples[j] = append(samples[j], sendOnce(b, who, paths[j], fmt.Sprintf("round %d %d %d", i, r, j)))
 			}
 		}
-		reportEncrypted(b, paths, first, times)
+		reportEncrypted(b, paths, first, samples)
 	}
 }
 
-// sendOnce sends text on p and returns the time until the other end has
-// it: the IRC client's PRIVMSG line, or the SDK's message decrypted.
-func sendOnce(b *testing.B, who e2eeParties, p e2eePath, text string) time.Duration {
+// e2eeSample is one message's times, from when the sender was asked to
+// send it.
+type e2eeSample struct {
+	arrived time.Duration // until the receiver had it, decrypted
+	// request is how long the SDK's send request took (encrypting, then
+	// the homeserver's answer to the PUT); zero for the IRC client, whose
+	// line has no answer. It tells the SDK's share of a path from the
+	// gateway's.
+	request time.Duration
+}
+
+// sendOnce sends text on p and times it until the other end has it: the
+// IRC client's PRIVMSG line, or the SDK's message decrypted.
+func sendOnce(b *testing.B, who e2eeParties, p e2eePath, text string) e2eeSample {
 	ctx := context.Background()
 	start := time.Now()
 	var sent chan error
 	var reply e2eepeer.Sent
+	var request time.Duration
 	switch p.dir {
 	case ircToSDK:
 		who.irc.send("PRIVMSG %s :%s", p.channel, text)
@@ -149,7 +161,9 @@ func sendOnce(b *testing.B, who e2eeParties, p e2eePath, text string) time.Durat
 		}
 		sent = make(chan error, 1)
 		go func() {
-			sent <- sender.Call(ctx, "send", map[string]any{"room": p.room.String(), "msgtype": string(event.MsgText), "body": text}, &reply)
+			err := sender.Call(ctx, "send", map[string]any{"room": p.room.String(), "msgtype": string(event.MsgText), "body": text}, &reply)
+			request = time.Since(start)
+			sent <- err
 		}()
 	}
 	var elapsed time.Duration
@@ -180,7 +194,7 @@ func sendOnce(b *testing.B, who e2eeParties, p e2eePath, text string) time.Durat
 			b.Fatalf("the SDK sent with encrypted=%v, want %v", reply.Encrypted, p.encrypted)
 		}
 	}
-	return elapsed
+	return e2eeSample{arrived: elapsed, request: request}
 }
 
 // waitDeviceKeys waits until acct has a device with published keys other
@@ -202,33 +216,45 @@ func waitDeviceKeys(b *testing.B, acct *testenv.Account) {
 	}
 }
 
-func reportEncrypted(b *testing.B, paths []e2eePath, first []time.Duration, times [][]time.Duration) {
+func reportEncrypted(b *testing.B, paths []e2eePath, first []e2eeSample, samples [][]e2eeSample) {
 	fmt.Printf("\nencrypted against unencrypted room, %d messages per path after the first, one every %s, paths interleaved\n", e2eeRounds, e2eePace)
-	fmt.Printf("%-10s %-6s %12s %12s %8s\n", "", "", "unencrypted", "encrypted", "ratio")
+	fmt.Printf("%-10s %-12s %12s %12s %8s\n", "", "", "unencrypted", "encrypted", "ratio")
+	quantiles := []struct {
+		name string
+		q    float64
+	}{{"p50", 0.50}, {"p90", 0.90}, {"p99", 0.99}}
 	for _, dir := range []e2eeDirection{ircToSDK, sdkToIRC, sdkToSDK} {
-		var plain, enc []time.Duration
-		var plainFirst, encFirst time.Duration
+		// [0] unencrypted, [1] encrypted
+		var firsts [2]e2eeSample
+		var arrived, request [2][]time.Duration
 		for j, p := range paths {
-			switch {
-			case p.dir != dir:
-			case p.encrypted:
-				enc, encFirst = slices.Sorted(slices.Values(times[j])), first[j]
-			default:
-				plain, plainFirst = slices.Sorted(slices.Values(times[j])), first[j]
+			if p.dir != dir {
+				continue
 			}
+			k := 0
+			if p.encrypted {
+				k = 1
+			}
+			firsts[k] = first[j]
+			for _, s := range samples[j] {
+				arrived[k] = append(arrived[k], s.arrived)
+				request[k] = append(request[k], s.request)
+			}
+			slices.Sort(arrived[k])
+			slices.Sort(request[k])
 		}
 		row := func(name string, u, e time.Duration) float64 {
 			ratio := float64(e) / float64(u)
-			fmt.Printf("%-10s %-6s %12s %12s %7.2fx\n", dir, name, u.Round(10*time.Microsecond), e.Round(10*time.Microsecond), ratio)
+			fmt.Printf("%-10s %-12s %12s %12s %7.2fx\n", dir, name, u.Round(10*time.Microsecond), e.Round(10*time.Microsecond), ratio)
 			return ratio
 		}
-		row("first", plainFirst, encFirst)
-		for _, q := range []struct {
-			name string
-			q    float64
-		}{{"p50", 0.50}, {"p90", 0.90}, {"p99", 0.99}} {
-			ratio := row(q.name, percentile(plain, q.q), percentile(enc, q.q))
+		row("first", firsts[0].arrived, firsts[1].arrived)
+		for _, q := range quantiles {
+			ratio := row(q.name, percentile(arrived[0], q.q), percentile(arrived[1], q.q))
 			b.ReportMetric(ratio, dir.metric()+"-"+q.name+"-ratio")
+		}
+		if dir != ircToSDK {
+			row("send req p50", percentile(request[0], 0.5), percentile(request[1], 0.5))
 		}
 	}
 }
