@@ -290,7 +290,9 @@ func TestLaterMemberReadsFromJoinOn(t *testing.T) {
 		t.Fatal(err)
 	}
 	carol.Join(t, room.String())
-	c.ExpectMatch(t, func(m *irc.Message) bool { return m.Command == "JOIN" && m.Param(0) == channel && m.Prefix.Name == carolAcct.Localpart }, "carol's JOIN")
+	c.ExpectMatch(t, func(m *irc.Message) bool {
+		return m.Command == "JOIN" && m.Param(0) == channel && m.Prefix.Name == carolAcct.Localpart
+	}, "carol's JOIN")
 	c.Send("PRIVMSG %s :after carol came", channel)
 	got := carol.WaitMessage(t, ctxFor(t), func(m e2eepeer.Message) bool {
 		return m.Sender == alice.UserID && m.Body == "after carol came"
