@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -13,9 +12,7 @@ import (
 	"gopkg.in/irc.v4"
 	"maunium.net/go/mautrix/id"
 
-	"github.com/mxircd/mxircd/internal/testenv"
 	"github.com/mxircd/mxircd/internal/testenv/e2eepeer"
-	"github.com/mxircd/mxircd/store"
 	"github.com/mxircd/mxircd/store/storetest"
 )
 
@@ -35,20 +32,7 @@ func TestEncryptedAcrossSIGKILL(t *testing.T) {
 }
 
 func encryptedSigkill(t *testing.T, bin, driver string) {
-	hs := testenv.SharedHomeserver(t)
-	dir := t.TempDir()
-	sc := storetest.Config(t, driver)
-	addr := freeAddr(t)
-	storeKey := fmt.Sprintf("path = %q", sc.Path)
-	if sc.Driver == store.DialectPostgres {
-		storeKey = fmt.Sprintf("dsn = %q", sc.DSN)
-	}
-	config := fmt.Sprintf("[irc]\nlisten = [%q]\n[matrix]\nhomeserver = %q\nserver_name = %q\nsync_timeout = \"5s\"\n[bouncer]\nreplay_limit = 1000\n[store]\ndriver = %q\n%s\n[encryption]\npickle_key_file = %q\n[log]\nlevel = \"debug\"\n",
-		addr, hs.URL, hs.ServerName, sc.Driver, storeKey, filepath.Join(dir, "pickle.key"))
-	configPath := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(configPath, []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	hs, dir, _, addr, configPath := binaryConfig(t, driver)
 	alice, bobAcct := hs.Register(t, "alice"), hs.Register(t, "bob")
 
 	first := startMxircd(t, bin, configPath, filepath.Join(dir, "run1.log"))

@@ -39,11 +39,14 @@ func TestRestartAfterSIGKILL(t *testing.T) {
 	}
 }
 
-func sigkillRestart(t *testing.T, bin, driver string) {
-	hs := testenv.SharedHomeserver(t)
-	dir := t.TempDir()
-	sc := storetest.Config(t, driver)
-	addr := freeAddr(t)
+// binaryConfig writes the configuration a test runs the built binary
+// with: an always-on bouncer on the shared homeserver and a fresh store of
+// driver, its pickle key in the test's folder.
+func binaryConfig(t *testing.T, driver string) (hs *testenv.Homeserver, dir string, sc store.Config, addr, configPath string) {
+	hs = testenv.SharedHomeserver(t)
+	dir = t.TempDir()
+	sc = storetest.Config(t, driver)
+	addr = freeAddr(t)
 	storeKey := fmt.Sprintf("path = %q", sc.Path)
 	if sc.Driver == store.DialectPostgres {
 		storeKey = fmt.Sprintf("dsn = %q", sc.DSN)
@@ -67,10 +70,15 @@ pickle_key_file = %q
 [log]
 level = "debug"
 `, addr, hs.URL, hs.ServerName, sc.Driver, storeKey, filepath.Join(dir, "pickle.key"))
-	configPath := filepath.Join(dir, "config.toml")
+	configPath = filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(configPath, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return hs, dir, sc, addr, configPath
+}
+
+func sigkillRestart(t *testing.T, bin, driver string) {
+	hs, dir, sc, addr, configPath := binaryConfig(t, driver)
 	alice, bob, room, channel := twoInARoom(t, hs, "sigkill")
 
 	first := startMxircd(t, bin, configPath, filepath.Join(dir, "run1.log"))
