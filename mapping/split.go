@@ -104,6 +104,11 @@ func SplitConcat(line string, max int) []string {
 			for cut > 0 && !utf8.RuneStart(line[cut]) {
 				cut--
 			}
+			if cut == 0 {
+				// No rune starts in the budget (invalid UTF-8):
+				// cut at the budget rather than emit nothing forever.
+				cut = max
+			}
 		}
 		out = append(out, line[:cut])
 		line = line[cut:]

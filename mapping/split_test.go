@@ -304,6 +304,8 @@ func TestSplitConcat(t *testing.T) {
 		{"hello world again", 8, []string{"hello ", "world ", "again"}},
 		{"abcdefghij", 4, []string{"abcd", "efgh", "ij"}},
 		{"ééééé", 5, []string{"éé", "éé", "é"}},
+		// No rune start within the budget: once looped forever.
+		{"0\xa1\xa1\xa1\xa1", 4, []string{"0\xa1\xa1\xa1", "\xa1"}},
 	}
 	for _, tc := range cases {
 		got := SplitConcat(tc.line, tc.max)
