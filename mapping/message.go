@@ -19,22 +19,23 @@ type IRCMessage struct {
 // codes and pills as the nicks users gives. ok is false for content that
 // has nothing to show (an empty body).
 func MessageToIRC(c *event.MessageEventContent, users UserResolver) (IRCMessage, bool) {
+	// \x01 would let a Matrix user send CTCP requests to IRC clients: it
+	// goes before the text is judged empty, so nothing shows as "* ".
+	clean := func(s string) string { return strings.TrimSpace(strings.ReplaceAll(s, "\x01", "")) }
 	var body string
 	switch c.MsgType {
 	case event.MsgImage, event.MsgFile, event.MsgAudio, event.MsgVideo:
-		body = strings.TrimSpace(c.Body) // the file name (or caption)
+		body = clean(c.Body) // the file name (or caption)
 	default:
-		body = strings.TrimSpace(MatrixToIRC(c, users))
+		body = clean(MatrixToIRC(c, users))
 	}
 	if c.NewContent != nil {
 		// An edit: show what the text became, marked as a correction.
-		body = strings.TrimSpace(MatrixToIRC(c.NewContent, users))
+		body = clean(MatrixToIRC(c.NewContent, users))
 		if body != "" {
 			body = "* " + body
 		}
 	}
-	// \x01 would let a Matrix user send CTCP requests to IRC clients.
-	body = strings.ReplaceAll(body, "\x01", "")
 	out := IRCMessage{Command: "PRIVMSG", Text: body}
 	switch c.MsgType {
 	case event.MsgNotice:

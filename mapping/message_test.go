@@ -38,6 +38,10 @@ func TestMessageToIRC(t *testing.T) {
 		{"edit of notice", edit(event.MsgNotice, "fixed"), IRCMessage{"NOTICE", false, "* fixed"}, true},
 		{"edit of emote", edit(event.MsgEmote, "waves harder"), IRCMessage{"PRIVMSG", true, "* waves harder"}, true},
 		{"edit to nothing", edit(event.MsgText, " "), IRCMessage{}, false},
+		// Once rendered as "* ": the control byte went after the check.
+		{"edit to a control byte", edit(event.MsgText, "\x01"), IRCMessage{}, false},
+		{"control bytes stripped", &event.MessageEventContent{MsgType: event.MsgText, Body: "\x01VERSION\x01"}, IRCMessage{"PRIVMSG", false, "VERSION"}, true},
+		{"only control bytes", &event.MessageEventContent{MsgType: event.MsgText, Body: " \x01 "}, IRCMessage{}, false},
 
 		{"empty", &event.MessageEventContent{MsgType: event.MsgText}, IRCMessage{}, false},
 		{"whitespace", &event.MessageEventContent{MsgType: event.MsgText, Body: " \t\n "}, IRCMessage{}, false},
@@ -174,8 +178,9 @@ func FuzzMessageToIRC(f *testing.F) {
 			c.NewContent = &event.MessageEventContent{MsgType: event.MessageType(msgType), Body: newBody}
 			shown = newBody
 		}
+		shown = strings.TrimSpace(strings.ReplaceAll(shown, "\x01", ""))
 		msg, ok := MessageToIRC(c, nil)
-		if ok != (strings.TrimSpace(shown) != "") {
+		if ok != (shown != "") {
 			t.Fatalf("MessageToIRC(%+v) ok = %v", c, ok)
 		}
 		if !ok {
@@ -184,7 +189,10 @@ func FuzzMessageToIRC(f *testing.F) {
 		if msg.Command != "PRIVMSG" && msg.Command != "NOTICE" {
 			t.Fatalf("MessageToIRC(%+v): command %q", c, msg.Command)
 		}
-		if !strings.Contains(msg.Text, strings.TrimSpace(shown)) {
+		if strings.Contains(msg.Text, "\x01") || (isEdit && strings.TrimSpace(strings.TrimPrefix(msg.Text, "* ")) == "") {
+			t.Fatalf("MessageToIRC(%+v) = %q: a control byte or nothing to show", c, msg.Text)
+		}
+		if !strings.Contains(msg.Text, shown) {
 			t.Fatalf("MessageToIRC(%+v) = %q: lost the body", c, msg.Text)
 		}
 	})
