@@ -125,6 +125,29 @@ type Store interface {
 	DeleteOutbox(ctx context.Context, userID, txnID string) error
 	// Outbox returns an account's messages to (re)send, oldest first.
 	Outbox(ctx context.Context, userID string) ([]OutboxEntry, error)
+	// OAuthClient returns the client registered with the homeserver's
+	// authorization server (ErrNotFound wrapped when none is).
+	OAuthClient(ctx context.Context, homeserver string) (*OAuthClient, error)
+	// InitOAuthClient stores c unless a client is stored for its homeserver
+	// already, and returns the stored one: the first registration wins.
+	InitOAuthClient(ctx context.Context, c *OAuthClient) (*OAuthClient, error)
+	// DeleteOAuthClient forgets the homeserver's client if it is still
+	// clientID (the server no longer knows it, or the issuer changed).
+	DeleteOAuthClient(ctx context.Context, homeserver, clientID string) error
+	// OAuthGrant returns the account's grant (ErrNotFound wrapped).
+	OAuthGrant(ctx context.Context, userID string) (*OAuthGrant, error)
+	// PutOAuthLogin stores an account that has just logged in through
+	// OAuth and its grant, in one transaction.
+	PutOAuthLogin(ctx context.Context, a *Account, g *OAuthGrant) error
+	// RotateOAuthGrant stores the tokens a refresh gave in place of the
+	// grant whose refresh token is oldRefresh, with the new access token,
+	// in one transaction; ErrStale (wrapped) when the stored refresh token
+	// is no longer oldRefresh (another refresh won) or there is no grant.
+	RotateOAuthGrant(ctx context.Context, oldRefresh, accessToken string, g *OAuthGrant) error
+	// DeleteOAuthGrant forgets the account's grant and its access token
+	// (the login ended); it succeeds when there is none.
+	DeleteOAuthGrant(ctx context.Context, userID string) error
+
 	// AlwaysOnAccounts lists the user IDs of accounts with an access token
 	// that are always on: AlwaysOn true, or AlwaysOn nil when def is true.
 	AlwaysOnAccounts(ctx context.Context, def bool) ([]string, error)
@@ -330,10 +353,19 @@ func (s *SQLStore) Account(ctx context.Context, userID string) (*Account, error)
 }
 
 func (s *SQLStore) PutAccount(ctx context.Context, a *Account) error {
+	return putAccount(ctx, s.db, a, s.now())
+}
+
+// queryRower is a *sql.DB or a *sql.Tx.
+type queryRower interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func putAccount(ctx context.Context, q queryRower, a *Account, at time.Time) error {
 	if a == nil || a.UserID == "" {
 		return errors.New("store: save account: empty user ID")
 	}
-	now := s.now().UnixMilli()
+	now := at.UnixMilli()
 	var alwaysOn sql.NullInt64
 	if a.AlwaysOn != nil {
 		alwaysOn = sql.NullInt64{Int64: boolInt(*a.AlwaysOn), Valid: true}
@@ -341,7 +373,7 @@ func (s *SQLStore) PutAccount(ctx context.Context, a *Account) error {
 	var created int64
 	// One upsert statement rather than read-then-write, so concurrent
 	// writers of the same account cannot race between the two steps.
-	err := s.db.QueryRowContext(ctx,
+	err := q.QueryRowContext(ctx,
 		`INSERT INTO accounts (user_id, homeserver, device_id, access_token, password_hash, created_at, updated_at, always_on)
 		 VALUES ($1, $2, $3, $4, $5, $6, $6, $7)
 		 ON CONFLICT (user_id) DO UPDATE SET
@@ -372,7 +404,7 @@ func (s *SQLStore) DeleteAccount(ctx context.Context, userID string) error {
 		if _, err := lockEvents(ctx, tx); err != nil {
 			return err
 		}
-		for _, table := range []string{"accounts", "sync_state", "account_events", "client_cursors", "outbox"} {
+		for _, table := range []string{"accounts", "oauth_grants", "sync_state", "account_events", "client_cursors", "outbox"} {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE user_id = $1`, userID); err != nil {
 				return err
 			}
