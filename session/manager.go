@@ -380,10 +380,15 @@ func (m *Manager) startSession(ctx context.Context, acct *store.Account, user id
 	if err != nil {
 		return nil, err
 	}
+	// Before the first request, so that an expired token is renewed.
+	oauth, err := m.useOAuthGrant(ctx, cli)
+	if err != nil {
+		return nil, err
+	}
 	if !attached {
 		// Resuming after a restart: the sync loop finds out if the token
 		// is no longer good, and waits out a homeserver that is down.
-		return m.launch(ctx, cli, acct, 0)
+		return m.launch(ctx, cli, acct, oauth, 0)
 	}
 	who, err := cli.Whoami(ctx)
 	if errors.Is(err, mautrix.MUnknownToken) && verified {
@@ -400,12 +405,12 @@ func (m *Manager) startSession(ctx context.Context, acct *store.Account, user id
 	if who.UserID != user {
 		return nil, fmt.Errorf("access token belongs to %s, not %s", who.UserID, user)
 	}
-	return m.launch(ctx, cli, acct, 1)
+	return m.launch(ctx, cli, acct, oauth, 1)
 }
 
 // launch loads what the session resumes from and starts it with refs
-// attachments.
-func (m *Manager) launch(ctx context.Context, cli *mautrix.Client, acct *store.Account, refs int) (*Session, error) {
+// attachments; oauth says cli renews its token through an OAuth grant.
+func (m *Manager) launch(ctx context.Context, cli *mautrix.Client, acct *store.Account, oauth bool, refs int) (*Session, error) {
 	user := cli.UserID
 	cli.DeviceID = id.DeviceID(acct.DeviceID)
 	names, err := m.store.ChannelNames(ctx, user.String())
@@ -427,6 +432,7 @@ func (m *Manager) launch(ctx context.Context, cli *mautrix.Client, acct *store.A
 		return nil, errors.New("server is shutting down")
 	}
 	sess := newSession(m, cli)
+	sess.oauth = oauth
 	for roomID, name := range names {
 		sess.savedNames[id.RoomID(roomID)] = name
 	}

@@ -54,6 +54,10 @@ type Session struct {
 
 	gapsFilled atomic.Int64 // limited timelines filled, for tests
 
+	// oauth says the account renews its access token through an OAuth
+	// grant (session/oauth.go). Set before the session starts.
+	oauth bool
+
 	// olm is the account's end-to-end encryption, nil while it has none:
 	// set by the sync loop before its first sync, used by the sync loop,
 	// request workers and history helpers, never by the owner.
@@ -134,8 +138,12 @@ type (
 	}
 	// resultEvent carries the owner-side continuation of a finished request.
 	resultEvent struct{ apply func() }
-	// loggedOutEvent says the homeserver no longer accepts the token.
-	loggedOutEvent struct{ err error }
+	// loggedOutEvent says the homeserver no longer accepts the token;
+	// revoked, that the account's OAuth grant is over too.
+	loggedOutEvent struct {
+		err     error
+		revoked bool
+	}
 	// stopEvent asks the session to finish its queued requests and end.
 	stopEvent struct{}
 	// crashedEvent says the sync loop or the request worker died.
@@ -299,11 +307,15 @@ func (s *Session) handleEvent(ev any) {
 		s.mgr.forget(s)
 		s.cancel()
 	case loggedOutEvent:
-		s.log.Warn("homeserver refused the access token; ending the session", "err", ev.err)
+		s.log.Warn("homeserver refused the access token; ending the session", "err", ev.err, "oauth_revoked", ev.revoked)
 		if err := s.forgetToken(); err != nil {
 			s.log.Error("could not clear the stored token", "err", err)
 		}
-		s.shutdownClients("Your Matrix session was logged out; reconnect to log in again")
+		if ev.revoked {
+			s.shutdownClients("Your Matrix login was revoked or has expired; reconnect and log in again")
+		} else {
+			s.shutdownClients("Your Matrix session was logged out; reconnect to log in again")
+		}
 		s.mgr.forget(s)
 		s.cancel()
 	}
@@ -526,7 +538,17 @@ func (s *Session) syncLoop() {
 				return
 			}
 			if errors.Is(err, mautrix.MUnknownToken) {
-				s.post(loggedOutEvent{err: err})
+				rerr := s.renewToken()
+				if rerr == nil {
+					continue
+				}
+				if !errors.Is(rerr, errGrantRevoked) {
+					if !fail(rerr) {
+						return
+					}
+					continue
+				}
+				s.post(loggedOutEvent{err: err, revoked: s.oauth})
 				return
 			}
 			if !fail(err) {
