@@ -10,6 +10,7 @@ import (
 	"github.com/mxircd/mxircd/internal/testenv"
 	"github.com/mxircd/mxircd/internal/testenv/oauthstandin"
 	"github.com/mxircd/mxircd/oauth"
+	"github.com/mxircd/mxircd/store/storetest"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/id"
 )
@@ -304,5 +305,68 @@ func TestRegisterAndStartRefusals(t *testing.T) {
 	}
 	if si.Answered("invalid_scope") != 0 {
 		t.Error("a bad device ID reached the server")
+	}
+}
+
+// The gateway registers once per homeserver: logins at once share one
+// client_id, a restart reuses the stored one, and a forgotten one is
+// replaced by a new registration.
+func TestClientsRegisterOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a Dendrite homeserver; skipped with -short")
+	}
+	hs := testenv.SharedHomeserver(t)
+	si := oauthstandin.Start(t, hs, oauthstandin.Options{})
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			st := storetest.Open(t, driver)
+			ctx := context.Background()
+			cs := &oauth.Clients{Info: testClient, Store: st}
+			ids := make(chan string, 4)
+			for range cap(ids) {
+				go func() {
+					c, err := cs.For(ctx, si.URL+"/")
+					if err != nil {
+						t.Error(err)
+						ids <- ""
+						return
+					}
+					ids <- c.ClientID
+				}()
+			}
+			first := <-ids
+			for range cap(ids) - 1 {
+				if id := <-ids; id != first {
+					t.Fatalf("client IDs %q and %q for one homeserver", first, id)
+				}
+			}
+			stored, err := st.OAuthClient(ctx, si.URL)
+			if err != nil || stored.ClientID != first {
+				t.Fatalf("stored client %+v, %v; want %q", stored, err, first)
+			}
+
+			// A restarted gateway takes the stored one, and it works.
+			restarted := &oauth.Clients{Info: testClient, Store: st}
+			c, err := restarted.For(ctx, si.URL)
+			if err != nil || c.ClientID != first {
+				t.Fatalf("after a restart: %v, %v; want %q", c, err, first)
+			}
+			if _, err := c.Start(ctx, oauth.NewDeviceID()); err != nil {
+				t.Fatalf("Start with the stored client: %v", err)
+			}
+
+			// A client the server does not know is forgotten and replaced.
+			stale := &oauth.Client{Metadata: c.Metadata, ClientID: "standin-forgotten"}
+			if _, err := stale.Start(ctx, oauth.NewDeviceID()); !errors.Is(err, oauth.ErrUnknownClient) {
+				t.Fatalf("Start as an unknown client: %v, want ErrUnknownClient", err)
+			}
+			if err := restarted.Forget(ctx, si.URL, c); err != nil {
+				t.Fatal(err)
+			}
+			again, err := restarted.For(ctx, si.URL)
+			if err != nil || again.ClientID == first {
+				t.Fatalf("after Forget: %v, %v; want a new client_id", again, err)
+			}
+		})
 	}
 }

@@ -69,6 +69,9 @@ var (
 	// unknown, used up or revoked. For a refresh token it means the login
 	// has ended and the user must log in again.
 	ErrInvalidGrant = errors.New("the login is no longer valid")
+	// ErrUnknownClient is invalid_client: the server does not know the
+	// client_id (any more); Clients.Forget it and register again.
+	ErrUnknownClient = errors.New("the login service does not know this gateway")
 )
 
 // Error is an OAuth 2.0 error response (RFC 6749 section 5.2). It matches
@@ -98,6 +101,8 @@ func (e *Error) Is(target error) bool {
 		return target == ErrExpired
 	case "invalid_grant":
 		return target == ErrInvalidGrant
+	case "invalid_client":
+		return target == ErrUnknownClient
 	}
 	return false
 }

@@ -15,12 +15,13 @@ func TestErrorIs(t *testing.T) {
 		"access_denied":         ErrDenied,
 		"expired_token":         ErrExpired,
 		"invalid_grant":         ErrInvalidGrant,
+		"invalid_client":        ErrUnknownClient,
 	} {
 		err := fmt.Errorf("wrapped: %w", &Error{Status: 400, Code: code})
 		if !errors.Is(err, want) {
 			t.Errorf("%s: not %v", code, want)
 		}
-		for _, other := range []error{ErrPending, ErrSlowDown, ErrDenied, ErrExpired, ErrInvalidGrant, ErrNotSupported} {
+		for _, other := range []error{ErrPending, ErrSlowDown, ErrDenied, ErrExpired, ErrInvalidGrant, ErrUnknownClient, ErrNotSupported} {
 			if other != want && errors.Is(err, other) {
 				t.Errorf("%s is also %v", code, other)
 			}
