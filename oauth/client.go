@@ -21,6 +21,10 @@ type ClientInfo struct {
 	URI string
 }
 
+// DefaultClientInfo is how the gateway presents itself unless configured
+// otherwise.
+var DefaultClientInfo = ClientInfo{Name: "mxircd", URI: "https://github.com/mxircd/mxircd"}
+
 // registration is the RFC 7591 client metadata the gateway registers with:
 // a public native client (no secret: an IRC gateway's secret would be no
 // safer than a phone app's) that uses the device grant and refreshes.

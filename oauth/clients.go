@@ -28,8 +28,16 @@ type Clients struct {
 	Info  ClientInfo
 	Store ClientStore
 
-	mu     sync.Mutex // held through discovery and registration: logins are rare
-	byHost map[string]*Client
+	mu     sync.Mutex // guards byHost
+	byHost map[string]*hostClient
+}
+
+// hostClient is one homeserver's client; its lock is held through
+// discovery and registration, so that a homeserver that is slow to answer
+// holds up only the logins to it.
+type hostClient struct {
+	sync.Mutex
+	c *Client
 }
 
 // For returns the Client for the homeserver at homeserverURL, or
@@ -37,10 +45,36 @@ type Clients struct {
 func (cs *Clients) For(ctx context.Context, homeserverURL string) (*Client, error) {
 	hs := strings.TrimRight(homeserverURL, "/")
 	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	if c := cs.byHost[hs]; c != nil {
-		return c, nil
+	if cs.byHost == nil {
+		cs.byHost = map[string]*hostClient{}
 	}
+	h := cs.byHost[hs]
+	if h == nil {
+		h = &hostClient{}
+		cs.byHost[hs] = h
+	}
+	cs.mu.Unlock()
+	h.Lock()
+	defer h.Unlock()
+	if h.c != nil {
+		return h.c, nil
+	}
+	c, err := cs.discoverAndRegister(ctx, hs)
+	if err != nil {
+		// Leave nothing behind for a homeserver that is made up, or
+		// that has no OAuth; a later login asks again.
+		cs.mu.Lock()
+		if cs.byHost[hs] == h {
+			delete(cs.byHost, hs)
+		}
+		cs.mu.Unlock()
+		return nil, err
+	}
+	h.c = c
+	return c, nil
+}
+
+func (cs *Clients) discoverAndRegister(ctx context.Context, hs string) (*Client, error) {
 	md, err := Discover(ctx, cs.HTTP, hs)
 	if err != nil {
 		return nil, err
@@ -69,12 +103,7 @@ func (cs *Clients) For(ctx context.Context, homeserverURL string) (*Client, erro
 			return nil, fmt.Errorf("oauth: storing the client_id: %w", err)
 		}
 	}
-	c := &Client{HTTP: cs.HTTP, Metadata: md, ClientID: stored.ClientID}
-	if cs.byHost == nil {
-		cs.byHost = map[string]*Client{}
-	}
-	cs.byHost[hs] = c
-	return c, nil
+	return &Client{HTTP: cs.HTTP, Metadata: md, ClientID: stored.ClientID}, nil
 }
 
 // Forget drops c, which the server no longer knows (it answered
@@ -82,9 +111,14 @@ func (cs *Clients) For(ctx context.Context, homeserverURL string) (*Client, erro
 func (cs *Clients) Forget(ctx context.Context, homeserverURL string, c *Client) error {
 	hs := strings.TrimRight(homeserverURL, "/")
 	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	if cs.byHost[hs] == c {
-		delete(cs.byHost, hs)
+	h := cs.byHost[hs]
+	cs.mu.Unlock()
+	if h != nil {
+		h.Lock()
+		if h.c == c {
+			h.c = nil
+		}
+		h.Unlock()
 	}
 	return cs.Store.DeleteOAuthClient(ctx, hs, c.ClientID)
 }

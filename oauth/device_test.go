@@ -10,6 +10,7 @@ import (
 	"github.com/mxircd/mxircd/internal/testenv"
 	"github.com/mxircd/mxircd/internal/testenv/oauthstandin"
 	"github.com/mxircd/mxircd/oauth"
+	"github.com/mxircd/mxircd/store"
 	"github.com/mxircd/mxircd/store/storetest"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/id"
@@ -110,6 +111,14 @@ func TestDiscoverWithoutOAuth(t *testing.T) {
 	// Dendrite alone has no auth_metadata.
 	if _, err := oauth.Discover(context.Background(), nil, hs.URL); !errors.Is(err, oauth.ErrNotSupported) {
 		t.Fatalf("Discover on bare Dendrite: %v, want ErrNotSupported", err)
+	}
+	st := storetest.Open(t, "sqlite")
+	cs := &oauth.Clients{Info: oauth.DefaultClientInfo, Store: st}
+	if _, err := cs.For(context.Background(), hs.URL); !errors.Is(err, oauth.ErrNotSupported) {
+		t.Fatalf("Clients.For on bare Dendrite: %v, want ErrNotSupported", err)
+	}
+	if _, err := st.OAuthClient(context.Background(), hs.URL); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a client was stored for a homeserver without OAuth: %v", err)
 	}
 }
 

@@ -451,7 +451,9 @@ func (s *Server) refreshToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.sessions[sess.user.String()+"|"+sess.deviceID] != sess {
-		// Revoked while the login ran.
+		// Revoked while the login ran: the token just minted must not
+		// outlive the session either.
+		go s.logout(context.Background(), sess.user, token)
 		s.oauthError(w, http.StatusBadRequest, "invalid_grant", "revoked")
 		return
 	}
