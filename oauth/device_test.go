@@ -379,3 +379,32 @@ func TestClientsRegisterOnce(t *testing.T) {
 		})
 	}
 }
+
+// A poll the server fails (503) is tried again later, not given up.
+func TestPollRetriesServerErrors(t *testing.T) {
+	si, c, hs := setup(t, oauthstandin.Options{})
+	acct := hs.Register(t, "retry")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	g, err := c.Start(ctx, oauth.NewDeviceID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	si.FailPolls(2)
+	if err := si.Approve(ctx, g.UserCode, acct); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := c.Poll(ctx, g)
+	if err != nil {
+		t.Fatalf("Poll through server errors: %v", err)
+	}
+	if n := si.Answered("temporarily_unavailable"); n != 2 {
+		t.Errorf("stand-in failed %d polls, want 2", n)
+	}
+	if n := si.Answered("slow_down"); n != 0 {
+		t.Errorf("retrying after errors drew %d slow_down answers", n)
+	}
+	if _, err := whoami(t, si.URL, tok.AccessToken); err != nil {
+		t.Errorf("whoami: %v", err)
+	}
+}

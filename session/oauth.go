@@ -17,6 +17,12 @@ import (
 // early. Each renewal is stored (RotateOAuthGrant, refresh token and access
 // token in one transaction) before mautrix uses the new tokens.
 
+// Two limits of mautrix to know: a token response without expires_in makes
+// it take the new token as expired at once (MAS always sends expires_in);
+// and Session.setToken (a password login while the session runs) clears
+// the grant from the client, after which a refused token ends the session
+// and the stale grant is forgotten.
+
 // noExpiry stands in for an access token the server gave no lifetime:
 // mautrix would otherwise take the zero time as expired and refresh before
 // every request. Such a token is renewed when the homeserver refuses it.

@@ -102,6 +102,8 @@ type Server struct {
 	refresh  map[string]*session // by refresh token
 	access   map[string]*session // by access token
 
+	failPolls int // device-grant polls still to answer 503 (FailPolls)
+
 	answersMu sync.Mutex     // not mu: errors are answered with and without it
 	answers   map[string]int // OAuth error codes answered, by code
 }
@@ -399,6 +401,11 @@ func (s *Server) deviceToken(w http.ResponseWriter, r *http.Request) {
 		s.oauthError(w, http.StatusBadRequest, "invalid_grant", "unknown or used device_code")
 		return
 	}
+	if s.failPolls > 0 {
+		s.failPolls--
+		s.oauthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the stand-in was told to fail this poll")
+		return
+	}
 	now := time.Now()
 	if now.After(g.expires) {
 		s.oauthError(w, http.StatusBadRequest, "expired_token", "the device code has expired")
@@ -596,6 +603,14 @@ func (s *Server) ExpireAccessToken(ctx context.Context, user id.UserID, deviceID
 	}
 	_, err := s.login(ctx, sess)
 	return err
+}
+
+// FailPolls makes the next n polls of the device grant fail with 503
+// temporarily_unavailable, as a server having trouble would.
+func (s *Server) FailPolls(n int) {
+	s.mu.Lock()
+	s.failPolls = n
+	s.mu.Unlock()
 }
 
 // Answered is how many times the token, device or revocation endpoint has
