@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/mxircd/mxircd/internal/netlimit"
 )
 
 // Config is config.toml. The shipped config.toml documents every key with
@@ -42,20 +44,27 @@ type BouncerConfig struct {
 }
 
 type HTTPConfig struct {
-	Listen    string   `toml:"listen"`
-	PublicURL string   `toml:"public_url"`
-	LinkTTL   Duration `toml:"link_ttl"`
+	Listen                   string   `toml:"listen"`
+	PublicURL                string   `toml:"public_url"`
+	LinkTTL                  Duration `toml:"link_ttl"`
+	IdleTimeout              Duration `toml:"idle_timeout"`
+	MaxConnections           int      `toml:"max_connections"`
+	MaxConnectionsPerAddress int      `toml:"max_connections_per_address"`
+	LimitExempt              []string `toml:"limit_exempt"`
 }
 
 type IRCConfig struct {
-	Listen                 []string  `toml:"listen"`
-	AllowInsecurePlaintext bool      `toml:"allow_insecure_plaintext"`
-	ServerName             string    `toml:"server_name"`
-	ServiceNick            string    `toml:"service_nick"`
-	Network                string    `toml:"network"`
-	MOTD                   string    `toml:"motd"`
-	MaxSendQ               int       `toml:"max_sendq"`
-	TLS                    TLSConfig `toml:"tls"`
+	Listen                   []string  `toml:"listen"`
+	AllowInsecurePlaintext   bool      `toml:"allow_insecure_plaintext"`
+	ServerName               string    `toml:"server_name"`
+	ServiceNick              string    `toml:"service_nick"`
+	Network                  string    `toml:"network"`
+	MOTD                     string    `toml:"motd"`
+	MaxSendQ                 int       `toml:"max_sendq"`
+	MaxConnections           int       `toml:"max_connections"`
+	MaxConnectionsPerAddress int       `toml:"max_connections_per_address"`
+	LimitExempt              []string  `toml:"limit_exempt"`
+	TLS                      TLSConfig `toml:"tls"`
 }
 
 type TLSConfig struct {
@@ -115,14 +124,25 @@ func defaultConfig() Config {
 			ServiceNick: "mxircd",
 			Network:     "Matrix",
 			MaxSendQ:    1 << 20,
-			TLS:         TLSConfig{Listen: []string{}},
+			// Beyond this the file descriptors of a default systemd
+			// unit (65536) run out.
+			MaxConnections:           50000,
+			MaxConnectionsPerAddress: 16,
+			LimitExempt:              []string{"127.0.0.0/8", "::1"},
+			TLS:                      TLSConfig{Listen: []string{}},
 		},
 		Matrix: MatrixConfig{
 			DeviceName:  "mxircd",
 			OpLevel:     50,
 			SyncTimeout: Duration{30 * time.Second},
 		},
-		HTTP: HTTPConfig{LinkTTL: Duration{24 * time.Hour}},
+		HTTP: HTTPConfig{
+			LinkTTL:                  Duration{24 * time.Hour},
+			IdleTimeout:              Duration{time.Minute},
+			MaxConnections:           1024,
+			MaxConnectionsPerAddress: 32,
+			LimitExempt:              []string{"127.0.0.0/8", "::1"},
+		},
 		Bouncer: BouncerConfig{
 			AlwaysOn:         true,
 			AwayWhenDetached: true,
@@ -189,6 +209,12 @@ func (cfg *Config) validate() error {
 	if cfg.IRC.MaxSendQ < 64<<10 {
 		return fmt.Errorf("irc.max_sendq %d: must be at least 65536 bytes", cfg.IRC.MaxSendQ)
 	}
+	if cfg.IRC.MaxConnections < 0 || cfg.IRC.MaxConnectionsPerAddress < 0 {
+		return errors.New("irc.max_connections and irc.max_connections_per_address must not be negative (0: no cap)")
+	}
+	if _, err := netlimit.ParsePrefixes(cfg.IRC.LimitExempt); err != nil {
+		return fmt.Errorf("irc.limit_exempt: %w", err)
+	}
 	if hs := cfg.Matrix.Homeserver; hs != "" {
 		u, err := url.Parse(hs)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -214,6 +240,15 @@ func (cfg *Config) validate() error {
 	}
 	if cfg.HTTP.LinkTTL.Duration < time.Minute {
 		return fmt.Errorf("http.link_ttl %s: must be at least 1m", cfg.HTTP.LinkTTL)
+	}
+	if cfg.HTTP.IdleTimeout.Duration < time.Second {
+		return fmt.Errorf("http.idle_timeout %s: must be at least 1s", cfg.HTTP.IdleTimeout)
+	}
+	if cfg.HTTP.MaxConnections < 0 || cfg.HTTP.MaxConnectionsPerAddress < 0 {
+		return errors.New("http.max_connections and http.max_connections_per_address must not be negative (0: no cap)")
+	}
+	if _, err := netlimit.ParsePrefixes(cfg.HTTP.LimitExempt); err != nil {
+		return fmt.Errorf("http.limit_exempt: %w", err)
 	}
 	if cfg.Bouncer.ReplayLimit < 0 {
 		return fmt.Errorf("bouncer.replay_limit %d: must not be negative", cfg.Bouncer.ReplayLimit)

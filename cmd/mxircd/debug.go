@@ -32,7 +32,7 @@ func (g *gateway) startDebug() error {
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.Handle("/debug/vars", expvar.Handler())
 	publishCounters(g)
-	g.debug = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelWarn)}
+	g.debug = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute, ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelWarn)}
 	g.debugLn = ln
 	g.log.Info("serving debug endpoints", "addr", ln.Addr().String())
 	g.serving.Add(1)

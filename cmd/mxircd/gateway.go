@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"maunium.net/go/mautrix/crypto"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/mxircd/mxircd/internal/netlimit"
 	"github.com/mxircd/mxircd/ircd"
 	"github.com/mxircd/mxircd/media"
 	"github.com/mxircd/mxircd/session"
@@ -122,12 +124,17 @@ func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway
 		return nil, err
 	}
 
+	// One count of open connections for all IRC listeners, plain and TLS.
+	exempt, _ := netlimit.ParsePrefixes(cfg.IRC.LimitExempt) // validated
+	ircLimits := netlimit.Config{Max: cfg.IRC.MaxConnections, PerAddress: cfg.IRC.MaxConnectionsPerAddress, Exempt: exempt}
+	plainLimits := ircLimits
+	plainLimits.Refuse = refuseIRC
 	for _, addr := range cfg.IRC.Listen {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			return nil, fmt.Errorf("irc.listen: %w", err)
 		}
-		g.listeners = append(g.listeners, ln)
+		g.listeners = append(g.listeners, netlimit.Listen(ln, plainLimits))
 	}
 	if len(cfg.IRC.TLS.Listen) > 0 {
 		g.certs, err = mxtls.NewCertReloader(cfg.IRC.TLS.Cert, cfg.IRC.TLS.Key)
@@ -135,11 +142,13 @@ func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway
 			return nil, err
 		}
 		for _, addr := range cfg.IRC.TLS.Listen {
-			ln, err := mxtls.Listen("tcp", addr, g.certs)
+			ln, err := net.Listen("tcp", addr)
 			if err != nil {
 				return nil, fmt.Errorf("irc.tls.listen: %w", err)
 			}
-			g.listeners = append(g.listeners, ln)
+			// Counted before the handshake, so refusing costs no TLS
+			// work; a refused TLS client is closed without words.
+			g.listeners = append(g.listeners, tls.NewListener(netlimit.Listen(ln, ircLimits), g.certs.Config()))
 		}
 	}
 	for _, ln := range g.listeners {
@@ -210,9 +219,23 @@ func (g *gateway) startMedia(ctx context.Context) (*media.Proxy, error) {
 		ln.Close()
 		return nil, err
 	}
-	// No write timeout: large files stream for as long as they take.
-	g.media = &http.Server{Handler: proxy, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelWarn)}
-	g.mediaLn = ln
+	// No write timeout: large files stream for as long as they take (the
+	// proxy caps each download). An idle keep-alive connection is closed.
+	g.media = &http.Server{
+		Handler:           proxy,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       cfg.IdleTimeout.Duration,
+		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+	}
+	exempt, _ := netlimit.ParsePrefixes(cfg.LimitExempt) // validated
+	g.mediaLn = netlimit.Listen(ln, netlimit.Config{
+		Max:        cfg.MaxConnections,
+		PerAddress: cfg.MaxConnectionsPerAddress,
+		Exempt:     exempt,
+		Refuse:     refuseHTTP,
+	})
+	ln = g.mediaLn
 	g.log.Info("serving media links", "addr", ln.Addr().String(), "public_url", publicURL)
 	g.serving.Add(1)
 	go func() {
@@ -290,3 +313,14 @@ func (b backend) Login(ctx context.Context, req ircd.LoginRequest, c *ircd.Conn)
 }
 
 const shutdownTimeout = 20 * time.Second
+
+// refuseIRC tells an IRC client over the connection caps why it is closed.
+func refuseIRC(c net.Conn, reason string) {
+	fmt.Fprintf(c, "ERROR :Closing link: %s; close some and try again later\r\n", reason)
+}
+
+// refuseHTTP answers a browser over the connection caps with a 503.
+func refuseHTTP(c net.Conn, reason string) {
+	body := "Too many connections: " + reason + ".\n"
+	fmt.Fprintf(c, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nRetry-After: 10\r\nConnection: close\r\n\r\n%s", len(body), body)
+}

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mxircd/mxircd/internal/testenv"
+	"github.com/mxircd/mxircd/store/storetest"
+)
+
+// limitedGateway is a test gateway whose connection caps apply to the
+// loopback addresses tests connect from.
+func limitedGateway(t *testing.T, hs *testenv.Homeserver, driver string) *gateway {
+	t.Helper()
+	cfg := defaultConfig()
+	cfg.IRC.Listen = []string{"127.0.0.1:0"}
+	cfg.HTTP.Listen = "127.0.0.1:0"
+	cfg.Matrix.Homeserver = hs.URL
+	cfg.Matrix.ServerName = hs.ServerName
+	sc := storetest.Config(t, driver)
+	cfg.Store = StoreConfig{Driver: sc.Driver, Path: sc.Path, DSN: sc.DSN}
+	cfg.Encryption.PickleKeyFile = filepath.Join(t.TempDir(), "pickle.key")
+	cfg.IRC.MaxConnectionsPerAddress = 2
+	cfg.IRC.LimitExempt = nil
+	cfg.HTTP.MaxConnectionsPerAddress = 2
+	cfg.HTTP.LimitExempt = nil
+	cfg.HTTP.IdleTimeout = Duration{time.Second}
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	return startTestGateway(t, cfg)
+}
+
+// Issue 15 (4): no address can hold the listeners' file descriptors, and
+// the HTTP listener closes idle keep-alive connections.
+func TestConnectionCaps(t *testing.T) {
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			hs := testenv.SharedHomeserver(t)
+			g := limitedGateway(t, hs, driver)
+
+			t.Run("irc", func(t *testing.T) {
+				acct := hs.Register(t, "capped")
+				first := connect(t, g, "capped", acct)
+				held, err := net.Dial("tcp", g.ircAddr())
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer held.Close()
+				// The third connection from this address is told why,
+				// then closed; the two it has keep working.
+				third, err := net.Dial("tcp", g.ircAddr())
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer third.Close()
+				third.SetReadDeadline(time.Now().Add(20 * time.Second))
+				all, _ := io.ReadAll(third)
+				if !strings.HasPrefix(string(all), "ERROR :Closing link: too many connections from your address") {
+					t.Fatalf("third connection got %q", all)
+				}
+				first.Send("PING :still-here")
+				first.Expect(t, "PONG")
+
+				// A closed connection gives its place back (once the
+				// server has seen the close).
+				held.Close()
+				for deadline := time.Now().Add(20 * time.Second); ; {
+					c, err := net.Dial("tcp", g.ircAddr())
+					if err != nil {
+						t.Fatal(err)
+					}
+					c.Write([]byte("PING :x\r\n"))
+					c.SetReadDeadline(time.Now().Add(20 * time.Second))
+					line, _ := bufio.NewReader(c).ReadString('\n')
+					c.Close()
+					if !strings.Contains(line, "too many connections") {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("the closed connection's place was not given back: %q", line)
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+			})
+
+			t.Run("http", func(t *testing.T) {
+				addr := g.mediaLn.Addr().String()
+				// Two keep-alive connections with one request each.
+				var idle []*bufio.Reader
+				var conns []net.Conn
+				for range 2 {
+					c, err := net.Dial("tcp", addr)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer c.Close()
+					c.Write([]byte("GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n"))
+					r := bufio.NewReader(c)
+					resp, err := http.ReadResponse(r, nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					idle, conns = append(idle, r), append(conns, c)
+				}
+				// A third is refused with a 503 while they are open.
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				c.Write([]byte("GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n"))
+				c.SetReadDeadline(time.Now().Add(20 * time.Second))
+				resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+				if err != nil {
+					t.Fatalf("third connection: %v", err)
+				}
+				if resp.StatusCode != http.StatusServiceUnavailable {
+					t.Fatalf("third connection: %s, want 503", resp.Status)
+				}
+				// The idle ones are closed by the server (idle_timeout 1s;
+				// without it they would stay open as long as we wait).
+				for i, r := range idle {
+					conns[i].SetReadDeadline(time.Now().Add(30 * time.Second))
+					if _, err := r.ReadByte(); err != io.EOF {
+						t.Fatalf("idle connection %d: read %v, want EOF from the server", i, err)
+					}
+				}
+			})
+		})
+	}
+}
