@@ -551,13 +551,7 @@ func (m *Manager) BusySessions() int {
 }
 
 // matrixErrorText is the homeserver's own explanation when there is one.
-func matrixErrorText(err error) string {
-	var httpErr mautrix.HTTPError
-	if errors.As(err, &httpErr) && httpErr.RespError != nil && httpErr.RespError.Err != "" {
-		return httpErr.RespError.Err
-	}
-	return err.Error()
-}
+func matrixErrorText(err error) string { return plainError(err) }
 
 // ResumeAll starts, in the background, the session of every always-on
 // account that has a token, as they were before the gateway stopped. Any

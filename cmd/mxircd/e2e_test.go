@@ -675,9 +675,15 @@ func TestHomeserverRestart(t *testing.T) {
 
 	hs.Stop()
 	c.Timeout = 30 * time.Second
-	c.ExpectMatch(t, func(m *irc.Message) bool {
+	gone := c.ExpectMatch(t, func(m *irc.Message) bool {
 		return m.Command == "NOTICE" && strings.Contains(m.Trailing(), "Cannot reach the homeserver")
 	}, "notice that the homeserver is gone")
+	// In words, not the homeserver's internal address and sync filter.
+	for _, leak := range []string{hs.URL, "http", "filter", "_matrix", "dial tcp"} {
+		if strings.Contains(gone.Trailing(), leak) {
+			t.Errorf("the notice shows %q: %q", leak, gone.Trailing())
+		}
+	}
 	hs.Restart(t)
 	c.ExpectMatch(t, func(m *irc.Message) bool {
 		return m.Command == "NOTICE" && strings.Contains(m.Trailing(), "reachable again")
