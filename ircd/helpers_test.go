@@ -40,6 +40,7 @@ type testBackend struct {
 	onCommand func(h *testHandler, m *irc.Message) // optional, set before the server starts
 	handlers  chan *testHandler                    // one per successful login
 	logins    atomic.Int32                         // every Login call, good or bad
+	gate      chan struct{}                        // if set, Login waits until it is closed
 }
 
 func newTestBackend(tb testing.TB) *testBackend {
@@ -53,6 +54,9 @@ func newTestBackend(tb testing.TB) *testBackend {
 
 func (b *testBackend) Login(ctx context.Context, req LoginRequest, c *Conn) (Handler, error) {
 	b.logins.Add(1)
+	if b.gate != nil {
+		<-b.gate
+	}
 	if req.Account != b.account || req.Password != b.password {
 		return nil, fmt.Errorf("test backend refuses %q: %w", req.Account, ErrInvalidCredentials)
 	}

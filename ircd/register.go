@@ -224,10 +224,13 @@ func (c *Conn) resetSASL() {
 // login asks the backend to log the client in. On failure it sends failCode
 // (904 for SASL, 464 for PASS) or a homeserver error and returns false.
 func (c *Conn) login(account, password, failCode string) bool {
-	if !c.srv.loginAllowed(c.RemoteAddr()) {
+	done, ok := c.srv.takeLoginToken(c.RemoteAddr())
+	if !ok {
 		c.replyNumeric(failCode, "Too many failed logins from your address; try again later")
 		return false
 	}
+	failed := false
+	defer func() { done(failed) }()
 	ctx, cancel := context.WithTimeout(c.ctx, c.srv.cfg.LoginTimeout)
 	defer cancel()
 	h, err := c.srv.backend.Login(ctx, LoginRequest{Account: account, Password: password, RemoteAddr: c.RemoteAddr()}, c)
@@ -236,7 +239,7 @@ func (c *Conn) login(account, password, failCode string) bool {
 		c.handler = h
 		return true
 	case errors.Is(err, ErrInvalidCredentials):
-		c.srv.loginFailed(c.RemoteAddr())
+		failed = true
 		c.log.Info("login refused", "account", account, "err", err)
 		c.replyNumeric(failCode, "Invalid account or password")
 	default:

@@ -4,6 +4,8 @@ import (
 	"encoding/base64"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -398,6 +400,60 @@ func TestFailedLoginLimit(t *testing.T) {
 	c2.send("PASS "+testPassword, "NICK alice", "USER alice 0 * :Alice")
 	c2.expect("464", "alice")
 	c2.expectClosed("Login failed")
+}
+
+// Issue 15: guesses sent at the same moment are all counted. The limit
+// was checked before the password and a failure counted after it, so 200
+// connections whose AUTHENTICATE arrived together were all checked.
+func TestFailedLoginLimitHoldsUnderConcurrency(t *testing.T) {
+	const attempts, burst = 30, 3
+	cfg := testConfig()
+	cfg.FailedLoginBurst = burst
+	cfg.FailedLoginRate = 0.001 // no refill within the test
+	b := newTestBackend(t)
+	b.gate = make(chan struct{}) // every check in progress at once
+	ts := startServerWith(t, cfg, b)
+	var refused atomic.Int32
+	var wg sync.WaitGroup
+	for range attempts {
+		c := ts.dial(t)
+		c.send("CAP REQ :sasl")
+		c.expect("CAP", "*", "ACK")
+		c.send("AUTHENTICATE PLAIN")
+		c.expect("AUTHENTICATE", "+")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.send("AUTHENTICATE " + saslPlain("", testAccount, "guess"))
+			if m := c.next(); m.Command == "904" && strings.Contains(m.Trailing(), "Too many failed logins") {
+				refused.Add(1)
+			}
+		}()
+	}
+	waitFor(t, "every guess refused or being checked", func() bool {
+		return int(b.logins.Load()+refused.Load()) == attempts
+	})
+	if n := b.logins.Load(); n != burst {
+		t.Errorf("%d guesses reached the password check at once, want %d (the burst)", n, burst)
+	}
+	close(b.gate)
+	wg.Wait()
+}
+
+// A good login gives its token back: only failures count.
+func TestGoodLoginsDoNotCount(t *testing.T) {
+	cfg := testConfig()
+	cfg.FailedLoginBurst = 1
+	cfg.FailedLoginRate = 0.001
+	ts := startServer(t, cfg)
+	for range 3 {
+		c := ts.dial(t)
+		c.send("CAP REQ :sasl", "AUTHENTICATE PLAIN")
+		c.expect("CAP", "*", "ACK")
+		c.expect("AUTHENTICATE", "+")
+		c.send("AUTHENTICATE " + saslPlain("", testAccount, testPassword))
+		c.expect("900", "*")
+	}
 }
 
 // Until registration the reader goroutine alone sets the nick (NICK);

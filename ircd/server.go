@@ -129,7 +129,7 @@ type Server struct {
 	conns     map[*Conn]struct{}
 	listeners map[net.Listener]struct{}
 	closing   bool
-	failures  map[string]*rate.Limiter // failed logins by remote IP
+	failures  map[string]*loginLimit // failed logins by remote IP
 	isupport  *ISupport
 	connsDone sync.WaitGroup
 }
@@ -142,7 +142,7 @@ func NewServer(cfg Config, backend Backend) *Server {
 		log:       cfg.Logger,
 		conns:     map[*Conn]struct{}{},
 		listeners: map[net.Listener]struct{}{},
-		failures:  map[string]*rate.Limiter{},
+		failures:  map[string]*loginLimit{},
 		isupport:  defaultISupport(&cfg),
 	}
 }
@@ -250,33 +250,51 @@ func (s *Server) ConnCount() int {
 	return len(s.conns)
 }
 
-// loginAllowed reports whether an address may try to log in now: only failed
-// attempts are counted, to slow password guessing without getting in the way
-// of many honest users behind one address.
-func (s *Server) loginAllowed(addr net.Addr) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	l := s.failures[hostOf(addr)]
-	return l == nil || l.Tokens() >= 1
-}
-
-func (s *Server) loginFailed(addr net.Addr) {
+// takeLoginToken counts a login attempt from addr against its failed-login
+// limit before the password is checked, so that attempts made at the same
+// moment are all counted (issue 15: 200 at once all got checked). ok is
+// false when none is left; otherwise the caller calls done once the
+// check is over, saying whether the password was wrong: only failed
+// attempts use up the budget, to slow password guessing without getting
+// in the way of many honest users behind one address.
+func (s *Server) takeLoginToken(addr net.Addr) (done func(failed bool), ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	host := hostOf(addr)
-	l := s.failures[host]
-	if l == nil {
+	f := s.failures[host]
+	if f == nil {
 		if len(s.failures) > 10000 {
 			for h, old := range s.failures {
-				if old.Tokens() >= float64(s.cfg.FailedLoginBurst) {
+				if old.inFlight == 0 && old.lim.Tokens() >= float64(s.cfg.FailedLoginBurst) {
 					delete(s.failures, h)
 				}
 			}
 		}
-		l = rate.NewLimiter(rate.Limit(s.cfg.FailedLoginRate), s.cfg.FailedLoginBurst)
-		s.failures[host] = l
+		f = &loginLimit{lim: rate.NewLimiter(rate.Limit(s.cfg.FailedLoginRate), s.cfg.FailedLoginBurst)}
+		s.failures[host] = f
 	}
-	l.Allow()
+	// A check in progress holds a token: it may yet turn out a failure.
+	if f.lim.Tokens()-float64(f.inFlight) < 1 {
+		return nil, false
+	}
+	f.inFlight++
+	var once sync.Once
+	return func(failed bool) {
+		once.Do(func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			f.inFlight--
+			if failed {
+				f.lim.Allow()
+			}
+		})
+	}, true
+}
+
+// loginLimit is one address's failed-login budget.
+type loginLimit struct {
+	lim      *rate.Limiter
+	inFlight int // checks in progress, each holding a token
 }
 
 func hostOf(addr net.Addr) string {
