@@ -164,7 +164,12 @@ func report(b *testing.B, native, gateway []time.Duration) {
 // startGateway builds and starts the mxircd binary against hs, with extra
 // TOML appended to its config, and returns its IRC address.
 func startGateway(b *testing.B, hs *testenv.Homeserver, extra string) string {
-	dir := b.TempDir()
+	return startGatewayIn(b, hs, b.TempDir(), extra)
+}
+
+// startGatewayIn is startGateway with its files (SQLite store, config,
+// pickle key) in dir, for benchmarks that look into the store afterwards.
+func startGatewayIn(b *testing.B, hs *testenv.Homeserver, dir, extra string) string {
 	bin := filepath.Join(dir, "mxircd")
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..")
