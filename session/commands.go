@@ -291,8 +291,9 @@ func (s *Session) dropTxn(txnID string) {
 // sendContent sends a message into a room; target is what the client
 // called it, for the error reply.
 func (s *Session) sendContent(a *Attachment, out output, command string, roomID id.RoomID, target string, content *event.MessageEventContent, txnID string) {
+	p := s.prepareSend(roomID, event.EventMessage, content, txnID)
 	ok := s.request(a, out, command, func(ctx context.Context) func() {
-		err := s.sendEvent(ctx, roomID, event.EventMessage, content, txnID)
+		err := s.sendAccepted(ctx, p)
 		return func() {
 			if err != nil {
 				s.dropTxn(txnID)
@@ -304,7 +305,9 @@ func (s *Session) sendContent(a *Attachment, out output, command string, roomID 
 	})
 	if !ok {
 		s.dropTxn(txnID)
+		return
 	}
+	s.accept(a, p)
 }
 
 func (s *Session) cmdTopic(a *Attachment, out output, m *irc.Message) {

@@ -62,6 +62,10 @@ type Config struct {
 	// CryptoStore opens an account's end-to-end encryption keys; nil
 	// leaves encrypted rooms undecrypted.
 	CryptoStore CryptoStoreOpener
+	// OutboxKey (32 bytes, see OutboxKeyFrom) seals the outbox copy of a
+	// message to an encrypted room until it is encrypted for the room;
+	// nil when encryption is off.
+	OutboxKey []byte
 	// ServiceNick is the nick of the gateway's service (default
 	// DefaultServiceNick); NickServ is an alias.
 	ServiceNick string

@@ -50,9 +50,11 @@ type Session struct {
 	cancel context.CancelFunc
 	events chan any      // to the owner goroutine
 	jobs   jobQueue      // to the request worker, in order
+	saves  outboxWriter  // accepted messages on their way to the outbox
 	done   chan struct{} // closed when the owner goroutine has ended
 
-	gapsFilled atomic.Int64 // limited timelines filled, for tests
+	gapsFilled    atomic.Int64 // limited timelines filled, for tests
+	outboxCommits atomic.Int64 // commits of accepted messages, for tests
 
 	// oauth says the account renews its access token through an OAuth
 	// grant (session/oauth.go). Set before the session starts.

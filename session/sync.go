@@ -38,10 +38,7 @@ func (s *Session) applySync(resp *mautrix.RespSync, initial bool, seqs map[id.Ev
 		// Only now, with what the homeserver has stored since the last run
 		// in the store, can a message left unsent be told from one that
 		// reached it before the crash.
-		for _, e := range s.unsent {
-			s.resend(e)
-		}
-		s.unsent = nil
+		s.resendUnsent()
 		for a := range s.clients {
 			s.startAttach(a)
 		}

@@ -525,39 +525,53 @@ func (s *SQLStore) Prune(ctx context.Context, roomID string, keep int) error {
 	return nil
 }
 
-// PutOutbox records a message to (re)send under (e.UserID, e.TxnID). A zero
-// e.Created is set to the current time. Putting a TxnID again replaces room,
-// type and content and keeps its place in the order and its creation time,
-// which e.Created is set to.
-func (s *SQLStore) PutOutbox(ctx context.Context, e *OutboxEntry) error {
-	if e == nil || e.UserID == "" || e.TxnID == "" {
-		return errors.New("store: save outbox entry: empty user or transaction ID")
-	}
-	created := e.Created
-	if created.IsZero() {
-		created = s.now()
-	}
-	var stored int64
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var ord int64
-		if err := tx.QueryRowContext(ctx,
-			`UPDATE counters SET value = value + 1 WHERE name = 'outbox' RETURNING value`).Scan(&ord); err != nil {
-			return err
+// PutOutbox records messages to (re)send under (e.UserID, e.TxnID), in the
+// order given and in one transaction, so that a burst typed at once costs
+// one commit. A zero e.Created is set to the current time. Putting a TxnID
+// again replaces room, type and content and keeps its place in the order
+// and its creation time, which e.Created is set to.
+func (s *SQLStore) PutOutbox(ctx context.Context, entries ...*OutboxEntry) error {
+	for _, e := range entries {
+		if e == nil || e.UserID == "" || e.TxnID == "" {
+			return errors.New("store: save outbox entry: empty user or transaction ID")
 		}
-		return tx.QueryRowContext(ctx,
-			`INSERT INTO outbox (user_id, txn_id, room_id, type, content, created_at, ord)
-			 VALUES ($1, $2, $3, $4, $5, $6, $7)
-			 ON CONFLICT (user_id, txn_id) DO UPDATE SET
-				room_id = excluded.room_id,
-				type = excluded.type,
-				content = excluded.content
-			 RETURNING created_at`,
-			e.UserID, e.TxnID, e.RoomID, e.Type, string(e.Content), created.UnixMilli(), ord).Scan(&stored)
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	now := s.now()
+	stored := make([]int64, len(entries))
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		for i, e := range entries {
+			created := e.Created
+			if created.IsZero() {
+				created = now
+			}
+			var ord int64
+			if err := tx.QueryRowContext(ctx,
+				`UPDATE counters SET value = value + 1 WHERE name = 'outbox' RETURNING value`).Scan(&ord); err != nil {
+				return err
+			}
+			if err := tx.QueryRowContext(ctx,
+				`INSERT INTO outbox (user_id, txn_id, room_id, type, content, created_at, ord)
+				 VALUES ($1, $2, $3, $4, $5, $6, $7)
+				 ON CONFLICT (user_id, txn_id) DO UPDATE SET
+					room_id = excluded.room_id,
+					type = excluded.type,
+					content = excluded.content
+				 RETURNING created_at`,
+				e.UserID, e.TxnID, e.RoomID, e.Type, string(e.Content), created.UnixMilli(), ord).Scan(&stored[i]); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("store: save outbox entry %s of %s: %w", e.TxnID, e.UserID, err)
+		return fmt.Errorf("store: save %d outbox entries of %s (first %s): %w", len(entries), entries[0].UserID, entries[0].TxnID, err)
 	}
-	e.Created = fromMillis(stored)
+	for i, e := range entries {
+		e.Created = fromMillis(stored[i])
+	}
 	return nil
 }
 

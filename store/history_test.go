@@ -684,6 +684,34 @@ func TestOutbox(t *testing.T) {
 		if err := s.PutOutbox(ctx, &store.OutboxEntry{UserID: "@a:x"}); err == nil {
 			t.Error("PutOutbox without a transaction ID succeeded")
 		}
+
+		// A burst is saved in one call, in the order given (all in one
+		// millisecond), and all or nothing.
+		var burst []*store.OutboxEntry
+		for _, txn := range []string{"b3", "b1", "b2"} {
+			burst = append(burst, &store.OutboxEntry{UserID: "@c:x", TxnID: txn, RoomID: "!r:x", Type: "m.room.message", Content: []byte(`{}`)})
+		}
+		if err := s.PutOutbox(ctx, burst...); err != nil {
+			t.Fatal(err)
+		}
+		out, err = s.Outbox(ctx, "@c:x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var order []string
+		for _, e := range out {
+			order = append(order, e.TxnID)
+		}
+		if !reflect.DeepEqual(order, []string{"b3", "b1", "b2"}) {
+			t.Errorf("burst saved in the order %v, want b3 b1 b2", order)
+		}
+		bad := []*store.OutboxEntry{{UserID: "@d:x", TxnID: "ok", Content: []byte(`{}`)}, {UserID: "@d:x"}}
+		if err := s.PutOutbox(ctx, bad...); err == nil {
+			t.Error("a burst with an entry without transaction ID was saved")
+		}
+		if out, _ := s.Outbox(ctx, "@d:x"); len(out) != 0 {
+			t.Errorf("a refused burst left %+v", out)
+		}
 	})
 }
 

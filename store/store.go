@@ -116,11 +116,12 @@ type Store interface {
 	// Prune keeps the newest keep events of the room (by room position),
 	// deletes older ones and the account stream rows that point at them.
 	Prune(ctx context.Context, roomID string, keep int) error
-	// PutOutbox records a message to (re)send under (UserID, TxnID). A
-	// zero e.Created is set to the current time. Putting a TxnID again
-	// replaces room, type and content and keeps its place in the order
-	// and its creation time, which e.Created is set to.
-	PutOutbox(ctx context.Context, e *OutboxEntry) error
+	// PutOutbox records messages to (re)send under (UserID, TxnID), in
+	// the order given, in one transaction. A zero e.Created is set to the
+	// current time. Putting a TxnID again replaces room, type and content
+	// and keeps its place in the order and its creation time, which
+	// e.Created is set to.
+	PutOutbox(ctx context.Context, entries ...*OutboxEntry) error
 	// DeleteOutbox forgets a message; it succeeds when it is already absent.
 	DeleteOutbox(ctx context.Context, userID, txnID string) error
 	// Outbox returns an account's messages to (re)send, oldest first.

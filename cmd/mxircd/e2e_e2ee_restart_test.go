@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/mxircd/mxircd/internal/testenv/e2eepeer"
+	"github.com/mxircd/mxircd/store"
 	"github.com/mxircd/mxircd/store/storetest"
 )
 
@@ -32,7 +34,7 @@ func TestEncryptedAcrossSIGKILL(t *testing.T) {
 }
 
 func encryptedSigkill(t *testing.T, bin, driver string) {
-	hs, dir, _, addr, configPath := binaryConfig(t, driver)
+	hs, dir, sc, addr, configPath := binaryConfig(t, driver)
 	alice, bobAcct := hs.Register(t, "alice"), hs.Register(t, "bob")
 
 	first := startMxircd(t, bin, configPath, filepath.Join(dir, "run1.log"))
@@ -87,7 +89,7 @@ func encryptedSigkill(t *testing.T, bin, driver string) {
 		keep(m)
 	}
 
-	startMxircd(t, bin, configPath, filepath.Join(dir, "run2.log"))
+	second := startMxircd(t, bin, configPath, filepath.Join(dir, "run2.log"))
 	waitListening(t, addr)
 	time.Sleep(time.Second) // bob goes on streaming while the gateway resumes
 	c2 := dialClient(t, addr, "alice", alice, "laptop", tagCaps...)
@@ -117,5 +119,50 @@ func encryptedSigkill(t *testing.T, bin, driver string) {
 	})
 	if !got.Encrypted || got.Body != "still private after the crash" {
 		t.Errorf("the SDK got %+v after the restart, want alice's line, encrypted", got)
+	}
+
+	// A burst typed into the encrypted room and a kill as soon as the
+	// gateway has taken it: what the outbox holds then is sealed, and the
+	// next run sends each line once, in order, encrypted.
+	var typed []string
+	for i := range 10 {
+		typed = append(typed, fmt.Sprintf("private burst %02d", i+1))
+		c2.Send("PRIVMSG %s :%s", channel, typed[i])
+	}
+	c2.Send("TOPIC %s", channel)
+	c2.ExpectMatch(t, func(m *irc.Message) bool {
+		return m.Command == irc.RPL_TOPIC || m.Command == irc.RPL_NOTOPIC
+	}, "the answer to TOPIC")
+	second.kill(t)
+	c2.ExpectClosed(t)
+	st, err := store.Open(context.Background(), sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := st.Outbox(ctxFor(t), alice.UserID.String())
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d lines of the burst were in the outbox at the kill", len(rows))
+	for _, e := range rows {
+		if strings.Contains(string(e.Content), "private burst") {
+			t.Errorf("the outbox holds a line to the encrypted room as plaintext: %s %s", e.Type, e.Content)
+		}
+	}
+	startMxircd(t, bin, configPath, filepath.Join(dir, "run3.log"))
+	waitListening(t, addr)
+	bob.WaitMessage(t, ctxFor(t), func(m e2eepeer.Message) bool { return m.Sender == alice.UserID && m.Body == typed[len(typed)-1] })
+	var bodies []string
+	for _, m := range bob.Messages(t, room) {
+		if m.Sender == alice.UserID && strings.HasPrefix(m.Body, "private burst") {
+			bodies = append(bodies, m.Body)
+			if !m.Encrypted {
+				t.Errorf("%q reached the room unencrypted", m.Body)
+			}
+		}
+	}
+	if !slices.Equal(bodies, typed) {
+		t.Errorf("the SDK has the burst as %q, want each line once, in order", bodies)
 	}
 }

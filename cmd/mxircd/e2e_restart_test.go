@@ -44,6 +44,12 @@ func TestRestartAfterSIGKILL(t *testing.T) {
 // driver, its pickle key in the test's folder.
 func binaryConfig(t *testing.T, driver string) (hs *testenv.Homeserver, dir string, sc store.Config, addr, configPath string) {
 	hs = testenv.SharedHomeserver(t)
+	dir, sc, addr, configPath = binaryConfigOn(t, hs, driver)
+	return hs, dir, sc, addr, configPath
+}
+
+// binaryConfigOn is binaryConfig on a homeserver of the test's own.
+func binaryConfigOn(t *testing.T, hs *testenv.Homeserver, driver string) (dir string, sc store.Config, addr, configPath string) {
 	dir = t.TempDir()
 	sc = storetest.Config(t, driver)
 	addr = freeAddr(t)
@@ -74,7 +80,90 @@ level = "debug"
 	if err := os.WriteFile(configPath, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return hs, dir, sc, addr, configPath
+	return dir, sc, addr, configPath
+}
+
+// 15: a burst of lines typed on IRC, the gateway killed with SIGKILL as
+// soon as it has answered a command typed after them (so it has accepted
+// them all), and started again: every line of the burst is in the room
+// exactly once, in the order typed, before anything typed after the
+// restart. Again with the homeserver down during the burst and the kill,
+// and up again only for the restart.
+func TestRestartAfterBurst(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildMxircd(t)
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			t.Run("homeserver up", func(t *testing.T) { burstKill(t, bin, testenv.SharedHomeserver(t), driver, false) })
+			t.Run("homeserver down", func(t *testing.T) { burstKill(t, bin, testenv.StartHomeserver(t), driver, true) })
+		})
+	}
+}
+
+func burstKill(t *testing.T, bin string, hs *testenv.Homeserver, driver string, down bool) {
+	dir, _, addr, configPath := binaryConfigOn(t, hs, driver)
+	alice, bob, room, channel := twoInARoom(t, hs, "burst")
+
+	first := startMxircd(t, bin, configPath, filepath.Join(dir, "run1.log"))
+	waitListening(t, addr)
+	c1 := dialClient(t, addr, "alice", alice, "laptop", tagCaps...)
+	c1.Timeout = 60 * time.Second
+	awaitBurst(t, c1, channel)
+	waitNames(t, c1, channel, bob.Localpart)
+	if down {
+		hs.Stop()
+		c1.ExpectMatch(t, func(m *irc.Message) bool {
+			return m.Command == "NOTICE" && strings.Contains(strings.ToLower(m.Trailing()), "cannot reach")
+		}, "NOTICE that the homeserver is unreachable")
+	}
+	// Within the flood burst, so none of it waits on the reader.
+	const lines = 30
+	var typed []string
+	for i := range lines {
+		typed = append(typed, fmt.Sprintf("burst %02d", i+1))
+		c1.Send("PRIVMSG %s :%s", channel, typed[i])
+	}
+	// The owner answers TOPIC after it has taken every line before it; a
+	// line it has taken is saved before the client is shown anything more.
+	c1.Send("TOPIC %s", channel)
+	c1.ExpectMatch(t, func(m *irc.Message) bool {
+		return m.Command == irc.RPL_TOPIC || m.Command == irc.RPL_NOTOPIC
+	}, "the answer to TOPIC")
+	first.kill(t)
+	c1.ExpectClosed(t)
+	if down {
+		hs.Restart(t)
+	}
+
+	startMxircd(t, bin, configPath, filepath.Join(dir, "run2.log"))
+	waitListening(t, addr)
+	c2 := dialClient(t, addr, "alice", alice, "laptop", tagCaps...)
+	c2.Timeout = 60 * time.Second
+	awaitBurst(t, c2, channel)
+	c2.Send("PRIVMSG %s :typed after the restart", channel)
+	bodies := waitInRoom(t, bob, room, "typed after the restart")
+	var got []string
+	for _, b := range bodies {
+		if strings.HasPrefix(b, "burst ") || b == "typed after the restart" {
+			got = append(got, b)
+		}
+	}
+	want := append(typed, "typed after the restart")
+	if !slices.Equal(got, want) {
+		var missing, twice []string
+		for _, l := range typed {
+			switch count(got, l) {
+			case 0:
+				missing = append(missing, l)
+			case 1:
+			default:
+				twice = append(twice, l)
+			}
+		}
+		t.Errorf("the room has the burst as %q;\nmissing %q, more than once %q; the gateway's sends:\n%s", got, missing, twice, gatewaySends(hs, room))
+	}
 }
 
 func sigkillRestart(t *testing.T, bin, driver string) {

@@ -70,6 +70,7 @@ func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway
 		return nil, err
 	}
 	var cryptoStore session.CryptoStoreOpener
+	var outboxKey []byte
 	if cfg.Encryption.Enabled {
 		pickleKey, err := store.LoadOrCreatePickleKey(cfg.pickleKeyPath())
 		if err != nil {
@@ -82,6 +83,7 @@ func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway
 		cryptoStore = func(_ context.Context, user id.UserID, device id.DeviceID) (crypto.Store, error) {
 			return stores.Open(user, device), nil
 		}
+		outboxKey = session.OutboxKeyFrom(pickleKey)
 	}
 	proxy, err := g.startMedia(ctx)
 	if err != nil {
@@ -106,6 +108,7 @@ func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway
 		ReplayLimit:      cfg.Bouncer.ReplayLimit,
 		HistoryPerRoom:   cfg.Bouncer.HistoryPerRoom,
 		CryptoStore:      cryptoStore,
+		OutboxKey:        outboxKey,
 		EncryptNewDMs:    cfg.Encryption.EncryptNewDMs,
 		ServiceNick:      cfg.IRC.ServiceNick,
 	}, g.store)
