@@ -293,12 +293,16 @@ func (s *Session) clientsChanged() {
 	s.detachedAway.Store(detached)
 	p := s.presenceToSet()
 	msg := s.presence[s.user].statusMsg
-	s.enqueue(func(ctx context.Context) func() {
+	ok := s.enqueue(func(ctx context.Context) func() {
 		if err := s.putPresence(ctx, p, msg); err != nil {
 			s.log.Warn("could not set presence", "presence", p, "err", err)
 		}
 		return nil
 	})
+	if !ok {
+		// Each /sync still says it (set_presence), a little later.
+		s.log.Warn("too many requests queued to set presence now; the next sync sets it", "presence", p)
+	}
 }
 
 // cmdAlwaysOn shows or changes whether the account's session stays when
@@ -324,7 +328,7 @@ func (s *Session) cmdAlwaysOn(a *Attachment, out output, m *irc.Message) {
 		return
 	}
 	user, def := s.user.String(), s.mgr.cfg.AlwaysOn
-	s.request(a, out, "ALWAYSON", func(ctx context.Context) func() {
+	s.sideRequest(a, out, "ALWAYSON", func(ctx context.Context) func() {
 		err := s.mgr.setAlwaysOn(ctx, user, setting)
 		return func() {
 			if err != nil {

@@ -89,30 +89,7 @@ func (s *Session) runCommand(a *Attachment, out output, m *irc.Message) {
 // request schedules a homeserver call for a client, or tells the client
 // right away that too many are queued.
 func (s *Session) request(a *Attachment, out output, command string, j job) bool {
-	resp := labeledOf(out)
-	if resp != nil {
-		// The result belongs to the labeled response too; it writes to
-		// out, which the job's closure holds.
-		resp.pending++
-		inner := j
-		j = func(ctx context.Context) func() {
-			apply := inner(ctx)
-			return func() {
-				if apply != nil {
-					apply()
-				}
-				resp.done()
-			}
-		}
-	}
-	if !s.enqueue(j) {
-		s.fail(a, out, command, "TEMPORARILY_UNAVAILABLE", "", "Too many requests are waiting for the homeserver; try again shortly")
-		if resp != nil {
-			resp.pending--
-		}
-		return false
-	}
-	return true
+	return s.requestOn(s.enqueue, a, out, command, j)
 }
 
 func (s *Session) cmdJoin(a *Attachment, out output, m *irc.Message) {

@@ -49,7 +49,7 @@ func (s *Session) cmdChathistory(a *Attachment, out output, m *irc.Message) {
 		types = messageTypes
 	}
 	roomID := r.id
-	s.request(a, out, "CHATHISTORY", func(ctx context.Context) func() {
+	s.sideRequest(a, out, "CHATHISTORY", func(ctx context.Context) func() {
 		events, err := s.queryHistory(ctx, roomID, req, types)
 		s.decryptStored(ctx, events)
 		return func() {
@@ -297,7 +297,7 @@ func (s *Session) historyTargets(a *Attachment, out output, req *mapping.History
 		from, to = to, from
 	}
 	user := s.user.String()
-	s.request(a, out, "CHATHISTORY", func(ctx context.Context) func() {
+	s.sideRequest(a, out, "CHATHISTORY", func(ctx context.Context) func() {
 		// The range is exclusive at both ends.
 		targets, err := s.mgr.store.Targets(ctx, user, from+1, to-1, 0)
 		return func() {

@@ -547,7 +547,7 @@ func (m *Manager) BusySessions() int {
 	m.mu.Unlock()
 	n := 0
 	for _, s := range all {
-		if s.jobs.busy() {
+		if s.jobs.busy() || s.side.busy() {
 			n++
 		}
 	}

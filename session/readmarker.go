@@ -143,7 +143,7 @@ func (s *Session) cmdMarkread(a *Attachment, out output, m *irc.Message) {
 		return
 	}
 	roomID, st, user := r.id, s.mgr.store, s.user.String()
-	s.request(a, out, "MARKREAD", func(ctx context.Context) func() {
+	s.sideRequest(a, out, "MARKREAD", func(ctx context.Context) func() {
 		// A receipt goes on an event the account has seen.
 		se, err := st.LastEventBefore(ctx, roomID.String(), user, ts, nil)
 		if err == nil {

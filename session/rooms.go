@@ -286,15 +286,23 @@ func (s *Session) saveChannelName(roomID id.RoomID, name string) {
 
 // flushNames saves the channel names made up while handling one event, in
 // one request: a first sync makes up one per room. Owner goroutine.
+// They do not wait behind message sends; when too much is queued they
+// stay unsaved until the next event.
 func (s *Session) flushNames() {
 	names, user := s.unsavedNames, s.user.String()
-	s.unsavedNames = nil
-	s.enqueue(func(ctx context.Context) func() {
+	ok := s.enqueueSide(func(ctx context.Context) func() {
 		if err := s.mgr.store.PutChannelNames(ctx, user, names); err != nil {
 			s.log.Error("could not save channel names", "count", len(names), "err", err)
 		}
 		return nil
 	})
+	if !ok {
+		if s.ctx.Err() == nil {
+			s.log.Warn("too many requests queued to save channel names now; trying again with the next event", "count", len(names))
+		}
+		return
+	}
+	s.unsavedNames = nil
 }
 
 // renameIfNeeded follows a room's alias or name change: the channel gets

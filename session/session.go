@@ -50,6 +50,7 @@ type Session struct {
 	cancel context.CancelFunc
 	events chan any      // to the owner goroutine
 	jobs   jobQueue      // to the request worker, in order
+	side   jobQueue      // to the side worker: what must not wait behind a send (sideRequest)
 	saves  outboxWriter  // accepted messages on their way to the outbox
 	done   chan struct{} // closed when the owner goroutine has ended
 
@@ -300,7 +301,8 @@ func (s *Session) handleEvent(ev any) {
 		}
 	case stopEvent:
 		s.stopOnce.Do(func() {
-			if s.jobs.stop() {
+			idle := s.jobs.stop()
+			if s.side.stop() && idle {
 				s.cancel() // nothing queued to finish
 			}
 		})
@@ -419,33 +421,78 @@ func (q *jobQueue) busy() bool {
 // enqueue schedules a homeserver request. It never blocks the owner: when
 // the queue is full the request is refused and the caller tells the client.
 // Any goroutine.
-func (s *Session) enqueue(j job) bool {
+func (s *Session) enqueue(j job) bool { return s.enqueueOn(&s.jobs, j) }
+
+// enqueueSide schedules work that must not wait behind message sends,
+// which may retry for sendRetryWindow: reads and writes of the store
+// (history, channel names, settings) and read markers. It runs on a
+// worker of its own, in order with the other side work only. Any
+// goroutine.
+func (s *Session) enqueueSide(j job) bool { return s.enqueueOn(&s.side, j) }
+
+func (s *Session) enqueueOn(q *jobQueue, j job) bool {
 	if s.ctx.Err() != nil {
 		return false
 	}
-	ok, start := s.jobs.push(j)
+	ok, start := q.push(j)
 	if start {
-		go s.guard("request worker", s.worker)
+		go s.guard("request worker", func() { s.worker(q) })
 	}
 	return ok
 }
 
-// worker runs requests one at a time, in the order the client gave them,
-// so that messages arrive in Matrix in the order they were typed, and ends
-// when none is left. Once the session is stopping it finishes what the
-// clients asked for before they left, with a shorter patience, then ends
-// the session.
-func (s *Session) worker() {
+// worker runs the requests of q one at a time, in the order the client
+// gave them, so that messages arrive in Matrix in the order they were
+// typed, and ends when none is left. Once the session is stopping it
+// finishes what the clients asked for before they left, with a shorter
+// patience, and the last worker to finish ends the session.
+func (s *Session) worker(q *jobQueue) {
 	for {
-		j, timeout, ok, stopping := s.jobs.take()
+		j, timeout, ok, stopping := q.take()
 		if !ok {
-			if stopping {
+			if stopping && !s.jobs.busy() && !s.side.busy() {
 				s.cancel()
 			}
 			return
 		}
 		s.runJob(j, timeout)
 	}
+}
+
+// sideRequest is request for work that must not wait behind message
+// sends (see enqueueSide).
+func (s *Session) sideRequest(a *Attachment, out output, command string, j job) bool {
+	return s.requestOn(s.enqueueSide, a, out, command, j)
+}
+
+// requestOn schedules j with enqueue for a client, or tells the client
+// right away that too many are queued. A labeled response waits for the
+// job's result. Owner goroutine.
+func (s *Session) requestOn(enqueue func(job) bool, a *Attachment, out output, command string, j job) bool {
+	resp := labeledOf(out)
+	if resp != nil {
+		// The result belongs to the labeled response too; it writes to
+		// out, which the job's closure holds.
+		resp.pending++
+		inner := j
+		j = func(ctx context.Context) func() {
+			apply := inner(ctx)
+			return func() {
+				if apply != nil {
+					apply()
+				}
+				resp.done()
+			}
+		}
+	}
+	if !enqueue(j) {
+		s.fail(a, out, command, "TEMPORARILY_UNAVAILABLE", "", "Too many requests are waiting for the homeserver; try again shortly")
+		if resp != nil {
+			resp.pending--
+		}
+		return false
+	}
+	return true
 }
 
 // drainTimeout bounds how long a stopping session spends on queued requests.
