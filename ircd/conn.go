@@ -159,8 +159,14 @@ func (c *Conn) SendNotice(text string) {
 // any line sent after it (commit may block briefly, e.g. to make a
 // delivery record durable before the delivery), and undo (if not nil) if
 // the write of those lines fails. If the connection ends or overflows
-// first, neither runs. Any goroutine; never blocks.
-func (c *Conn) Checkpoint(commit, undo func()) { c.q.mark(checkpoint{commit, undo}) }
+// first, neither runs. Checkpoints with the same non-empty key fold while
+// the writer has not taken them: only the last commit runs, and the first
+// undo, so a key is for records where a later commit includes the earlier
+// ones (a position that only moves forward): a burst of N checkpoints is
+// one commit, not N. Any goroutine; never blocks.
+func (c *Conn) Checkpoint(key string, commit, undo func()) {
+	c.q.mark(checkpoint{key: key, commit: commit, undo: undo})
+}
 
 // Close sends "ERROR :reason" and closes the connection once the queue has
 // been written. Any goroutine; idempotent.

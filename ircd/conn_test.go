@@ -413,7 +413,7 @@ func TestCheckpointCommitsBeforeTheWrite(t *testing.T) {
 	c, conn := ts.registerWithCaps(t, "alice", "")
 	release := make(chan struct{})
 	committed := make(chan struct{})
-	conn.Checkpoint(func() {
+	conn.Checkpoint("", func() {
 		close(committed)
 		<-release // the writer waits: nothing may reach the client yet
 	}, func() { t.Error("undo ran after a good write") })
@@ -437,7 +437,7 @@ func TestCheckpointUndoneWhenTheWriteFails(t *testing.T) {
 	ts := startServer(t, testConfig())
 	_, conn := ts.registerWithCaps(t, "alice", "")
 	undone := make(chan struct{})
-	conn.Checkpoint(func() { conn.nc.Close() }, func() { close(undone) })
+	conn.Checkpoint("", func() { conn.nc.Close() }, func() { close(undone) })
 	conn.SendNotice("never read")
 	select {
 	case <-undone:

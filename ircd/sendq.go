@@ -63,18 +63,37 @@ func (q *sendQueue) close(final []byte) {
 
 // checkpoint records delivery around a write (see Conn.Checkpoint).
 type checkpoint struct {
+	// key names checkpoints that fold: of those with one key that the
+	// writer takes at once, the last commit stands for all, and the first
+	// undo. "" never folds.
+	key          string
 	commit, undo func()
 }
 
 // mark queues a checkpoint after the lines pushed so far. It is dropped,
-// never run, when the queue closes or overflows first.
+// never run, when the queue closes or overflows first. The writer runs
+// every checkpoint it takes before it writes any line it takes with them,
+// so a checkpoint with the key of one not taken yet folds into it: that
+// one's commit becomes this one's, and its undo stays.
 func (q *sendQueue) mark(cp checkpoint) {
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
 		return
 	}
-	q.marks = append(q.marks, cp)
+	folded := false
+	if cp.key != "" {
+		for i := range q.marks {
+			if q.marks[i].key == cp.key {
+				q.marks[i].commit = cp.commit
+				folded = true
+				break
+			}
+		}
+	}
+	if !folded {
+		q.marks = append(q.marks, cp)
+	}
 	q.mu.Unlock()
 	q.signal()
 }

@@ -1,6 +1,7 @@
 package ircd
 
 import (
+	"slices"
 	"sync"
 	"testing"
 )
@@ -186,5 +187,43 @@ func TestSendQueueCheckpoints(t *testing.T) {
 	}
 	if len(ran) != 1 || ran[0] != "after a" {
 		t.Fatalf("ran = %v", ran)
+	}
+}
+
+// Checkpoints with one key fold while the writer has not taken them: the
+// last commit and the first undo stand for them all; those without a key,
+// or with another, stay as they are.
+func TestSendQueueFoldsCheckpoints(t *testing.T) {
+	q := newSendQueue(1 << 20)
+	var ran []string
+	mark := func(key, s string) checkpoint {
+		return checkpoint{key: key, commit: func() { ran = append(ran, "commit "+s) }, undo: func() { ran = append(ran, "undo "+s) }}
+	}
+	q.mark(mark("cursor", "1"))
+	q.push([]byte("a\r\n"), nil)
+	q.mark(mark("", "wait"))
+	q.mark(mark("cursor", "2"))
+	q.push([]byte("b\r\n"), nil)
+	q.mark(mark("other", "x"))
+	q.mark(mark("cursor", "3"))
+	_, marks, _ := q.take(nil)
+	for _, cp := range marks {
+		cp.commit()
+		cp.undo()
+	}
+	want := []string{"commit 3", "undo 1", "commit wait", "undo wait", "commit x", "undo x"}
+	if !slices.Equal(ran, want) {
+		t.Errorf("ran %v, want %v", ran, want)
+	}
+	// Taken checkpoints are not folded into.
+	ran = nil
+	q.mark(mark("cursor", "4"))
+	_, marks, _ = q.take(nil)
+	if len(marks) != 1 {
+		t.Fatalf("took %d marks, want 1", len(marks))
+	}
+	marks[0].commit()
+	if !slices.Equal(ran, []string{"commit 4"}) {
+		t.Errorf("ran %v after the take, want commit 4", ran)
 	}
 }

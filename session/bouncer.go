@@ -40,6 +40,9 @@ func (s *Session) advance(seq int64) {
 	}
 }
 
+// cursorCheckpoint is the key of cursor checkpoints, which fold.
+const cursorCheckpoint = "cursor"
+
 // mark records that the client is given the stream up to seq by the lines
 // that follow: its writer saves the cursor before writing them, and puts
 // it back if the write fails. Owner goroutine.
@@ -50,7 +53,10 @@ func (a *Attachment) mark(seq int64) {
 	prev := a.cursor
 	a.cursor = seq
 	mgr, user, name := a.sess.mgr, a.sess.user.String(), a.name
-	a.client.Checkpoint(func() { mgr.commitCursor(user, name, seq) }, func() { mgr.resetCursor(user, name, prev) })
+	// Cursors only move forward, so the writer commits only the last of
+	// the marks it takes at once (a replay of N events is one commit, not
+	// N), and a failed write puts back the first one's prev.
+	a.client.Checkpoint(cursorCheckpoint, func() { mgr.commitCursor(user, name, seq) }, func() { mgr.resetCursor(user, name, prev) })
 }
 
 // startAttach gives a newly attached client its connect burst, then what it

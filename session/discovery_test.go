@@ -39,8 +39,8 @@ type recorder struct {
 	lines []*irc.Message
 }
 
-func (r *recorder) Checkpoint(commit, undo func()) { commit() }
-func (r *recorder) Nick() string                   { r.mu.Lock(); defer r.mu.Unlock(); return r.nick }
+func (r *recorder) Checkpoint(key string, commit, undo func()) { commit() }
+func (r *recorder) Nick() string                               { r.mu.Lock(); defer r.mu.Unlock(); return r.nick }
 func (r *recorder) SetNick(n string) {
 	r.mu.Lock()
 	r.nick = n

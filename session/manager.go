@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"maunium.net/go/mautrix"
@@ -108,6 +109,7 @@ type Manager struct {
 	cursorWake    chan struct{}
 	cursorDone    chan struct{}
 	stopCursors   context.CancelFunc
+	cursorCommits atomic.Int64 // transactions of the cursor writer
 }
 
 func NewManager(cfg Config, st store.Store) *Manager {
@@ -536,6 +538,10 @@ func (m *Manager) SessionCount() int {
 	return len(m.sessions) + len(m.ending)
 }
 
+// CursorCommits is how many transactions the cursor writer has made, for
+// the debug counters. Any goroutine.
+func (m *Manager) CursorCommits() int64 { return m.cursorCommits.Load() }
+
 // BusySessions is the number of sessions with homeserver or store
 // requests running or waiting. Any goroutine.
 func (m *Manager) BusySessions() int {
@@ -700,9 +706,13 @@ func (m *Manager) flushCursors() {
 	ops, waiters := m.cursorOps, m.cursorWaiters
 	m.cursorOps, m.cursorWaiters = nil, nil
 	m.cursorMu.Unlock()
+	if len(ops) == 0 {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	err := m.store.PutCursors(ctx, ops)
 	cancel()
+	m.cursorCommits.Add(1)
 	if err != nil {
 		// The clients get these events again on their next connect.
 		m.log.Warn("could not save clients' positions", "count", len(ops), "err", err)

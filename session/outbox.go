@@ -163,7 +163,7 @@ func (s *Session) accept(a *Attachment, p *pendingSend) {
 	if s.saves.push(p) {
 		go s.guard("outbox writer", s.writeOutbox)
 	}
-	a.client.Checkpoint(func() { <-p.saved }, nil)
+	a.client.Checkpoint("", func() { <-p.saved }, nil)
 }
 
 // outboxWriter holds the accepted messages whose outbox rows are not

@@ -15,15 +15,15 @@ import (
 // capabilities a modern client negotiates.
 type discard struct{ lines int }
 
-func (d *discard) Nick() string                   { return "me" }
-func (d *discard) SetNick(string)                 {}
-func (d *discard) SendMessage(*irc.Message)       { d.lines++ }
-func (d *discard) SendNumeric(string, ...string)  { d.lines++ }
-func (d *discard) SendNotice(string)              { d.lines++ }
-func (d *discard) ServerName() string             { return "mxircd" }
-func (d *discard) HasCap(name string) bool        { return name == "message-tags" || name == "server-time" }
-func (d *discard) Close(string)                   {}
-func (d *discard) Checkpoint(commit, undo func()) { commit() }
+func (d *discard) Nick() string                               { return "me" }
+func (d *discard) SetNick(string)                             {}
+func (d *discard) SendMessage(*irc.Message)                   { d.lines++ }
+func (d *discard) SendNumeric(string, ...string)              { d.lines++ }
+func (d *discard) SendNotice(string)                          { d.lines++ }
+func (d *discard) ServerName() string                         { return "mxircd" }
+func (d *discard) HasCap(name string) bool                    { return name == "message-tags" || name == "server-time" }
+func (d *discard) Close(string)                               {}
+func (d *discard) Checkpoint(key string, commit, undo func()) { commit() }
 
 // BenchmarkRenderMessage: one formatted Matrix message with a mention, from
 // sync event to IRC lines for one attached client, as the owner does it

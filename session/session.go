@@ -34,8 +34,10 @@ type Client interface {
 	Close(reason string)
 	// Checkpoint has the client's writer run commit before it writes any
 	// line sent after it, and undo if that write fails; neither if the
-	// connection ends first.
-	Checkpoint(commit, undo func())
+	// connection ends first. Checkpoints with one non-empty key that the
+	// writer has not taken yet fold: the last commit and the first undo
+	// stand for them all.
+	Checkpoint(key string, commit, undo func())
 }
 
 // Session is one Matrix account's live connection to its homeserver and the

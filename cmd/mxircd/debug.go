@@ -61,9 +61,10 @@ func publishCounters(g *gateway) {
 
 func counters() any {
 	g := countersOf.Load()
-	return map[string]int{
-		"sessions":      g.sessions.SessionCount(),
-		"connections":   g.irc.ConnCount(),
-		"busy_sessions": g.sessions.BusySessions(),
+	return map[string]int64{
+		"sessions":       int64(g.sessions.SessionCount()),
+		"connections":    int64(g.irc.ConnCount()),
+		"busy_sessions":  int64(g.sessions.BusySessions()),
+		"cursor_commits": g.sessions.CursorCommits(),
 	}
 }
