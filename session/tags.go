@@ -81,8 +81,9 @@ func (s *Session) cmdTagmsg(a *Attachment, out output, m *irc.Message) {
 		}
 		txnID := s.newTxnID(a, out)
 		reaction := &event.ReactionEventContent{RelatesTo: event.RelatesTo{Type: event.RelAnnotation, EventID: target, Key: key}}
-		s.request(a, out, "TAGMSG", func(ctx context.Context) func() {
-			err := s.sendEvent(ctx, roomID, event.EventReaction, reaction, txnID)
+		p := s.prepareSend(roomID, event.EventReaction, reaction, txnID)
+		ok := s.request(a, out, "TAGMSG", func(ctx context.Context) func() {
+			err := s.sendAccepted(ctx, p)
 			return func() {
 				if err != nil {
 					s.dropTxn(txnID)
@@ -92,6 +93,11 @@ func (s *Session) cmdTagmsg(a *Attachment, out output, m *irc.Message) {
 				}
 			}
 		})
+		if ok {
+			s.accept(a, p)
+		} else {
+			s.dropTxn(txnID)
+		}
 	}
 	if state, ok := m.Tags[tagTyping]; ok {
 		typing := state == "active"

@@ -83,7 +83,7 @@ level = "debug"
 	return dir, sc, addr, configPath
 }
 
-// 15: a burst of lines typed on IRC, the gateway killed with SIGKILL as
+// 10: a burst of lines typed on IRC, the gateway killed with SIGKILL as
 // soon as it has answered a command typed after them (so it has accepted
 // them all), and started again: every line of the burst is in the room
 // exactly once, in the order typed, before anything typed after the
