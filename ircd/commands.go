@@ -4,6 +4,8 @@ import (
 	"strings"
 
 	"gopkg.in/irc.v4"
+
+	"github.com/mxircd/mxircd/ircreply"
 )
 
 // command is one entry of the command table: the shared checks live in
@@ -71,17 +73,15 @@ func (c *Conn) dispatch(m *irc.Message) {
 	// to the whole multiline message.
 	if label := m.Tags["label"]; label != "" && m.Command != "BATCH" && c.registered.Load() &&
 		c.HasCap("labeled-response") && c.HasCap("batch") {
-		c.resp = &localResponse{label: label}
+		c.resp = ircreply.NewResponse(c, label)
 		c.forwarded = false
 		defer func() {
 			resp := c.resp
 			c.resp = nil
-			if !c.forwarded {
-				c.flushResponse(resp)
+			if c.forwarded {
+				resp.Unlabeled()
 			} else {
-				for _, line := range resp.lines {
-					c.SendMessage(line)
-				}
+				resp.Finish()
 			}
 		}()
 	}

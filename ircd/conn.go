@@ -19,6 +19,8 @@ import (
 
 	"golang.org/x/time/rate"
 	"gopkg.in/irc.v4"
+
+	"github.com/mxircd/mxircd/ircreply"
 )
 
 // Conn is one IRC client connection. Its reader goroutine (serve) owns the
@@ -49,10 +51,9 @@ type Conn struct {
 	// Reader goroutine only.
 	reg        registration
 	handler    Handler
-	batch      *clientBatch   // an open draft/multiline batch
-	resp       *localResponse // replies of the labeled command being dispatched
-	forwarded  bool           // that command went to the session
-	batchSeq   int
+	batch      *clientBatch       // an open draft/multiline batch
+	resp       *ircreply.Response // replies of the labeled command being dispatched
+	forwarded  bool               // that command went to the session
 	limiter    *rate.Limiter
 	floodSince time.Time // start of the current run of throttled lines
 }
@@ -425,14 +426,10 @@ func parseMessage(line []byte) (*irc.Message, error) {
 	return irc.ParseMessage(string(line))
 }
 
-// fail reports an error that has no numeric: FAIL to clients that take
-// standard replies, a NOTICE to others. Any goroutine.
+// fail reports an error that has no numeric (ircreply's rule: FAIL or a
+// NOTICE). Any goroutine.
 func (c *Conn) fail(command, code, text string) {
-	if c.HasCap("standard-replies") {
-		c.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: c.srv.cfg.ServerName}, Command: "FAIL", Params: []string{command, code, text}})
-		return
-	}
-	c.SendNotice(text)
+	ircreply.StandardReply(c, c, "FAIL", command, code, nil, text)
 }
 
 // utf8Safe keeps a bad command name from making the error line itself invalid.

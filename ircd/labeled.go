@@ -1,26 +1,13 @@
 package ircd
 
-import (
-	"strconv"
-
-	"gopkg.in/irc.v4"
-
-	"github.com/mxircd/mxircd/mapping"
-)
-
-// localResponse gathers the replies to a labeled command that ircd answers
-// itself. Reader goroutine only.
-type localResponse struct {
-	label string
-	lines []*irc.Message
-}
+import "gopkg.in/irc.v4"
 
 // reply sends a line that answers the command being dispatched: into its
 // labeled response when there is one. Reader goroutine only; other
 // goroutines use SendMessage.
 func (c *Conn) reply(m *irc.Message) {
 	if c.resp != nil {
-		c.resp.lines = append(c.resp.lines, m)
+		c.resp.SendMessage(m)
 		return
 	}
 	c.SendMessage(m)
@@ -39,12 +26,4 @@ func (c *Conn) replyNotice(text string) {
 func (c *Conn) forward(m *irc.Message) {
 	c.forwarded = true
 	c.handler.HandleCommand(m)
-}
-
-// flushResponse sends a labeled response (mapping.LabeledResponse).
-func (c *Conn) flushResponse(r *localResponse) {
-	c.batchSeq++
-	for _, m := range mapping.LabeledResponse(r.label, c.srv.cfg.ServerName, "L"+strconv.Itoa(c.batchSeq), r.lines) {
-		c.SendMessage(m)
-	}
 }

@@ -11,6 +11,7 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/mxircd/mxircd/ircreply"
 	"github.com/mxircd/mxircd/mapping"
 )
 
@@ -30,10 +31,9 @@ func (s *Session) handleCommand(a *Attachment, m *irc.Message) {
 		return
 	}
 	if label := m.Tags["label"]; label != "" && a.client.HasCap("labeled-response") && a.client.HasCap("batch") {
-		resp := &labeledResponse{conn: a.client, sess: s, label: label}
+		resp := ircreply.NewResponse(a.client, label)
 		s.runCommand(a, resp, m)
-		resp.handled = true
-		resp.flush()
+		resp.Finish()
 		return
 	}
 	s.runCommand(a, a.client, m)
@@ -250,7 +250,7 @@ func (s *Session) newTxnID(a *Attachment, out output) string {
 	if resp := labeledOf(out); resp != nil && a.client.HasCap("echo-message") {
 		// The echo is the answer to a labeled message: wait for it.
 		s.sentResp[txnID] = resp
-		resp.pending++
+		resp.Hold()
 	}
 	return txnID
 }
@@ -261,7 +261,7 @@ func (s *Session) dropTxn(txnID string) {
 	delete(s.sentTxns, txnID)
 	if resp := s.sentResp[txnID]; resp != nil {
 		delete(s.sentResp, txnID)
-		resp.done()
+		resp.Done()
 	}
 }
 

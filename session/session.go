@@ -475,7 +475,7 @@ func (s *Session) requestOn(enqueue func(job) bool, a *Attachment, out output, c
 	if resp != nil {
 		// The result belongs to the labeled response too; it writes to
 		// out, which the job's closure holds.
-		resp.pending++
+		resp.Hold()
 		inner := j
 		j = func(ctx context.Context) func() {
 			apply := inner(ctx)
@@ -483,14 +483,14 @@ func (s *Session) requestOn(enqueue func(job) bool, a *Attachment, out output, c
 				if apply != nil {
 					apply()
 				}
-				resp.done()
+				resp.Done()
 			}
 		}
 	}
 	if !enqueue(j) {
 		s.fail(a, out, command, "TEMPORARILY_UNAVAILABLE", "", "Too many requests are waiting for the homeserver; try again shortly")
 		if resp != nil {
-			resp.pending--
+			resp.Done()
 		}
 		return false
 	}

@@ -233,7 +233,7 @@ func (s *Session) broadcastEcho(ev *event.Event, to audience, f func(a *Attachme
 		}
 	})
 	if resp != nil {
-		resp.done()
+		resp.Done()
 	}
 }
 

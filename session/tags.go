@@ -9,6 +9,8 @@ import (
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
+
+	"github.com/mxircd/mxircd/ircreply"
 )
 
 // IRCv3 client tags with a Matrix meaning: +draft/reply (a reply),
@@ -51,19 +53,10 @@ func (s *Session) fail(a *Attachment, out output, command, code, context, text s
 	s.standardReply(a, out, "FAIL", command, code, context, text)
 }
 
-// standardReply sends FAIL, WARN or NOTE to clients that take standard
-// replies, and to any client for commands whose own specification answers
-// with them (REDACT, TAGMSG, SETNAME); others get the text as a NOTICE.
+// standardReply sends FAIL, WARN or NOTE, or a NOTICE, by ircreply's
+// rule; context holds zero or more space-separated parameters.
 func (s *Session) standardReply(a *Attachment, out output, kind, command, code, context, text string) {
-	switch {
-	case a.client.HasCap("standard-replies"), command == "REDACT", command == "TAGMSG", command == "SETNAME",
-		command == "CHATHISTORY", command == "MARKREAD":
-		// context holds one or more space-separated parameters.
-		params := append([]string{command, code}, strings.Fields(context)...)
-		out.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: a.client.ServerName()}, Command: kind, Params: append(params, text)})
-	default:
-		out.SendNotice(text)
-	}
+	ircreply.StandardReply(out, a.client, kind, command, code, strings.Fields(context), text)
 }
 
 // cmdTagmsg carries a reaction or a typing notification.
