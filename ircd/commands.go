@@ -8,62 +8,62 @@ import (
 	"github.com/mxircd/mxircd/ircreply"
 )
 
-// command is one entry of the command table: the shared checks live in
-// dispatch, so handlers stay small.
-type command struct {
-	handle    func(c *Conn, m *irc.Message)
-	minParams int
-	preReg    bool // allowed before registration
-	postReg   bool // allowed after registration
+// Command is one entry of the command table: what dispatch checks before
+// the command runs (registration, parameters), so handlers stay small.
+// The table is ircd's own commands (localCommands) and those the Backend
+// answers (Backend.Commands), each declared once.
+type Command struct {
+	MinParams int
+	PreReg    bool // also allowed before registration (every command is allowed after)
+	// Local answers the command on the reader goroutine; the error it
+	// returns carries its reply (ircreply). Without Local, the command is
+	// the Backend's: it goes to Handler.HandleCommand. A Local command the
+	// Backend answers too takes its share first (registration, user
+	// modes, empty messages) and passes the rest on with forward.
+	Local func(c *Conn, m *irc.Message) error
 }
 
-// forward hands a command to the Matrix session.
-func forward(c *Conn, m *irc.Message) { c.forward(m) }
+// noReply adapts a handler that sends its replies itself.
+func noReply(h func(c *Conn, m *irc.Message)) func(c *Conn, m *irc.Message) error {
+	return func(c *Conn, m *irc.Message) error { h(c, m); return nil }
+}
 
-var commands map[string]command
+// localCommands are the commands ircd answers itself, without the Matrix
+// side.
+var localCommands map[string]Command
 
 func init() {
-	commands = map[string]command{
-		"CAP":          {handle: (*Conn).handleCap, minParams: 1, preReg: true, postReg: true},
-		"AUTHENTICATE": {handle: (*Conn).handleAuthenticate, minParams: 1, preReg: true, postReg: true},
-		"PASS":         {handle: (*Conn).handlePass, minParams: 1, preReg: true, postReg: true},
-		"NICK":         {handle: (*Conn).handleNick, minParams: 1, preReg: true, postReg: true},
-		"USER":         {handle: (*Conn).handleUser, minParams: 4, preReg: true, postReg: true},
-		"PING":         {handle: (*Conn).handlePing, minParams: 1, preReg: true, postReg: true},
-		"PONG":         {handle: func(*Conn, *irc.Message) {}, preReg: true, postReg: true},
-		"QUIT":         {handle: (*Conn).handleQuit, preReg: true, postReg: true},
-		"MOTD":         {handle: func(c *Conn, _ *irc.Message) { c.sendMOTD() }, postReg: true},
-		"VERSION": {handle: func(c *Conn, _ *irc.Message) {
-			c.replyNumeric(irc.RPL_VERSION, c.srv.cfg.Version, c.srv.cfg.ServerName, "Matrix gateway")
-			for _, params := range c.srv.isupport.lines() {
-				c.replyNumeric(irc.RPL_ISUPPORT, append(params, "are supported by this server")...)
-			}
-		}, postReg: true},
-
-		// The rest need the Matrix side.
-		"JOIN":    {handle: forward, minParams: 1, postReg: true},
-		"PART":    {handle: forward, minParams: 1, postReg: true},
-		"PRIVMSG": {handle: forwardMessage, minParams: 0, postReg: true},
-		"NOTICE":  {handle: forwardMessage, minParams: 0, postReg: true},
-		"TOPIC":   {handle: forward, minParams: 1, postReg: true},
-		"NAMES":   {handle: forward, postReg: true},
-		"WHO":     {handle: forward, postReg: true},
-		"WHOIS":   {handle: forward, minParams: 1, postReg: true},
-		"MODE":    {handle: (*Conn).handleMode, minParams: 1, postReg: true},
-		"KICK":    {handle: forward, minParams: 2, postReg: true},
-		"INVITE":  {handle: forward, minParams: 2, postReg: true},
-		"LIST":    {handle: forward, postReg: true},
-		"TAGMSG":  {handle: forward, minParams: 1, postReg: true},
-		"AWAY":    {handle: forward, postReg: true},
-		"SETNAME": {handle: forward, minParams: 1, postReg: true},
-		"MONITOR": {handle: forward, minParams: 1, postReg: true},
-		"BATCH":   {handle: (*Conn).handleBatch, minParams: 1, postReg: true},
-		"REDACT":  {handle: forward, minParams: 2, postReg: true},
-		// Bouncer commands: history, read markers, always-on.
-		"CHATHISTORY": {handle: forward, minParams: 1, postReg: true},
-		"MARKREAD":    {handle: forward, minParams: 1, postReg: true},
-		"ALWAYSON":    {handle: forward, postReg: true},
+	localCommands = map[string]Command{
+		"CAP":          {Local: noReply((*Conn).handleCap), MinParams: 1, PreReg: true},
+		"AUTHENTICATE": {Local: noReply((*Conn).handleAuthenticate), MinParams: 1, PreReg: true},
+		"PASS":         {Local: noReply((*Conn).handlePass), MinParams: 1, PreReg: true},
+		"NICK":         {Local: (*Conn).handleNick, MinParams: 1, PreReg: true},
+		"USER":         {Local: noReply((*Conn).handleUser), MinParams: 4, PreReg: true},
+		"PING":         {Local: (*Conn).handlePing, MinParams: 1, PreReg: true},
+		"PONG":         {Local: func(*Conn, *irc.Message) error { return nil }, PreReg: true},
+		"QUIT":         {Local: (*Conn).handleQuit, PreReg: true},
+		"MOTD":         {Local: func(c *Conn, _ *irc.Message) error { c.sendMOTD(); return nil }},
+		"VERSION":      {Local: (*Conn).handleVersion},
+		"MODE":         {Local: (*Conn).handleMode, MinParams: 1},
+		"PRIVMSG":      {Local: forwardMessage},
+		"NOTICE":       {Local: forwardMessage},
+		"BATCH":        {Local: noReply((*Conn).handleBatch), MinParams: 1},
 	}
+}
+
+// commandTable joins ircd's own commands and the Backend's.
+func commandTable(backend Backend) map[string]Command {
+	table := make(map[string]Command, len(localCommands))
+	if backend != nil {
+		for name, cmd := range backend.Commands() {
+			cmd.Local = nil // the Backend answers on its own goroutine, not the reader's
+			table[name] = cmd
+		}
+	}
+	for name, cmd := range localCommands {
+		table[name] = cmd
+	}
+	return table
 }
 
 func (c *Conn) dispatch(m *irc.Message) {
@@ -85,94 +85,116 @@ func (c *Conn) dispatch(m *irc.Message) {
 			}
 		}()
 	}
-	cmd, ok := commands[m.Command]
 	registered := c.registered.Load()
 	if _, batched := m.Tags["batch"]; batched && registered && m.Command != "BATCH" {
 		c.addToBatch(m)
 		return
 	}
-	switch {
-	case !ok:
-		if registered {
-			c.replyNumeric(irc.ERR_UNKNOWNCOMMAND, m.Command, "Unknown command")
-		} else {
-			c.replyNumeric(irc.ERR_NOTREGISTERED, "You have not registered")
+	err := c.run(m, registered)
+	if err != nil {
+		var out ircreply.Output = c
+		if c.resp != nil {
+			out = c.resp
 		}
-	case registered && !cmd.postReg:
-		c.replyNumeric(irc.ERR_ALREADYREGISTERED, "You may not reregister")
-	case !registered && !cmd.preReg:
-		c.replyNumeric(irc.ERR_NOTREGISTERED, "You have not registered")
-	case len(m.Params) < cmd.minParams:
-		c.replyNumeric(irc.ERR_NEEDMOREPARAMS, m.Command, "Not enough parameters")
-	default:
-		cmd.handle(c, m)
+		ircreply.Send(out, c, m.Command, err)
 	}
+}
+
+// run does the table's checks and runs the command.
+func (c *Conn) run(m *irc.Message, registered bool) error {
+	cmd, ok := c.srv.commands[m.Command]
+	switch {
+	case !ok && registered:
+		return ircreply.Numeric(irc.ERR_UNKNOWNCOMMAND, m.Command, "Unknown command")
+	case !ok || (!registered && !cmd.PreReg):
+		return ircreply.Numeric(irc.ERR_NOTREGISTERED, "You have not registered")
+	case len(m.Params) < cmd.MinParams:
+		return errNeedMoreParams(m.Command)
+	case cmd.Local == nil:
+		c.forward(m)
+		return nil
+	}
+	return cmd.Local(c, m)
+}
+
+func errNeedMoreParams(command string) error {
+	return ircreply.Numeric(irc.ERR_NEEDMOREPARAMS, command, "Not enough parameters")
 }
 
 // forwardMessage gives PRIVMSG and NOTICE their specific "no recipient" and
 // "no text" replies before the session sees them.
-func forwardMessage(c *Conn, m *irc.Message) {
+func forwardMessage(c *Conn, m *irc.Message) error {
+	notice := m.Command == "NOTICE" // NOTICE never gets an automatic reply
 	switch {
 	case len(m.Params) == 0 || m.Params[0] == "":
-		if m.Command == "PRIVMSG" {
-			c.replyNumeric(irc.ERR_NORECIPIENT, "No recipient given (PRIVMSG)")
+		if !notice {
+			return ircreply.Numeric(irc.ERR_NORECIPIENT, "No recipient given (PRIVMSG)")
 		}
 	case len(m.Params) < 2 || m.Params[1] == "":
-		if m.Command == "PRIVMSG" {
-			c.replyNumeric(irc.ERR_NOTEXTTOSEND, "No text to send")
+		if !notice {
+			return ircreply.Numeric(irc.ERR_NOTEXTTOSEND, "No text to send")
 		}
 	default:
 		c.forward(m)
 	}
+	return nil
 }
 
-func (c *Conn) handleNick(m *irc.Message) {
+func (c *Conn) handleNick(m *irc.Message) error {
 	if !c.registered.Load() {
 		c.handleNickPreReg(m)
-		return
+		return nil
 	}
 	if !ValidNick(m.Params[0]) {
-		c.replyNumeric(irc.ERR_ERRONEUSNICKNAME, m.Params[0], "Erroneous nickname")
-		return
+		return ircreply.Numeric(irc.ERR_ERRONEUSNICKNAME, m.Params[0], "Erroneous nickname")
 	}
 	// The session knows which nicks Matrix users already hold.
 	c.forward(m)
+	return nil
 }
 
-func (c *Conn) handlePing(m *irc.Message) {
+func (c *Conn) handlePing(m *irc.Message) error {
 	c.reply(&irc.Message{
 		Prefix:  &irc.Prefix{Name: c.srv.cfg.ServerName},
 		Command: "PONG",
 		Params:  []string{c.srv.cfg.ServerName, m.Params[0]},
 	})
+	return nil
 }
 
-func (c *Conn) handleQuit(m *irc.Message) {
+func (c *Conn) handleQuit(m *irc.Message) error {
 	reason := "Client quit"
 	if len(m.Params) > 0 && m.Params[0] != "" {
 		reason = "Quit: " + m.Params[0]
 	}
 	c.Close(reason)
+	return nil
+}
+
+func (c *Conn) handleVersion(*irc.Message) error {
+	c.replyNumeric(irc.RPL_VERSION, c.srv.cfg.Version, c.srv.cfg.ServerName, "Matrix gateway")
+	for _, params := range c.srv.isupport.lines() {
+		c.replyNumeric(irc.RPL_ISUPPORT, append(params, "are supported by this server")...)
+	}
+	return nil
 }
 
 // handleMode answers user modes here and sends channel modes to the session.
-func (c *Conn) handleMode(m *irc.Message) {
+func (c *Conn) handleMode(m *irc.Message) error {
 	target := m.Params[0]
 	if target == "" { // "MODE :" would index an empty target below
-		c.replyNumeric(irc.ERR_NEEDMOREPARAMS, m.Command, "Not enough parameters")
-		return
+		return errNeedMoreParams(m.Command)
 	}
 	if strings.ContainsRune(ChanTypes, rune(target[0])) {
 		c.forward(m)
-		return
+		return nil
 	}
 	if !strings.EqualFold(target, c.Nick()) {
-		c.replyNumeric(irc.ERR_USERSDONTMATCH, "Cannot change mode for other users")
-		return
+		return ircreply.Numeric(irc.ERR_USERSDONTMATCH, "Cannot change mode for other users")
 	}
 	if len(m.Params) == 1 {
 		c.replyNumeric(irc.RPL_UMODEIS, c.userModes())
-		return
+		return nil
 	}
 	// Only +i exists: nobody outside a shared room can list this user
 	// anyway, so it is true either way and clients that set it on connect
@@ -198,10 +220,12 @@ func (c *Conn) handleMode(m *irc.Message) {
 		c.reply(&irc.Message{Prefix: &irc.Prefix{Name: nick}, Command: "MODE", Params: []string{nick, changed}})
 	}
 	if unknown {
-		c.replyNumeric(irc.ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag")
-	} else if changed == "" {
+		return ircreply.Numeric(irc.ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag")
+	}
+	if changed == "" {
 		c.replyNumeric(irc.RPL_UMODEIS, c.userModes())
 	}
+	return nil
 }
 
 func (c *Conn) userModes() string {

@@ -43,6 +43,21 @@ type testBackend struct {
 	gate      chan struct{}                        // if set, Login waits until it is closed
 }
 
+// forwardedParams are the commands the test Backend declares, with their
+// minimum parameters: the ones a session answers that these tests send.
+var forwardedParams = map[string]int{
+	"JOIN": 1, "PART": 1, "PRIVMSG": 2, "NOTICE": 2, "TOPIC": 1,
+	"NAMES": 0, "WHO": 0, "WHOIS": 1, "MODE": 1, "NICK": 1,
+}
+
+func (b *testBackend) Commands() map[string]Command {
+	cmds := map[string]Command{}
+	for name, n := range forwardedParams {
+		cmds[name] = Command{MinParams: n}
+	}
+	return cmds
+}
+
 func newTestBackend(tb testing.TB) *testBackend {
 	return &testBackend{
 		tb:       tb,
@@ -159,11 +174,7 @@ func (h *testHandler) waitDetached(t testing.TB, srv *Server) {
 // forwards: registered-only commands with their required parameters, and no
 // byte that could split or corrupt a line when echoed to another client.
 func checkForwarded(m *irc.Message) error {
-	minParams := map[string]int{
-		"JOIN": 1, "PART": 1, "PRIVMSG": 2, "NOTICE": 2, "TOPIC": 1,
-		"NAMES": 0, "WHO": 0, "WHOIS": 1, "MODE": 1, "NICK": 1,
-	}
-	n, ok := minParams[m.Command]
+	n, ok := forwardedParams[m.Command]
 	if !ok {
 		return errors.New("command is not one ircd forwards")
 	}

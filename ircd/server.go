@@ -28,8 +28,13 @@ type LoginRequest struct {
 // account or password is wrong, as opposed to the homeserver being unwell.
 var ErrInvalidCredentials = errors.New("invalid credentials")
 
-// Backend logs clients in to the Matrix side.
+// Backend logs clients in to the Matrix side and answers the commands
+// that need it.
 type Backend interface {
+	// Commands declares the commands the Backend's Handlers answer, by
+	// name; ircd checks registration and parameters before passing one to
+	// HandleCommand. Called once, by NewServer.
+	Commands() map[string]Command
 	// Login authenticates req and binds the connection to its account. It is
 	// called on the connection's reader goroutine; ctx ends with the
 	// connection or the login timeout. Errors are shown to the client:
@@ -131,6 +136,7 @@ type Server struct {
 	closing   bool
 	failures  map[string]*loginLimit // failed logins by remote IP
 	isupport  *ISupport
+	commands  map[string]Command // read-only after NewServer
 	connsDone sync.WaitGroup
 }
 
@@ -144,6 +150,7 @@ func NewServer(cfg Config, backend Backend) *Server {
 		listeners: map[net.Listener]struct{}{},
 		failures:  map[string]*loginLimit{},
 		isupport:  defaultISupport(&cfg),
+		commands:  commandTable(backend),
 	}
 }
 

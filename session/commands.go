@@ -39,51 +39,88 @@ func (s *Session) handleCommand(a *Attachment, m *irc.Message) {
 	s.runCommand(a, a.client, m)
 }
 
-func (s *Session) runCommand(a *Attachment, out output, m *irc.Message) {
-	switch m.Command {
-	case "JOIN":
-		s.cmdJoin(a, out, m)
-	case "PART":
-		s.cmdPart(a, out, m)
-	case "PRIVMSG", "NOTICE":
-		s.cmdMessage(a, out, m)
-	case "TOPIC":
-		s.cmdTopic(a, out, m)
-	case "NAMES":
-		s.cmdNames(a, out, m)
-	case "WHO":
-		s.cmdWho(a, out, m)
-	case "WHOIS":
-		s.cmdWhois(a, out, m)
-	case "MODE":
-		s.cmdMode(a, out, m)
-	case "KICK":
-		s.cmdKick(a, out, m)
-	case "INVITE":
-		s.cmdInvite(a, out, m)
-	case "LIST":
-		s.cmdList(a, out, m)
-	case "AWAY":
-		s.cmdAway(a, out, m)
-	case "SETNAME":
-		s.cmdSetname(a, out, m)
-	case "MONITOR":
-		s.cmdMonitor(a, out, m)
-	case "TAGMSG":
-		s.cmdTagmsg(a, out, m)
-	case "REDACT":
-		s.cmdRedact(a, out, m)
-	case "NICK":
-		s.cmdNick(a, out, m)
-	case "CHATHISTORY":
-		s.cmdChathistory(a, out, m)
-	case "MARKREAD":
-		s.cmdMarkread(a, out, m)
-	case "ALWAYSON":
-		s.cmdAlwaysOn(a, out, m)
-	default:
-		out.SendNumeric(irc.ERR_UNKNOWNCOMMAND, m.Command, "Unknown command")
+// command is one entry of the table of commands that need Matrix: the
+// only place such a command is declared. ircd learns the names and
+// parameter counts from Commands and checks them before the session sees
+// a command; run answers it on the owner goroutine, and the error it
+// returns carries the reply (ircreply), which runCommand sends.
+type command struct {
+	minParams int
+	run       func(s *Session, a *Attachment, out output, m *irc.Message) error
+}
+
+// sends adapts a handler that sends its replies itself.
+func sends(h func(s *Session, a *Attachment, out output, m *irc.Message)) func(*Session, *Attachment, output, *irc.Message) error {
+	return func(s *Session, a *Attachment, out output, m *irc.Message) error { h(s, a, out, m); return nil }
+}
+
+var commands map[string]command
+
+func init() {
+	// NICK, MODE, PRIVMSG and NOTICE are ircd's too: it answers
+	// registration, user modes and empty messages, and passes the rest on.
+	commands = map[string]command{
+		"JOIN":    {minParams: 1, run: sends((*Session).cmdJoin)},
+		"PART":    {minParams: 1, run: sends((*Session).cmdPart)},
+		"PRIVMSG": {minParams: 2, run: sends((*Session).cmdMessage)},
+		"NOTICE":  {minParams: 2, run: sends((*Session).cmdMessage)},
+		"TOPIC":   {minParams: 1, run: sends((*Session).cmdTopic)},
+		"NAMES":   {run: sends((*Session).cmdNames)},
+		"WHO":     {run: sends((*Session).cmdWho)},
+		"WHOIS":   {minParams: 1, run: sends((*Session).cmdWhois)},
+		"NICK":    {minParams: 1, run: sends((*Session).cmdNick)},
+		"MODE":    {minParams: 1, run: sends((*Session).cmdMode)},
+		"KICK":    {minParams: 2, run: sends((*Session).cmdKick)},
+		"INVITE":  {minParams: 2, run: sends((*Session).cmdInvite)},
+		"LIST":    {run: sends((*Session).cmdList)},
+		"TAGMSG":  {minParams: 1, run: sends((*Session).cmdTagmsg)},
+		"AWAY":    {run: sends((*Session).cmdAway)},
+		"SETNAME": {minParams: 1, run: sends((*Session).cmdSetname)},
+		"MONITOR": {minParams: 1, run: sends((*Session).cmdMonitor)},
+		"REDACT":  {minParams: 2, run: sends((*Session).cmdRedact)},
+		// Bouncer commands: history, read markers, always-on.
+		"CHATHISTORY": {minParams: 1, run: sends((*Session).cmdChathistory)},
+		"MARKREAD":    {minParams: 1, run: sends((*Session).cmdMarkread)},
+		"ALWAYSON":    {run: sends((*Session).cmdAlwaysOn)},
 	}
+}
+
+// CommandSpec is what the IRC side checks of a command before the session
+// gets it.
+type CommandSpec struct {
+	MinParams int
+}
+
+// Commands lists the commands a session answers, for the IRC side's
+// command table.
+func Commands() map[string]CommandSpec {
+	specs := make(map[string]CommandSpec, len(commands))
+	for name, cmd := range commands {
+		specs[name] = CommandSpec{MinParams: cmd.minParams}
+	}
+	return specs
+}
+
+// runCommand is the session's dispatcher: it runs a command's handler and
+// sends the reply its error carries.
+func (s *Session) runCommand(a *Attachment, out output, m *irc.Message) {
+	cmd, ok := commands[m.Command]
+	var err error
+	switch {
+	case !ok:
+		err = ircreply.Numeric(irc.ERR_UNKNOWNCOMMAND, m.Command, "Unknown command")
+	case len(m.Params) < cmd.minParams:
+		err = ircreply.Numeric(irc.ERR_NEEDMOREPARAMS, m.Command, "Not enough parameters")
+	default:
+		err = cmd.run(s, a, out, m)
+	}
+	s.reply(a, out, m.Command, err)
+}
+
+// reply sends the reply err carries (nothing for nil): from a command's
+// handler, or later from a request's result.
+func (s *Session) reply(a *Attachment, out output, command string, err error) {
+	ircreply.Send(out, a.client, command, err)
 }
 
 // request schedules a homeserver call for a client, or tells the client

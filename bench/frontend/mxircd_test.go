@@ -36,6 +36,11 @@ func (memBackend) Login(_ context.Context, req ircd.LoginRequest, c *ircd.Conn) 
 	return &memHandler{c: c, account: "@" + req.Account + ":bench"}, nil
 }
 
+// Commands declares what memHandler is sent.
+func (memBackend) Commands() map[string]ircd.Command {
+	return map[string]ircd.Command{"JOIN": {MinParams: 1}, "PRIVMSG": {MinParams: 2}, "NOTICE": {MinParams: 2}}
+}
+
 // memHandler answers forwarded commands as cheaply as a handler can: JOIN
 // gets its JOIN line back, everything else (PRIVMSG above all) is dropped.
 type memHandler struct {

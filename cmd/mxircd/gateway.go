@@ -315,6 +315,15 @@ func (b backend) Login(ctx context.Context, req ircd.LoginRequest, c *ircd.Conn)
 	return a, nil
 }
 
+// Commands gives ircd the session's command table.
+func (b backend) Commands() map[string]ircd.Command {
+	cmds := map[string]ircd.Command{}
+	for name, spec := range session.Commands() {
+		cmds[name] = ircd.Command{MinParams: spec.MinParams}
+	}
+	return cmds
+}
+
 const shutdownTimeout = 20 * time.Second
 
 // refuseIRC tells an IRC client over the connection caps why it is closed.
