@@ -60,15 +60,15 @@ func init() {
 	// NICK, MODE, PRIVMSG and NOTICE are ircd's too: it answers
 	// registration, user modes and empty messages, and passes the rest on.
 	commands = map[string]command{
-		"JOIN":    {minParams: 1, run: sends((*Session).cmdJoin)},
-		"PART":    {minParams: 1, run: sends((*Session).cmdPart)},
-		"PRIVMSG": {minParams: 2, run: sends((*Session).cmdMessage)},
-		"NOTICE":  {minParams: 2, run: sends((*Session).cmdMessage)},
-		"TOPIC":   {minParams: 1, run: sends((*Session).cmdTopic)},
-		"NAMES":   {run: sends((*Session).cmdNames)},
-		"WHO":     {run: sends((*Session).cmdWho)},
-		"WHOIS":   {minParams: 1, run: sends((*Session).cmdWhois)},
-		"NICK":    {minParams: 1, run: sends((*Session).cmdNick)},
+		"JOIN":    {minParams: 1, run: (*Session).cmdJoin},
+		"PART":    {minParams: 1, run: (*Session).cmdPart},
+		"PRIVMSG": {minParams: 2, run: (*Session).cmdMessage},
+		"NOTICE":  {minParams: 2, run: (*Session).cmdMessage},
+		"TOPIC":   {minParams: 1, run: (*Session).cmdTopic},
+		"NAMES":   {run: (*Session).cmdNames},
+		"WHO":     {run: (*Session).cmdWho},
+		"WHOIS":   {minParams: 1, run: (*Session).cmdWhois},
+		"NICK":    {minParams: 1, run: (*Session).cmdNick},
 		"MODE":    {minParams: 1, run: sends((*Session).cmdMode)},
 		"KICK":    {minParams: 2, run: sends((*Session).cmdKick)},
 		"INVITE":  {minParams: 2, run: sends((*Session).cmdInvite)},
@@ -129,7 +129,7 @@ func (s *Session) request(a *Attachment, out output, command string, j job) bool
 	return s.requestOn(s.enqueue, a, out, command, j)
 }
 
-func (s *Session) cmdJoin(a *Attachment, out output, m *irc.Message) {
+func (s *Session) cmdJoin(a *Attachment, out output, m *irc.Message) error {
 	for _, name := range strings.Split(m.Params[0], ",") {
 		if name == "" {
 			continue
@@ -144,7 +144,8 @@ func (s *Session) cmdJoin(a *Attachment, out output, m *irc.Message) {
 			target, ok = mapping.RoomTarget{RoomID: in.roomID, Server: in.inviter.Homeserver()}, true
 		}
 		if !ok {
-			out.SendNumeric(irc.ERR_NOSUCHCHANNEL, name, "No such channel: use #alias:server or !roomid:server")
+			// One bad name among several: the others are still joined.
+			s.reply(a, out, "JOIN", ircreply.Numeric(irc.ERR_NOSUCHCHANNEL, name, "No such channel: use #alias:server or !roomid:server"))
 			continue
 		}
 		s.joinsInFlight++
@@ -152,7 +153,7 @@ func (s *Session) cmdJoin(a *Attachment, out output, m *irc.Message) {
 			roomID, err := s.joinTarget(ctx, target)
 			return func() {
 				if err != nil {
-					s.replyJoinError(a, out, name, err)
+					s.reply(a, out, "JOIN", joinError(name, err))
 				}
 				// The room arrives through sync, with its burst.
 				requested := string(target.Alias)
@@ -166,6 +167,7 @@ func (s *Session) cmdJoin(a *Attachment, out output, m *irc.Message) {
 			s.joinsInFlight--
 		}
 	}
+	return nil
 }
 
 // joinTarget joins a room by alias or ID. An alias on the account's own
@@ -201,23 +203,22 @@ func (s *Session) joinTarget(ctx context.Context, t mapping.RoomTarget) (id.Room
 	return resp.RoomID, nil
 }
 
-func (s *Session) replyJoinError(a *Attachment, out output, channel string, err error) {
+// joinError is the reply to a join the homeserver refused.
+func joinError(channel string, err error) error {
 	text := matrixErrorText(err)
 	switch {
 	case errors.Is(err, mautrix.MNotFound):
-		out.SendNumeric(irc.ERR_NOSUCHCHANNEL, channel, "No such channel: "+text)
+		return ircreply.Numeric(irc.ERR_NOSUCHCHANNEL, channel, "No such channel: "+text)
 	case errors.Is(err, mautrix.MForbidden):
 		if strings.Contains(strings.ToLower(text), "banned") {
-			out.SendNumeric(irc.ERR_BANNEDFROMCHAN, channel, "Cannot join channel (+b): "+text)
-		} else {
-			out.SendNumeric(irc.ERR_INVITEONLYCHAN, channel, "Cannot join channel (+i): "+text)
+			return ircreply.Numeric(irc.ERR_BANNEDFROMCHAN, channel, "Cannot join channel (+b): "+text)
 		}
-	default:
-		out.SendNumeric(irc.ERR_NOSUCHCHANNEL, channel, "Cannot join channel: "+text)
+		return ircreply.Numeric(irc.ERR_INVITEONLYCHAN, channel, "Cannot join channel (+i): "+text)
 	}
+	return ircreply.Numeric(irc.ERR_NOSUCHCHANNEL, channel, "Cannot join channel: "+text)
 }
 
-func (s *Session) cmdPart(a *Attachment, out output, m *irc.Message) {
+func (s *Session) cmdPart(a *Attachment, out output, m *irc.Message) error {
 	reason := m.Param(1)
 	for _, name := range strings.Split(m.Params[0], ",") {
 		if name == "" {
@@ -225,7 +226,7 @@ func (s *Session) cmdPart(a *Attachment, out output, m *irc.Message) {
 		}
 		r := s.roomByChannel(name)
 		if r == nil {
-			out.SendNumeric(irc.ERR_NOTONCHANNEL, name, "You're not on that channel")
+			s.reply(a, out, "PART", ircreply.Numeric(irc.ERR_NOTONCHANNEL, name, "You're not on that channel"))
 			continue
 		}
 		roomID, channel := r.id, r.channel
@@ -233,47 +234,49 @@ func (s *Session) cmdPart(a *Attachment, out output, m *irc.Message) {
 			_, err := s.cli.LeaveRoom(ctx, roomID, &mautrix.ReqLeave{Reason: reason})
 			return func() {
 				if err != nil {
-					s.fail(a, out, "PART", "CANNOT_LEAVE", channel, fmt.Sprintf("Cannot leave %s: %s", channel, matrixErrorText(err)))
+					s.reply(a, out, "PART", ircreply.Fail("PART", "CANNOT_LEAVE", channel, fmt.Sprintf("Cannot leave %s: %s", channel, matrixErrorText(err))))
 				}
 				// On success the PART comes through sync, to every client.
 			}
 		})
 	}
+	return nil
 }
 
-func (s *Session) cmdMessage(a *Attachment, out output, m *irc.Message) {
+func (s *Session) cmdMessage(a *Attachment, out output, m *irc.Message) error {
 	target, text := m.Params[0], m.Params[1]
 	if s.isServiceNick(target) {
 		// Before anything of Matrix: what is typed to the service stays here.
 		s.serviceMessage(a, out, m.Command, target, text)
-		return
+		return nil
 	}
 	notice := m.Command == "NOTICE"
 	content, ok := mapping.MessageFromIRC(m.Command, text, s.nicksFor(a))
 	if !ok {
-		return // CTCP other than ACTION has no Matrix meaning.
+		return nil // CTCP other than ACTION has no Matrix meaning.
 	}
 	if reply := replyTarget(m); reply != "" {
 		content.RelatesTo = (&event.RelatesTo{}).SetReplyTo(reply)
 	}
 	if r := s.roomByChannel(target); r != nil {
 		s.sendContent(a, out, m.Command, r.id, r.channel, content, s.newTxnID(a, out))
-		return
+		return nil
 	}
 	if strings.ContainsRune("#!", rune(target[0])) {
-		if !notice { // NOTICE never gets an automatic reply.
-			out.SendNumeric(irc.ERR_NOSUCHCHANNEL, target, "No such channel")
+		if notice { // NOTICE never gets an automatic reply.
+			return nil
 		}
-		return
+		return ircreply.Numeric(irc.ERR_NOSUCHCHANNEL, target, "No such channel")
 	}
 	user, ok := s.userForTarget(a, target)
 	if !ok || user == s.user {
-		if !notice {
-			out.SendNumeric(irc.ERR_NOSUCHNICK, target, "No such nick: give a nick you share a room with, or a Matrix ID")
+		if notice {
+			return nil
 		}
-		return
+		return ircreply.Numeric(irc.ERR_NOSUCHNICK, target, "No such nick: give a nick you share a room with, or a Matrix ID")
 	}
 	s.sendDirect(a, out, target, user, content, m.Command)
+	return nil
 }
 
 // newTxnID makes the transaction ID of one message from client a, and
@@ -312,7 +315,7 @@ func (s *Session) sendContent(a *Attachment, out output, command string, roomID 
 			if err != nil {
 				s.dropTxn(txnID)
 				if !s.tellEncrypted(a, out, command, target, err) {
-					out.SendNumeric(irc.ERR_CANNOTSENDTOCHAN, target, "Cannot send: "+matrixErrorText(err))
+					s.reply(a, out, command, ircreply.Numeric(irc.ERR_CANNOTSENDTOCHAN, target, "Cannot send: "+matrixErrorText(err)))
 				}
 			}
 		}
@@ -324,15 +327,14 @@ func (s *Session) sendContent(a *Attachment, out output, command string, roomID 
 	s.accept(a, p)
 }
 
-func (s *Session) cmdTopic(a *Attachment, out output, m *irc.Message) {
+func (s *Session) cmdTopic(a *Attachment, out output, m *irc.Message) error {
 	r := s.roomByChannel(m.Params[0])
 	if r == nil {
-		out.SendNumeric(irc.ERR_NOTONCHANNEL, m.Params[0], "You're not on that channel")
-		return
+		return ircreply.Numeric(irc.ERR_NOTONCHANNEL, m.Params[0], "You're not on that channel")
 	}
 	if len(m.Params) < 2 {
 		s.sendTopic(a, out, r, true)
-		return
+		return nil
 	}
 	topic, roomID, channel := m.Params[1], r.id, r.channel
 	s.request(a, out, "TOPIC", func(ctx context.Context) func() {
@@ -340,19 +342,20 @@ func (s *Session) cmdTopic(a *Attachment, out output, m *irc.Message) {
 		return func() {
 			switch {
 			case errors.Is(err, mautrix.MForbidden):
-				out.SendNumeric(irc.ERR_CHANOPRIVSNEEDED, channel, "You're not allowed to change the topic: "+matrixErrorText(err))
+				s.reply(a, out, "TOPIC", ircreply.Numeric(irc.ERR_CHANOPRIVSNEEDED, channel, "You're not allowed to change the topic: "+matrixErrorText(err)))
 			case err != nil:
-				s.fail(a, out, "TOPIC", "CANNOT_CHANGE_TOPIC", channel, fmt.Sprintf("Cannot set the topic of %s: %s", channel, matrixErrorText(err)))
+				s.reply(a, out, "TOPIC", ircreply.Fail("TOPIC", "CANNOT_CHANGE_TOPIC", channel, fmt.Sprintf("Cannot set the topic of %s: %s", channel, matrixErrorText(err))))
 			}
 			// On success the TOPIC comes through sync.
 		}
 	})
+	return nil
 }
 
-func (s *Session) cmdNames(a *Attachment, out output, m *irc.Message) {
+func (s *Session) cmdNames(a *Attachment, out output, m *irc.Message) error {
 	if len(m.Params) == 0 {
 		out.SendNumeric(irc.RPL_ENDOFNAMES, "*", "End of /NAMES list")
-		return
+		return nil
 	}
 	for _, name := range strings.Split(m.Params[0], ",") {
 		if r := s.roomByChannel(name); r != nil {
@@ -361,13 +364,14 @@ func (s *Session) cmdNames(a *Attachment, out output, m *irc.Message) {
 			out.SendNumeric(irc.RPL_ENDOFNAMES, name, "End of /NAMES list")
 		}
 	}
+	return nil
 }
 
-func (s *Session) cmdWho(a *Attachment, out output, m *irc.Message) {
+func (s *Session) cmdWho(a *Attachment, out output, m *irc.Message) error {
 	mask := m.Param(0)
 	if mask == "" {
 		out.SendNumeric(irc.RPL_ENDOFWHO, "*", "End of WHO list")
-		return
+		return nil
 	}
 	reply := s.sendWhoReply
 	if fields, token, ok := parseWhox(m.Param(1)); ok {
@@ -390,6 +394,7 @@ func (s *Session) cmdWho(a *Attachment, out output, m *irc.Message) {
 		reply(a, out, nil, user)
 	}
 	out.SendNumeric(irc.RPL_ENDOFWHO, mask, "End of WHO list")
+	return nil
 }
 
 func (s *Session) sendWhoReply(a *Attachment, out output, r *room, user id.UserID) {
@@ -478,13 +483,13 @@ func (s *Session) realName(user id.UserID) string {
 	return user.String()
 }
 
-func (s *Session) cmdWhois(a *Attachment, out output, m *irc.Message) {
+func (s *Session) cmdWhois(a *Attachment, out output, m *irc.Message) error {
 	nick := m.Params[len(m.Params)-1]
 	user, ok := s.userByNick(a, nick)
 	if !ok {
-		out.SendNumeric(irc.ERR_NOSUCHNICK, nick, "No such nick/channel")
-		out.SendNumeric(irc.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
-		return
+		// The error, then the end of the list, as WHOIS always ends.
+		return errors.Join(ircreply.Numeric(irc.ERR_NOSUCHNICK, nick, "No such nick/channel"),
+			ircreply.Numeric(irc.RPL_ENDOFWHOIS, nick, "End of /WHOIS list"))
 	}
 	nick = s.nickOf(a, user)
 	u, h := mapping.UserHost(user)
@@ -505,13 +510,14 @@ func (s *Session) cmdWhois(a *Attachment, out output, m *irc.Message) {
 	}
 	out.SendNumeric(rplWhoisAccount, nick, user.String(), "is logged in as")
 	out.SendNumeric(irc.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
+	return nil
 }
 
-func (s *Session) cmdNick(a *Attachment, out output, m *irc.Message) {
+func (s *Session) cmdNick(a *Attachment, out output, m *irc.Message) error {
 	nick := m.Params[0]
 	if holder, taken := s.byNick[mapping.Casefold(nick)]; taken {
-		out.SendNumeric(irc.ERR_NICKNAMEINUSE, nick, "Nickname is in use by "+holder.String())
-		return
+		return ircreply.Numeric(irc.ERR_NICKNAMEINUSE, nick, "Nickname is in use by "+holder.String())
 	}
 	s.renameClient(a, out, nick)
+	return nil
 }

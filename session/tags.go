@@ -48,9 +48,10 @@ func (s *Session) targetRoom(a *Attachment, out output, command, target string) 
 }
 
 // fail reports an error that has no numeric: FAIL <command> <code>
-// [context] :text.
+// [context] :text, or a NOTICE (ircreply's rule). context holds zero or
+// more space-separated parameters.
 func (s *Session) fail(a *Attachment, out output, command, code, context, text string) {
-	s.standardReply(a, out, "FAIL", command, code, context, text)
+	s.reply(a, out, command, ircreply.Fail(command, code, context, text))
 }
 
 // standardReply sends FAIL, WARN or NOTE, or a NOTICE, by ircreply's
