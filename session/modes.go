@@ -12,33 +12,32 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/mxircd/mxircd/ircreply"
 	"github.com/mxircd/mxircd/mapping"
 )
 
 // cmdMode answers a channel mode query or changes modes: o and v become the
 // user's power level, m and t the levels for messages and topics, i the
 // join rule, b bans. The homeserver decides; a refusal is 482.
-func (s *Session) cmdMode(a *Attachment, out output, m *irc.Message) {
+func (s *Session) cmdMode(a *Attachment, out output, m *irc.Message) error {
 	r := s.roomByChannel(m.Params[0])
 	if r == nil {
-		out.SendNumeric(irc.ERR_NOSUCHCHANNEL, m.Params[0], "No such channel")
-		return
+		return ircreply.Numeric(irc.ERR_NOSUCHCHANNEL, m.Params[0], "No such channel")
 	}
 	if len(m.Params) == 1 {
 		out.SendNumeric(irc.RPL_CHANNELMODEIS, r.channel, mapping.ChannelModes(r.power, r.joinRule))
 		if r.created > 0 {
 			out.SendNumeric(rplChannelCreate, r.channel, strconv.FormatInt(r.created/1000, 10))
 		}
-		return
+		return nil
 	}
 	changes, unknown := mapping.ParseModeChanges(m.Params[1], m.Params[2:])
 	for _, c := range unknown {
-		out.SendNumeric(irc.ERR_UNKNOWNMODE, string(c), "is not a channel mode mxircd can change")
+		s.reply(a, out, "MODE", ircreply.Numeric(irc.ERR_UNKNOWNMODE, string(c), "is not a channel mode mxircd can change"))
 	}
 	power, err := mapping.NewPowerEdit(r.powerRaw)
 	if err != nil {
-		s.fail(a, out, "MODE", "UNREADABLE_POWER_LEVELS", r.channel, "Cannot read the power levels of "+r.channel+": "+err.Error())
-		return
+		return ircreply.Fail("MODE", "UNREADABLE_POWER_LEVELS", r.channel, "Cannot read the power levels of "+r.channel+": "+err.Error())
 	}
 	powerChanged := false
 	joinRule := r.joinRule
@@ -56,22 +55,22 @@ func (s *Session) cmdMode(a *Attachment, out output, m *irc.Message) {
 			}
 			user, ok := s.userForMask(a, ch.Arg)
 			if !ok {
-				out.SendNumeric(irc.ERR_NOSUCHNICK, ch.Arg, "No such nick: give a nick, a Matrix ID or *!localpart@server")
+				s.reply(a, out, "MODE", ircreply.Numeric(irc.ERR_NOSUCHNICK, ch.Arg, "No such nick: give a nick, a Matrix ID or *!localpart@server"))
 				continue
 			}
 			bans = append(bans, ban{user, ch.Add})
 		case 'o', 'v':
 			if ch.Arg == "" {
-				out.SendNumeric(irc.ERR_NEEDMOREPARAMS, "MODE", "Not enough parameters")
+				s.reply(a, out, "MODE", ircreply.Numeric(irc.ERR_NEEDMOREPARAMS, "MODE", "Not enough parameters"))
 				continue
 			}
 			user, ok := s.userByNick(a, ch.Arg)
 			if !ok {
-				out.SendNumeric(irc.ERR_NOSUCHNICK, ch.Arg, "No such nick/channel")
+				s.reply(a, out, "MODE", ircreply.Numeric(irc.ERR_NOSUCHNICK, ch.Arg, "No such nick/channel"))
 				continue
 			}
 			if !r.joined(user) {
-				out.SendNumeric(irc.ERR_USERNOTINCHANNEL, ch.Arg, r.channel, "They aren't on that channel")
+				s.reply(a, out, "MODE", ircreply.Numeric(irc.ERR_USERNOTINCHANNEL, ch.Arg, r.channel, "They aren't on that channel"))
 				continue
 			}
 			powerChanged = power.ApplyMode(ch, user, s.opLevel()) || powerChanged
@@ -86,7 +85,7 @@ func (s *Session) cmdMode(a *Attachment, out output, m *irc.Message) {
 	}
 	joinRuleChanged := joinRule != r.joinRule && !(joinRule == event.JoinRulePublic && r.joinRule == "")
 	if !powerChanged && !joinRuleChanged && len(bans) == 0 {
-		return
+		return nil
 	}
 	roomID, channel := r.id, r.channel
 	powerJSON := power.JSON()
@@ -112,24 +111,24 @@ func (s *Session) cmdMode(a *Attachment, out output, m *irc.Message) {
 		return func() {
 			for _, err := range errs {
 				if err != nil {
-					s.replyRefusal(a, out, channel, "change modes", err)
+					s.reply(a, out, "MODE", refusal(channel, "change modes", err))
 				}
 			}
 			// What did change comes back through sync as MODE lines.
 		}
 	})
+	return nil
 }
 
 func isForbidden(err error) bool { return errors.Is(err, mautrix.MForbidden) }
 
-// replyRefusal turns a homeserver refusal into the IRC numeric for it.
-func (s *Session) replyRefusal(a *Attachment, out output, channel, what string, err error) {
+// refusal is the reply to a homeserver's refusal to change a channel.
+func refusal(channel, what string, err error) error {
 	text := matrixErrorText(err)
 	if errors.Is(err, mautrix.MForbidden) {
-		out.SendNumeric(irc.ERR_CHANOPRIVSNEEDED, channel, "You're not allowed to "+what+": "+text)
-		return
+		return ircreply.Numeric(irc.ERR_CHANOPRIVSNEEDED, channel, "You're not allowed to "+what+": "+text)
 	}
-	s.fail(a, out, "*", "HOMESERVER_REFUSED", channel, "Cannot "+what+" in "+channel+": "+text)
+	return ircreply.Fail("*", "HOMESERVER_REFUSED", channel, "Cannot "+what+" in "+channel+": "+text)
 }
 
 // userForMask finds the Matrix user a ban mask means: a Matrix ID, a nick,
@@ -143,21 +142,20 @@ func (s *Session) userForMask(a *Attachment, mask string) (id.UserID, bool) {
 	return "", false
 }
 
-func (s *Session) cmdKick(a *Attachment, out output, m *irc.Message) {
+func (s *Session) cmdKick(a *Attachment, out output, m *irc.Message) error {
 	r := s.roomByChannel(m.Params[0])
 	if r == nil {
-		out.SendNumeric(irc.ERR_NOSUCHCHANNEL, m.Params[0], "No such channel")
-		return
+		return ircreply.Numeric(irc.ERR_NOSUCHCHANNEL, m.Params[0], "No such channel")
 	}
 	reason := m.Param(2)
 	for _, nick := range strings.Split(m.Params[1], ",") {
 		user, ok := s.userByNick(a, nick)
 		switch {
 		case !ok:
-			out.SendNumeric(irc.ERR_NOSUCHNICK, nick, "No such nick/channel")
+			s.reply(a, out, "KICK", ircreply.Numeric(irc.ERR_NOSUCHNICK, nick, "No such nick/channel"))
 			continue
 		case !r.joined(user):
-			out.SendNumeric(irc.ERR_USERNOTINCHANNEL, nick, r.channel, "They aren't on that channel")
+			s.reply(a, out, "KICK", ircreply.Numeric(irc.ERR_USERNOTINCHANNEL, nick, r.channel, "They aren't on that channel"))
 			continue
 		}
 		roomID, channel := r.id, r.channel
@@ -165,20 +163,20 @@ func (s *Session) cmdKick(a *Attachment, out output, m *irc.Message) {
 			_, err := s.cli.KickUser(ctx, roomID, &mautrix.ReqKickUser{UserID: user, Reason: reason})
 			return func() {
 				if err != nil {
-					s.replyRefusal(a, out, channel, "kick", err)
+					s.reply(a, out, "KICK", refusal(channel, "kick", err))
 				}
 				// The KICK itself comes back through sync.
 			}
 		})
 	}
+	return nil
 }
 
-func (s *Session) cmdInvite(a *Attachment, out output, m *irc.Message) {
+func (s *Session) cmdInvite(a *Attachment, out output, m *irc.Message) error {
 	nick, name := m.Params[0], m.Params[1]
 	r := s.roomByChannel(name)
 	if r == nil {
-		out.SendNumeric(irc.ERR_NOSUCHCHANNEL, name, "No such channel")
-		return
+		return ircreply.Numeric(irc.ERR_NOSUCHCHANNEL, name, "No such channel")
 	}
 	user, ok := s.userByNick(a, nick)
 	if !ok {
@@ -187,24 +185,23 @@ func (s *Session) cmdInvite(a *Attachment, out output, m *irc.Message) {
 		}
 	}
 	if !ok {
-		out.SendNumeric(irc.ERR_NOSUCHNICK, nick, "No such nick: give a nick or a Matrix ID")
-		return
+		return ircreply.Numeric(irc.ERR_NOSUCHNICK, nick, "No such nick: give a nick or a Matrix ID")
 	}
 	if r.joined(user) {
-		out.SendNumeric(irc.ERR_USERONCHANNEL, nick, r.channel, "is already on channel")
-		return
+		return ircreply.Numeric(irc.ERR_USERONCHANNEL, nick, r.channel, "is already on channel")
 	}
 	roomID, channel := r.id, r.channel
 	s.request(a, out, "INVITE", func(ctx context.Context) func() {
 		_, err := s.cli.InviteUser(ctx, roomID, &mautrix.ReqInviteUser{UserID: user})
 		return func() {
 			if err != nil {
-				s.replyRefusal(a, out, channel, "invite", err)
+				s.reply(a, out, "INVITE", refusal(channel, "invite", err))
 				return
 			}
 			out.SendNumeric(irc.RPL_INVITING, nick, channel)
 		}
 	})
+	return nil
 }
 
 // showPowerChange turns a power-levels or join-rules change into MODE lines:
