@@ -14,6 +14,8 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/mxircd/mxircd/store"
+
+	"github.com/mxircd/mxircd/ircreply"
 )
 
 // Delivery to IRC clients (the bouncer side). Each client name has a
@@ -313,7 +315,7 @@ func (s *Session) clientsChanged() {
 
 // cmdAlwaysOn shows or changes whether the account's session stays when
 // no client is attached.
-func (s *Session) cmdAlwaysOn(a *Attachment, out output, m *irc.Message) {
+func (s *Session) cmdAlwaysOn(a *Attachment, out output, m *irc.Message) error {
 	arg := strings.ToUpper(m.Param(0))
 	if arg == "" {
 		state := "off"
@@ -321,7 +323,7 @@ func (s *Session) cmdAlwaysOn(a *Attachment, out output, m *irc.Message) {
 			state = "on"
 		}
 		out.SendNotice("Always-on is " + state + ": " + alwaysOnHelp)
-		return
+		return nil
 	}
 	var setting *bool
 	switch arg {
@@ -330,8 +332,7 @@ func (s *Session) cmdAlwaysOn(a *Attachment, out output, m *irc.Message) {
 		setting = &v
 	case "DEFAULT":
 	default:
-		s.fail(a, out, "ALWAYSON", "INVALID_PARAMS", arg, "ALWAYSON takes ON, OFF or DEFAULT")
-		return
+		return ircreply.Fail("ALWAYSON", "INVALID_PARAMS", arg, "ALWAYSON takes ON, OFF or DEFAULT")
 	}
 	user, def := s.user.String(), s.mgr.cfg.AlwaysOn
 	s.sideRequest(a, out, "ALWAYSON", func(ctx context.Context) func() {
@@ -353,6 +354,7 @@ func (s *Session) cmdAlwaysOn(a *Attachment, out output, m *irc.Message) {
 			out.SendNotice("Always-on is now " + state + ": " + alwaysOnHelp)
 		}
 	})
+	return nil
 }
 
 const alwaysOnHelp = "with it on, your Matrix session stays synced while no IRC client is connected and you get what you missed when you come back (ALWAYSON ON|OFF|DEFAULT)"

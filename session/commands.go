@@ -49,11 +49,6 @@ type command struct {
 	run       func(s *Session, a *Attachment, out output, m *irc.Message) error
 }
 
-// sends adapts a handler that sends its replies itself.
-func sends(h func(s *Session, a *Attachment, out output, m *irc.Message)) func(*Session, *Attachment, output, *irc.Message) error {
-	return func(s *Session, a *Attachment, out output, m *irc.Message) error { h(s, a, out, m); return nil }
-}
-
 var commands map[string]command
 
 func init() {
@@ -72,16 +67,16 @@ func init() {
 		"MODE":    {minParams: 1, run: (*Session).cmdMode},
 		"KICK":    {minParams: 2, run: (*Session).cmdKick},
 		"INVITE":  {minParams: 2, run: (*Session).cmdInvite},
-		"LIST":    {run: sends((*Session).cmdList)},
-		"TAGMSG":  {minParams: 1, run: sends((*Session).cmdTagmsg)},
-		"AWAY":    {run: sends((*Session).cmdAway)},
-		"SETNAME": {minParams: 1, run: sends((*Session).cmdSetname)},
-		"MONITOR": {minParams: 1, run: sends((*Session).cmdMonitor)},
-		"REDACT":  {minParams: 2, run: sends((*Session).cmdRedact)},
+		"LIST":    {run: (*Session).cmdList},
+		"TAGMSG":  {minParams: 1, run: (*Session).cmdTagmsg},
+		"AWAY":    {run: (*Session).cmdAway},
+		"SETNAME": {minParams: 1, run: (*Session).cmdSetname},
+		"MONITOR": {minParams: 1, run: (*Session).cmdMonitor},
+		"REDACT":  {minParams: 2, run: (*Session).cmdRedact},
 		// Bouncer commands: history, read markers, always-on.
-		"CHATHISTORY": {minParams: 1, run: sends((*Session).cmdChathistory)},
-		"MARKREAD":    {minParams: 1, run: sends((*Session).cmdMarkread)},
-		"ALWAYSON":    {run: sends((*Session).cmdAlwaysOn)},
+		"CHATHISTORY": {minParams: 1, run: (*Session).cmdChathistory},
+		"MARKREAD":    {minParams: 1, run: (*Session).cmdMarkread},
+		"ALWAYSON":    {run: (*Session).cmdAlwaysOn},
 	}
 }
 

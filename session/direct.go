@@ -12,6 +12,7 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/mxircd/mxircd/ircreply"
 	"github.com/mxircd/mxircd/mapping"
 )
 
@@ -151,7 +152,7 @@ func (s *Session) sendDirect(a *Attachment, out output, nick string, user id.Use
 			if err != nil {
 				s.dropTxn(txnID)
 				if !s.tellEncrypted(a, out, command, nick, err) {
-					out.SendNumeric(irc.ERR_CANNOTSENDTOCHAN, nick, "Cannot send a direct message: "+matrixErrorText(err))
+					s.reply(a, out, command, ircreply.Numeric(irc.ERR_CANNOTSENDTOCHAN, nick, "Cannot send a direct message: "+matrixErrorText(err)))
 				}
 			}
 		}

@@ -13,6 +13,7 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/mxircd/mxircd/ircreply"
 	"github.com/mxircd/mxircd/mapping"
 	"github.com/mxircd/mxircd/store"
 )
@@ -27,22 +28,20 @@ var messageTypes = []string{
 	event.EventRedaction.Type, event.EventEncrypted.Type,
 }
 
-func (s *Session) cmdChathistory(a *Attachment, out output, m *irc.Message) {
+func (s *Session) cmdChathistory(a *Attachment, out output, m *irc.Message) error {
 	req, err := mapping.ParseHistoryRequest(m.Params)
 	if err != nil {
 		var he *mapping.HistoryError
 		errors.As(err, &he)
-		s.standardReply(a, out, "FAIL", "CHATHISTORY", he.Code, strings.Join(he.Context, " "), he.Text)
-		return
+		return ircreply.Fail("CHATHISTORY", he.Code, strings.Join(he.Context, " "), he.Text)
 	}
 	if req.Sub == "TARGETS" {
 		s.historyTargets(a, out, req)
-		return
+		return nil
 	}
 	r := s.historyRoom(a, req.Target)
 	if r == nil {
-		s.standardReply(a, out, "FAIL", "CHATHISTORY", "INVALID_TARGET", req.Sub+" "+req.Target, "No such channel or query: "+req.Target)
-		return
+		return ircreply.Fail("CHATHISTORY", "INVALID_TARGET", req.Sub+" "+req.Target, "No such channel or query: "+req.Target)
 	}
 	var types []string
 	if !a.client.HasCap("draft/event-playback") {
@@ -54,17 +53,18 @@ func (s *Session) cmdChathistory(a *Attachment, out output, m *irc.Message) {
 		s.decryptStored(ctx, events)
 		return func() {
 			if err != nil {
-				s.standardReply(a, out, "FAIL", "CHATHISTORY", "MESSAGE_ERROR", req.Sub+" "+req.Target, "Could not load the history: "+err.Error())
+				s.fail(a, out, "CHATHISTORY", "MESSAGE_ERROR", req.Sub+" "+req.Target, "Could not load the history: "+err.Error())
 				return
 			}
 			r := s.rooms[roomID]
 			if r == nil {
-				s.standardReply(a, out, "FAIL", "CHATHISTORY", "INVALID_TARGET", req.Sub+" "+req.Target, "You left "+req.Target)
+				s.fail(a, out, "CHATHISTORY", "INVALID_TARGET", req.Sub+" "+req.Target, "You left "+req.Target)
 				return
 			}
 			s.sendHistoryBatch(a, out, r, req.Target, events)
 		}
 	})
+	return nil
 }
 
 // anchor is a resolved history reference: a room position when the event
@@ -302,7 +302,7 @@ func (s *Session) historyTargets(a *Attachment, out output, req *mapping.History
 		targets, err := s.mgr.store.Targets(ctx, user, from+1, to-1, 0)
 		return func() {
 			if err != nil {
-				s.standardReply(a, out, "FAIL", "CHATHISTORY", "MESSAGE_ERROR", "TARGETS", "Could not load the history: "+err.Error())
+				s.fail(a, out, "CHATHISTORY", "MESSAGE_ERROR", "TARGETS", "Could not load the history: "+err.Error())
 				return
 			}
 			s.batchSeq++

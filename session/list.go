@@ -23,7 +23,7 @@ const maxDirectoryRooms = 1000
 // directory. The directory is fetched page by page off the owner and the
 // request worker, so neither the connection nor the client's sends wait.
 // "LIST *term*" or "LIST term" searches the directory.
-func (s *Session) cmdList(a *Attachment, out output, m *irc.Message) {
+func (s *Session) cmdList(a *Attachment, out output, m *irc.Message) error {
 	term := strings.Trim(m.Param(0), "*")
 	if strings.ContainsAny(term, ",<>=") {
 		term = "" // ELIST conditions are not supported: list everything
@@ -82,6 +82,7 @@ func (s *Session) cmdList(a *Attachment, out output, m *irc.Message) {
 			out.SendNumeric(irc.RPL_LISTEND, "End of /LIST")
 		}})
 	})
+	return nil
 }
 
 // directory reads the public room directory, searching for term when it is

@@ -7,6 +7,7 @@ import (
 	"gopkg.in/irc.v4"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/mxircd/mxircd/ircreply"
 	"github.com/mxircd/mxircd/mapping"
 )
 
@@ -26,12 +27,11 @@ const (
 	errMonListFull  = "734"
 )
 
-func (s *Session) cmdMonitor(a *Attachment, out output, m *irc.Message) {
+func (s *Session) cmdMonitor(a *Attachment, out output, m *irc.Message) error {
 	switch strings.ToUpper(m.Params[0]) {
 	case "+":
 		if len(m.Params) < 2 {
-			out.SendNumeric(irc.ERR_NEEDMOREPARAMS, "MONITOR", "Not enough parameters")
-			return
+			return ircreply.Numeric(irc.ERR_NEEDMOREPARAMS, "MONITOR", "Not enough parameters")
 		}
 		var online, offline []string
 		for _, target := range strings.Split(m.Params[1], ",") {
@@ -39,7 +39,8 @@ func (s *Session) cmdMonitor(a *Attachment, out output, m *irc.Message) {
 				continue
 			}
 			if len(a.monitor) >= MonitorLimit {
-				out.SendNumeric(errMonListFull, strconv.Itoa(MonitorLimit), m.Params[1], "Monitor list is full")
+				// Sent at once: the targets added before it are still answered.
+				s.reply(a, out, "MONITOR", ircreply.Numeric(errMonListFull, strconv.Itoa(MonitorLimit), m.Params[1], "Monitor list is full"))
 				break
 			}
 			user, ok := s.userForTarget(a, target)
@@ -54,8 +55,7 @@ func (s *Session) cmdMonitor(a *Attachment, out output, m *irc.Message) {
 		s.sendMonitorLists(a, out, rplMonOffline, offline)
 	case "-":
 		if len(m.Params) < 2 {
-			out.SendNumeric(irc.ERR_NEEDMOREPARAMS, "MONITOR", "Not enough parameters")
-			return
+			return ircreply.Numeric(irc.ERR_NEEDMOREPARAMS, "MONITOR", "Not enough parameters")
 		}
 		for _, target := range strings.Split(m.Params[1], ",") {
 			delete(a.monitor, mapping.Casefold(target))
@@ -84,8 +84,9 @@ func (s *Session) cmdMonitor(a *Attachment, out output, m *irc.Message) {
 		s.sendMonitorLists(a, out, rplMonOnline, online)
 		s.sendMonitorLists(a, out, rplMonOffline, offline)
 	default:
-		out.SendNumeric(irc.ERR_UNKNOWNCOMMAND, "MONITOR", "Unknown MONITOR subcommand")
+		return ircreply.Numeric(irc.ERR_UNKNOWNCOMMAND, "MONITOR", "Unknown MONITOR subcommand")
 	}
+	return nil
 }
 
 func (s *Session) sendMonitorLists(a *Attachment, out output, code string, items []string) {

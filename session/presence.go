@@ -10,6 +10,8 @@ import (
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
+
+	"github.com/mxircd/mxircd/ircreply"
 )
 
 // AWAY is Matrix presence: away with a message is "unavailable" with that
@@ -77,11 +79,10 @@ func (s *Session) showAway(user id.UserID, message string, away bool) {
 
 // cmdSetname changes the account's display name; the homeserver's member
 // events bring the SETNAME back to every client that takes it.
-func (s *Session) cmdSetname(a *Attachment, out output, m *irc.Message) {
+func (s *Session) cmdSetname(a *Attachment, out output, m *irc.Message) error {
 	name := strings.TrimSpace(m.Params[0])
 	if name == "" {
-		s.fail(a, out, "SETNAME", "INVALID_REALNAME", "", "A display name cannot be empty")
-		return
+		return ircreply.Fail("SETNAME", "INVALID_REALNAME", "", "A display name cannot be empty")
 	}
 	s.request(a, out, "SETNAME", func(ctx context.Context) func() {
 		err := s.cli.SetDisplayName(ctx, name)
@@ -91,9 +92,10 @@ func (s *Session) cmdSetname(a *Attachment, out output, m *irc.Message) {
 			}
 		}
 	})
+	return nil
 }
 
-func (s *Session) cmdAway(a *Attachment, out output, m *irc.Message) {
+func (s *Session) cmdAway(a *Attachment, out output, m *irc.Message) error {
 	message := m.Param(0)
 	req := mautrix.ReqPresence{Presence: event.PresenceOnline}
 	if message != "" {
@@ -115,6 +117,7 @@ func (s *Session) cmdAway(a *Attachment, out output, m *irc.Message) {
 			}
 		}
 	})
+	return nil
 }
 
 // putPresence sets the account's presence. status_msg is always sent, so

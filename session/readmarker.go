@@ -12,6 +12,7 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/mxircd/mxircd/ircreply"
 	"github.com/mxircd/mxircd/mapping"
 	"github.com/mxircd/mxircd/store"
 )
@@ -121,26 +122,24 @@ func (s *Session) sendMarker(a *Attachment, out output, r *room) {
 
 // cmdMarkread answers MARKREAD <target> [timestamp=...]: without a time it
 // reports the marker, with one it moves the marker in Matrix.
-func (s *Session) cmdMarkread(a *Attachment, out output, m *irc.Message) {
+func (s *Session) cmdMarkread(a *Attachment, out output, m *irc.Message) error {
 	target := m.Params[0]
 	r := s.historyRoom(a, target)
 	if r == nil {
-		s.standardReply(a, out, "FAIL", "MARKREAD", "INVALID_PARAMS", target, "No such channel or query: "+target)
-		return
+		return ircreply.Fail("MARKREAD", "INVALID_PARAMS", target, "No such channel or query: "+target)
 	}
 	if len(m.Params) < 2 {
 		s.sendMarker(a, out, r)
-		return
+		return nil
 	}
 	value, ok := strings.CutPrefix(m.Params[1], "timestamp=")
 	ts, valid := mapping.ParseTime(value)
 	if !ok || !valid {
-		s.standardReply(a, out, "FAIL", "MARKREAD", "INVALID_PARAMS", target, "Give the marker as timestamp=YYYY-MM-DDThh:mm:ss.sssZ")
-		return
+		return ircreply.Fail("MARKREAD", "INVALID_PARAMS", target, "Give the marker as timestamp=YYYY-MM-DDThh:mm:ss.sssZ")
 	}
 	if ts <= r.readTS {
 		s.sendMarker(a, out, r) // markers only move forward
-		return
+		return nil
 	}
 	roomID, st, user := r.id, s.mgr.store, s.user.String()
 	s.sideRequest(a, out, "MARKREAD", func(ctx context.Context) func() {
@@ -153,9 +152,9 @@ func (s *Session) cmdMarkread(a *Attachment, out output, m *irc.Message) {
 		return func() {
 			switch {
 			case errors.Is(err, store.ErrNotFound):
-				s.standardReply(a, out, "FAIL", "MARKREAD", "INVALID_PARAMS", target, "No message at or before that time is known here")
+				s.fail(a, out, "MARKREAD", "INVALID_PARAMS", target, "No message at or before that time is known here")
 			case err != nil:
-				s.standardReply(a, out, "FAIL", "MARKREAD", "INTERNAL_ERROR", target, "The homeserver did not take the read marker: "+matrixErrorText(err))
+				s.fail(a, out, "MARKREAD", "INTERNAL_ERROR", target, "The homeserver did not take the read marker: "+matrixErrorText(err))
 			default:
 				if r := s.rooms[roomID]; r != nil {
 					s.setMarker(r, ts, answering(attached, a, out))
@@ -163,6 +162,7 @@ func (s *Session) cmdMarkread(a *Attachment, out output, m *irc.Message) {
 			}
 		}
 	})
+	return nil
 }
 
 // historyRoom finds the room a client means by a channel or a nick (its

@@ -33,18 +33,17 @@ func replyTarget(m *irc.Message) id.EventID {
 }
 
 // targetRoom finds the room a PRIVMSG-like target names: a channel, or the
-// query with a nick. ok is false (and the client told) when there is none.
-func (s *Session) targetRoom(a *Attachment, out output, command, target string) (*room, bool) {
+// query with a nick; the error is the reply when there is none.
+func (s *Session) targetRoom(a *Attachment, command, target string) (*room, error) {
 	if r := s.roomByChannel(target); r != nil {
-		return r, true
+		return r, nil
 	}
 	if user, ok := s.userForTarget(a, target); ok {
 		if r := s.dmRoomWith(user); r != nil {
-			return r, true
+			return r, nil
 		}
 	}
-	s.fail(a, out, command, "INVALID_TARGET", target, "No such channel or query")
-	return nil, false
+	return nil, ircreply.Fail(command, "INVALID_TARGET", target, "No such channel or query")
 }
 
 // fail reports an error that has no numeric: FAIL <command> <code>
@@ -61,17 +60,16 @@ func (s *Session) standardReply(a *Attachment, out output, kind, command, code, 
 }
 
 // cmdTagmsg carries a reaction or a typing notification.
-func (s *Session) cmdTagmsg(a *Attachment, out output, m *irc.Message) {
-	r, ok := s.targetRoom(a, out, "TAGMSG", m.Params[0])
-	if !ok {
-		return
+func (s *Session) cmdTagmsg(a *Attachment, out output, m *irc.Message) error {
+	r, err := s.targetRoom(a, "TAGMSG", m.Params[0])
+	if err != nil {
+		return err
 	}
 	roomID := r.id
 	if key := m.Tags[tagReact]; key != "" {
 		target := replyTarget(m)
 		if target == "" {
-			s.fail(a, out, "TAGMSG", "INVALID_PARAMS", tagReact, "A reaction needs +draft/reply naming the message")
-			return
+			return ircreply.Fail("TAGMSG", "INVALID_PARAMS", tagReact, "A reaction needs +draft/reply naming the message")
 		}
 		txnID := s.newTxnID(a, out)
 		reaction := &event.ReactionEventContent{RelatesTo: event.RelatesTo{Type: event.RelAnnotation, EventID: target, Key: key}}
@@ -102,18 +100,18 @@ func (s *Session) cmdTagmsg(a *Attachment, out output, m *irc.Message) {
 			return nil
 		})
 	}
+	return nil
 }
 
 // cmdRedact deletes a message: REDACT <target> <msgid> [:reason].
-func (s *Session) cmdRedact(a *Attachment, out output, m *irc.Message) {
-	r, ok := s.targetRoom(a, out, "REDACT", m.Params[0])
-	if !ok {
-		return
+func (s *Session) cmdRedact(a *Attachment, out output, m *irc.Message) error {
+	r, err := s.targetRoom(a, "REDACT", m.Params[0])
+	if err != nil {
+		return err
 	}
 	msgid := m.Params[1]
 	if !strings.HasPrefix(msgid, "$") {
-		s.fail(a, out, "REDACT", "UNKNOWN_MSGID", m.Params[0]+" "+msgid, "That is not a message ID of this network")
-		return
+		return ircreply.Fail("REDACT", "UNKNOWN_MSGID", m.Params[0]+" "+msgid, "That is not a message ID of this network")
 	}
 	roomID, target, reason := r.id, m.Params[0], m.Param(2)
 	txnID := s.newTxnID(a, out)
@@ -133,6 +131,7 @@ func (s *Session) cmdRedact(a *Attachment, out output, m *irc.Message) {
 			}
 		}
 	})
+	return nil
 }
 
 // showTyping turns a room's m.typing into +typing TAGMSGs for clients that
