@@ -47,7 +47,7 @@ func init() {
 		"MODE":         {Local: (*Conn).handleMode, MinParams: 1},
 		"PRIVMSG":      {Local: forwardMessage},
 		"NOTICE":       {Local: forwardMessage},
-		"BATCH":        {Local: noReply((*Conn).handleBatch), MinParams: 1},
+		"BATCH":        {Local: (*Conn).handleBatch, MinParams: 1},
 	}
 }
 
@@ -90,14 +90,17 @@ func (c *Conn) dispatch(m *irc.Message) {
 		c.addToBatch(m)
 		return
 	}
-	err := c.run(m, registered)
-	if err != nil {
-		var out ircreply.Output = c
-		if c.resp != nil {
-			out = c.resp
-		}
-		ircreply.Send(out, c, m.Command, err)
+	c.replyError(m.Command, c.run(m, registered))
+}
+
+// replyError sends the reply err carries (none for nil), into the labeled
+// response if there is one.
+func (c *Conn) replyError(command string, err error) {
+	var out ircreply.Output = c
+	if c.resp != nil {
+		out = c.resp
 	}
+	ircreply.Send(out, c, command, err)
 }
 
 // run does the table's checks and runs the command.

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"gopkg.in/irc.v4"
+
+	"github.com/mxircd/mxircd/ircreply"
 )
 
 // draft/multiline: a client sends one message as several lines inside a
@@ -29,36 +31,37 @@ type clientBatch struct {
 	lines   int
 }
 
+// batchError is a FAIL BATCH reply; the last of params is its text.
+func batchError(code string, params ...string) error {
+	n := len(params) - 1
+	return &ircreply.FailError{Command: "BATCH", Code: code, Context: params[:n], Text: params[n]}
+}
+
 func (c *Conn) batchFail(code string, params ...string) {
-	c.reply(&irc.Message{Prefix: &irc.Prefix{Name: c.srv.cfg.ServerName}, Command: "FAIL",
-		Params: append([]string{"BATCH", code}, params...)})
+	c.replyError("BATCH", batchError(code, params...))
 }
 
 // handleBatch opens ("+ref draft/multiline target") or closes ("-ref") a
 // client batch.
-func (c *Conn) handleBatch(m *irc.Message) {
+func (c *Conn) handleBatch(m *irc.Message) error {
 	ref := m.Params[0]
 	switch {
 	case strings.HasPrefix(ref, "+") && len(ref) > 1:
 		if !c.HasCap(multilineCap) || len(m.Params) < 3 || m.Params[1] != multilineCap {
-			c.batchFail("UNKNOWN_TYPE", m.Param(1), "Only draft/multiline batches can be sent to this server")
-			return
+			return batchError("UNKNOWN_TYPE", m.Param(1), "Only draft/multiline batches can be sent to this server")
 		}
 		if c.batch != nil {
-			c.batchFail("INVALID_NESTING", ref[1:], "A multiline batch is already open")
-			return
+			return batchError("INVALID_NESTING", ref[1:], "A multiline batch is already open")
 		}
 		c.batch = &clientBatch{ref: ref[1:], target: m.Params[2], opening: m}
 	case strings.HasPrefix(ref, "-") && len(ref) > 1:
 		b := c.batch
 		if b == nil || b.ref != ref[1:] {
-			c.batchFail("INVALID_REFTAG", ref[1:], "No such batch is open")
-			return
+			return batchError("INVALID_REFTAG", ref[1:], "No such batch is open")
 		}
 		c.batch = nil
 		if b.lines == 0 {
-			c.batchFail("MULTILINE_INVALID", "The multiline batch was empty")
-			return
+			return batchError("MULTILINE_INVALID", "The multiline batch was empty")
 		}
 		tags := irc.Tags{}
 		for k, v := range b.opening.Tags {
@@ -68,8 +71,9 @@ func (c *Conn) handleBatch(m *irc.Message) {
 		}
 		c.dispatch(&irc.Message{Tags: tags, Command: b.command, Params: []string{b.target, b.text.String()}})
 	default:
-		c.batchFail("INVALID_REFTAG", ref, "A batch reference starts with + or -")
+		return batchError("INVALID_REFTAG", ref, "A batch reference starts with + or -")
 	}
+	return nil
 }
 
 // addToBatch takes one line tagged with a batch reference.

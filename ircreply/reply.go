@@ -60,7 +60,10 @@ func (e *FailError) Error() string { return e.Command + " " + e.Code + ": " + e.
 
 // failAlways lists the commands whose own specification answers errors
 // with standard replies, so every client that can send them takes FAIL.
-var failAlways = map[string]bool{"REDACT": true, "TAGMSG": true, "SETNAME": true, "CHATHISTORY": true, "MARKREAD": true}
+var failAlways = map[string]bool{
+	"REDACT": true, "TAGMSG": true, "SETNAME": true, "CHATHISTORY": true, "MARKREAD": true,
+	"BATCH": true, // draft/multiline's errors are FAIL BATCH
+}
 
 // StandardReply writes a FAIL, WARN or NOTE to a client that takes
 // standard replies (or for a command whose specification answers with
