@@ -19,8 +19,9 @@ import (
 // first sync has finished.
 const maxPending = 200
 
-// handleCommand runs one IRC command on the owner goroutine. ircd has
-// already checked the parameter counts.
+// handleCommand runs one IRC command on the owner goroutine, inside its
+// labeled response when the client labeled it. ircd has already checked
+// the command against the table (Commands).
 func (s *Session) handleCommand(a *Attachment, m *irc.Message) {
 	if !s.synced {
 		if len(s.pending) >= maxPending {
