@@ -5,8 +5,6 @@ import (
 	"sync/atomic"
 
 	"gopkg.in/irc.v4"
-
-	"github.com/mxircd/mxircd/mapping"
 )
 
 // Conn is the connection a labeled response is written to.
@@ -17,7 +15,7 @@ type Conn interface {
 }
 
 // Response gathers the replies to a command the client labeled (IRCv3
-// labeled-response) and sends them, framed by mapping.LabeledResponse,
+// labeled-response) and sends them, framed by LabeledResponse,
 // once the command has run and everything it started has answered:
 // replies can come late (a homeserver request's result, a message's echo),
 // so each of those holds the response open. A line that comes after the
@@ -91,7 +89,7 @@ func (r *Response) flush() {
 	}
 	r.flushed = true
 	ref := "lr" + strconv.FormatUint(batchSeq.Add(1), 36)
-	for _, m := range mapping.LabeledResponse(r.label, r.conn.ServerName(), ref, r.lines) {
+	for _, m := range LabeledResponse(r.label, r.conn.ServerName(), ref, r.lines) {
 		r.conn.SendMessage(m)
 	}
 	r.lines = nil

@@ -1,4 +1,4 @@
-package mapping
+package ircreply
 
 import "gopkg.in/irc.v4"
 
