@@ -1,0 +1,165 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/mxircd/mxircd/store"
+)
+
+// Store wraps st so that each call is timed under its method's name
+// (mxircd_store_duration_seconds{op}) and each failure other than "not
+// found" counted. It embeds st: a method added to store.Store later works
+// untimed until it is listed here.
+func (m *Metrics) Store(st store.Store) store.Store {
+	return &timedStore{Store: st, m: m}
+}
+
+type timedStore struct {
+	store.Store
+	m *Metrics
+}
+
+func (s *timedStore) observe(op string, start time.Time, err error) {
+	s.m.storeDuration.WithLabelValues(op).Observe(time.Since(start).Seconds())
+	if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, context.Canceled) {
+		s.m.storeErrors.WithLabelValues(op).Inc()
+	}
+}
+
+func timed[T any](s *timedStore, op string, f func() (T, error)) (T, error) {
+	start := time.Now()
+	v, err := f()
+	s.observe(op, start, err)
+	return v, err
+}
+
+func (s *timedStore) timedErr(op string, f func() error) error {
+	start := time.Now()
+	err := f()
+	s.observe(op, start, err)
+	return err
+}
+
+func (s *timedStore) Account(ctx context.Context, userID string) (*store.Account, error) {
+	return timed(s, "Account", func() (*store.Account, error) { return s.Store.Account(ctx, userID) })
+}
+
+func (s *timedStore) PutAccount(ctx context.Context, a *store.Account) error {
+	return s.timedErr("PutAccount", func() error { return s.Store.PutAccount(ctx, a) })
+}
+
+func (s *timedStore) DeleteAccount(ctx context.Context, userID string) error {
+	return s.timedErr("DeleteAccount", func() error { return s.Store.DeleteAccount(ctx, userID) })
+}
+
+func (s *timedStore) InitSetting(ctx context.Context, name, value string) (string, error) {
+	return timed(s, "InitSetting", func() (string, error) { return s.Store.InitSetting(ctx, name, value) })
+}
+
+func (s *timedStore) ChannelNames(ctx context.Context, userID string) (map[string]string, error) {
+	return timed(s, "ChannelNames", func() (map[string]string, error) { return s.Store.ChannelNames(ctx, userID) })
+}
+
+func (s *timedStore) PutChannelName(ctx context.Context, userID, roomID, name string) error {
+	return s.timedErr("PutChannelName", func() error { return s.Store.PutChannelName(ctx, userID, roomID, name) })
+}
+
+func (s *timedStore) PutChannelNames(ctx context.Context, userID string, names map[string]string) error {
+	return s.timedErr("PutChannelNames", func() error { return s.Store.PutChannelNames(ctx, userID, names) })
+}
+
+func (s *timedStore) SaveSync(ctx context.Context, b *store.SyncBatch) ([]int64, error) {
+	return timed(s, "SaveSync", func() ([]int64, error) { return s.Store.SaveSync(ctx, b) })
+}
+
+func (s *timedStore) SyncState(ctx context.Context, userID string) (token string, head int64, err error) {
+	start := time.Now()
+	token, head, err = s.Store.SyncState(ctx, userID)
+	s.observe("SyncState", start, err)
+	return token, head, err
+}
+
+func (s *timedStore) ClearSyncState(ctx context.Context, userID string) error {
+	return s.timedErr("ClearSyncState", func() error { return s.Store.ClearSyncState(ctx, userID) })
+}
+
+func (s *timedStore) StreamRange(ctx context.Context, userID string, after, upTo int64, perRoom int) ([]store.StoredEvent, map[string]int, error) {
+	start := time.Now()
+	evs, left, err := s.Store.StreamRange(ctx, userID, after, upTo, perRoom)
+	s.observe("StreamRange", start, err)
+	return evs, left, err
+}
+
+func (s *timedStore) Cursor(ctx context.Context, userID, client string) (seq int64, ok bool, err error) {
+	start := time.Now()
+	seq, ok, err = s.Store.Cursor(ctx, userID, client)
+	s.observe("Cursor", start, err)
+	return seq, ok, err
+}
+
+func (s *timedStore) PutCursor(ctx context.Context, userID, client string, seq int64) error {
+	return s.timedErr("PutCursor", func() error { return s.Store.PutCursor(ctx, userID, client, seq) })
+}
+
+func (s *timedStore) RecentStreamIDs(ctx context.Context, userID, roomID string, limit int) ([]string, error) {
+	return timed(s, "RecentStreamIDs", func() ([]string, error) { return s.Store.RecentStreamIDs(ctx, userID, roomID, limit) })
+}
+
+func (s *timedStore) RoomsOver(ctx context.Context, keep int) ([]string, error) {
+	return timed(s, "RoomsOver", func() ([]string, error) { return s.Store.RoomsOver(ctx, keep) })
+}
+
+func (s *timedStore) PutCursors(ctx context.Context, updates []store.CursorUpdate) error {
+	return s.timedErr("PutCursors", func() error { return s.Store.PutCursors(ctx, updates) })
+}
+
+func (s *timedStore) FindByTxn(ctx context.Context, roomID, sender, txnID string) (*store.StoredEvent, error) {
+	return timed(s, "FindByTxn", func() (*store.StoredEvent, error) { return s.Store.FindByTxn(ctx, roomID, sender, txnID) })
+}
+
+func (s *timedStore) MaxCursor(ctx context.Context, userID string) (seq int64, ok bool, err error) {
+	start := time.Now()
+	seq, ok, err = s.Store.MaxCursor(ctx, userID)
+	s.observe("MaxCursor", start, err)
+	return seq, ok, err
+}
+
+func (s *timedStore) RoomHistory(ctx context.Context, q store.HistoryQuery) ([]store.StoredEvent, error) {
+	return timed(s, "RoomHistory", func() ([]store.StoredEvent, error) { return s.Store.RoomHistory(ctx, q) })
+}
+
+func (s *timedStore) FindEvent(ctx context.Context, roomID, eventID string) (*store.StoredEvent, error) {
+	return timed(s, "FindEvent", func() (*store.StoredEvent, error) { return s.Store.FindEvent(ctx, roomID, eventID) })
+}
+
+func (s *timedStore) LastEventBefore(ctx context.Context, roomID, viewer string, ts int64, types []string) (*store.StoredEvent, error) {
+	return timed(s, "LastEventBefore", func() (*store.StoredEvent, error) {
+		return s.Store.LastEventBefore(ctx, roomID, viewer, ts, types)
+	})
+}
+
+func (s *timedStore) Targets(ctx context.Context, userID string, fromTS, toTS int64, limit int) ([]store.Target, error) {
+	return timed(s, "Targets", func() ([]store.Target, error) { return s.Store.Targets(ctx, userID, fromTS, toTS, limit) })
+}
+
+func (s *timedStore) Prune(ctx context.Context, roomID string, keep int) error {
+	return s.timedErr("Prune", func() error { return s.Store.Prune(ctx, roomID, keep) })
+}
+
+func (s *timedStore) PutOutbox(ctx context.Context, e *store.OutboxEntry) error {
+	return s.timedErr("PutOutbox", func() error { return s.Store.PutOutbox(ctx, e) })
+}
+
+func (s *timedStore) DeleteOutbox(ctx context.Context, userID, txnID string) error {
+	return s.timedErr("DeleteOutbox", func() error { return s.Store.DeleteOutbox(ctx, userID, txnID) })
+}
+
+func (s *timedStore) Outbox(ctx context.Context, userID string) ([]store.OutboxEntry, error) {
+	return timed(s, "Outbox", func() ([]store.OutboxEntry, error) { return s.Store.Outbox(ctx, userID) })
+}
+
+func (s *timedStore) AlwaysOnAccounts(ctx context.Context, def bool) ([]string, error) {
+	return timed(s, "AlwaysOnAccounts", func() ([]string, error) { return s.Store.AlwaysOnAccounts(ctx, def) })
+}
