@@ -132,6 +132,7 @@ func (c *Conn) SendMessage(m *irc.Message) {
 	if !c.q.push(line, errorLine("SendQ exceeded")) && c.q.overflowed() {
 		c.closeOnce.Do(func() {
 			c.log.Warn("send queue overflow, closing connection")
+			c.srv.stats.sendQDrops.Add(1)
 			c.cancel()
 		})
 	}

@@ -138,6 +138,7 @@ type Server struct {
 	isupport  *ISupport
 	commands  map[string]Command // read-only after NewServer
 	connsDone sync.WaitGroup
+	stats     stats // counters for metrics (stats.go)
 }
 
 func NewServer(cfg Config, backend Backend) *Server {

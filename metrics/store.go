@@ -148,8 +148,8 @@ func (s *timedStore) Prune(ctx context.Context, roomID string, keep int) error {
 	return s.timedErr("Prune", func() error { return s.Store.Prune(ctx, roomID, keep) })
 }
 
-func (s *timedStore) PutOutbox(ctx context.Context, e *store.OutboxEntry) error {
-	return s.timedErr("PutOutbox", func() error { return s.Store.PutOutbox(ctx, e) })
+func (s *timedStore) PutOutbox(ctx context.Context, e ...*store.OutboxEntry) error {
+	return s.timedErr("PutOutbox", func() error { return s.Store.PutOutbox(ctx, e...) })
 }
 
 func (s *timedStore) DeleteOutbox(ctx context.Context, userID, txnID string) error {

@@ -39,6 +39,9 @@ type Config struct {
 	// room before the rest is fetched by a second sync (default 100).
 	TimelineLimit int
 	HTTPClient    *http.Client
+	// WrapTransport, if set, wraps the transport of HTTPClient (e.g. to
+	// time homeserver requests for metrics).
+	WrapTransport func(http.RoundTripper) http.RoundTripper
 	Logger        *slog.Logger
 	// OpLevel is the power level shown as channel operator (@); 0 means
 	// mapping.OpLevel.
@@ -91,6 +94,7 @@ type Manager struct {
 	closed    bool
 	running   sync.WaitGroup
 
+	stats     stats           // counters for metrics (stats.go)
 	passwords *passwordCache  // recently verified passwords
 	shared    *stateRegistry  // room state shared between sessions
 	encrypted *encryptedRooms // rooms no plaintext may be sent to
@@ -137,6 +141,9 @@ func NewManager(cfg Config, st store.Store) *Manager {
 		t.MaxIdleConns = 0
 		t.MaxIdleConnsPerHost = 16384
 		cfg.HTTPClient = &http.Client{Transport: t}
+	}
+	if cfg.WrapTransport != nil {
+		cfg.HTTPClient = &http.Client{Transport: cfg.WrapTransport(cfg.HTTPClient.Transport), Timeout: cfg.HTTPClient.Timeout}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

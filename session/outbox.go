@@ -314,6 +314,7 @@ func (s *Session) sendWithRetry(ctx context.Context, roomID id.RoomID, evType ev
 			return err
 		}
 		_, err := s.cli.SendMessageEvent(ctx, roomID, evType, content, mautrix.ReqSendEvent{TransactionID: txnID})
+		s.mgr.stats.countSent(err)
 		if err == nil || !isTransient(err) || ctx.Err() != nil {
 			return err
 		}

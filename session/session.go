@@ -58,6 +58,7 @@ type Session struct {
 
 	gapsFilled    atomic.Int64 // limited timelines filled, for tests
 	outboxCommits atomic.Int64 // commits of accepted messages, for tests
+	live          atomic.Bool  // the first sync has been applied (Manager.SessionStates)
 
 	// oauth says the account renews its access token through an OAuth
 	// grant (session/oauth.go). Set before the session starts.

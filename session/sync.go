@@ -35,6 +35,7 @@ func (s *Session) applySync(resp *mautrix.RespSync, initial bool, seqs map[id.Ev
 	s.advance(newest)
 	if !s.synced {
 		s.synced = true
+		s.live.Store(true)
 		// Only now, with what the homeserver has stored since the last run
 		// in the store, can a message left unsent be told from one that
 		// reached it before the crash.
@@ -192,6 +193,7 @@ func (s *Session) applyTimelineEvent(r *room, ev *event.Event) {
 // showMessage shows one new m.room.message to the clients that take live
 // events, and keeps it for the context of later replies.
 func (s *Session) showMessage(r *room, ev *event.Event) {
+	s.mgr.stats.fromMatrix.Add(1)
 	if s.showMessageTo(r, ev, live) {
 		s.rememberMessage(r, ev)
 	}
