@@ -51,6 +51,9 @@ type HTTPConfig struct {
 	MaxConnections           int      `toml:"max_connections"`
 	MaxConnectionsPerAddress int      `toml:"max_connections_per_address"`
 	LimitExempt              []string `toml:"limit_exempt"`
+	// Metrics also serves /metrics on this listener (the debug listener
+	// always does).
+	Metrics bool `toml:"metrics"`
 }
 
 type IRCConfig struct {
@@ -231,6 +234,9 @@ func (cfg *Config) validate() error {
 		if _, _, err := net.SplitHostPort(cfg.HTTP.Listen); err != nil {
 			return fmt.Errorf("http.listen %q: %w", cfg.HTTP.Listen, err)
 		}
+	}
+	if cfg.HTTP.Metrics && cfg.HTTP.Listen == "" {
+		return errors.New("http.metrics: needs http.listen; or leave it off and scrape /metrics on debug.listen")
 	}
 	if pu := cfg.HTTP.PublicURL; pu != "" {
 		u, err := url.Parse(pu)

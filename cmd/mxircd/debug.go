@@ -13,9 +13,10 @@ import (
 	"time"
 )
 
-// startDebug serves Go's profiles and the gateway's counters on the
-// loopback address of [debug] listen, for operators (and the benchmarks,
-// which read memory and session counts from /debug/vars).
+// startDebug serves Go's profiles, the gateway's counters and its
+// Prometheus metrics on the loopback address of [debug] listen, for
+// operators (and the benchmarks, which read memory and session counts from
+// /debug/vars).
 func (g *gateway) startDebug() error {
 	if g.cfg.Debug.Listen == "" {
 		return nil
@@ -31,6 +32,7 @@ func (g *gateway) startDebug() error {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.Handle("/debug/vars", expvar.Handler())
+	mux.Handle("/metrics", g.metrics.Handler(g.log))
 	publishCounters(g)
 	g.debug = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute, ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelWarn)}
 	g.debugLn = ln

@@ -21,6 +21,7 @@ import (
 	"github.com/mxircd/mxircd/internal/netlimit"
 	"github.com/mxircd/mxircd/ircd"
 	"github.com/mxircd/mxircd/media"
+	"github.com/mxircd/mxircd/metrics"
 	"github.com/mxircd/mxircd/session"
 	"github.com/mxircd/mxircd/store"
 	mxtls "github.com/mxircd/mxircd/tls"
@@ -41,6 +42,7 @@ type gateway struct {
 	log       *slog.Logger
 	cfg       Config
 	store     *store.SQLStore
+	metrics   *metrics.Metrics
 	sessions  *session.Manager
 	irc       *ircd.Server
 	certs     *mxtls.CertReloader
@@ -55,7 +57,7 @@ type gateway struct {
 // startGateway opens everything and starts serving. On error nothing is
 // left running.
 func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway, err error) {
-	g := &gateway{log: log, cfg: cfg}
+	g := &gateway{log: log, cfg: cfg, metrics: metrics.New()}
 	defer func() {
 		if err != nil {
 			g.closeAll()
@@ -102,6 +104,8 @@ func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway
 		OpLevel:      cfg.Matrix.OpLevel,
 		Logger:       log,
 		MediaLink:    mediaLink,
+		// Homeserver latency and errors by endpoint, for /metrics.
+		WrapTransport: g.metrics.Transport,
 
 		AlwaysOn:         cfg.Bouncer.AlwaysOn,
 		AwayWhenDetached: cfg.Bouncer.AwayWhenDetached,
@@ -111,7 +115,7 @@ func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway
 		OutboxKey:        outboxKey,
 		EncryptNewDMs:    cfg.Encryption.EncryptNewDMs,
 		ServiceNick:      cfg.IRC.ServiceNick,
-	}, g.store)
+	}, g.metrics.Store(g.store))
 	// Always-on sessions come back in the background: the homeserver may
 	// be slow or down, and IRC clients can connect meanwhile.
 	g.sessions.ResumeAll()
@@ -122,7 +126,8 @@ func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway
 		MOTD:       motd,
 		MaxSendQ:   cfg.IRC.MaxSendQ,
 		Logger:     log,
-	}, backend{g.sessions})
+	}, backend{g.sessions, g.metrics})
+	g.watch()
 	if err := g.startDebug(); err != nil {
 		return nil, err
 	}
@@ -222,10 +227,17 @@ func (g *gateway) startMedia(ctx context.Context) (*media.Proxy, error) {
 		ln.Close()
 		return nil, err
 	}
+	var handler http.Handler = proxy
+	if cfg.Metrics {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", g.metrics.Handler(g.log))
+		mux.Handle("/", proxy)
+		handler = mux
+	}
 	// No write timeout: large files stream for as long as they take (the
 	// proxy caps each download). An idle keep-alive connection is closed.
 	g.media = &http.Server{
-		Handler:           proxy,
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       cfg.IdleTimeout.Duration,
@@ -302,14 +314,21 @@ func (g *gateway) addrs() []net.Addr {
 
 // backend adapts the session manager to what ircd asks of a login, keeping
 // the two packages ignorant of each other.
-type backend struct{ mgr *session.Manager }
+type backend struct {
+	mgr     *session.Manager
+	metrics *metrics.Metrics
+}
 
 func (b backend) Login(ctx context.Context, req ircd.LoginRequest, c *ircd.Conn) (ircd.Handler, error) {
 	a, err := b.mgr.Login(ctx, req.Account, req.Password, c)
 	if errors.Is(err, session.ErrInvalidCredentials) {
+		b.metrics.LoginFailed(metrics.LoginInvalid)
 		return nil, fmt.Errorf("%w: %w", ircd.ErrInvalidCredentials, err)
 	}
 	if err != nil {
+		if !errors.Is(ctx.Err(), context.Canceled) { // not when the client left
+			b.metrics.LoginFailed(metrics.LoginError)
+		}
 		return nil, err
 	}
 	return a, nil
