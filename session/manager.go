@@ -143,7 +143,9 @@ func NewManager(cfg Config, st store.Store) *Manager {
 		cfg.HTTPClient = &http.Client{Transport: t}
 	}
 	if cfg.WrapTransport != nil {
-		cfg.HTTPClient = &http.Client{Transport: cfg.WrapTransport(cfg.HTTPClient.Transport), Timeout: cfg.HTTPClient.Timeout}
+		wrapped := *cfg.HTTPClient
+		wrapped.Transport = cfg.WrapTransport(wrapped.Transport)
+		cfg.HTTPClient = &wrapped
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
