@@ -224,6 +224,9 @@ func TestSendQExceeded(t *testing.T) {
 	if got-1 >= n {
 		t.Errorf("client got %d of %d lines; an overflow must drop the queue", got-1, n)
 	}
+	if d := ts.srv.SendQDrops(); d != 1 { // for mxircd_sendq_drops_total
+		t.Errorf("SendQDrops = %d after one overflow, want 1", d)
+	}
 	sh.waitDetached(t, ts.srv)
 	other.syncPing()
 }
