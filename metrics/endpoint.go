@@ -123,32 +123,32 @@ func (t template) match(segs []string) (string, bool) {
 	if len(segs) != len(t.segs) {
 		return "", false
 	}
-	var b strings.Builder
 	for i, want := range t.segs {
 		got := segs[i]
-		b.WriteByte('/')
 		switch {
 		case want == "{v}":
 			if !apiVersions[got] {
 				return "", false
 			}
-			b.WriteString(got)
 		case want == "{membership}":
 			if !membershipActions[got] {
 				return "", false
 			}
-			b.WriteString(got)
 		case strings.HasPrefix(want, "{"):
 			if got == "" {
 				return "", false
 			}
-			b.WriteString(want)
-		default:
-			if got != want {
-				return "", false
-			}
-			b.WriteString(want)
+		case got != want:
+			return "", false
 		}
+	}
+	var b strings.Builder
+	for i, want := range t.segs {
+		b.WriteByte('/')
+		if want == "{v}" || want == "{membership}" {
+			want = segs[i] // checked above: one of a fixed set
+		}
+		b.WriteString(want)
 	}
 	return b.String(), true
 }
