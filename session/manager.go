@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,7 +17,6 @@ import (
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/id"
 
-	"github.com/mxircd/mxircd/mapping"
 	"github.com/mxircd/mxircd/store"
 )
 
@@ -94,8 +92,8 @@ type Manager struct {
 	closed    bool
 	running   sync.WaitGroup
 
-	stats     stats           // counters for metrics (stats.go)
-	passwords *passwordCache  // recently verified passwords
+	stats     stats // counters for metrics (stats.go)
+	auth      *Authenticator
 	shared    *stateRegistry  // room state shared between sessions
 	encrypted *encryptedRooms // rooms no plaintext may be sent to
 	// saveSlots bounds the sync responses being stored at once (see
@@ -159,7 +157,6 @@ func NewManager(cfg Config, st store.Store) *Manager {
 		ending:      map[id.UserID]*Session{},
 		attached:    map[*Session]int{},
 		userLocks:   map[id.UserID]*userLock{},
-		passwords:   newPasswordCache(),
 		shared:      newStateRegistry(),
 		encrypted:   newEncryptedRooms(),
 		saveSlots:   make(chan struct{}, concurrentSaves),
@@ -168,6 +165,7 @@ func NewManager(cfg Config, st store.Store) *Manager {
 		cursorDone:  make(chan struct{}),
 		stopCursors: cancel,
 	}
+	m.auth = &Authenticator{cfg: &m.cfg, store: st, log: m.log, passwords: newPasswordCache(), lockUser: m.lockUser}
 	go m.cursorLoop(ctx)
 	go m.pruneLoop(ctx)
 	return m
@@ -256,33 +254,22 @@ func (m *Manager) lockUser(user id.UserID) (unlock func()) {
 // session, starting it if needed. It may take as long as the homeserver
 // does, bounded by ctx. Called on the client's reader goroutine.
 func (m *Manager) Login(ctx context.Context, account, password string, client Client) (*Attachment, error) {
-	account, clientName, ok := mapping.SplitClientName(account)
-	if !ok {
-		return nil, fmt.Errorf("%w: a client name after @ is 1 to 32 letters, digits, '-', '_' or '.'", ErrInvalidCredentials)
+	creds, err := m.auth.Password(ctx, account, password)
+	if err != nil {
+		return nil, err
 	}
-	user, ok := mapping.ParseAccount(account, m.cfg.ServerName)
-	if !ok {
-		if m.cfg.ServerName == "" && !strings.Contains(account, ":") {
-			return nil, fmt.Errorf("%w: give your full Matrix ID (@name:server)", ErrInvalidCredentials)
-		}
-		return nil, fmt.Errorf("%w: %q is not a Matrix ID", ErrInvalidCredentials, account)
-	}
-	defer m.lockUser(user)()
+	return m.Start(ctx, creds, client)
+}
 
-	acct, err := m.store.Account(ctx, user.String())
-	if errors.Is(err, store.ErrNotFound) {
-		acct = &store.Account{UserID: user.String()}
-	} else if err != nil {
-		return nil, fmt.Errorf("loading account: %w", err)
-	}
+// Authenticator is where clients' credentials are checked.
+func (m *Manager) Authenticator() *Authenticator { return m.auth }
 
-	verified := acct.AccessToken != "" && m.passwords.verify(user.String(), acct.PasswordHash, password)
-	if !verified {
-		if err := m.passwordLogin(ctx, acct, user, password); err != nil {
-			return nil, err
-		}
-	}
-
+// Start attaches client to the session of the account creds proved,
+// starting the session if none runs. It releases creds. Called on the
+// client's reader goroutine.
+func (m *Manager) Start(ctx context.Context, creds *Credentials, client Client) (*Attachment, error) {
+	defer creds.Release()
+	user, acct := creds.User, creds.Account
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -292,10 +279,10 @@ func (m *Manager) Login(ctx context.Context, account, password string, client Cl
 	if sess != nil {
 		m.attached[sess]++
 		m.mu.Unlock()
-		if !verified {
+		if !creds.stored {
 			sess.setToken(acct.AccessToken)
 		}
-		return newAttachment(sess, client, clientName), nil
+		return newAttachment(sess, client, creds.ClientName), nil
 	}
 	ending := m.ending[user]
 	m.mu.Unlock()
@@ -308,90 +295,7 @@ func (m *Manager) Login(ctx context.Context, account, password string, client Cl
 			return nil, ctx.Err()
 		}
 	}
-
-	sess, err = m.startSession(ctx, acct, user, password, verified, true)
-	if err != nil {
-		return nil, err
-	}
-	return newAttachment(sess, client, clientName), nil
-}
-
-// passwordLogin logs in to Matrix with the password, reusing the account's
-// device if it has one, and stores the new token and verifier.
-func (m *Manager) passwordLogin(ctx context.Context, acct *store.Account, user id.UserID, password string) error {
-	if acct.Homeserver == "" || m.cfg.Homeserver != "" {
-		hs, err := m.homeserverFor(ctx, user)
-		if err != nil {
-			return err
-		}
-		acct.Homeserver = hs
-	}
-	cli, err := m.newClient(acct.Homeserver, user, "")
-	if err != nil {
-		return err
-	}
-	resp, err := cli.Login(ctx, &mautrix.ReqLogin{
-		Type:                     mautrix.AuthTypePassword,
-		Identifier:               mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: user.String()},
-		Password:                 password,
-		DeviceID:                 id.DeviceID(acct.DeviceID),
-		InitialDeviceDisplayName: m.cfg.DeviceName,
-	})
-	switch {
-	case errors.Is(err, mautrix.MForbidden), errors.Is(err, mautrix.MUserDeactivated), errors.Is(err, mautrix.MInvalidUsername):
-		return fmt.Errorf("%w: %s", ErrInvalidCredentials, matrixErrorText(err))
-	case err != nil:
-		return fmt.Errorf("homeserver login: %s", matrixErrorText(err))
-	case resp.UserID != user:
-		return fmt.Errorf("homeserver logged us in as %s, not %s", resp.UserID, user)
-	}
-	verifier, err := hashPassword(password)
-	if err != nil {
-		return err
-	}
-	acct.DeviceID = resp.DeviceID.String()
-	acct.AccessToken = resp.AccessToken
-	acct.PasswordHash = verifier
-	if err := m.store.PutAccount(ctx, acct); err != nil {
-		return fmt.Errorf("saving account: %w", err)
-	}
-	m.passwords.remember(user.String(), verifier, password)
-	m.log.Info("logged in to Matrix", "user", user, "device", resp.DeviceID)
-	return nil
-}
-
-func (m *Manager) homeserverFor(ctx context.Context, user id.UserID) (string, error) {
-	if m.cfg.Homeserver != "" {
-		return m.cfg.Homeserver, nil
-	}
-	server := user.Homeserver()
-	wk, err := mautrix.DiscoverClientAPIWithClient(ctx, m.cfg.HTTPClient, server)
-	if err != nil {
-		return "", fmt.Errorf("discovering the homeserver of %s: %w", server, err)
-	}
-	if wk == nil || wk.Homeserver.BaseURL == "" {
-		return "https://" + server, nil
-	}
-	return wk.Homeserver.BaseURL, nil
-}
-
-func (m *Manager) newClient(homeserver string, user id.UserID, token string) (*mautrix.Client, error) {
-	cli, err := mautrix.NewClient(homeserver, user, token)
-	if err != nil {
-		return nil, fmt.Errorf("homeserver URL %q: %w", homeserver, err)
-	}
-	cli.Client = m.cfg.HTTPClient
-	cli.UserAgent = "mxircd"
-	// Retries happen in the session, where they can respect shutdown.
-	cli.DefaultHTTPRetries = 0
-	return cli, nil
-}
-
-// startSession checks the stored token (logging in again if the homeserver
-// no longer accepts it) and starts the account's session, attached is
-// true when a client is logging in (it holds the session).
-func (m *Manager) startSession(ctx context.Context, acct *store.Account, user id.UserID, password string, verified, attached bool) (*Session, error) {
-	cli, err := m.newClient(acct.Homeserver, user, acct.AccessToken)
+	cli, err := newClient(&m.cfg, acct.Homeserver, user, acct.AccessToken)
 	if err != nil {
 		return nil, err
 	}
@@ -400,27 +304,14 @@ func (m *Manager) startSession(ctx context.Context, acct *store.Account, user id
 	if err != nil {
 		return nil, err
 	}
-	if !attached {
-		// Resuming after a restart: the sync loop finds out if the token
-		// is no longer good, and waits out a homeserver that is down.
-		return m.launch(ctx, cli, acct, oauth, 0)
+	if err := m.auth.checkToken(ctx, creds, cli); err != nil {
+		return nil, err
 	}
-	who, err := cli.Whoami(ctx)
-	if errors.Is(err, mautrix.MUnknownToken) && verified {
-		m.log.Info("stored access token was refused, logging in again", "user", user)
-		if err := m.passwordLogin(ctx, acct, user, password); err != nil {
-			return nil, err
-		}
-		cli.OAuthSetTokens("", "", acct.AccessToken, time.Time{})
-		who, err = cli.Whoami(ctx)
-	}
+	sess, err = m.launch(ctx, cli, acct, oauth, 1)
 	if err != nil {
-		return nil, fmt.Errorf("checking the access token: %s", matrixErrorText(err))
+		return nil, err
 	}
-	if who.UserID != user {
-		return nil, fmt.Errorf("access token belongs to %s, not %s", who.UserID, user)
-	}
-	return m.launch(ctx, cli, acct, oauth, 1)
+	return newAttachment(sess, client, creds.ClientName), nil
 }
 
 // launch loads what the session resumes from and starts it with refs
@@ -625,7 +516,18 @@ func (m *Manager) resume(user id.UserID) error {
 	if acct.AccessToken == "" {
 		return nil
 	}
-	_, err = m.startSession(ctx, acct, user, "", false, false)
+	// The sync loop finds out if the token is no longer good, and waits
+	// out a homeserver that is down.
+	cli, err := newClient(&m.cfg, acct.Homeserver, user, acct.AccessToken)
+	if err != nil {
+		return err
+	}
+	// Before the first request, so that an expired token is renewed.
+	oauth, err := m.useOAuthGrant(ctx, cli)
+	if err != nil {
+		return err
+	}
+	_, err = m.launch(ctx, cli, acct, oauth, 0)
 	return err
 }
 
