@@ -109,6 +109,10 @@ func (au *Authenticator) Password(ctx context.Context, account, password string)
 	switch {
 	case acct.AccessToken != "" && au.passwords.verify(user.String(), acct.PasswordHash, password):
 		creds.stored, creds.renew = true, renew
+	case acct.AccessToken != "" && au.passwords.verify(appPasswordKey(user), acct.AppPasswordHash, password):
+		// The app password unlocks the stored token only: it cannot
+		// log in to the homeserver again.
+		creds.stored = true
 	default:
 		if err := au.matrixPassword(ctx, acct, user, password); err != nil {
 			return nil, err
@@ -116,6 +120,24 @@ func (au *Authenticator) Password(ctx context.Context, account, password string)
 	}
 	ok = true
 	return creds, nil
+}
+
+// appPasswordKey keeps an account's app password apart from its Matrix
+// password in the verified-password cache.
+func appPasswordKey(user id.UserID) string { return user.String() + "\x00app" }
+
+// SetAppPassword stores the verifier of a new app password for user, or
+// removes the app password when password is "". The account must exist
+// (it does once it has logged in). Request worker.
+func (au *Authenticator) SetAppPassword(ctx context.Context, user id.UserID, password string) error {
+	verifier := ""
+	if password != "" {
+		var err error
+		if verifier, err = hashPassword(password); err != nil {
+			return err
+		}
+	}
+	return au.store.SetAppPassword(ctx, user.String(), verifier)
 }
 
 // matrixPassword logs in to Matrix with the password, reusing the

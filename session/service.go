@@ -44,6 +44,9 @@ func init() {
 		{name: "VERIFY", usage: "VERIFY <recovery key or passphrase>",
 			help: "verifies this gateway's device with your account's recovery key (or its passphrase), as Element's \"Verify with Security Key\" does, so your contacts see it as trusted, and restores your key backup so older encrypted messages can be read",
 			run:  (*Session).serviceVerify},
+		{name: "PASSWORD", usage: "PASSWORD SET <password> | PASSWORD CLEAR",
+			help: "sets (or removes) an app password: a password of this gateway only that SASL PLAIN, PASS and IDENTIFY accept for your account, for accounts with no Matrix password (OAuth, SSO) or to keep that one out of your IRC client. Only over TLS or from this machine",
+			run:  (*Session).servicePassword},
 	} {
 		serviceCommands[c.name] = c
 	}

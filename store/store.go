@@ -29,9 +29,14 @@ type Account struct {
 	Homeserver   string // base URL used for this account
 	DeviceID     string
 	AccessToken  string
-	PasswordHash string    // opaque verifier string produced by the caller (e.g. "pbkdf2-sha256$..."), may be ""
-	CreatedAt    time.Time // set by PutAccount on insert
-	UpdatedAt    time.Time // set by PutAccount on every write
+	PasswordHash string // opaque verifier string produced by the caller (e.g. "pbkdf2-sha256$..."), may be ""
+	// AppPasswordHash is the verifier of the account's app password, ""
+	// if it has none. PutAccount writes it only when it inserts the
+	// account; SetAppPassword is its one writer after that, so a login
+	// saving a new token cannot undo a PASSWORD SET made meanwhile.
+	AppPasswordHash string
+	CreatedAt       time.Time // set by PutAccount on insert
+	UpdatedAt       time.Time // set by PutAccount on every write
 	// AlwaysOn overrides the gateway's always-on setting for this account;
 	// nil follows the global setting.
 	AlwaysOn *bool
@@ -48,6 +53,10 @@ type Store interface {
 	// DeleteAccount also removes the account's sync state, stream, client
 	// cursors and outbox. It succeeds when the account is already absent.
 	DeleteAccount(ctx context.Context, userID string) error
+	// SetAppPassword replaces the verifier of an existing account's app
+	// password ("" removes it). It returns an error satisfying
+	// errors.Is(err, ErrNotFound) when there is no such account.
+	SetAppPassword(ctx context.Context, userID, verifier string) error
 	// InitSetting stores value under name unless one is stored already,
 	// and returns the stored value.
 	InitSetting(ctx context.Context, name, value string) (string, error)
@@ -335,9 +344,9 @@ func (s *SQLStore) Account(ctx context.Context, userID string) (*Account, error)
 	var created, updated int64
 	var alwaysOn sql.NullInt64
 	err := s.db.QueryRowContext(ctx,
-		`SELECT homeserver, device_id, access_token, password_hash, created_at, updated_at, always_on
+		`SELECT homeserver, device_id, access_token, password_hash, created_at, updated_at, always_on, app_password_hash
 		 FROM accounts WHERE user_id = $1`, userID).
-		Scan(&a.Homeserver, &a.DeviceID, &a.AccessToken, &a.PasswordHash, &created, &updated, &alwaysOn)
+		Scan(&a.Homeserver, &a.DeviceID, &a.AccessToken, &a.PasswordHash, &created, &updated, &alwaysOn, &a.AppPasswordHash)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("store: load account %s: %w", userID, ErrNotFound)
 	}
@@ -375,8 +384,8 @@ func putAccount(ctx context.Context, q queryRower, a *Account, at time.Time) err
 	// One upsert statement rather than read-then-write, so concurrent
 	// writers of the same account cannot race between the two steps.
 	err := q.QueryRowContext(ctx,
-		`INSERT INTO accounts (user_id, homeserver, device_id, access_token, password_hash, created_at, updated_at, always_on)
-		 VALUES ($1, $2, $3, $4, $5, $6, $6, $7)
+		`INSERT INTO accounts (user_id, homeserver, device_id, access_token, password_hash, created_at, updated_at, always_on, app_password_hash)
+		 VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8)
 		 ON CONFLICT (user_id) DO UPDATE SET
 			homeserver = excluded.homeserver,
 			device_id = excluded.device_id,
@@ -385,13 +394,28 @@ func putAccount(ctx context.Context, q queryRower, a *Account, at time.Time) err
 			updated_at = excluded.updated_at,
 			always_on = excluded.always_on
 		 RETURNING created_at`,
-		a.UserID, a.Homeserver, a.DeviceID, a.AccessToken, a.PasswordHash, now, alwaysOn).
+		a.UserID, a.Homeserver, a.DeviceID, a.AccessToken, a.PasswordHash, now, alwaysOn, a.AppPasswordHash).
 		Scan(&created)
 	if err != nil {
 		return fmt.Errorf("store: save account %s: %w", a.UserID, err)
 	}
 	a.CreatedAt = fromMillis(created)
 	a.UpdatedAt = fromMillis(now)
+	return nil
+}
+
+func (s *SQLStore) SetAppPassword(ctx context.Context, userID, verifier string) error {
+	res, err := s.db.ExecContext(ctx,
+		`UPDATE accounts SET app_password_hash = $1, updated_at = $2 WHERE user_id = $3`,
+		verifier, s.now().UnixMilli(), userID)
+	if err != nil {
+		return fmt.Errorf("store: save app password of %s: %w", userID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("store: save app password of %s: %w", userID, err)
+	} else if n == 0 {
+		return fmt.Errorf("store: save app password of %s: %w", userID, ErrNotFound)
+	}
 	return nil
 }
 

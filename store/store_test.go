@@ -651,3 +651,46 @@ func TestChannelNames(t *testing.T) {
 		})
 	}
 }
+
+// The app password has one writer, SetAppPassword: a login saving a new
+// token with PutAccount (from an account it read before) keeps it.
+func TestAppPassword(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, driver string) {
+		ctx := context.Background()
+		s := storetest.Open(t, driver)
+		if err := s.SetAppPassword(ctx, "@nobody:example.org", "v"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("SetAppPassword of a missing account: %v, want ErrNotFound", err)
+		}
+		in := &store.Account{UserID: "@carol:example.org", AccessToken: "t1", AppPasswordHash: "first"}
+		if err := s.PutAccount(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		stale, err := s.Account(ctx, in.UserID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stale.AppPasswordHash != "first" {
+			t.Errorf("inserted app password %q, want first", stale.AppPasswordHash)
+		}
+		if err := s.SetAppPassword(ctx, in.UserID, "second"); err != nil {
+			t.Fatal(err)
+		}
+		stale.AccessToken = "t2"
+		if err := s.PutAccount(ctx, stale); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Account(ctx, in.UserID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.AppPasswordHash != "second" || got.AccessToken != "t2" {
+			t.Errorf("after PutAccount of a stale account: app password %q, token %q; want second, t2", got.AppPasswordHash, got.AccessToken)
+		}
+		if err := s.SetAppPassword(ctx, in.UserID, ""); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.Account(ctx, in.UserID); got == nil || got.AppPasswordHash != "" {
+			t.Errorf("cleared app password is %+v", got)
+		}
+	})
+}

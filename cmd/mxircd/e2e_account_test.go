@@ -1,0 +1,161 @@
+package main
+
+import (
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/irc.v4"
+
+	"github.com/mxircd/mxircd/internal/testenv"
+	"github.com/mxircd/mxircd/store/storetest"
+)
+
+// serviceSays waits for a NOTICE from the service nick containing text.
+func serviceSays(t *testing.T, c *testenv.IRCClient, text string) *irc.Message {
+	t.Helper()
+	return expectFrom(t, c, "NOTICE", "mxircd", text)
+}
+
+// withPassword is acct logging in with another password.
+func withPassword(acct *testenv.Account, password string) *testenv.Account {
+	return &testenv.Account{UserID: acct.UserID, Localpart: acct.Localpart, Password: password, Client: acct.Client}
+}
+
+// saslRefused tries a SASL PLAIN login and expects 904 with text in it.
+func saslRefused(t *testing.T, g *gateway, account, password, text string) {
+	t.Helper()
+	c := testenv.DialIRC(t, g.ircAddr())
+	c.Send("CAP REQ :sasl")
+	c.Send("NICK someone")
+	c.Send("USER u 0 * :u")
+	c.ExpectMatch(t, func(m *irc.Message) bool { return m.Command == "CAP" && m.Param(1) == "ACK" }, "CAP ACK")
+	sendPlain(c, account, password)
+	m := c.Expect(t, irc.ERR_SASLFAIL)
+	if !strings.Contains(m.Trailing(), text) {
+		t.Errorf("904 says %q, want %q", m.Trailing(), text)
+	}
+	c.Close()
+}
+
+// An app password set through the service logs in over SASL and PASS, on
+// the stored session and device; a wrong one and a cleared one are
+// refused.
+func TestAppPassword(t *testing.T) {
+	forEachStore(t, func(t *testing.T, hs *testenv.Homeserver, g *gateway) {
+		alice := hs.Register(t, "alice")
+		const appPassword = `app pass "1234"`
+		c := connect(t, g, "alice", alice)
+		c.Send(`PRIVMSG mxircd :PASSWORD SET 'app pass "1234"'`)
+		serviceSays(t, c, "Your app password is set")
+		c.Send("PRIVMSG mxircd :PASSWORD SET short")
+		serviceSays(t, c, "An app password is 8 to 256 bytes")
+		c.Send(`PRIVMSG mxircd :PASSWORD SET "unclosed`)
+		serviceSays(t, c, "Cannot read that")
+
+		c2 := connect(t, g, "alice2", withPassword(alice, appPassword))
+		c2.Drain(t)
+		c3 := testenv.DialIRC(t, g.ircAddr())
+		c3.Send("PASS :%s", appPassword)
+		c3.Send("NICK al3")
+		c3.Send("USER %s 0 * :Alice", alice.Localpart)
+		c3.Expect(t, irc.RPL_WELCOME)
+		if devices := gatewayDevices(t, alice); len(devices) != 1 {
+			t.Errorf("gateway devices after app password logins: %v, want one", devices)
+		}
+		saslRefused(t, g, alice.UserID.String(), appPassword+"x", "Invalid account or password")
+
+		c.Send("PRIVMSG NickServ :PASSWORD CLEAR")
+		expectFrom(t, c, "NOTICE", "NickServ", "Your app password is removed")
+		saslRefused(t, g, alice.UserID.String(), appPassword, "Invalid account or password")
+		// The Matrix password still works.
+		connect(t, g, "alice4", alice).Drain(t)
+	})
+}
+
+// A wrong app password counts as a failed login: after the address's
+// allowance, even the right one is turned away for a while.
+func TestWrongAppPasswordIsLimited(t *testing.T) {
+	hs := testenv.SharedHomeserver(t)
+	g := testGateway(t, hs, "sqlite")
+	alice := hs.Register(t, "alice")
+	c := connect(t, g, "alice", alice)
+	c.Send("PRIVMSG mxircd :PASSWORD SET right-app-password")
+	serviceSays(t, c, "Your app password is set")
+	// The default allowance is a burst of 10, refilled at one per 5 s;
+	// the attempts themselves take time, so a few more may pass.
+	limited := false
+	for i := 0; i < 30 && !limited; i++ {
+		limited = saslAttempt(t, g, alice.UserID.String(), "wrong-app-password") == "limited"
+	}
+	if !limited {
+		t.Fatal("30 wrong app passwords in a row were never limited")
+	}
+	saslRefused(t, g, alice.UserID.String(), "right-app-password", "Too many failed logins")
+}
+
+// saslAttempt tries a SASL PLAIN login that must fail, and says how:
+// "limited" or "refused".
+func saslAttempt(t *testing.T, g *gateway, account, password string) string {
+	t.Helper()
+	c := testenv.DialIRC(t, g.ircAddr())
+	defer c.Close()
+	c.Send("CAP REQ :sasl")
+	c.ExpectMatch(t, func(m *irc.Message) bool { return m.Command == "CAP" && m.Param(1) == "ACK" }, "CAP ACK")
+	sendPlain(c, account, password)
+	m := c.Expect(t, irc.ERR_SASLFAIL)
+	switch {
+	case strings.Contains(m.Trailing(), "Too many failed logins"):
+		return "limited"
+	case strings.Contains(m.Trailing(), "Invalid account or password"):
+		return "refused"
+	}
+	t.Fatalf("unexpected 904: %s", m)
+	return ""
+}
+
+// PASSWORD SET is refused over plaintext from another machine. The test
+// needs an address of this machine that is not loopback.
+func TestPasswordNeedsTLSOrLoopback(t *testing.T) {
+	ip := nonLoopbackIP(t)
+	hs := testenv.SharedHomeserver(t)
+	cfg := defaultConfig()
+	cfg.IRC.Listen = []string{net.JoinHostPort(ip.String(), "0")}
+	cfg.IRC.AllowInsecurePlaintext = true
+	cfg.Matrix.Homeserver = hs.URL
+	cfg.Matrix.ServerName = hs.ServerName
+	cfg.Matrix.SyncTimeout = Duration{5 * time.Second}
+	sc := storetest.Config(t, "sqlite")
+	cfg.Store = StoreConfig{Driver: sc.Driver, Path: sc.Path, DSN: sc.DSN}
+	cfg.Encryption.Enabled = false
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	g := startTestGateway(t, cfg)
+	alice := hs.Register(t, "alice")
+	c := connect(t, g, "alice", alice)
+	c.Send("PRIVMSG mxircd :PASSWORD SET right-app-password")
+	serviceSays(t, c, "Not over this connection")
+	acct, err := g.store.Account(ctxFor(t), alice.UserID.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acct.AppPasswordHash != "" {
+		t.Errorf("an app password was stored over plaintext")
+	}
+}
+
+func nonLoopbackIP(t *testing.T) net.IP {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Skipf("cannot list this machine's addresses: %v", err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
+			return n.IP
+		}
+	}
+	t.Skip("this machine has no IPv4 address other than loopback")
+	return nil
+}
