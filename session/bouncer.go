@@ -14,8 +14,6 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/mxircd/mxircd/store"
-
-	"github.com/mxircd/mxircd/ircreply"
 )
 
 // Delivery to IRC clients (the bouncer side). Each client name has a
@@ -316,14 +314,25 @@ func (s *Session) clientsChanged() {
 // cmdAlwaysOn shows or changes whether the account's session stays when
 // no client is attached.
 func (s *Session) cmdAlwaysOn(a *Attachment, out output, m *irc.Message) error {
-	arg := strings.ToUpper(m.Param(0))
+	s.alwaysOnCommand(a, out, m.Param(0), out.SendNotice, func(arg, text string) {
+		s.fail(a, out, "ALWAYSON", "INVALID_PARAMS", arg, text)
+	}, func(text string) {
+		s.fail(a, out, "ALWAYSON", "CANNOT_CHANGE", "", text)
+	})
+	return nil
+}
+
+// alwaysOnCommand is ALWAYSON [ON|OFF|DEFAULT], as a command or through the
+// service: notice answers, invalid and failed report errors. Owner goroutine.
+func (s *Session) alwaysOnCommand(a *Attachment, out output, arg string, notice func(string), invalid func(arg, text string), failed func(string)) {
+	arg = strings.ToUpper(arg)
 	if arg == "" {
 		state := "off"
 		if s.alwaysOn.Load() {
 			state = "on"
 		}
-		out.SendNotice("Always-on is " + state + ": " + alwaysOnHelp)
-		return nil
+		notice("Always-on is " + state + ": " + alwaysOnHelp)
+		return
 	}
 	var setting *bool
 	switch arg {
@@ -332,14 +341,15 @@ func (s *Session) cmdAlwaysOn(a *Attachment, out output, m *irc.Message) error {
 		setting = &v
 	case "DEFAULT":
 	default:
-		return ircreply.Fail("ALWAYSON", "INVALID_PARAMS", arg, "ALWAYSON takes ON, OFF or DEFAULT")
+		invalid(arg, "ALWAYSON takes ON, OFF or DEFAULT")
+		return
 	}
 	user, def := s.user.String(), s.mgr.cfg.AlwaysOn
 	s.sideRequest(a, out, "ALWAYSON", func(ctx context.Context) func() {
 		err := s.mgr.setAlwaysOn(ctx, user, setting)
 		return func() {
 			if err != nil {
-				s.fail(a, out, "ALWAYSON", "CANNOT_CHANGE", "", "Could not save the setting: "+err.Error())
+				failed("Could not save the setting: " + err.Error())
 				return
 			}
 			on := def
@@ -351,10 +361,9 @@ func (s *Session) cmdAlwaysOn(a *Attachment, out output, m *irc.Message) error {
 			if on {
 				state = "on"
 			}
-			out.SendNotice("Always-on is now " + state + ": " + alwaysOnHelp)
+			notice("Always-on is now " + state + ": " + alwaysOnHelp)
 		}
 	})
-	return nil
 }
 
 const alwaysOnHelp = "with it on, your Matrix session stays synced while no IRC client is connected and you get what you missed when you come back (ALWAYSON ON|OFF|DEFAULT)"

@@ -47,6 +47,13 @@ func init() {
 		{name: "PASSWORD", usage: "PASSWORD SET <password> | PASSWORD CLEAR",
 			help: "sets (or removes) an app password: a password of this gateway only that SASL PLAIN, PASS and IDENTIFY accept for your account, for accounts with no Matrix password (OAuth, SSO) or to keep that one out of your IRC client. Only over TLS or from this machine",
 			run:  (*Session).servicePassword},
+		{name: "STATUS", usage: "STATUS", help: "shows your account's homeserver, whether it is syncing, your rooms, encryption and the last error", run: (*Session).serviceStatus},
+		{name: "DEVICES", usage: "DEVICES | DEVICES DELETE <device ID> [<Matrix password>]",
+			help: "lists your account's Matrix devices, or logs one out; most homeservers ask for your Matrix password to do that (it is passed on, never stored or shown)",
+			run:  (*Session).serviceDevices},
+		{name: "LOGOUT", usage: "LOGOUT [CONFIRM]", help: "logs this gateway's device out of your Matrix account and disconnects your IRC clients here; asks for CONFIRM first", run: (*Session).serviceLogout},
+		{name: "ALWAYSON", usage: "ALWAYSON [ON|OFF|DEFAULT]", help: alwaysOnHelp, run: (*Session).serviceAlwaysOn},
+		{name: "IDENTIFY", usage: "IDENTIFY <account> <password>", help: "logs a connection in that is not logged in yet (for clients without SASL)", run: (*Session).serviceIdentify},
 	} {
 		serviceCommands[c.name] = c
 	}

@@ -107,6 +107,9 @@ type Session struct {
 	undelivered []string
 	unsent      []store.OutboxEntry // messages an earlier run left unsent, resent after the first sync
 	syncBroken  bool                // the last /sync failed and clients were told
+	lastError   string              // the last failed /sync's error, for STATUS
+	lastErrorAt time.Time
+	loggingOut  bool // LOGOUT is under way: the sync loop's refused token is expected
 
 	// The account's event stream (see bouncer.go): head is the position of
 	// the newest stored event applied.
@@ -293,6 +296,7 @@ func (s *Session) handleEvent(ev any) {
 		}
 		s.applySync(ev.resp, ev.initial, ev.seqs)
 	case syncFailedEvent:
+		s.lastError, s.lastErrorAt = matrixErrorText(ev.err), time.Now()
 		if !s.syncBroken {
 			// Tell clients once, not on every retry.
 			s.syncBroken = true
@@ -314,6 +318,9 @@ func (s *Session) handleEvent(ev any) {
 		s.mgr.forget(s)
 		s.cancel()
 	case loggedOutEvent:
+		if s.loggingOut {
+			return // LOGOUT ends the session when its request returns
+		}
 		s.log.Warn("homeserver refused the access token; ending the session", "err", ev.err, "oauth_revoked", ev.revoked)
 		if err := s.forgetToken(); err != nil {
 			s.log.Error("could not clear the stored token", "err", err)

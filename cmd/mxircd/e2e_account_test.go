@@ -1,12 +1,14 @@
 package main
 
 import (
+	"errors"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"gopkg.in/irc.v4"
+	"maunium.net/go/mautrix"
 
 	"github.com/mxircd/mxircd/internal/testenv"
 	"github.com/mxircd/mxircd/store/storetest"
@@ -158,4 +160,94 @@ func nonLoopbackIP(t *testing.T) net.IP {
 	}
 	t.Skip("this machine has no IPv4 address other than loopback")
 	return nil
+}
+
+// The service's account commands: STATUS, ALWAYSON (and the old
+// command), DEVICES with DELETE through the homeserver's password
+// confirmation, and LOGOUT with its confirmation.
+func TestServiceAccountCommands(t *testing.T) {
+	forEachStore(t, func(t *testing.T, hs *testenv.Homeserver, g *gateway) {
+		alice, _, _, channel := twoInARoom(t, hs, "status")
+		c := connect(t, g, "alice", alice)
+		c.ExpectMatch(t, isCmd("JOIN", channel), "JOIN burst")
+
+		c.Send("PRIVMSG mxircd :STATUS")
+		serviceSays(t, c, "Account "+alice.UserID.String())
+		serviceSays(t, c, "Sync: up to date")
+		serviceSays(t, c, "Rooms: 1 joined")
+		serviceSays(t, c, "Encryption: ")
+		serviceSays(t, c, "Last error: none")
+		c.Send("PRIVMSG mxircd :STATUS extra")
+		serviceSays(t, c, "Usage: STATUS")
+
+		c.Send("PRIVMSG mxircd :ALWAYSON OFF")
+		serviceSays(t, c, "Always-on is now off")
+		c.Send("PRIVMSG mxircd :ALWAYSON sideways")
+		serviceSays(t, c, "ALWAYSON takes ON, OFF or DEFAULT.")
+		c.Send("ALWAYSON ON") // the old command keeps working
+		c.ExpectMatch(t, func(m *irc.Message) bool {
+			return m.Command == "NOTICE" && strings.Contains(m.Trailing(), "Always-on is now on")
+		}, "ALWAYSON ON confirmed")
+		c.Send("PRIVMSG mxircd :ALWAYSON")
+		serviceSays(t, c, "Always-on is on")
+
+		gw := gatewayDevices(t, alice)
+		// A third device, as another Matrix client would make.
+		other, err := mautrix.NewClient(hs.URL, "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		login, err := other.Login(ctxFor(t), &mautrix.ReqLogin{
+			Type:       mautrix.AuthTypePassword,
+			Identifier: mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: alice.UserID.String()},
+			Password:   alice.Password, InitialDeviceDisplayName: "phone", StoreCredentials: true,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Send("PRIVMSG mxircd :DEVICES")
+		serviceSays(t, c, "Your account has 3 devices")
+		own := serviceSays(t, c, "(this gateway)")
+		if len(gw) != 1 || !strings.HasPrefix(own.Trailing(), gw[0].String()+" ") {
+			t.Errorf("the gateway's device %s is not the one marked: %s", gw[0], own)
+		}
+		c.Send("PRIVMSG mxircd :DEVICES DELETE %s", gw[0])
+		serviceSays(t, c, "LOGOUT logs it out")
+		c.Send("PRIVMSG mxircd :DEVICES DELETE NOSUCHDEVICE")
+		c.ExpectMatch(t, func(m *irc.Message) bool {
+			return m.Command == "NOTICE" && m.Prefix.Name == "mxircd" &&
+				(strings.Contains(m.Trailing(), "no device") || strings.Contains(m.Trailing(), "Matrix password"))
+		}, "DEVICES DELETE of an unknown device answered")
+		c.Send("PRIVMSG mxircd :DEVICES DELETE %s", login.DeviceID)
+		serviceSays(t, c, "wants your Matrix password")
+		c.Send("PRIVMSG mxircd :DEVICES DELETE %s not-the-password", login.DeviceID)
+		serviceSays(t, c, "did not accept that password")
+		c.Send("PRIVMSG mxircd :DEVICES DELETE %s '%s'", login.DeviceID, alice.Password)
+		serviceSays(t, c, "Device "+login.DeviceID.String()+" is logged out")
+		if _, err := other.Whoami(ctxFor(t)); !errors.Is(err, mautrix.MUnknownToken) {
+			t.Errorf("the deleted device's token still works: %v", err)
+		}
+		for _, line := range c.Lines() {
+			if strings.Contains(line, alice.Password) {
+				t.Errorf("a line to the client shows the password: %s", line)
+			}
+		}
+
+		c.Send("PRIVMSG mxircd :LOGOUT")
+		serviceSays(t, c, "Type LOGOUT CONFIRM")
+		c.Send("PRIVMSG mxircd :LOGOUT CONFIRM")
+		serviceSays(t, c, "logged out of your Matrix account")
+		closing := c.ExpectClosed(t)
+		if len(closing) == 0 || closing[len(closing)-1].Command != "ERROR" || !strings.Contains(closing[len(closing)-1].Trailing(), "LOGOUT") {
+			t.Errorf("closed after %v, want an ERROR naming LOGOUT", closing)
+		}
+		if devices := gatewayDevices(t, alice); len(devices) != 0 {
+			t.Errorf("devices besides the test's after LOGOUT: %v, want none", devices)
+		}
+		waitNoSession(t, g)
+		connect(t, g, "alice", alice).Drain(t)
+		if devices := gatewayDevices(t, alice); len(devices) != 1 || devices[0] == gw[0] {
+			t.Errorf("gateway devices after logging in again: %v, want one new one (not %s)", devices, gw[0])
+		}
+	})
 }
