@@ -85,6 +85,9 @@ func (c *Conn) dispatch(m *irc.Message) {
 			}
 		}()
 	}
+	if c.dispatchPending(m) {
+		return
+	}
 	registered := c.registered.Load()
 	if _, batched := m.Tags["batch"]; batched && registered && m.Command != "BATCH" {
 		c.addToBatch(m)

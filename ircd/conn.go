@@ -47,15 +47,19 @@ type Conn struct {
 	invisible bool // user mode +i
 
 	registered atomic.Bool
+	// pending says the connection is registered without a login yet (see
+	// pending.go); it has no handler while it is.
+	pending atomic.Bool
 
 	// Reader goroutine only.
-	reg        registration
-	handler    Handler
-	batch      *clientBatch       // an open draft/multiline batch
-	resp       *ircreply.Response // replies of the labeled command being dispatched
-	forwarded  bool               // that command went to the session
-	limiter    *rate.Limiter
-	floodSince time.Time // start of the current run of throttled lines
+	reg          registration
+	handler      Handler
+	batch        *clientBatch       // an open draft/multiline batch
+	resp         *ircreply.Response // replies of the labeled command being dispatched
+	forwarded    bool               // that command went to the session
+	limiter      *rate.Limiter
+	floodSince   time.Time   // start of the current run of throttled lines
+	pendingTimer *time.Timer // ends a login-pending connection
 }
 
 func newConn(srv *Server, nc net.Conn) *Conn {
@@ -317,6 +321,9 @@ func (c *Conn) serve() {
 	stopTimer := c.startIdleTimer()
 	c.readLoop()
 	stopTimer()
+	if c.pendingTimer != nil {
+		c.pendingTimer.Stop()
+	}
 	if c.handler != nil {
 		c.detachHandler()
 	}

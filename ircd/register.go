@@ -150,7 +150,7 @@ func (c *Conn) sendCap(sub, list string) {
 const maxSASLBytes = 4096
 
 func (c *Conn) handleAuthenticate(m *irc.Message) {
-	if c.registered.Load() || c.reg.loggedInAs != "" {
+	if (c.registered.Load() && !c.pending.Load()) || c.reg.loggedInAs != "" {
 		c.replyNumeric(irc.ERR_SASLALREADY, "You have already authenticated")
 		return
 	}
@@ -209,6 +209,10 @@ func (c *Conn) handleAuthenticate(m *irc.Message) {
 	if !c.login(authcid, password, irc.ERR_SASLFAIL) {
 		return
 	}
+	if c.pending.Load() {
+		c.finishPending(true)
+		return
+	}
 	account := c.handler.Account()
 	c.reg.loggedInAs = account
 	c.replyNumeric(irc.RPL_LOGGEDIN, c.Nick()+"!"+c.Username()+"@"+hostOf(c.RemoteAddr()), account,
@@ -224,10 +228,30 @@ func (c *Conn) resetSASL() {
 // login asks the backend to log the client in. On failure it sends failCode
 // (904 for SASL, 464 for PASS) or a homeserver error and returns false.
 func (c *Conn) login(account, password, failCode string) bool {
+	msg, ok := c.tryLogin(account, password)
+	switch {
+	case ok:
+		return true
+	case failCode == irc.ERR_SASLFAIL || msg == msgInvalidCredentials || msg == msgTooManyFailures:
+		c.replyNumeric(failCode, msg)
+	default:
+		c.replyNotice(msg)
+	}
+	return false
+}
+
+const (
+	msgInvalidCredentials = "Invalid account or password"
+	msgTooManyFailures    = "Too many failed logins from your address; try again later"
+)
+
+// tryLogin asks the backend to log the client in, counting failures
+// against the address. On success c.handler is set; on failure it returns
+// what to tell the client.
+func (c *Conn) tryLogin(account, password string) (string, bool) {
 	done, ok := c.srv.takeLoginToken(c.RemoteAddr())
 	if !ok {
-		c.replyNumeric(failCode, "Too many failed logins from your address; try again later")
-		return false
+		return msgTooManyFailures, false
 	}
 	failed := false
 	defer func() { done(failed) }()
@@ -237,24 +261,18 @@ func (c *Conn) login(account, password, failCode string) bool {
 	switch {
 	case err == nil:
 		c.handler = h
-		return true
+		return "", true
 	case errors.Is(err, ErrInvalidCredentials):
 		failed = true
 		c.log.Info("login refused", "account", account, "err", err)
-		c.replyNumeric(failCode, "Invalid account or password")
+		return msgInvalidCredentials, false
+	case errors.Is(err, context.DeadlineExceeded):
+		c.log.Warn("login failed", "account", account, "err", err)
+		return "Login failed: the homeserver did not answer in time", false
 	default:
 		c.log.Warn("login failed", "account", account, "err", err)
-		msg := "Login failed: " + err.Error()
-		if errors.Is(err, context.DeadlineExceeded) {
-			msg = "Login failed: the homeserver did not answer in time"
-		}
-		if failCode == irc.ERR_SASLFAIL {
-			c.replyNumeric(failCode, msg)
-		} else {
-			c.replyNotice(msg)
-		}
+		return "Login failed: " + err.Error(), false
 	}
-	return false
 }
 
 func (c *Conn) handleNickPreReg(m *irc.Message) {
@@ -297,9 +315,13 @@ func (c *Conn) tryRegister() {
 	}
 	if c.handler == nil {
 		if c.reg.pass == "" {
-			c.replyNumeric(irc.ERR_PASSWDMISMATCH,
-				"This server needs your Matrix login: use SASL PLAIN, or PASS with your Matrix ID as the USER name")
-			c.Close("Matrix login required")
+			if c.srv.cfg.LoginPendingTimeout < 0 {
+				c.replyNumeric(irc.ERR_PASSWDMISMATCH,
+					"This server needs your Matrix login: use SASL PLAIN, or PASS with your Matrix ID as the USER name")
+				c.Close("Matrix login required")
+				return
+			}
+			c.enterPending()
 			return
 		}
 		pass := c.reg.pass

@@ -326,8 +326,124 @@ func TestWrongPassCloses(t *testing.T) {
 	}
 }
 
-func TestNoLoginCloses(t *testing.T) {
+// A connection without credentials is welcomed, login-pending: it may use
+// only the service (HELP, IDENTIFY) and PING, QUIT, CAP and SASL; IDENTIFY
+// makes it a full session on the same connection.
+func TestNoLoginIsPending(t *testing.T) {
 	ts := startServer(t, testConfig())
+	c := ts.dial(t)
+	c.send("NICK alice", "USER alice 0 * :Alice")
+	c.expectWelcome("alice")
+	greeting := c.expect("NOTICE", "alice")
+	if greeting.Prefix.Name != "mxircd" || !strings.Contains(greeting.Params[1], "not logged in") {
+		t.Errorf("greeting %q, want one from the service saying how to log in", greeting)
+	}
+	c.expect("NOTICE", "alice", anyParam)
+	c.expect("NOTICE", "alice", anyParam)
+	c.expect("NOTICE", "alice", anyParam)
+	for _, line := range []string{"JOIN #a", "PRIVMSG #a :hi", "PRIVMSG bob :hi", "NICK other", "MODE alice", "MOTD", "PASS secret", "NOSUCHCOMMAND"} {
+		c.send(line)
+		m := c.expect("451", "alice")
+		if !strings.Contains(m.Params[1], "IDENTIFY") {
+			t.Errorf("451 %q does not say how to log in", m)
+		}
+	}
+	c.syncPing()
+	c.send("NOTICE mxircd :HELP") // notices get no answer
+	c.send("PRIVMSG NickServ :HELP")
+	help := c.expect("NOTICE", "alice")
+	if help.Prefix.Name != "NickServ" || !strings.Contains(help.Params[1], "IDENTIFY") {
+		t.Errorf("HELP answered %q", help)
+	}
+	c.expect("NOTICE", "alice")
+	c.send("PRIVMSG mxircd :VERIFY key")
+	c.expect("NOTICE", "alice", `You are not logged in yet, so "VERIFY" is not available; HELP lists what is.`)
+	c.send("PRIVMSG mxircd :IDENTIFY alice wrong")
+	c.expect("NOTICE", "alice", "Not logged in: Invalid account or password")
+	c.send("PRIVMSG mxircd :IDENTIFY 'unclosed")
+	c.expect("NOTICE", "alice", "Cannot read that: a ' quote is not closed.")
+	c.send("PRIVMSG mxircd :IDENTIFY a b c")
+	c.expect("NOTICE", "alice", "Usage: IDENTIFY [<account>] <password>")
+	if n := ts.backend.logins.Load(); n != 1 {
+		t.Errorf("Login called %d times, want 1", n)
+	}
+	c.send("PRIVMSG mxircd :IDENTIFY alice " + testPassword)
+	c.expect("NOTICE", "alice", "You are now logged in as "+testMXID+".")
+	c.expect("900", "alice", anyParam, testMXID)
+	h := ts.backend.nextHandler(t)
+	waitFor(t, "Attach", func() bool { return h.attached.Load() == 1 })
+	c.send("JOIN #a")
+	c.syncPing()
+	if cmds := h.commands(); len(cmds) != 1 || cmds[0].Command != "JOIN" {
+		t.Errorf("after IDENTIFY the handler got %v, want the JOIN", cmds)
+	}
+	c.send("PRIVMSG mxircd :HELP") // the session's service now
+	c.syncPing()
+	if cmds := h.commands(); len(cmds) != 2 {
+		t.Errorf("after IDENTIFY a line to the service did not reach the session: %v", cmds)
+	}
+}
+
+// IDENTIFY with the password alone takes the nick as the account.
+func TestPendingIdentifyWithNick(t *testing.T) {
+	ts := startServer(t, testConfig())
+	c := ts.dial(t)
+	c.send("NICK alice", "USER x 0 * :Alice")
+	c.expectWelcome("alice")
+	c.send("PRIVMSG NickServ :IDENTIFY " + testPassword)
+	for m := c.next(); !(m.Command == "NOTICE" && strings.HasPrefix(m.Params[1], "You are now logged in")); m = c.next() {
+	}
+	c.expect("900", "alice")
+}
+
+// SASL works in the login-pending state as well.
+func TestPendingSASL(t *testing.T) {
+	ts := startServer(t, testConfig())
+	c := ts.dial(t)
+	c.send("CAP LS 302", "NICK alice", "USER alice 0 * :Alice")
+	c.expect("CAP", "*", "LS")
+	c.send("CAP REQ :sasl", "CAP END")
+	c.expect("CAP", "alice", "ACK", "sasl")
+	c.expectWelcome("alice")
+	for range 4 {
+		c.expect("NOTICE", "alice") // the service's greeting
+	}
+	c.send("AUTHENTICATE PLAIN")
+	c.expect("AUTHENTICATE", "+")
+	c.send("AUTHENTICATE " + saslPlain("", testAccount, testPassword))
+	c.expect("900", "alice")
+	c.expect("903", "alice")
+	h := ts.backend.nextHandler(t)
+	waitFor(t, "Attach", func() bool { return h.attached.Load() == 1 })
+	c.send("AUTHENTICATE PLAIN")
+	c.expect("907", "alice")
+}
+
+// A login-pending connection that does not log in is closed, saying why.
+func TestPendingTimeout(t *testing.T) {
+	cfg := testConfig()
+	cfg.LoginPendingTimeout = 200 * time.Millisecond
+	ts := startServer(t, cfg)
+	c := ts.dial(t)
+	c.send("NICK alice", "USER alice 0 * :Alice")
+	c.expectWelcome("alice")
+	for {
+		m := c.next()
+		if m.Command == "ERROR" {
+			if !strings.Contains(m.Params[0], "Login timed out") || !strings.Contains(m.Params[0], "IDENTIFY") {
+				t.Errorf("closed with %q, want the login timeout and how to log in", m)
+			}
+			break
+		}
+	}
+}
+
+// With a negative LoginPendingTimeout a connection without credentials is
+// refused at once, as before the login-pending state existed.
+func TestNoLoginClosesWhenPendingIsOff(t *testing.T) {
+	cfg := testConfig()
+	cfg.LoginPendingTimeout = -1
+	ts := startServer(t, cfg)
 	c := ts.dial(t)
 	c.send("NICK alice", "USER alice 0 * :Alice")
 	c.expect("464", "alice")

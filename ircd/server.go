@@ -76,6 +76,13 @@ type Config struct {
 	WriteTimeout        time.Duration
 	FailedLoginRate     float64 // failed logins per second allowed per address, after the burst
 	FailedLoginBurst    int
+	// ServiceNick is the service the login-pending state points to
+	// (NickServ is an alias).
+	ServiceNick string
+	// LoginPendingTimeout is how long a connection that registered
+	// without credentials may stay to log in; negative refuses such a
+	// connection at once (464).
+	LoginPendingTimeout time.Duration
 
 	Logger *slog.Logger
 }
@@ -113,6 +120,10 @@ func (cfg *Config) setDefaults() {
 	def(&cfg.RegistrationTimeout, time.Minute)
 	def(&cfg.LoginTimeout, 30*time.Second)
 	def(&cfg.WriteTimeout, 30*time.Second)
+	def(&cfg.LoginPendingTimeout, 5*time.Minute)
+	if cfg.ServiceNick == "" {
+		cfg.ServiceNick = "mxircd"
+	}
 	if cfg.FailedLoginRate == 0 {
 		cfg.FailedLoginRate = 0.2
 	}

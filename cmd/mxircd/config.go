@@ -67,6 +67,7 @@ type IRCConfig struct {
 	MaxConnections           int       `toml:"max_connections"`
 	MaxConnectionsPerAddress int       `toml:"max_connections_per_address"`
 	LimitExempt              []string  `toml:"limit_exempt"`
+	LoginPendingTimeout      Duration  `toml:"login_pending_timeout"`
 	TLS                      TLSConfig `toml:"tls"`
 }
 
@@ -132,6 +133,7 @@ func defaultConfig() Config {
 			MaxConnections:           50000,
 			MaxConnectionsPerAddress: 16,
 			LimitExempt:              []string{"127.0.0.0/8", "::1"},
+			LoginPendingTimeout:      Duration{5 * time.Minute},
 			TLS:                      TLSConfig{Listen: []string{}},
 		},
 		Matrix: MatrixConfig{
@@ -208,6 +210,9 @@ func (cfg *Config) validate() error {
 	}
 	if cfg.IRC.Network == "" || strings.ContainsAny(cfg.IRC.Network, " \x00") {
 		return fmt.Errorf("irc.network %q: must be a non-empty word", cfg.IRC.Network)
+	}
+	if cfg.IRC.LoginPendingTimeout.Duration < 0 {
+		return fmt.Errorf("irc.login_pending_timeout %v: give a duration such as \"5m\", or \"0s\" to refuse connections without a login", cfg.IRC.LoginPendingTimeout.Duration)
 	}
 	if cfg.IRC.MaxSendQ < 64<<10 {
 		return fmt.Errorf("irc.max_sendq %d: must be at least 65536 bytes", cfg.IRC.MaxSendQ)

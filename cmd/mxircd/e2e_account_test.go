@@ -9,6 +9,7 @@ import (
 
 	"gopkg.in/irc.v4"
 	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
 
 	"github.com/mxircd/mxircd/internal/testenv"
 	"github.com/mxircd/mxircd/store/storetest"
@@ -250,4 +251,92 @@ func TestServiceAccountCommands(t *testing.T) {
 			t.Errorf("gateway devices after logging in again: %v, want one new one (not %s)", devices, gw[0])
 		}
 	})
+}
+
+// dialPending connects without credentials and waits for the service's
+// greeting.
+func dialPending(t *testing.T, g *gateway, nick string) *testenv.IRCClient {
+	t.Helper()
+	c := testenv.DialIRC(t, g.ircAddr())
+	c.Send("NICK %s", nick)
+	c.Send("USER %s 0 * :pending", nick)
+	c.Expect(t, irc.RPL_WELCOME)
+	serviceSays(t, c, "not logged in to Matrix yet")
+	serviceSays(t, c, "IDENTIFY <Matrix ID> <password>")
+	return c
+}
+
+// A connection without credentials is login-pending: only the service,
+// PING and the like work; IDENTIFY (with the Matrix password or an app
+// password) makes it a session with its connect burst on the same
+// connection.
+func TestLoginPending(t *testing.T) {
+	forEachStore(t, func(t *testing.T, hs *testenv.Homeserver, g *gateway) {
+		alice, bob, room, channel := twoInARoom(t, hs, "pending")
+		c := dialPending(t, g, "alice")
+		for _, line := range []string{"JOIN " + channel, "PRIVMSG " + channel + " :leak?", "PRIVMSG " + bob.Localpart + " :leak?", "NAMES " + channel, "LIST"} {
+			c.Send("%s", line)
+			m := c.Expect(t, irc.ERR_NOTREGISTERED)
+			if !strings.Contains(m.Trailing(), "IDENTIFY") {
+				t.Errorf("451 to %q does not say how to log in: %s", line, m)
+			}
+		}
+		c.Send("PRIVMSG mxircd :STATUS")
+		serviceSays(t, c, `"STATUS" is not available`)
+		c.Send("PRIVMSG NickServ :IDENTIFY %s wrong-password", alice.UserID)
+		expectFrom(t, c, "NOTICE", "NickServ", "Not logged in: Invalid account or password")
+		if n := g.sessions.SessionCount(); n != 0 {
+			t.Errorf("a pending connection started %d sessions", n)
+		}
+		c.Send("PRIVMSG mxircd :IDENTIFY %s '%s'", alice.UserID, alice.Password)
+		serviceSays(t, c, "You are now logged in as "+alice.UserID.String())
+		c.Expect(t, irc.RPL_LOGGEDIN)
+		c.ExpectMatch(t, isCmd("JOIN", channel), "JOIN burst after IDENTIFY")
+		waitNames(t, c, channel, bob.Localpart)
+		c.Send("PRIVMSG %s :hello after IDENTIFY", channel)
+		bob.WaitForEvent(t, ctxFor(t), room, func(ev *event.Event) bool {
+			return ev.Sender == alice.UserID && ev.Content.AsMessage().Body == "hello after IDENTIFY"
+		})
+		c.Send("PRIVMSG NickServ :IDENTIFY %s x", alice.UserID)
+		expectFrom(t, c, "NOTICE", "NickServ", "You are logged in already")
+		for _, raw := range roomRaw(t, bob, room) {
+			if strings.Contains(raw, "leak?") || strings.Contains(raw, alice.Password) {
+				t.Errorf("a line of the pending connection reached Matrix: %s", raw)
+			}
+		}
+
+		// An app password works through IDENTIFY too.
+		c.Send("PRIVMSG mxircd :PASSWORD SET app-password-for-irc")
+		serviceSays(t, c, "Your app password is set")
+		c2 := dialPending(t, g, "alice2")
+		c2.Send("PRIVMSG mxircd :IDENTIFY %s app-password-for-irc", alice.Localpart)
+		serviceSays(t, c2, "You are now logged in as "+alice.UserID.String())
+		c2.ExpectMatch(t, isCmd("JOIN", channel), "JOIN burst after IDENTIFY with the app password")
+	})
+}
+
+// A pending connection that does not log in in time is closed with an
+// ERROR that says why and how to log in.
+func TestLoginPendingTimeout(t *testing.T) {
+	hs := testenv.SharedHomeserver(t)
+	g := testGatewayWith(t, hs, "sqlite", func(cfg *Config) { cfg.IRC.LoginPendingTimeout = Duration{time.Second} })
+	c := dialPending(t, g, "slow")
+	closing := c.ExpectClosed(t)
+	if len(closing) == 0 || closing[len(closing)-1].Command != "ERROR" ||
+		!strings.Contains(closing[len(closing)-1].Trailing(), "Login timed out") ||
+		!strings.Contains(closing[len(closing)-1].Trailing(), "IDENTIFY") {
+		t.Errorf("closed after %v, want an ERROR about the login timeout", closing)
+	}
+}
+
+// login_pending_timeout = "0s" refuses connections without credentials at
+// once, as before.
+func TestLoginPendingOff(t *testing.T) {
+	hs := testenv.SharedHomeserver(t)
+	g := testGatewayWith(t, hs, "sqlite", func(cfg *Config) { cfg.IRC.LoginPendingTimeout = Duration{0} })
+	c := testenv.DialIRC(t, g.ircAddr())
+	c.Send("NICK nobody")
+	c.Send("USER nobody 0 * :x")
+	c.Expect(t, irc.ERR_PASSWDMISMATCH)
+	c.ExpectClosed(t)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -120,12 +121,15 @@ func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway
 	// be slow or down, and IRC clients can connect meanwhile.
 	g.sessions.ResumeAll()
 	g.irc = ircd.NewServer(ircd.Config{
-		ServerName: cfg.IRC.ServerName,
-		Network:    cfg.IRC.Network,
-		Version:    version,
-		MOTD:       motd,
-		MaxSendQ:   cfg.IRC.MaxSendQ,
-		Logger:     log,
+		ServerName:  cfg.IRC.ServerName,
+		Network:     cfg.IRC.Network,
+		Version:     version,
+		MOTD:        motd,
+		MaxSendQ:    cfg.IRC.MaxSendQ,
+		ServiceNick: cfg.IRC.ServiceNick,
+		// 0 in the configuration refuses connections without a login.
+		LoginPendingTimeout: cmp.Or(cfg.IRC.LoginPendingTimeout.Duration, -1),
+		Logger:              log,
 	}, backend{g.sessions, g.metrics})
 	g.watch()
 	if err := g.startDebug(); err != nil {

@@ -1,4 +1,4 @@
-package session
+package mapping
 
 import (
 	"slices"
@@ -22,14 +22,14 @@ func TestSplitArgs(t *testing.T) {
 		{`SET pre"mid dle"post`, []string{"SET", "premid dlepost"}},
 		{"SET pässwörd", []string{"SET", "pässwörd"}},
 	} {
-		got, err := splitArgs(tc.in)
+		got, err := SplitArgs(tc.in)
 		if err != nil || !slices.Equal(got, tc.want) {
-			t.Errorf("splitArgs(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+			t.Errorf("SplitArgs(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
 		}
 	}
 	for _, bad := range []string{`SET "open`, `SET 'open`, `SET end\`} {
-		if got, err := splitArgs(bad); err == nil {
-			t.Errorf("splitArgs(%q) = %q, want an error", bad, got)
+		if got, err := SplitArgs(bad); err == nil {
+			t.Errorf("SplitArgs(%q) = %q, want an error", bad, got)
 		}
 	}
 }

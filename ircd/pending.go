@@ -1,0 +1,158 @@
+package ircd
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"gopkg.in/irc.v4"
+
+	"github.com/mxircd/mxircd/mapping"
+)
+
+// A connection that finishes registration without credentials is not
+// refused: it is welcomed in a login-pending state, greeted by the
+// service nick with how to log in, and may use only the service nick and
+// NickServ (to log in), PING, PONG, QUIT, CAP and SASL, until it logs in
+// or Config.LoginPendingTimeout ends it. Logging in (IDENTIFY, or SASL
+// on the same connection) attaches it to its Matrix session, which sends
+// the connect burst. Until then there is no Handler: the service's login
+// commands are answered here, knowing nothing of Matrix.
+
+// pendingAllowed lists the commands a login-pending connection may use,
+// besides messages to the service.
+var pendingAllowed = map[string]bool{
+	"CAP": true, "AUTHENTICATE": true, "PING": true, "PONG": true, "QUIT": true,
+}
+
+// pendingServiceCommand is a service command that works before login.
+type pendingServiceCommand struct {
+	usage, help string
+	run         func(c *Conn, reply func(string), args []string)
+}
+
+// pendingService is the service's command table before login.
+var pendingService map[string]pendingServiceCommand
+
+func init() {
+	pendingService = map[string]pendingServiceCommand{
+		"HELP": {"HELP", "lists what you can do before you log in", (*Conn).pendingHelp},
+		"IDENTIFY": {"IDENTIFY [<account>] <password>",
+			"logs you in with your Matrix ID (@name:server, or the name alone on this server's homeserver) and your Matrix password or app password; without an account, your nick is the account",
+			(*Conn).pendingIdentify},
+	}
+}
+
+// enterPending welcomes a connection that has no credentials and starts
+// the time it has to log in. Reader goroutine.
+func (c *Conn) enterPending() {
+	c.pending.Store(true)
+	c.registered.Store(true)
+	c.sendWelcome()
+	timeout := c.srv.cfg.LoginPendingTimeout
+	c.pendingTimer = time.AfterFunc(timeout, func() {
+		if c.pending.Load() {
+			c.Close(fmt.Sprintf("Login timed out: not logged in within %v. Log in with SASL PLAIN or /msg %s IDENTIFY <account> <password>",
+				timeout, c.srv.cfg.ServiceNick))
+		}
+	})
+	svc := c.srv.cfg.ServiceNick
+	for _, line := range []string{
+		"You are connected, but not logged in to Matrix yet, so you have no rooms. Log in now with:",
+		fmt.Sprintf("  /msg %s IDENTIFY <Matrix ID> <password>   (your Matrix password, or an app password set with PASSWORD SET)", svc),
+		"Next time, let your IRC client log in by itself with SASL PLAIN (or PASS, with your Matrix ID as the user name).",
+		fmt.Sprintf("Until you log in, only /msg %s works; this connection closes in %v if you do not.", svc, timeout),
+	} {
+		c.serviceNotice(svc, line)
+	}
+}
+
+// serviceNotice sends a NOTICE from the service, named as from.
+func (c *Conn) serviceNotice(from, text string) {
+	c.reply(&irc.Message{
+		Prefix:  &irc.Prefix{Name: from, User: "service", Host: c.srv.cfg.ServerName},
+		Command: "NOTICE",
+		Params:  []string{c.Nick(), text},
+	})
+}
+
+// dispatchPending handles a line of a login-pending connection that the
+// command table must not see; it reports whether it did. Reader goroutine.
+func (c *Conn) dispatchPending(m *irc.Message) bool {
+	if !c.pending.Load() || pendingAllowed[m.Command] {
+		return false
+	}
+	if (m.Command == "PRIVMSG" || m.Command == "NOTICE") && len(m.Params) >= 2 && c.isServiceNick(m.Params[0]) {
+		if m.Command == "PRIVMSG" {
+			c.pendingServiceMessage(m.Params[0], m.Params[1])
+		}
+		return true
+	}
+	c.replyNumeric(irc.ERR_NOTREGISTERED, fmt.Sprintf("You are not logged in: /msg %s IDENTIFY <account> <password>", c.srv.cfg.ServiceNick))
+	return true
+}
+
+func (c *Conn) isServiceNick(nick string) bool {
+	folded := mapping.Casefold(nick)
+	return folded == mapping.Casefold(c.srv.cfg.ServiceNick) || folded == "nickserv"
+}
+
+func (c *Conn) pendingServiceMessage(to, text string) {
+	reply := func(line string) { c.serviceNotice(to, line) }
+	args, err := mapping.SplitArgs(text)
+	if err != nil {
+		reply("Cannot read that: " + err.Error() + ".")
+		return
+	}
+	if len(args) == 0 {
+		return
+	}
+	cmd, ok := pendingService[strings.ToUpper(args[0])]
+	if !ok {
+		reply(fmt.Sprintf("You are not logged in yet, so %q is not available; HELP lists what is.", args[0]))
+		return
+	}
+	cmd.run(c, reply, args[1:])
+}
+
+func (c *Conn) pendingHelp(reply func(string), _ []string) {
+	for _, name := range []string{"IDENTIFY", "HELP"} {
+		cmd := pendingService[name]
+		reply(cmd.usage + ": " + cmd.help)
+	}
+}
+
+func (c *Conn) pendingIdentify(reply func(string), args []string) {
+	var account, password string
+	switch len(args) {
+	case 1:
+		account, password = c.Nick(), args[0]
+	case 2:
+		account, password = args[0], args[1]
+	default:
+		reply("Usage: " + pendingService["IDENTIFY"].usage)
+		return
+	}
+	if msg, ok := c.tryLogin(account, password); !ok {
+		reply("Not logged in: " + msg)
+		return
+	}
+	reply("You are now logged in as " + c.handler.Account() + ".")
+	c.finishPending(false)
+}
+
+// finishPending turns a login-pending connection that has just logged in
+// (by SASL or not) into a full session. Reader goroutine.
+func (c *Conn) finishPending(sasl bool) {
+	account := c.handler.Account()
+	c.reg.loggedInAs = account
+	c.pendingTimer.Stop()
+	c.pending.Store(false)
+	c.replyNumeric(irc.RPL_LOGGEDIN, c.Nick()+"!"+c.Username()+"@"+hostOf(c.RemoteAddr()), account,
+		"You are now logged in as "+account)
+	if sasl {
+		c.replyNumeric(irc.RPL_SASLSUCCESS, "SASL authentication successful")
+	}
+	c.log.Info("logged in from the login-pending state", "account", account)
+	c.handler.Attach()
+}
