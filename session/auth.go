@@ -113,6 +113,8 @@ func (au *Authenticator) Password(ctx context.Context, account, password string)
 		// The app password unlocks the stored token only: it cannot
 		// log in to the homeserver again.
 		creds.stored = true
+	case acct.AccessToken == "" && acct.AppPasswordHash != "" && au.passwords.verify(appPasswordKey(user), acct.AppPasswordHash, password):
+		return nil, fmt.Errorf("the gateway has no Matrix session for %s any more (it was logged out), and an app password cannot start one: log in once with your Matrix password", user)
 	default:
 		if err := au.matrixPassword(ctx, acct, user, password); err != nil {
 			return nil, err

@@ -234,6 +234,8 @@ func TestServiceAccountCommands(t *testing.T) {
 			}
 		}
 
+		c.Send("PRIVMSG mxircd :PASSWORD SET app-password-before-logout")
+		serviceSays(t, c, "Your app password is set")
 		c.Send("PRIVMSG mxircd :LOGOUT")
 		serviceSays(t, c, "Type LOGOUT CONFIRM")
 		c.Send("PRIVMSG mxircd :LOGOUT CONFIRM")
@@ -246,6 +248,8 @@ func TestServiceAccountCommands(t *testing.T) {
 			t.Errorf("devices besides the test's after LOGOUT: %v, want none", devices)
 		}
 		waitNoSession(t, g)
+		// The app password unlocked the stored session, which is gone.
+		saslRefused(t, g, alice.UserID.String(), "app-password-before-logout", "an app password cannot start one")
 		connect(t, g, "alice", alice).Drain(t)
 		if devices := gatewayDevices(t, alice); len(devices) != 1 || devices[0] == gw[0] {
 			t.Errorf("gateway devices after logging in again: %v, want one new one (not %s)", devices, gw[0])
