@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -21,15 +22,17 @@ import (
 // gateway's store keeps ciphertext only.
 
 // waitGatewayDevice waits until the gateway's device of acct has
-// published its encryption keys, and returns its ID.
-func waitGatewayDevice(t *testing.T, acct *testenv.Account) id.DeviceID {
+// published its encryption keys, and returns its ID. others are the
+// account's devices that are not the gateway's (e.g. an e2eepeer's), which
+// publish keys too.
+func waitGatewayDevice(t *testing.T, acct *testenv.Account, others ...id.DeviceID) id.DeviceID {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := acct.Client.QueryKeys(ctxFor(t), &mautrix.ReqQueryKeys{DeviceKeys: mautrix.DeviceKeysRequest{acct.UserID: nil}})
 		if err == nil {
 			for device := range resp.DeviceKeys[acct.UserID] {
-				if device != acct.Client.DeviceID {
+				if device != acct.Client.DeviceID && !slices.Contains(others, device) {
 					return device
 				}
 			}
@@ -188,7 +191,7 @@ func TestLateKeyIsDeliveredThen(t *testing.T) {
 		bob.TrustDevices(t, alice.UserID) // alice's phone; the gateway's device does not exist yet
 
 		c := connectWithCaps(t, g, "alice", alice, "server-time", "message-tags")
-		gatewayDevice := waitGatewayDevice(t, alice)
+		gatewayDevice := waitGatewayDevice(t, alice, phone.DeviceID)
 		join := c.ExpectMatch(t, func(m *irc.Message) bool { return m.Command == "JOIN" }, "the room's JOIN")
 		channel := join.Param(0)
 		awaitBurst(t, c, channel)
@@ -230,7 +233,7 @@ func TestVerifyWithRecoveryKey(t *testing.T) {
 		phone.WaitKeysBackedUp(t, ctxFor(t))
 
 		c := connectWithCaps(t, g, "alice", alice, "server-time", "message-tags", "batch", "draft/chathistory")
-		gatewayDevice := waitGatewayDevice(t, alice)
+		gatewayDevice := waitGatewayDevice(t, alice, phone.DeviceID)
 		channel := c.ExpectMatch(t, func(m *irc.Message) bool { return m.Command == "JOIN" }, "the room's JOIN").Param(0)
 		awaitBurst(t, c, channel)
 		readable := func() bool {
