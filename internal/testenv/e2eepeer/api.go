@@ -318,3 +318,95 @@ func (p *Peer) WaitKeysBackedUp(t testing.TB, ctx context.Context) KeyBackup {
 		}
 	}
 }
+
+// Verification is the state of the peer's interactive verification, as
+// Element's SDK reports it.
+type Verification struct {
+	TransactionID string `json:"transaction_id"`
+	// Phase is the SDK's VerificationPhase by name: Requested, Ready,
+	// Started, Cancelled or Done ("" when there is none).
+	Phase       string      `json:"phase"`
+	OtherDevice id.DeviceID `json:"other_device"`
+	// CancellationCode is the m.key.verification.cancel code, e.g. m.user
+	// or m.mismatched_sas, and CancelledBy who sent it.
+	CancellationCode string    `json:"cancellation_code"`
+	CancelledBy      id.UserID `json:"cancelled_by"`
+	EmojiShown       bool      `json:"emoji_shown"`
+	// Outcome is "done" once the SDK's verifier finished, "failed: …" when
+	// it gave up, "" before.
+	Outcome string `json:"outcome"`
+}
+
+// SASEmoji is one of the seven emoji of a SAS verification and its name.
+type SASEmoji struct {
+	Emoji string `json:"emoji"`
+	Name  string `json:"name"`
+}
+
+// RequestVerification asks the account's other devices to verify the
+// peer's device, as Element's "verify with another device" does.
+func (p *Peer) RequestVerification(t testing.TB) Verification {
+	t.Helper()
+	var v Verification
+	p.call(t, "verify_request", nil, &v)
+	return v
+}
+
+// AcceptVerification waits for a verification request from another device
+// of the account and accepts it.
+func (p *Peer) AcceptVerification(t testing.TB) Verification {
+	t.Helper()
+	var v Verification
+	p.call(t, "verify_accept", nil, &v)
+	return v
+}
+
+// VerificationEmoji waits until the SAS exchange of the verification under
+// way shows its emoji (the other side starts the exchange) and returns
+// them in order.
+func (p *Peer) VerificationEmoji(t testing.TB) []SASEmoji {
+	t.Helper()
+	var reply struct {
+		Emoji []SASEmoji `json:"emoji"`
+	}
+	p.call(t, "verify_emoji", nil, &reply)
+	return reply.Emoji
+}
+
+// ConfirmVerification says the emoji match.
+func (p *Peer) ConfirmVerification(t testing.TB) {
+	t.Helper()
+	p.call(t, "verify_confirm", nil, nil)
+}
+
+// CancelVerification cancels the verification under way: as a mismatch
+// once emoji are shown, else as the user's cancel.
+func (p *Peer) CancelVerification(t testing.TB) {
+	t.Helper()
+	p.call(t, "verify_cancel", nil, nil)
+}
+
+// WaitVerification asks for the verification's state until pred accepts
+// it, failing the test after Timeout or when ctx ends.
+func (p *Peer) WaitVerification(t testing.TB, ctx context.Context, pred func(Verification) bool) Verification {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, Timeout)
+	defer cancel()
+	for {
+		var v Verification
+		err := p.Call(ctx, "verify_state", nil, &v)
+		if err == nil && pred(v) {
+			return v
+		}
+		if err == nil {
+			err = fmt.Errorf("last seen %+v", v)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("e2eepeer %s: the verification never got the state wanted: %v", p.name, err)
+		case <-p.exited:
+			t.Fatalf("e2eepeer %s: %v", p.name, p.exitedError())
+		case <-time.After(statusPoll):
+		}
+	}
+}

@@ -112,6 +112,59 @@ const client = sdk.createClient({
 await client.initRustCrypto({ cryptoDatabasePrefix: `e2eepeer-${randomUUID()}` });
 const crypto = client.getCrypto();
 
+// Interactive verification (Element's "verify with another device"): the
+// one request under way, the SAS it shows, and the requests other devices
+// sent that nobody has taken yet.
+const { CryptoEvent, VerificationPhase, VerificationRequestEvent, VerifierEvent } = await import(
+	"matrix-js-sdk/lib/crypto-api/index.js"
+);
+const phaseNames = Object.fromEntries(Object.entries(VerificationPhase).filter(([, v]) => typeof v === "number").map(([k, v]) => [v, k]));
+let verification = null; // { request, sas, outcome }
+const incomingRequests = [];
+function wakeWaiters() {
+	for (const w of syncWaiters) w();
+}
+client.on(CryptoEvent.VerificationRequestReceived, (request) => {
+	incomingRequests.push(request);
+	wakeWaiters();
+});
+function track(request) {
+	const v = { request, sas: null, outcome: "" };
+	verification = v;
+	let hooked = false;
+	const onChange = () => {
+		const verifier = request.verifier;
+		if (verifier && !hooked) {
+			hooked = true;
+			verifier.on(VerifierEvent.ShowSas, (sas) => {
+				v.sas = sas;
+				wakeWaiters();
+			});
+			verifier.verify().then(
+				() => (v.outcome = "done"),
+				(err) => (v.outcome = `failed: ${err?.message ?? err}`),
+			);
+		}
+		wakeWaiters();
+	};
+	request.on(VerificationRequestEvent.Change, onChange);
+	onChange();
+	return v;
+}
+function verificationState() {
+	const r = verification?.request;
+	if (!r) return { phase: "" };
+	return {
+		transaction_id: r.transactionId ?? "",
+		phase: phaseNames[r.phase] ?? String(r.phase),
+		other_device: r.otherDeviceId ?? "",
+		cancellation_code: r.cancellationCode ?? "",
+		cancelled_by: r.cancellingUserId ?? "",
+		emoji_shown: !!verification.sas,
+		outcome: verification.outcome,
+	};
+}
+
 // messages[roomId] is every m.room.message seen in the room, by event ID,
 // in the order first seen; a later decryption replaces the entry.
 const messages = new Map();
@@ -348,6 +401,51 @@ const ops = {
 			total: counts.total,
 			backed_up: counts.backedUp,
 		};
+	},
+
+	// Asks the account's other devices to verify this one, as Element's
+	// "verify with another device" does.
+	async verify_request() {
+		track(await crypto.requestOwnUserVerification());
+		return verificationState();
+	},
+
+	// Takes the oldest request another device of the account sent (waiting
+	// for one), and accepts it.
+	async verify_accept() {
+		await waitFor("a verification request", () => incomingRequests.length > 0);
+		const request = incomingRequests.shift();
+		track(request);
+		await request.accept();
+		return verificationState();
+	},
+
+	// The emoji the SDK shows once the SAS exchange got that far (waiting for
+	// it), as [{emoji, name}]. The other side starts the SAS.
+	async verify_emoji() {
+		await waitFor("the emoji to compare", () => !!verification?.sas || ["Cancelled", "Done"].includes(verificationState().phase));
+		if (!verification.sas) throw new Error(`no emoji: the verification is ${JSON.stringify(verificationState())}`);
+		const sas = verification.sas.sas;
+		return { emoji: (sas.emoji ?? []).map(([emoji, name]) => ({ emoji, name })), decimals: sas.decimal ?? [] };
+	},
+
+	async verify_confirm() {
+		if (!verification?.sas) throw new Error("no emoji shown to confirm");
+		await verification.sas.confirm();
+		return verificationState();
+	},
+
+	// Cancels the verification: as "they don't match" once emoji are shown,
+	// else as the user's cancel.
+	async verify_cancel() {
+		if (!verification) throw new Error("no verification under way");
+		if (verification.sas) verification.sas.mismatch();
+		else await verification.request.cancel();
+		return verificationState();
+	},
+
+	async verify_state() {
+		return verificationState();
 	},
 
 	async stop() {

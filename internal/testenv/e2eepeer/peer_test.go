@@ -267,3 +267,33 @@ func randomHex() string {
 	rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// Two devices of one account: one asks to verify, the other takes the
+// request and accepts it, and a cancel from the asker reaches the other
+// with the user's code. (The SAS exchange itself is tested against the
+// gateway, which starts it.)
+func TestPeerVerificationRequest(t *testing.T) {
+	ctx := t.Context()
+	hs := testenv.SharedHomeserver(t)
+	alice := hs.Register(t, "sdkverify")
+	laptop := Start(t, hs.URL, alice.Localpart, alice.Password)
+	laptop.BootstrapCrossSigning(t) // the SDK asks only on an account with cross-signing
+	phone := Start(t, hs.URL, alice.Localpart, alice.Password)
+	laptop.WaitDeviceStatus(t, ctx, alice.UserID, phone.DeviceID, func(s DeviceStatus) bool { return s.Known })
+	// A request from a device the SDK has not fetched the keys of is dropped.
+	phone.WaitDeviceStatus(t, ctx, alice.UserID, laptop.DeviceID, func(s DeviceStatus) bool { return s.Known })
+
+	if v := laptop.RequestVerification(t); v.Phase != "Requested" || v.TransactionID == "" {
+		t.Fatalf("after asking, the laptop's verification is %+v, want Requested with a transaction", v)
+	}
+	accepted := phone.AcceptVerification(t)
+	if accepted.OtherDevice != laptop.DeviceID {
+		t.Errorf("the phone accepted %+v, want the laptop's request", accepted)
+	}
+	laptop.WaitVerification(t, ctx, func(v Verification) bool { return v.Phase == "Ready" })
+	laptop.CancelVerification(t)
+	got := phone.WaitVerification(t, ctx, func(v Verification) bool { return v.Phase == "Cancelled" })
+	if got.CancellationCode != "m.user" {
+		t.Errorf("the phone saw the cancel as %+v, want code m.user", got)
+	}
+}
