@@ -52,6 +52,7 @@ func (s *Session) ensureCrypto() error {
 	switch {
 	case err == nil:
 		s.olm.Store(mach)
+		s.startVerifier(s.ctx, mach)
 	case errors.As(err, &httpErr) && isTransient(err):
 		return err
 	default:

@@ -42,7 +42,7 @@ func init() {
 	for _, c := range []serviceCommand{
 		{name: "HELP", usage: "HELP [command]", help: "lists the commands, or explains one", run: (*Session).serviceHelp},
 		{name: "VERIFY", usage: "VERIFY <recovery key or passphrase>",
-			help: "verifies this gateway's device with your account's recovery key (or its passphrase), as Element's \"Verify with Security Key\" does, so your contacts see it as trusted, and restores your key backup so older encrypted messages can be read",
+			help: "verifies this gateway's device with your account's recovery key (or its passphrase), as Element's \"Verify with Security Key\" does, so your contacts see it as trusted, and restores your key backup so older encrypted messages can be read. VERIFY EMOJI instead compares emoji with your other device (Element), or accepts the request it sent",
 			run:  (*Session).serviceVerify},
 		{name: "PASSWORD", usage: "PASSWORD SET <password> | PASSWORD CLEAR",
 			help: "sets (or removes) an app password: a password of this gateway only that SASL PLAIN, PASS and IDENTIFY accept for your account, for accounts with no Matrix password (OAuth, SSO) or to keep that one out of your IRC client. Only over TLS or from this machine",
@@ -54,6 +54,8 @@ func init() {
 		{name: "LOGOUT", usage: "LOGOUT [CONFIRM]", help: "logs this gateway's device out of your Matrix account and disconnects your IRC clients here; asks for CONFIRM first", run: (*Session).serviceLogout},
 		{name: "ALWAYSON", usage: "ALWAYSON [ON|OFF|DEFAULT]", help: alwaysOnHelp, run: (*Session).serviceAlwaysOn},
 		{name: "IDENTIFY", usage: "IDENTIFY <account> <password>", help: "logs a connection in that is not logged in yet (for clients without SASL)", run: (*Session).serviceIdentify},
+		{name: "CONFIRM", usage: "CONFIRM", help: "says the emoji of a verification are the same as on your other device", run: (*Session).serviceConfirm},
+		{name: "CANCEL", usage: "CANCEL", help: "ends a verification under way (or refuses a request), e.g. when the emoji differ", run: (*Session).serviceCancel},
 	} {
 		serviceCommands[c.name] = c
 	}
@@ -101,7 +103,11 @@ func (s *Session) serviceHelp(_ *Attachment, _ output, reply func(string), args 
 
 func (s *Session) serviceVerify(a *Attachment, out output, reply func(string), key string) {
 	if key == "" {
-		reply("Usage: " + serviceCommands["VERIFY"].usage)
+		reply("Usage: " + serviceCommands["VERIFY"].usage + ", or VERIFY EMOJI")
+		return
+	}
+	if strings.EqualFold(key, "EMOJI") {
+		s.serviceVerifyEmoji(a, out, reply)
 		return
 	}
 	mach := s.olm.Load()

@@ -68,6 +68,9 @@ type Session struct {
 	// set by the sync loop before its first sync, used by the sync loop,
 	// request workers and history helpers, never by the owner.
 	olm atomic.Pointer[crypto.OlmMachine]
+	// verifier is the account's interactive (emoji) verification, set
+	// with olm; see verify.go.
+	verifier atomic.Pointer[verifier]
 	// joinedEncrypted is the encrypted rooms the account is in, kept by
 	// the sync loop for the OlmMachine.
 	joinedEncrypted roomSet
@@ -208,6 +211,9 @@ func (s *Session) post(ev any) bool {
 // setToken swaps the access token after a new password login. Any goroutine.
 func (s *Session) setToken(token string) {
 	s.cli.OAuthSetTokens("", "", token, time.Time{})
+	if v := s.verifier.Load(); v != nil {
+		v.cli.OAuthSetTokens("", "", token, time.Time{})
+	}
 }
 
 // stop ends the session once the request worker has run what is queued:
@@ -627,6 +633,7 @@ func (s *Session) syncLoop() {
 			// Keys first: the room events of this response may need them.
 			s.joinedEncrypted.update(resp, s.mgr.encrypted)
 			mach.ProcessSyncResponse(s.ctx, resp, since)
+			s.dispatchVerification(s.ctx, resp)
 			s.trackMembers(s.ctx, mach, resp)
 		}
 		seqs, err := s.persistSync(resp, tr)

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+
+	"gopkg.in/irc.v4"
+
+	"github.com/mxircd/mxircd/internal/testenv"
+	"github.com/mxircd/mxircd/internal/testenv/e2eepeer"
+)
+
+// emojiLine is one emoji of a verification as the service shows it.
+var emojiLine = regexp.MustCompile(`^([1-7])\. (\S+)  (.+)$`)
+
+// serviceSays waits for a NOTICE from the service containing want.
+func serviceSays(t *testing.T, c *testenv.IRCClient, want string) *irc.Message {
+	t.Helper()
+	return c.ExpectMatch(t, func(m *irc.Message) bool {
+		return m.Command == "NOTICE" && m.Prefix.Name == "mxircd" && strings.Contains(m.Trailing(), want)
+	}, "the service saying "+want)
+}
+
+// ircEmoji reads the seven emoji the service shows, in order.
+func ircEmoji(t *testing.T, c *testenv.IRCClient) []e2eepeer.SASEmoji {
+	t.Helper()
+	serviceSays(t, c, "Compare these")
+	var got []e2eepeer.SASEmoji
+	for len(got) < 7 {
+		m := c.ExpectMatch(t, func(m *irc.Message) bool {
+			return m.Command == "NOTICE" && m.Prefix.Name == "mxircd" && emojiLine.MatchString(m.Trailing())
+		}, "an emoji line")
+		parts := emojiLine.FindStringSubmatch(m.Trailing())
+		got = append(got, e2eepeer.SASEmoji{Emoji: parts[2], Name: parts[3]})
+	}
+	serviceSays(t, c, "type CONFIRM")
+	return got
+}
+
+// sameEmoji compares what IRC shows with what the SDK shows. The SDK
+// writes some emoji with a variation selector that a single rune cannot
+// carry, and names them in its own case.
+func sameEmoji(t *testing.T, irc, sdk []e2eepeer.SASEmoji) {
+	t.Helper()
+	bare := func(s string) string { return strings.ReplaceAll(s, "\ufe0f", "") }
+	if len(irc) != 7 || len(sdk) != 7 {
+		t.Fatalf("IRC shows %v, the SDK %v: want seven each", irc, sdk)
+	}
+	for i := range irc {
+		if bare(irc[i].Emoji) != bare(sdk[i].Emoji) || !strings.EqualFold(irc[i].Name, sdk[i].Name) {
+			t.Fatalf("emoji %d: IRC shows %v, the SDK %v", i+1, irc, sdk)
+		}
+	}
+}
+
+// Emoji verification with the account's other device (Element's SDK),
+// from either side: the emoji shown on IRC are the SDK's, a cancel midway
+// from either side gets one clear line and verifies nothing, and CONFIRM
+// on both makes the SDK see the gateway's device as cross-signed.
+func TestSASVerification(t *testing.T) {
+	forEachStore(t, func(t *testing.T, hs *testenv.Homeserver, g *gateway) {
+		alice := hs.Register(t, "alice")
+		phone := e2eepeer.Start(t, hs.URL, alice.UserID.String(), alice.Password) // alice's Element
+		phone.BootstrapCrossSigning(t)
+		c := connect(t, g, "alice", alice)
+		gatewayDevice := waitGatewayDevice(t, alice, phone.DeviceID)
+		if s := phone.WaitDeviceStatus(t, ctxFor(t), alice.UserID, gatewayDevice, func(s e2eepeer.DeviceStatus) bool { return s.Known }); s.Verified || s.SignedByOwner {
+			t.Fatalf("before any verification the SDK sees the gateway's device as %+v: the test proves nothing", s)
+		}
+
+		c.Send("PRIVMSG mxircd :CONFIRM")
+		serviceSays(t, c, "no emoji to confirm")
+		c.Send("PRIVMSG mxircd :CANCEL")
+		serviceSays(t, c, "No verification is under way")
+
+		// The gateway asks; the IRC user cancels once the emoji show.
+		c.Send("PRIVMSG mxircd :VERIFY EMOJI")
+		serviceSays(t, c, "Asked your other devices")
+		phone.AcceptVerification(t)
+		sameEmoji(t, ircEmoji(t, c), phone.VerificationEmoji(t))
+		c.Send("PRIVMSG mxircd :CANCEL")
+		serviceSays(t, c, "Cancelled; this gateway's device is not verified")
+		if v := phone.WaitVerification(t, ctxFor(t), func(v e2eepeer.Verification) bool { return v.Phase == "Cancelled" }); v.CancellationCode != "m.mismatched_sas" {
+			t.Errorf("the SDK saw the cancel as %+v, want a mismatch", v)
+		}
+		if s := phone.DeviceStatus(t, alice.UserID, gatewayDevice); s.Verified {
+			t.Fatalf("after a cancelled verification the SDK sees the gateway's device as %+v", s)
+		}
+
+		// Element asks; its user says the emoji differ.
+		phone.RequestVerification(t)
+		serviceSays(t, c, "asks to verify this gateway's device")
+		c.Send("PRIVMSG mxircd :VERIFY EMOJI")
+		serviceSays(t, c, "Accepted")
+		sameEmoji(t, ircEmoji(t, c), phone.VerificationEmoji(t))
+		phone.CancelVerification(t)
+		serviceSays(t, c, "did not match")
+		c.Send("PRIVMSG mxircd :CONFIRM")
+		serviceSays(t, c, "no emoji to confirm")
+
+		// Element asks again; both confirm.
+		phone.RequestVerification(t)
+		serviceSays(t, c, "asks to verify this gateway's device")
+		c.Send("PRIVMSG mxircd :VERIFY EMOJI")
+		sameEmoji(t, ircEmoji(t, c), phone.VerificationEmoji(t))
+		c.Send("PRIVMSG mxircd :CONFIRM")
+		phone.ConfirmVerification(t)
+		serviceSays(t, c, "Verified: your device")
+		phone.WaitVerification(t, ctxFor(t), func(v e2eepeer.Verification) bool { return v.Phase == "Done" })
+		phone.WaitDeviceStatus(t, ctxFor(t), alice.UserID, gatewayDevice, func(s e2eepeer.DeviceStatus) bool { return s.CrossSigningVerified })
+	})
+}
