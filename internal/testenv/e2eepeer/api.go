@@ -410,3 +410,27 @@ func (p *Peer) WaitVerification(t testing.TB, ctx context.Context, pred func(Ver
 		}
 	}
 }
+
+// Restored is what RestoreBackup reports: the room keys in the backup, and
+// how many of them the peer imported.
+type Restored struct {
+	Total    int `json:"total"`
+	Imported int `json:"imported"`
+}
+
+// RestoreBackup does what Element does on a new login given the recovery
+// key: it opens secret storage, takes the key backup's key from it and
+// restores the backup. Messages that could not be decrypted are reported
+// again once their keys are in.
+func (p *Peer) RestoreBackup(t testing.TB, recoveryKey string) Restored {
+	t.Helper()
+	var r Restored
+	p.call(t, "restore_backup", map[string]any{"recovery_key": recoveryKey}, &r)
+	return r
+}
+
+// Stop ends the peer now, as a device going offline (its device stays on
+// the homeserver). The test's cleanup would otherwise end it.
+func (p *Peer) Stop() {
+	p.stop()
+}

@@ -115,7 +115,7 @@ const crypto = client.getCrypto();
 // Interactive verification (Element's "verify with another device"): the
 // one request under way, the SAS it shows, and the requests other devices
 // sent that nobody has taken yet.
-const { CryptoEvent, VerificationPhase, VerificationRequestEvent, VerifierEvent } = await import(
+const { CryptoEvent, VerificationPhase, VerificationRequestEvent, VerifierEvent, decodeRecoveryKey } = await import(
 	"matrix-js-sdk/lib/crypto-api/index.js"
 );
 const phaseNames = Object.fromEntries(Object.entries(VerificationPhase).filter(([, v]) => typeof v === "number").map(([k, v]) => [v, k]));
@@ -390,6 +390,19 @@ const ops = {
 			cross_signing_ready: await crypto.isCrossSigningReady(),
 			secret_storage_ready: await crypto.isSecretStorageReady(),
 		};
+	},
+
+	// What Element does on a new login with "Verify with Security Key":
+	// open secret storage with the recovery key, take the key backup's key
+	// from it, and restore the backup. Events that could not be decrypted
+	// are decrypted again as their keys come in (and reported again).
+	async restore_backup(req) {
+		const keyId = await client.secretStorage.getDefaultKeyId();
+		if (!keyId) throw new Error("the account has no secret storage");
+		secretStorageKeys.set(keyId, decodeRecoveryKey(needString(req, "recovery_key")));
+		await crypto.loadSessionBackupPrivateKeyFromSecretStorage();
+		const result = await crypto.restoreKeyBackup();
+		return { total: result.total, imported: result.imported };
 	},
 
 	// crypto.olmMachine is not public API, but the key counts are the only
