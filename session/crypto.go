@@ -53,6 +53,7 @@ func (s *Session) ensureCrypto() error {
 	case err == nil:
 		s.olm.Store(mach)
 		s.startVerifier(s.ctx, mach)
+		s.backupDue.Store(true) // keys a crash kept from the backup
 	case errors.As(err, &httpErr) && isTransient(err):
 		return err
 	default:
@@ -72,6 +73,7 @@ func (s *Session) startCrypto(ctx context.Context) (*crypto.OlmMachine, error) {
 	mach := crypto.NewOlmMachine(s.cli, &log, cs, cryptoState{s})
 	mach.SessionReceived = func(_ context.Context, _ id.RoomID, sessionID id.SessionID, _ uint32) {
 		s.waiting.arrived(sessionID)
+		s.backupDue.Store(true)
 	}
 	if err := mach.Load(ctx); err != nil {
 		return nil, fmt.Errorf("loading the Olm account: %w", err)

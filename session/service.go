@@ -124,7 +124,8 @@ func (s *Session) serviceVerify(a *Attachment, out output, reply func(string), k
 			case version == "":
 				reply("This gateway's device is now verified with your account's cross-signing keys. Your account has no key backup, so nothing was restored.")
 			default:
-				reply(fmt.Sprintf("This gateway's device is now verified with your account's cross-signing keys, and the keys in your key backup (version %s) are restored: older encrypted messages can be read (CHATHISTORY).", version))
+				s.backupDue.Store(true)
+				reply(fmt.Sprintf("This gateway's device is now verified with your account's cross-signing keys, and the keys in your key backup (version %s) are restored: older encrypted messages can be read (CHATHISTORY). New room keys go to the backup from now on.", version))
 			}
 		}
 	})
@@ -170,6 +171,11 @@ func verifyDevice(ctx context.Context, mach *crypto.OlmMachine, secret string) (
 	version, err := mach.DownloadAndStoreLatestKeyBackup(ctx, backupKey)
 	if err != nil {
 		return "", fmt.Errorf("verified, but restoring the key backup failed: %w", err)
+	}
+	if version != "" {
+		if err := trustBackup(ctx, mach, backupKey, version); err != nil {
+			return "", fmt.Errorf("verified and restored, but new room keys cannot be backed up: %w", err)
+		}
 	}
 	return string(version), nil
 }

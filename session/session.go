@@ -71,6 +71,9 @@ type Session struct {
 	// verifier is the account's interactive (emoji) verification, set
 	// with olm; see verify.go.
 	verifier atomic.Pointer[verifier]
+	// backupDue says room keys may be waiting for the key backup: a key
+	// came or was made, or the backup was just trusted (keybackup.go).
+	backupDue atomic.Bool
 	// joinedEncrypted is the encrypted rooms the account is in, kept by
 	// the sync loop for the OlmMachine.
 	joinedEncrypted roomSet
@@ -658,6 +661,12 @@ func (s *Session) syncLoop() {
 		if mach != nil {
 			s.deliverLate(s.ctx, mach)
 			s.askAgain(s.ctx, mach)
+			if s.backupDue.Swap(false) {
+				if err := s.backUpKeys(s.ctx, mach); err != nil {
+					s.backupDue.Store(true) // again after the next sync
+					s.log.Info("could not back up room keys", "err", err)
+				}
+			}
 		}
 		release()
 		first = false
