@@ -103,6 +103,12 @@ func (s *Session) decryptTimeline(ctx context.Context, mach *crypto.OlmMachine, 
 			if errors.Is(err, crypto.ErrNoSessionFound) || errors.Is(err, crypto.ErrGroupSessionWithheld) {
 				s.awaitKey(ctx, mach, ev)
 			}
+			// Before the owner shows the note, which then says why.
+			if content := ev.Content.AsEncrypted(); content.SessionID != "" {
+				if w := keyWithheld(ctx, mach, err, roomID, content.SessionID); w != nil {
+					s.waiting.withhold(content.SessionID, withheldWhy(w))
+				}
+			}
 		}
 	}
 }
@@ -316,6 +322,9 @@ type waitingKeys struct {
 	landed  map[id.SessionID]bool
 	pending bool
 	asked   map[id.SessionID]keyAsk
+	// withheld is why a sender's device refused the key of a session
+	// events wait for, in words (withheld.go).
+	withheld map[id.SessionID]string
 }
 
 // keyAsk is when a missing key is next asked for again: the device that
@@ -370,6 +379,7 @@ func (w *waitingKeys) add(session id.SessionID, ev *event.Event) bool {
 		w.n -= len(w.events[oldest])
 		delete(w.events, oldest)
 		delete(w.asked, oldest)
+		delete(w.withheld, oldest)
 	}
 	return first
 }
@@ -397,6 +407,7 @@ func (w *waitingKeys) take() []*event.Event {
 		w.n -= len(w.events[session])
 		delete(w.events, session)
 		delete(w.asked, session)
+		delete(w.withheld, session)
 		w.order = slices.DeleteFunc(w.order, func(s id.SessionID) bool { return s == session })
 	}
 	clear(w.landed)

@@ -140,8 +140,12 @@ func (s *Session) showOther(r *room, ev *event.Event, to audience) {
 			s.sendLines(a, out, r, ev, "PRIVMSG", false, text)
 		})
 	case event.EventEncrypted:
+		text := "[sent an encrypted message that this gateway has no key for yet; it is shown when the key arrives]"
+		if why := s.waiting.why(ev.Content.AsEncrypted().SessionID); why != "" {
+			text = "[sent an encrypted message whose key was withheld from this gateway: " + why + "; it is shown if one of your other devices forwards the key]"
+		}
 		s.broadcast(to, func(a *Attachment, out output) {
-			s.sendNote(a, out, r, ev, "[sent an encrypted message that this gateway has no key for yet; it is shown when the key arrives]")
+			s.sendNote(a, out, r, ev, text)
 		})
 	default:
 		if quietEventType(ev.Type.Type) {

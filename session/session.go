@@ -637,6 +637,7 @@ func (s *Session) syncLoop() {
 			s.joinedEncrypted.update(resp, s.mgr.encrypted)
 			mach.ProcessSyncResponse(s.ctx, resp, since)
 			s.dispatchVerification(s.ctx, resp)
+			s.lateWithheld(resp)
 			s.trackMembers(s.ctx, mach, resp)
 		}
 		seqs, err := s.persistSync(resp, tr)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,5 +74,38 @@ func TestVerifiedGatewayBacksUpNewKeys(t *testing.T) {
 		laptop.WaitMessage(t, ctxFor(t), func(m e2eepeer.Message) bool {
 			return m.RoomID == room && m.Body == said && m.DecryptionError == ""
 		})
+	})
+}
+
+// A sender's device that shares keys only with verified devices refuses
+// the gateway's (unverified) device the key: the IRC user gets one line
+// that says so, in place of the note that the key has not come yet.
+func TestWithheldKeySaysWhy(t *testing.T) {
+	forEachStore(t, func(t *testing.T, hs *testenv.Homeserver, g *gateway) {
+		alice, bobAcct := hs.Register(t, "alice"), hs.Register(t, "bob")
+		bob := e2eepeer.Start(t, hs.URL, bobAcct.UserID.String(), bobAcct.Password)
+		c := connectWithCaps(t, g, "alice", alice, "server-time", "message-tags")
+		gatewayDevice := waitGatewayDevice(t, alice)
+		room := bob.CreateRoom(t, e2eepeer.RoomOptions{Name: "Verified Only", Encrypted: true, Invite: []id.UserID{alice.UserID}})
+		joinRoom(t, alice, room)
+		channel := c.ExpectMatch(t, func(m *irc.Message) bool { return m.Command == "JOIN" }, "the room's JOIN").Param(0)
+		awaitBurst(t, c, channel)
+		bob.WaitDeviceStatus(t, ctxFor(t), alice.UserID, gatewayDevice, func(s e2eepeer.DeviceStatus) bool { return s.Known })
+		bob.OnlyVerified(t, true)
+
+		sent := bob.Send(t, room, "not for unverified eyes")
+		var seen []*irc.Message
+		m := c.ExpectMatch(t, func(m *irc.Message) bool {
+			seen = append(seen, m)
+			return m.Param(0) == channel && strings.Contains(m.Trailing(), "withheld")
+		}, "a line saying the key was withheld, and why")
+		if !strings.Contains(m.Trailing(), "only with verified devices") || m.Tags["msgid"] != sent.EventID.String() {
+			t.Errorf("the withheld key was told as %s, want the reason and the message's msgid %s", m, sent.EventID)
+		}
+		for _, m := range seen {
+			if strings.Contains(m.Trailing(), "no key for yet") || strings.Contains(m.Trailing(), "unverified eyes") {
+				t.Errorf("besides the reason, the message was shown as %s", m)
+			}
+		}
 	})
 }
