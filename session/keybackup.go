@@ -47,11 +47,7 @@ func (s *Session) backUpKeys(ctx context.Context, mach *crypto.OlmMachine) error
 	if err != nil || secret == "" {
 		return err
 	}
-	raw, err := base64.RawStdEncoding.DecodeString(secret)
-	if err != nil {
-		return fmt.Errorf("the stored key backup key is unreadable: %w", err)
-	}
-	key, err := backup.MegolmBackupKeyFromBytes(raw)
+	key, err := backupKeyFromSecret(secret)
 	if err != nil {
 		return fmt.Errorf("the stored key backup key is unreadable: %w", err)
 	}

@@ -2,8 +2,10 @@ package session
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"gopkg.in/irc.v4"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/crypto"
+	"maunium.net/go/mautrix/crypto/backup"
 	"maunium.net/go/mautrix/crypto/verificationhelper"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
@@ -275,6 +278,7 @@ func (v *verifier) VerificationDone(ctx context.Context, txn id.VerificationTran
 		return
 	}
 	v.tell(fmt.Sprintf("Verified: your device %s and this gateway's device now trust each other, so Element shows this gateway as verified.", v.deviceName(ctx, device)))
+	go v.fetchSecrets(v.s.ctx)
 }
 
 // serviceVerifyEmoji accepts the request a device sent, or asks the
@@ -380,4 +384,71 @@ func (s *Session) serviceCancel(a *Attachment, out output, reply func(string), _
 		}
 		return func() { reply("Cancelled; this gateway's device is not verified, and nothing changed.") }
 	})
+}
+
+// secretWait is how long the gateway waits for the verified device to send
+// each secret it asks for.
+const secretWait = 30 * time.Second
+
+// fetchSecrets asks the account's verified devices for the key backup's
+// key, as a new Element login does after it is verified: the backup is
+// restored and trusted, so new room keys go to it, as after VERIFY with
+// the recovery key. The key only counts if it opens the homeserver's
+// current backup. (Not the cross-signing keys: Element's SDK never sends
+// the master key, which mautrix needs with the others; the device key's
+// signature on the master key, made at the end of the verification, is
+// what the gateway can sign.) Its own goroutine: the answer comes through
+// the sync loop, and waiting must hold up neither it nor the request
+// worker.
+func (v *verifier) fetchSecrets(ctx context.Context) {
+	s := v.s
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("panic while fetching secrets from a verified device", "panic", p, "stack", string(debug.Stack()))
+		}
+	}()
+	mach := s.olm.Load()
+	if mach == nil {
+		return
+	}
+	var restored string
+	err := mach.GetOrRequestSecret(ctx, id.SecretMegolmBackupV1, func(secret string) (bool, error) {
+		key, err := backupKeyFromSecret(secret)
+		if err != nil {
+			return false, nil
+		}
+		info, err := mach.GetAndVerifyLatestKeyBackupVersion(ctx, key)
+		if err != nil || info == nil {
+			return false, nil // not the current backup's key: wait for another answer
+		}
+		if err := mach.GetAndStoreKeyBackup(ctx, info.Version, key); err != nil {
+			return false, err
+		}
+		if err := trustBackup(ctx, mach, key, info.Version); err != nil {
+			return false, err
+		}
+		restored = string(info.Version)
+		return true, nil
+	}, secretWait)
+	switch {
+	case restored != "":
+		s.backupDue.Store(true)
+		v.tell(fmt.Sprintf("Your other device also shared your key backup (version %s): its keys are restored, so older encrypted messages can be read (CHATHISTORY), and new room keys go to the backup from now on.", restored))
+	case err != nil:
+		s.log.Info("no key backup key from the verified device", "err", err)
+	}
+}
+
+// decodeSecretBytes reads a secret as devices send it: base64, padded or
+// not.
+func decodeSecretBytes(secret string) ([]byte, error) {
+	return base64.RawStdEncoding.DecodeString(strings.TrimRight(strings.TrimSpace(secret), "="))
+}
+
+func backupKeyFromSecret(secret string) (*backup.MegolmBackupKey, error) {
+	raw, err := decodeSecretBytes(secret)
+	if err != nil {
+		return nil, err
+	}
+	return backup.MegolmBackupKeyFromBytes(raw)
 }

@@ -62,7 +62,7 @@ func TestSASVerification(t *testing.T) {
 	forEachStore(t, func(t *testing.T, hs *testenv.Homeserver, g *gateway) {
 		alice := hs.Register(t, "alice")
 		phone := e2eepeer.Start(t, hs.URL, alice.UserID.String(), alice.Password) // alice's Element
-		phone.BootstrapCrossSigning(t)
+		recovery := phone.BootstrapCrossSigning(t)
 		c := connect(t, g, "alice", alice)
 		gatewayDevice := waitGatewayDevice(t, alice, phone.DeviceID)
 		if s := phone.WaitDeviceStatus(t, ctxFor(t), alice.UserID, gatewayDevice, func(s e2eepeer.DeviceStatus) bool { return s.Known }); s.Verified || s.SignedByOwner {
@@ -109,5 +109,8 @@ func TestSASVerification(t *testing.T) {
 		serviceSays(t, c, "Verified: your device")
 		phone.WaitVerification(t, ctxFor(t), func(v e2eepeer.Verification) bool { return v.Phase == "Done" })
 		phone.WaitDeviceStatus(t, ctxFor(t), alice.UserID, gatewayDevice, func(s e2eepeer.DeviceStatus) bool { return s.CrossSigningVerified })
+		// The verified gateway asks the phone for the key backup's key, as a
+		// new Element login does, and restores and trusts the backup.
+		serviceSays(t, c, "also shared your key backup (version "+recovery.BackupVersion+")")
 	})
 }
