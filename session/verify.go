@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -278,7 +277,7 @@ func (v *verifier) VerificationDone(ctx context.Context, txn id.VerificationTran
 		return
 	}
 	v.tell(fmt.Sprintf("Verified: your device %s and this gateway's device now trust each other, so Element shows this gateway as verified.", v.deviceName(ctx, device)))
-	go v.fetchSecrets(v.s.ctx)
+	v.s.goSafe("fetching the key backup's key", func() { v.fetchSecrets(v.s.ctx) })
 }
 
 // serviceVerifyEmoji accepts the request a device sent, or asks the
@@ -399,14 +398,9 @@ const secretWait = 30 * time.Second
 // signature on the master key, made at the end of the verification, is
 // what the gateway can sign.) Its own goroutine: the answer comes through
 // the sync loop, and waiting must hold up neither it nor the request
-// worker.
+// worker (a goSafe helper).
 func (v *verifier) fetchSecrets(ctx context.Context) {
 	s := v.s
-	defer func() {
-		if p := recover(); p != nil {
-			s.log.Error("panic while fetching secrets from a verified device", "panic", p, "stack", string(debug.Stack()))
-		}
-	}()
 	mach := s.olm.Load()
 	if mach == nil {
 		return
