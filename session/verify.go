@@ -27,9 +27,9 @@ import (
 // request is accepted; the clients see the emoji and answer CONFIRM or
 // CANCEL. mautrix's verificationhelper runs the protocol. Its state is per
 // session and lives with the crypto: the sync loop hands it the
-// verification to-device events after the OlmMachine, the request worker
-// runs what the clients answer, and its callbacks only post lines to the
-// owner. A verification is ten minutes at most and is not kept across a
+// verification to-device events after the OlmMachine, the side worker
+// (never behind a message send) runs what the clients answer, and its
+// callbacks only post lines to the owner. A verification is ten minutes at most and is not kept across a
 // restart (the other device then times out too).
 
 // verifier is one account's interactive verification.
@@ -167,7 +167,7 @@ func (v *verifier) end(txn id.VerificationTransactionID) bool {
 // VerificationRequested: a device asks to verify. Sync loop.
 func (v *verifier) VerificationRequested(ctx context.Context, txn id.VerificationTransactionID, from id.UserID, device id.DeviceID) {
 	refuse := func(reason string) {
-		v.s.enqueue(func(ctx context.Context) func() {
+		v.s.enqueueSide(func(ctx context.Context) func() {
 			if err := v.vh.CancelVerification(ctx, txn, event.VerificationCancelCodeUser, reason); err != nil {
 				v.s.log.Info("could not refuse a verification request", "from", from, "err", err)
 			}
@@ -194,14 +194,14 @@ func (v *verifier) VerificationRequested(ctx context.Context, txn id.Verificatio
 // VerificationReady: both sides agreed to verify; the gateway starts the
 // emoji comparison. (If the other device starts it first, the gateway's
 // start is refused by the helper and the other's goes on.) Sync loop or
-// request worker, with the helper's lock held, so the start is queued.
+// side worker, with the helper's lock held, so the start is queued.
 func (v *verifier) VerificationReady(_ context.Context, txn id.VerificationTransactionID, device id.DeviceID, supportsSAS, _ bool, _ *verificationhelper.QRCode) {
 	v.mu.Lock()
 	if v.txn == txn {
 		v.device, v.incoming = device, false
 	}
 	v.mu.Unlock()
-	v.s.enqueue(func(ctx context.Context) func() {
+	v.s.enqueueSide(func(ctx context.Context) func() {
 		if !supportsSAS {
 			_ = v.vh.CancelVerification(ctx, txn, event.VerificationCancelCodeUnknownMethod, "this gateway can only compare emoji")
 			if v.end(txn) {
@@ -245,7 +245,7 @@ func (v *verifier) ShowSAS(ctx context.Context, txn id.VerificationTransactionID
 }
 
 // VerificationCancelled: by the other device, or by the helper (a key
-// that did not match, the ten minutes up). Sync loop, request worker or
+// that did not match, the ten minutes up). Sync loop, side worker or
 // the helper's timer.
 func (v *verifier) VerificationCancelled(_ context.Context, txn id.VerificationTransactionID, code event.VerificationCancelCode, reason string) {
 	if !v.end(txn) {
@@ -288,7 +288,7 @@ func (s *Session) serviceVerifyEmoji(a *Attachment, out output, reply func(strin
 		reply("Encryption is off for your account on this gateway, so there is no device to verify.")
 		return
 	}
-	s.request(a, out, "PRIVMSG", func(ctx context.Context) func() {
+	s.sideRequest(a, out, "PRIVMSG", func(ctx context.Context) func() {
 		v.mu.Lock()
 		txn, incoming := v.txn, v.incoming
 		v.mu.Unlock()
@@ -337,7 +337,7 @@ func (s *Session) serviceConfirm(a *Attachment, out output, reply func(string), 
 		reply("Encryption is off for your account on this gateway, so there is nothing to confirm.")
 		return
 	}
-	s.request(a, out, "PRIVMSG", func(ctx context.Context) func() {
+	s.sideRequest(a, out, "PRIVMSG", func(ctx context.Context) func() {
 		v.mu.Lock()
 		txn, shown := v.txn, v.shown
 		v.mu.Unlock()
@@ -363,7 +363,7 @@ func (s *Session) serviceCancel(a *Attachment, out output, reply func(string), _
 		reply("No verification is under way.")
 		return
 	}
-	s.request(a, out, "PRIVMSG", func(ctx context.Context) func() {
+	s.sideRequest(a, out, "PRIVMSG", func(ctx context.Context) func() {
 		v.mu.Lock()
 		txn, shown := v.txn, v.shown
 		v.mu.Unlock()
