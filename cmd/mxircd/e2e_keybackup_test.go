@@ -48,7 +48,8 @@ func TestVerifiedGatewayBacksUpNewKeys(t *testing.T) {
 		bob := e2eepeer.Start(t, hs.URL, bobAcct.UserID.String(), bobAcct.Password)
 		room := bob.CreateRoom(t, e2eepeer.RoomOptions{Name: "Night Shift", Encrypted: true, Invite: []id.UserID{alice.UserID}})
 		joinRoom(t, alice, room)
-		channel := c.ExpectMatch(t, func(m *irc.Message) bool { return m.Command == "JOIN" }, "the room's JOIN").Param(0)
+		// (The room may first show under its ID, until its name arrives.)
+		channel := c.ExpectMatch(t, func(m *irc.Message) bool { return m.Command == "JOIN" && m.Param(0) == "#Night-Shift" }, "the room's JOIN").Param(0)
 		awaitBurst(t, c, channel)
 		if n := backedUpSessions(t, alice, recovery.BackupVersion, room); n != 0 {
 			t.Fatalf("the backup holds %d keys of the room before anything was said: the test proves nothing", n)
@@ -90,7 +91,7 @@ func TestWithheldKeySaysWhy(t *testing.T) {
 		gatewayDevice := waitGatewayDevice(t, alice)
 		room := bob.CreateRoom(t, e2eepeer.RoomOptions{Name: "Verified Only", Encrypted: true, Invite: []id.UserID{alice.UserID}})
 		joinRoom(t, alice, room)
-		channel := c.ExpectMatch(t, func(m *irc.Message) bool { return m.Command == "JOIN" }, "the room's JOIN").Param(0)
+		channel := c.ExpectMatch(t, func(m *irc.Message) bool { return m.Command == "JOIN" && m.Param(0) == "#Verified-Only" }, "the room's JOIN").Param(0)
 		awaitBurst(t, c, channel)
 		bob.WaitDeviceStatus(t, ctxFor(t), alice.UserID, gatewayDevice, func(s e2eepeer.DeviceStatus) bool { return s.Known })
 		bob.OnlyVerified(t, true)
