@@ -14,14 +14,6 @@ import (
 // emojiLine is one emoji of a verification as the service shows it.
 var emojiLine = regexp.MustCompile(`^([1-7])\. (\S+)  (.+)$`)
 
-// serviceSays waits for a NOTICE from the service containing want.
-func serviceSays(t *testing.T, c *testenv.IRCClient, want string) *irc.Message {
-	t.Helper()
-	return c.ExpectMatch(t, func(m *irc.Message) bool {
-		return m.Command == "NOTICE" && m.Prefix.Name == "mxircd" && strings.Contains(m.Trailing(), want)
-	}, "the service saying "+want)
-}
-
 // ircEmoji reads the seven emoji the service shows, in order.
 func ircEmoji(t *testing.T, c *testenv.IRCClient) []e2eepeer.SASEmoji {
 	t.Helper()
