@@ -38,9 +38,10 @@ const (
 // nothing.
 const refuseTimeout = 5 * time.Second
 
-// Listener is a net.Listener that refuses connections over its caps.
-type Listener struct {
-	net.Listener
+// Counter counts open connections against Config's caps. One Counter may
+// serve several listeners (plain and TLS IRC, WebSocket), so that the caps
+// hold for all of them together. Any goroutine.
+type Counter struct {
 	cfg Config
 
 	mu     sync.Mutex
@@ -48,9 +49,46 @@ type Listener struct {
 	byAddr map[netip.Addr]int // entries only while non-zero
 }
 
-// Listen wraps ln with cfg's caps.
+// NewCounter makes a count with cfg's caps (cfg.Refuse is not used).
+func NewCounter(cfg Config) *Counter {
+	return &Counter{cfg: cfg, byAddr: make(map[netip.Addr]int)}
+}
+
+// Take counts a connection from addr. When that would break a cap it
+// counts nothing and gives the reason; otherwise release gives the place
+// back (once; later calls do nothing).
+func (k *Counter) Take(addr net.Addr) (release func(), reason string) {
+	key, counted := k.key(addr)
+	if reason := k.take(key, counted); reason != "" {
+		return nil, reason
+	}
+	var once sync.Once
+	return func() { once.Do(func() { k.release(key, counted) }) }, ""
+}
+
+// Open is the number of connections counted against Max now.
+func (k *Counter) Open() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.total
+}
+
+// Listener is a net.Listener that refuses connections over its caps.
+type Listener struct {
+	net.Listener
+	count  *Counter
+	refuse func(c net.Conn, reason string)
+}
+
+// Listen wraps ln with cfg's caps, counted for ln alone.
 func Listen(ln net.Listener, cfg Config) *Listener {
-	return &Listener{Listener: ln, cfg: cfg, byAddr: make(map[netip.Addr]int)}
+	return ListenCounted(ln, NewCounter(cfg), cfg.Refuse)
+}
+
+// ListenCounted wraps ln so that its connections are counted in count,
+// which other listeners may share; refuse is as Config.Refuse.
+func ListenCounted(ln net.Listener, count *Counter, refuse func(c net.Conn, reason string)) *Listener {
+	return &Listener{Listener: ln, count: count, refuse: refuse}
 }
 
 // Accept returns the next connection within the caps; connections over
@@ -61,31 +99,31 @@ func (l *Listener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		key, counted := l.key(c.RemoteAddr())
-		if reason := l.take(key, counted); reason != "" {
-			go l.refuse(c, reason)
+		release, reason := l.count.Take(c.RemoteAddr())
+		if reason != "" {
+			go l.refuseConn(c, reason)
 			continue
 		}
-		return &conn{Conn: c, release: func() { l.release(key, counted) }}, nil
+		return &conn{Conn: c, release: release}, nil
 	}
 }
 
-// Open is the number of connections counted against Max now.
-func (l *Listener) Open() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.total
-}
+// Open is the number of connections counted against Max now (by every
+// listener sharing the count).
+func (l *Listener) Open() int { return l.count.Open() }
 
 // key is the address a connection counts against; counted is false for
 // exempt addresses and ones that are not IP.
-func (l *Listener) key(a net.Addr) (netip.Addr, bool) {
+func (k *Counter) key(a net.Addr) (netip.Addr, bool) {
+	if a == nil {
+		return netip.Addr{}, false
+	}
 	ap, err := netip.ParseAddrPort(a.String())
 	if err != nil {
 		return netip.Addr{}, false
 	}
 	ip := ap.Addr().Unmap()
-	for _, p := range l.cfg.Exempt {
+	for _, p := range k.cfg.Exempt {
 		if p.Contains(ip) {
 			return netip.Addr{}, false
 		}
@@ -96,42 +134,42 @@ func (l *Listener) key(a net.Addr) (netip.Addr, bool) {
 	return ip, true
 }
 
-func (l *Listener) take(key netip.Addr, counted bool) string {
+func (k *Counter) take(key netip.Addr, counted bool) string {
 	if !counted {
 		return ""
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.cfg.Max > 0 && l.total >= l.cfg.Max {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.cfg.Max > 0 && k.total >= k.cfg.Max {
 		return TooMany
 	}
-	if l.cfg.PerAddress > 0 && l.byAddr[key] >= l.cfg.PerAddress {
+	if k.cfg.PerAddress > 0 && k.byAddr[key] >= k.cfg.PerAddress {
 		return TooManyFromAddress
 	}
-	l.total++
-	l.byAddr[key]++
+	k.total++
+	k.byAddr[key]++
 	return ""
 }
 
-func (l *Listener) release(key netip.Addr, counted bool) {
+func (k *Counter) release(key netip.Addr, counted bool) {
 	if !counted {
 		return
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.total--
-	if l.byAddr[key]--; l.byAddr[key] <= 0 {
-		delete(l.byAddr, key)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.total--
+	if k.byAddr[key]--; k.byAddr[key] <= 0 {
+		delete(k.byAddr, key)
 	}
 }
 
-func (l *Listener) refuse(c net.Conn, reason string) {
+func (l *Listener) refuseConn(c net.Conn, reason string) {
 	defer c.Close()
-	if l.cfg.Refuse == nil {
+	if l.refuse == nil {
 		return
 	}
 	c.SetDeadline(time.Now().Add(refuseTimeout))
-	l.cfg.Refuse(c, reason)
+	l.refuse(c, reason)
 	// Closing with the client's request unread would reset the
 	// connection and could lose the refusal: end our side, then read
 	// (a little) until the client closes too.
@@ -144,13 +182,12 @@ func (l *Listener) refuse(c net.Conn, reason string) {
 // conn gives its place back once, on the first Close.
 type conn struct {
 	net.Conn
-	once    sync.Once
-	release func()
+	release func() // runs once however often it is called
 }
 
 func (c *conn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(c.release)
+	c.release()
 	return err
 }
 

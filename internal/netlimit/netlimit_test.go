@@ -109,7 +109,7 @@ func TestExemptAddressesAreNotCounted(t *testing.T) {
 }
 
 func TestKeyGroupsIPv6By64(t *testing.T) {
-	l := Listen(nil, Config{})
+	l := NewCounter(Config{})
 	a, _ := l.key(&net.TCPAddr{IP: net.ParseIP("2001:db8:1:2::1"), Port: 1})
 	b, _ := l.key(&net.TCPAddr{IP: net.ParseIP("2001:db8:1:2:ffff::9"), Port: 2})
 	c, _ := l.key(&net.TCPAddr{IP: net.ParseIP("2001:db8:1:3::1"), Port: 3})
@@ -132,5 +132,36 @@ func TestParsePrefixes(t *testing.T) {
 	}
 	if got[0].String() != "10.0.0.0/8" || got[1].String() != "192.0.2.7/32" {
 		t.Fatalf("ParsePrefixes = %v", got)
+	}
+}
+
+// TestCounterSharedByListeners: caps given to one Counter hold across every
+// listener and caller counting in it, and a release gives the place back
+// once however often it is called.
+func TestCounterSharedByListeners(t *testing.T) {
+	k := NewCounter(Config{Max: 2, PerAddress: 1})
+	a := &net.TCPAddr{IP: net.ParseIP("192.0.2.1"), Port: 1}
+	b := &net.TCPAddr{IP: net.ParseIP("192.0.2.2"), Port: 1}
+	c := &net.TCPAddr{IP: net.ParseIP("192.0.2.3"), Port: 1}
+	relA, reason := k.Take(a)
+	if reason != "" {
+		t.Fatalf("first from a refused: %s", reason)
+	}
+	if _, reason := k.Take(a); reason != TooManyFromAddress {
+		t.Fatalf("second from a: %q, want %q", reason, TooManyFromAddress)
+	}
+	if _, reason := k.Take(b); reason != "" {
+		t.Fatalf("first from b refused: %s", reason)
+	}
+	if _, reason := k.Take(c); reason != TooMany {
+		t.Fatalf("third in all: %q, want %q", reason, TooMany)
+	}
+	relA()
+	relA()
+	if n := k.Open(); n != 1 {
+		t.Fatalf("Open() = %d after one release called twice, want 1", n)
+	}
+	if _, reason := k.Take(c); reason != "" {
+		t.Fatalf("c after a left refused: %s", reason)
 	}
 }
