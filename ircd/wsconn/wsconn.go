@@ -233,6 +233,7 @@ type Conn struct {
 	readBuf  []byte // what is left of the last message for Read
 	writeBuf []byte // a partial line awaiting its newline
 
+	refused       atomic.Bool // told why it is closed: nothing more goes out
 	readDeadline  atomic.Pointer[time.Time]
 	writeDeadline atomic.Pointer[time.Time]
 	closeOnce     sync.Once
@@ -307,6 +308,9 @@ func (c *Conn) readMessage() ([]byte, error) {
 
 // refuse tells the client why it is being closed, then closes.
 func (c *Conn) refuse(code websocket.StatusCode, reason string) {
+	// ircd would follow with its own ERROR for the ended read; the
+	// reason given here is the one that counts.
+	c.refused.Store(true)
 	ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
 	defer cancel()
 	line := []byte("ERROR :" + reason)
@@ -320,6 +324,9 @@ func (c *Conn) refuse(code websocket.StatusCode, reason string) {
 // Write sends each complete line of p as one message. ircd's writer only
 // writes whole lines; a partial one waits for the rest.
 func (c *Conn) Write(p []byte) (int, error) {
+	if c.refused.Load() {
+		return 0, net.ErrClosed
+	}
 	ctx, cancel := c.deadlineContext(&c.writeDeadline)
 	defer cancel()
 	data := p
