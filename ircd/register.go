@@ -91,6 +91,13 @@ func (c *Conn) handleCap(m *irc.Message) {
 				list = append(list, sc.name)
 			}
 		}
+		// sts has no meaning without its value, which 301 cannot carry;
+		// it is not in supportedCaps, so CAP REQ sts is refused.
+		if sts := c.srv.cfg.STS; sts != nil && version >= 302 {
+			if v := sts(c.nc); v != "" {
+				list = append(list, "sts="+v)
+			}
+		}
 		c.sendCap("LS", strings.Join(list, " "))
 	case "LIST":
 		c.mu.Lock()

@@ -84,6 +84,11 @@ type Config struct {
 	// connection at once (464).
 	LoginPendingTimeout time.Duration
 
+	// STS, if set, gives the value of the sts capability (IRCv3 Strict
+	// Transport Security) for a connection, such as "port=6697" on a
+	// plaintext one or "duration=86400" on TLS; "" leaves it out.
+	STS func(nc net.Conn) string
+
 	Logger *slog.Logger
 }
 
