@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -57,24 +58,53 @@ type HTTPConfig struct {
 }
 
 type IRCConfig struct {
-	Listen                   []string  `toml:"listen"`
-	AllowInsecurePlaintext   bool      `toml:"allow_insecure_plaintext"`
-	ServerName               string    `toml:"server_name"`
-	ServiceNick              string    `toml:"service_nick"`
-	Network                  string    `toml:"network"`
-	MOTD                     string    `toml:"motd"`
-	MaxSendQ                 int       `toml:"max_sendq"`
-	MaxConnections           int       `toml:"max_connections"`
-	MaxConnectionsPerAddress int       `toml:"max_connections_per_address"`
-	LimitExempt              []string  `toml:"limit_exempt"`
-	LoginPendingTimeout      Duration  `toml:"login_pending_timeout"`
-	TLS                      TLSConfig `toml:"tls"`
+	Listen                   []string        `toml:"listen"`
+	AllowInsecurePlaintext   bool            `toml:"allow_insecure_plaintext"`
+	ServerName               string          `toml:"server_name"`
+	ServiceNick              string          `toml:"service_nick"`
+	Network                  string          `toml:"network"`
+	MOTD                     string          `toml:"motd"`
+	MaxSendQ                 int             `toml:"max_sendq"`
+	MaxConnections           int             `toml:"max_connections"`
+	MaxConnectionsPerAddress int             `toml:"max_connections_per_address"`
+	LimitExempt              []string        `toml:"limit_exempt"`
+	LoginPendingTimeout      Duration        `toml:"login_pending_timeout"`
+	TLS                      TLSConfig       `toml:"tls"`
+	WebSocket                WebSocketConfig `toml:"websocket"`
 }
 
 type TLSConfig struct {
 	Listen []string `toml:"listen"`
 	Cert   string   `toml:"cert"`
 	Key    string   `toml:"key"`
+	// STSDuration turns on IRCv3 Strict Transport Security ("" is off);
+	// STSPort is where plaintext clients are sent, 0 for the first
+	// listener's port.
+	STSDuration string `toml:"sts_duration"`
+	STSPort     int    `toml:"sts_port"`
+}
+
+// WebSocketConfig is IRC over WebSocket, for web clients.
+type WebSocketConfig struct {
+	Listen         []string `toml:"listen"`
+	TLSListen      []string `toml:"tls_listen"`
+	Origins        []string `toml:"origins"`
+	TrustedProxies []string `toml:"trusted_proxies"`
+}
+
+// stsPolicy is the STS duration and port, ok false when STS is off.
+// Validated by then.
+func (c TLSConfig) stsPolicy() (duration time.Duration, port int, ok bool) {
+	if c.STSDuration == "" || len(c.Listen) == 0 {
+		return 0, 0, false
+	}
+	duration, _ = time.ParseDuration(c.STSDuration)
+	port = c.STSPort
+	if port == 0 {
+		_, p, _ := net.SplitHostPort(c.Listen[0])
+		port, _ = strconv.Atoi(p)
+	}
+	return duration, port, true
 }
 
 type MatrixConfig struct {
@@ -135,6 +165,10 @@ func defaultConfig() Config {
 			LimitExempt:              []string{"127.0.0.0/8", "::1"},
 			LoginPendingTimeout:      Duration{5 * time.Minute},
 			TLS:                      TLSConfig{Listen: []string{}},
+			WebSocket: WebSocketConfig{
+				Listen: []string{}, TLSListen: []string{},
+				Origins: []string{}, TrustedProxies: []string{},
+			},
 		},
 		Matrix: MatrixConfig{
 			DeviceName:  "mxircd",
@@ -189,8 +223,8 @@ func (cfg *Config) validate() error {
 	if n := cfg.IRC.ServiceNick; n == "" || strings.ContainsAny(n, " ,*?!@:#&\r\n\x00") {
 		return fmt.Errorf("irc.service_nick %q: give a nick (no spaces, no #, !, @, :, commas or wildcards)", n)
 	}
-	if len(cfg.IRC.Listen) == 0 && len(cfg.IRC.TLS.Listen) == 0 {
-		return errors.New("irc: no listeners: set irc.listen or irc.tls.listen")
+	if len(cfg.IRC.Listen)+len(cfg.IRC.TLS.Listen)+len(cfg.IRC.WebSocket.Listen)+len(cfg.IRC.WebSocket.TLSListen) == 0 {
+		return errors.New("irc: no listeners: set irc.listen, irc.tls.listen or irc.websocket.listen")
 	}
 	for _, addr := range cfg.IRC.Listen {
 		loopback, err := isLoopback(addr)
@@ -202,8 +236,14 @@ func (cfg *Config) validate() error {
 				"use irc.tls.listen, or set irc.allow_insecure_plaintext = true", addr)
 		}
 	}
-	if len(cfg.IRC.TLS.Listen) > 0 && (cfg.IRC.TLS.Cert == "" || cfg.IRC.TLS.Key == "") {
-		return errors.New("irc.tls: listeners need both cert and key")
+	if len(cfg.IRC.TLS.Listen)+len(cfg.IRC.WebSocket.TLSListen) > 0 && (cfg.IRC.TLS.Cert == "" || cfg.IRC.TLS.Key == "") {
+		return errors.New("irc.tls: TLS listeners (irc.tls.listen, irc.websocket.tls_listen) need both cert and key")
+	}
+	if err := cfg.IRC.validateSTS(); err != nil {
+		return err
+	}
+	if err := cfg.IRC.validateWebSocket(); err != nil {
+		return err
 	}
 	if cfg.IRC.ServerName == "" || strings.ContainsAny(cfg.IRC.ServerName, " :!@,*?") {
 		return fmt.Errorf("irc.server_name %q: must be a non-empty name without spaces or :!@,*?", cfg.IRC.ServerName)
@@ -297,6 +337,64 @@ func (cfg *Config) validate() error {
 	case "text", "json":
 	default:
 		return fmt.Errorf("log.format %q: must be text or json", cfg.Log.Format)
+	}
+	return nil
+}
+
+func (c *IRCConfig) validateSTS() error {
+	t := c.TLS
+	if t.STSPort < 0 || t.STSPort > 65535 {
+		return fmt.Errorf("irc.tls.sts_port %d: must be a port number (0: the port of the first irc.tls.listen)", t.STSPort)
+	}
+	if t.STSDuration == "" {
+		if t.STSPort != 0 {
+			return errors.New("irc.tls.sts_port is set but STS is off: set irc.tls.sts_duration too")
+		}
+		return nil
+	}
+	d, err := time.ParseDuration(t.STSDuration)
+	if err != nil || d < 0 || d%time.Second != 0 {
+		return fmt.Errorf("irc.tls.sts_duration %q: must be whole seconds such as \"0s\", \"720h\" (or \"\" for no STS)", t.STSDuration)
+	}
+	if len(t.Listen) == 0 {
+		return errors.New("irc.tls.sts_duration: STS sends plaintext clients to a TLS listener; set irc.tls.listen")
+	}
+	if t.STSPort == 0 {
+		if _, p, err := net.SplitHostPort(t.Listen[0]); err != nil || p == "0" {
+			return fmt.Errorf("irc.tls.sts_port: give the port clients reach TLS at (irc.tls.listen %q has none)", t.Listen[0])
+		}
+	}
+	return nil
+}
+
+func (c *IRCConfig) validateWebSocket() error {
+	ws := c.WebSocket
+	for _, addr := range ws.Listen {
+		loopback, err := isLoopback(addr)
+		if err != nil {
+			return fmt.Errorf("irc.websocket.listen %q: %w", addr, err)
+		}
+		if !loopback && !c.AllowInsecurePlaintext {
+			return fmt.Errorf("irc.websocket.listen %q: plaintext WebSocket on a non-loopback address sends Matrix passwords in the clear; "+
+				"use irc.websocket.tls_listen (or a TLS proxy on this machine), or set irc.allow_insecure_plaintext = true", addr)
+		}
+	}
+	for _, addr := range ws.TLSListen {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return fmt.Errorf("irc.websocket.tls_listen %q: %w", addr, err)
+		}
+	}
+	for _, o := range ws.Origins {
+		if o == "*" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+			return fmt.Errorf("irc.websocket.origins %q: give a web page's origin, scheme://host[:port] such as \"https://chat.example.org\", or \"*\"", o)
+		}
+	}
+	if _, err := netlimit.ParsePrefixes(ws.TrustedProxies); err != nil {
+		return fmt.Errorf("irc.websocket.trusted_proxies: %w", err)
 	}
 	return nil
 }

@@ -35,6 +35,16 @@ func TestConfigErrors(t *testing.T) {
 		{"bad duration", "[matrix]\nsync_timeout = \"soon\"\n", "sync_timeout"},
 		{"bad level", "[log]\nlevel = \"loud\"\n", "log.level"},
 		{"syntax", "[irc\n", "config.toml"},
+		{"public plaintext websocket", "[irc.websocket]\nlisten = [\"0.0.0.0:8067\"]\n", "allow_insecure_plaintext"},
+		{"wss without cert", "[irc.websocket]\ntls_listen = [\"127.0.0.1:8097\"]\n", "cert and key"},
+		{"origin with path", "[irc.websocket]\norigins = [\"https://chat.example.org/app\"]\n", "irc.websocket.origins"},
+		{"origin without scheme", "[irc.websocket]\norigins = [\"chat.example.org\"]\n", "irc.websocket.origins"},
+		{"bad proxy", "[irc.websocket]\ntrusted_proxies = [\"proxy\"]\n", "irc.websocket.trusted_proxies"},
+		{"sts without tls", "[irc.tls]\nsts_duration = \"720h\"\n", "set irc.tls.listen"},
+		{"sts port alone", "[irc.tls]\nsts_port = 6697\n", "sts_duration"},
+		{"sts bad duration", "[irc.tls]\nsts_duration = \"forever\"\n", "irc.tls.sts_duration"},
+		{"sts negative", "[irc.tls]\nsts_duration = \"-1s\"\n", "irc.tls.sts_duration"},
+		{"sts bad port", "[irc.tls]\nsts_port = 70000\n", "irc.tls.sts_port"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/mxircd/mxircd/internal/netlimit"
 	"github.com/mxircd/mxircd/ircd"
+	"github.com/mxircd/mxircd/ircd/wsconn"
 	"github.com/mxircd/mxircd/media"
 	"github.com/mxircd/mxircd/metrics"
 	"github.com/mxircd/mxircd/session"
@@ -48,11 +50,15 @@ type gateway struct {
 	irc       *ircd.Server
 	certs     *mxtls.CertReloader
 	listeners []net.Listener
-	media     *http.Server
-	mediaLn   net.Listener
-	debug     *http.Server
-	debugLn   net.Listener
-	serving   sync.WaitGroup
+	// webSockets serve IRC over WebSocket (plaintext first); their
+	// wsconn.Listeners are among listeners.
+	webSockets []*http.Server
+	wsAddrs    []net.Addr
+	media      *http.Server
+	mediaLn    net.Listener
+	debug      *http.Server
+	debugLn    net.Listener
+	serving    sync.WaitGroup
 }
 
 // startGateway opens everything and starts serving. On error nothing is
@@ -127,6 +133,7 @@ func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway
 		MOTD:        motd,
 		MaxSendQ:    cfg.IRC.MaxSendQ,
 		ServiceNick: cfg.IRC.ServiceNick,
+		STS:         stsPolicy(cfg.IRC.TLS),
 		// 0 in the configuration refuses connections without a login.
 		LoginPendingTimeout: cmp.Or(cfg.IRC.LoginPendingTimeout.Duration, -1),
 		Logger:              log,
@@ -136,32 +143,35 @@ func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway
 		return nil, err
 	}
 
-	// One count of open connections for all IRC listeners, plain and TLS.
+	// One count of open connections for all IRC listeners, plain, TLS
+	// and WebSocket.
 	exempt, _ := netlimit.ParsePrefixes(cfg.IRC.LimitExempt) // validated
 	ircLimits := netlimit.Config{Max: cfg.IRC.MaxConnections, PerAddress: cfg.IRC.MaxConnectionsPerAddress, Exempt: exempt}
-	plainLimits := ircLimits
-	plainLimits.Refuse = refuseIRC
+	ircCount := netlimit.NewCounter(ircLimits)
 	for _, addr := range cfg.IRC.Listen {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			return nil, fmt.Errorf("irc.listen: %w", err)
 		}
-		g.listeners = append(g.listeners, netlimit.Listen(ln, plainLimits))
+		g.listeners = append(g.listeners, netlimit.ListenCounted(ln, ircCount, refuseIRC))
 	}
-	if len(cfg.IRC.TLS.Listen) > 0 {
+	if len(cfg.IRC.TLS.Listen)+len(cfg.IRC.WebSocket.TLSListen) > 0 {
 		g.certs, err = mxtls.NewCertReloader(cfg.IRC.TLS.Cert, cfg.IRC.TLS.Key)
 		if err != nil {
 			return nil, err
 		}
-		for _, addr := range cfg.IRC.TLS.Listen {
-			ln, err := net.Listen("tcp", addr)
-			if err != nil {
-				return nil, fmt.Errorf("irc.tls.listen: %w", err)
-			}
-			// Counted before the handshake, so refusing costs no TLS
-			// work; a refused TLS client is closed without words.
-			g.listeners = append(g.listeners, tls.NewListener(netlimit.Listen(ln, ircLimits), g.certs.Config()))
+	}
+	for _, addr := range cfg.IRC.TLS.Listen {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("irc.tls.listen: %w", err)
 		}
+		// Counted before the handshake, so refusing costs no TLS
+		// work; a refused TLS client is closed without words.
+		g.listeners = append(g.listeners, tls.NewListener(netlimit.ListenCounted(ln, ircCount, nil), g.certs.Config()))
+	}
+	if err := g.startWebSockets(ircLimits, ircCount); err != nil {
+		return nil, err
 	}
 	for _, ln := range g.listeners {
 		log.Info("listening for IRC", "addr", ln.Addr().String())
@@ -174,6 +184,82 @@ func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway
 		}()
 	}
 	return g, nil
+}
+
+// startWebSockets opens the IRC-over-WebSocket listeners. A WebSocket
+// client is counted in the IRC caps by its own address (behind a trusted
+// proxy, the forwarded one) once upgraded; before that its socket is
+// counted with the same caps on its own, so idle HTTP connections cannot
+// pile up either.
+func (g *gateway) startWebSockets(limits netlimit.Config, ircCount *netlimit.Counter) error {
+	cfg := g.cfg.IRC.WebSocket
+	if len(cfg.Listen)+len(cfg.TLSListen) == 0 {
+		return nil
+	}
+	proxies, _ := netlimit.ParsePrefixes(cfg.TrustedProxies) // validated
+	wsCfg := wsconn.Config{Origins: cfg.Origins, TrustedProxies: proxies, Admit: ircCount.Take, Logger: g.log}
+	sockets := netlimit.NewCounter(limits)
+	open := func(addr string, secure bool) error {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return err
+		}
+		var hl net.Listener = netlimit.ListenCounted(ln, sockets, refuseHTTP)
+		if secure {
+			hl = tls.NewListener(hl, g.certs.Config())
+		}
+		wl := wsconn.NewListener(ln.Addr(), wsCfg)
+		// No read or write timeouts: they would end the upgraded
+		// connections, which ircd times out itself.
+		srv := &http.Server{
+			Handler:           wl,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       time.Minute,
+			ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+		}
+		g.webSockets = append(g.webSockets, srv)
+		g.wsAddrs = append(g.wsAddrs, ln.Addr())
+		g.listeners = append(g.listeners, wl)
+		g.log.Info("listening for IRC over WebSocket", "addr", ln.Addr().String(), "tls", secure)
+		g.serving.Add(1)
+		go func() {
+			defer g.serving.Done()
+			if err := srv.Serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				g.log.Error("WebSocket listener stopped", "addr", ln.Addr().String(), "err", err)
+			}
+		}()
+		return nil
+	}
+	for _, addr := range cfg.Listen {
+		if err := open(addr, false); err != nil {
+			return fmt.Errorf("irc.websocket.listen: %w", err)
+		}
+	}
+	for _, addr := range cfg.TLSListen {
+		if err := open(addr, true); err != nil {
+			return fmt.Errorf("irc.websocket.tls_listen: %w", err)
+		}
+	}
+	return nil
+}
+
+// stsPolicy gives each IRC connection its sts capability value: the TLS
+// port on plaintext, the duration on TLS. WebSocket clients get none:
+// browsers follow HSTS, and the port is not theirs.
+func stsPolicy(cfg TLSConfig) func(net.Conn) string {
+	duration, port, ok := cfg.stsPolicy()
+	if !ok {
+		return nil
+	}
+	return func(nc net.Conn) string {
+		switch nc.(type) {
+		case *tls.Conn:
+			return "duration=" + strconv.FormatInt(int64(duration/time.Second), 10)
+		case *wsconn.Conn:
+			return ""
+		}
+		return "port=" + strconv.Itoa(port)
+	}
 }
 
 func readMOTD(path string) ([]string, error) {
@@ -283,6 +369,9 @@ func (g *gateway) shutdown(ctx context.Context) error {
 	if g.media != nil {
 		errMedia = g.media.Shutdown(ctx)
 	}
+	for _, srv := range g.webSockets {
+		srv.Shutdown(ctx) // upgraded connections are ircd's, closed above
+	}
 	if g.debug != nil {
 		g.debug.Close()
 	}
@@ -295,6 +384,9 @@ func (g *gateway) shutdown(ctx context.Context) error {
 func (g *gateway) closeAll() {
 	for _, ln := range g.listeners {
 		ln.Close()
+	}
+	for _, srv := range g.webSockets {
+		srv.Close()
 	}
 	if g.media != nil {
 		g.media.Close()

@@ -59,6 +59,10 @@ func DialIRC(t testing.TB, addr string) *IRCClient {
 	return newIRCClient(t, conn)
 }
 
+// NewIRCClient speaks IRC over conn (CRLF-terminated lines either way);
+// conn is closed when the test ends.
+func NewIRCClient(t testing.TB, conn net.Conn) *IRCClient { return newIRCClient(t, conn) }
+
 func newIRCClient(t testing.TB, conn net.Conn) *IRCClient {
 	c := &IRCClient{
 		Timeout:  DefaultIRCTimeout,
