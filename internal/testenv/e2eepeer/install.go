@@ -1,8 +1,6 @@
 package e2eepeer
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -12,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/mxircd/mxircd/internal/testenv"
 )
@@ -96,108 +93,13 @@ func sourceDir() (string, error) {
 	return dir, nil
 }
 
-// packageFiles pin what npm installs; their hash names the install.
-var packageFiles = []string{"package.json", "package-lock.json"}
-
-func hashFiles(dir string, names ...string) (string, error) {
-	h := sha256.New()
-	for _, name := range names {
-		b, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			return "", err
-		}
-		fmt.Fprintf(h, "%s %d\n", name, len(b))
-		h.Write(b)
-	}
-	return hex.EncodeToString(h.Sum(nil))[:16], nil
-}
-
-// installPackages runs npm ci into CacheRoot/e2eepeer-KEY, KEY being the
-// hash of the package files, unless that directory exists already. It is
-// filled by rename, so a directory that exists is complete.
+// installPackages installs the pinned matrix-js-sdk into the testenv cache
+// (once per machine and version).
 func installPackages(src string, logf func(string, ...any)) (string, error) {
-	key, err := hashFiles(src, packageFiles...)
-	if err != nil {
-		return "", err
-	}
-	root, err := testenv.CacheRoot()
-	if err != nil {
-		return "", err
-	}
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		return "", err
-	}
-	dir := filepath.Join(root, "e2eepeer-"+key)
-	if _, err := os.Stat(dir); err == nil {
-		return dir, nil
-	}
-	// Test binaries of several packages may want the peer at once.
-	unlock, err := testenv.LockFile(dir+".lock", "installing the E2EE peer's npm packages", logf)
-	if err != nil {
-		return "", err
-	}
-	defer unlock()
-	if _, err := os.Stat(dir); err == nil {
-		return dir, nil
-	}
-	npm, err := exec.LookPath("npm")
-	if err != nil {
-		return "", fmt.Errorf("no npm on PATH: %s", installHint)
-	}
-
-	tmp, err := os.MkdirTemp(root, "e2eepeer-"+key+".tmp-")
-	if err != nil {
-		return "", err
-	}
-	defer os.RemoveAll(tmp)
-	for _, name := range packageFiles {
-		b, err := os.ReadFile(filepath.Join(src, name))
-		if err != nil {
-			return "", err
-		}
-		if err := os.WriteFile(filepath.Join(tmp, name), b, 0o644); err != nil {
-			return "", err
-		}
-	}
-	start := time.Now()
-	logf("e2eepeer: installing matrix-js-sdk from npm into %s (once per machine)", dir)
-	cmd := exec.Command(npm, "ci", "--no-audit", "--no-fund", "--no-update-notifier")
-	cmd.Dir = tmp
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("%s (in %s): %w\n%s", strings.Join(cmd.Args, " "), tmp, err, out)
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		return "", err
-	}
-	logf("e2eepeer: installed in %v", time.Since(start).Round(time.Millisecond))
-	return dir, nil
+	return testenv.NPMPackages(src, "e2eepeer", installHint, logf)
 }
 
-// placeScript copies peer.mjs next to the installed packages, because node
-// resolves a module's imports from where the module lies. The copy is named
-// by its content, so editing peer.mjs needs no reinstall and test binaries
-// running different versions of it do not disturb each other.
+// placeScript copies peer.mjs next to the installed packages.
 func placeScript(src, dir string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(src, "peer.mjs"))
-	if err != nil {
-		return "", err
-	}
-	sum := sha256.Sum256(b)
-	path := filepath.Join(dir, "peer-"+hex.EncodeToString(sum[:8])+".mjs")
-	if _, err := os.Stat(path); err == nil {
-		return path, nil
-	}
-	f, err := os.CreateTemp(dir, "peer-*.mjs.tmp")
-	if err != nil {
-		return "", err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return "", err
-	}
-	if err := f.Close(); err != nil {
-		return "", err
-	}
-	return path, os.Rename(f.Name(), path)
+	return testenv.PlaceScript(src, "peer.mjs", dir)
 }
