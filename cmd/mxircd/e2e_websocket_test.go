@@ -168,3 +168,73 @@ func TestSTS(t *testing.T) {
 	c.Send("CAP REQ sts")
 	c.ExpectMatch(t, isCmd("CAP", "*", "NAK"), "CAP NAK sts")
 }
+
+// Issue 16: WebSocket clients count in the IRC connection caps by their own
+// address (the one a trusted proxy forwards for), together with IRC over
+// TCP, and one over the cap is told why.
+func TestWebSocketConnectionCaps(t *testing.T) {
+	hs := testenv.SharedHomeserver(t)
+	cfg := defaultConfig()
+	cfg.IRC.Listen = []string{"127.0.0.1:0"}
+	cfg.IRC.WebSocket.Listen = []string{"127.0.0.1:0"}
+	cfg.IRC.WebSocket.TrustedProxies = []string{"127.0.0.1"}
+	cfg.IRC.MaxConnectionsPerAddress = 2
+	cfg.IRC.LimitExempt = nil
+	cfg.Matrix.Homeserver = hs.URL
+	cfg.Matrix.ServerName = hs.ServerName
+	sc := storetest.Config(t, "sqlite")
+	cfg.Store = StoreConfig{Driver: sc.Driver, Path: sc.Path, DSN: sc.DSN}
+	cfg.Encryption.PickleKeyFile = filepath.Join(t.TempDir(), "pickle.key")
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	g := startTestGateway(t, cfg)
+	url := g.wsURL(false)
+	from := func(addr string) http.Header { return http.Header{"X-Forwarded-For": {addr}} }
+	alive := func(c *testenv.IRCClient) {
+		t.Helper()
+		c.Send("PING :alive")
+		c.ExpectMatch(t, isCmd("PONG"), "PONG")
+	}
+	refused := func(header http.Header) {
+		t.Helper()
+		_, resp, err := testenv.DialWebSocket(url, header, "text.ircv3.net")
+		if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("over the cap: err %v, response %v; want 503", err, resp)
+		}
+		if body, _ := io.ReadAll(resp.Body); !strings.Contains(string(body), "too many connections from your address") {
+			t.Fatalf("503 body %q does not say why", body)
+		}
+	}
+
+	// Two clients behind the proxy from one address; the third from it
+	// is refused, one from another address is not (the proxy's own
+	// address counts for nobody).
+	for range 2 {
+		c, _ := testenv.DialWebSocketIRC(t, url, from("192.0.2.1"), "text.ircv3.net")
+		alive(c)
+	}
+	refused(from("192.0.2.1"))
+	other, _ := testenv.DialWebSocketIRC(t, url, from("192.0.2.2"), "text.ircv3.net")
+	alive(other)
+
+	// IRC over TCP and WebSocket share the count of an address.
+	alive(testenv.DialIRC(t, g.ircAddr()))
+	ws, _ := testenv.DialWebSocketIRC(t, url, nil, "text.ircv3.net") // the proxy itself, as a client
+	alive(ws)
+	refused(nil)
+
+	// A closed connection gives its place back.
+	ws.Close()
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		c, _, err := testenv.DialWebSocket(url, nil, "text.ircv3.net")
+		if err == nil {
+			c.CloseNow()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the closed connection's place was not given back: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -189,8 +190,8 @@ func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway
 // startWebSockets opens the IRC-over-WebSocket listeners. A WebSocket
 // client is counted in the IRC caps by its own address (behind a trusted
 // proxy, the forwarded one) once upgraded; before that its socket is
-// counted with the same caps on its own, so idle HTTP connections cannot
-// pile up either.
+// counted with the same caps on its own (trusted proxies exempt), so idle
+// HTTP connections cannot pile up either.
 func (g *gateway) startWebSockets(limits netlimit.Config, ircCount *netlimit.Counter) error {
 	cfg := g.cfg.IRC.WebSocket
 	if len(cfg.Listen)+len(cfg.TLSListen) == 0 {
@@ -198,6 +199,9 @@ func (g *gateway) startWebSockets(limits netlimit.Config, ircCount *netlimit.Cou
 	}
 	proxies, _ := netlimit.ParsePrefixes(cfg.TrustedProxies) // validated
 	wsCfg := wsconn.Config{Origins: cfg.Origins, TrustedProxies: proxies, Admit: ircCount.Take, Logger: g.log}
+	// A trusted proxy's sockets carry many clients, each counted by its
+	// forwarded address once upgraded.
+	limits.Exempt = append(slices.Clone(limits.Exempt), proxies...)
 	sockets := netlimit.NewCounter(limits)
 	open := func(addr string, secure bool) error {
 		ln, err := net.Listen("tcp", addr)
