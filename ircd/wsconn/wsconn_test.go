@@ -15,7 +15,7 @@ import (
 )
 
 // serve runs l behind a test HTTP server and returns its ws:// URL.
-func serve(t *testing.T, cfg Config) (*Listener, string) {
+func serve(t testing.TB, cfg Config) (*Listener, string) {
 	t.Helper()
 	var l *Listener
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { l.ServeHTTP(w, r) }))
@@ -24,7 +24,7 @@ func serve(t *testing.T, cfg Config) (*Listener, string) {
 	return l, "ws" + strings.TrimPrefix(srv.URL, "http")
 }
 
-func dial(t *testing.T, url string, opts *websocket.DialOptions) *websocket.Conn {
+func dial(t testing.TB, url string, opts *websocket.DialOptions) *websocket.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -36,7 +36,7 @@ func dial(t *testing.T, url string, opts *websocket.DialOptions) *websocket.Conn
 	return ws
 }
 
-func accept(t *testing.T, l *Listener) *Conn {
+func accept(t testing.TB, l *Listener) *Conn {
 	t.Helper()
 	nc, err := l.Accept()
 	if err != nil {
@@ -241,5 +241,38 @@ func TestCloseReleasesAndStopsAccept(t *testing.T) {
 	l.Close()
 	if _, err := l.Accept(); err != net.ErrClosed {
 		t.Fatalf("Accept after Close: %v", err)
+	}
+}
+
+// BenchmarkBurst writes a connect burst's worth of lines (100 of ~120 bytes,
+// as ircd's writer hands them over: one Write) and reads them as a client.
+func BenchmarkBurst(b *testing.B) {
+	for _, proto := range []string{TextProtocol, BinaryProtocol} {
+		b.Run(proto, func(b *testing.B) {
+			l, url := serve(b, Config{})
+			ws := dial(b, url, &websocket.DialOptions{Subprotocols: []string{proto}})
+			c := accept(b, l)
+			line := ":bob!bob@example.org PRIVMSG #fosdem :" + strings.Repeat("a line of text ", 5) + "\r\n"
+			burst := []byte(strings.Repeat(line, 100))
+			ctx := context.Background()
+			b.SetBytes(int64(len(burst)))
+			b.ResetTimer()
+			for range b.N {
+				done := make(chan error, 1)
+				go func() {
+					_, err := c.Write(burst)
+					done <- err
+				}()
+				for range 100 {
+					if _, _, err := ws.Read(ctx); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := <-done; err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "lines/s")
+		})
 	}
 }
