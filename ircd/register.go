@@ -256,14 +256,14 @@ const (
 // against the address. On success c.handler is set; on failure it returns
 // what to tell the client.
 func (c *Conn) tryLogin(account, password string) (string, bool) {
-	done, ok := c.srv.takeLoginToken(c.RemoteAddr())
+	ctx, cancel := context.WithTimeout(c.ctx, c.srv.cfg.LoginTimeout)
+	defer cancel()
+	done, ok := c.srv.takeLoginToken(ctx, c.RemoteAddr())
 	if !ok {
 		return msgTooManyFailures, false
 	}
 	failed := false
 	defer func() { done(failed) }()
-	ctx, cancel := context.WithTimeout(c.ctx, c.srv.cfg.LoginTimeout)
-	defer cancel()
 	h, err := c.srv.backend.Login(ctx, LoginRequest{Account: account, Password: password, RemoteAddr: c.RemoteAddr()}, c)
 	switch {
 	case err == nil:

@@ -281,44 +281,67 @@ func (s *Server) ConnCount() int {
 // check is over, saying whether the password was wrong: only failed
 // attempts use up the budget, to slow password guessing without getting
 // in the way of many honest users behind one address.
-func (s *Server) takeLoginToken(addr net.Addr) (done func(failed bool), ok bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func (s *Server) takeLoginToken(ctx context.Context, addr net.Addr) (done func(failed bool), ok bool) {
 	host := hostOf(addr)
-	f := s.failures[host]
-	if f == nil {
-		if len(s.failures) > 10000 {
-			for h, old := range s.failures {
-				if old.inFlight == 0 && old.lim.Tokens() >= float64(s.cfg.FailedLoginBurst) {
-					delete(s.failures, h)
+	for {
+		s.mu.Lock()
+		f := s.failures[host]
+		if f == nil {
+			if len(s.failures) > 10000 {
+				for h, old := range s.failures {
+					if old.inFlight == 0 && old.lim.Tokens() >= float64(s.cfg.FailedLoginBurst) {
+						delete(s.failures, h)
+					}
 				}
 			}
+			f = &loginLimit{lim: rate.NewLimiter(rate.Limit(s.cfg.FailedLoginRate), s.cfg.FailedLoginBurst)}
+			s.failures[host] = f
 		}
-		f = &loginLimit{lim: rate.NewLimiter(rate.Limit(s.cfg.FailedLoginRate), s.cfg.FailedLoginBurst)}
-		s.failures[host] = f
+		tokens := f.lim.Tokens()
+		if tokens < 1 {
+			s.mu.Unlock()
+			return nil, false
+		}
+		// A check in progress holds a token: it may yet turn out a
+		// failure. Beyond them, attempts wait their turn (many honest
+		// users behind one address log in at once after a restart).
+		if tokens-float64(f.inFlight) >= 1 {
+			f.inFlight++
+			s.mu.Unlock()
+			var once sync.Once
+			return func(failed bool) {
+				once.Do(func() {
+					s.mu.Lock()
+					defer s.mu.Unlock()
+					f.inFlight--
+					if failed {
+						f.lim.Allow()
+					}
+					if f.changed != nil {
+						close(f.changed)
+						f.changed = nil
+					}
+				})
+			}, true
+		}
+		if f.changed == nil {
+			f.changed = make(chan struct{})
+		}
+		wait := f.changed
+		s.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, false
+		}
 	}
-	// A check in progress holds a token: it may yet turn out a failure.
-	if f.lim.Tokens()-float64(f.inFlight) < 1 {
-		return nil, false
-	}
-	f.inFlight++
-	var once sync.Once
-	return func(failed bool) {
-		once.Do(func() {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			f.inFlight--
-			if failed {
-				f.lim.Allow()
-			}
-		})
-	}, true
 }
 
 // loginLimit is one address's failed-login budget.
 type loginLimit struct {
 	lim      *rate.Limiter
-	inFlight int // checks in progress, each holding a token
+	inFlight int           // checks in progress, each holding a token
+	changed  chan struct{} // closed when a check ends, for attempts waiting their turn
 }
 
 func hostOf(addr net.Addr) string {
