@@ -35,6 +35,7 @@ type Authenticator struct {
 	store     store.Store
 	log       *slog.Logger
 	passwords *passwordCache // recently verified passwords
+	failures  *accountFailures
 	lockUser  func(id.UserID) (unlock func())
 }
 
@@ -86,11 +87,22 @@ func (au *Authenticator) parseAccount(account string) (id.UserID, string, error)
 // password the gateway has verified before costs no homeserver request;
 // any other is tried on the homeserver, which is the judge of Matrix
 // passwords. It may take as long as the homeserver does, bounded by ctx.
-func (au *Authenticator) Password(ctx context.Context, account, password string) (*Credentials, error) {
+// from is the client's host, for the account's failed-login budget
+// (accountlimit.go); "" if unknown.
+func (au *Authenticator) Password(ctx context.Context, account, password, from string) (creds *Credentials, err error) {
 	user, clientName, err := au.parseAccount(account)
 	if err != nil {
 		return nil, err
 	}
+	done, err := au.failures.take(user, from)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { done(errors.Is(err, ErrInvalidCredentials), err == nil) }()
+	return au.password(ctx, user, clientName, password)
+}
+
+func (au *Authenticator) password(ctx context.Context, user id.UserID, clientName, password string) (*Credentials, error) {
 	creds := &Credentials{User: user, ClientName: clientName, unlock: au.lockUser(user)}
 	ok := false
 	defer func() {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -165,7 +166,7 @@ func NewManager(cfg Config, st store.Store) *Manager {
 		cursorDone:  make(chan struct{}),
 		stopCursors: cancel,
 	}
-	m.auth = &Authenticator{cfg: &m.cfg, store: st, log: m.log, passwords: newPasswordCache(), lockUser: m.lockUser}
+	m.auth = &Authenticator{cfg: &m.cfg, store: st, log: m.log, passwords: newPasswordCache(), failures: newAccountFailures(), lockUser: m.lockUser}
 	go m.cursorLoop(ctx)
 	go m.pruneLoop(ctx)
 	return m
@@ -254,7 +255,14 @@ func (m *Manager) lockUser(user id.UserID) (unlock func()) {
 // session, starting it if needed. It may take as long as the homeserver
 // does, bounded by ctx. Called on the client's reader goroutine.
 func (m *Manager) Login(ctx context.Context, account, password string, client Client) (*Attachment, error) {
-	creds, err := m.auth.Password(ctx, account, password)
+	from := ""
+	if ra, ok := client.(interface{ RemoteAddr() net.Addr }); ok && ra.RemoteAddr() != nil {
+		from = ra.RemoteAddr().String()
+		if host, _, err := net.SplitHostPort(from); err == nil {
+			from = host
+		}
+	}
+	creds, err := m.auth.Password(ctx, account, password, from)
 	if err != nil {
 		return nil, err
 	}
