@@ -179,6 +179,9 @@ func (s *Session) joinTarget(ctx context.Context, t mapping.RoomTarget) (id.Room
 	}
 	_, err := s.cli.ResolveAlias(ctx, t.Alias)
 	if errors.Is(err, mautrix.MNotFound) && t.Server == s.user.Homeserver() {
+		if !s.newRooms.Allow() {
+			return "", errTooManyNewRooms
+		}
 		resp, err := s.cli.CreateRoom(ctx, &mautrix.ReqCreateRoom{
 			RoomAliasName: t.Local,
 			Preset:        "public_chat",
@@ -199,10 +202,17 @@ func (s *Session) joinTarget(ctx context.Context, t mapping.RoomTarget) (id.Room
 	return resp.RoomID, nil
 }
 
+// errTooManyNewRooms says JOIN would create more rooms than
+// matrix.room_create_burst / room_create_interval allow.
+var errTooManyNewRooms = errors.New("too many new rooms")
+
 // joinError is the reply to a join the homeserver refused.
 func joinError(channel string, err error) error {
 	text := matrixErrorText(err)
 	switch {
+	case errors.Is(err, errTooManyNewRooms):
+		return ircreply.Fail("JOIN", "LIMIT_EXCEEDED", channel,
+			fmt.Sprintf("Not created: %s does not exist, and you have created too many rooms lately; try again in a minute", channel))
 	case errors.Is(err, mautrix.MNotFound):
 		return ircreply.Numeric(irc.ERR_NOSUCHCHANNEL, channel, "No such channel: "+text)
 	case errors.Is(err, mautrix.MForbidden):

@@ -62,6 +62,11 @@ type Config struct {
 	ReplayLimit int
 	// HistoryPerRoom is how many events the store keeps per room (default 5000).
 	HistoryPerRoom int
+	// RoomCreateBurst rooms an account may create at once by joining
+	// channels that do not exist (default 5), then one each
+	// RoomCreateInterval (default 1m).
+	RoomCreateBurst    int
+	RoomCreateInterval time.Duration
 	// CryptoStore opens an account's end-to-end encryption keys; nil
 	// leaves encrypted rooms undecrypted.
 	CryptoStore CryptoStoreOpener
@@ -130,6 +135,12 @@ func NewManager(cfg Config, st store.Store) *Manager {
 	}
 	if cfg.HistoryPerRoom == 0 {
 		cfg.HistoryPerRoom = 5000
+	}
+	if cfg.RoomCreateBurst == 0 {
+		cfg.RoomCreateBurst = 5
+	}
+	if cfg.RoomCreateInterval == 0 {
+		cfg.RoomCreateInterval = time.Minute
 	}
 	if cfg.HTTPClient == nil {
 		// No overall timeout: long-poll syncs set their own through ctx.

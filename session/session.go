@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"gopkg.in/irc.v4"
+	"golang.org/x/time/rate"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/crypto"
 	"maunium.net/go/mautrix/event"
@@ -43,6 +44,10 @@ type Client interface {
 // Session is one Matrix account's live connection to its homeserver and the
 // IRC clients attached to it.
 type Session struct {
+	// newRooms limits the rooms JOIN creates (issue 15: one JOIN line
+	// of new channels created 257 rooms). Request worker.
+	newRooms *rate.Limiter
+
 	mgr  *Manager
 	user id.UserID
 	cli  *mautrix.Client
@@ -197,6 +202,7 @@ func newSession(mgr *Manager, cli *mautrix.Client) *Session {
 		direct:     map[id.RoomID]id.UserID{},
 		dmFutures:  map[id.UserID]*dmFuture{},
 		presence:   map[id.UserID]presence{},
+		newRooms:   rate.NewLimiter(rate.Every(mgr.cfg.RoomCreateInterval), mgr.cfg.RoomCreateBurst),
 	}
 }
 

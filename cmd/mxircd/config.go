@@ -108,12 +108,14 @@ func (c TLSConfig) stsPolicy() (duration time.Duration, port int, ok bool) {
 }
 
 type MatrixConfig struct {
-	Homeserver   string   `toml:"homeserver"`
-	ServerName   string   `toml:"server_name"`
-	DeviceName   string   `toml:"device_name"`
-	ShortAliases bool     `toml:"short_aliases"`
-	OpLevel      int      `toml:"op_level"`
-	SyncTimeout  Duration `toml:"sync_timeout"`
+	Homeserver         string   `toml:"homeserver"`
+	ServerName         string   `toml:"server_name"`
+	DeviceName         string   `toml:"device_name"`
+	ShortAliases       bool     `toml:"short_aliases"`
+	OpLevel            int      `toml:"op_level"`
+	SyncTimeout        Duration `toml:"sync_timeout"`
+	RoomCreateBurst    int      `toml:"room_create_burst"`
+	RoomCreateInterval Duration `toml:"room_create_interval"`
 }
 
 type StoreConfig struct {
@@ -171,9 +173,11 @@ func defaultConfig() Config {
 			},
 		},
 		Matrix: MatrixConfig{
-			DeviceName:  "mxircd",
-			OpLevel:     50,
-			SyncTimeout: Duration{30 * time.Second},
+			DeviceName:         "mxircd",
+			OpLevel:            50,
+			SyncTimeout:        Duration{30 * time.Second},
+			RoomCreateBurst:    5,
+			RoomCreateInterval: Duration{time.Minute},
 		},
 		HTTP: HTTPConfig{
 			LinkTTL:                  Duration{24 * time.Hour},
@@ -271,6 +275,9 @@ func (cfg *Config) validate() error {
 	}
 	if cfg.Matrix.OpLevel < 1 {
 		return fmt.Errorf("matrix.op_level %d: must be at least 1", cfg.Matrix.OpLevel)
+	}
+	if cfg.Matrix.RoomCreateBurst < 1 || cfg.Matrix.RoomCreateInterval.Duration < time.Second {
+		return fmt.Errorf("matrix.room_create_burst %d / room_create_interval %s: at least 1 room, and at least 1s", cfg.Matrix.RoomCreateBurst, cfg.Matrix.RoomCreateInterval)
 	}
 	if cfg.Matrix.SyncTimeout.Duration < time.Second {
 		return fmt.Errorf("matrix.sync_timeout %s: must be at least 1s", cfg.Matrix.SyncTimeout)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gopkg.in/irc.v4"
 
 	"github.com/mxircd/mxircd/internal/testenv"
 	"github.com/mxircd/mxircd/store/storetest"
@@ -135,6 +138,62 @@ func TestConnectionCaps(t *testing.T) {
 					}
 				}
 			})
+		})
+	}
+}
+
+// Issue 15: one JOIN line of new channels created a room for each (19
+// lines made 257 rooms). Beyond matrix.room_create_burst the rest are
+// refused, each with a line that says why, and nothing is created.
+func TestRoomCreationLimit(t *testing.T) {
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			hs := testenv.SharedHomeserver(t)
+			cfg := defaultConfig()
+			cfg.IRC.Listen = []string{"127.0.0.1:0"}
+			cfg.Matrix.Homeserver = hs.URL
+			cfg.Matrix.ServerName = hs.ServerName
+			cfg.Matrix.RoomCreateBurst = 2
+			cfg.Matrix.RoomCreateInterval = Duration{time.Hour}
+			sc := storetest.Config(t, driver)
+			cfg.Store = StoreConfig{Driver: sc.Driver, Path: sc.Path, DSN: sc.DSN}
+			cfg.Encryption.PickleKeyFile = filepath.Join(t.TempDir(), "pickle.key")
+			if err := cfg.validate(); err != nil {
+				t.Fatal(err)
+			}
+			g := startTestGateway(t, cfg)
+			acct := hs.Register(t, "creator")
+			c := connectWithCaps(t, g, "creator", acct, "standard-replies")
+			var names []string
+			for i := range 5 {
+				names = append(names, fmt.Sprintf("#%s-new%d:%s", acct.Localpart, i, hs.ServerName))
+			}
+			c.Send("JOIN %s", strings.Join(names, ","))
+			joined, refused := 0, 0
+			for joined+refused < len(names) {
+				m := c.ExpectMatch(t, func(m *irc.Message) bool {
+					return (m.Command == "JOIN" && m.Prefix != nil && m.Prefix.Name == "creator") ||
+						(m.Command == "FAIL" && m.Param(0) == "JOIN")
+				}, "a JOIN or a FAIL JOIN")
+				if m.Command == "JOIN" {
+					joined++
+					continue
+				}
+				if m.Param(1) != "LIMIT_EXCEEDED" || !strings.Contains(m.Trailing(), "too many rooms") {
+					t.Fatalf("refusal %q", m.String())
+				}
+				refused++
+			}
+			if joined != 2 || refused != 3 {
+				t.Fatalf("%d joined and %d refused, want 2 and 3", joined, refused)
+			}
+			rooms, err := acct.Client.JoinedRooms(ctxFor(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rooms.JoinedRooms) != 2 {
+				t.Fatalf("the account is in %d rooms, want the 2 created", len(rooms.JoinedRooms))
+			}
 		})
 	}
 }

@@ -115,14 +115,16 @@ func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway
 		// Homeserver latency and errors by endpoint, for /metrics.
 		WrapTransport: g.metrics.Transport,
 
-		AlwaysOn:         cfg.Bouncer.AlwaysOn,
-		AwayWhenDetached: cfg.Bouncer.AwayWhenDetached,
-		ReplayLimit:      cfg.Bouncer.ReplayLimit,
-		HistoryPerRoom:   cfg.Bouncer.HistoryPerRoom,
-		CryptoStore:      cryptoStore,
-		OutboxKey:        outboxKey,
-		EncryptNewDMs:    cfg.Encryption.EncryptNewDMs,
-		ServiceNick:      cfg.IRC.ServiceNick,
+		AlwaysOn:           cfg.Bouncer.AlwaysOn,
+		AwayWhenDetached:   cfg.Bouncer.AwayWhenDetached,
+		ReplayLimit:        cfg.Bouncer.ReplayLimit,
+		HistoryPerRoom:     cfg.Bouncer.HistoryPerRoom,
+		RoomCreateBurst:    cfg.Matrix.RoomCreateBurst,
+		RoomCreateInterval: cfg.Matrix.RoomCreateInterval.Duration,
+		CryptoStore:        cryptoStore,
+		OutboxKey:          outboxKey,
+		EncryptNewDMs:      cfg.Encryption.EncryptNewDMs,
+		ServiceNick:        cfg.IRC.ServiceNick,
 	}, g.metrics.Store(g.store))
 	// Always-on sessions come back in the background: the homeserver may
 	// be slow or down, and IRC clients can connect meanwhile.
