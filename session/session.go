@@ -12,8 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"gopkg.in/irc.v4"
 	"golang.org/x/time/rate"
+	"gopkg.in/irc.v4"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/crypto"
 	"maunium.net/go/mautrix/event"
