@@ -26,6 +26,13 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // the given driver, and stops it when the test ends.
 func testGateway(t *testing.T, hs *testenv.Homeserver, driver string) *gateway {
 	t.Helper()
+	return startTestGateway(t, gatewayConfig(t, hs, driver, nil))
+}
+
+// gatewayConfig is a test gateway's configuration against hs with a store
+// of the given driver, changed by change (if not nil) and validated.
+func gatewayConfig(t *testing.T, hs *testenv.Homeserver, driver string, change func(*Config)) Config {
+	t.Helper()
 	cfg := defaultConfig()
 	cfg.IRC.Listen = []string{"127.0.0.1:0"}
 	cfg.Matrix.Homeserver = hs.URL
@@ -34,10 +41,13 @@ func testGateway(t *testing.T, hs *testenv.Homeserver, driver string) *gateway {
 	sc := storetest.Config(t, driver)
 	cfg.Store = StoreConfig{Driver: sc.Driver, Path: sc.Path, DSN: sc.DSN}
 	cfg.Encryption.PickleKeyFile = filepath.Join(t.TempDir(), "pickle.key")
+	if change != nil {
+		change(&cfg)
+	}
 	if err := cfg.validate(); err != nil {
 		t.Fatal(err)
 	}
-	return startTestGateway(t, cfg)
+	return cfg
 }
 
 func startTestGateway(t *testing.T, cfg Config) *gateway {

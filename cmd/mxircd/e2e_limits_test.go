@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,23 +20,14 @@ import (
 // loopback addresses tests connect from.
 func limitedGateway(t *testing.T, hs *testenv.Homeserver, driver string) *gateway {
 	t.Helper()
-	cfg := defaultConfig()
-	cfg.IRC.Listen = []string{"127.0.0.1:0"}
-	cfg.HTTP.Listen = "127.0.0.1:0"
-	cfg.Matrix.Homeserver = hs.URL
-	cfg.Matrix.ServerName = hs.ServerName
-	sc := storetest.Config(t, driver)
-	cfg.Store = StoreConfig{Driver: sc.Driver, Path: sc.Path, DSN: sc.DSN}
-	cfg.Encryption.PickleKeyFile = filepath.Join(t.TempDir(), "pickle.key")
-	cfg.IRC.MaxConnectionsPerAddress = 2
-	cfg.IRC.LimitExempt = nil
-	cfg.HTTP.MaxConnectionsPerAddress = 2
-	cfg.HTTP.LimitExempt = nil
-	cfg.HTTP.IdleTimeout = Duration{time.Second}
-	if err := cfg.validate(); err != nil {
-		t.Fatal(err)
-	}
-	return startTestGateway(t, cfg)
+	return startTestGateway(t, gatewayConfig(t, hs, driver, func(cfg *Config) {
+		cfg.HTTP.Listen = "127.0.0.1:0"
+		cfg.IRC.MaxConnectionsPerAddress = 2
+		cfg.IRC.LimitExempt = nil
+		cfg.HTTP.MaxConnectionsPerAddress = 2
+		cfg.HTTP.LimitExempt = nil
+		cfg.HTTP.IdleTimeout = Duration{time.Second}
+	}))
 }
 
 // Issue 15 (4): no address can hold the listeners' file descriptors, and
@@ -149,19 +139,10 @@ func TestRoomCreationLimit(t *testing.T) {
 	for _, driver := range storetest.Drivers() {
 		t.Run(driver, func(t *testing.T) {
 			hs := testenv.SharedHomeserver(t)
-			cfg := defaultConfig()
-			cfg.IRC.Listen = []string{"127.0.0.1:0"}
-			cfg.Matrix.Homeserver = hs.URL
-			cfg.Matrix.ServerName = hs.ServerName
-			cfg.Matrix.RoomCreateBurst = 2
-			cfg.Matrix.RoomCreateInterval = Duration{time.Hour}
-			sc := storetest.Config(t, driver)
-			cfg.Store = StoreConfig{Driver: sc.Driver, Path: sc.Path, DSN: sc.DSN}
-			cfg.Encryption.PickleKeyFile = filepath.Join(t.TempDir(), "pickle.key")
-			if err := cfg.validate(); err != nil {
-				t.Fatal(err)
-			}
-			g := startTestGateway(t, cfg)
+			g := startTestGateway(t, gatewayConfig(t, hs, driver, func(cfg *Config) {
+				cfg.Matrix.RoomCreateBurst = 2
+				cfg.Matrix.RoomCreateInterval = Duration{time.Hour}
+			}))
 			acct := hs.Register(t, "creator")
 			c := connectWithCaps(t, g, "creator", acct, "standard-replies")
 			var names []string

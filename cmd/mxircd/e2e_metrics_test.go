@@ -2,7 +2,6 @@ package main
 
 import (
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,21 +20,11 @@ import (
 // and on the debug listener.
 func metricsConfig(t *testing.T, hs *testenv.Homeserver, driver string, onHTTP bool) Config {
 	t.Helper()
-	cfg := defaultConfig()
-	cfg.IRC.Listen = []string{"127.0.0.1:0"}
-	cfg.HTTP.Listen = "127.0.0.1:0"
-	cfg.HTTP.Metrics = onHTTP
-	cfg.Debug.Listen = "127.0.0.1:0"
-	cfg.Matrix.Homeserver = hs.URL
-	cfg.Matrix.ServerName = hs.ServerName
-	cfg.Matrix.SyncTimeout = Duration{5 * time.Second}
-	sc := storetest.Config(t, driver)
-	cfg.Store = StoreConfig{Driver: sc.Driver, Path: sc.Path, DSN: sc.DSN}
-	cfg.Encryption.PickleKeyFile = filepath.Join(t.TempDir(), "pickle.key")
-	if err := cfg.validate(); err != nil {
-		t.Fatal(err)
-	}
-	return cfg
+	return gatewayConfig(t, hs, driver, func(cfg *Config) {
+		cfg.HTTP.Listen = "127.0.0.1:0"
+		cfg.HTTP.Metrics = onHTTP
+		cfg.Debug.Listen = "127.0.0.1:0"
+	})
 }
 
 // scrape reads url with the Prometheus text parser.
