@@ -118,14 +118,23 @@ func (au *Authenticator) password(ctx context.Context, user id.UserID, clientNam
 	}
 	creds.Account = acct
 	renew := func(ctx context.Context) error { return au.matrixPassword(ctx, acct, user, password) }
+	matrixMatch, confirmed := false, time.Time{}
+	if acct.AccessToken != "" {
+		matrixMatch, confirmed = au.passwords.verify(user.String(), acct.PasswordHash, password)
+	}
 	switch {
-	case acct.AccessToken != "" && au.passwords.verify(user.String(), acct.PasswordHash, password):
-		creds.stored, creds.renew = true, renew
-	case acct.AccessToken != "" && au.passwords.verify(appPasswordKey(user), acct.AppPasswordHash, password):
+	case matrixMatch:
+		// The homeserver may have stopped taking it since (auth_recheck.go).
+		fresh, err := au.recheck(ctx, acct, user, password, confirmed)
+		if err != nil {
+			return nil, err
+		}
+		creds.stored, creds.renew = !fresh, renew
+	case acct.AccessToken != "" && au.appPassword(user, acct, password):
 		// The app password unlocks the stored token only: it cannot
 		// log in to the homeserver again.
 		creds.stored = true
-	case acct.AccessToken == "" && acct.AppPasswordHash != "" && au.passwords.verify(appPasswordKey(user), acct.AppPasswordHash, password):
+	case acct.AccessToken == "" && acct.AppPasswordHash != "" && au.appPassword(user, acct, password):
 		return nil, fmt.Errorf("the gateway has no Matrix session for %s any more (it was logged out), and an app password cannot start one: log in once with your Matrix password", user)
 	default:
 		if err := au.matrixPassword(ctx, acct, user, password); err != nil {
@@ -134,6 +143,12 @@ func (au *Authenticator) password(ctx context.Context, user id.UserID, clientNam
 	}
 	ok = true
 	return creds, nil
+}
+
+// appPassword says whether password is the account's app password.
+func (au *Authenticator) appPassword(user id.UserID, acct *store.Account, password string) bool {
+	ok, _ := au.passwords.verify(appPasswordKey(user), acct.AppPasswordHash, password)
+	return ok
 }
 
 // appPasswordKey keeps an account's app password apart from its Matrix
@@ -193,7 +208,7 @@ func (au *Authenticator) matrixPassword(ctx context.Context, acct *store.Account
 	if err := au.store.PutAccount(ctx, acct); err != nil {
 		return fmt.Errorf("saving account: %w", err)
 	}
-	au.passwords.remember(user.String(), verifier, password)
+	au.passwords.remember(user.String(), verifier, password, time.Now())
 	au.log.Info("logged in to Matrix", "user", user, "device", resp.DeviceID)
 	return nil
 }

@@ -80,6 +80,10 @@ type Config struct {
 	// EncryptNewDMs makes the DMs opened from IRC encrypted, when the
 	// account has encryption.
 	EncryptNewDMs bool
+	// PasswordRecheck is how long a Matrix password the homeserver
+	// accepted is taken from the stored verifier before the homeserver
+	// is asked again (default DefaultPasswordRecheck; auth_recheck.go).
+	PasswordRecheck time.Duration
 }
 
 // Manager owns every live Session and logs clients in to them.
@@ -159,6 +163,9 @@ func NewManager(cfg Config, st store.Store) *Manager {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.PasswordRecheck <= 0 {
+		cfg.PasswordRecheck = DefaultPasswordRecheck
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &Manager{

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // The gateway keeps a verifier of each account's password so that a
@@ -59,9 +60,10 @@ func checkPassword(verifier, password string) bool {
 
 // passwordCache remembers, in memory only, a keyed hash of the password
 // each account last logged in with, next to the verifier it was checked
-// against. A reconnect with the same password then costs one HMAC instead
-// of 100,000 PBKDF2 rounds, which would dominate an always-on reconnect;
-// a wrong password still goes through the slow check.
+// against and when the homeserver last accepted it. A reconnect with the
+// same password then costs one HMAC instead of 100,000 PBKDF2 rounds,
+// which would dominate an always-on reconnect; a wrong password still goes
+// through the slow check.
 type passwordCache struct {
 	key     [32]byte
 	mu      sync.Mutex
@@ -71,6 +73,9 @@ type passwordCache struct {
 type cachedPassword struct {
 	verifier string // the stored verifier this entry stands for
 	mac      [32]byte
+	// confirmed is when the homeserver last accepted the password; zero
+	// when only the stored verifier vouches for it (e.g. after a restart).
+	confirmed time.Time
 }
 
 func newPasswordCache() *passwordCache {
@@ -92,34 +97,48 @@ func (c *passwordCache) mac(user, password string) [32]byte {
 }
 
 // check says whether password is the one last verified for user against
-// verifier. Any goroutine.
-func (c *passwordCache) check(user, verifier, password string) bool {
+// verifier, and when the homeserver last accepted it. Any goroutine.
+func (c *passwordCache) check(user, verifier, password string) (ok bool, confirmed time.Time) {
 	mac := c.mac(user, password)
 	c.mu.Lock()
-	e, ok := c.entries[user]
+	e, found := c.entries[user]
 	c.mu.Unlock()
-	return ok && e.verifier == verifier && subtle.ConstantTimeCompare(e.mac[:], mac[:]) == 1
-}
-
-// remember records a password just verified for user. Any goroutine.
-func (c *passwordCache) remember(user, verifier, password string) {
-	mac := c.mac(user, password)
-	c.mu.Lock()
-	c.entries[user] = cachedPassword{verifier: verifier, mac: mac}
-	c.mu.Unlock()
-}
-
-// verify is checkPassword with the cache in front. Any goroutine.
-func (c *passwordCache) verify(user, verifier, password string) bool {
-	if verifier == "" {
-		return false
+	if !found || e.verifier != verifier || subtle.ConstantTimeCompare(e.mac[:], mac[:]) != 1 {
+		return false, time.Time{}
 	}
-	if c.check(user, verifier, password) {
-		return true
+	return true, e.confirmed
+}
+
+// remember records a password just verified for user; confirmed is when
+// the homeserver accepted it, zero if it was only the stored verifier.
+// Any goroutine.
+func (c *passwordCache) remember(user, verifier, password string, confirmed time.Time) {
+	mac := c.mac(user, password)
+	c.mu.Lock()
+	c.entries[user] = cachedPassword{verifier: verifier, mac: mac, confirmed: confirmed}
+	c.mu.Unlock()
+}
+
+// forget drops what is remembered for user. Any goroutine.
+func (c *passwordCache) forget(user string) {
+	c.mu.Lock()
+	delete(c.entries, user)
+	c.mu.Unlock()
+}
+
+// verify is checkPassword with the cache in front. It also says when the
+// homeserver last accepted the password (zero if not since this process
+// started). Any goroutine.
+func (c *passwordCache) verify(user, verifier, password string) (ok bool, confirmed time.Time) {
+	if verifier == "" {
+		return false, time.Time{}
+	}
+	if ok, confirmed := c.check(user, verifier, password); ok {
+		return true, confirmed
 	}
 	if !checkPassword(verifier, password) {
-		return false
+		return false, time.Time{}
 	}
-	c.remember(user, verifier, password)
-	return true
+	c.remember(user, verifier, password, time.Time{})
+	return true, time.Time{}
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // makeVerifier builds a verifier the way hashPassword does, with a chosen
@@ -190,10 +191,11 @@ func TestPasswordCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := newPasswordCache()
-	if c.check("@a:x", v1, "right") {
+	ok := func(ok bool, _ time.Time) bool { return ok }
+	if ok(c.check("@a:x", v1, "right")) {
 		t.Fatal("an empty cache accepted a password")
 	}
-	if !c.verify("@a:x", v1, "right") || !c.check("@a:x", v1, "right") {
+	if !ok(c.verify("@a:x", v1, "right")) || !ok(c.check("@a:x", v1, "right")) {
 		t.Fatal("a verified password was not remembered")
 	}
 	for _, tc := range []struct{ user, verifier, password string }{
@@ -201,15 +203,29 @@ func TestPasswordCache(t *testing.T) {
 		{"@b:x", v1, "right"}, // another account
 		{"@a:x", v2, "right"}, // the verifier changed since
 	} {
-		if c.check(tc.user, tc.verifier, tc.password) {
+		if ok(c.check(tc.user, tc.verifier, tc.password)) {
 			t.Errorf("check(%q, %q) passed from the cache", tc.user, tc.password)
 		}
 	}
-	if c.verify("@a:x", v1, "wrong") || c.verify("@a:x", "", "right") {
+	if ok(c.verify("@a:x", v1, "wrong")) || ok(c.verify("@a:x", "", "right")) {
 		t.Fatal("verify accepted a wrong password or an empty verifier")
 	}
-	if !c.check("@a:x", v1, "right") {
+	if !ok(c.check("@a:x", v1, "right")) {
 		t.Fatal("a failed attempt evicted the remembered password")
+	}
+	// Only the homeserver's acceptance is a confirmation; the stored
+	// verifier alone is not, so a restart asks the homeserver again.
+	if _, confirmed := c.verify("@a:x", v1, "right"); !confirmed.IsZero() {
+		t.Errorf("a password checked only against the verifier is confirmed at %v", confirmed)
+	}
+	at := time.Now()
+	c.remember("@a:x", v1, "right", at)
+	if _, confirmed := c.verify("@a:x", v1, "right"); !confirmed.Equal(at) {
+		t.Errorf("confirmed at %v, want %v", confirmed, at)
+	}
+	c.forget("@a:x")
+	if ok(c.check("@a:x", v1, "right")) {
+		t.Error("a forgotten password is still remembered")
 	}
 }
 

@@ -57,6 +57,10 @@ type Store interface {
 	// password ("" removes it). It returns an error satisfying
 	// errors.Is(err, ErrNotFound) when there is no such account.
 	SetAppPassword(ctx context.Context, userID, verifier string) error
+	// ClearPasswordVerifier empties the account's PasswordHash if it is
+	// still verifier (a login that stored a newer one meanwhile keeps
+	// it). A missing account or another verifier is not an error.
+	ClearPasswordVerifier(ctx context.Context, userID, verifier string) error
 	// InitSetting stores value under name unless one is stored already,
 	// and returns the stored value.
 	InitSetting(ctx context.Context, name, value string) (string, error)
@@ -415,6 +419,16 @@ func (s *SQLStore) SetAppPassword(ctx context.Context, userID, verifier string) 
 		return fmt.Errorf("store: save app password of %s: %w", userID, err)
 	} else if n == 0 {
 		return fmt.Errorf("store: save app password of %s: %w", userID, ErrNotFound)
+	}
+	return nil
+}
+
+func (s *SQLStore) ClearPasswordVerifier(ctx context.Context, userID, verifier string) error {
+	_, err := s.db.ExecContext(ctx,
+		`UPDATE accounts SET password_hash = '', updated_at = $1 WHERE user_id = $2 AND password_hash = $3`,
+		s.now().UnixMilli(), userID, verifier)
+	if err != nil {
+		return fmt.Errorf("store: forget the password verifier of %s: %w", userID, err)
 	}
 	return nil
 }

@@ -694,3 +694,30 @@ func TestAppPassword(t *testing.T) {
 		}
 	})
 }
+
+// ClearPasswordVerifier forgets the verifier it names, and only that one.
+func TestClearPasswordVerifier(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, driver string) {
+		ctx := context.Background()
+		s := storetest.Open(t, driver)
+		if err := s.ClearPasswordVerifier(ctx, "@nobody:example.org", "v"); err != nil {
+			t.Errorf("ClearPasswordVerifier of a missing account: %v", err)
+		}
+		in := &store.Account{UserID: "@dan:example.org", AccessToken: "t", PasswordHash: "newer"}
+		if err := s.PutAccount(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ClearPasswordVerifier(ctx, in.UserID, "older"); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.Account(ctx, in.UserID); got == nil || got.PasswordHash != "newer" {
+			t.Errorf("after clearing another verifier: %+v, want newer kept", got)
+		}
+		if err := s.ClearPasswordVerifier(ctx, in.UserID, "newer"); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.Account(ctx, in.UserID); got == nil || got.PasswordHash != "" || got.AccessToken != "t" {
+			t.Errorf("after clearing the verifier: %+v, want no verifier and the token kept", got)
+		}
+	})
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/mxircd/mxircd/internal/netlimit"
+	"github.com/mxircd/mxircd/session"
 )
 
 // Config is config.toml. The shipped config.toml documents every key with
@@ -116,6 +117,7 @@ type MatrixConfig struct {
 	SyncTimeout        Duration `toml:"sync_timeout"`
 	RoomCreateBurst    int      `toml:"room_create_burst"`
 	RoomCreateInterval Duration `toml:"room_create_interval"`
+	PasswordRecheck    Duration `toml:"password_recheck"`
 }
 
 type StoreConfig struct {
@@ -178,6 +180,7 @@ func defaultConfig() Config {
 			SyncTimeout:        Duration{30 * time.Second},
 			RoomCreateBurst:    5,
 			RoomCreateInterval: Duration{time.Minute},
+			PasswordRecheck:    Duration{session.DefaultPasswordRecheck},
 		},
 		HTTP: HTTPConfig{
 			LinkTTL:                  Duration{24 * time.Hour},
@@ -278,6 +281,9 @@ func (cfg *Config) validate() error {
 	}
 	if cfg.Matrix.RoomCreateBurst < 1 || cfg.Matrix.RoomCreateInterval.Duration < time.Second {
 		return fmt.Errorf("matrix.room_create_burst %d / room_create_interval %s: at least 1 room, and at least 1s", cfg.Matrix.RoomCreateBurst, cfg.Matrix.RoomCreateInterval)
+	}
+	if cfg.Matrix.PasswordRecheck.Duration < time.Second {
+		return fmt.Errorf("matrix.password_recheck %s: must be at least 1s", cfg.Matrix.PasswordRecheck)
 	}
 	if cfg.Matrix.SyncTimeout.Duration < time.Second {
 		return fmt.Errorf("matrix.sync_timeout %s: must be at least 1s", cfg.Matrix.SyncTimeout)

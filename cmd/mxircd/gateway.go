@@ -121,6 +121,7 @@ func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway
 		HistoryPerRoom:     cfg.Bouncer.HistoryPerRoom,
 		RoomCreateBurst:    cfg.Matrix.RoomCreateBurst,
 		RoomCreateInterval: cfg.Matrix.RoomCreateInterval.Duration,
+		PasswordRecheck:    cfg.Matrix.PasswordRecheck.Duration,
 		CryptoStore:        cryptoStore,
 		OutboxKey:          outboxKey,
 		EncryptNewDMs:      cfg.Encryption.EncryptNewDMs,

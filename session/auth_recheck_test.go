@@ -1,0 +1,84 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mxircd/mxircd/internal/testenv"
+	"github.com/mxircd/mxircd/store/storetest"
+)
+
+// Issue 15 (3): when the homeserver cannot answer the recheck, a password
+// it accepted within the last hour is still taken (a reconnect during a
+// short outage gets its bouncer); an older one is refused in words that
+// say it is the homeserver's trouble, not a wrong password, and does not
+// count as one. A proxy in front of the real homeserver answers 502, as
+// one in front of a homeserver that is down does.
+func TestPasswordRecheckDuringOutage(t *testing.T) {
+	hs := testenv.SharedHomeserver(t)
+	target, err := url.Parse(hs.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var down atomic.Bool
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, "homeserver down", http.StatusBadGateway)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	const recheck = time.Second
+	m := NewManager(Config{Homeserver: front.URL, PasswordRecheck: recheck}, storetest.Open(t, "sqlite"))
+	t.Cleanup(func() { m.Close(context.Background()) })
+	au := m.Authenticator()
+	alice := hs.Register(t, "outage")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	login := func() (*Credentials, error) {
+		creds, err := au.Password(ctx, alice.UserID.String(), alice.Password, "192.0.2.1")
+		if creds != nil {
+			creds.Release()
+		}
+		return creds, err
+	}
+	if _, err := login(); err != nil {
+		t.Fatal(err)
+	}
+
+	down.Store(true)
+	time.Sleep(recheck + recheck/2)
+	if creds, err := login(); err != nil || !creds.stored {
+		t.Fatalf("during an outage, a password accepted a second ago: %v", err)
+	}
+	acct, err := m.store.Account(ctx, alice.UserID.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	au.passwords.remember(alice.UserID.String(), acct.PasswordHash, alice.Password, time.Now().Add(-passwordOutageGrace-time.Minute))
+	_, err = login()
+	if err == nil || errors.Is(err, ErrInvalidCredentials) || !strings.Contains(err.Error(), "could not check your password") {
+		t.Fatalf("during an outage, a password accepted long ago: %v, want the homeserver's trouble", err)
+	}
+	if acct, err := m.store.Account(ctx, alice.UserID.String()); err != nil || acct.PasswordHash == "" {
+		t.Errorf("the verifier was dropped although the homeserver refused nothing (%v)", err)
+	}
+
+	down.Store(false)
+	if creds, err := login(); err != nil || !creds.stored {
+		t.Fatalf("after the outage: %v", err)
+	}
+	if ok, confirmed := au.passwords.check(alice.UserID.String(), acct.PasswordHash, alice.Password); !ok || time.Since(confirmed) > time.Minute {
+		t.Errorf("after the outage the password is not confirmed anew (%v, %v)", ok, confirmed)
+	}
+}
