@@ -41,6 +41,7 @@ type testBackend struct {
 	handlers  chan *testHandler                    // one per successful login
 	logins    atomic.Int32                         // every Login call, good or bad
 	gate      chan struct{}                        // if set, Login waits until it is closed
+	certFP    string                               // the client certificate SASL EXTERNAL may log in with
 }
 
 // forwardedParams are the commands the test Backend declares, with their
@@ -72,7 +73,11 @@ func (b *testBackend) Login(ctx context.Context, req LoginRequest, c *Conn) (Han
 	if b.gate != nil {
 		<-b.gate
 	}
-	if req.Account != b.account || req.Password != b.password {
+	if req.CertFP != "" {
+		if req.CertFP != b.certFP || (req.Account != "" && req.Account != b.account) {
+			return nil, fmt.Errorf("test backend refuses certificate %q: %w", req.CertFP, ErrInvalidCredentials)
+		}
+	} else if req.Account != b.account || req.Password != b.password {
 		return nil, fmt.Errorf("test backend refuses %q: %w", req.Account, ErrInvalidCredentials)
 	}
 	h := newTestHandler(b.tb, c)

@@ -85,6 +85,9 @@ func (c *Conn) handleCap(m *irc.Message) {
 		}
 		var list []string
 		for _, sc := range supportedCaps {
+			if sc.name == "sasl" {
+				sc.value = c.saslMechs()
+			}
 			if sc.value != "" && version >= 302 {
 				list = append(list, sc.name+"="+sc.value)
 			} else {
@@ -172,12 +175,13 @@ func (c *Conn) handleAuthenticate(m *irc.Message) {
 		return
 	}
 	if c.reg.saslMech == "" {
-		if strings.ToUpper(arg) != "PLAIN" {
-			c.replyNumeric(irc.RPL_SASLMECHS, "PLAIN", "are available SASL mechanisms")
+		mech := strings.ToUpper(arg)
+		if mech != "PLAIN" && (mech != "EXTERNAL" || !c.externalOffered()) {
+			c.replyNumeric(irc.RPL_SASLMECHS, c.saslMechs(), "are available SASL mechanisms")
 			c.replyNumeric(irc.ERR_SASLFAIL, "SASL authentication failed: unsupported mechanism")
 			return
 		}
-		c.reg.saslMech = "PLAIN"
+		c.reg.saslMech = mech
 		c.reply(&irc.Message{Command: "AUTHENTICATE", Params: []string{"+"}})
 		return
 	}
@@ -197,23 +201,18 @@ func (c *Conn) handleAuthenticate(m *irc.Message) {
 	if len(arg) == 400 {
 		return // more chunks follow
 	}
+	mech := c.reg.saslMech
 	payload, err := base64.StdEncoding.DecodeString(string(c.reg.saslBuf))
 	c.resetSASL()
 	if err != nil {
 		c.replyNumeric(irc.ERR_SASLFAIL, "SASL authentication failed: invalid base64")
 		return
 	}
-	parts := bytes.Split(payload, []byte{0})
-	if len(parts) != 3 || len(parts[1]) == 0 {
-		c.replyNumeric(irc.ERR_SASLFAIL, "SASL authentication failed: malformed PLAIN message")
-		return
-	}
-	authzid, authcid, password := string(parts[0]), string(parts[1]), string(parts[2])
-	if authzid != "" && authzid != authcid {
-		c.replyNumeric(irc.ERR_SASLFAIL, "SASL authentication failed: cannot log in as another user")
-		return
-	}
-	if !c.login(authcid, password, irc.ERR_SASLFAIL) {
+	if mech == "EXTERNAL" {
+		if !c.saslExternal(string(payload)) {
+			return
+		}
+	} else if !c.saslPlain(payload) {
 		return
 	}
 	if c.pending.Load() {
@@ -225,6 +224,21 @@ func (c *Conn) handleAuthenticate(m *irc.Message) {
 	c.replyNumeric(irc.RPL_LOGGEDIN, c.Nick()+"!"+c.Username()+"@"+hostOf(c.RemoteAddr()), account,
 		"You are now logged in as "+account)
 	c.replyNumeric(irc.RPL_SASLSUCCESS, "SASL authentication successful")
+}
+
+// saslPlain logs in with a PLAIN message, replying to a failure itself.
+func (c *Conn) saslPlain(payload []byte) bool {
+	parts := bytes.Split(payload, []byte{0})
+	if len(parts) != 3 || len(parts[1]) == 0 {
+		c.replyNumeric(irc.ERR_SASLFAIL, "SASL authentication failed: malformed PLAIN message")
+		return false
+	}
+	authzid, authcid, password := string(parts[0]), string(parts[1]), string(parts[2])
+	if authzid != "" && authzid != authcid {
+		c.replyNumeric(irc.ERR_SASLFAIL, "SASL authentication failed: cannot log in as another user")
+		return false
+	}
+	return c.login(authcid, password, irc.ERR_SASLFAIL)
 }
 
 func (c *Conn) resetSASL() {
@@ -256,6 +270,12 @@ const (
 // against the address. On success c.handler is set; on failure it returns
 // what to tell the client.
 func (c *Conn) tryLogin(account, password string) (string, bool) {
+	return c.tryLoginRequest(LoginRequest{Account: account, Password: password})
+}
+
+// tryLoginRequest is tryLogin for any kind of LoginRequest.
+func (c *Conn) tryLoginRequest(req LoginRequest) (string, bool) {
+	account := req.Account
 	ctx, cancel := context.WithTimeout(c.ctx, c.srv.cfg.LoginTimeout)
 	defer cancel()
 	done, ok := c.srv.takeLoginToken(ctx, c.RemoteAddr())
@@ -264,7 +284,8 @@ func (c *Conn) tryLogin(account, password string) (string, bool) {
 	}
 	failed := false
 	defer func() { done(failed) }()
-	h, err := c.srv.backend.Login(ctx, LoginRequest{Account: account, Password: password, RemoteAddr: c.RemoteAddr()}, c)
+	req.RemoteAddr = c.RemoteAddr()
+	h, err := c.srv.backend.Login(ctx, req, c)
 	switch {
 	case err == nil:
 		c.handler = h

@@ -22,6 +22,10 @@ type LoginRequest struct {
 	Account    string // SASL authcid or USER name, as the client typed it
 	Password   string
 	RemoteAddr net.Addr
+	// CertFP, when set, logs in by the TLS client certificate of this
+	// fingerprint (SASL EXTERNAL) instead of a password; Account is then
+	// the authorization identity the client asked for, "" if none.
+	CertFP string
 }
 
 // ErrInvalidCredentials is what a Backend returns (wrapped or not) when the
@@ -88,6 +92,10 @@ type Config struct {
 	// Transport Security) for a connection, such as "port=6697" on a
 	// plaintext one or "duration=86400" on TLS; "" leaves it out.
 	STS func(nc net.Conn) string
+	// ClientCert, if set, says whether a connection can carry a TLS
+	// client certificate (then SASL EXTERNAL is offered on it) and the
+	// fingerprint of the one the client presented, "" if none.
+	ClientCert func(nc net.Conn) (fingerprint string, ok bool)
 
 	Logger *slog.Logger
 }

@@ -47,6 +47,7 @@ func init() {
 		{name: "PASSWORD", usage: "PASSWORD SET <password> | PASSWORD CLEAR",
 			help: "sets (or removes) an app password: a password of this gateway only that SASL PLAIN, PASS and IDENTIFY accept for your account, for accounts with no Matrix password (OAuth, SSO) or to keep that one out of your IRC client. Only over TLS or from this machine",
 			run:  (*Session).servicePassword},
+		certFPCommand,
 		{name: "STATUS", usage: "STATUS", help: "shows your account's homeserver, whether it is syncing, your rooms, encryption and the last error", run: (*Session).serviceStatus},
 		{name: "DEVICES", usage: "DEVICES | DEVICES DELETE <device ID> [<Matrix password>]",
 			help: "lists your account's Matrix devices, or logs one out; most homeservers ask for your Matrix password to do that (it is passed on, never stored or shown)",

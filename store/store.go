@@ -51,7 +51,7 @@ type Store interface {
 	// stored creation time and a.UpdatedAt to the time of this write.
 	PutAccount(ctx context.Context, a *Account) error
 	// DeleteAccount also removes the account's sync state, stream, client
-	// cursors and outbox. It succeeds when the account is already absent.
+	// cursors, outbox and certificates. It succeeds when the account is already absent.
 	DeleteAccount(ctx context.Context, userID string) error
 	// SetAppPassword replaces the verifier of an existing account's app
 	// password ("" removes it). It returns an error satisfying
@@ -61,6 +61,19 @@ type Store interface {
 	// still verifier (a login that stored a newer one meanwhile keeps
 	// it). A missing account or another verifier is not an error.
 	ClearPasswordVerifier(ctx context.Context, userID, verifier string) error
+	// AddCertFP registers a TLS client certificate's fingerprint (see
+	// CertFP) for the account; added is false when it was registered
+	// for it already. One registered for another account is an error
+	// satisfying errors.Is(err, ErrCertTaken).
+	AddCertFP(ctx context.Context, userID, fingerprint string) (added bool, err error)
+	// CertFPs lists the account's certificates, oldest first.
+	CertFPs(ctx context.Context, userID string) ([]CertFP, error)
+	// DeleteCertFP removes one of the account's certificates
+	// (ErrNotFound wrapped when it has no such one).
+	DeleteCertFP(ctx context.Context, userID, fingerprint string) error
+	// CertFPAccount returns the account a certificate logs in to
+	// (ErrNotFound wrapped when none).
+	CertFPAccount(ctx context.Context, fingerprint string) (string, error)
 	// InitSetting stores value under name unless one is stored already,
 	// and returns the stored value.
 	InitSetting(ctx context.Context, name, value string) (string, error)
@@ -443,7 +456,7 @@ func (s *SQLStore) DeleteAccount(ctx context.Context, userID string) error {
 		if _, err := lockEvents(ctx, tx); err != nil {
 			return err
 		}
-		for _, table := range []string{"accounts", "oauth_grants", "sync_state", "account_events", "client_cursors", "outbox"} {
+		for _, table := range []string{"accounts", "oauth_grants", "cert_fingerprints", "sync_state", "account_events", "client_cursors", "outbox"} {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE user_id = $1`, userID); err != nil {
 				return err
 			}

@@ -80,6 +80,32 @@ func (r *CertReloader) Config() *stdtls.Config {
 	}
 }
 
+// ClientCertConfig is Config asking clients for a certificate without
+// requiring one, and without checking who issued it: a client certificate
+// here is a key the user registered (CertFP), not a proof from an
+// authority. For IRC listeners only; a browser asked for a certificate
+// would prompt its user.
+func (r *CertReloader) ClientCertConfig() *stdtls.Config {
+	cfg := r.Config()
+	cfg.ClientAuth = stdtls.RequestClientCert
+	return cfg
+}
+
+// ClientFingerprint says whether conn is a TLS connection (so it can carry
+// a client certificate), and the Fingerprint of the certificate the
+// client presented, "" if none. Any goroutine, once the handshake is done.
+func ClientFingerprint(conn net.Conn) (fingerprint string, isTLS bool) {
+	tc, ok := conn.(*stdtls.Conn)
+	if !ok {
+		return "", false
+	}
+	state := tc.ConnectionState()
+	if len(state.PeerCertificates) == 0 {
+		return "", true
+	}
+	return Fingerprint(state.PeerCertificates[0]), true
+}
+
 // Listen opens a TCP (or other stream) listener and wraps it in TLS using
 // the reloader's configuration.
 func Listen(network, addr string, r *CertReloader) (net.Listener, error) {

@@ -388,3 +388,67 @@ func TestListenNilReloader(t *testing.T) {
 		t.Fatal("Listen accepted a nil reloader")
 	}
 }
+
+// ClientCertConfig asks for a client certificate without requiring one or
+// checking its issuer, and ClientFingerprint reads what the client sent.
+func TestClientCertificate(t *testing.T) {
+	certFile, keyFile := tempPair(t)
+	newTestCert(t, "server").write(t, certFile, keyFile)
+	r, err := NewCertReloader(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := stdtls.Listen("tcp", "127.0.0.1:0", r.ClientCertConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	client := newTestCert(t, "client") // self-signed: no authority vouches for it
+	pair, err := stdtls.X509KeyPair(client.certPEM, client.keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		certs []stdtls.Certificate
+		want  string
+	}{
+		{"with a certificate", []stdtls.Certificate{pair}, Fingerprint(client.leaf)},
+		{"without one", nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			done := make(chan string, 1)
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					done <- "accept: " + err.Error()
+					return
+				}
+				defer c.Close()
+				if err := c.(*stdtls.Conn).Handshake(); err != nil {
+					done <- "handshake: " + err.Error()
+					return
+				}
+				fp, isTLS := ClientFingerprint(c)
+				if !isTLS {
+					fp = "not TLS"
+				}
+				done <- fp
+			}()
+			c, err := stdtls.Dial("tcp", ln.Addr().String(), &stdtls.Config{InsecureSkipVerify: true, Certificates: tc.certs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if got := <-done; got != tc.want {
+				t.Errorf("fingerprint %q, want %q", got, tc.want)
+			}
+		})
+	}
+	plain, peer := net.Pipe()
+	defer plain.Close()
+	defer peer.Close()
+	if fp, isTLS := ClientFingerprint(plain); fp != "" || isTLS {
+		t.Errorf("a plain connection: %q, %v", fp, isTLS)
+	}
+}

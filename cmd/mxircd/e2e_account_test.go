@@ -118,7 +118,7 @@ func saslAttempt(t *testing.T, g *gateway, account, password string) string {
 	return ""
 }
 
-// PASSWORD SET is refused over plaintext from another machine. The test
+// PASSWORD SET and CERTFP ADD are refused over plaintext from another machine. The test
 // needs an address of this machine that is not loopback.
 func TestPasswordNeedsTLSOrLoopback(t *testing.T) {
 	ip := nonLoopbackIP(t)
@@ -140,6 +140,12 @@ func TestPasswordNeedsTLSOrLoopback(t *testing.T) {
 	c := connect(t, g, "alice", alice)
 	c.Send("PRIVMSG mxircd :PASSWORD SET right-app-password")
 	serviceSays(t, c, "Not over this connection")
+	const fp = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	c.Send("PRIVMSG mxircd :CERTFP ADD %s", fp)
+	serviceSays(t, c, "Not over this connection")
+	if _, err := g.store.CertFPAccount(ctxFor(t), fp); err == nil {
+		t.Errorf("a client certificate was registered over plaintext")
+	}
 	acct, err := g.store.Account(ctxFor(t), alice.UserID.String())
 	if err != nil {
 		t.Fatal(err)

@@ -138,6 +138,8 @@ func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway
 		MaxSendQ:    cfg.IRC.MaxSendQ,
 		ServiceNick: cfg.IRC.ServiceNick,
 		STS:         stsPolicy(cfg.IRC.TLS),
+		// Only the IRC TLS listeners ask for client certificates.
+		ClientCert: mxtls.ClientFingerprint,
 		// 0 in the configuration refuses connections without a login.
 		LoginPendingTimeout: cmp.Or(cfg.IRC.LoginPendingTimeout.Duration, -1),
 		Logger:              log,
@@ -172,7 +174,7 @@ func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway
 		}
 		// Counted before the handshake, so refusing costs no TLS
 		// work; a refused TLS client is closed without words.
-		g.listeners = append(g.listeners, tls.NewListener(netlimit.ListenCounted(ln, ircCount, nil), g.certs.Config()))
+		g.listeners = append(g.listeners, tls.NewListener(netlimit.ListenCounted(ln, ircCount, nil), g.certs.ClientCertConfig()))
 	}
 	if err := g.startWebSockets(ircLimits, ircCount); err != nil {
 		return nil, err
@@ -423,7 +425,13 @@ type backend struct {
 }
 
 func (b backend) Login(ctx context.Context, req ircd.LoginRequest, c *ircd.Conn) (ircd.Handler, error) {
-	a, err := b.mgr.Login(ctx, req.Account, req.Password, c)
+	var a *session.Attachment
+	var err error
+	if req.CertFP != "" {
+		a, err = b.mgr.LoginCert(ctx, req.Account, req.CertFP, c)
+	} else {
+		a, err = b.mgr.Login(ctx, req.Account, req.Password, c)
+	}
 	if errors.Is(err, session.ErrInvalidCredentials) {
 		b.metrics.LoginFailed(metrics.LoginInvalid)
 		return nil, fmt.Errorf("%w: %w", ircd.ErrInvalidCredentials, err)
