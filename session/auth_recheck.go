@@ -66,7 +66,11 @@ func (au *Authenticator) recheck(ctx context.Context, acct *store.Account, user 
 	if !confirmed.IsZero() && time.Since(confirmed) < au.cfg.PasswordRecheck {
 		return false, nil
 	}
-	cli, err := newClient(au.cfg, acct.Homeserver, user, acct.AccessToken)
+	hs := acct.Homeserver
+	if au.cfg.Homeserver != "" { // as matrixPassword: the configuration wins
+		hs = au.cfg.Homeserver
+	}
+	cli, err := newClient(au.cfg, hs, user, acct.AccessToken)
 	if err != nil {
 		return false, err
 	}

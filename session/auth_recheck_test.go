@@ -3,6 +3,8 @@ package session
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -80,5 +82,37 @@ func TestPasswordRecheckDuringOutage(t *testing.T) {
 	}
 	if ok, confirmed := au.passwords.check(alice.UserID.String(), acct.PasswordHash, alice.Password); !ok || time.Since(confirmed) > time.Minute {
 		t.Errorf("after the outage the password is not confirmed anew (%v, %v)", ok, confirmed)
+	}
+}
+
+// What a recheck costs a reconnect: a login whose password the homeserver
+// accepted lately (the verifier, through the memory cache) against one
+// that asks the homeserver (a GET and a user-interactive DELETE). The test
+// Dendrite hashes passwords with the cheapest bcrypt cost; a production
+// homeserver spends more on its check.
+func BenchmarkPasswordRecheck(b *testing.B) {
+	hs := testenv.SharedHomeserver(b)
+	for _, bc := range []struct {
+		name    string
+		recheck time.Duration
+	}{{"verifier", time.Hour}, {"recheck", time.Nanosecond}} {
+		b.Run(bc.name, func(b *testing.B) {
+			quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+			m := NewManager(Config{Homeserver: hs.URL, PasswordRecheck: bc.recheck, Logger: quiet}, storetest.Open(b, "sqlite"))
+			b.Cleanup(func() { m.Close(context.Background()) })
+			acct := hs.Register(b, "bench")
+			ctx := context.Background()
+			login := func() {
+				creds, err := m.Authenticator().Password(ctx, acct.UserID.String(), acct.Password, "192.0.2.1")
+				if err != nil {
+					b.Fatal(err)
+				}
+				creds.Release()
+			}
+			login()
+			for b.Loop() {
+				login()
+			}
+		})
 	}
 }
