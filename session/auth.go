@@ -19,8 +19,9 @@ import (
 // a client presents and returns Credentials, the account and the Matrix
 // access token to use; Manager.Start only finds or starts the account's
 // session with them. Each way in is one method of Authenticator returning
-// Credentials: Password (the Matrix password, or the account's app
-// password) today; a TLS client certificate, the OAuth device grant and an
+// Credentials: Password (the Matrix password, rechecked with the
+// homeserver in auth_recheck.go, or the account's app password) and Cert
+// (a TLS client certificate, auth_cert.go); the OAuth device grant and an
 // SSO login token are the same shape.
 //
 // A login holds the account's login lock from the moment its account is
