@@ -116,3 +116,56 @@ func BenchmarkPasswordRecheck(b *testing.B) {
 		})
 	}
 }
+
+// A stored verifier the homeserver no longer takes (here one of a password
+// the account never had, as after a change elsewhere) is refused at the
+// recheck as a wrong password: it spends the account's failed-login budget
+// and the verifier is forgotten.
+func TestPasswordRecheckRefusal(t *testing.T) {
+	hs := testenv.SharedHomeserver(t)
+	m := NewManager(Config{Homeserver: hs.URL}, storetest.Open(t, "sqlite"))
+	t.Cleanup(func() { m.Close(context.Background()) })
+	au := m.Authenticator()
+	alice := hs.Register(t, "refused")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	creds, err := au.Password(ctx, alice.UserID.String(), alice.Password, "192.0.2.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds.Release()
+	const old = "the-password-before-the-change"
+	acct, err := m.store.Account(ctx, alice.UserID.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acct.PasswordHash, err = hashPassword(old); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.store.PutAccount(ctx, acct); err != nil {
+		t.Fatal(err)
+	}
+
+	_, err = au.Password(ctx, alice.UserID.String(), old, "198.51.100.7")
+	if !errors.Is(err, ErrInvalidCredentials) || !strings.Contains(err.Error(), "no longer accepts") {
+		t.Fatalf("the old password: %v, want refused at the recheck", err)
+	}
+	au.failures.mu.Lock()
+	tokens := au.failures.m[alice.UserID].lim.Tokens()
+	au.failures.mu.Unlock()
+	if tokens > accountFailureBurst-0.5 {
+		t.Errorf("the refusal left %.2f of the account's %d failed logins", tokens, accountFailureBurst)
+	}
+	if got, err := m.store.Account(ctx, alice.UserID.String()); err != nil || got.PasswordHash != "" {
+		t.Errorf("the refused verifier is still stored (%v)", err)
+	}
+	// The real password still logs in (on the same device).
+	creds, err = au.Password(ctx, alice.UserID.String(), alice.Password, "192.0.2.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds.Release()
+	if got, _ := m.store.Account(ctx, alice.UserID.String()); got == nil || got.DeviceID != acct.DeviceID {
+		t.Errorf("the real password after the refusal moved to another device: %+v", got)
+	}
+}
