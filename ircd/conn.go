@@ -48,8 +48,11 @@ type Conn struct {
 
 	registered atomic.Bool
 	// pending says the connection is registered without a login yet (see
-	// pending.go); it has no handler while it is.
+	// pending.go); it has no handler while it is, unless it lurks.
 	pending atomic.Bool
+	// lurking says a pending connection reads as a guest (lurk.go).
+	lurking    atomic.Bool
+	lastActive atomic.Int64 // unix nanoseconds of the last line a lurker sent, PING and PONG aside
 
 	// Reader goroutine only.
 	reg          registration
@@ -60,6 +63,9 @@ type Conn struct {
 	limiter      *rate.Limiter
 	floodSince   time.Time   // start of the current run of throttled lines
 	pendingTimer *time.Timer // ends a login-pending connection
+	lurk         LurkHandler // while lurking; also the handler then
+	lurkTimer    *time.Timer // drops an idle lurker
+	guestNick    string      // the guest nick this connection holds in the server's set
 }
 
 func newConn(srv *Server, nc net.Conn) *Conn {
@@ -324,6 +330,8 @@ func (c *Conn) serve() {
 	if c.pendingTimer != nil {
 		c.pendingTimer.Stop()
 	}
+	c.stopLurking()
+	c.srv.releaseGuestNick(c)
 	if c.handler != nil {
 		c.detachHandler()
 	}

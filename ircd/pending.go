@@ -47,8 +47,16 @@ func init() {
 // the time it has to log in. Reader goroutine.
 func (c *Conn) enterPending() {
 	c.pending.Store(true)
+	lurker, _ := c.srv.backend.(Lurker)
+	guests := c.srv.cfg.Guests && lurker != nil
+	if guests {
+		c.takeGuestNick()
+	}
 	c.registered.Store(true)
 	c.sendWelcome()
+	if guests && c.startLurking(lurker) {
+		return // a lurker is bound by the guests' idle timeout (lurk.go)
+	}
 	timeout := c.srv.cfg.LoginPendingTimeout
 	c.pendingTimer = time.AfterFunc(timeout, func() {
 		if c.pending.Load() {
@@ -79,6 +87,7 @@ func (c *Conn) serviceNotice(from, text string) {
 // dispatchPending handles a line of a login-pending connection that the
 // command table must not see; it reports whether it did. Reader goroutine.
 func (c *Conn) dispatchPending(m *irc.Message) bool {
+	c.lurkActivity(m.Command)
 	if !c.pending.Load() || pendingAllowed[m.Command] {
 		return false
 	}
@@ -87,6 +96,9 @@ func (c *Conn) dispatchPending(m *irc.Message) bool {
 			c.pendingServiceMessage(m.Params[0], m.Params[1])
 		}
 		return true
+	}
+	if c.lurk != nil {
+		return false // the read-only Handler answers the rest
 	}
 	c.replyNumeric(irc.ERR_NOTREGISTERED, fmt.Sprintf("You are not logged in: /msg %s IDENTIFY <account> <password>", c.srv.cfg.ServiceNick))
 	return true
@@ -146,7 +158,9 @@ func (c *Conn) pendingIdentify(reply func(string), args []string) {
 func (c *Conn) finishPending(sasl bool) {
 	account := c.handler.Account()
 	c.reg.loggedInAs = account
-	c.pendingTimer.Stop()
+	if c.pendingTimer != nil { // a lurker has none
+		c.pendingTimer.Stop()
+	}
 	c.pending.Store(false)
 	c.replyNumeric(irc.RPL_LOGGEDIN, c.Nick()+"!"+c.Username()+"@"+hostOf(c.RemoteAddr()), account,
 		"You are now logged in as "+account)
@@ -154,5 +168,6 @@ func (c *Conn) finishPending(sasl bool) {
 		c.replyNumeric(irc.RPL_SASLSUCCESS, "SASL authentication successful")
 	}
 	c.log.Info("logged in from the login-pending state", "account", account)
+	c.endLurk(account)
 	c.handler.Attach()
 }

@@ -87,6 +87,13 @@ type Config struct {
 	// without credentials may stay to log in; negative refuses such a
 	// connection at once (464).
 	LoginPendingTimeout time.Duration
+	// Guests lets a connection without credentials read public rooms
+	// until it logs in (a lurker), when the Backend is a Lurker; it is
+	// then bound by GuestIdleTimeout instead of LoginPendingTimeout.
+	Guests bool
+	// GuestIdleTimeout drops a lurker that has sent nothing but PING and
+	// PONG for this long (default 30 minutes).
+	GuestIdleTimeout time.Duration
 
 	// STS, if set, gives the value of the sts capability (IRCv3 Strict
 	// Transport Security) for a connection, such as "port=6697" on a
@@ -134,6 +141,7 @@ func (cfg *Config) setDefaults() {
 	def(&cfg.LoginTimeout, 30*time.Second)
 	def(&cfg.WriteTimeout, 30*time.Second)
 	def(&cfg.LoginPendingTimeout, 5*time.Minute)
+	def(&cfg.GuestIdleTimeout, 30*time.Minute)
 	if cfg.ServiceNick == "" {
 		cfg.ServiceNick = "mxircd"
 	}
@@ -154,28 +162,30 @@ type Server struct {
 	backend Backend
 	log     *slog.Logger
 
-	mu        sync.Mutex
-	conns     map[*Conn]struct{}
-	listeners map[net.Listener]struct{}
-	closing   bool
-	failures  map[string]*loginLimit // failed logins by remote IP
-	isupport  *ISupport
-	commands  map[string]Command // read-only after NewServer
-	connsDone sync.WaitGroup
-	stats     stats // counters for metrics (stats.go)
+	mu         sync.Mutex
+	conns      map[*Conn]struct{}
+	listeners  map[net.Listener]struct{}
+	closing    bool
+	failures   map[string]*loginLimit // failed logins by remote IP
+	guestNicks map[string]bool        // nicks given to lurkers (lurk.go)
+	isupport   *ISupport
+	commands   map[string]Command // read-only after NewServer
+	connsDone  sync.WaitGroup
+	stats      stats // counters for metrics (stats.go)
 }
 
 func NewServer(cfg Config, backend Backend) *Server {
 	cfg.setDefaults()
 	return &Server{
-		cfg:       cfg,
-		backend:   backend,
-		log:       cfg.Logger,
-		conns:     map[*Conn]struct{}{},
-		listeners: map[net.Listener]struct{}{},
-		failures:  map[string]*loginLimit{},
-		isupport:  defaultISupport(&cfg),
-		commands:  commandTable(backend),
+		cfg:        cfg,
+		backend:    backend,
+		log:        cfg.Logger,
+		conns:      map[*Conn]struct{}{},
+		listeners:  map[net.Listener]struct{}{},
+		failures:   map[string]*loginLimit{},
+		guestNicks: map[string]bool{},
+		isupport:   defaultISupport(&cfg),
+		commands:   commandTable(backend),
 	}
 }
 

@@ -31,6 +31,7 @@ type SessionStates struct {
 type Sources struct {
 	Sessions           func() SessionStates
 	AttachedClients    func() int // IRC clients attached to a Matrix session
+	Lurkers            func() int // connections reading as guests
 	Connections        func() int // open IRC connections, logged in or not
 	MessagesToMatrix   func() uint64
 	MessagesFromMatrix func() uint64
@@ -119,6 +120,7 @@ func (m *Metrics) Watch(src Sources) {
 		}
 	}
 	gauge(src.AttachedClients, "mxircd_attached_clients", "IRC clients attached to a Matrix session.")
+	gauge(src.Lurkers, "mxircd_lurkers", "IRC connections without a login reading public rooms through the guests' shared session.")
 	gauge(src.Connections, "mxircd_irc_connections", "Open IRC connections, logged in or not.")
 	counter(src.MessagesToMatrix, "mxircd_messages_to_matrix_total", "Messages from IRC clients that the homeserver accepted.")
 	counter(src.MessagesFromMatrix, "mxircd_messages_from_matrix_total", "New Matrix messages a session received, counted once per account that received them.")

@@ -54,6 +54,10 @@ func (s *timedStore) DeleteAccount(ctx context.Context, userID string) error {
 	return s.timedErr("DeleteAccount", func() error { return s.Store.DeleteAccount(ctx, userID) })
 }
 
+func (s *timedStore) PutSetting(ctx context.Context, name, value string) error {
+	return s.timedErr("PutSetting", func() error { return s.Store.PutSetting(ctx, name, value) })
+}
+
 func (s *timedStore) InitSetting(ctx context.Context, name, value string) (string, error) {
 	return timed(s, "InitSetting", func() (string, error) { return s.Store.InitSetting(ctx, name, value) })
 }

@@ -100,6 +100,10 @@ func Commands() map[string]CommandSpec {
 // runCommand is the session's dispatcher: it runs a command's handler and
 // sends the reply its error carries.
 func (s *Session) runCommand(a *Attachment, out output, m *irc.Message) {
+	if a.lurk != nil {
+		s.reply(a, out, m.Command, s.lurkCommand(a, out, m))
+		return
+	}
 	cmd, ok := commands[m.Command]
 	var err error
 	switch {
@@ -502,7 +506,7 @@ func (s *Session) cmdWhois(a *Attachment, out output, m *irc.Message) error {
 	out.SendNumeric(irc.RPL_WHOISUSER, nick, u, h, "*", s.realName(user))
 	var channels []string
 	for _, r := range s.rooms {
-		if r.dm == "" && r.joined(user) {
+		if r.dm == "" && r.joined(user) && (a.lurk == nil || a.lurk.rooms[r.id] != nil) {
 			channels = append(channels, s.prefixesOf(a, r, user)+r.channel)
 		}
 	}

@@ -44,7 +44,7 @@ type CryptoStoreOpener func(ctx context.Context, user id.UserID, device id.Devic
 // worth retrying; an account whose keys cannot be loaded runs without
 // encryption, and says so in the log. Sync loop.
 func (s *Session) ensureCrypto() error {
-	if s.mgr.cfg.CryptoStore == nil || s.olm.Load() != nil {
+	if s.mgr.cfg.CryptoStore == nil || s.olm.Load() != nil || s.noCrypto {
 		return nil
 	}
 	mach, err := s.startCrypto(s.ctx)
@@ -466,7 +466,7 @@ func (s *Session) deliverLate(ctx context.Context, mach *crypto.OlmMachine) {
 			if r == nil {
 				continue
 			}
-			s.broadcast(live, func(a *Attachment, out output) { s.renderHistory(a, out, r, ev, false, "") })
+			s.broadcastIn(r, ev.ID, live, func(a *Attachment, out output) { s.renderHistory(a, out, r, ev, false, "") })
 		}
 	}})
 }

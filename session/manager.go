@@ -84,6 +84,8 @@ type Config struct {
 	// accepted is taken from the stored verifier before the homeserver
 	// is asked again (default DefaultPasswordRecheck; auth_recheck.go).
 	PasswordRecheck time.Duration
+	// Guests is how connections without a login are served (lurk.go).
+	Guests GuestConfig
 }
 
 // Manager owns every live Session and logs clients in to them.
@@ -122,6 +124,14 @@ type Manager struct {
 	cursorDone    chan struct{}
 	stopCursors   context.CancelFunc
 	cursorCommits atomic.Int64 // transactions of the cursor writer
+
+	// The lurkers' shared account (lurk.go): guestMu serialises finding
+	// or registering it, and guards guestAcct; guestUser (under mu) is
+	// a registered guest's Matrix ID, whose session has no encryption.
+	guestMu   sync.Mutex
+	guestAcct *store.Account
+	guestUser id.UserID
+	lurking   atomic.Int64 // lurkers attached (counted in attached too)
 }
 
 func NewManager(cfg Config, st store.Store) *Manager {
@@ -145,6 +155,9 @@ func NewManager(cfg Config, st store.Store) *Manager {
 	}
 	if cfg.RoomCreateInterval == 0 {
 		cfg.RoomCreateInterval = time.Minute
+	}
+	if cfg.Guests.MaxChannels == 0 {
+		cfg.Guests.MaxChannels = 20
 	}
 	if cfg.HTTPClient == nil {
 		// No overall timeout: long-poll syncs set their own through ctx.
@@ -365,6 +378,7 @@ func (m *Manager) launch(ctx context.Context, cli *mautrix.Client, acct *store.A
 	}
 	sess := newSession(m, cli)
 	sess.oauth = oauth
+	sess.noCrypto = user == m.guestUser
 	for roomID, name := range names {
 		sess.savedNames[id.RoomID(roomID)] = name
 	}

@@ -247,7 +247,7 @@ func (s *Session) broadcastModes(r *room, sender id.UserID, changes []mapping.Mo
 	if len(changes) == 0 {
 		return
 	}
-	s.broadcast(live, func(a *Attachment, out output) {
+	s.broadcastIn(r, "", live, func(a *Attachment, out output) {
 		for start := 0; start < len(changes); {
 			var modes strings.Builder
 			var args []string

@@ -90,7 +90,7 @@ func (s *Session) showOther(r *room, ev *event.Event, to audience) {
 		if key == "" {
 			return
 		}
-		s.broadcastEcho(ev, to, func(a *Attachment, out output) {
+		s.broadcastEcho(r, ev, to, func(a *Attachment, out output) {
 			if a.client.HasCap("message-tags") {
 				tags := eventTags(ev)
 				tags[tagReact], tags[tagReply] = key, string(rel.EventID)
@@ -107,7 +107,7 @@ func (s *Session) showOther(r *room, ev *event.Event, to audience) {
 			target = ev.Content.AsRedaction().Redacts
 		}
 		reason := ev.Content.AsRedaction().Reason
-		s.broadcastEcho(ev, to, func(a *Attachment, out output) {
+		s.broadcastEcho(r, ev, to, func(a *Attachment, out output) {
 			if a.client.HasCap("draft/message-redaction") {
 				params := []string{s.lineTarget(a, r, ev.Sender), string(target)}
 				if reason != "" {
@@ -132,7 +132,7 @@ func (s *Session) showOther(r *room, ev *event.Event, to audience) {
 		c := ev.Content.AsMessage()
 		sticker := *c
 		sticker.MsgType = event.MsgImage
-		s.broadcast(to, func(a *Attachment, out output) {
+		s.broadcastIn(r, ev.ID, to, func(a *Attachment, out output) {
 			text := "[sticker] " + strings.TrimSpace(c.Body)
 			if link := s.mediaLink(&sticker); link != "" {
 				text += " " + link
@@ -144,14 +144,14 @@ func (s *Session) showOther(r *room, ev *event.Event, to audience) {
 		if why := s.waiting.why(ev.Content.AsEncrypted().SessionID); why != "" {
 			text = "[sent an encrypted message whose key was withheld from this gateway: " + why + "; it is shown if one of your other devices forwards the key]"
 		}
-		s.broadcast(to, func(a *Attachment, out output) {
+		s.broadcastIn(r, ev.ID, to, func(a *Attachment, out output) {
 			s.sendNote(a, out, r, ev, text)
 		})
 	default:
 		if quietEventType(ev.Type.Type) {
 			return
 		}
-		s.broadcast(to, func(a *Attachment, out output) {
+		s.broadcastIn(r, ev.ID, to, func(a *Attachment, out output) {
 			s.sendNote(a, out, r, ev, "[sent a "+ev.Type.Type+" event, which IRC cannot show]")
 		})
 	}

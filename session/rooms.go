@@ -133,7 +133,7 @@ func (s *Session) renameUser(user id.UserID) {
 	s.nicks[user] = nick
 	s.byNick[mapping.Casefold(nick)] = user
 	u, h := mapping.UserHost(user)
-	s.broadcast(live, func(a *Attachment, out output) {
+	s.broadcastToUsersLurkers(user, live, func(a *Attachment, out output) {
 		out.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: old, User: u, Host: h}, Command: "NICK", Params: []string{nick}})
 	})
 }
@@ -166,7 +166,7 @@ func (s *Session) nickFree(nick string, user id.UserID) bool {
 			return false
 		}
 	}
-	return true
+	return !s.isGuestNick(folded)
 }
 
 // userByNick finds the Matrix user a client means by nick.
@@ -316,7 +316,7 @@ func (s *Session) renameIfNeeded(r *room) {
 	delete(s.channels, mapping.Casefold(old))
 	r.channel = name
 	s.channels[mapping.Casefold(name)] = r.id
-	s.broadcast(live, func(a *Attachment, out output) {
+	s.broadcastIn(r, "", live, func(a *Attachment, out output) {
 		if a.client.HasCap("draft/channel-rename") {
 			out.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: a.client.ServerName()}, Command: "RENAME",
 				Params: []string{old, name, "The room's alias or name changed"}})

@@ -68,6 +68,9 @@ type Session struct {
 	// oauth says the account renews its access token through an OAuth
 	// grant (session/oauth.go). Set before the session starts.
 	oauth bool
+	// noCrypto keeps the session without end-to-end encryption: the
+	// lurkers' guest account (lurk.go). Set before the session starts.
+	noCrypto bool
 
 	// olm is the account's end-to-end encryption, nil while it has none:
 	// set by the sync loop before its first sync, used by the sync loop,
@@ -139,6 +142,12 @@ type Session struct {
 	direct        map[id.RoomID]id.UserID // m.direct: DM rooms and their peer
 	dmFutures     map[id.UserID]*dmFuture // DM rooms being created
 	presence      map[id.UserID]presence  // last known presence of users
+
+	// Lurkers (lurk.go): read-only clients, not in clients, each reading
+	// the channels it joined.
+	lurkAll     map[*Attachment]bool
+	lurkers     map[id.RoomID]map[*Attachment]bool // by room: the lurkers reading it
+	lurkWaiting map[id.RoomID][]*Attachment        // lurkers whose JOIN returned before the room came through sync
 }
 
 // Events the owner goroutine handles.
@@ -179,30 +188,33 @@ type job func(ctx context.Context) func()
 func newSession(mgr *Manager, cli *mautrix.Client) *Session {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Session{
-		mgr:        mgr,
-		user:       cli.UserID,
-		cli:        cli,
-		log:        mgr.log.With("user", cli.UserID.String()),
-		ctx:        ctx,
-		cancel:     cancel,
-		events:     make(chan any, 64),
-		done:       make(chan struct{}),
-		clients:    map[*Attachment]bool{},
-		rooms:      map[id.RoomID]*room{},
-		channels:   map[string]id.RoomID{},
-		nicks:      map[id.UserID]string{},
-		byNick:     map[string]id.UserID{},
-		sentTxns:   map[string]*Attachment{},
-		sentResp:   map[string]*labeledResponse{},
-		started:    time.Now().UnixNano(),
-		deferred:   map[id.RoomID]*room{},
-		joinNames:  map[id.RoomID]string{},
-		savedNames: map[id.RoomID]string{},
-		invites:    map[id.RoomID]*invite{},
-		direct:     map[id.RoomID]id.UserID{},
-		dmFutures:  map[id.UserID]*dmFuture{},
-		presence:   map[id.UserID]presence{},
-		newRooms:   rate.NewLimiter(rate.Every(mgr.cfg.RoomCreateInterval), mgr.cfg.RoomCreateBurst),
+		mgr:         mgr,
+		user:        cli.UserID,
+		cli:         cli,
+		log:         mgr.log.With("user", cli.UserID.String()),
+		ctx:         ctx,
+		cancel:      cancel,
+		events:      make(chan any, 64),
+		done:        make(chan struct{}),
+		clients:     map[*Attachment]bool{},
+		rooms:       map[id.RoomID]*room{},
+		channels:    map[string]id.RoomID{},
+		nicks:       map[id.UserID]string{},
+		byNick:      map[string]id.UserID{},
+		sentTxns:    map[string]*Attachment{},
+		sentResp:    map[string]*labeledResponse{},
+		started:     time.Now().UnixNano(),
+		deferred:    map[id.RoomID]*room{},
+		joinNames:   map[id.RoomID]string{},
+		savedNames:  map[id.RoomID]string{},
+		invites:     map[id.RoomID]*invite{},
+		direct:      map[id.RoomID]id.UserID{},
+		dmFutures:   map[id.UserID]*dmFuture{},
+		presence:    map[id.UserID]presence{},
+		lurkAll:     map[*Attachment]bool{},
+		lurkers:     map[id.RoomID]map[*Attachment]bool{},
+		lurkWaiting: map[id.RoomID][]*Attachment{},
+		newRooms:    rate.NewLimiter(rate.Every(mgr.cfg.RoomCreateInterval), mgr.cfg.RoomCreateBurst),
 	}
 }
 
@@ -292,16 +304,24 @@ func (s *Session) handleEvent(ev any) {
 	}()
 	switch ev := ev.(type) {
 	case attachEvent:
+		if ev.a.lurk != nil {
+			s.lurkAttach(ev.a)
+			return
+		}
 		s.clients[ev.a] = false
 		s.clientsChanged()
 		if s.synced {
 			s.startAttach(ev.a)
 		}
 	case detachEvent:
+		if ev.a.lurk != nil {
+			s.lurkDetach(ev.a, "")
+			return
+		}
 		delete(s.clients, ev.a)
 		s.clientsChanged()
 	case commandEvent:
-		if _, ok := s.clients[ev.a]; ok {
+		if _, ok := s.clients[ev.a]; ok || s.lurkAll[ev.a] {
 			s.handleCommand(ev.a, ev.msg)
 		}
 	case syncEvent:
@@ -317,6 +337,9 @@ func (s *Session) handleEvent(ev any) {
 			s.syncBroken = true
 			s.noticeAll(fmt.Sprintf("Cannot reach the homeserver (%s); retrying in the background.", matrixErrorText(ev.err)))
 		}
+	case lurkEndEvent:
+		s.lurkDetach(ev.a, ev.reason)
+		close(ev.done)
 	case resultEvent:
 		if ev.apply != nil {
 			ev.apply()
@@ -762,6 +785,7 @@ type Attachment struct {
 
 	// Owner goroutine only.
 	monitor    map[string]id.UserID // MONITOR targets, folded
+	lurk       *lurkView            // set (before Attach) for a lurker: what it reads
 	cursor     int64                // stream position given to the client
 	catchingUp bool                 // missed events are being replayed
 	burstHead  int64                // the head when its connect burst was sent
@@ -786,6 +810,9 @@ func (a *Attachment) HandleCommand(m *irc.Message) {
 
 // Detach ends the attachment. Client's reader goroutine.
 func (a *Attachment) Detach() {
+	if a.lurk != nil {
+		a.sess.mgr.lurking.Add(-1)
+	}
 	a.sess.post(detachEvent{a})
 	a.sess.mgr.release(a.sess)
 }

@@ -35,6 +35,9 @@ type roomState struct {
 	topicAt  int64 // unix milliseconds
 	created  int64 // unix milliseconds
 	joinRule event.JoinRule
+	// history is m.room.history_visibility: world_readable rooms may be
+	// read by lurkers (lurk.go).
+	history  event.HistoryVisibility
 	power    *event.PowerLevelsEventContent
 	powerRaw json.RawMessage // as the homeserver sent it, to edit without losing fields
 	members  map[id.UserID]*member
@@ -78,6 +81,8 @@ func (st *roomState) apply(ev *event.Event) {
 		st.powerRaw = ev.Content.VeryRaw
 	case event.StateJoinRules:
 		st.joinRule = ev.Content.AsJoinRules().JoinRule
+	case event.StateHistoryVisibility:
+		st.history = ev.Content.AsHistoryVisibility().HistoryVisibility
 	case event.StateCreate:
 		st.created = ev.Timestamp
 	}
@@ -87,7 +92,7 @@ func (st *roomState) apply(ev *event.Event) {
 func matters(ev *event.Event) bool {
 	switch ev.Type {
 	case event.StateMember, event.StateTopic, event.StateCanonicalAlias, event.StateRoomName,
-		event.StatePowerLevels, event.StateJoinRules, event.StateCreate:
+		event.StatePowerLevels, event.StateJoinRules, event.StateCreate, event.StateHistoryVisibility:
 		return true
 	}
 	return false
@@ -103,7 +108,7 @@ func (st *roomState) after(ev *event.Event) *roomState {
 	}
 	next := &roomState{
 		alias: st.alias, name: st.name, topic: st.topic, topicBy: st.topicBy, topicAt: st.topicAt,
-		created: st.created, joinRule: st.joinRule, power: st.power, powerRaw: st.powerRaw, members: st.members,
+		created: st.created, joinRule: st.joinRule, history: st.history, power: st.power, powerRaw: st.powerRaw, members: st.members,
 	}
 	if ev.Type == event.StateMember {
 		// Only a membership change copies the member list.
@@ -120,7 +125,7 @@ func (st *roomState) after(ev *event.Event) *roomState {
 // equal says whether two states hold the same facts.
 func (st *roomState) equal(o *roomState) bool {
 	if st.alias != o.alias || st.name != o.name || st.topic != o.topic || st.topicBy != o.topicBy ||
-		st.topicAt != o.topicAt || st.created != o.created || st.joinRule != o.joinRule ||
+		st.topicAt != o.topicAt || st.created != o.created || st.joinRule != o.joinRule || st.history != o.history ||
 		!bytes.Equal(st.powerRaw, o.powerRaw) || len(st.members) != len(o.members) {
 		return false
 	}

@@ -60,5 +60,9 @@ func (m *Manager) AttachedClients() int {
 	for _, refs := range m.attached {
 		n += refs
 	}
-	return n
+	return n - int(m.lurking.Load())
 }
+
+// Lurkers is the number of connections reading as guests (lurk.go). Any
+// goroutine.
+func (m *Manager) Lurkers() int { return int(m.lurking.Load()) }

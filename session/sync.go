@@ -46,7 +46,7 @@ func (s *Session) applySync(resp *mautrix.RespSync, initial bool, seqs map[id.Ev
 		pending := s.pending
 		s.pending = nil
 		for _, ev := range pending {
-			if _, ok := s.clients[ev.a]; ok {
+			if _, ok := s.clients[ev.a]; ok || s.lurkAll[ev.a] {
 				s.handleCommand(ev.a, ev.msg)
 			}
 		}
@@ -136,6 +136,7 @@ func (s *Session) announceRoom(r *room, asker *Attachment, out output) {
 	s.addRoom(r)
 	if s.synced {
 		s.broadcast(answering(everyone, asker, out), func(a *Attachment, out output) { s.sendChannelBurst(a, out, r) })
+		s.admitWaitingLurkers(r)
 	}
 }
 
@@ -174,7 +175,7 @@ func (s *Session) applyTimelineEvent(r *room, ev *event.Event) {
 			s.showMembership(r, ev, prev, prevName)
 		case event.StateTopic:
 			if r.topic != prevTopic {
-				s.broadcast(live, func(a *Attachment, out output) { s.sendTopicChange(a, out, r, ev) })
+				s.broadcastIn(r, ev.ID, live, func(a *Attachment, out output) { s.sendTopicChange(a, out, r, ev) })
 			}
 		case event.StatePowerLevels, event.StateJoinRules:
 			s.showModeChange(r, ev.Sender, oldPower, oldJoinRule)
@@ -208,7 +209,7 @@ func (s *Session) showMessageTo(r *room, ev *event.Event, to audience) (ok bool)
 		s.log.Debug("unparseable message", "event", ev.ID)
 		return false
 	}
-	s.broadcastEcho(ev, to, func(a *Attachment, out output) { s.sendRoomMessage(a, out, r, ev) })
+	s.broadcastEcho(r, ev, to, func(a *Attachment, out output) { s.sendRoomMessage(a, out, r, ev) })
 	return true
 }
 
@@ -216,7 +217,7 @@ func (s *Session) showMessageTo(r *room, ev *event.Event, to audience) (ok bool)
 // client whose command sent it (known by its transaction ID) gets it only
 // with echo-message, and then with the real event ID as msgid, in the
 // command's labeled response if it has one.
-func (s *Session) broadcastEcho(ev *event.Event, to audience, f func(a *Attachment, out output)) {
+func (s *Session) broadcastEcho(r *room, ev *event.Event, to audience, f func(a *Attachment, out output)) {
 	var origin *Attachment
 	var resp *labeledResponse
 	if txn := ev.Unsigned.TransactionID; ev.Sender == s.user && txn != "" {
@@ -226,7 +227,7 @@ func (s *Session) broadcastEcho(ev *event.Event, to audience, f func(a *Attachme
 			delete(s.sentResp, txn)
 		}
 	}
-	s.broadcast(to, func(a *Attachment, out output) {
+	s.broadcastIn(r, ev.ID, to, func(a *Attachment, out output) {
 		switch {
 		case a == origin && resp != nil:
 			f(a, resp)
@@ -246,7 +247,7 @@ func (s *Session) showMembership(r *room, ev *event.Event, prev event.Membership
 	c := ev.Content.AsMember()
 	if c.Membership == event.MembershipJoin && prev == event.MembershipJoin && c.Displayname != prevName && c.Displayname != "" &&
 		s.displayName(user) == c.Displayname {
-		s.broadcast(live, func(a *Attachment, out output) {
+		s.broadcastIn(r, ev.ID, live, func(a *Attachment, out output) {
 			if a.client.HasCap("setname") {
 				out.SendMessage(&irc.Message{Prefix: s.prefixOf(a, user), Command: "SETNAME", Params: []string{c.Displayname}})
 			}
@@ -266,12 +267,12 @@ func (s *Session) showMembership(r *room, ev *event.Event, prev event.Membership
 	case c.Membership == event.MembershipJoin && prev == event.MembershipJoin:
 		s.renameUser(user) // a display name change, perhaps
 	case c.Membership == event.MembershipJoin && prev != event.MembershipJoin:
-		s.broadcast(live, func(a *Attachment, out output) { s.sendJoin(a, out, r, user) })
+		s.broadcastIn(r, ev.ID, live, func(a *Attachment, out output) { s.sendJoin(a, out, r, user) })
 	case (c.Membership == event.MembershipLeave || c.Membership == event.MembershipBan) && prev == event.MembershipJoin:
 		if ev.Sender == user {
-			s.broadcast(live, func(a *Attachment, out output) { s.sendPart(a, out, r, user, c.Reason) })
+			s.broadcastIn(r, ev.ID, live, func(a *Attachment, out output) { s.sendPart(a, out, r, user, c.Reason) })
 		} else {
-			s.broadcast(live, func(a *Attachment, out output) { s.sendKick(a, out, r, ev.Sender, user, c.Reason) })
+			s.broadcastIn(r, ev.ID, live, func(a *Attachment, out output) { s.sendKick(a, out, r, ev.Sender, user, c.Reason) })
 		}
 	}
 	switch {
@@ -308,13 +309,14 @@ func (s *Session) applyLeftRoom(roomID id.RoomID, left *mautrix.SyncLeftRoom) {
 			}
 		}
 	}
-	s.broadcast(attached, func(a *Attachment, out output) {
+	s.broadcastIn(r, "", attached, func(a *Attachment, out output) {
 		if kicker != "" {
 			s.sendKick(a, out, r, kicker, s.user, reason)
 		} else {
 			s.sendPart(a, out, r, s.user, reason)
 		}
 	})
+	s.lurkRoomGone(r)
 	s.removeRoom(r)
 }
 

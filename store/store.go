@@ -77,6 +77,8 @@ type Store interface {
 	// InitSetting stores value under name unless one is stored already,
 	// and returns the stored value.
 	InitSetting(ctx context.Context, name, value string) (string, error)
+	// PutSetting stores value under name, replacing what was stored.
+	PutSetting(ctx context.Context, name, value string) error
 	// ChannelNames returns the channel names an account gave rooms, by room ID.
 	ChannelNames(ctx context.Context, userID string) (map[string]string, error)
 	// PutChannelName records (or changes) the channel name of a room for an account.
@@ -482,6 +484,15 @@ func (s *SQLStore) InitSetting(ctx context.Context, name, value string) (string,
 		return "", fmt.Errorf("store: load setting %s: %w", name, err)
 	}
 	return stored, nil
+}
+
+// PutSetting stores value under name, the last writer winning.
+func (s *SQLStore) PutSetting(ctx context.Context, name, value string) error {
+	if _, err := s.db.ExecContext(ctx,
+		`INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, value); err != nil {
+		return fmt.Errorf("store: put setting %s: %w", name, err)
+	}
+	return nil
 }
 
 func (s *SQLStore) ChannelNames(ctx context.Context, userID string) (map[string]string, error) {

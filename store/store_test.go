@@ -620,6 +620,18 @@ func TestInitSetting(t *testing.T) {
 			if got, _ := s.InitSetting(ctx, "other", "x"); got != "x" {
 				t.Fatalf("other setting = %q", got)
 			}
+			if err := s.PutSetting(ctx, "media_key", "third"); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := s.InitSetting(ctx, "media_key", "fourth"); got != "third" {
+				t.Fatalf("after PutSetting, InitSetting = %q, want the put value", got)
+			}
+			if err := s.PutSetting(ctx, "new", "v"); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := s.InitSetting(ctx, "new", "w"); got != "v" {
+				t.Fatalf("PutSetting of a new name: InitSetting = %q", got)
+			}
 		})
 	}
 }

@@ -24,11 +24,24 @@ type Config struct {
 	Matrix  MatrixConfig  `toml:"matrix"`
 	HTTP    HTTPConfig    `toml:"http"`
 	Bouncer BouncerConfig `toml:"bouncer"`
-	Store   StoreConfig   `toml:"store"`
+	// Guests lets connections without a login read public rooms.
+	Guests GuestsConfig `toml:"guests"`
+	Store  StoreConfig  `toml:"store"`
 	// Encryption is where end-to-end encryption keeps its secrets.
 	Encryption EncryptionConfig `toml:"encryption"`
 	Log        LogConfig        `toml:"log"`
 	Debug      DebugConfig      `toml:"debug"`
+}
+
+// GuestsConfig is [guests]: anonymous lurkers, served from one shared
+// Matrix session.
+type GuestsConfig struct {
+	Enabled       bool     `toml:"enabled"`
+	Account       string   `toml:"account"`
+	Password      string   `toml:"password"`
+	IdleTimeout   Duration `toml:"idle_timeout"`
+	HistoryOnJoin int      `toml:"history_on_join"`
+	MaxChannels   int      `toml:"max_channels"`
 }
 
 // DebugConfig is an operator's window into a running gateway.
@@ -195,10 +208,41 @@ func defaultConfig() Config {
 			ReplayLimit:      100,
 			HistoryPerRoom:   5000,
 		},
+		Guests: GuestsConfig{
+			IdleTimeout:   Duration{30 * time.Minute},
+			HistoryOnJoin: 20,
+			MaxChannels:   20,
+		},
 		Store:      StoreConfig{Driver: "sqlite", Path: "data/mxircd.db"},
 		Encryption: EncryptionConfig{Enabled: true, EncryptNewDMs: true},
 		Log:        LogConfig{Level: "info", Format: "text"},
 	}
+}
+
+func (cfg *Config) validateGuests() error {
+	g := cfg.Guests
+	if g.IdleTimeout.Duration < time.Second {
+		return fmt.Errorf("guests.idle_timeout %s: must be at least 1s", g.IdleTimeout)
+	}
+	if g.HistoryOnJoin < 0 || g.HistoryOnJoin > 1000 {
+		return fmt.Errorf("guests.history_on_join %d: give 0 to 1000 messages", g.HistoryOnJoin)
+	}
+	if g.MaxChannels < 1 {
+		return fmt.Errorf("guests.max_channels %d: must be at least 1", g.MaxChannels)
+	}
+	if (g.Account == "") != (g.Password == "") {
+		return errors.New("guests.account and guests.password go together: give both, or neither to register a guest account")
+	}
+	if !g.Enabled {
+		return nil
+	}
+	if cfg.IRC.LoginPendingTimeout.Duration == 0 {
+		return errors.New("guests.enabled: connections without a login are refused (irc.login_pending_timeout = \"0s\"); give it a duration, as guests are such connections")
+	}
+	if g.Account == "" && cfg.Matrix.Homeserver == "" && cfg.Matrix.ServerName == "" {
+		return errors.New("guests.enabled: set matrix.homeserver (or matrix.server_name) for the guest account, or name an account in guests.account")
+	}
+	return nil
 }
 
 // loadConfig reads path over the defaults. Unknown keys are an error, so a
@@ -319,6 +363,9 @@ func (cfg *Config) validate() error {
 	}
 	if cfg.Bouncer.HistoryPerRoom < 100 {
 		return fmt.Errorf("bouncer.history_per_room %d: must be at least 100", cfg.Bouncer.HistoryPerRoom)
+	}
+	if err := cfg.validateGuests(); err != nil {
+		return err
 	}
 	switch cfg.Store.Driver {
 	case "sqlite":

@@ -126,6 +126,12 @@ func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway
 		OutboxKey:          outboxKey,
 		EncryptNewDMs:      cfg.Encryption.EncryptNewDMs,
 		ServiceNick:        cfg.IRC.ServiceNick,
+		Guests: session.GuestConfig{
+			Account:       cfg.Guests.Account,
+			Password:      cfg.Guests.Password,
+			HistoryOnJoin: cfg.Guests.HistoryOnJoin,
+			MaxChannels:   cfg.Guests.MaxChannels,
+		},
 	}, g.metrics.Store(g.store))
 	// Always-on sessions come back in the background: the homeserver may
 	// be slow or down, and IRC clients can connect meanwhile.
@@ -142,6 +148,8 @@ func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway
 		ClientCert: mxtls.ClientFingerprint,
 		// 0 in the configuration refuses connections without a login.
 		LoginPendingTimeout: cmp.Or(cfg.IRC.LoginPendingTimeout.Duration, -1),
+		Guests:              cfg.Guests.Enabled,
+		GuestIdleTimeout:    cfg.Guests.IdleTimeout.Duration,
 		Logger:              log,
 	}, backend{g.sessions, g.metrics})
 	g.watch()
@@ -440,6 +448,16 @@ func (b backend) Login(ctx context.Context, req ircd.LoginRequest, c *ircd.Conn)
 		if !errors.Is(ctx.Err(), context.Canceled) { // not when the client left
 			b.metrics.LoginFailed(metrics.LoginError)
 		}
+		return nil, err
+	}
+	return a, nil
+}
+
+// Lurk serves a connection without a login read-only from the guests'
+// shared session.
+func (b backend) Lurk(ctx context.Context, c *ircd.Conn) (ircd.LurkHandler, error) {
+	a, err := b.mgr.Lurk(ctx, c)
+	if err != nil {
 		return nil, err
 	}
 	return a, nil

@@ -11,6 +11,7 @@ func (g *gateway) watch() {
 			return metrics.SessionStates{Starting: starting, Syncing: syncing, Live: live}
 		},
 		AttachedClients:    g.sessions.AttachedClients,
+		Lurkers:            g.sessions.Lurkers,
 		Connections:        g.irc.ConnCount,
 		MessagesToMatrix:   g.sessions.MessagesToMatrix,
 		MessagesFromMatrix: g.sessions.MessagesFromMatrix,

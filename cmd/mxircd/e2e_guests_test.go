@@ -1,0 +1,233 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/irc.v4"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/mxircd/mxircd/internal/testenv"
+	"github.com/mxircd/mxircd/store/storetest"
+)
+
+// guestGateway is a test gateway with [guests] on, changed by change.
+func guestGateway(t *testing.T, hs *testenv.Homeserver, driver string, change func(*Config)) *gateway {
+	t.Helper()
+	return startTestGateway(t, gatewayConfig(t, hs, driver, func(cfg *Config) {
+		cfg.Guests.Enabled = true
+		cfg.Guests.HistoryOnJoin = 5
+		if change != nil {
+			change(cfg)
+		}
+	}))
+}
+
+// createGuestRoom makes a room with an alias that lets guests in
+// (m.room.guest_access can_join), public or invite-only by preset.
+func createGuestRoom(t *testing.T, acct *testenv.Account, aliasLocal, preset string) id.RoomID {
+	t.Helper()
+	resp, err := acct.Client.CreateRoom(ctxFor(t), &mautrix.ReqCreateRoom{
+		RoomAliasName: aliasLocal, Preset: preset,
+		InitialState: []*event.Event{{
+			Type:    event.StateGuestAccess,
+			Content: event.Content{Parsed: &event.GuestAccessEventContent{GuestAccess: event.GuestAccessCanJoin}},
+		}},
+	})
+	if err != nil {
+		t.Fatalf("create room: %v", err)
+	}
+	return resp.RoomID
+}
+
+// lurk connects without a login and returns the client and the guest
+// nick the gateway gave it.
+func lurk(t *testing.T, g *gateway, nick string) (*testenv.IRCClient, string) {
+	t.Helper()
+	c := testenv.DialIRC(t, g.ircAddr())
+	c.Send("NICK %s", nick)
+	c.Send("USER %s 0 * :lurker", nick)
+	welcome := c.Expect(t, irc.RPL_WELCOME)
+	guest := welcome.Params[0]
+	if !strings.HasPrefix(guest, "Guest") || guest == nick {
+		t.Fatalf("welcomed as %q, want a guest nick", guest)
+	}
+	c.ExpectMatch(t, func(m *irc.Message) bool {
+		return m.Command == "NOTICE" && strings.Contains(m.Trailing(), "connected as a guest")
+	}, "the guest greeting")
+	return c, guest
+}
+
+func expectText(t *testing.T, c *testenv.IRCClient, command, target, text string) *irc.Message {
+	t.Helper()
+	return c.ExpectMatch(t, func(m *irc.Message) bool {
+		return m.Command == command && m.Param(0) == target && strings.Contains(m.Trailing(), text)
+	}, fmt.Sprintf("%s %s containing %q", command, target, text))
+}
+
+// Issue 16: connections without a login read public rooms through one
+// shared guest session, cannot talk, see the real members only, and turn
+// into their account's session when they log in.
+func TestGuestsLurk(t *testing.T) {
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			hs := testenv.SharedHomeserver(t)
+			g := guestGateway(t, hs, driver, nil)
+			bob, alice := hs.Register(t, "bob"), hs.Register(t, "alice")
+			aliasLocal := uniq("lurk")
+			room := createGuestRoom(t, bob, aliasLocal, "public_chat")
+			channel := "#" + aliasLocal + ":" + hs.ServerName
+			privLocal := uniq("closed")
+			createGuestRoom(t, bob, privLocal, "private_chat")
+			aliceRoom := createRoom(t, alice, uniq("alices"), "")
+			say(t, bob, room, "said before any lurker came")
+
+			l1, guest1 := lurk(t, g, "reader")
+			l2, guest2 := lurk(t, g, "reader")
+			if guest1 == guest2 {
+				t.Fatalf("both lurkers are %s", guest1)
+			}
+			for _, l := range []*testenv.IRCClient{l1, l2} {
+				l.Send("JOIN %s", channel)
+				// Its own JOIN, then the room's recent messages.
+				l.ExpectMatch(t, isCmd("JOIN", channel), "own JOIN")
+				expectText(t, l, "PRIVMSG", channel, "said before any lurker came")
+			}
+
+			// The homeserver sees one membership for both lurkers.
+			members, err := bob.Client.JoinedMembers(ctxFor(t), room)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(members.Joined) != 2 {
+				t.Fatalf("room members on Matrix: %v; want bob and one guest", members.Joined)
+			}
+			if n := g.sessions.Lurkers(); n != 2 {
+				t.Errorf("Lurkers() = %d, want 2", n)
+			}
+
+			say(t, bob, room, "live for every reader")
+			for _, l := range []*testenv.IRCClient{l1, l2} {
+				expectText(t, l, "PRIVMSG", channel, "live for every reader")
+			}
+
+			// Reading only: messages and topic changes are refused with
+			// how to log in; nothing reaches Matrix.
+			l1.Send("PRIVMSG %s :let me in", channel)
+			refused := l1.ExpectMatch(t, isCmd(irc.ERR_CANNOTSENDTOCHAN), "404")
+			if !strings.Contains(refused.Trailing(), "IDENTIFY") || !strings.Contains(refused.Trailing(), "SASL") {
+				t.Errorf("the refusal does not say how to log in: %s", refused)
+			}
+			l1.Send("TOPIC %s :new topic", channel)
+			topic := l1.ExpectMatch(t, func(m *irc.Message) bool {
+				return m.Command == "NOTICE" && strings.Contains(m.Trailing(), "cannot change the topic")
+			}, "TOPIC refused")
+			if !strings.Contains(topic.Trailing(), "IDENTIFY") {
+				t.Errorf("the refusal does not say how to log in: %s", topic)
+			}
+
+			// NAMES: the real members and the lurker itself, never the
+			// other lurker.
+			l1.Send("NAMES %s", channel)
+			names := l1.ExpectMatch(t, isCmd(irc.RPL_NAMREPLY), "353").Trailing()
+			fields := strings.Fields(strings.NewReplacer("@", "", "+", "").Replace(names))
+			has := func(nick string) bool {
+				for _, f := range fields {
+					if f == nick {
+						return true
+					}
+				}
+				return false
+			}
+			if !has(bob.Localpart) || !has(guest1) || has(guest2) || len(fields) != 2 {
+				t.Errorf("NAMES for %s = %q; want bob (%s) and itself only", guest1, names, bob.Localpart)
+			}
+
+			// Invite-only rooms are not for guests.
+			l1.Send("JOIN #%s:%s", privLocal, hs.ServerName)
+			closed := l1.ExpectMatch(t, isCmd(irc.ERR_INVITEONLYCHAN), "473")
+			if !strings.Contains(closed.Trailing(), "log in") {
+				t.Errorf("473 does not say to log in: %s", closed)
+			}
+
+			// The second lurker logs in on the same connection: it parts
+			// what it read, then gets its account's rooms.
+			l2.Send("PRIVMSG mxircd :IDENTIFY %s %s", alice.UserID, alice.Password)
+			l2.ExpectMatch(t, func(m *irc.Message) bool {
+				return m.Command == "PART" && m.Param(0) == channel && m.Prefix != nil && m.Prefix.Name == guest2
+			}, "PART of the lurk channel")
+			aliceChannel := l2.ExpectMatch(t, func(m *irc.Message) bool { return m.Command == "JOIN" }, "the account's JOIN burst")
+			if aliceChannel.Param(0) == channel {
+				t.Fatalf("after login, the lurk channel came back: %s", aliceChannel)
+			}
+			l2.Send("PRIVMSG %s :logged in now", aliceChannel.Param(0))
+			ev := alice.WaitForEvent(t, ctxFor(t), aliceRoom, func(e *event.Event) bool {
+				return e.Type == event.EventMessage && e.Sender == alice.UserID
+			})
+			if body := ev.Content.AsMessage().Body; body != "logged in now" {
+				t.Errorf("alice's room got %q", body)
+			}
+			if n := g.sessions.Lurkers(); n != 1 {
+				t.Errorf("Lurkers() after one logged in = %d, want 1", n)
+			}
+
+			// The other lurker reads on.
+			say(t, bob, room, "still reading")
+			expectText(t, l1, "PRIVMSG", channel, "still reading")
+		})
+	}
+}
+
+// Issue 16: an idle lurker is dropped (PING and PONG do not count), and
+// lurkers count towards the per-address connection cap.
+func TestGuestsIdleAndCapped(t *testing.T) {
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			hs := testenv.SharedHomeserver(t)
+			g := guestGateway(t, hs, driver, func(cfg *Config) {
+				cfg.Guests.IdleTimeout = Duration{2 * time.Second}
+				cfg.IRC.MaxConnectionsPerAddress = 2
+				cfg.IRC.LimitExempt = nil
+			})
+			first, _ := lurk(t, g, "idle")
+			second, _ := lurk(t, g, "idle")
+			third, err := net.Dial("tcp", g.ircAddr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer third.Close()
+			third.SetReadDeadline(time.Now().Add(20 * time.Second))
+			all, _ := io.ReadAll(third)
+			if !strings.HasPrefix(string(all), "ERROR :Closing link: too many connections from your address") {
+				t.Fatalf("a third lurker from one address got %q", all)
+			}
+
+			// first only answers pings; second keeps reading.
+			stop := make(chan struct{})
+			defer close(stop)
+			go func() {
+				for {
+					select {
+					case <-stop:
+						return
+					case <-time.After(300 * time.Millisecond):
+						first.Send("PING :alive")
+						second.Send("NAMES")
+					}
+				}
+			}()
+			lines := first.ExpectClosed(t)
+			last := lines[len(lines)-1]
+			if last.Command != "ERROR" || !strings.Contains(last.Trailing(), "Idle guest") {
+				t.Fatalf("idle lurker closed with %v", last)
+			}
+			second.Drain(t) // still connected
+		})
+	}
+}
