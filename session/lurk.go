@@ -585,6 +585,19 @@ func (s *Session) lurkPart(a *Attachment, out output, m *irc.Message) error {
 	return nil
 }
 
+// lurkRecheck parts the lurkers of a room that is no longer public (its
+// join rule or history visibility changed). Owner goroutine.
+func (s *Session) lurkRecheck(r *room) {
+	if lurkable(r) {
+		return
+	}
+	for a := range s.lurkers[r.id] {
+		s.sendPart(a, a.client, r, s.user, "This room is no longer public; log in to read it")
+		delete(a.lurk.rooms, r.id)
+	}
+	delete(s.lurkers, r.id)
+}
+
 // lurkRoomGone forgets the lurkers of a room the shared session has left
 // (they have been shown the PART or KICK). Owner goroutine.
 func (s *Session) lurkRoomGone(r *room) {

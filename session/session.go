@@ -383,6 +383,9 @@ func (s *Session) shutdownClients(reason string) {
 	for a := range s.clients {
 		a.client.Close(reason)
 	}
+	for a := range s.lurkAll {
+		a.client.Close(reason)
+	}
 }
 
 func (s *Session) forgetToken() error {

@@ -182,6 +182,9 @@ func (s *Session) applyTimelineEvent(r *room, ev *event.Event) {
 		case event.StateCanonicalAlias, event.StateRoomName:
 			s.renameIfNeeded(r)
 		}
+		if ev.Type == event.StateJoinRules || ev.Type == event.StateHistoryVisibility {
+			s.lurkRecheck(r)
+		}
 		return
 	}
 	if ev.Type == event.EventMessage {

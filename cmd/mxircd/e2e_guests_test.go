@@ -180,6 +180,39 @@ func TestGuestsLurk(t *testing.T) {
 			// The other lurker reads on.
 			say(t, bob, room, "still reading")
 			expectText(t, l1, "PRIVMSG", channel, "still reading")
+
+			// Until the room is no longer public.
+			if _, err := bob.Client.SendStateEvent(ctxFor(t), room, event.StateJoinRules, "",
+				&event.JoinRulesEventContent{JoinRule: event.JoinRuleInvite}); err != nil {
+				t.Fatal(err)
+			}
+			part := l1.ExpectMatch(t, func(m *irc.Message) bool {
+				return m.Command == "PART" && m.Param(0) == channel && m.Prefix != nil && m.Prefix.Name == guest1
+			}, "PART when the room turned invite-only")
+			if !strings.Contains(part.Trailing(), "no longer public") {
+				t.Errorf("PART reason %q", part.Trailing())
+			}
+			// What is said there afterwards reaches it no more: a line
+			// said later in another room it reads comes, that one not.
+			otherLocal := uniq("other")
+			other := createGuestRoom(t, bob, otherLocal, "public_chat")
+			l1.Send("JOIN #%s:%s", otherLocal, hs.ServerName)
+			l1.ExpectMatch(t, isCmd("JOIN", "#"+otherLocal+":"+hs.ServerName), "JOIN of another room")
+			say(t, bob, room, "now private")
+			say(t, bob, other, "marker")
+			seen := []string{}
+			l1.ExpectMatch(t, func(m *irc.Message) bool {
+				seen = append(seen, m.String())
+				return m.Command == "PRIVMSG" && m.Trailing() == "marker"
+			}, "marker")
+			for _, m := range l1.Drain(t) {
+				seen = append(seen, m.String())
+			}
+			for _, line := range seen {
+				if strings.Contains(line, "now private") {
+					t.Fatalf("a lurker read a room after it turned invite-only: %s", line)
+				}
+			}
 		})
 	}
 }
