@@ -45,6 +45,11 @@ func TestConfigErrors(t *testing.T) {
 		{"sts bad duration", "[irc.tls]\nsts_duration = \"forever\"\n", "irc.tls.sts_duration"},
 		{"sts negative", "[irc.tls]\nsts_duration = \"-1s\"\n", "irc.tls.sts_duration"},
 		{"sts bad port", "[irc.tls]\nsts_port = 70000\n", "irc.tls.sts_port"},
+		{"guests refused", "[irc]\nlogin_pending_timeout = \"0s\"\n[matrix]\nhomeserver = \"http://hs\"\n[guests]\nenabled = true\n", "guests.enabled"},
+		{"guests without homeserver", "[guests]\nenabled = true\n", "matrix.homeserver"},
+		{"guests account alone", "[guests]\naccount = \"@lurk:example.org\"\n", "guests.password"},
+		{"guests idle", "[guests]\nidle_timeout = \"0s\"\n", "guests.idle_timeout"},
+		{"guests channels", "[guests]\nmax_channels = 0\n", "guests.max_channels"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -3,7 +3,9 @@ package main
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/mxircd/mxircd/internal/testenv"
+	"github.com/mxircd/mxircd/store"
 	"github.com/mxircd/mxircd/store/storetest"
 )
 
@@ -108,8 +111,14 @@ func TestGuestsLurk(t *testing.T) {
 			if len(members.Joined) != 2 {
 				t.Fatalf("room members on Matrix: %v; want bob and one guest", members.Joined)
 			}
-			if n := g.sessions.Lurkers(); n != 2 {
-				t.Errorf("Lurkers() = %d, want 2", n)
+			metricsURL := httptest.NewServer(g.metrics.Handler(slog.Default()))
+			defer metricsURL.Close()
+			families := scrape(t, metricsURL.URL)
+			if v, _ := sample(families, "mxircd_lurkers"); v != 2 {
+				t.Errorf("mxircd_lurkers = %v, want 2", v)
+			}
+			if v, ok := sample(families, "mxircd_attached_clients"); v != 0 || !ok {
+				t.Errorf("mxircd_attached_clients = %v (%v), want 0: lurkers are not attached clients", v, ok)
 			}
 
 			say(t, bob, room, "live for every reader")
@@ -149,6 +158,10 @@ func TestGuestsLurk(t *testing.T) {
 				t.Errorf("NAMES for %s = %q; want bob (%s) and itself only", guest1, names, bob.Localpart)
 			}
 
+			// Queries are fine.
+			l1.Send("MODE %s", channel)
+			l1.ExpectMatch(t, isCmd(irc.RPL_CHANNELMODEIS), "324")
+
 			// Invite-only rooms are not for guests.
 			l1.Send("JOIN #%s:%s", privLocal, hs.ServerName)
 			closed := l1.ExpectMatch(t, isCmd(irc.ERR_INVITEONLYCHAN), "473")
@@ -173,13 +186,23 @@ func TestGuestsLurk(t *testing.T) {
 			if body := ev.Content.AsMessage().Body; body != "logged in now" {
 				t.Errorf("alice's room got %q", body)
 			}
-			if n := g.sessions.Lurkers(); n != 1 {
-				t.Errorf("Lurkers() after one logged in = %d, want 1", n)
+			if n, c := g.sessions.Lurkers(), g.sessions.AttachedClients(); n != 1 || c != 1 {
+				t.Errorf("after one logged in: %d lurkers, %d attached clients; want 1 and 1", n, c)
 			}
 
 			// The other lurker reads on.
 			say(t, bob, room, "still reading")
 			expectText(t, l1, "PRIVMSG", channel, "still reading")
+
+			// PART leaves the shared session in the room; JOIN again
+			// enters at once.
+			l1.Send("PART %s", channel)
+			l1.ExpectMatch(t, isCmd("PART", channel), "PART")
+			if members, err := bob.Client.JoinedMembers(ctxFor(t), room); err != nil || len(members.Joined) != 2 {
+				t.Fatalf("after the lurker parted, members on Matrix: %v (%v); want bob and the guest", members, err)
+			}
+			l1.Send("JOIN %s", channel)
+			l1.ExpectMatch(t, isCmd("JOIN", channel), "JOIN again")
 
 			// Until the room is no longer public.
 			if _, err := bob.Client.SendStateEvent(ctxFor(t), room, event.StateJoinRules, "",
@@ -261,6 +284,70 @@ func TestGuestsIdleAndCapped(t *testing.T) {
 				t.Fatalf("idle lurker closed with %v", last)
 			}
 			second.Drain(t) // still connected
+		})
+	}
+}
+
+// Issue 16: the guests' account is kept in the store and used again by the
+// next gateway; one the homeserver no longer takes is replaced by a newly
+// registered guest.
+func TestGuestsStoredAccount(t *testing.T) {
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			hs := testenv.SharedHomeserver(t)
+			bob := hs.Register(t, "bob")
+			aliasLocal := uniq("relurk")
+			room := createGuestRoom(t, bob, aliasLocal, "public_chat")
+			channel := "#" + aliasLocal + ":" + hs.ServerName
+
+			reg, err := mautrix.NewClient(hs.URL, "", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			known, _, err := reg.RegisterGuest(ctxFor(t), &mautrix.ReqRegister[any]{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, tc := range []struct {
+				name, token string
+				reused      bool
+			}{
+				{"kept", known.AccessToken, true},
+				{"refused", "not-a-token", false},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					cfg := gatewayConfig(t, hs, driver, func(cfg *Config) { cfg.Guests.Enabled = true })
+					st, err := store.Open(ctxFor(t), store.Config{Driver: cfg.Store.Driver, Path: cfg.Store.Path, DSN: cfg.Store.DSN})
+					if err != nil {
+						t.Fatal(err)
+					}
+					off := false
+					if err := st.PutAccount(ctxFor(t), &store.Account{UserID: known.UserID.String(), Homeserver: hs.URL,
+						DeviceID: known.DeviceID.String(), AccessToken: tc.token, AlwaysOn: &off}); err != nil {
+						t.Fatal(err)
+					}
+					if err := st.PutSetting(ctxFor(t), "guest_account", known.UserID.String()); err != nil {
+						t.Fatal(err)
+					}
+					st.Close()
+					g := startTestGateway(t, cfg)
+
+					l, _ := lurk(t, g, "reader")
+					l.Send("JOIN %s", channel)
+					l.ExpectMatch(t, isCmd("JOIN", channel), "JOIN")
+					say(t, bob, room, "to the guest "+tc.name)
+					expectText(t, l, "PRIVMSG", channel, "to the guest "+tc.name)
+					members, err := bob.Client.JoinedMembers(ctxFor(t), room)
+					if err != nil {
+						t.Fatal(err)
+					}
+					stored, _ := g.store.InitSetting(ctxFor(t), "guest_account", "")
+					_, member := members.Joined[id.UserID(stored)]
+					if reused := stored == known.UserID.String(); reused != tc.reused || !member {
+						t.Fatalf("stored guest %q (the seeded one: %s; a member of the room: %v), want reused = %v", stored, known.UserID, member, tc.reused)
+					}
+				})
+			}
 		})
 	}
 }
