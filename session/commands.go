@@ -16,15 +16,24 @@ import (
 )
 
 // maxPending bounds the commands a client may send before the session's
-// first sync has finished.
-const maxPending = 200
+// first sync has finished; maxLurkerPending, when the client is a lurker:
+// all lurkers share one session, and after a restart thousands of them
+// reconnect and JOIN while it makes its first sync.
+const (
+	maxPending       = 200
+	maxLurkerPending = 10000
+)
 
 // handleCommand runs one IRC command on the owner goroutine, inside its
 // labeled response when the client labeled it. ircd has already checked
 // the command against the table (Commands).
 func (s *Session) handleCommand(a *Attachment, m *irc.Message) {
 	if !s.synced {
-		if len(s.pending) >= maxPending {
+		limit := maxPending
+		if a.lurk != nil {
+			limit = maxLurkerPending
+		}
+		if len(s.pending) >= limit {
 			s.fail(a, a.client, m.Command, "TEMPORARILY_UNAVAILABLE", "", "Still connecting to Matrix; command dropped: "+m.Command)
 			return
 		}

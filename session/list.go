@@ -36,8 +36,8 @@ func (s *Session) cmdList(a *Attachment, out output, m *irc.Message) error {
 	var joined []entry
 	seen := map[string]bool{}
 	for _, r := range s.rooms {
-		if r.dm != "" {
-			continue
+		if r.dm != "" || a.lurk != nil && !lurkable(r) {
+			continue // a lurker is shown only what it may read
 		}
 		seen[string(r.id)] = true
 		if term != "" && !strings.Contains(strings.ToLower(r.channel+" "+r.topic), strings.ToLower(term)) {
@@ -58,7 +58,7 @@ func (s *Session) cmdList(a *Attachment, out output, m *irc.Message) error {
 		defer cancel()
 		rooms, err := s.directory(ctx, term)
 		s.post(resultEvent{apply: func() {
-			if _, attached := s.clients[a]; !attached {
+			if _, attached := s.clients[a]; !attached && !s.lurkAll[a] {
 				return
 			}
 			out.SendNumeric(irc.RPL_LISTSTART, "Channel", "Users  Name")

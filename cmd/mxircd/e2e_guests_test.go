@@ -36,8 +36,12 @@ func guestGateway(t *testing.T, hs *testenv.Homeserver, driver string, change fu
 // (m.room.guest_access can_join), public or invite-only by preset.
 func createGuestRoom(t *testing.T, acct *testenv.Account, aliasLocal, preset string) id.RoomID {
 	t.Helper()
+	visibility := "private"
+	if preset == "public_chat" {
+		visibility = "public" // in the room directory
+	}
 	resp, err := acct.Client.CreateRoom(ctxFor(t), &mautrix.ReqCreateRoom{
-		RoomAliasName: aliasLocal, Preset: preset,
+		RoomAliasName: aliasLocal, Preset: preset, Visibility: visibility,
 		InitialState: []*event.Event{{
 			Type:    event.StateGuestAccess,
 			Content: event.Content{Parsed: &event.GuestAccessEventContent{GuestAccess: event.GuestAccessCanJoin}},
@@ -81,7 +85,7 @@ func TestGuestsLurk(t *testing.T) {
 	for _, driver := range storetest.Drivers() {
 		t.Run(driver, func(t *testing.T) {
 			hs := testenv.SharedHomeserver(t)
-			g := guestGateway(t, hs, driver, nil)
+			g := guestGateway(t, hs, driver, func(cfg *Config) { cfg.Guests.MaxChannels = 2 })
 			bob, alice := hs.Register(t, "bob"), hs.Register(t, "alice")
 			aliasLocal := uniq("lurk")
 			room := createGuestRoom(t, bob, aliasLocal, "public_chat")
@@ -161,6 +165,9 @@ func TestGuestsLurk(t *testing.T) {
 			// Queries are fine.
 			l1.Send("MODE %s", channel)
 			l1.ExpectMatch(t, isCmd(irc.RPL_CHANNELMODEIS), "324")
+			l1.Send("LIST %s", aliasLocal)
+			l1.ExpectMatch(t, func(m *irc.Message) bool { return m.Command == irc.RPL_LIST && m.Param(1) == channel }, "LIST of the room")
+			l1.ExpectMatch(t, isCmd(irc.RPL_LISTEND), "323")
 
 			// Invite-only rooms are not for guests.
 			l1.Send("JOIN #%s:%s", privLocal, hs.ServerName)
@@ -235,6 +242,19 @@ func TestGuestsLurk(t *testing.T) {
 				if strings.Contains(line, "now private") {
 					t.Fatalf("a lurker read a room after it turned invite-only: %s", line)
 				}
+			}
+
+			// guests.max_channels (2 here): the lurker reads the other
+			// room; it may join one more, not two.
+			thirdLocal, fourthLocal := uniq("third"), uniq("fourth")
+			createGuestRoom(t, bob, thirdLocal, "public_chat")
+			createGuestRoom(t, bob, fourthLocal, "public_chat")
+			l1.Send("JOIN #%s:%s", thirdLocal, hs.ServerName)
+			l1.ExpectMatch(t, isCmd("JOIN", "#"+thirdLocal+":"+hs.ServerName), "JOIN of a second room")
+			l1.Send("JOIN #%s:%s", fourthLocal, hs.ServerName)
+			full := l1.ExpectMatch(t, isCmd(irc.ERR_TOOMANYCHANNELS), "405")
+			if !strings.Contains(full.Trailing(), "PART one first, or log in") {
+				t.Errorf("405 says %q", full.Trailing())
 			}
 		})
 	}
