@@ -252,6 +252,7 @@ func (s *Session) lurkLeave(a *Attachment, roomID id.RoomID) {
 // the event the lines show, if any.
 func (s *Session) broadcastIn(r *room, evID id.EventID, to audience, f func(a *Attachment, out output)) {
 	s.broadcast(to, f)
+	var shared []*renderedLines
 	for a := range s.lurkers[r.id] {
 		out := to(a, true)
 		if out == nil {
@@ -266,8 +267,107 @@ func (s *Session) broadcastIn(r *room, evID id.EventID, to audience, f func(a *A
 			}
 			continue
 		}
-		f(a, out)
+		if any(out) != any(a.client) {
+			f(a, out) // a labeled response or a past event's lines: its own
+			continue
+		}
+		if rl := fittingLines(shared, a.client); rl != nil {
+			rl.sendTo(a.client)
+			continue
+		}
+		if rl := renderShared(a, f); rl != nil {
+			shared = append(shared, rl)
+		}
 	}
+}
+
+// Lurkers of a room mostly see the same lines: the lines rendered for one
+// go to every other whose capabilities answer alike, unless they name the
+// lurker itself (its nick, in its own JOIN or a mention of the shared
+// account), so a message to thousands of lurkers is rendered a few times,
+// not thousands. What a rendering depends on is found by watching it: the
+// capabilities it asked about, and the nick.
+
+// renderedLines are the lines one rendering made, and the capabilities
+// it asked the client about, with the answers.
+type renderedLines struct {
+	caps map[string]bool
+	msgs []*irc.Message
+}
+
+// fittingLines is the rendering in shared that c would get too, if any.
+func fittingLines(shared []*renderedLines, c Client) *renderedLines {
+next:
+	for _, rl := range shared {
+		for name, v := range rl.caps {
+			if c.HasCap(name) != v {
+				continue next
+			}
+		}
+		return rl
+	}
+	return nil
+}
+
+func (rl *renderedLines) sendTo(c Client) {
+	for _, m := range rl.msgs {
+		c.SendMessage(m) // the connection only reads the line
+	}
+}
+
+// renderShared renders f for lurker a, sends the lines to it, and returns
+// them for other lurkers unless they name a itself.
+func renderShared(a *Attachment, f func(a *Attachment, out output)) *renderedLines {
+	rec := &capWatch{Client: a.client, caps: map[string]bool{}}
+	watched := *a
+	watched.client = rec
+	out := &recordOutput{conn: rec}
+	f(&watched, out)
+	nick := a.client.Nick()
+	own := false
+	for _, m := range out.msgs {
+		a.client.SendMessage(m)
+		if m.Prefix != nil && m.Prefix.Name == nick {
+			own = true
+		}
+		for _, p := range m.Params {
+			if strings.Contains(p, nick) {
+				own = true
+			}
+		}
+	}
+	if own {
+		return nil
+	}
+	return &renderedLines{caps: rec.caps, msgs: out.msgs}
+}
+
+// capWatch is a client that notes the capabilities asked about.
+type capWatch struct {
+	Client
+	caps map[string]bool
+}
+
+func (c *capWatch) HasCap(name string) bool {
+	v := c.Client.HasCap(name)
+	c.caps[name] = v
+	return v
+}
+
+// recordOutput keeps the lines of a rendering.
+type recordOutput struct {
+	conn Client
+	msgs []*irc.Message
+}
+
+func (o *recordOutput) SendMessage(m *irc.Message) { o.msgs = append(o.msgs, m) }
+
+func (o *recordOutput) SendNumeric(code string, params ...string) {
+	o.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: o.conn.ServerName()}, Command: code, Params: append([]string{o.conn.Nick()}, params...)})
+}
+
+func (o *recordOutput) SendNotice(text string) {
+	o.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: o.conn.ServerName()}, Command: "NOTICE", Params: []string{o.conn.Nick(), text}})
 }
 
 // broadcastToUsersLurkers is broadcast, and also renders f for the

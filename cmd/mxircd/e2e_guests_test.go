@@ -55,9 +55,15 @@ func createGuestRoom(t *testing.T, acct *testenv.Account, aliasLocal, preset str
 
 // lurk connects without a login and returns the client and the guest
 // nick the gateway gave it.
-func lurk(t *testing.T, g *gateway, nick string) (*testenv.IRCClient, string) {
+func lurk(t *testing.T, g *gateway, nick string, caps ...string) (*testenv.IRCClient, string) {
 	t.Helper()
 	c := testenv.DialIRC(t, g.ircAddr())
+	if len(caps) > 0 {
+		c.Send("CAP LS 302")
+		c.Send("CAP REQ :%s", strings.Join(caps, " "))
+		c.ExpectMatch(t, func(m *irc.Message) bool { return m.Command == "CAP" && m.Param(1) == "ACK" }, "CAP ACK")
+		c.Send("CAP END")
+	}
 	c.Send("NICK %s", nick)
 	c.Send("USER %s 0 * :lurker", nick)
 	welcome := c.Expect(t, irc.RPL_WELCOME)
@@ -100,12 +106,29 @@ func TestGuestsLurk(t *testing.T) {
 			if guest1 == guest2 {
 				t.Fatalf("both lurkers are %s", guest1)
 			}
-			for _, l := range []*testenv.IRCClient{l1, l2} {
+			l3, guest3 := lurk(t, g, "reader", "extended-join")
+			for i, l := range []*testenv.IRCClient{l1, l2, l3} {
 				l.Send("JOIN %s", channel)
 				// Its own JOIN, then the room's recent messages.
-				l.ExpectMatch(t, isCmd("JOIN", channel), "own JOIN")
+				join := l.ExpectMatch(t, isCmd("JOIN", channel), "own JOIN")
+				if own := []string{guest1, guest2, guest3}[i]; join.Prefix.Name != own {
+					t.Fatalf("lurker %s was shown the JOIN of %s", own, join.Prefix)
+				}
 				expectText(t, l, "PRIVMSG", channel, "said before any lurker came")
 			}
+			// Lines depend on what each client asked for.
+			carol := hs.Register(t, "carol")
+			joinRoom(t, carol, room)
+			plain := l1.ExpectMatch(t, func(m *irc.Message) bool { return m.Command == "JOIN" && m.Prefix.Name == carol.Localpart }, "carol's JOIN")
+			extended := l3.ExpectMatch(t, func(m *irc.Message) bool { return m.Command == "JOIN" && m.Prefix.Name == carol.Localpart }, "carol's extended JOIN")
+			if len(plain.Params) != 1 || len(extended.Params) != 3 || extended.Params[1] != carol.UserID.String() {
+				t.Fatalf("JOIN without extended-join %v, with it %v", plain, extended)
+			}
+			if _, err := carol.Client.LeaveRoom(ctxFor(t), room); err != nil {
+				t.Fatal(err)
+			}
+			l3.ExpectMatch(t, isCmd("PART", channel), "carol's PART")
+			l3.Close()
 
 			// The homeserver sees one membership for both lurkers.
 			members, err := bob.Client.JoinedMembers(ctxFor(t), room)
