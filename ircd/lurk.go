@@ -46,11 +46,14 @@ func (c *Conn) takeGuestNick() {
 	s := c.srv
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.guests == nil {
+		s.guests = map[string]bool{}
+	}
 	for width := 10000; ; width *= 10 {
 		for range 8 {
 			nick := GuestNickPrefix + strconv.Itoa(width+rand.IntN(9*width))
-			if !s.guestNicks[nick] {
-				s.guestNicks[nick] = true
+			if !s.guests[nick] {
+				s.guests[nick] = true
 				c.guestNick = nick
 				c.storeNick(nick)
 				return
@@ -140,6 +143,6 @@ func (s *Server) releaseGuestNick(c *Conn) {
 		return
 	}
 	s.mu.Lock()
-	delete(s.guestNicks, c.guestNick)
+	delete(s.guests, c.guestNick)
 	s.mu.Unlock()
 }

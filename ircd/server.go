@@ -162,30 +162,29 @@ type Server struct {
 	backend Backend
 	log     *slog.Logger
 
-	mu         sync.Mutex
-	conns      map[*Conn]struct{}
-	listeners  map[net.Listener]struct{}
-	closing    bool
-	failures   map[string]*loginLimit // failed logins by remote IP
-	guestNicks map[string]bool        // nicks given to lurkers (lurk.go)
-	isupport   *ISupport
-	commands   map[string]Command // read-only after NewServer
-	connsDone  sync.WaitGroup
-	stats      stats // counters for metrics (stats.go)
+	mu        sync.Mutex
+	conns     map[*Conn]struct{}
+	listeners map[net.Listener]struct{}
+	closing   bool
+	failures  map[string]*loginLimit // failed logins by remote IP
+	guests    map[string]bool        // nicks given to lurkers (lurk.go)
+	isupport  *ISupport
+	commands  map[string]Command // read-only after NewServer
+	connsDone sync.WaitGroup
+	stats     stats // counters for metrics (stats.go)
 }
 
 func NewServer(cfg Config, backend Backend) *Server {
 	cfg.setDefaults()
 	return &Server{
-		cfg:        cfg,
-		backend:    backend,
-		log:        cfg.Logger,
-		conns:      map[*Conn]struct{}{},
-		listeners:  map[net.Listener]struct{}{},
-		failures:   map[string]*loginLimit{},
-		guestNicks: map[string]bool{},
-		isupport:   defaultISupport(&cfg),
-		commands:   commandTable(backend),
+		cfg:       cfg,
+		backend:   backend,
+		log:       cfg.Logger,
+		conns:     map[*Conn]struct{}{},
+		listeners: map[net.Listener]struct{}{},
+		failures:  map[string]*loginLimit{},
+		isupport:  defaultISupport(&cfg),
+		commands:  commandTable(backend),
 	}
 }
 

@@ -208,6 +208,11 @@ func (a *Attachment) EndLurk(reason string) {
 
 // lurkAttach starts serving a lurker; it has no burst. Owner goroutine.
 func (s *Session) lurkAttach(a *Attachment) {
+	if s.lurkAll == nil {
+		s.lurkAll = map[*Attachment]bool{}
+		s.lurkers = map[id.RoomID]map[*Attachment]bool{}
+		s.lurkWaiting = map[id.RoomID][]*Attachment{}
+	}
 	s.lurkAll[a] = true
 }
 

@@ -44,7 +44,7 @@ func BenchmarkLurkerFanout(b *testing.B) {
 				a := newAttachment(s, clients[i], "")
 				if lurkers {
 					a.lurk = &lurkView{rooms: map[id.RoomID]*lurkRoom{r.id: {}}}
-					s.lurkAll[a] = true
+					s.lurkAttach(a)
 					if s.lurkers[r.id] == nil {
 						s.lurkers[r.id] = map[*Attachment]bool{}
 					}

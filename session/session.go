@@ -144,7 +144,7 @@ type Session struct {
 	presence      map[id.UserID]presence  // last known presence of users
 
 	// Lurkers (lurk.go): read-only clients, not in clients, each reading
-	// the channels it joined.
+	// the channels it joined. Made with the first lurker.
 	lurkAll     map[*Attachment]bool
 	lurkers     map[id.RoomID]map[*Attachment]bool // by room: the lurkers reading it
 	lurkWaiting map[id.RoomID][]*Attachment        // lurkers whose JOIN returned before the room came through sync
@@ -188,33 +188,30 @@ type job func(ctx context.Context) func()
 func newSession(mgr *Manager, cli *mautrix.Client) *Session {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Session{
-		mgr:         mgr,
-		user:        cli.UserID,
-		cli:         cli,
-		log:         mgr.log.With("user", cli.UserID.String()),
-		ctx:         ctx,
-		cancel:      cancel,
-		events:      make(chan any, 64),
-		done:        make(chan struct{}),
-		clients:     map[*Attachment]bool{},
-		rooms:       map[id.RoomID]*room{},
-		channels:    map[string]id.RoomID{},
-		nicks:       map[id.UserID]string{},
-		byNick:      map[string]id.UserID{},
-		sentTxns:    map[string]*Attachment{},
-		sentResp:    map[string]*labeledResponse{},
-		started:     time.Now().UnixNano(),
-		deferred:    map[id.RoomID]*room{},
-		joinNames:   map[id.RoomID]string{},
-		savedNames:  map[id.RoomID]string{},
-		invites:     map[id.RoomID]*invite{},
-		direct:      map[id.RoomID]id.UserID{},
-		dmFutures:   map[id.UserID]*dmFuture{},
-		presence:    map[id.UserID]presence{},
-		lurkAll:     map[*Attachment]bool{},
-		lurkers:     map[id.RoomID]map[*Attachment]bool{},
-		lurkWaiting: map[id.RoomID][]*Attachment{},
-		newRooms:    rate.NewLimiter(rate.Every(mgr.cfg.RoomCreateInterval), mgr.cfg.RoomCreateBurst),
+		mgr:        mgr,
+		user:       cli.UserID,
+		cli:        cli,
+		log:        mgr.log.With("user", cli.UserID.String()),
+		ctx:        ctx,
+		cancel:     cancel,
+		events:     make(chan any, 64),
+		done:       make(chan struct{}),
+		clients:    map[*Attachment]bool{},
+		rooms:      map[id.RoomID]*room{},
+		channels:   map[string]id.RoomID{},
+		nicks:      map[id.UserID]string{},
+		byNick:     map[string]id.UserID{},
+		sentTxns:   map[string]*Attachment{},
+		sentResp:   map[string]*labeledResponse{},
+		started:    time.Now().UnixNano(),
+		deferred:   map[id.RoomID]*room{},
+		joinNames:  map[id.RoomID]string{},
+		savedNames: map[id.RoomID]string{},
+		invites:    map[id.RoomID]*invite{},
+		direct:     map[id.RoomID]id.UserID{},
+		dmFutures:  map[id.UserID]*dmFuture{},
+		presence:   map[id.UserID]presence{},
+		newRooms:   rate.NewLimiter(rate.Every(mgr.cfg.RoomCreateInterval), mgr.cfg.RoomCreateBurst),
 	}
 }
 
