@@ -279,6 +279,14 @@ func TestGuestsLurk(t *testing.T) {
 			if !strings.Contains(full.Trailing(), "PART one first, or log in") {
 				t.Errorf("405 says %q", full.Trailing())
 			}
+
+			// WHOIS names only the channels the lurker reads, not the
+			// shared session's others (the first room, which it left).
+			l1.Send("WHOIS %s", bob.Localpart)
+			whois := l1.ExpectMatch(t, isCmd(irc.RPL_WHOISCHANNELS), "319").Trailing()
+			if !strings.Contains(whois, otherLocal) || !strings.Contains(whois, thirdLocal) || strings.Contains(whois, aliasLocal) {
+				t.Errorf("WHOIS channels %q; want the two it reads only", whois)
+			}
 		})
 	}
 }
@@ -380,6 +388,16 @@ func TestGuestsStoredAccount(t *testing.T) {
 					l.ExpectMatch(t, isCmd("JOIN", channel), "JOIN")
 					say(t, bob, room, "to the guest "+tc.name)
 					expectText(t, l, "PRIVMSG", channel, "to the guest "+tc.name)
+					defer func() {
+						// The shared session ends with its last lurker.
+						l.Send("QUIT")
+						l.ExpectClosed(t)
+						for deadline := time.Now().Add(20 * time.Second); g.sessions.SessionCount() > 0; time.Sleep(50 * time.Millisecond) {
+							if time.Now().After(deadline) {
+								t.Fatalf("%d sessions still running after the last lurker left", g.sessions.SessionCount())
+							}
+						}
+					}()
 					members, err := bob.Client.JoinedMembers(ctxFor(t), room)
 					if err != nil {
 						t.Fatal(err)
