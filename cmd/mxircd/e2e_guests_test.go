@@ -220,6 +220,19 @@ func TestGuestsLurk(t *testing.T) {
 				t.Errorf("after one logged in: %d lurkers, %d attached clients; want 1 and 1", n, c)
 			}
 
+			// The shared guest session has no encryption: no device keys,
+			// where a logged-in account's gateway device has them.
+			guestUser, _ := g.store.InitSetting(ctxFor(t), "guest_account", "")
+			keys, err := bob.Client.QueryKeys(ctxFor(t), &mautrix.ReqQueryKeys{DeviceKeys: mautrix.DeviceKeysRequest{
+				id.UserID(guestUser): {}, alice.UserID: {}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(keys.DeviceKeys[id.UserID(guestUser)]) != 0 || len(keys.DeviceKeys[alice.UserID]) == 0 {
+				t.Errorf("device keys: guest %s has %d, alice %d; want none and some",
+					guestUser, len(keys.DeviceKeys[id.UserID(guestUser)]), len(keys.DeviceKeys[alice.UserID]))
+			}
+
 			// The other lurker reads on.
 			say(t, bob, room, "still reading")
 			expectText(t, l1, "PRIVMSG", channel, "still reading")
