@@ -451,11 +451,18 @@ func (s *Session) lurkCommand(a *Attachment, out output, m *irc.Message) error {
 		}
 		return s.cmdTopic(a, out, m)
 	case "MODE":
-		if len(m.Params) > 1 {
+		// Some clients ask for the ban list on joining ("MODE #c b"):
+		// a question, not a change; mxircd keeps no list to show.
+		banList := len(m.Params) == 2 && strings.TrimPrefix(m.Params[1], "+") == "b"
+		if len(m.Params) > 1 && !banList {
 			return s.loginFirst(m.Command, m.Params[0], "change modes")
 		}
 		if err := s.lurkReads(a, m.Params[0]); err != nil {
 			return err
+		}
+		if banList {
+			out.SendNumeric(irc.RPL_ENDOFBANLIST, m.Params[0], "End of channel ban list")
+			return nil
 		}
 		return s.cmdMode(a, out, m)
 	case "WHOIS", "LIST":

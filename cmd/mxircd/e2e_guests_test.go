@@ -188,6 +188,12 @@ func TestGuestsLurk(t *testing.T) {
 			// Queries are fine.
 			l1.Send("MODE %s", channel)
 			l1.ExpectMatch(t, isCmd(irc.RPL_CHANNELMODEIS), "324")
+			l1.Send("MODE %s b", channel) // the ban list, as some clients ask on joining
+			l1.ExpectMatch(t, isCmd(irc.RPL_ENDOFBANLIST), "368")
+			l1.Send("MODE %s +m", channel)
+			l1.ExpectMatch(t, func(m *irc.Message) bool {
+				return m.Command == "NOTICE" && strings.Contains(m.Trailing(), "cannot change modes")
+			}, "MODE +m refused")
 			l1.Send("LIST %s", aliasLocal)
 			l1.ExpectMatch(t, func(m *irc.Message) bool { return m.Command == irc.RPL_LIST && m.Param(1) == channel }, "LIST of the room")
 			l1.ExpectMatch(t, isCmd(irc.RPL_LISTEND), "323")
