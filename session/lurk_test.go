@@ -76,3 +76,24 @@ func TestLurkerHistoryThenHeld(t *testing.T) {
 		t.Fatalf("after the history, a live line did not come at once: %v", last)
 	}
 }
+
+// No Matrix user is given a nick of the lurkers' form, which a lurker
+// would take for its own.
+func TestNoGuestNickForMatrixUsers(t *testing.T) {
+	m := NewManager(Config{}, nil)
+	cli, err := mautrix.NewClient("http://hs.invalid", "@guest:x", "token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSession(m, cli)
+	r := s.newRoom("!r:x")
+	r.applyState(memberEvent(t, "$g", "@mallory:x", "join", "Guest12345"))
+	r.applyState(memberEvent(t, "$h", "@guestbook:x", "join", "Guestbook"))
+	s.addRoom(r)
+	if nick := s.nickFor("@mallory:x"); nick == "Guest12345" {
+		t.Fatalf("a Matrix user was given the guest nick %s", nick)
+	}
+	if nick := s.nickFor("@guestbook:x"); nick != "Guestbook" {
+		t.Fatalf("Guestbook (not a guest nick) became %s", nick)
+	}
+}
