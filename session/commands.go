@@ -133,9 +133,18 @@ func (s *Session) reply(a *Attachment, out output, command string, err error) {
 }
 
 // request schedules a homeserver call for a client, or tells the client
-// right away that too many are queued.
+// right away that too many are queued. The call keeps its order with
+// every other request (see jobQueue): use roomRequest for what acts in
+// one room.
 func (s *Session) request(a *Attachment, out output, command string, j job) bool {
 	return s.requestOn(s.enqueue, a, out, command, j)
+}
+
+// roomRequest is request for a call that acts in one room: it keeps its
+// order with that room's requests (and those of no room), not with other
+// rooms', so a slow room does not hold up the others.
+func (s *Session) roomRequest(a *Attachment, out output, command string, room id.RoomID, j job) bool {
+	return s.requestOn(func(j job) bool { return s.enqueueIn(room, j) }, a, out, command, j)
 }
 
 func (s *Session) cmdJoin(a *Attachment, out output, m *irc.Message) error {
@@ -249,7 +258,7 @@ func (s *Session) cmdPart(a *Attachment, out output, m *irc.Message) error {
 			continue
 		}
 		roomID, channel := r.id, r.channel
-		s.request(a, out, "PART", func(ctx context.Context) func() {
+		s.roomRequest(a, out, "PART", roomID, func(ctx context.Context) func() {
 			_, err := s.cli.LeaveRoom(ctx, roomID, &mautrix.ReqLeave{Reason: reason})
 			return func() {
 				if err != nil {
@@ -328,7 +337,7 @@ func (s *Session) dropTxn(txnID string) {
 // called it, for the error reply.
 func (s *Session) sendContent(a *Attachment, out output, command string, roomID id.RoomID, target string, content *event.MessageEventContent, txnID string) {
 	p := s.prepareSend(roomID, event.EventMessage, content, txnID)
-	ok := s.request(a, out, command, func(ctx context.Context) func() {
+	ok := s.roomRequest(a, out, command, roomID, func(ctx context.Context) func() {
 		err := s.sendAccepted(ctx, p)
 		return func() {
 			if err != nil {
@@ -356,7 +365,7 @@ func (s *Session) cmdTopic(a *Attachment, out output, m *irc.Message) error {
 		return nil
 	}
 	topic, roomID, channel := m.Params[1], r.id, r.channel
-	s.request(a, out, "TOPIC", func(ctx context.Context) func() {
+	s.roomRequest(a, out, "TOPIC", roomID, func(ctx context.Context) func() {
 		_, err := s.cli.SendStateEvent(ctx, roomID, event.StateTopic, "", &event.TopicEventContent{Topic: topic})
 		return func() {
 			switch {

@@ -89,7 +89,7 @@ func (s *Session) cmdMode(a *Attachment, out output, m *irc.Message) error {
 	}
 	roomID, channel := r.id, r.channel
 	powerJSON := power.JSON()
-	s.request(a, out, "MODE", func(ctx context.Context) func() {
+	s.roomRequest(a, out, "MODE", roomID, func(ctx context.Context) func() {
 		var errs []error
 		if powerChanged {
 			_, err := s.cli.SendStateEvent(ctx, roomID, event.StatePowerLevels, "", json.RawMessage(powerJSON))
@@ -159,7 +159,7 @@ func (s *Session) cmdKick(a *Attachment, out output, m *irc.Message) error {
 			continue
 		}
 		roomID, channel := r.id, r.channel
-		s.request(a, out, "KICK", func(ctx context.Context) func() {
+		s.roomRequest(a, out, "KICK", roomID, func(ctx context.Context) func() {
 			_, err := s.cli.KickUser(ctx, roomID, &mautrix.ReqKickUser{UserID: user, Reason: reason})
 			return func() {
 				if err != nil {
@@ -191,7 +191,7 @@ func (s *Session) cmdInvite(a *Attachment, out output, m *irc.Message) error {
 		return ircreply.Numeric(irc.ERR_USERONCHANNEL, nick, r.channel, "is already on channel")
 	}
 	roomID, channel := r.id, r.channel
-	s.request(a, out, "INVITE", func(ctx context.Context) func() {
+	s.roomRequest(a, out, "INVITE", roomID, func(ctx context.Context) func() {
 		_, err := s.cli.InviteUser(ctx, roomID, &mautrix.ReqInviteUser{UserID: user})
 		return func() {
 			if err != nil {

@@ -335,10 +335,13 @@ func (s *Session) sendWithRetry(ctx context.Context, roomID id.RoomID, evType ev
 // the order they were accepted. Owner goroutine, after the first sync is
 // stored, before any command that waited for it.
 func (s *Session) resendUnsent() {
-	for i, e := range s.unsent {
-		// Requests run one at a time, in order: only the oldest row can
-		// have been on its way to the homeserver when the last run ended.
-		s.resend(e, i == 0)
+	first := map[string]bool{}
+	for _, e := range s.unsent {
+		// A room's requests run one at a time, in order: only its oldest
+		// row can have been on its way to the homeserver when the last
+		// run ended.
+		s.resend(e, !first[e.RoomID])
+		first[e.RoomID] = true
 	}
 	s.unsent = nil
 }
@@ -359,12 +362,13 @@ const inFlightGrace = 5 * time.Second
 // in the room and nothing in that cache, and a resend makes a second
 // event. A new login (a new token, and a new device session, whose syncs
 // do not carry the old session's transaction IDs) forgets it too. So the
-// message that may have been in flight (mayBeInFlight: the oldest row) is
+// message that may have been in flight (mayBeInFlight: the room's oldest row) is
 // first looked for among what sync stored, for up to inFlightGrace while
-// the homeserver finishes what was queued before the crash. Owner
+// the homeserver finishes what was queued before the crash. It runs in
+// the room's lane, so the room's later messages stay behind it. Owner
 // goroutine, after the first sync is stored.
 func (s *Session) resend(e store.OutboxEntry, mayBeInFlight bool) {
-	ok := s.enqueue(func(ctx context.Context) func() {
+	ok := s.enqueueIn(id.RoomID(e.RoomID), func(ctx context.Context) func() {
 		if s.reachedHomeserver(ctx, e, mayBeInFlight) {
 			s.log.Info("a message left unsent by the last run had reached the homeserver", "room", e.RoomID, "txn", e.TxnID)
 			s.clearOutbox(ctx, e.TxnID)

@@ -11,6 +11,7 @@ import (
 
 	"gopkg.in/irc.v4"
 	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/id"
 
 	"github.com/mxircd/mxircd/internal/testenv"
 	"github.com/mxircd/mxircd/store"
@@ -112,15 +113,15 @@ func TestNewClientCursorHasOneWriter(t *testing.T) {
 func TestJobQueue(t *testing.T) {
 	var q jobQueue
 	noop := func(context.Context) func() { return nil }
-	if ok, start := q.push(noop); !ok || !start {
-		t.Fatalf("first push: ok=%v start=%v, want a worker started", ok, start)
+	if ok, start := q.push(noLane, noop); !ok || start != 1 {
+		t.Fatalf("first push: ok=%v start=%v, want one worker started", ok, start)
 	}
 	for i := 1; i < maxJobs; i++ {
-		if ok, start := q.push(noop); !ok || start {
+		if ok, start := q.push(noLane, noop); !ok || start != 0 {
 			t.Fatalf("push %d: ok=%v start=%v, want queued behind the running worker", i, ok, start)
 		}
 	}
-	if ok, _ := q.push(noop); ok {
+	if ok, _ := q.push(noLane, noop); ok {
 		t.Fatal("a full queue took one more request")
 	}
 	if !q.busy() {
@@ -129,12 +130,15 @@ func TestJobQueue(t *testing.T) {
 	if idle := q.stop(); idle {
 		t.Error("stop says idle with a worker running")
 	}
+	var done *id.RoomID
 	for i := range maxJobs {
-		if _, timeout, ok, stopping := q.take(); !ok || !stopping || timeout > drainTimeout {
-			t.Fatalf("take %d while stopping: ok=%v stopping=%v timeout=%v", i, ok, stopping, timeout)
+		j, timeout, start, ok, stopping := q.take(done)
+		if !ok || !stopping || timeout > drainTimeout || start != 0 {
+			t.Fatalf("take %d while stopping: ok=%v stopping=%v timeout=%v start=%d", i, ok, stopping, timeout, start)
 		}
+		done = &j.lane
 	}
-	if _, _, ok, stopping := q.take(); ok || !stopping {
+	if _, _, _, ok, stopping := q.take(done); ok || !stopping {
 		t.Fatalf("take on an empty stopping queue: ok=%v stopping=%v, want the worker and the session to end", ok, stopping)
 	}
 	if q.busy() {

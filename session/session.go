@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -56,7 +57,7 @@ type Session struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	events chan any      // to the owner goroutine
-	jobs   jobQueue      // to the request worker, in order
+	jobs   jobQueue      // to the request workers, in order per room
 	side   jobQueue      // to the side worker: what must not wait behind a send (sideRequest)
 	saves  outboxWriter  // accepted messages on their way to the outbox
 	done   chan struct{} // closed when the owner goroutine has ended
@@ -396,59 +397,137 @@ func (s *Session) forgetToken() error {
 	return s.mgr.store.PutAccount(ctx, acct)
 }
 
-// jobQueue holds the requests waiting for the worker. The worker runs
-// only while there is work: an idle always-on session keeps no goroutine
-// for it. Its lock is its own: everyone goes through its methods.
+// jobQueue holds the requests waiting for the workers. Each request has a
+// lane: the room it acts in, or noLane. Requests of one room run one at a
+// time, in the order queued, so a room's messages arrive in the order
+// they were typed; requests of different rooms run side by side, at most
+// maxLanes at once, so one room's slow request (a room key shared with
+// 1,000 devices, a send retried for 45 s) holds up no other room. A
+// request of no room (a JOIN by alias, a DM being created and its first
+// message, presence, the service's commands) keeps the order it always
+// had with everything: it waits for every request queued before it and
+// every request queued after it waits for it. Workers run only while
+// there is work: an idle always-on session keeps no goroutine for them.
+// Its lock is its own: everyone goes through its methods.
 type jobQueue struct {
 	mu      sync.Mutex
-	q       []job
-	running bool      // a worker goroutine is draining q
-	stopAt  time.Time // when the session was asked to stop; zero while it runs
+	q       []queuedJob
+	running map[id.RoomID]bool // lanes with a request running (noLane while one of no room runs)
+	workers int                // worker goroutines alive: running a request or about to take one
+	stopAt  time.Time          // when the session was asked to stop; zero while it runs
 }
+
+// queuedJob is a request and the lane it keeps its order in.
+type queuedJob struct {
+	lane id.RoomID
+	run  job
+}
+
+// noLane is the lane of requests that act in no one room: they run alone,
+// in order with all others.
+const noLane id.RoomID = ""
 
 // maxJobs bounds the requests one session may have waiting.
 const maxJobs = 256
 
-// push adds a request; ok is false when the queue is full. start says the
-// caller must start a worker, as none is running. Any goroutine.
-func (q *jobQueue) push(j job) (ok, start bool) {
+// maxLanes bounds the rooms whose requests one session runs at once.
+const maxLanes = 4
+
+// push adds a request; ok is false when the queue is full. start is how
+// many workers the caller must start for what can run now. Any goroutine.
+func (q *jobQueue) push(lane id.RoomID, j job) (ok bool, start int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if len(q.q) >= maxJobs {
-		return false, false
+		return false, 0
 	}
-	q.q = append(q.q, j)
-	start = !q.running
-	q.running = true
-	return true, start
+	q.q = append(q.q, queuedJob{lane: lane, run: j})
+	return true, q.spawn()
 }
 
-// take hands the worker its next request and how long it may run. When
-// none is left, or a stopping session has spent its patience, it drops
-// what is left and says so (ok false): the worker ends, and with stopping
-// the session too. Worker goroutine.
-func (q *jobQueue) take() (j job, timeout time.Duration, ok, stopping bool) {
+// spawn says how many workers to start, and counts them: one for each
+// request that may run now and that no worker between requests will take,
+// up to maxLanes workers. Lock held.
+func (q *jobQueue) spawn() int {
+	idle := q.workers - len(q.running)
+	n := min(q.runnable(-1)-idle, maxLanes-q.workers)
+	if n <= 0 {
+		return 0
+	}
+	q.workers += n
+	return n
+}
+
+// runnable counts the requests that may start now, or with first >= 0
+// returns the index of the first one (-1 for none). A request may start
+// when no request of no room runs, its lane is not running, and nothing
+// queued before it is of its lane or of no lane; a request of no lane
+// only when nothing runs and it is first. Lock held.
+func (q *jobQueue) runnable(first int) int {
+	if q.running[noLane] {
+		return -1
+	}
+	n := 0
+	for i, e := range q.q {
+		if e.lane == noLane {
+			if i == 0 && len(q.running) == 0 {
+				if first >= 0 {
+					return 0
+				}
+				n++
+			}
+			break
+		}
+		if q.running[e.lane] || slices.ContainsFunc(q.q[:i], func(o queuedJob) bool { return o.lane == e.lane }) {
+			continue
+		}
+		if first >= 0 {
+			return i
+		}
+		n++
+	}
+	if first >= 0 {
+		return -1
+	}
+	return n
+}
+
+// take hands a worker, whose last request (if any, in lane done) has
+// finished, its next request, how long it may run, and how many more
+// workers to start. When none may run now, or a stopping session has spent
+// its patience (then what is left is dropped), the worker ends (ok false);
+// with stopping, the last to end ends the session. Worker goroutine.
+func (q *jobQueue) take(done *id.RoomID) (j queuedJob, timeout time.Duration, start int, ok, stopping bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if done != nil {
+		delete(q.running, *done)
+	}
 	stopping = !q.stopAt.IsZero()
-	if len(q.q) == 0 || (stopping && time.Since(q.stopAt) > drainTimeout) {
-		q.running = false
+	if stopping && time.Since(q.stopAt) > drainTimeout {
 		clear(q.q)
 		q.q = q.q[:0]
-		return nil, 0, false, stopping
 	}
-	j = q.q[0]
-	q.q[0] = nil
-	q.q = q.q[1:]
+	i := q.runnable(0)
+	if i < 0 {
+		q.workers--
+		return queuedJob{}, 0, 0, false, stopping
+	}
+	j = q.q[i]
+	q.q = slices.Delete(q.q, i, i+1)
+	if q.running == nil {
+		q.running = map[id.RoomID]bool{}
+	}
+	q.running[j.lane] = true
 	timeout = 60 * time.Second
 	if stopping {
 		timeout = drainTimeout - time.Since(q.stopAt)
 	}
-	return j, timeout, true, stopping
+	return j, timeout, q.spawn(), true, stopping
 }
 
-// stop starts the drain: from now the worker has drainTimeout for what is
-// queued. idle says no worker runs, so nothing is left to finish. Any
+// stop starts the drain: from now the workers have drainTimeout for what
+// is queued. idle says no worker runs, so nothing is left to finish. Any
 // goroutine.
 func (q *jobQueue) stop() (idle bool) {
 	q.mu.Lock()
@@ -456,54 +535,63 @@ func (q *jobQueue) stop() (idle bool) {
 	if q.stopAt.IsZero() {
 		q.stopAt = time.Now()
 	}
-	return !q.running
+	return q.workers == 0
 }
 
 // busy says whether a worker is running. Any goroutine.
 func (q *jobQueue) busy() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.running
+	return q.workers > 0
 }
 
-// enqueue schedules a homeserver request. It never blocks the owner: when
-// the queue is full the request is refused and the caller tells the client.
-// Any goroutine.
-func (s *Session) enqueue(j job) bool { return s.enqueueOn(&s.jobs, j) }
+// enqueue schedules a homeserver request that acts in no one room (see
+// jobQueue). It never blocks the owner: when the queue is full the
+// request is refused and the caller tells the client. Any goroutine.
+func (s *Session) enqueue(j job) bool { return s.enqueueOn(&s.jobs, noLane, j) }
+
+// enqueueIn schedules a request in room's lane: after the room's earlier
+// requests, beside other rooms'. Any goroutine.
+func (s *Session) enqueueIn(room id.RoomID, j job) bool { return s.enqueueOn(&s.jobs, room, j) }
 
 // enqueueSide schedules work that must not wait behind message sends,
 // which may retry for sendRetryWindow: reads and writes of the store
 // (history, channel names, settings) and read markers. It runs on a
 // worker of its own, in order with the other side work only. Any
 // goroutine.
-func (s *Session) enqueueSide(j job) bool { return s.enqueueOn(&s.side, j) }
+func (s *Session) enqueueSide(j job) bool { return s.enqueueOn(&s.side, noLane, j) }
 
-func (s *Session) enqueueOn(q *jobQueue, j job) bool {
+func (s *Session) enqueueOn(q *jobQueue, lane id.RoomID, j job) bool {
 	if s.ctx.Err() != nil {
 		return false
 	}
-	ok, start := q.push(j)
-	if start {
+	ok, start := q.push(lane, j)
+	for range start {
 		go s.guard("request worker", func() { s.worker(q) })
 	}
 	return ok
 }
 
-// worker runs the requests of q one at a time, in the order the client
-// gave them, so that messages arrive in Matrix in the order they were
-// typed, and ends when none is left. Once the session is stopping it
-// finishes what the clients asked for before they left, with a shorter
-// patience, and the last worker to finish ends the session.
+// worker runs requests of q until none may run now. A room's requests run
+// in the order the client gave them, so that messages arrive in Matrix in
+// the order they were typed. Once the session is stopping it finishes
+// what the clients asked for before they left, with a shorter patience,
+// and the last worker to finish ends the session.
 func (s *Session) worker(q *jobQueue) {
+	var done *id.RoomID
 	for {
-		j, timeout, ok, stopping := q.take()
+		j, timeout, start, ok, stopping := q.take(done)
 		if !ok {
 			if stopping && !s.jobs.busy() && !s.side.busy() {
 				s.cancel()
 			}
 			return
 		}
-		s.runJob(j, timeout)
+		for range start {
+			go s.guard("request worker", func() { s.worker(q) })
+		}
+		s.runJob(j.run, timeout)
+		done = &j.lane
 	}
 }
 

@@ -74,7 +74,7 @@ func (s *Session) cmdTagmsg(a *Attachment, out output, m *irc.Message) error {
 		txnID := s.newTxnID(a, out)
 		reaction := &event.ReactionEventContent{RelatesTo: event.RelatesTo{Type: event.RelAnnotation, EventID: target, Key: key}}
 		p := s.prepareSend(roomID, event.EventReaction, reaction, txnID)
-		ok := s.request(a, out, "TAGMSG", func(ctx context.Context) func() {
+		ok := s.roomRequest(a, out, "TAGMSG", roomID, func(ctx context.Context) func() {
 			err := s.sendAccepted(ctx, p)
 			return func() {
 				if err != nil {
@@ -93,7 +93,7 @@ func (s *Session) cmdTagmsg(a *Attachment, out output, m *irc.Message) error {
 	}
 	if state, ok := m.Tags[tagTyping]; ok {
 		typing := state == "active"
-		s.request(a, out, "TAGMSG", func(ctx context.Context) func() {
+		s.roomRequest(a, out, "TAGMSG", roomID, func(ctx context.Context) func() {
 			if _, err := s.cli.UserTyping(ctx, roomID, typing, 30*time.Second); err != nil {
 				s.log.Debug("typing notification failed", "err", err)
 			}
@@ -115,7 +115,7 @@ func (s *Session) cmdRedact(a *Attachment, out output, m *irc.Message) error {
 	}
 	roomID, target, reason := r.id, m.Params[0], m.Param(2)
 	txnID := s.newTxnID(a, out)
-	s.request(a, out, "REDACT", func(ctx context.Context) func() {
+	s.roomRequest(a, out, "REDACT", roomID, func(ctx context.Context) func() {
 		_, err := s.cli.RedactEvent(ctx, roomID, id.EventID(msgid), mautrix.ReqRedact{Reason: reason, TxnID: txnID})
 		return func() {
 			if err != nil {
