@@ -20,9 +20,10 @@ import (
 // is an IRC query with that member, not a channel. PRIVMSG to a nick sends
 // into it, creating it (and recording it in m.direct) the first time.
 
-// dmFuture is a direct room being created. Only the request worker writes
-// roomID; later jobs for the same user run after it on that goroutine, and
-// the owner reads it only in a job's result.
+// dmFuture is a direct room being created. Only the request that creates
+// it writes roomID; later requests for the same user are of no room too,
+// so they run after it (jobQueue), and the owner reads it only in a
+// job's result.
 type dmFuture struct {
 	roomID    id.RoomID
 	encrypted bool // the homeserver made it encrypted of its own accord
