@@ -67,6 +67,7 @@ func (s *Session) startAttach(a *Attachment) {
 		a.client.SendNotice(text)
 	}
 	s.undelivered = nil
+	s.tellPending(a)
 	if s.mgr.cfg.ReplayLimit == 0 || a.client.HasCap("draft/chathistory") {
 		// Nothing to replay: the client asks for history itself, and
 		// takes live events from here.

@@ -42,12 +42,21 @@ type verifier struct {
 	// first sync and only read after.
 	handlers map[event.Type][]mautrix.EventHandler
 
+	// mu guards what follows. It is never held while posting to the
+	// owner, so the owner may take it (pendingPrompt).
 	mu sync.Mutex
 	// One verification at a time: txn is it, "" when none.
 	txn      id.VerificationTransactionID
 	device   id.DeviceID // the other device, once known
 	incoming bool        // asked by the other device and not accepted yet
 	shown    bool        // the emoji were shown, CONFIRM or CANCEL is due
+	// prompt is what the verification under way waits for the user to
+	// answer (the request, or the emoji), told again to each client that
+	// attaches while it does: a request that came while no client was
+	// attached is not lost. In memory only, as the verification is (the
+	// helper forgets it at a restart, and the other device gives up).
+	prompt   []string
+	promptAt time.Time // when prompt was first told
 }
 
 // startVerifier sets up the account's interactive verification on its
@@ -161,7 +170,51 @@ func (v *verifier) end(txn id.VerificationTransactionID) bool {
 		return false
 	}
 	v.txn, v.device, v.incoming, v.shown = "", "", false, false
+	v.prompt, v.promptAt = nil, time.Time{}
 	return true
+}
+
+// ask tells the clients what txn waits for them to answer, and keeps it
+// for those that attach while it still does. Any goroutine but the owner.
+func (v *verifier) ask(txn id.VerificationTransactionID, lines ...string) {
+	v.mu.Lock()
+	current := v.txn == txn
+	if current {
+		v.prompt, v.promptAt = lines, time.Now()
+	}
+	v.mu.Unlock()
+	if current {
+		v.tell(lines...)
+	}
+}
+
+// pendingPrompt is what the verification under way waits for the user to
+// answer and since when; nil when nothing is. The helper ends a
+// verification after ten minutes, and with it the prompt. Any goroutine.
+func (v *verifier) pendingPrompt() ([]string, time.Time) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.prompt, v.promptAt
+}
+
+// tellPending shows a client that just attached what a verification
+// waits for it to answer, asked while it was away. Owner goroutine.
+func (s *Session) tellPending(a *Attachment) {
+	v := s.verifier.Load()
+	if v == nil {
+		return
+	}
+	lines, at := v.pendingPrompt()
+	if len(lines) == 0 {
+		return
+	}
+	notice := func(line string) {
+		a.client.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: s.mgr.cfg.ServiceNick, User: "service", Host: a.client.ServerName()}, Command: "NOTICE", Params: []string{a.client.Nick(), line}})
+	}
+	notice(fmt.Sprintf("While you were away (%s ago), a verification was started and still waits for you:", time.Since(at).Round(time.Second)))
+	for _, line := range lines {
+		notice(line)
+	}
 }
 
 // VerificationRequested: a device asks to verify. Sync loop.
@@ -188,7 +241,7 @@ func (v *verifier) VerificationRequested(ctx context.Context, txn id.Verificatio
 		refuse("another verification is under way")
 		return
 	}
-	v.tell(fmt.Sprintf("Your device %s asks to verify this gateway's device by comparing emoji. To go ahead, type VERIFY EMOJI; to refuse, type CANCEL.", v.deviceName(ctx, device)))
+	v.ask(txn, fmt.Sprintf("Your device %s asks to verify this gateway's device by comparing emoji. To go ahead, type VERIFY EMOJI; to refuse, type CANCEL.", v.deviceName(ctx, device)))
 }
 
 // VerificationReady: both sides agreed to verify; the gateway starts the
@@ -199,6 +252,7 @@ func (v *verifier) VerificationReady(_ context.Context, txn id.VerificationTrans
 	v.mu.Lock()
 	if v.txn == txn {
 		v.device, v.incoming = device, false
+		v.prompt, v.promptAt = nil, time.Time{} // accepted: the emoji come next
 	}
 	v.mu.Unlock()
 	v.s.enqueueSide(func(ctx context.Context) func() {
@@ -241,7 +295,7 @@ func (v *verifier) ShowSAS(ctx context.Context, txn id.VerificationTransactionID
 		lines = append(lines, strings.Join(numbers, " "))
 	}
 	lines = append(lines, "If they are the same, in the same order, type CONFIRM; if not, type CANCEL.")
-	v.tell(lines...)
+	v.ask(txn, lines...)
 }
 
 // VerificationCancelled: by the other device, or by the helper (a key
@@ -349,6 +403,9 @@ func (s *Session) serviceConfirm(a *Attachment, out output, reply func(string), 
 		}
 		v.mu.Lock()
 		waiting := v.txn == txn
+		if waiting {
+			v.prompt, v.promptAt = nil, time.Time{} // answered
+		}
 		v.mu.Unlock()
 		if !waiting {
 			return nil // done: VerificationDone said so

@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/irc.v4"
 
@@ -104,5 +105,68 @@ func TestSASVerification(t *testing.T) {
 		// The verified gateway asks the phone for the key backup's key, as a
 		// new Element login does, and restores and trusts the backup.
 		serviceSays(t, c, "also shared your key backup (version "+recovery.BackupVersion+")")
+	})
+}
+
+// A verification request that comes while no IRC client is attached (the
+// always-on session receives it) is shown to the next client that
+// attaches, while the request still waits for an answer, and can be
+// answered from there; one cancelled meanwhile is not shown.
+func TestVerificationRequestWhileDetached(t *testing.T) {
+	forEachStore(t, func(t *testing.T, hs *testenv.Homeserver, g *gateway) {
+		alice := hs.Register(t, "alice")
+		phone := e2eepeer.Start(t, hs.URL, alice.UserID.String(), alice.Password)
+		phone.BootstrapCrossSigning(t)
+		c := connect(t, g, "alice", alice)
+		gatewayDevice := waitGatewayDevice(t, alice, phone.DeviceID)
+		phone.WaitDeviceStatus(t, ctxFor(t), alice.UserID, gatewayDevice, func(s e2eepeer.DeviceStatus) bool { return s.Known })
+		room := createRoom(t, alice, "", "")
+		c.ExpectMatch(t, isCmd("JOIN"), "the new room's JOIN")
+		c.Send("QUIT")
+		c.ExpectClosed(t)
+
+		// synced waits until the session has stored a message sent after
+		// what the phone did: the to-device events before it are handled.
+		synced := func(text string) {
+			t.Helper()
+			resp, err := alice.Client.SendText(ctxFor(t), room, text)
+			if err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				if ev, err := g.store.FindEvent(ctxFor(t), room.String(), resp.EventID.String()); err == nil && ev != nil {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the session never stored %q", text)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+
+		phone.RequestVerification(t)
+		synced("after the request")
+		c = connect(t, g, "alice", alice)
+		serviceSays(t, c, "While you were away")
+		serviceSays(t, c, "asks to verify this gateway's device")
+		c.Send("PRIVMSG mxircd :VERIFY EMOJI")
+		serviceSays(t, c, "Accepted")
+		sameEmoji(t, ircEmoji(t, c), phone.VerificationEmoji(t))
+
+		// Cancelled while no client is attached: nothing is waiting.
+		c.Send("QUIT")
+		c.ExpectClosed(t)
+		phone.CancelVerification(t)
+		synced("after the cancel")
+		c = connect(t, g, "alice", alice)
+		c.Send("PRIVMSG mxircd :CANCEL")
+		m := c.ExpectMatch(t, func(m *irc.Message) bool {
+			return m.Command == "NOTICE" && m.Prefix != nil && m.Prefix.Name == "mxircd" &&
+				(strings.Contains(m.Trailing(), "While you were away") || strings.Contains(m.Trailing(), "No verification is under way"))
+		}, "the service's answer to CANCEL")
+		if !strings.Contains(m.Trailing(), "No verification is under way") {
+			t.Fatalf("a cancelled verification was shown to the client that attached: %q", m.Trailing())
+		}
 	})
 }
