@@ -71,6 +71,12 @@ func (s *Session) startCrypto(ctx context.Context) (*crypto.OlmMachine, error) {
 	}
 	log := zerolog.New(slogWriter{s.log}).Level(zerolog.WarnLevel)
 	mach := crypto.NewOlmMachine(s.cli, &log, cs, cryptoState{s})
+	if s.mgr.cfg.SendToVerifiedOnly {
+		// Verified here (emoji) or cross-signed by an owner whose
+		// identity the account verified: what Element calls verified.
+		// Cross-signed by an owner trusted on first use is not enough.
+		mach.SendKeysMinTrust = id.TrustStateCrossSignedVerified
+	}
 	mach.SessionReceived = func(_ context.Context, _ id.RoomID, sessionID id.SessionID, _ uint32) {
 		s.waiting.arrived(sessionID)
 		s.backupDue.Store(true)

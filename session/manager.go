@@ -86,6 +86,11 @@ type Config struct {
 	PasswordRecheck time.Duration
 	// Guests is how connections without a login are served (lurk.go).
 	Guests GuestConfig
+	// SendToVerifiedOnly shares room keys only with devices the account
+	// has verified (encryption.send_to = "verified"); others are told the
+	// key is withheld (m.unverified). Off: every device of the room's
+	// members, as Element does by default.
+	SendToVerifiedOnly bool
 }
 
 // Manager owns every live Session and logs clients in to them.

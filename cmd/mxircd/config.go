@@ -142,6 +142,7 @@ type StoreConfig struct {
 type EncryptionConfig struct {
 	Enabled       bool   `toml:"enabled"`
 	EncryptNewDMs bool   `toml:"encrypt_new_dms"`
+	SendTo        string `toml:"send_to"`
 	PickleKeyFile string `toml:"pickle_key_file"`
 }
 
@@ -214,7 +215,7 @@ func defaultConfig() Config {
 			MaxChannels:   20,
 		},
 		Store:      StoreConfig{Driver: "sqlite", Path: "data/mxircd.db"},
-		Encryption: EncryptionConfig{Enabled: true, EncryptNewDMs: true},
+		Encryption: EncryptionConfig{Enabled: true, EncryptNewDMs: true, SendTo: "all"},
 		Log:        LogConfig{Level: "info", Format: "text"},
 	}
 }
@@ -295,6 +296,9 @@ func (cfg *Config) validate() error {
 	}
 	if err := cfg.IRC.validateWebSocket(); err != nil {
 		return err
+	}
+	if s := cfg.Encryption.SendTo; s != "all" && s != "verified" {
+		return fmt.Errorf("encryption.send_to %q: give \"all\" (every device of the room's members, as Element does) or \"verified\" (only devices the account has verified)", s)
 	}
 	if cfg.IRC.ServerName == "" || strings.ContainsAny(cfg.IRC.ServerName, " :!@,*?") {
 		return fmt.Errorf("irc.server_name %q: must be a non-empty name without spaces or :!@,*?", cfg.IRC.ServerName)

@@ -50,6 +50,7 @@ func TestConfigErrors(t *testing.T) {
 		{"guests account alone", "[guests]\naccount = \"@lurk:example.org\"\n", "guests.password"},
 		{"guests idle", "[guests]\nidle_timeout = \"0s\"\n", "guests.idle_timeout"},
 		{"guests channels", "[guests]\nmax_channels = 0\n", "guests.max_channels"},
+		{"bad key policy", "[encryption]\nsend_to = \"trusted\"\n", "encryption.send_to"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -125,6 +125,7 @@ func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway
 		CryptoStore:        cryptoStore,
 		OutboxKey:          outboxKey,
 		EncryptNewDMs:      cfg.Encryption.EncryptNewDMs,
+		SendToVerifiedOnly: cfg.Encryption.SendTo == "verified",
 		ServiceNick:        cfg.IRC.ServiceNick,
 		Guests: session.GuestConfig{
 			Account:       cfg.Guests.Account,
