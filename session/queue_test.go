@@ -49,10 +49,14 @@ func TestSideWorkDoesNotWaitBehindSends(t *testing.T) {
 func TestUnqueuedNamesAreKept(t *testing.T) {
 	s := unstartedSession(t)
 	defer s.cancel()
-	release := make(chan struct{})
+	release, started := make(chan struct{}), make(chan struct{})
 	defer close(release)
-	// Fill the queue until it refuses: the worker may already have taken
-	// the first job off it.
+	// The worker takes the first job and blocks in it; then the queue is
+	// filled until it refuses, so no job leaves it before flushNames.
+	if !s.enqueueSide(func(ctx context.Context) func() { close(started); <-release; return nil }) {
+		t.Fatal("the first job was refused")
+	}
+	<-started
 	for i := 0; s.enqueueSide(func(ctx context.Context) func() { <-release; return nil }); i++ {
 		if i > 2*maxJobs {
 			t.Fatal("the side queue never fills")

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"runtime/debug"
 	"slices"
@@ -449,8 +450,13 @@ func (q *jobQueue) push(lane id.RoomID, j job) (ok bool, start int) {
 // request that may run now and that no worker between requests will take,
 // up to maxLanes workers. Lock held.
 func (q *jobQueue) spawn() int {
-	idle := q.workers - len(q.running)
-	n := min(q.runnable(-1)-idle, maxLanes-q.workers)
+	runnable := 0
+	for range q.runnable() {
+		if runnable++; runnable == maxLanes {
+			break
+		}
+	}
+	n := min(runnable-(q.workers-len(q.running)), maxLanes-q.workers)
 	if n <= 0 {
 		return 0
 	}
@@ -458,38 +464,30 @@ func (q *jobQueue) spawn() int {
 	return n
 }
 
-// runnable counts the requests that may start now, or with first >= 0
-// returns the index of the first one (-1 for none). A request may start
-// when no request of no room runs, its lane is not running, and nothing
-// queued before it is of its lane or of no lane; a request of no lane
-// only when nothing runs and it is first. Lock held.
-func (q *jobQueue) runnable(first int) int {
-	if q.running[noLane] {
-		return -1
-	}
-	n := 0
-	for i, e := range q.q {
-		if e.lane == noLane {
-			if i == 0 && len(q.running) == 0 {
-				if first >= 0 {
-					return 0
+// runnable yields, in queue order, the index of each request that may
+// start now: no request of no room runs, its lane is not running, and
+// nothing queued before it is of its lane or of no lane. A request of no
+// lane may start only when nothing runs and it is first. Lock held.
+func (q *jobQueue) runnable() iter.Seq[int] {
+	return func(yield func(int) bool) {
+		if q.running[noLane] {
+			return
+		}
+		for i, e := range q.q {
+			if e.lane == noLane {
+				if i == 0 && len(q.running) == 0 {
+					yield(0)
 				}
-				n++
+				return
 			}
-			break
+			if q.running[e.lane] || slices.ContainsFunc(q.q[:i], func(o queuedJob) bool { return o.lane == e.lane }) {
+				continue
+			}
+			if !yield(i) {
+				return
+			}
 		}
-		if q.running[e.lane] || slices.ContainsFunc(q.q[:i], func(o queuedJob) bool { return o.lane == e.lane }) {
-			continue
-		}
-		if first >= 0 {
-			return i
-		}
-		n++
 	}
-	if first >= 0 {
-		return -1
-	}
-	return n
 }
 
 // take hands a worker, whose last request (if any, in lane done) has
@@ -508,7 +506,10 @@ func (q *jobQueue) take(done *id.RoomID) (j queuedJob, timeout time.Duration, st
 		clear(q.q)
 		q.q = q.q[:0]
 	}
-	i := q.runnable(0)
+	i := -1
+	for i = range q.runnable() {
+		break
+	}
 	if i < 0 {
 		q.workers--
 		return queuedJob{}, 0, 0, false, stopping
