@@ -404,7 +404,7 @@ func (s *Session) forgetToken() error {
 // they were typed; requests of different rooms run side by side, at most
 // maxLanes at once, so one room's slow request (a room key shared with
 // 1,000 devices, a send retried for 45 s) holds up no other room. A
-// request of no room (a JOIN by alias, a DM being created and its first
+// request of no room (a JOIN, a DM being created and its first
 // message, presence, the service's commands) keeps the order it always
 // had with everything: it waits for every request queued before it and
 // every request queued after it waits for it. Workers run only while
