@@ -156,6 +156,10 @@ func (s *timedStore) PutOutbox(ctx context.Context, e ...*store.OutboxEntry) err
 	return s.timedErr("PutOutbox", func() error { return s.Store.PutOutbox(ctx, e...) })
 }
 
+func (s *timedStore) ResolveOutboxPeer(ctx context.Context, userID, peer, roomID string) error {
+	return s.timedErr("ResolveOutboxPeer", func() error { return s.Store.ResolveOutboxPeer(ctx, userID, peer, roomID) })
+}
+
 func (s *timedStore) DeleteOutbox(ctx context.Context, userID, txnID string) error {
 	return s.timedErr("DeleteOutbox", func() error { return s.Store.DeleteOutbox(ctx, userID, txnID) })
 }

@@ -78,9 +78,14 @@ type Target struct {
 
 // OutboxEntry is a message accepted from IRC and not yet confirmed sent.
 type OutboxEntry struct {
-	UserID  string
-	TxnID   string
-	RoomID  string
+	UserID string
+	TxnID  string
+	RoomID string // "" until the room is known (see Peer)
+	// Peer is the Matrix user a direct message is for while its room
+	// does not exist yet (RoomID ""). With neither RoomID nor Peer the
+	// entry is an IRC line accepted before the session's first sync,
+	// its target not resolved yet.
+	Peer    string
 	Type    string // event type, e.g. m.room.message
 	Content []byte // JSON content
 	Created time.Time
@@ -528,8 +533,8 @@ func (s *SQLStore) Prune(ctx context.Context, roomID string, keep int) error {
 // PutOutbox records messages to (re)send under (e.UserID, e.TxnID), in the
 // order given and in one transaction, so that a burst typed at once costs
 // one commit. A zero e.Created is set to the current time. Putting a TxnID
-// again replaces room, type and content and keeps its place in the order
-// and its creation time, which e.Created is set to.
+// again replaces room, peer, type and content and keeps its place in the
+// order and its creation time, which e.Created is set to.
 func (s *SQLStore) PutOutbox(ctx context.Context, entries ...*OutboxEntry) error {
 	for _, e := range entries {
 		if e == nil || e.UserID == "" || e.TxnID == "" {
@@ -553,14 +558,15 @@ func (s *SQLStore) PutOutbox(ctx context.Context, entries ...*OutboxEntry) error
 				return err
 			}
 			if err := tx.QueryRowContext(ctx,
-				`INSERT INTO outbox (user_id, txn_id, room_id, type, content, created_at, ord)
-				 VALUES ($1, $2, $3, $4, $5, $6, $7)
+				`INSERT INTO outbox (user_id, txn_id, room_id, peer, type, content, created_at, ord)
+				 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 				 ON CONFLICT (user_id, txn_id) DO UPDATE SET
 					room_id = excluded.room_id,
+					peer = excluded.peer,
 					type = excluded.type,
 					content = excluded.content
 				 RETURNING created_at`,
-				e.UserID, e.TxnID, e.RoomID, e.Type, string(e.Content), created.UnixMilli(), ord).Scan(&stored[i]); err != nil {
+				e.UserID, e.TxnID, e.RoomID, e.Peer, e.Type, string(e.Content), created.UnixMilli(), ord).Scan(&stored[i]); err != nil {
 				return err
 			}
 		}
@@ -571,6 +577,19 @@ func (s *SQLStore) PutOutbox(ctx context.Context, entries ...*OutboxEntry) error
 	}
 	for i, e := range entries {
 		e.Created = fromMillis(stored[i])
+	}
+	return nil
+}
+
+// ResolveOutboxPeer gives the account's messages waiting for a direct room
+// with peer that room.
+func (s *SQLStore) ResolveOutboxPeer(ctx context.Context, userID, peer, roomID string) error {
+	if peer == "" || roomID == "" {
+		return errors.New("store: resolve outbox peer: empty peer or room")
+	}
+	if _, err := s.db.ExecContext(ctx,
+		`UPDATE outbox SET room_id = $3, peer = '' WHERE user_id = $1 AND peer = $2`, userID, peer, roomID); err != nil {
+		return fmt.Errorf("store: resolve outbox messages of %s to %s: %w", userID, peer, err)
 	}
 	return nil
 }
@@ -588,7 +607,7 @@ func (s *SQLStore) DeleteOutbox(ctx context.Context, userID, txnID string) error
 // Created, then insertion order).
 func (s *SQLStore) Outbox(ctx context.Context, userID string) ([]OutboxEntry, error) {
 	rows, err := s.db.QueryContext(ctx,
-		`SELECT txn_id, room_id, type, content, created_at FROM outbox
+		`SELECT txn_id, room_id, peer, type, content, created_at FROM outbox
 		 WHERE user_id = $1 ORDER BY created_at, ord`, userID)
 	if err != nil {
 		return nil, fmt.Errorf("store: load outbox of %s: %w", userID, err)
@@ -598,7 +617,7 @@ func (s *SQLStore) Outbox(ctx context.Context, userID string) ([]OutboxEntry, er
 	for rows.Next() {
 		e := OutboxEntry{UserID: userID}
 		var created int64
-		if err := rows.Scan(&e.TxnID, &e.RoomID, &e.Type, &e.Content, &created); err != nil {
+		if err := rows.Scan(&e.TxnID, &e.RoomID, &e.Peer, &e.Type, &e.Content, &created); err != nil {
 			return nil, fmt.Errorf("store: load outbox of %s: %w", userID, err)
 		}
 		e.Created = fromMillis(created)

@@ -715,6 +715,54 @@ func TestOutbox(t *testing.T) {
 	})
 }
 
+// A direct message waits under the person it is for until its room
+// exists; resolving gives every such message of the account that room and
+// keeps the order.
+func TestOutboxPeer(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, driver string) {
+		ctx := context.Background()
+		s := storetest.Open(t, driver)
+		rows := []*store.OutboxEntry{
+			{UserID: "@a:x", TxnID: "1", Peer: "@bob:x", Type: "m.room.message", Content: []byte(`{"body":"one"}`)},
+			{UserID: "@a:x", TxnID: "2", RoomID: "!r:x", Type: "m.room.message", Content: []byte(`{"body":"two"}`)},
+			{UserID: "@a:x", TxnID: "3", Peer: "@bob:x", Type: "m.room.message", Content: []byte(`{"body":"three"}`)},
+			{UserID: "@a:x", TxnID: "4", Peer: "@carol:x", Type: "m.room.message", Content: []byte(`{"body":"four"}`)},
+			{UserID: "@b:x", TxnID: "5", Peer: "@bob:x", Type: "m.room.message", Content: []byte(`{"body":"five"}`)},
+		}
+		if err := s.PutOutbox(ctx, rows...); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ResolveOutboxPeer(ctx, "@a:x", "@bob:x", "!dm:x"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ResolveOutboxPeer(ctx, "@a:x", "", "!dm:x"); err == nil {
+			t.Error("resolving an empty peer succeeded")
+		}
+		out, err := s.Outbox(ctx, "@a:x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range out {
+			got = append(got, e.TxnID+" "+e.RoomID+" "+e.Peer)
+		}
+		want := []string{"1 !dm:x ", "2 !r:x ", "3 !dm:x ", "4  @carol:x"}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("after resolving: %q, want %q", got, want)
+		}
+		if out, _ := s.Outbox(ctx, "@b:x"); len(out) != 1 || out[0].Peer != "@bob:x" || out[0].RoomID != "" {
+			t.Errorf("another account's message changed: %+v", out)
+		}
+		// Putting a resolved row again clears its peer.
+		if err := s.PutOutbox(ctx, &store.OutboxEntry{UserID: "@b:x", TxnID: "5", RoomID: "!dm2:x", Type: "m.room.message", Content: []byte(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+		if out, _ := s.Outbox(ctx, "@b:x"); len(out) != 1 || out[0].Peer != "" || out[0].RoomID != "!dm2:x" {
+			t.Errorf("re-put row: %+v", out)
+		}
+	})
+}
+
 func TestAlwaysOn(t *testing.T) {
 	forEachDriver(t, func(t *testing.T, driver string) {
 		ctx := context.Background()

@@ -146,10 +146,13 @@ type Store interface {
 	Prune(ctx context.Context, roomID string, keep int) error
 	// PutOutbox records messages to (re)send under (UserID, TxnID), in
 	// the order given, in one transaction. A zero e.Created is set to the
-	// current time. Putting a TxnID again replaces room, type and content
-	// and keeps its place in the order and its creation time, which
-	// e.Created is set to.
+	// current time. Putting a TxnID again replaces room, peer, type and
+	// content and keeps its place in the order and its creation time,
+	// which e.Created is set to.
 	PutOutbox(ctx context.Context, entries ...*OutboxEntry) error
+	// ResolveOutboxPeer gives the account's messages waiting for a direct
+	// room with peer (OutboxEntry.Peer) that room.
+	ResolveOutboxPeer(ctx context.Context, userID, peer, roomID string) error
 	// DeleteOutbox forgets a message; it succeeds when it is already absent.
 	DeleteOutbox(ctx context.Context, userID, txnID string) error
 	// Outbox returns an account's messages to (re)send, oldest first.
