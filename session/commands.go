@@ -37,7 +37,8 @@ func (s *Session) handleCommand(a *Attachment, m *irc.Message) {
 			s.fail(a, a.client, m.Command, "TEMPORARILY_UNAVAILABLE", "", "Still connecting to Matrix; command dropped: "+m.Command)
 			return
 		}
-		s.pending = append(s.pending, commandEvent{a: a, msg: m})
+		// A message line is durable now, as after the sync.
+		s.pending = append(s.pending, commandEvent{a: a, msg: m, line: s.acceptEarly(a, m)})
 		return
 	}
 	if label := m.Tags["label"]; label != "" && a.client.HasCap("labeled-response") && a.client.HasCap("batch") {
@@ -310,10 +311,13 @@ func (s *Session) cmdMessage(a *Attachment, out output, m *irc.Message) error {
 // newTxnID makes the transaction ID of one message from client a, and
 // remembers it so the echo from sync is not shown to a again.
 func (s *Session) newTxnID(a *Attachment, out output) string {
-	s.txnSeq++
-	// The client's name ends the ID, so replay can leave out what a
-	// client typed itself.
-	txnID := fmt.Sprintf("mxircd.%d.%d%s%s", s.started, s.txnSeq, txnClientSep, a.name)
+	var txnID string
+	if s.early.txnID != "" && !s.early.used {
+		// An early line keeps the ID its outbox row was saved under.
+		txnID, s.early.used = s.early.txnID, true
+	} else {
+		txnID = s.makeTxnID(a)
+	}
 	s.sentTxns[txnID] = a
 	if resp := labeledOf(out); resp != nil && a.client.HasCap("echo-message") {
 		// The echo is the answer to a labeled message: wait for it.
@@ -321,6 +325,14 @@ func (s *Session) newTxnID(a *Attachment, out output) string {
 		resp.Hold()
 	}
 	return txnID
+}
+
+// makeTxnID makes a new transaction ID for a message from client a.
+func (s *Session) makeTxnID(a *Attachment) string {
+	s.txnSeq++
+	// The client's name ends the ID, so replay can leave out what a
+	// client typed itself.
+	return fmt.Sprintf("mxircd.%d.%d%s%s", s.started, s.txnSeq, txnClientSep, a.name)
 }
 
 // dropTxn forgets a transaction whose event will not come back (the send

@@ -106,49 +106,42 @@ func (s *Session) dmRoomWith(user id.UserID) *room {
 	return nil
 }
 
+// directMarker is a key of the m.room.create content of a direct room the
+// gateway creates, holding the peer: a crash can cut off the creation
+// after the homeserver has made the room and before the gateway has
+// learnt its ID, and the marker lets the next start find that room
+// instead of making a second one (recoverDirect).
+const directMarker = "org.mxircd.direct_with"
+
 // sendDirect sends a message to user in their query room, creating the
-// room first when there is none. Creation and sends go through the
-// request worker in order, so the first message is never overtaken.
+// room first when there is none. The message is written to the outbox
+// when it is accepted, under user until the room exists; the creation and
+// the sends go through the request worker in order, so the first message
+// is never overtaken. A new room takes a token of the account's
+// room-creation limit (newRooms), as JOIN does: beyond it the message is
+// refused before it is accepted.
 func (s *Session) sendDirect(a *Attachment, out output, nick string, user id.UserID, content *event.MessageEventContent, command string) {
-	txnID := s.newTxnID(a, out)
 	if r := s.dmRoomWith(user); r != nil {
-		s.sendContent(a, out, command, r.id, nick, content, txnID)
+		s.sendContent(a, out, command, r.id, nick, content, s.newTxnID(a, out))
 		return
 	}
 	future := s.dmFutures[user]
+	if future == nil && !s.newRooms.Allow() {
+		s.fail(a, out, command, "LIMIT_EXCEEDED", nick, fmt.Sprintf(
+			"Not sent: you have no direct messages with %s yet, and starting one creates a room; you have created too many rooms lately, try again in a minute", nick))
+		return
+	}
+	txnID := s.newTxnID(a, out)
+	p := s.prepareDirect(user, content, txnID)
 	if future == nil {
-		future = &dmFuture{}
-		s.dmFutures[user] = future
-		s.joinsInFlight++ // the new room waits in deferred until we know it is a DM
-		ok := s.request(a, out, command, func(ctx context.Context) func() {
-			future.roomID, future.encrypted, future.err = s.createDirect(ctx, user)
-			return func() {
-				delete(s.dmFutures, user)
-				if future.roomID != "" {
-					s.direct[future.roomID] = user
-				}
-				if future.err == nil && !future.encrypted {
-					// The first thing the user sees of the new query.
-					s.broadcast(answering(everyone, a, out), func(c *Attachment, out output) {
-						s.standardReply(c, out, "NOTE", command, "UNENCRYPTED_DM", nick, fmt.Sprintf(
-							"Your direct messages with %s (%s) are not end-to-end encrypted: mxircd cannot encrypt yet, so the homeserver can read them", nick, user))
-					})
-				}
-				s.joinDone(future.roomID, "", a, out)
-			}
-		})
-		if !ok {
-			delete(s.dmFutures, user)
-			s.joinsInFlight--
+		if future = s.startDirect(a, out, command, nick, user, p, nil); future == nil {
+			p.abandon()
 			s.dropTxn(txnID)
 			return
 		}
 	}
-	s.request(a, out, command, func(ctx context.Context) func() {
-		err := future.err
-		if err == nil {
-			err = s.sendEvent(ctx, future.roomID, event.EventMessage, content, txnID)
-		}
+	ok := s.request(a, out, command, func(ctx context.Context) func() {
+		err := s.sendDirectAccepted(ctx, future, p)
 		return func() {
 			if err != nil {
 				s.dropTxn(txnID)
@@ -158,6 +151,172 @@ func (s *Session) sendDirect(a *Attachment, out output, nick string, user id.Use
 			}
 		}
 	})
+	if !ok {
+		// The creation queued before it waits for this row: let it go.
+		p.abandon()
+		s.dropTxn(txnID)
+		return
+	}
+	s.accept(a, p)
+}
+
+// startDirect queues the creation of a direct room with user, after the
+// outbox row of first (the message that asked for it; nil when it is
+// saved already) is saved, and returns the room to be; nil when the
+// request queue is full. candidates are rooms that may be one the last
+// run created for user before it learnt of it (recoverDirect). a and out
+// are the client that asked, nil after a restart. Owner goroutine.
+func (s *Session) startDirect(a *Attachment, out output, command, nick string, user id.UserID, first *pendingSend, candidates []directCandidate) *dmFuture {
+	future := &dmFuture{}
+	s.dmFutures[user] = future
+	s.joinsInFlight++ // the new room waits in deferred until we know it is a DM
+	j := func(ctx context.Context) func() {
+		if first != nil {
+			select {
+			case <-first.saved:
+			case <-ctx.Done():
+				future.err = ctx.Err()
+			}
+			if future.err == nil && first.err != nil {
+				future.err = errNotSaved{first.err}
+			}
+		}
+		if future.err == nil {
+			future.roomID, future.encrypted, future.err = s.recoverDirect(ctx, user, candidates)
+		}
+		if future.roomID == "" && future.err == nil {
+			future.roomID, future.encrypted, future.err = s.createDirect(ctx, user)
+		}
+		return func() {
+			delete(s.dmFutures, user)
+			if future.roomID != "" {
+				s.direct[future.roomID] = user
+			}
+			if future.err == nil && !future.encrypted {
+				// The first thing the user sees of the new query.
+				s.broadcast(answering(everyone, a, out), func(c *Attachment, out output) {
+					s.standardReply(c, out, "NOTE", command, "UNENCRYPTED_DM", nick, fmt.Sprintf(
+						"Your direct messages with %s (%s) are not end-to-end encrypted: mxircd cannot encrypt yet, so the homeserver can read them", nick, user))
+				})
+			}
+			s.joinDone(future.roomID, "", a, out)
+		}
+	}
+	var ok bool
+	if a == nil {
+		ok = s.enqueue(j)
+	} else {
+		ok = s.request(a, out, command, j)
+	}
+	if !ok {
+		delete(s.dmFutures, user)
+		s.joinsInFlight--
+		return nil
+	}
+	return future
+}
+
+// sendDirectAccepted sends an accepted direct message once its room
+// exists: the outbox rows waiting under the peer are given the room
+// first, so that a resend after a crash goes to this room. Request worker
+// only.
+func (s *Session) sendDirectAccepted(ctx context.Context, future *dmFuture, p *pendingSend) error {
+	select {
+	case <-p.saved:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if p.err != nil {
+		return errNotSaved{p.err}
+	}
+	if err := future.err; err != nil {
+		if p.row != nil && (!isTransient(err) || ctx.Err() == nil) {
+			s.clearOutbox(ctx, p.txnID)
+		}
+		return err
+	}
+	p.roomID = future.roomID
+	if p.row != nil && p.row.Peer != "" {
+		if err := s.mgr.store.ResolveOutboxPeer(ctx, s.user.String(), p.row.Peer, p.roomID.String()); err != nil {
+			s.clearOutbox(ctx, p.txnID)
+			return errNotSaved{err}
+		}
+		p.row.RoomID, p.row.Peer = p.roomID.String(), ""
+	}
+	return s.sendAccepted(ctx, p)
+}
+
+// directCandidate is a room the account is in alone, or with only the
+// peer of a direct room that was being created when the last run ended.
+type directCandidate struct {
+	roomID  id.RoomID
+	invited bool // the peer is in it or invited
+}
+
+// directCandidates lists the rooms that may be a direct room with user
+// that the last run created but did not get to record: rooms the account
+// is in whose other members (joined or invited) are user at most, and
+// that are no one else's query. Owner goroutine.
+func (s *Session) directCandidates(user id.UserID) []directCandidate {
+	var out []directCandidate
+	for _, r := range s.rooms {
+		if r.dm != "" || (s.direct[r.id] != "" && s.direct[r.id] != user) {
+			continue
+		}
+		ok, invited := true, false
+		for u, m := range r.members {
+			if m.membership != event.MembershipJoin && m.membership != event.MembershipInvite {
+				continue
+			}
+			switch u {
+			case s.user:
+			case user:
+				invited = true
+			default:
+				ok = false
+			}
+		}
+		if ok {
+			out = append(out, directCandidate{roomID: r.id, invited: invited})
+		}
+	}
+	return out
+}
+
+// recoverDirect finds among candidates the direct room with user that
+// the last run created (its m.room.create carries directMarker), and
+// finishes what the creation left undone: the invite, m.direct. roomID
+// is "" when there is none. Request worker only.
+func (s *Session) recoverDirect(ctx context.Context, user id.UserID, candidates []directCandidate) (roomID id.RoomID, encrypted bool, err error) {
+	for _, c := range candidates {
+		var create map[string]any
+		if err := s.cli.StateEvent(ctx, c.roomID, event.StateCreate, "", &create); err != nil {
+			s.log.Warn("could not read a room's creation while looking for a direct room", "room", c.roomID, "err", err)
+			continue
+		}
+		if create[directMarker] != user.String() {
+			continue
+		}
+		s.log.Info("found the direct room the last run created", "room", c.roomID, "peer", user)
+		if !c.invited && !s.isMember(ctx, c.roomID, user) {
+			// The crash came before the homeserver sent the invite.
+			if _, err := s.cli.InviteUser(ctx, c.roomID, &mautrix.ReqInviteUser{UserID: user}); err != nil {
+				return "", false, err
+			}
+		}
+		return s.finishDirect(ctx, user, c.roomID)
+	}
+	return "", false, nil
+}
+
+// isMember says whether user is joined to or invited into a room, as the
+// homeserver says (sync loads members lazily). Request worker only.
+func (s *Session) isMember(ctx context.Context, roomID id.RoomID, user id.UserID) bool {
+	var m event.MemberEventContent
+	if err := s.cli.StateEvent(ctx, roomID, event.StateMember, user.String(), &m); err != nil {
+		return false
+	}
+	return m.Membership == event.MembershipJoin || m.Membership == event.MembershipInvite
 }
 
 // createDirect makes a direct room with user and records it in m.direct,
@@ -168,9 +327,10 @@ func (s *Session) sendDirect(a *Attachment, out output, nick string, user id.Use
 // worker only.
 func (s *Session) createDirect(ctx context.Context, user id.UserID) (roomID id.RoomID, encrypted bool, err error) {
 	req := &mautrix.ReqCreateRoom{
-		Preset:   "trusted_private_chat",
-		IsDirect: true,
-		Invite:   []id.UserID{user},
+		Preset:          "trusted_private_chat",
+		IsDirect:        true,
+		Invite:          []id.UserID{user},
+		CreationContent: map[string]any{directMarker: user.String()},
 	}
 	if s.mgr.cfg.EncryptNewDMs && s.olm.Load() != nil {
 		// As Element does: a new DM is encrypted from its first event.
@@ -183,19 +343,30 @@ func (s *Session) createDirect(ctx context.Context, user id.UserID) (roomID id.R
 	if err != nil {
 		return "", false, err
 	}
-	if err := s.addToDirect(ctx, user, resp.RoomID); err != nil {
+	// Recorded before anything else: a crash from here on resends the
+	// waiting messages into this room rather than creating another.
+	if err := s.mgr.store.ResolveOutboxPeer(ctx, s.user.String(), user.String(), resp.RoomID.String()); err != nil {
+		s.log.Warn("could not record the new direct room in the outbox", "room", resp.RoomID, "err", err)
+	}
+	return s.finishDirect(ctx, user, resp.RoomID)
+}
+
+// finishDirect records a new direct room in m.direct and reads whether it
+// is encrypted. Request worker only.
+func (s *Session) finishDirect(ctx context.Context, user id.UserID, roomID id.RoomID) (id.RoomID, bool, error) {
+	if err := s.addToDirect(ctx, user, roomID); err != nil {
 		// The room works; only other clients won't list it as a DM.
-		s.log.Warn("could not record the DM in m.direct", "room", resp.RoomID, "err", err)
+		s.log.Warn("could not record the DM in m.direct", "room", roomID, "err", err)
 	}
 	var enc event.EncryptionEventContent
-	switch err := s.cli.StateEvent(ctx, resp.RoomID, event.StateEncryption, "", &enc); {
+	switch err := s.cli.StateEvent(ctx, roomID, event.StateEncryption, "", &enc); {
 	case err == nil:
-		s.mgr.encrypted.mark(resp.RoomID, &enc)
-		return resp.RoomID, true, nil
+		s.mgr.encrypted.mark(roomID, &enc)
+		return roomID, true, nil
 	case errors.Is(err, mautrix.MNotFound):
-		return resp.RoomID, false, nil
+		return roomID, false, nil
 	default:
-		return resp.RoomID, false, fmt.Errorf("cannot tell whether the new room is encrypted: %w", err)
+		return roomID, false, fmt.Errorf("cannot tell whether the new room is encrypted: %w", err)
 	}
 }
 
@@ -251,7 +422,12 @@ func (s *Session) dmTarget(a *Attachment, r *room, sender id.UserID) string {
 // userForTarget finds who a PRIVMSG to a nick means: a known nick, a
 // Matrix ID, or localpart:server.
 func (s *Session) userForTarget(a *Attachment, target string) (id.UserID, bool) {
-	if user, ok := s.userByNick(a, target); ok {
+	return userForName(target, s.nicksFor(a))
+}
+
+// userForName is userForTarget with the nicks a client sees.
+func userForName(target string, nicks mapping.NickResolver) (id.UserID, bool) {
+	if user, ok := nicks(target); ok {
 		return user, true
 	}
 	if user, _ := mapping.MaskUser(target); user != "" {

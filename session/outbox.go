@@ -9,13 +9,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
+	"gopkg.in/irc.v4"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/mxircd/mxircd/ircreply"
 	"github.com/mxircd/mxircd/mapping"
 	"github.com/mxircd/mxircd/store"
 )
@@ -133,29 +136,66 @@ func (e errNotSaved) Unwrap() error { return e.err }
 // to write: sealed at rest when the room is encrypted. Owner goroutine.
 func (s *Session) prepareSend(roomID id.RoomID, evType event.Type, content any, txnID string) *pendingSend {
 	p := &pendingSend{roomID: roomID, evType: evType, content: content, txnID: txnID, saved: make(chan struct{})}
+	p.row = s.outboxRow(roomID, "", evType, content, txnID, s.mgr.encrypted.has(roomID))
+	return p
+}
+
+// prepareDirect makes the pending send of a message to peer, with whom
+// the account has no direct room yet: its row waits under the peer until
+// the room exists. Whether that room will be encrypted is not known yet,
+// so the row is sealed at rest whenever the gateway has an outbox key.
+// Owner goroutine.
+func (s *Session) prepareDirect(peer id.UserID, content any, txnID string) *pendingSend {
+	p := &pendingSend{evType: event.EventMessage, content: content, txnID: txnID, saved: make(chan struct{})}
+	mayEncrypt := s.mgr.cfg.OutboxKey != nil || (s.mgr.cfg.EncryptNewDMs && s.olm.Load() != nil)
+	p.row = s.outboxRow("", peer, event.EventMessage, content, txnID, mayEncrypt)
+	return p
+}
+
+// outboxRow is the row that keeps one message until it is sent, sealed
+// with the outbox key when it may go to an encrypted room; nil when it
+// cannot be written (see pendingSend.row). Owner goroutine.
+func (s *Session) outboxRow(roomID id.RoomID, peer id.UserID, evType event.Type, content any, txnID string, seal bool) *store.OutboxEntry {
 	raw, err := json.Marshal(content)
 	if err != nil {
-		return p
+		return nil
 	}
-	row := &store.OutboxEntry{UserID: s.user.String(), TxnID: txnID, RoomID: roomID.String(), Type: evType.Type, Content: raw}
-	if s.mgr.encrypted.has(roomID) {
+	row := &store.OutboxEntry{UserID: s.user.String(), TxnID: txnID, RoomID: roomID.String(), Peer: peer.String(), Type: evType.Type, Content: raw}
+	if seal {
 		if s.mgr.cfg.OutboxKey == nil {
-			return p
+			return nil
 		}
 		if row.Content, err = sealRow(s.mgr.cfg.OutboxKey, row.UserID, txnID, evType, raw); err != nil {
 			s.log.Warn("could not seal an outgoing message for the outbox", "err", err)
-			return p
+			return nil
 		}
 		row.Type = outboxSealedType
 	}
-	p.row = row
-	return p
+	return row
+}
+
+// abandon ends a prepared send that was not accepted (its request could
+// not be queued), so that nothing waits for its row. Owner goroutine.
+func (p *pendingSend) abandon() {
+	p.err = errors.New("not accepted")
+	close(p.saved)
 }
 
 // accept hands a prepared send, whose request is queued, to the outbox
 // writer, and holds back what client a is shown after the line until the
 // row is saved. Owner goroutine.
 func (s *Session) accept(a *Attachment, p *pendingSend) {
+	if p.txnID == s.early.txnID {
+		s.early.accepted = true
+	}
+	s.save(p)
+	if p.row != nil {
+		a.client.Checkpoint("", func() { <-p.saved }, nil)
+	}
+}
+
+// save hands a prepared send to the outbox writer. Owner goroutine.
+func (s *Session) save(p *pendingSend) {
 	if p.row == nil {
 		close(p.saved)
 		return
@@ -163,7 +203,6 @@ func (s *Session) accept(a *Attachment, p *pendingSend) {
 	if s.saves.push(p) {
 		go s.guard("outbox writer", s.writeOutbox)
 	}
-	a.client.Checkpoint("", func() { <-p.saved }, nil)
 }
 
 // outboxWriter holds the accepted messages whose outbox rows are not
@@ -337,11 +376,19 @@ func (s *Session) sendWithRetry(ctx context.Context, roomID id.RoomID, evType ev
 func (s *Session) resendUnsent() {
 	first := map[string]bool{}
 	for _, e := range s.unsent {
-		// A room's requests run one at a time, in order: only its oldest
-		// row can have been on its way to the homeserver when the last
-		// run ended.
-		s.resend(e, !first[e.RoomID])
-		first[e.RoomID] = true
+		switch {
+		case e.RoomID != "":
+			// A room's requests run one at a time, in order: only its
+			// oldest row can have been on its way to the homeserver when
+			// the last run ended. A row without a room never was: it is
+			// given its room before it is sent.
+			s.resend(e, !first[e.RoomID])
+			first[e.RoomID] = true
+		case e.Peer != "":
+			s.resendDirect(e)
+		default:
+			s.resendLine(e, nil)
+		}
 	}
 	s.unsent = nil
 }
@@ -441,22 +488,7 @@ func (s *Session) openRow(e store.OutboxEntry) (event.Type, json.RawMessage, err
 // sent: to the clients attached now, or else to the next one to attach.
 // Owner goroutine.
 func (s *Session) tellUndelivered(e store.OutboxEntry, err error) {
-	target := e.RoomID
-	if r := s.rooms[id.RoomID(e.RoomID)]; r != nil {
-		target = r.channel
-		if r.dm != "" {
-			target = s.nickFor(r.dm)
-		}
-	}
-	var content struct {
-		Body string `json:"body"`
-	}
-	raw := json.RawMessage(e.Content)
-	if e.Type == outboxSealedType {
-		_, raw, _ = s.openRow(e)
-	}
-	_ = json.Unmarshal(raw, &content)
-	body := content.Body
+	target, body := s.outboxText(e)
 	if parts := mapping.SplitText(body, 80); len(parts) > 1 {
 		body = parts[0] + "…"
 	}
@@ -468,10 +500,266 @@ func (s *Session) tellUndelivered(e store.OutboxEntry, err error) {
 	s.noticeAll(text)
 }
 
+// outboxText is whom an outbox row is for, as IRC names them, and the
+// text of its message. Owner goroutine.
+func (s *Session) outboxText(e store.OutboxEntry) (target, body string) {
+	raw := json.RawMessage(e.Content)
+	if e.Type == outboxSealedType {
+		_, raw, _ = s.openRow(e)
+	}
+	switch {
+	case e.RoomID != "":
+		target = e.RoomID
+		if r := s.rooms[id.RoomID(e.RoomID)]; r != nil {
+			target = r.channel
+			if r.dm != "" {
+				target = s.nickFor(r.dm)
+			}
+		}
+	case e.Peer != "":
+		target = s.nickFor(id.UserID(e.Peer))
+	default:
+		var line lineRow
+		_ = json.Unmarshal(raw, &line)
+		if m, err := irc.ParseMessage(line.Line); err == nil && len(m.Params) >= 2 {
+			return m.Params[0], m.Params[1]
+		}
+		return "?", ""
+	}
+	var content struct {
+		Body string `json:"body"`
+	}
+	_ = json.Unmarshal(raw, &content)
+	return target, content.Body
+}
+
 // clearOutbox forgets a message that is not to be sent again, even when
 // the request that sent it ran out of time. Request worker only.
 func (s *Session) clearOutbox(ctx context.Context, txnID string) {
 	if err := s.mgr.store.DeleteOutbox(context.WithoutCancel(ctx), s.user.String(), txnID); err != nil {
 		s.log.Warn("could not clear a sent message from the outbox", "err", err)
+	}
+}
+
+// A PRIVMSG or NOTICE that comes before the session's first sync cannot
+// be resolved yet: which room a channel name means, and who a nick is,
+// are known only from that sync. It is written to the outbox as typed
+// (lineRow) when it is accepted, sealed like any row when the gateway has
+// an outbox key, and waits in memory with the other early commands. After
+// the sync it runs as it was typed, under the transaction ID it was
+// given, so the row it then makes replaces the line's and keeps its place;
+// a line that sends nothing has its row removed. A line whose client left
+// before the sync, or that an earlier run left in the outbox, is resolved
+// the same way without its client (resendLine): it goes where it would
+// have gone, or the clients are told why not.
+
+// outboxLineType marks an outbox row holding an IRC line as typed.
+const outboxLineType = "org.mxircd.outbox.line"
+
+// lineRow is the content of an outbox row of type outboxLineType.
+type lineRow struct {
+	Line string `json:"line"` // the IRC line, with its tags
+	Nick string `json:"nick"` // the typing client's nick then, for a line that names it
+}
+
+// earlyLine is the early line being run after the first sync: newTxnID
+// hands out its transaction ID, and accept says whether a send took it.
+type earlyLine struct {
+	txnID    string
+	used     bool
+	accepted bool
+}
+
+// acceptEarly writes a message line that came before the first sync to
+// the outbox; nil when it is not such a line or cannot be written (it
+// then waits in memory only). Owner goroutine.
+func (s *Session) acceptEarly(a *Attachment, m *irc.Message) *pendingSend {
+	if (m.Command != "PRIVMSG" && m.Command != "NOTICE") || len(m.Params) < 2 || s.isServiceNick(m.Params[0]) {
+		return nil
+	}
+	txnID := s.makeTxnID(a)
+	p := &pendingSend{txnID: txnID, saved: make(chan struct{})}
+	line := lineRow{Line: m.String(), Nick: a.client.Nick()}
+	if p.row = s.outboxRow("", "", event.Type{Type: outboxLineType}, line, txnID, s.mgr.cfg.OutboxKey != nil); p.row == nil {
+		return nil
+	}
+	s.accept(a, p)
+	return p
+}
+
+// runEarly runs an early line of a client still attached, once the first
+// sync is applied. Owner goroutine.
+func (s *Session) runEarly(ev commandEvent) {
+	select {
+	case <-ev.line.saved:
+		if ev.line.err != nil {
+			s.reply(ev.a, ev.a.client, ev.msg.Command, ircreply.Numeric(irc.ERR_CANNOTSENDTOCHAN, ev.msg.Params[0], "Cannot send: "+errNotSaved{ev.line.err}.Error()))
+			return
+		}
+	default: // still being saved: the row that replaces it is written after it
+	}
+	s.early = earlyLine{txnID: ev.line.txnID}
+	s.handleCommand(ev.a, ev.msg)
+	if !s.early.accepted {
+		s.dropRow(ev.line.txnID, ev.line.saved)
+	}
+	s.early = earlyLine{}
+}
+
+// dropRow removes the outbox row of a line that sends nothing, once it is
+// saved. Owner goroutine.
+func (s *Session) dropRow(txnID string, saved <-chan struct{}) {
+	ok := s.enqueueSide(func(ctx context.Context) func() {
+		if saved != nil {
+			select {
+			case <-saved:
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		s.clearOutbox(ctx, txnID)
+		return nil
+	})
+	if !ok {
+		s.log.Warn("could not queue the removal of a line that sends nothing; it is looked at again at the next start", "txn", txnID)
+	}
+}
+
+// resendLine sends an outbox line (lineRow) without its client: one an
+// earlier run left, or one whose client left before the first sync
+// (saved is then its row's, still maybe on its way to the store). Owner
+// goroutine, after the first sync.
+func (s *Session) resendLine(e store.OutboxEntry, saved <-chan struct{}) {
+	refuse := func(err error) {
+		s.dropRow(e.TxnID, saved)
+		if err != nil {
+			s.tellUndelivered(e, err)
+		}
+	}
+	raw := json.RawMessage(e.Content)
+	if e.Type == outboxSealedType {
+		var err error
+		if _, raw, err = s.openRow(e); err != nil {
+			refuse(err)
+			return
+		}
+	}
+	var line lineRow
+	var m *irc.Message
+	err := json.Unmarshal(raw, &line)
+	if err == nil {
+		m, err = irc.ParseMessage(line.Line)
+	}
+	if err != nil || len(m.Params) < 2 || m.Params[0] == "" {
+		refuse(errors.New("the gateway could not read it back"))
+		return
+	}
+	target, text := m.Params[0], m.Params[1]
+	nicks := func(nick string) (id.UserID, bool) {
+		if folded := mapping.Casefold(nick); folded == mapping.Casefold(line.Nick) {
+			return s.user, true
+		} else if user, ok := s.byNick[folded]; ok {
+			return user, true
+		}
+		return "", false
+	}
+	content, ok := mapping.MessageFromIRC(m.Command, text, nicks)
+	if !ok {
+		refuse(nil) // CTCP other than ACTION has no Matrix meaning
+		return
+	}
+	if reply := replyTarget(m); reply != "" {
+		content.RelatesTo = (&event.RelatesTo{}).SetReplyTo(reply)
+	}
+	var p *pendingSend
+	var future *dmFuture
+	if r := s.roomByChannel(target); r != nil {
+		p = s.prepareSend(r.id, event.EventMessage, content, e.TxnID)
+	} else if strings.ContainsRune("#!", rune(target[0])) {
+		refuse(errors.New("the account is not in that channel"))
+		return
+	} else if user, ok := userForName(target, nicks); !ok || user == s.user {
+		refuse(errors.New("no such nick"))
+		return
+	} else if r := s.dmRoomWith(user); r != nil {
+		p = s.prepareSend(r.id, event.EventMessage, content, e.TxnID)
+	} else {
+		p = s.prepareDirect(user, content, e.TxnID)
+		if future = s.dmFutures[user]; future == nil {
+			if !s.newRooms.Allow() {
+				refuse(errors.New("it would start a direct message, and the account has created too many rooms lately"))
+				return
+			}
+			if future = s.startDirect(nil, nil, m.Command, target, user, p, s.directCandidates(user)); future == nil {
+				s.tellUndelivered(e, errors.New("too many requests were waiting; it is kept and sent at the next start"))
+				return
+			}
+		}
+	}
+	// Replaces the line's row, in its place.
+	s.save(p)
+	ok = s.enqueue(func(ctx context.Context) func() {
+		var err error
+		if future != nil {
+			err = s.sendDirectAccepted(ctx, future, p)
+		} else {
+			err = s.sendAccepted(ctx, p)
+		}
+		if err == nil || (isTransient(err) && ctx.Err() != nil) {
+			return nil
+		}
+		s.log.Warn("a message typed before the first sync could not be sent", "txn", e.TxnID, "err", err)
+		return func() { s.tellUndelivered(e, err) }
+	})
+	if !ok {
+		s.log.Warn("too many requests queued to send a message typed before the first sync; it stays for the next start", "txn", e.TxnID)
+		s.tellUndelivered(e, errors.New("too many requests were waiting; it is kept and sent at the next start"))
+	}
+}
+
+// resendDirect sends a message an earlier run left waiting for a direct
+// room with its peer: into the room the account has with the peer now,
+// the one the last run created before it could record it, or a new one.
+// Owner goroutine, after the first sync.
+func (s *Session) resendDirect(e store.OutboxEntry) {
+	peer := id.UserID(e.Peer)
+	evType, content := event.Type{Type: e.Type, Class: event.MessageEventType}, json.RawMessage(e.Content)
+	if e.Type == outboxSealedType {
+		var err error
+		if evType, content, err = s.openRow(e); err != nil {
+			s.dropRow(e.TxnID, nil)
+			s.tellUndelivered(e, err)
+			return
+		}
+	}
+	saved := make(chan struct{})
+	close(saved)
+	row := e
+	p := &pendingSend{evType: evType, content: content, txnID: e.TxnID, row: &row, saved: saved}
+	future := s.dmFutures[peer]
+	if r := s.dmRoomWith(peer); r != nil {
+		future = &dmFuture{roomID: r.id}
+	} else if future == nil {
+		// Accepted by the last run, which counted the room then.
+		if future = s.startDirect(nil, nil, "PRIVMSG", s.nickFor(peer), peer, nil, s.directCandidates(peer)); future == nil {
+			s.tellUndelivered(e, errors.New("too many requests were waiting; it is kept and sent at the next start"))
+			return
+		}
+	}
+	ok := s.enqueue(func(ctx context.Context) func() {
+		err := s.sendDirectAccepted(ctx, future, p)
+		if err == nil {
+			s.log.Info("sent a direct message left unsent by the last run", "peer", peer, "txn", e.TxnID)
+			return nil
+		}
+		if isTransient(err) && ctx.Err() != nil {
+			return nil // stopping: try again next start
+		}
+		s.log.Warn("a direct message from before the restart could not be sent", "peer", peer, "err", err)
+		return func() { s.tellUndelivered(e, err) }
+	})
+	if !ok {
+		s.log.Warn("too many requests queued to resend a message from before the restart; it stays for the next start", "txn", e.TxnID)
+		s.tellUndelivered(e, errors.New("too many requests were waiting; it is kept and sent at the next start"))
 	}
 }

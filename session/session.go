@@ -118,6 +118,7 @@ type Session struct {
 	batchSeq uint64         // names of batches sent to clients
 	started  int64          // unix nanoseconds; makes transaction IDs unique across sessions
 	pending  []commandEvent // commands that came before the first sync
+	early    earlyLine      // the early line being run (runEarly)
 	// undelivered says which messages from an earlier run could not be
 	// sent, for the next client to attach when none was attached.
 	undelivered []string
@@ -159,6 +160,9 @@ type (
 	commandEvent struct {
 		a   *Attachment
 		msg *irc.Message
+		// line is the outbox row of a message line that came before
+		// the first sync (acceptEarly); nil for other commands.
+		line *pendingSend
 	}
 	syncEvent struct {
 		resp    *mautrix.RespSync

@@ -7,6 +7,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/mxircd/mxircd/mapping"
+	"github.com/mxircd/mxircd/store"
 )
 
 // applySync folds one /sync response into the session and tells the
@@ -46,7 +47,17 @@ func (s *Session) applySync(resp *mautrix.RespSync, initial bool, seqs map[id.Ev
 		pending := s.pending
 		s.pending = nil
 		for _, ev := range pending {
-			if _, ok := s.clients[ev.a]; ok || s.lurkAll[ev.a] {
+			_, attached := s.clients[ev.a]
+			attached = attached || s.lurkAll[ev.a]
+			switch {
+			case ev.line != nil && attached:
+				s.runEarly(ev)
+			case ev.line != nil:
+				// Accepted, so sent although its client has left. Not
+				// Created: the outbox writer may be setting it.
+				row := ev.line.row
+				s.resendLine(store.OutboxEntry{UserID: row.UserID, TxnID: row.TxnID, Type: row.Type, Content: row.Content}, ev.line.saved)
+			case attached:
 				s.handleCommand(ev.a, ev.msg)
 			}
 		}
