@@ -194,6 +194,81 @@ func TestLinesBeforeFirstSyncAcrossSIGKILL(t *testing.T) {
 	}
 }
 
+// Lines typed before the first sync, with the homeserver back in the same
+// run: each goes once, in order, and no row is left in the outbox to send
+// again at the next start; a line to a channel the account is not in is
+// answered and its row removed; a first line to a Matrix ID starts the DM.
+func TestLinesBeforeFirstSync(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildMxircd(t)
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			hs := testenv.StartHomeserver(t)
+			dir, sc, addr, configPath := binaryConfigOn(t, hs, driver)
+			unencryptedDMs(t, configPath)
+			alice, bob, room, channel := twoInARoom(t, hs, "earlylive")
+
+			first := startMxircd(t, bin, configPath, filepath.Join(dir, "run1.log"))
+			waitListening(t, addr)
+			c1 := dialClient(t, addr, "alice", alice, "laptop", tagCaps...)
+			c1.Timeout = 60 * time.Second
+			awaitBurst(t, c1, channel)
+			waitNames(t, c1, channel, bob.Localpart)
+			hs.Stop()
+			first.kill(t)
+			c1.ExpectClosed(t)
+
+			startMxircd(t, bin, configPath, filepath.Join(dir, "run2.log"))
+			waitListening(t, addr)
+			waitLog(t, filepath.Join(dir, "run2.log"), "resumed always-on sessions")
+			c2 := dialClient(t, addr, "alice", alice, "laptop", append([]string{"standard-replies"}, tagCaps...)...)
+			c2.Timeout = 60 * time.Second
+			typed := []string{"early 1", "early 2", "early 3"}
+			c2.Send("PRIVMSG %s :%s", channel, typed[0])
+			c2.Send("PRIVMSG #nowhere-%s:%s :lost", alice.Localpart, hs.ServerName)
+			c2.Send("PRIVMSG %s :%s", bob.UserID, "early dm")
+			c2.Send("PRIVMSG %s :%s", channel, typed[1])
+			c2.Send("PRIVMSG %s :%s", channel, typed[2])
+			waitOutboxRows(t, sc, alice.UserID, 5)
+			hs.Restart(t)
+
+			awaitBurst(t, c2, channel)
+			c2.ExpectMatch(t, func(m *irc.Message) bool {
+				return m.Command == irc.ERR_NOSUCHCHANNEL || m.Command == irc.ERR_NOTONCHANNEL || m.Command == irc.ERR_CANNOTSENDTOCHAN
+			}, "the answer to the line to a channel the account is not in")
+			bodies := waitInRoom(t, bob, room, typed[2])
+			if got := only(bodies, typed...); !slices.Equal(got, typed) {
+				t.Errorf("the room has %q, want %q", got, typed)
+			}
+			dm := waitOneRoomWith(t, alice, bob, "early dm", room)
+			if n := count(roomBodies(t, alice, dm), "early dm"); n != 1 {
+				t.Errorf("the direct room has the early line %d times, want once", n)
+			}
+			st, err := store.Open(context.Background(), sc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				rows, err := st.Outbox(ctxFor(t), alice.UserID.String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(rows) == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%d rows stay in the outbox after every line was sent or answered: %+v", len(rows), rows)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		})
+	}
+}
+
 // Issue 15: a PRIVMSG to someone with no direct room creates a room, and
 // was not held to matrix.room_create_burst. It now takes a token as JOIN
 // does; beyond the burst the line is refused, with a FAIL that says why,
@@ -251,13 +326,17 @@ func unencryptedDMs(t *testing.T, configPath string) {
 }
 
 // waitOneRoomWith waits until acct is in exactly one room with peer
-// invited or joined, holding body, and returns it; it fails on a second.
-func waitOneRoomWith(t *testing.T, acct, peer *testenv.Account, body string) id.RoomID {
+// invited or joined, besides those of except, holding body, and returns
+// it; it fails on a second.
+func waitOneRoomWith(t *testing.T, acct, peer *testenv.Account, body string, except ...id.RoomID) id.RoomID {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		var with []id.RoomID
 		for _, r := range joinedRooms(t, acct) {
+			if slices.Contains(except, r) {
+				continue
+			}
 			var m event.MemberEventContent
 			if err := acct.Client.StateEvent(ctxFor(t), r, event.StateMember, peer.UserID.String(), &m); err == nil &&
 				(m.Membership == event.MembershipInvite || m.Membership == event.MembershipJoin) {
