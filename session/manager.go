@@ -63,8 +63,8 @@ type Config struct {
 	// HistoryPerRoom is how many events the store keeps per room (default 5000).
 	HistoryPerRoom int
 	// RoomCreateBurst rooms an account may create at once by joining
-	// channels that do not exist (default 5), then one each
-	// RoomCreateInterval (default 1m).
+	// channels that do not exist or starting DMs (default 5), then one
+	// each RoomCreateInterval (default 1m).
 	RoomCreateBurst    int
 	RoomCreateInterval time.Duration
 	// CryptoStore opens an account's end-to-end encryption keys; nil

@@ -46,8 +46,9 @@ type Client interface {
 // Session is one Matrix account's live connection to its homeserver and the
 // IRC clients attached to it.
 type Session struct {
-	// newRooms limits the rooms JOIN creates (issue 15: one JOIN line
-	// of new channels created 257 rooms). Request worker.
+	// newRooms limits the rooms JOIN and new DMs create (issue 15: one
+	// JOIN line of new channels created 257 rooms). Request worker
+	// (JOIN) and owner (DMs); a rate.Limiter is safe for both.
 	newRooms *rate.Limiter
 
 	mgr  *Manager
