@@ -168,6 +168,14 @@ func (s *timedStore) Outbox(ctx context.Context, userID string) ([]store.OutboxE
 	return timed(s, "Outbox", func() ([]store.OutboxEntry, error) { return s.Store.Outbox(ctx, userID) })
 }
 
+func (s *timedStore) RoomCreateFullAt(ctx context.Context, userID string) (time.Time, error) {
+	return timed(s, "RoomCreateFullAt", func() (time.Time, error) { return s.Store.RoomCreateFullAt(ctx, userID) })
+}
+
+func (s *timedStore) PutRoomCreateFullAt(ctx context.Context, userID string, at time.Time) error {
+	return s.timedErr("PutRoomCreateFullAt", func() error { return s.Store.PutRoomCreateFullAt(ctx, userID, at) })
+}
+
 func (s *timedStore) AlwaysOnAccounts(ctx context.Context, def bool) ([]string, error) {
 	return timed(s, "AlwaysOnAccounts", func() ([]string, error) { return s.Store.AlwaysOnAccounts(ctx, def) })
 }

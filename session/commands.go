@@ -202,7 +202,7 @@ func (s *Session) joinTarget(ctx context.Context, t mapping.RoomTarget) (id.Room
 	}
 	_, err := s.cli.ResolveAlias(ctx, t.Alias)
 	if errors.Is(err, mautrix.MNotFound) && t.Server == s.user.Homeserver() {
-		if !s.newRooms.Allow() {
+		if !s.takeRoomToken() {
 			return "", errTooManyNewRooms
 		}
 		resp, err := s.cli.CreateRoom(ctx, &mautrix.ReqCreateRoom{

@@ -126,7 +126,7 @@ func (s *Session) sendDirect(a *Attachment, out output, nick string, user id.Use
 		return
 	}
 	future := s.dmFutures[user]
-	if future == nil && !s.newRooms.Allow() {
+	if future == nil && !s.takeRoomToken() {
 		s.fail(a, out, command, "LIMIT_EXCEEDED", nick, fmt.Sprintf(
 			"Not sent: you have no direct messages with %s yet, and starting one creates a room; you have created too many rooms lately, try again in a minute", nick))
 		return

@@ -375,6 +375,10 @@ func (m *Manager) launch(ctx context.Context, cli *mautrix.Client, acct *store.A
 	if err != nil {
 		return nil, fmt.Errorf("loading unsent messages: %w", err)
 	}
+	roomsFullAt, err := m.store.RoomCreateFullAt(ctx, user.String())
+	if err != nil {
+		return nil, fmt.Errorf("loading the room-creation budget: %w", err)
+	}
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -395,6 +399,7 @@ func (m *Manager) launch(ctx context.Context, cli *mautrix.Client, acct *store.A
 	// Until a client attaches, the account shows as away if configured.
 	sess.detachedAway.Store(m.cfg.AwayWhenDetached && refs == 0)
 	sess.unsent = outbox
+	sess.newRooms = roomLimiter(m.cfg.RoomCreateInterval, m.cfg.RoomCreateBurst, roomsFullAt, time.Now())
 	if refs > 0 {
 		m.attached[sess] = refs
 	}

@@ -686,7 +686,7 @@ func (s *Session) resendLine(e store.OutboxEntry, saved <-chan struct{}) {
 	} else {
 		p = s.prepareDirect(user, content, e.TxnID)
 		if future = s.dmFutures[user]; future == nil {
-			if !s.newRooms.Allow() {
+			if !s.takeRoomToken() {
 				refuse(errors.New("it would start a direct message, and the account has created too many rooms lately"))
 				return
 			}

@@ -629,6 +629,31 @@ func (s *SQLStore) Outbox(ctx context.Context, userID string) ([]OutboxEntry, er
 	return entries, nil
 }
 
+// RoomCreateFullAt returns when the account's room-creation budget is
+// full again; the zero time when it is, or the account is unknown.
+func (s *SQLStore) RoomCreateFullAt(ctx context.Context, userID string) (time.Time, error) {
+	var ms int64
+	err := s.db.QueryRowContext(ctx, `SELECT room_create_full_at FROM accounts WHERE user_id = $1`, userID).Scan(&ms)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && ms == 0) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("store: load the room-creation budget of %s: %w", userID, err)
+	}
+	return fromMillis(ms), nil
+}
+
+// PutRoomCreateFullAt records when the account's room-creation budget is
+// full again, unless a later time is recorded already.
+func (s *SQLStore) PutRoomCreateFullAt(ctx context.Context, userID string, at time.Time) error {
+	if _, err := s.db.ExecContext(ctx,
+		`UPDATE accounts SET room_create_full_at = CASE WHEN $2 > room_create_full_at THEN $2 ELSE room_create_full_at END
+		 WHERE user_id = $1`, userID, at.UnixMilli()); err != nil {
+		return fmt.Errorf("store: save the room-creation budget of %s: %w", userID, err)
+	}
+	return nil
+}
+
 // AlwaysOnAccounts lists, by user ID, the accounts with an access token that
 // are always on: AlwaysOn true, or AlwaysOn nil when def is true.
 func (s *SQLStore) AlwaysOnAccounts(ctx context.Context, def bool) ([]string, error) {

@@ -763,6 +763,40 @@ func TestOutboxPeer(t *testing.T) {
 	})
 }
 
+// The room-creation budget is kept per account, and only moves later.
+func TestRoomCreateFullAt(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, driver string) {
+		ctx := context.Background()
+		s := storetest.Open(t, driver)
+		if at, err := s.RoomCreateFullAt(ctx, "@nobody:x"); err != nil || !at.IsZero() {
+			t.Fatalf("unknown account: %v, %v", at, err)
+		}
+		if err := s.PutAccount(ctx, &store.Account{UserID: "@a:x", AccessToken: "t"}); err != nil {
+			t.Fatal(err)
+		}
+		if at, err := s.RoomCreateFullAt(ctx, "@a:x"); err != nil || !at.IsZero() {
+			t.Fatalf("new account: %v, %v", at, err)
+		}
+		when := time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC)
+		if err := s.PutRoomCreateFullAt(ctx, "@a:x", when); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.PutRoomCreateFullAt(ctx, "@a:x", when.Add(-time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if at, err := s.RoomCreateFullAt(ctx, "@a:x"); err != nil || !at.Equal(when) {
+			t.Errorf("RoomCreateFullAt = %v, %v; want %v", at, err, when)
+		}
+		// Writing the account again keeps it.
+		if err := s.PutAccount(ctx, &store.Account{UserID: "@a:x", AccessToken: "t2"}); err != nil {
+			t.Fatal(err)
+		}
+		if at, _ := s.RoomCreateFullAt(ctx, "@a:x"); !at.Equal(when) {
+			t.Errorf("after PutAccount: %v, want %v", at, when)
+		}
+	})
+}
+
 func TestAlwaysOn(t *testing.T) {
 	forEachDriver(t, func(t *testing.T, driver string) {
 		ctx := context.Background()

@@ -180,6 +180,13 @@ type Store interface {
 	// (the login ended); it succeeds when there is none.
 	DeleteOAuthGrant(ctx context.Context, userID string) error
 
+	// RoomCreateFullAt returns when the account's room-creation budget is
+	// full again; the zero time when it is, or the account is unknown.
+	RoomCreateFullAt(ctx context.Context, userID string) (time.Time, error)
+	// PutRoomCreateFullAt records when the account's room-creation
+	// budget is full again, unless a later time is recorded already.
+	PutRoomCreateFullAt(ctx context.Context, userID string, at time.Time) error
+
 	// AlwaysOnAccounts lists the user IDs of accounts with an access token
 	// that are always on: AlwaysOn true, or AlwaysOn nil when def is true.
 	AlwaysOnAccounts(ctx context.Context, def bool) ([]string, error)

@@ -427,3 +427,30 @@ func waitOutboxRows(t *testing.T, sc store.Config, user id.UserID, n int) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// The room-creation limit outlives a restart of the gateway: a burst
+// spent before it is not handed out again after it.
+func TestRoomCreationLimitAcrossRestart(t *testing.T) {
+	forEachStoreWith(t, func(cfg *Config) {
+		cfg.Matrix.RoomCreateBurst = 1
+		cfg.Matrix.RoomCreateInterval = Duration{time.Hour}
+		cfg.Encryption.EncryptNewDMs = false
+	}, func(t *testing.T, hs *testenv.Homeserver, b *bouncer) {
+		alice, bob := hs.Register(t, "budget"), hs.Register(t, "peer")
+		c := dialClient(t, b.addr(), "budget", alice, "laptop", "standard-replies")
+		c.Send("PRIVMSG %s :hello", bob.UserID)
+		waitOneRoomWith(t, alice, bob, "hello")
+		b.restart(t)
+		c = dialClient(t, b.addr(), "budget", alice, "laptop", "standard-replies")
+		c.Send("JOIN #%s-new:%s", alice.Localpart, hs.ServerName)
+		m := c.ExpectMatch(t, func(m *irc.Message) bool {
+			return m.Command == "FAIL" || (m.Command == "JOIN" && m.Prefix != nil && m.Prefix.Name == "budget")
+		}, "the answer to JOIN of a new channel")
+		if m.Command != "FAIL" || m.Param(1) != "LIMIT_EXCEEDED" {
+			t.Fatalf("JOIN after the restart answered %q; the burst spent before it was handed out again", m.String())
+		}
+		if rooms := joinedRooms(t, alice); len(rooms) != 1 {
+			t.Errorf("alice is in %d rooms, want the one DM", len(rooms))
+		}
+	})
+}
