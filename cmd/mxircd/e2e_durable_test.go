@@ -71,6 +71,66 @@ func TestFirstDMAcrossSIGKILL(t *testing.T) {
 	}
 }
 
+// The same with the DM encrypted (encryption.encrypt_new_dms): the line
+// waits in the outbox sealed, with no plaintext at rest, and after the
+// restart the one room with the peer holds one encrypted message from the
+// account.
+func TestFirstEncryptedDMAcrossSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildMxircd(t)
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			hs, dir, sc, addr, configPath := binaryConfig(t, driver)
+			alice, bob := hs.Register(t, "alice"), hs.Register(t, "bob")
+
+			first := startMxircd(t, bin, configPath, filepath.Join(dir, "run1.log"))
+			waitListening(t, addr)
+			c1 := dialClient(t, addr, "alice", alice, "laptop", tagCaps...)
+			c1.Timeout = 60 * time.Second
+			waitGatewayDevice(t, alice)
+			c1.Send("PRIVMSG %s :secret first words", bob.UserID)
+			c1.Send("NAMES")
+			c1.Expect(t, irc.RPL_ENDOFNAMES)
+			first.kill(t)
+			c1.ExpectClosed(t)
+			noPlaintextRows(t, sc, alice.UserID, "secret first words")
+
+			startMxircd(t, bin, configPath, filepath.Join(dir, "run2.log"))
+			waitListening(t, addr)
+			dm := waitOneRoomWhere(t, alice, bob, "one encrypted message from the account", func(r id.RoomID) bool {
+				return len(eventsFrom(t, alice, r, alice.UserID, event.EventEncrypted)) > 0
+			})
+			if n := len(eventsFrom(t, alice, dm, alice.UserID, event.EventEncrypted)); n != 1 {
+				t.Errorf("the direct room has %d encrypted messages from the account, want one", n)
+			}
+			if n := len(eventsFrom(t, alice, dm, alice.UserID, event.EventMessage)); n != 0 {
+				t.Errorf("the direct room has %d messages from the account in plaintext", n)
+			}
+			if rooms := joinedRooms(t, alice); len(rooms) != 1 {
+				t.Errorf("alice is in %d rooms, want the one direct room", len(rooms))
+			}
+		})
+	}
+}
+
+// eventsFrom lists the events of type evType that sender sent into room.
+func eventsFrom(t *testing.T, acct *testenv.Account, room id.RoomID, sender id.UserID, evType event.Type) []*event.Event {
+	t.Helper()
+	resp, err := acct.Client.Messages(ctxFor(t), room, "", "", mautrix.DirectionBackward, nil, 100)
+	if err != nil {
+		t.Fatalf("/messages of %s: %v", room, err)
+	}
+	var out []*event.Event
+	for _, ev := range resp.Chunk {
+		if ev.Sender == sender && ev.Type.Type == evType.Type {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
 // Issue 15: a crash can cut off the creation of a direct room after the
 // homeserver has made it and before the gateway learnt of it, even before
 // the homeserver sent the invite. The outbox then holds the line under the
@@ -177,6 +237,9 @@ func TestLinesBeforeFirstSyncAcrossSIGKILL(t *testing.T) {
 			waitOutboxRows(t, sc, alice.UserID, lines)
 			second.kill(t)
 			c2.ExpectClosed(t)
+			// Where a line goes is not known before the sync, nor whether
+			// that room is encrypted: no line is at rest in plaintext.
+			noPlaintextRows(t, sc, alice.UserID, "early ")
 			hs.Restart(t)
 
 			startMxircd(t, bin, configPath, filepath.Join(dir, "run3.log"))
@@ -330,6 +393,15 @@ func unencryptedDMs(t *testing.T, configPath string) {
 // it; it fails on a second.
 func waitOneRoomWith(t *testing.T, acct, peer *testenv.Account, body string, except ...id.RoomID) id.RoomID {
 	t.Helper()
+	return waitOneRoomWhere(t, acct, peer, fmt.Sprintf("holding %q", body), func(r id.RoomID) bool {
+		return slices.Contains(roomBodies(t, acct, r), body)
+	}, except...)
+}
+
+// waitOneRoomWhere is waitOneRoomWith for a room that has what holds
+// says (described by what).
+func waitOneRoomWhere(t *testing.T, acct, peer *testenv.Account, what string, holds func(id.RoomID) bool, except ...id.RoomID) id.RoomID {
+	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		var with []id.RoomID
@@ -346,11 +418,11 @@ func waitOneRoomWith(t *testing.T, acct, peer *testenv.Account, body string, exc
 		if len(with) > 1 {
 			t.Fatalf("%s has %d rooms with %s, want one: %v", acct.UserID, len(with), peer.UserID, with)
 		}
-		if len(with) == 1 && slices.Contains(roomBodies(t, acct, with[0]), body) {
+		if len(with) == 1 && holds(with[0]) {
 			return with[0]
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s never had a room with %s holding %q (rooms with them: %v)", acct.UserID, peer.UserID, body, with)
+			t.Fatalf("%s never had a room with %s %s (rooms with them: %v)", acct.UserID, peer.UserID, what, with)
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
@@ -387,6 +459,25 @@ func only(bodies []string, want ...string) []string {
 		}
 	}
 	return out
+}
+
+// noPlaintextRows fails if an outbox row of user holds text.
+func noPlaintextRows(t *testing.T, sc store.Config, user id.UserID, text string) {
+	t.Helper()
+	st, err := store.Open(context.Background(), sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rows, err := st.Outbox(ctxFor(t), user.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if bytes.Contains(r.Content, []byte(text)) {
+			t.Errorf("an outbox row holds %q in plaintext: %s", text, r.Content)
+		}
+	}
 }
 
 // waitLog waits until a gateway's log holds text.
