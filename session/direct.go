@@ -192,6 +192,15 @@ func (s *Session) startDirect(a *Attachment, out output, command, nick string, u
 			if future.roomID != "" {
 				s.direct[future.roomID] = user
 			}
+			if r := s.rooms[future.roomID]; r != nil && r.dm == "" {
+				// Found again after a crash (recoverDirect): the first
+				// sync showed it as a channel, before m.direct had it.
+				s.broadcast(attached, func(c *Attachment, out output) {
+					s.sendPart(c, out, r, s.user, "it is your direct message with "+nick)
+				})
+				delete(s.channels, mapping.Casefold(r.channel))
+				r.dm = user
+			}
 			if future.err == nil && !future.encrypted {
 				// The first thing the user sees of the new query.
 				s.broadcast(answering(everyone, a, out), func(c *Attachment, out output) {

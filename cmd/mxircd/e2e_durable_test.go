@@ -188,6 +188,11 @@ func TestDMCreatedBeforeCrashIsFound(t *testing.T) {
 			if n := count(roomBodies(t, alice, dm), "cut off"); n != 1 {
 				t.Errorf("the direct room has the line %d times, want once", n)
 			}
+			// The room is the query with bob from now on: a line typed
+			// to bob goes into it, and no second room is made.
+			c2 := dialClient(t, addr, "alice", alice, "laptop", tagCaps...)
+			c2.Send("PRIVMSG %s :after it", bob.UserID)
+			waitInRoom(t, alice, dm, "after it")
 			if rooms := joinedRooms(t, alice); len(rooms) != 1 {
 				t.Errorf("alice is in %d rooms, want the one made before the crash", len(rooms))
 			}
