@@ -599,11 +599,14 @@ func (s *Session) runEarly(ev commandEvent) {
 	default: // still being saved: the row that replaces it is written after it
 	}
 	s.early = earlyLine{txnID: ev.line.txnID}
+	defer func() {
+		// Also after a panic: no later message may take this ID.
+		if !s.early.accepted {
+			s.dropRow(ev.line.txnID, ev.line.saved)
+		}
+		s.early = earlyLine{}
+	}()
 	s.handleCommand(ev.a, ev.msg)
-	if !s.early.accepted {
-		s.dropRow(ev.line.txnID, ev.line.saved)
-	}
-	s.early = earlyLine{}
 }
 
 // dropRow removes the outbox row of a line that sends nothing, once it is
