@@ -223,15 +223,18 @@ func TestLinesBeforeFirstSyncAcrossSIGKILL(t *testing.T) {
 			c1.Timeout = 60 * time.Second
 			awaitBurst(t, c1, channel)
 			waitNames(t, c1, channel, bob.Localpart)
+			appLogin := setAppPassword(t, c1, alice)
 			hs.Stop()
 			first.kill(t)
 			c1.ExpectClosed(t)
 
 			second := startMxircd(t, bin, configPath, filepath.Join(dir, "run2.log"))
 			waitListening(t, addr)
-			// A client logs in to a running session without the homeserver.
+			// With its app password, a client logs in to a running
+			// session without the homeserver (a Matrix password is
+			// checked with the homeserver again after a restart).
 			waitLog(t, filepath.Join(dir, "run2.log"), "resumed always-on sessions")
-			c2 := dialClient(t, addr, "alice", alice, "laptop", tagCaps...)
+			c2 := dialClient(t, addr, "alice", appLogin, "laptop", tagCaps...)
 			c2.Timeout = 60 * time.Second
 			const lines = 10
 			var typed []string
@@ -284,6 +287,7 @@ func TestLinesBeforeFirstSync(t *testing.T) {
 			c1.Timeout = 60 * time.Second
 			awaitBurst(t, c1, channel)
 			waitNames(t, c1, channel, bob.Localpart)
+			appLogin := setAppPassword(t, c1, alice)
 			hs.Stop()
 			first.kill(t)
 			c1.ExpectClosed(t)
@@ -291,7 +295,7 @@ func TestLinesBeforeFirstSync(t *testing.T) {
 			startMxircd(t, bin, configPath, filepath.Join(dir, "run2.log"))
 			waitListening(t, addr)
 			waitLog(t, filepath.Join(dir, "run2.log"), "resumed always-on sessions")
-			c2 := dialClient(t, addr, "alice", alice, "laptop", append([]string{"standard-replies"}, tagCaps...)...)
+			c2 := dialClient(t, addr, "alice", appLogin, "laptop", append([]string{"standard-replies"}, tagCaps...)...)
 			c2.Timeout = 60 * time.Second
 			typed := []string{"early 1", "early 2", "early 3"}
 			c2.Send("PRIVMSG %s :%s", channel, typed[0])
@@ -464,6 +468,16 @@ func only(bodies []string, want ...string) []string {
 		}
 	}
 	return out
+}
+
+// setAppPassword gives acct an app password through the service nick and
+// returns acct logging in with it: an app password unlocks the stored
+// session without asking the homeserver.
+func setAppPassword(t *testing.T, c *testenv.IRCClient, acct *testenv.Account) *testenv.Account {
+	t.Helper()
+	c.Send("PRIVMSG mxircd :PASSWORD SET early-app-password")
+	serviceSays(t, c, "Your app password is set")
+	return &testenv.Account{UserID: acct.UserID, Localpart: acct.Localpart, Password: "early-app-password", Client: acct.Client}
 }
 
 // noPlaintextRows fails if an outbox row of user holds text.
