@@ -159,7 +159,14 @@ func (c *Conn) handleNick(m *irc.Message) error {
 	return nil
 }
 
+// handlePing answers at once unless commands before it are still with
+// the session: then the PING goes the same way, so its PONG follows their
+// replies (clients and test suites use PING as a barrier).
 func (c *Conn) handlePing(m *irc.Message) error {
+	if c.handler != nil && c.settled.Load() != c.posted {
+		c.forward(m)
+		return nil
+	}
 	c.reply(&irc.Message{
 		Prefix:  &irc.Prefix{Name: c.srv.cfg.ServerName},
 		Command: "PONG",

@@ -60,6 +60,29 @@ func TestPing(t *testing.T) {
 	c.syncPing()
 }
 
+// A PING after commands the session has not answered yet goes to the
+// session, behind them, so its PONG cannot overtake their replies; once
+// the session has answered everything, PING is answered at once again.
+func TestPingWaitsForUnsettledCommands(t *testing.T) {
+	ts := startServer(t, testConfig())
+	c, h := ts.registered(t, "alice")
+	h.unsettled.Store(true)
+	c.send("PRIVMSG bob :hi", "PING :barrier")
+	waitFor(t, "the PING to reach the session", func() bool { return h.pingsHeld() == 1 })
+	// The reader answered nothing; the session replies, then settles.
+	h.conn.SendNumeric("401", "bob", "No such nick")
+	h.unsettled.Store(false)
+	h.settle()
+	c.expect("401", "alice", "bob")
+	c.expect("PONG", testServerName, "barrier")
+	// Nothing pending: the reader answers.
+	h.unsettled.Store(true)
+	c.syncPing()
+	if n := h.pingsHeld(); n != 0 {
+		t.Fatalf("a PING with nothing pending went to the session (%d held)", n)
+	}
+}
+
 func TestUserMode(t *testing.T) {
 	ts := startServer(t, testConfig())
 	c, h := ts.registered(t, "alice")

@@ -47,6 +47,9 @@ type Conn struct {
 	invisible bool // user mode +i
 
 	registered atomic.Bool
+	// settled counts the commands passed to the handler (forward) that
+	// the session has answered, with all they started (Settle).
+	settled atomic.Uint64
 	// pending says the connection is registered without a login yet (see
 	// pending.go); it has no handler while it is, unless it lurks.
 	pending atomic.Bool
@@ -60,6 +63,7 @@ type Conn struct {
 	batch        *clientBatch       // an open draft/multiline batch
 	resp         *ircreply.Response // replies of the labeled command being dispatched
 	forwarded    bool               // that command went to the session
+	posted       uint64             // commands passed to the handler so far
 	limiter      *rate.Limiter
 	floodSince   time.Time   // start of the current run of throttled lines
 	pendingTimer *time.Timer // ends a login-pending connection
@@ -117,6 +121,11 @@ func (c *Conn) Username() string {
 	defer c.mu.Unlock()
 	return c.user
 }
+
+// Settle says the session has answered the first n commands passed to it
+// (HandleCommand) and everything they started, so a PING may be answered
+// at once again. Session owner goroutine.
+func (c *Conn) Settle(n uint64) { c.settled.Store(n) }
 
 // HasCap reports whether the client enabled an IRCv3 capability. Any goroutine.
 func (c *Conn) HasCap(name string) bool {

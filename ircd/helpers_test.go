@@ -108,12 +108,18 @@ type testHandler struct {
 	conn      *Conn
 	onCommand func(h *testHandler, m *irc.Message)
 
+	// unsettled keeps the handler from answering commands at once
+	// (Settle), as a session does while a request is out; a PING it gets
+	// is answered (PONG) when the test calls settle.
+	unsettled  atomic.Bool
 	attached   atomic.Int32
 	detached   atomic.Int32
 	detachedCh chan struct{} // closed by the first Detach
 
-	mu   sync.Mutex
-	cmds []*irc.Message
+	mu    sync.Mutex
+	cmds  []*irc.Message
+	got   uint64         // commands received, PINGs included
+	pings []*irc.Message // PINGs waiting for settle
 }
 
 func newTestHandler(tb testing.TB, c *Conn) *testHandler {
@@ -129,6 +135,17 @@ func (h *testHandler) Account() string { return testMXID }
 const testMXID = "@alice:example.org"
 
 func (h *testHandler) HandleCommand(m *irc.Message) {
+	h.mu.Lock()
+	h.got++
+	if m.Command == "PING" {
+		h.pings = append(h.pings, m)
+		h.mu.Unlock()
+		if !h.unsettled.Load() {
+			h.settle()
+		}
+		return
+	}
+	h.mu.Unlock()
 	if err := checkForwarded(m); err != nil {
 		h.tb.Errorf("handler got %q: %v", m.String(), err)
 	}
@@ -138,6 +155,29 @@ func (h *testHandler) HandleCommand(m *irc.Message) {
 	if h.onCommand != nil {
 		h.onCommand(h, m)
 	}
+	if !h.unsettled.Load() {
+		h.settle()
+	}
+}
+
+// settle answers the PINGs the handler was given and tells the connection
+// every command so far is answered, as a session does.
+func (h *testHandler) settle() {
+	h.mu.Lock()
+	pings, got := h.pings, h.got
+	h.pings = nil
+	h.mu.Unlock()
+	for _, m := range pings {
+		h.conn.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: testServerName}, Command: "PONG", Params: []string{testServerName, m.Params[0]}})
+	}
+	h.conn.Settle(got)
+}
+
+// pingsHeld is how many PINGs the handler holds.
+func (h *testHandler) pingsHeld() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.pings)
 }
 
 func (h *testHandler) Detach() {

@@ -25,5 +25,6 @@ func (c *Conn) replyNotice(text string) {
 // the answer) itself.
 func (c *Conn) forward(m *irc.Message) {
 	c.forwarded = true
+	c.posted++
 	c.handler.HandleCommand(m)
 }

@@ -35,12 +35,18 @@ func (s *Session) handleCommand(a *Attachment, m *irc.Message) {
 		}
 		if len(s.pending) >= limit {
 			s.fail(a, a.client, m.Command, "TEMPORARILY_UNAVAILABLE", "", "Still connecting to Matrix; command dropped: "+m.Command)
+			a.handled++
+			a.settle()
 			return
 		}
 		// A message line is durable now, as after the sync.
 		s.pending = append(s.pending, commandEvent{a: a, msg: m, line: s.acceptEarly(a, m)})
 		return
 	}
+	defer func() {
+		a.handled++
+		a.settle()
+	}()
 	if label := m.Tags["label"]; label != "" && a.client.HasCap("labeled-response") && a.client.HasCap("batch") {
 		resp := ircreply.NewResponse(a.client, label)
 		s.runCommand(a, resp, m)
@@ -88,6 +94,9 @@ func init() {
 		"CHATHISTORY": {minParams: 1, run: (*Session).cmdChathistory},
 		"MARKREAD":    {minParams: 1, run: (*Session).cmdMarkread},
 		"ALWAYSON":    {run: (*Session).cmdAlwaysOn},
+		// ircd answers PING itself unless commands it passed are unsettled
+		// (barrier.go).
+		"PING": {minParams: 1, run: (*Session).cmdPing},
 	}
 }
 
@@ -173,6 +182,8 @@ func (s *Session) cmdJoin(a *Attachment, out output, m *irc.Message) error {
 			return func() {
 				if err != nil {
 					s.reply(a, out, "JOIN", joinError(name, err))
+				} else {
+					s.holdUntilShown(a, roomID)
 				}
 				// The room arrives through sync, with its burst.
 				requested := string(target.Alias)
@@ -319,6 +330,7 @@ func (s *Session) newTxnID(a *Attachment, out output) string {
 		txnID = s.makeTxnID(a)
 	}
 	s.sentTxns[txnID] = a
+	s.holdEcho(a, txnID)
 	if resp := labeledOf(out); resp != nil && a.client.HasCap("echo-message") {
 		// The echo is the answer to a labeled message: wait for it.
 		s.sentResp[txnID] = resp
@@ -339,6 +351,7 @@ func (s *Session) makeTxnID(a *Attachment) string {
 // failed), releasing a labeled response that waited for its echo.
 func (s *Session) dropTxn(txnID string) {
 	delete(s.sentTxns, txnID)
+	s.releaseTxn(txnID)
 	if resp := s.sentResp[txnID]; resp != nil {
 		delete(s.sentResp, txnID)
 		resp.Done()

@@ -115,11 +115,14 @@ type Session struct {
 	byNick   map[string]id.UserID        // folded nick → user
 	sentTxns map[string]*Attachment      // our own sends by transaction ID → the client that typed them
 	sentResp map[string]*labeledResponse // labeled messages waiting for their echo
-	txnSeq   uint64
-	batchSeq uint64         // names of batches sent to clients
-	started  int64          // unix nanoseconds; makes transaction IDs unique across sessions
-	pending  []commandEvent // commands that came before the first sync
-	early    earlyLine      // the early line being run (runEarly)
+	early    earlyLine                   // the early line being run (runEarly)
+	// PINGs waiting (barrier.go) for a message's echo, or a joined room.
+	echoHolds map[string]func()
+	roomHolds map[id.RoomID][]func()
+	txnSeq    uint64
+	batchSeq  uint64         // names of batches sent to clients
+	started   int64          // unix nanoseconds; makes transaction IDs unique across sessions
+	pending   []commandEvent // commands that came before the first sync
 	// undelivered says which messages from an earlier run could not be
 	// sent, for the next client to attach when none was attached.
 	undelivered []string
@@ -210,6 +213,8 @@ func newSession(mgr *Manager, cli *mautrix.Client) *Session {
 		byNick:     map[string]id.UserID{},
 		sentTxns:   map[string]*Attachment{},
 		sentResp:   map[string]*labeledResponse{},
+		echoHolds:  map[string]func(){},
+		roomHolds:  map[id.RoomID][]func(){},
 		started:    time.Now().UnixNano(),
 		deferred:   map[id.RoomID]*room{},
 		joinNames:  map[id.RoomID]string{},
@@ -616,15 +621,20 @@ func (s *Session) requestOn(enqueue func(job) bool, a *Attachment, out output, c
 		// The result belongs to the labeled response too; it writes to
 		// out, which the job's closure holds.
 		resp.Hold()
-		inner := j
-		j = func(ctx context.Context) func() {
-			apply := inner(ctx)
-			return func() {
-				if apply != nil {
-					apply()
-				}
+	}
+	// A PING after the command waits for the result (barrier.go).
+	release := a.hold()
+	inner := j
+	j = func(ctx context.Context) func() {
+		apply := inner(ctx)
+		return func() {
+			if apply != nil {
+				apply()
+			}
+			if resp != nil {
 				resp.Done()
 			}
+			release()
 		}
 	}
 	if !enqueue(j) {
@@ -632,6 +642,7 @@ func (s *Session) requestOn(enqueue func(job) bool, a *Attachment, out output, c
 		if resp != nil {
 			resp.Done()
 		}
+		release()
 		return false
 	}
 	return true
@@ -883,6 +894,10 @@ type Attachment struct {
 	cursor     int64                // stream position given to the client
 	catchingUp bool                 // missed events are being replayed
 	burstHead  int64                // the head when its connect burst was sent
+	handled    uint64               // commands of the client run so far (barrier.go)
+	holdSeq    uint64               // holds taken so far
+	open       []uint64             // holds not yet released, in the order taken
+	pongs      []waitingPong        // PONGs waiting for holds
 }
 
 func newAttachment(s *Session, c Client, name string) *Attachment {

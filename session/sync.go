@@ -130,6 +130,7 @@ func (s *Session) applyJoinedRoom(roomID id.RoomID, joined *mautrix.SyncJoinedRo
 // client asked).
 func (s *Session) announceRoom(r *room, asker *Attachment, out output) {
 	delete(s.deferred, r.id)
+	defer s.releaseRoom(r.id)
 	backlog := r.backlog
 	r.backlog = nil
 	if r.dm = s.directPeer(r); r.dm != "" {
@@ -251,6 +252,9 @@ func (s *Session) broadcastEcho(r *room, ev *event.Event, to audience, f func(a 
 	})
 	if resp != nil {
 		resp.Done()
+	}
+	if origin != nil {
+		s.releaseTxn(ev.Unsigned.TransactionID)
 	}
 }
 

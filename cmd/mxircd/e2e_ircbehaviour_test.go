@@ -1,0 +1,77 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"gopkg.in/irc.v4"
+
+	"github.com/mxircd/mxircd/internal/testenv"
+)
+
+// linesUntilPong sends PING token and returns the commands of the lines
+// before its PONG.
+func linesUntilPong(t *testing.T, c *testenv.IRCClient, token string) []*irc.Message {
+	t.Helper()
+	c.Send("PING %s", token)
+	var before []*irc.Message
+	c.ExpectMatch(t, func(m *irc.Message) bool {
+		if m.Command == "PONG" && m.Trailing() == token {
+			return true
+		}
+		before = append(before, m)
+		return false
+	}, "PONG "+token)
+	return before
+}
+
+func hasLine(msgs []*irc.Message, pred func(*irc.Message) bool) bool {
+	for _, m := range msgs {
+		if pred(m) {
+			return true
+		}
+	}
+	return false
+}
+
+// PING is a barrier (issue 17): the replies to the commands before it,
+// even those the homeserver answers later, come before its PONG.
+func TestPingIsABarrier(t *testing.T) {
+	forEachStore(t, func(t *testing.T, hs *testenv.Homeserver, g *gateway) {
+		alice := hs.Register(t, "alice")
+		c := connectWithCaps(t, g, "alice", alice, "echo-message")
+		c.Drain(t)
+
+		c.Send("PRIVMSG nobody%s :hello", uniq("x"))
+		if before := linesUntilPong(t, c, "after-privmsg"); !hasLine(before, isCmd(irc.ERR_NOSUCHNICK)) {
+			t.Errorf("PONG came before the PRIVMSG's 401: %v", before)
+		}
+
+		// A new channel: the room is created, then shown through sync.
+		channel := "#" + uniq("barrier") + ":" + hs.ServerName
+		c.Send("JOIN %s", channel)
+		before := linesUntilPong(t, c, "after-join")
+		if !hasLine(before, isCmd("JOIN", channel)) || !hasLine(before, isCmd(irc.RPL_ENDOFNAMES, "alice", channel)) {
+			t.Fatalf("PONG came before the JOIN burst: %v", before)
+		}
+
+		// With echo-message the echo is the reply to a message.
+		c.Send("PRIVMSG %s :echo me", channel)
+		before = linesUntilPong(t, c, "after-echo")
+		if !hasLine(before, func(m *irc.Message) bool {
+			return m.Command == "PRIVMSG" && strings.EqualFold(m.Param(0), channel) && m.Trailing() == "echo me"
+		}) {
+			t.Errorf("PONG came before the echo: %v", before)
+		}
+
+		// Nothing pending: answered at once, and still in order.
+		for _, tok := range []string{"a", "b", "c"} {
+			c.Send("PING %s", tok)
+		}
+		for _, tok := range []string{"a", "b", "c"} {
+			if m := c.Expect(t, "PONG"); m.Trailing() != tok {
+				t.Errorf("PONG %q, want %q", m.Trailing(), tok)
+			}
+		}
+	})
+}
