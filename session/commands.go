@@ -309,13 +309,24 @@ func (s *Session) cmdMessage(a *Attachment, out output, m *irc.Message) error {
 		return ircreply.Numeric(irc.ERR_NOSUCHCHANNEL, target, "No such channel")
 	}
 	user, ok := s.userForTarget(a, target)
-	if !ok || user == s.user {
+	guessed := false
+	if !ok {
+		user, ok = s.userOnServer(target)
+		guessed = true
+	}
+	switch {
+	case !ok:
 		if notice {
 			return nil
 		}
 		return ircreply.Numeric(irc.ERR_NOSUCHNICK, target, "No such nick: give a nick you share a room with, or a Matrix ID")
+	case user == s.user:
+		s.messageToSelf(a, out, m.Command, text)
+	case guessed:
+		s.sendToServerUser(a, out, target, user, content, m.Command)
+	default:
+		s.sendDirect(a, out, target, user, content, m.Command)
 	}
-	s.sendDirect(a, out, target, user, content, m.Command)
 	return nil
 }
 

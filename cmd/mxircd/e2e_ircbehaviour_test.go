@@ -5,6 +5,9 @@ import (
 	"testing"
 
 	"gopkg.in/irc.v4"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
 
 	"github.com/mxircd/mxircd/internal/testenv"
 )
@@ -72,6 +75,49 @@ func TestPingIsABarrier(t *testing.T) {
 			if m := c.Expect(t, "PONG"); m.Trailing() != tok {
 				t.Errorf("PONG %q, want %q", m.Trailing(), tok)
 			}
+		}
+	})
+}
+
+// A nick that shares no room is taken as a user of matrix.server_name, who
+// gets a DM if they exist (issue 17); one who does not is 401, and a
+// message to yourself comes back to you.
+func TestPrivmsgToNickWithoutSharedRoom(t *testing.T) {
+	unencryptedDMs := func(c *Config) { c.Encryption.EncryptNewDMs = false }
+	forEachStoreWith(t, unencryptedDMs, func(t *testing.T, hs *testenv.Homeserver, b *bouncer) {
+		alice, carol := hs.Register(t, "alice"), hs.Register(t, "carol")
+		c := connect(t, b.g, "alice", alice)
+		c.Drain(t)
+		ctx := ctxFor(t)
+
+		c.Send("PRIVMSG %s :hello stranger", carol.Localpart)
+		before := linesUntilPong(t, c, "after-dm")
+		if hasLine(before, isCmd(irc.ERR_NOSUCHNICK)) {
+			t.Fatalf("PRIVMSG to an existing user without a shared room: %v", before)
+		}
+		var invited id.RoomID
+		carol.SyncUntil(t, ctx, func(resp *mautrix.RespSync) bool {
+			for roomID := range resp.Rooms.Invite {
+				invited = roomID
+			}
+			return invited != ""
+		})
+		joinRoom(t, carol, invited)
+		ev := carol.WaitForEvent(t, ctx, invited, func(ev *event.Event) bool {
+			return ev.Type == event.EventMessage && ev.Sender == alice.UserID
+		})
+		if body := ev.Content.AsMessage().Body; body != "hello stranger" {
+			t.Errorf("carol got %q", body)
+		}
+
+		missing := uniq("nobody")
+		c.Send("PRIVMSG %s :anyone there?", missing)
+		c.ExpectMatch(t, isCmd(irc.ERR_NOSUCHNICK, "alice", missing), "401 for a user the homeserver does not know")
+
+		c.Send("PRIVMSG alice :note to self")
+		m := expectFrom(t, c, "PRIVMSG", "alice", "note to self")
+		if m.Param(0) != "alice" {
+			t.Errorf("message to self came back as %s", m)
 		}
 	})
 }

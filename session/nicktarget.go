@@ -1,0 +1,67 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"gopkg.in/irc.v4"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/mxircd/mxircd/ircreply"
+	"github.com/mxircd/mxircd/mapping"
+)
+
+// A PRIVMSG to a nick nobody in a shared room has may still be meant for
+// a Matrix user: on IRC anyone on the network can be messaged. The nick
+// is taken as a user of the configured server (matrix.server_name, or
+// the account's own), who must exist there; then the message opens a DM
+// as one to a Matrix ID does.
+
+// userOnServer is the Matrix user a bare nick names on the server, if the
+// nick is a valid localpart.
+func (s *Session) userOnServer(nick string) (id.UserID, bool) {
+	if strings.ContainsAny(nick, ":@!#") {
+		return "", false
+	}
+	server := s.mgr.cfg.ServerName
+	if server == "" {
+		server = s.user.Homeserver()
+	}
+	user, ok := mapping.ParseAccount(nick, server)
+	if !ok || id.ValidateUserLocalpart(user.Localpart()) != nil {
+		return "", false
+	}
+	return user, true
+}
+
+// sendToServerUser checks that user exists (their profile) and then sends
+// to them as to a Matrix ID; a user the homeserver does not know is 401.
+func (s *Session) sendToServerUser(a *Attachment, out output, nick string, user id.UserID, content *event.MessageEventContent, command string) {
+	s.request(a, out, command, func(ctx context.Context) func() {
+		_, err := s.cli.GetProfile(ctx, user)
+		return func() {
+			switch {
+			case err == nil:
+				s.sendDirect(a, out, nick, user, content, command)
+			case command == "NOTICE": // never an automatic reply
+			case errors.Is(err, mautrix.MNotFound):
+				s.reply(a, out, command, ircreply.Numeric(irc.ERR_NOSUCHNICK, nick, "No such nick: give a nick you share a room with, or a Matrix ID"))
+			default:
+				s.reply(a, out, command, ircreply.Numeric(irc.ERR_NOSUCHNICK, nick, "Cannot tell whether "+string(user)+" exists: "+matrixErrorText(err)))
+			}
+		}
+	})
+}
+
+// messageToSelf shows a message the user sent to their own nick to each
+// of the account's clients once, as IRC servers deliver it: the sending
+// client gets it whether or not it has echo-message.
+func (s *Session) messageToSelf(a *Attachment, out output, command, text string) {
+	s.broadcast(answering(everyone, a, out), func(c *Attachment, out output) {
+		nick := c.client.Nick()
+		out.SendMessage(&irc.Message{Prefix: s.prefixOf(c, s.user), Command: command, Params: []string{nick, text}})
+	})
+}
