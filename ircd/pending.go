@@ -162,8 +162,7 @@ func (c *Conn) finishPending(sasl bool) {
 		c.pendingTimer.Stop()
 	}
 	c.pending.Store(false)
-	c.replyNumeric(irc.RPL_LOGGEDIN, c.Nick()+"!"+c.Username()+"@"+hostOf(c.RemoteAddr()), account,
-		"You are now logged in as "+account)
+	c.replyNumeric(irc.RPL_LOGGEDIN, loggedInMask(c, account), account, "You are now logged in as "+account)
 	if sasl {
 		c.replyNumeric(irc.RPL_SASLSUCCESS, "SASL authentication successful")
 	}

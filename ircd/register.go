@@ -194,8 +194,10 @@ func (c *Conn) handleAuthenticate(m *irc.Message) {
 		c.reg.saslBuf = append(c.reg.saslBuf, arg...)
 	}
 	if len(c.reg.saslBuf) > maxSASLBytes {
+		// 905 is for one line over 400 bytes; too much in all fails the
+		// exchange, as the SASL spec and irctest expect.
 		c.resetSASL()
-		c.replyNumeric(irc.ERR_SASLTOOLONG, "SASL message too long")
+		c.replyNumeric(irc.ERR_SASLFAIL, "SASL authentication failed: more than "+strconv.Itoa(maxSASLBytes)+" bytes of SASL data")
 		return
 	}
 	if len(arg) == 400 {
@@ -221,8 +223,7 @@ func (c *Conn) handleAuthenticate(m *irc.Message) {
 	}
 	account := c.handler.Account()
 	c.reg.loggedInAs = account
-	c.replyNumeric(irc.RPL_LOGGEDIN, c.Nick()+"!"+c.Username()+"@"+hostOf(c.RemoteAddr()), account,
-		"You are now logged in as "+account)
+	c.replyNumeric(irc.RPL_LOGGEDIN, loggedInMask(c, account), account, "You are now logged in as "+account)
 	c.replyNumeric(irc.RPL_SASLSUCCESS, "SASL authentication successful")
 }
 
@@ -239,6 +240,14 @@ func (c *Conn) saslPlain(payload []byte) bool {
 		return false
 	}
 	return c.login(authcid, password, irc.ERR_SASLFAIL)
+}
+
+// loggedInMask is 900's nick!user@host. SASL usually comes before USER,
+// so the user part is the account's localpart, which is also what others
+// see as the user.
+func loggedInMask(c *Conn, account string) string {
+	user, _, _ := strings.Cut(strings.TrimPrefix(account, "@"), ":")
+	return c.Nick() + "!" + user + "@" + hostOf(c.RemoteAddr())
 }
 
 func (c *Conn) resetSASL() {

@@ -131,6 +131,16 @@ func UserHost(user id.UserID) (string, string) {
 	return ircSafe(local), ircSafe(server)
 }
 
+// AccountName is the IRC account name of a Matrix user: the localpart
+// alone for a user of shortServer (the server a login without ":server"
+// means), as a short alias drops its server, else the full Matrix ID.
+func AccountName(user id.UserID, shortServer string) string {
+	if local, server, err := user.Parse(); err == nil && shortServer != "" && server == shortServer && local != "" {
+		return local
+	}
+	return string(user)
+}
+
 // ircSafe replaces bytes that would break a hostmask or a nick.
 func ircSafe(s string) string {
 	if !strings.ContainsAny(s, " !@,*?\x00\r\n") {

@@ -537,3 +537,21 @@ func TestSplitClientName(t *testing.T) {
 		}
 	}
 }
+
+func TestAccountName(t *testing.T) {
+	tests := []struct {
+		user        id.UserID
+		shortServer string
+		want        string
+	}{
+		{"@alice:example.org", "example.org", "alice"},
+		{"@alice:example.org", "", "@alice:example.org"},
+		{"@alice:other.org", "example.org", "@alice:other.org"},
+		{"not-an-id", "example.org", "not-an-id"},
+	}
+	for _, tt := range tests {
+		if got := AccountName(tt.user, tt.shortServer); got != tt.want {
+			t.Errorf("AccountName(%q, %q) = %q, want %q", tt.user, tt.shortServer, got, tt.want)
+		}
+	}
+}

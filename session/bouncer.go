@@ -195,7 +195,7 @@ func (s *Session) renderHistory(a *Attachment, out output, r *room, ev *event.Ev
 	if ev.StateKey != nil && (!withState || r.dm != "") {
 		return
 	}
-	tagged := &eventOutput{out: out, conn: a.client, tags: eventTags(ev), batch: batch}
+	tagged := &eventOutput{out: out, conn: a.client, tags: s.eventTags(ev), batch: batch}
 	switch {
 	case ev.StateKey != nil:
 		s.renderStateHistory(a, tagged, r, ev)

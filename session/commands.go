@@ -526,7 +526,7 @@ func (s *Session) sendWhoxReply(a *Attachment, out output, r *room, user id.User
 		case 'l':
 			params = append(params, "0")
 		case 'a':
-			params = append(params, user.String())
+			params = append(params, s.accountName(user))
 		case 'o':
 			params = append(params, "n/a")
 		case 'r':
@@ -572,7 +572,7 @@ func (s *Session) cmdWhois(a *Attachment, out output, m *irc.Message) error {
 	if away, ok := s.awayOf(user); ok {
 		out.SendNumeric(irc.RPL_AWAY, nick, away)
 	}
-	out.SendNumeric(rplWhoisAccount, nick, user.String(), "is logged in as")
+	out.SendNumeric(rplWhoisAccount, nick, s.accountName(user), "is logged in as")
 	out.SendNumeric(irc.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
 	return nil
 }

@@ -46,7 +46,8 @@ type Config struct {
 	// mapping.OpLevel.
 	OpLevel int
 	// ShortAliases shows aliases on the user's own server without
-	// ":server", for deployments where everyone shares one homeserver.
+	// ":server", for deployments where everyone shares one homeserver,
+	// and accounts on ServerName by their localpart (accountName).
 	ShortAliases bool
 	// MediaLink makes a browser link for a user's media; nil shows the
 	// mxc:// URI. It must be safe to call from any goroutine.

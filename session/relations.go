@@ -92,7 +92,7 @@ func (s *Session) showOther(r *room, ev *event.Event, to audience) {
 		}
 		s.broadcastEcho(r, ev, to, func(a *Attachment, out output) {
 			if a.client.HasCap("message-tags") {
-				tags := eventTags(ev)
+				tags := s.eventTags(ev)
 				tags[tagReact], tags[tagReply] = key, string(rel.EventID)
 				out.SendMessage(&irc.Message{Tags: tags, Prefix: s.prefixOf(a, ev.Sender), Command: "TAGMSG",
 					Params: []string{s.lineTarget(a, r, ev.Sender)}})
@@ -113,7 +113,7 @@ func (s *Session) showOther(r *room, ev *event.Event, to audience) {
 				if reason != "" {
 					params = append(params, reason)
 				}
-				out.SendMessage(&irc.Message{Tags: eventTags(ev), Prefix: s.prefixOf(a, ev.Sender), Command: "REDACT", Params: params})
+				out.SendMessage(&irc.Message{Tags: s.eventTags(ev), Prefix: s.prefixOf(a, ev.Sender), Command: "REDACT", Params: params})
 				return
 			}
 			text := "deleted " + s.quoteOf(a, r, target, true)
@@ -200,7 +200,7 @@ func (s *Session) sendTaggedLines(a *Attachment, out output, r *room, ev *event.
 	if action {
 		budget -= len("\x01ACTION \x01")
 	}
-	tags := eventTags(ev)
+	tags := s.eventTags(ev)
 	for k, v := range extra {
 		tags[k] = v
 	}

@@ -26,10 +26,20 @@ func (s *Session) prefixOf(a *Attachment, user id.UserID) *irc.Prefix {
 	return &irc.Prefix{Name: s.nickOf(a, user), User: u, Host: h}
 }
 
+// accountName is how clients see user's account (account-tag, 900, WHOIS,
+// extended-join): short, like aliases, where short_aliases is on and the
+// user is on matrix.server_name, so that the name is the login too.
+func (s *Session) accountName(user id.UserID) string {
+	if !s.mgr.cfg.ShortAliases {
+		return string(user)
+	}
+	return mapping.AccountName(user, s.mgr.cfg.ServerName)
+}
+
 // eventTags carries the event's time and ID; the connection drops the tags
 // its client did not negotiate.
-func eventTags(ev *event.Event) irc.Tags {
-	tags := irc.Tags{"msgid": string(ev.ID), "account": string(ev.Sender)}
+func (s *Session) eventTags(ev *event.Event) irc.Tags {
+	tags := irc.Tags{"msgid": string(ev.ID), "account": s.accountName(ev.Sender)}
 	if ev.Timestamp > 0 {
 		tags["time"] = time.UnixMilli(ev.Timestamp).UTC().Format("2006-01-02T15:04:05.000Z")
 	}
@@ -158,9 +168,9 @@ func (s *Session) sendNames(a *Attachment, out output, r *room) {
 func (s *Session) sendJoin(a *Attachment, out output, r *room, user id.UserID) {
 	params := []string{r.channel}
 	if a.client.HasCap("extended-join") {
-		params = append(params, user.String(), s.realName(user))
+		params = append(params, s.accountName(user), s.realName(user))
 	}
-	out.SendMessage(&irc.Message{Tags: irc.Tags{"account": user.String()}, Prefix: s.prefixOf(a, user), Command: "JOIN", Params: params})
+	out.SendMessage(&irc.Message{Tags: irc.Tags{"account": s.accountName(user)}, Prefix: s.prefixOf(a, user), Command: "JOIN", Params: params})
 }
 
 func (s *Session) sendPart(a *Attachment, out output, r *room, user id.UserID, reason string) {
@@ -180,7 +190,7 @@ func (s *Session) sendKick(a *Attachment, out output, r *room, by, user id.UserI
 }
 
 func (s *Session) sendTopicChange(a *Attachment, out output, r *room, ev *event.Event) {
-	out.SendMessage(&irc.Message{Tags: eventTags(ev), Prefix: s.prefixOf(a, ev.Sender), Command: "TOPIC",
+	out.SendMessage(&irc.Message{Tags: s.eventTags(ev), Prefix: s.prefixOf(a, ev.Sender), Command: "TOPIC",
 		Params: []string{r.channel, topicLine(r.topic)}})
 }
 

@@ -927,4 +927,4 @@ func (a *Attachment) Detach() {
 }
 
 // Account is the Matrix ID the client is logged in as. Any goroutine.
-func (a *Attachment) Account() string { return a.sess.user.String() }
+func (a *Attachment) Account() string { return a.sess.accountName(a.sess.user) }

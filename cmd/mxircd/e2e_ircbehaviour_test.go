@@ -10,6 +10,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/mxircd/mxircd/internal/testenv"
+	"github.com/mxircd/mxircd/store/storetest"
 )
 
 // linesUntilPong sends PING token and returns the commands of the lines
@@ -120,4 +121,43 @@ func TestPrivmsgToNickWithoutSharedRoom(t *testing.T) {
 			t.Errorf("message to self came back as %s", m)
 		}
 	})
+}
+
+// With short_aliases, accounts on matrix.server_name are short like
+// aliases (issue 17): 900, account-tag, extended-join and WHOIS name
+// "alice", the login a client types, not @alice:server; 900's mask has
+// the user part filled in.
+func TestShortAccountNames(t *testing.T) {
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			hs := testenv.SharedHomeserver(t)
+			g := startTestGateway(t, gatewayConfig(t, hs, driver, func(c *Config) { c.Matrix.ShortAliases = true }))
+			alice, bob, room, channel := twoInARoom(t, hs, "shortacct")
+			c := testenv.DialIRC(t, g.ircAddr())
+			c.Send("CAP LS 302")
+			c.Send("CAP REQ :sasl account-tag extended-join")
+			c.ExpectMatch(t, isCmd("CAP", "*", "ACK"), "CAP ACK")
+			c.Send("AUTHENTICATE PLAIN")
+			c.Expect(t, "AUTHENTICATE")
+			c.Send("AUTHENTICATE %s", b64("\x00"+alice.Localpart+"\x00"+alice.Password))
+			m := c.Expect(t, irc.RPL_LOGGEDIN)
+			if want := "*!" + alice.Localpart + "@"; m.Param(2) != alice.Localpart || !strings.HasPrefix(m.Param(1), want) {
+				t.Errorf("900 = %s, want mask %s… and account %s", m, want, alice.Localpart)
+			}
+			c.Send("NICK alice")
+			c.Send("USER alice 0 * :Alice")
+			c.Send("CAP END")
+			c.Expect(t, irc.RPL_WELCOME)
+			waitNames(t, c, channel, bob.Localpart)
+			if _, err := bob.Client.SendText(ctxFor(t), room, "tagged"); err != nil {
+				t.Fatal(err)
+			}
+			m = expectFrom(t, c, "PRIVMSG", bob.Localpart, "tagged")
+			if m.Tags["account"] != bob.Localpart {
+				t.Errorf("account tag %q, want %q", m.Tags["account"], bob.Localpart)
+			}
+			c.Send("WHOIS %s", bob.Localpart)
+			c.ExpectMatch(t, isCmd("330", "alice", bob.Localpart, bob.Localpart), "330 with the short account")
+		})
+	}
 }
