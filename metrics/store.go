@@ -144,8 +144,8 @@ func (s *timedStore) LastEventBefore(ctx context.Context, roomID, viewer string,
 	})
 }
 
-func (s *timedStore) Targets(ctx context.Context, userID string, fromTS, toTS int64, limit int) ([]store.Target, error) {
-	return timed(s, "Targets", func() ([]store.Target, error) { return s.Store.Targets(ctx, userID, fromTS, toTS, limit) })
+func (s *timedStore) Targets(ctx context.Context, userID string, fromTS, toTS int64, limit int, types []string) ([]store.Target, error) {
+	return timed(s, "Targets", func() ([]store.Target, error) { return s.Store.Targets(ctx, userID, fromTS, toTS, limit, types) })
 }
 
 func (s *timedStore) Prune(ctx context.Context, roomID string, keep int) error {

@@ -289,17 +289,24 @@ func (s *Session) sendHistoryBatch(a *Attachment, out output, r *room, target st
 	out.SendMessage(&irc.Message{Prefix: server, Command: "BATCH", Params: []string{"-" + ref}})
 }
 
-// historyTargets answers CHATHISTORY TARGETS: the channels and queries with
-// messages between two times, oldest activity first.
+// targetTypes are the events that make a conversation's latest message
+// for CHATHISTORY TARGETS: a reaction or a state change does not.
+var targetTypes = []string{event.EventMessage.Type, event.EventSticker.Type, event.EventEncrypted.Type}
+
+// historyTargets answers CHATHISTORY TARGETS: the channels and queries
+// whose latest message is between two times, oldest first. With more than
+// the limit, those nearest the first time are listed, as BETWEEN does: the
+// newest when it is the later one.
 func (s *Session) historyTargets(a *Attachment, out output, req *mapping.HistoryRequest) {
 	from, to := req.From.TS, req.To.TS
-	if from > to {
+	newest := from > to
+	if newest {
 		from, to = to, from
 	}
 	user := s.user.String()
 	s.sideRequest(a, out, "CHATHISTORY", func(ctx context.Context) func() {
 		// The range is exclusive at both ends.
-		targets, err := s.mgr.store.Targets(ctx, user, from+1, to-1, 0)
+		targets, err := s.mgr.store.Targets(ctx, user, from+1, to-1, 0, targetTypes)
 		return func() {
 			if err != nil {
 				s.fail(a, out, "CHATHISTORY", "MESSAGE_ERROR", "TARGETS", "Could not load the history: "+err.Error())
@@ -309,17 +316,21 @@ func (s *Session) historyTargets(a *Attachment, out output, req *mapping.History
 			ref := "t" + strconv.FormatUint(s.batchSeq, 36)
 			server := &irc.Prefix{Name: a.client.ServerName()}
 			out.SendMessage(&irc.Message{Prefix: server, Command: "BATCH", Params: []string{"+" + ref, "draft/chathistory-targets"}})
-			n := 0
+			// Only rooms the account is still in; the limit counts those.
+			targets = slices.DeleteFunc(targets, func(t store.Target) bool { return s.rooms[id.RoomID(t.RoomID)] == nil })
+			if len(targets) > req.Limit {
+				if newest {
+					targets = targets[len(targets)-req.Limit:]
+				} else {
+					targets = targets[:req.Limit]
+				}
+			}
 			for _, t := range targets {
 				r := s.rooms[id.RoomID(t.RoomID)]
-				if r == nil || n == req.Limit {
-					continue
-				}
 				name := r.channel
 				if r.dm != "" {
 					name = s.nickOf(a, r.dm)
 				}
-				n++
 				out.SendMessage(&irc.Message{Tags: irc.Tags{"batch": ref}, Prefix: server, Command: "CHATHISTORY",
 					Params: []string{"TARGETS", name, mapping.FormatTime(t.LastTS)}})
 			}

@@ -462,17 +462,26 @@ func (s *SQLStore) LastEventBefore(ctx context.Context, roomID, viewer string, t
 	return &e, nil
 }
 
-// Targets returns the rooms in the account's stream with events whose TS is
-// in [fromTS, toTS], by LastTS ascending (then room ID), at most limit
-// (limit <= 0 means no limit).
-func (s *SQLStore) Targets(ctx context.Context, userID string, fromTS, toTS int64, limit int) ([]Target, error) {
-	query := `SELECT room_id, MAX(ts) FROM account_events
-		WHERE user_id = $1 AND ts >= $2 AND ts <= $3 AND history_only = 0
-		GROUP BY room_id ORDER BY MAX(ts), room_id`
-	args := []any{userID, fromTS, toTS}
+// Targets returns the rooms whose latest event in the account's stream of
+// one of types (any when empty) has a TS in [fromTS, toTS], by LastTS
+// ascending (then room ID), at most limit (limit <= 0 means no limit).
+func (s *SQLStore) Targets(ctx context.Context, userID string, fromTS, toTS int64, limit int, types []string) ([]Target, error) {
+	args := []any{userID}
+	join := ""
+	if len(types) > 0 {
+		join = ` JOIN events ON events.room_id = account_events.room_id AND events.event_id = account_events.event_id`
+	}
+	// The latest over the whole stream, then the window: a room with a
+	// later message is not a target of an earlier window.
+	query := `SELECT room_id, last FROM (SELECT account_events.room_id AS room_id, MAX(account_events.ts) AS last
+		FROM account_events` + join + `
+		WHERE account_events.user_id = $1 AND account_events.history_only = 0` + typeIn(types, &args) + `
+		GROUP BY account_events.room_id) latest`
+	args = append(args, fromTS, toTS)
+	query += fmt.Sprintf(` WHERE last >= $%d AND last <= $%d ORDER BY last, room_id`, len(args)-1, len(args))
 	if limit > 0 {
-		query += ` LIMIT $4`
 		args = append(args, limit)
+		query += fmt.Sprintf(` LIMIT $%d`, len(args))
 	}
 	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {

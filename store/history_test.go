@@ -536,27 +536,34 @@ func TestTargets(t *testing.T) {
 		s := storetest.Open(t, driver)
 		saveSync(t, s, "@a:x", "t1",
 			ev("!r1:x", "$1", 100), ev("!r2:x", "$2", 200), ev("!r1:x", "$3", 500),
-			ev("!r3:x", "$4", 300), ev("!r4:x", "$5", 900), ev("!r2:x", "$6", 300))
+			ev("!r3:x", "$4", 300), ev("!r4:x", "$5", 900), ev("!r2:x", "$6", 300),
+			typed(ev("!r3:x", "$7", 950), "m.reaction"))
 		// Rooms only another account received are not this account's targets.
 		saveSync(t, s, "@b:x", "t1", ev("!other:x", "$o", 250))
 
+		msgs := []string{"m.room.message"}
 		for _, tc := range []struct {
 			from, to int64
 			limit    int
+			types    []string
 			want     []store.Target
 		}{
-			{0, 1000, 0, []store.Target{{"!r2:x", 300}, {"!r3:x", 300}, {"!r1:x", 500}, {"!r4:x", 900}}},
-			{0, 1000, 2, []store.Target{{"!r2:x", 300}, {"!r3:x", 300}}},
-			{100, 300, 0, []store.Target{{"!r1:x", 100}, {"!r2:x", 300}, {"!r3:x", 300}}},
-			{201, 499, 0, []store.Target{{"!r2:x", 300}, {"!r3:x", 300}}},
-			{901, 2000, 0, nil},
+			{0, 1000, 0, msgs, []store.Target{{"!r2:x", 300}, {"!r3:x", 300}, {"!r1:x", 500}, {"!r4:x", 900}}},
+			{0, 1000, 2, msgs, []store.Target{{"!r2:x", 300}, {"!r3:x", 300}}},
+			// r1's latest message (500) is after the window: not listed.
+			{100, 300, 0, msgs, []store.Target{{"!r2:x", 300}, {"!r3:x", 300}}},
+			{201, 499, 0, msgs, []store.Target{{"!r2:x", 300}, {"!r3:x", 300}}},
+			{901, 2000, 0, msgs, nil},
+			// Any type: r3's reaction is its latest event.
+			{0, 1000, 0, nil, []store.Target{{"!r2:x", 300}, {"!r1:x", 500}, {"!r4:x", 900}, {"!r3:x", 950}}},
+			{901, 2000, 0, nil, []store.Target{{"!r3:x", 950}}},
 		} {
-			got, err := s.Targets(ctx, "@a:x", tc.from, tc.to, tc.limit)
+			got, err := s.Targets(ctx, "@a:x", tc.from, tc.to, tc.limit, tc.types)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !slices.Equal(got, tc.want) {
-				t.Errorf("Targets(%d, %d, %d) = %v, want %v", tc.from, tc.to, tc.limit, got, tc.want)
+				t.Errorf("Targets(%d, %d, %d, %v) = %v, want %v", tc.from, tc.to, tc.limit, tc.types, got, tc.want)
 			}
 		}
 	})

@@ -137,10 +137,11 @@ type Store interface {
 	// whose Type is one of types (any type when types is empty), or an
 	// error satisfying errors.Is(err, ErrNotFound).
 	LastEventBefore(ctx context.Context, roomID, viewer string, ts int64, types []string) (*StoredEvent, error)
-	// Targets returns the rooms in the account's stream with events whose
-	// TS is in [fromTS, toTS], by LastTS ascending, at most limit (limit
-	// <= 0 means no limit).
-	Targets(ctx context.Context, userID string, fromTS, toTS int64, limit int) ([]Target, error)
+	// Targets returns the rooms whose latest event in the account's stream
+	// of one of types (any type when empty) has a TS in [fromTS, toTS],
+	// with that TS, by LastTS ascending, at most limit (limit <= 0 means
+	// no limit). A room whose latest such event is later is not listed.
+	Targets(ctx context.Context, userID string, fromTS, toTS int64, limit int, types []string) ([]Target, error)
 	// Prune keeps the newest keep events of the room (by room position),
 	// deletes older ones and the account stream rows that point at them.
 	Prune(ctx context.Context, roomID string, keep int) error

@@ -398,15 +398,30 @@ func TestChatHistory(t *testing.T) {
 			}
 		}
 
-		// TARGETS: channels with messages in the range, by the time of the
-		// newest one, oldest first; the bounds are exclusive.
-		all := chathistoryTargets(t, h, ts[0], time.Now().Add(time.Hour).UnixMilli(), 10)
+		// TARGETS: channels whose latest message is in the range, by its
+		// time, oldest first; the bounds are exclusive. A reaction is not
+		// a message: chanB's latest stays b1.
+		reaction, err := bob.Client.SendReaction(ctx, roomB, b1, "👍")
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitStored(t, b.g, alice.UserID, reaction.EventID)
+		later := time.Now().Add(time.Hour).UnixMilli()
+		all := chathistoryTargets(t, h, ts[0], later, 10)
 		if want := []historyTarget{{channel, ts[6]}, {chanB, tsB1}}; !slices.Equal(all, want) {
 			t.Errorf("CHATHISTORY TARGETS (m1, in an hour) = %v, want %v", all, want)
 		}
-		upToM7 := chathistoryTargets(t, h, ts[0], ts[6], 10)
-		if want := []historyTarget{{channel, ts[5]}}; !slices.Equal(upToM7, want) {
-			t.Errorf("CHATHISTORY TARGETS (m1, m7) = %v, want %v", upToM7, want)
+		// The channel's latest message, m7, is at the end of the range,
+		// which excludes it: neither room is a target of it.
+		if upToM7 := chathistoryTargets(t, h, ts[0], ts[6], 10); len(upToM7) != 0 {
+			t.Errorf("CHATHISTORY TARGETS (m1, m7) = %v, want none", upToM7)
+		}
+		// With more targets than the limit, those nearest the first bound.
+		if got, want := chathistoryTargets(t, h, ts[0], later, 1), []historyTarget{{channel, ts[6]}}; !slices.Equal(got, want) {
+			t.Errorf("CHATHISTORY TARGETS (m1, in an hour, 1) = %v, want %v", got, want)
+		}
+		if got, want := chathistoryTargets(t, h, later, ts[0], 1), []historyTarget{{chanB, tsB1}}; !slices.Equal(got, want) {
+			t.Errorf("CHATHISTORY TARGETS (in an hour, m1, 1) = %v, want %v", got, want)
 		}
 
 		// Errors.
