@@ -225,6 +225,17 @@ func TestOversizedLine(t *testing.T) {
 	}
 }
 
+// A non-UTF-8 line during registration gets FAIL whatever the caps: the
+// client is told why registration does not go on, and can send it again.
+func TestNonUTF8DuringRegistration(t *testing.T) {
+	ts := startServer(t, testConfig())
+	c := ts.dial(t)
+	c.send("PASS "+testPassword, "NICK alice", "USER "+testAccount+" 0 * :i\xe8rc")
+	c.expect("FAIL", "USER", "INVALID_UTF8")
+	c.send("USER " + testAccount + " 0 * :irc")
+	c.expectWelcome("alice")
+}
+
 func TestMalformedLines(t *testing.T) {
 	tests := []struct {
 		name string
