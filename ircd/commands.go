@@ -229,8 +229,7 @@ func (c *Conn) handleMode(m *irc.Message) error {
 	}
 	c.mu.Unlock()
 	if changed != "" {
-		nick := c.Nick()
-		c.reply(&irc.Message{Prefix: &irc.Prefix{Name: nick}, Command: "MODE", Params: []string{nick, changed}})
+		c.reply(&irc.Message{Prefix: c.selfPrefix(), Command: "MODE", Params: []string{c.Nick(), changed}})
 	}
 	if unknown {
 		return ircreply.Numeric(irc.ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag")

@@ -92,9 +92,12 @@ func TestUserMode(t *testing.T) {
 	c.expect("221", "alice", "+")
 	c.send("MODE alice +")
 	c.expect("221", "alice", "+")
-	// irssi sets +i on connect: it is accepted (and true anyway).
+	// irssi sets +i on connect: it is accepted (and true anyway), from
+	// the client's full nick!user@host.
 	c.send("MODE alice +i")
-	c.expect("MODE", "alice", "+i")
+	if m := c.expect("MODE", "alice", "+i"); m.Prefix.String() != "alice!alice@127.0.0.1" {
+		t.Errorf("MODE +i from %q, want alice!alice@127.0.0.1", m.Prefix)
+	}
 	c.send("MODE alice")
 	c.expect("221", "alice", "+i")
 	c.send("MODE alice +i") // no change: the current modes

@@ -243,11 +243,9 @@ func (c *Conn) saslPlain(payload []byte) bool {
 }
 
 // loggedInMask is 900's nick!user@host. SASL usually comes before USER,
-// so the user part is the account's localpart, which is also what others
-// see as the user.
+// so it is the user and host others see (selfPrefix).
 func loggedInMask(c *Conn, account string) string {
-	user, _, _ := strings.Cut(strings.TrimPrefix(account, "@"), ":")
-	return c.Nick() + "!" + user + "@" + hostOf(c.RemoteAddr())
+	return c.selfPrefix().String()
 }
 
 func (c *Conn) resetSASL() {

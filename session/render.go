@@ -36,6 +36,10 @@ func (s *Session) accountName(user id.UserID) string {
 	return mapping.AccountName(user, s.mgr.cfg.ServerName)
 }
 
+// UserHost is the user and host of the account's hostmask, as others see
+// it (ircd's own lines about the client use it). Any goroutine.
+func (a *Attachment) UserHost() (user, host string) { return mapping.UserHost(a.sess.user) }
+
 // eventTags carries the event's time and ID; the connection drops the tags
 // its client did not negotiate.
 func (s *Session) eventTags(ev *event.Event) irc.Tags {

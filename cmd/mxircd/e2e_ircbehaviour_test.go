@@ -161,3 +161,18 @@ func TestShortAccountNames(t *testing.T) {
 		})
 	}
 }
+
+// MODE <you> +i, which irssi sends on connect, comes from the full
+// nick!user@host others see (issue 17).
+func TestUserModeSource(t *testing.T) {
+	forEachStore(t, func(t *testing.T, hs *testenv.Homeserver, g *gateway) {
+		alice := hs.Register(t, "alice")
+		c := connect(t, g, "alice", alice)
+		c.Drain(t)
+		c.Send("MODE alice +i")
+		m := c.ExpectMatch(t, isCmd("MODE", "alice", "+i"), "MODE +i")
+		if want := "alice!" + alice.Localpart + "@" + hs.ServerName; m.Prefix.String() != want {
+			t.Errorf("MODE +i from %q, want %q", m.Prefix, want)
+		}
+	})
+}
