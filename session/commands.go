@@ -162,8 +162,10 @@ func (s *Session) cmdJoin(a *Attachment, out output, m *irc.Message) error {
 		if name == "" {
 			continue
 		}
-		if r := s.roomByChannel(name); r != nil {
-			s.sendChannelBurst(a, out, r)
+		if s.roomByChannel(name) != nil {
+			// Already in it: ignored, as IRC servers do. WeeChat and The
+			// Lounge rejoin their channels on reconnect, and a second
+			// burst showed each one twice.
 			continue
 		}
 		target, ok := mapping.ParseChannel(name, s.user.Homeserver())

@@ -176,3 +176,21 @@ func TestUserModeSource(t *testing.T) {
 		}
 	})
 }
+
+// JOIN of a channel the client is already in is ignored (issue 17):
+// clients that rejoin on reconnect must not see every channel twice.
+func TestJoinOfJoinedChannelIsIgnored(t *testing.T) {
+	forEachStore(t, func(t *testing.T, hs *testenv.Homeserver, g *gateway) {
+		alice, bob, _, channel := twoInARoom(t, hs, "rejoin")
+		c := connect(t, g, "alice", alice)
+		c.ExpectMatch(t, isCmd(irc.RPL_ENDOFNAMES, "alice", channel), "burst")
+		waitNames(t, c, channel, bob.Localpart)
+		c.Drain(t)
+		c.Send("JOIN %s", channel)
+		for _, m := range c.Drain(t) {
+			if m.Command == "JOIN" || m.Command == irc.RPL_NAMREPLY || m.Command == irc.RPL_ENDOFNAMES || m.Command == irc.RPL_TOPIC {
+				t.Errorf("JOIN of a joined channel answered with %s, want nothing", m)
+			}
+		}
+	})
+}
