@@ -264,7 +264,7 @@ func (s *Session) showMembership(r *room, ev *event.Event, prev event.Membership
 	user := id.UserID(ev.GetStateKey())
 	c := ev.Content.AsMember()
 	if c.Membership == event.MembershipJoin && prev == event.MembershipJoin && c.Displayname != prevName && c.Displayname != "" &&
-		s.displayName(user) == c.Displayname {
+		s.displayName(user) == c.Displayname && !s.nameShownElsewhere(r, user, c.Displayname) {
 		s.broadcastIn(r, ev.ID, live, func(a *Attachment, out output) {
 			if a.client.HasCap("setname") {
 				out.SendMessage(&irc.Message{Prefix: s.prefixOf(a, user), Command: "SETNAME", Params: []string{c.Displayname}})
@@ -299,6 +299,21 @@ func (s *Session) showMembership(r *room, ev *event.Event, prev event.Membership
 	case c.Membership != event.MembershipBan && prev == event.MembershipBan:
 		s.broadcastModes(r, ev.Sender, []mapping.ModeChange{{Add: false, Mode: 'b', Arg: banMask(user)}})
 	}
+}
+
+// nameShownElsewhere says whether user already has display name name in a
+// joined room other than r: a display name change comes as one member
+// event per room, and only the first is a SETNAME.
+func (s *Session) nameShownElsewhere(r *room, user id.UserID, name string) bool {
+	for _, other := range s.rooms {
+		if other == r {
+			continue
+		}
+		if m := other.members[user]; m != nil && m.membership == event.MembershipJoin && m.displayName == name {
+			return true
+		}
+	}
+	return false
 }
 
 // applyLeftRoom removes a room the account has left, was kicked or banned

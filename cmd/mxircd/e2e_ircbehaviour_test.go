@@ -194,3 +194,44 @@ func TestJoinOfJoinedChannelIsIgnored(t *testing.T) {
 		}
 	})
 }
+
+// One display name change is one SETNAME, however many rooms it comes
+// through as member events (issue 17).
+func TestDisplayNameChangeIsOneSetname(t *testing.T) {
+	forEachStore(t, func(t *testing.T, hs *testenv.Homeserver, g *gateway) {
+		alice, bob, room, channel := twoInARoom(t, hs, "setname")
+		aliasB := uniq("setnameb")
+		roomB := createRoom(t, bob, aliasB, "")
+		joinRoom(t, alice, roomB)
+		chanB := "#" + aliasB + ":" + hs.ServerName
+		c := connectWithCaps(t, g, "alice", alice, "setname")
+		waitNames(t, c, channel, bob.Localpart)
+		waitNames(t, c, chanB, bob.Localpart)
+		c.Drain(t)
+
+		if err := bob.Client.SetDisplayName(ctxFor(t), "Renamed_Bob"); err != nil {
+			t.Fatal(err)
+		}
+		// Each room's member event comes before a message sent after it.
+		say(t, bob, room, "after the rename in a")
+		say(t, bob, roomB, "after the rename in b")
+		var setnames, nicks int
+		seen := 0
+		c.ExpectMatch(t, func(m *irc.Message) bool {
+			switch m.Command {
+			case "SETNAME":
+				setnames++
+			case "NICK":
+				nicks++
+			case "PRIVMSG":
+				if strings.HasPrefix(m.Trailing(), "after the rename") {
+					seen++
+				}
+			}
+			return seen == 2
+		}, "both messages after the rename")
+		if setnames != 1 || nicks != 1 {
+			t.Errorf("one display name change gave %d SETNAME and %d NICK, want 1 and 1", setnames, nicks)
+		}
+	})
+}
