@@ -229,6 +229,11 @@ func (s *Session) joinTarget(ctx context.Context, t mapping.RoomTarget) (id.Room
 		return resp.RoomID, nil
 	}
 	if err != nil {
+		if unexplained5xx(err) {
+			// Dendrite answers 500 with no errcode for an alias nobody
+			// has (on another server): to the user, there is no such room.
+			return "", fmt.Errorf("%w: %w", errNoSuchRoom, err)
+		}
 		return "", err
 	}
 	resp, err := s.cli.JoinRoom(ctx, t.Alias.String(), nil)
@@ -236,6 +241,16 @@ func (s *Session) joinTarget(ctx context.Context, t mapping.RoomTarget) (id.Room
 		return "", err
 	}
 	return resp.RoomID, nil
+}
+
+// errNoSuchRoom says an alias names no room the homeserver could find.
+var errNoSuchRoom = errors.New("no such room")
+
+// unexplained5xx is a server error without a Matrix errcode.
+func unexplained5xx(err error) bool {
+	var httpErr mautrix.HTTPError
+	return errors.As(err, &httpErr) && httpErr.Response != nil && httpErr.Response.StatusCode >= 500 &&
+		(httpErr.RespError == nil || httpErr.RespError.ErrCode == "")
 }
 
 // errTooManyNewRooms says JOIN would create more rooms than
@@ -249,8 +264,8 @@ func joinError(channel string, err error) error {
 	case errors.Is(err, errTooManyNewRooms):
 		return ircreply.Fail("JOIN", "LIMIT_EXCEEDED", channel,
 			fmt.Sprintf("Not created: %s does not exist, and you have created too many rooms lately; try again in a minute", channel))
-	case errors.Is(err, mautrix.MNotFound):
-		return ircreply.Numeric(irc.ERR_NOSUCHCHANNEL, channel, "No such channel: "+text)
+	case errors.Is(err, mautrix.MNotFound), errors.Is(err, errNoSuchRoom):
+		return ircreply.Numeric(irc.ERR_NOSUCHCHANNEL, channel, "No such channel: no room is called "+channel)
 	case errors.Is(err, mautrix.MForbidden):
 		if strings.Contains(strings.ToLower(text), "banned") {
 			return ircreply.Numeric(irc.ERR_BANNEDFROMCHAN, channel, "Cannot join channel (+b): "+text)
@@ -408,7 +423,8 @@ func (s *Session) cmdTopic(a *Attachment, out output, m *irc.Message) error {
 		return func() {
 			switch {
 			case errors.Is(err, mautrix.MForbidden):
-				s.reply(a, out, "TOPIC", ircreply.Numeric(irc.ERR_CHANOPRIVSNEEDED, channel, "You're not allowed to change the topic: "+matrixErrorText(err)))
+				s.logRefusal("TOPIC", err)
+				s.reply(a, out, "TOPIC", ircreply.Numeric(irc.ERR_CHANOPRIVSNEEDED, channel, forbiddenText("change the topic", err)))
 			case err != nil:
 				s.reply(a, out, "TOPIC", ircreply.Fail("TOPIC", "CANNOT_CHANGE_TOPIC", channel, fmt.Sprintf("Cannot set the topic of %s: %s", channel, matrixErrorText(err))))
 			}

@@ -74,3 +74,39 @@ func TestPlainErrorHidesRequests(t *testing.T) {
 		}
 	}
 }
+
+// A refusal for lack of power says the levels in plain words, not the
+// homeserver's event auth internals (issue 17).
+func TestForbiddenText(t *testing.T) {
+	forbidden := func(text string) error {
+		return mautrix.HTTPError{
+			Response:  &http.Response{StatusCode: http.StatusForbidden},
+			RespError: &mautrix.RespError{ErrCode: mautrix.MForbidden.ErrCode, Err: text},
+		}
+	}
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{forbidden(`eventauth: sender "@alice:localhost" is not allowed to send event. 0 < 50`),
+			"You need power level 50 to change the topic; you have 0"},
+		{forbidden(`You don't have permission to post that to the room. user_level (0) < send_level (50)`),
+			"You need power level 50 to change the topic; you have 0"},
+		{forbidden(`eventauth: sender has insufficient power to kick (sender level 10, target level 0, kick level 50)`),
+			"You need power level 50 to change the topic; you have 10"},
+		{forbidden(`eventauth: sender with level 50 is not allowed to change level from 0 to 100 because the new level is above the level of the sender`),
+			"You need power level 100 to change the topic; you have 50"},
+		{forbidden(`eventauth: "@bob:localhost" is not allowed to change their membership from "leave" to "join" as the room is invite only`),
+			"You're not allowed to change the topic: the room's membership rules do not allow it"},
+		{forbidden("You are not invited to this room."),
+			"You're not allowed to change the topic: You are not invited to this room."},
+	} {
+		got := forbiddenText("change the topic", tc.err)
+		if got != tc.want {
+			t.Errorf("forbiddenText(%v) = %q, want %q", tc.err, got, tc.want)
+		}
+		if strings.Contains(got, "eventauth") || strings.Contains(got, "@") {
+			t.Errorf("forbiddenText(%v) = %q shows Matrix internals", tc.err, got)
+		}
+	}
+}

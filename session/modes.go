@@ -111,7 +111,7 @@ func (s *Session) cmdMode(a *Attachment, out output, m *irc.Message) error {
 		return func() {
 			for _, err := range errs {
 				if err != nil {
-					s.reply(a, out, "MODE", refusal(channel, "change modes", err))
+					s.reply(a, out, "MODE", s.refusal(channel, "change modes", err))
 				}
 			}
 			// What did change comes back through sync as MODE lines.
@@ -123,10 +123,11 @@ func (s *Session) cmdMode(a *Attachment, out output, m *irc.Message) error {
 func isForbidden(err error) bool { return errors.Is(err, mautrix.MForbidden) }
 
 // refusal is the reply to a homeserver's refusal to change a channel.
-func refusal(channel, what string, err error) error {
+func (s *Session) refusal(channel, what string, err error) error {
+	s.logRefusal(what, err)
 	text := matrixErrorText(err)
 	if errors.Is(err, mautrix.MForbidden) {
-		return ircreply.Numeric(irc.ERR_CHANOPRIVSNEEDED, channel, "You're not allowed to "+what+": "+text)
+		return ircreply.Numeric(irc.ERR_CHANOPRIVSNEEDED, channel, forbiddenText(what, err))
 	}
 	return ircreply.Fail("*", "HOMESERVER_REFUSED", channel, "Cannot "+what+" in "+channel+": "+text)
 }
@@ -163,7 +164,7 @@ func (s *Session) cmdKick(a *Attachment, out output, m *irc.Message) error {
 			_, err := s.cli.KickUser(ctx, roomID, &mautrix.ReqKickUser{UserID: user, Reason: reason})
 			return func() {
 				if err != nil {
-					s.reply(a, out, "KICK", refusal(channel, "kick", err))
+					s.reply(a, out, "KICK", s.refusal(channel, "kick", err))
 				}
 				// The KICK itself comes back through sync.
 			}
@@ -195,7 +196,7 @@ func (s *Session) cmdInvite(a *Attachment, out output, m *irc.Message) error {
 		_, err := s.cli.InviteUser(ctx, roomID, &mautrix.ReqInviteUser{UserID: user})
 		return func() {
 			if err != nil {
-				s.reply(a, out, "INVITE", refusal(channel, "invite", err))
+				s.reply(a, out, "INVITE", s.refusal(channel, "invite", err))
 				return
 			}
 			out.SendNumeric(irc.RPL_INVITING, nick, channel)

@@ -235,3 +235,27 @@ func TestDisplayNameChangeIsOneSetname(t *testing.T) {
 		}
 	})
 }
+
+// The homeserver's refusals read as a person would say them (issue 17):
+// power levels instead of event auth internals, and "no such channel" for
+// a room that does not exist, which Dendrite answers with a bare 500.
+func TestRefusalsInPlainWords(t *testing.T) {
+	forEachStore(t, func(t *testing.T, hs *testenv.Homeserver, g *gateway) {
+		_, bob, _, channel := twoInARoom(t, hs, "refusal")
+		c := connect(t, g, "bob", bob)
+		c.ExpectMatch(t, isCmd(irc.RPL_ENDOFNAMES, "bob", channel), "burst")
+
+		c.Send("TOPIC %s :bob's topic", channel)
+		m := c.ExpectMatch(t, isCmd(irc.ERR_CHANOPRIVSNEEDED, "bob", channel), "482 for TOPIC")
+		if want := "You need power level 50 to change the topic; you have 0"; m.Trailing() != want {
+			t.Errorf("TOPIC refused with %q, want %q", m.Trailing(), want)
+		}
+
+		missing := "#" + uniq("nowhere") + ":elsewhere.example"
+		c.Send("JOIN %s", missing)
+		m = c.ExpectMatch(t, isCmd(irc.ERR_NOSUCHCHANNEL, "bob", missing), "403 for a room that does not exist")
+		if strings.Contains(m.Trailing(), "HTTP") || strings.Contains(m.Trailing(), "500") {
+			t.Errorf("JOIN of a missing room: %q, want it to say there is no such room", m.Trailing())
+		}
+	})
+}
