@@ -1222,41 +1222,59 @@ func (r *ircRenderer) writeCode(code, guard string) {
 	r.guard = guard
 }
 
-// ircColorCode is the IRC code for a colour pair: \x03NN[,NN] when both are
-// standard mIRC colours (99 standing for a missing foreground), else
-// \x04RRGGBB[,RRGGBB]. A background alone that is not a standard colour
-// uses its extended colour number (16-98) if it has one, else is dropped.
+// ircColorCode is the IRC code for a colour pair: \x03NN[,NN], each colour
+// the nearest of the 99 mIRC colours (99 standing for a missing
+// foreground). \x04RRGGBB is never sent: irssi 1.4 and WeeChat 3.8 print it
+// as text ("FF00green").
 func ircColorCode(fg, bg string) (code string, hasBg bool) {
 	if fg == "" && bg == "" {
 		return "", false
 	}
-	fi, fok := standardColorIndex(fg)
-	bi, bok := standardColorIndex(bg)
-	if (fg == "" || fok) && (bg == "" || bok) {
-		code = "\x0399"
-		if fg != "" {
-			code = "\x03" + twoDigits(fi)
-		}
-		if bg != "" {
-			code += "," + twoDigits(bi)
-		}
-		return code, bg != ""
+	code = "\x0399"
+	if fg != "" {
+		code = "\x03" + twoDigits(nearestColorIndex(fg))
 	}
-	if fg == "" {
-		// \x04 needs a foreground, so a background alone has to be a
-		// numbered colour; the extended palette (16-98) is the last resort.
-		for i := 16; i < len(mircPalette); i++ {
-			if mircPalette[i] == bg {
-				return "\x0399," + twoDigits(i), true
-			}
-		}
-		return "", false
-	}
-	code = "\x04" + strings.ToUpper(fg[1:])
 	if bg != "" {
-		code += "," + strings.ToUpper(bg[1:])
+		code += "," + twoDigits(nearestColorIndex(bg))
 	}
 	return code, bg != ""
+}
+
+// nearestColorIndex is the mIRC colour (0-98) that looks most like c
+// ("#rrggbb"): an exact one if there is one, the lowest number among
+// equals (so the 16 standard colours first), else the nearest by the
+// "redmean" distance, which weighs red, green and blue as eyes do.
+func nearestColorIndex(c string) int {
+	if i, ok := standardColorIndex(c); ok {
+		return i
+	}
+	r, g, b, ok := rgbOf(c)
+	if !ok {
+		return 99
+	}
+	best, bestD := 99, -1
+	for i, p := range mircPalette {
+		pr, pg, pb, _ := rgbOf(p)
+		rm := (r + pr) / 2
+		dr, dg, db := r-pr, g-pg, b-pb
+		d := (512+rm)*dr*dr>>8 + 4*dg*dg + (767-rm)*db*db>>8
+		if bestD < 0 || d < bestD {
+			best, bestD = i, d
+		}
+	}
+	return best
+}
+
+// rgbOf reads "#rrggbb".
+func rgbOf(c string) (r, g, b int, ok bool) {
+	if len(c) != 7 || c[0] != '#' {
+		return 0, 0, 0, false
+	}
+	v, err := strconv.ParseUint(c[1:], 16, 32)
+	if err != nil {
+		return 0, 0, 0, false
+	}
+	return int(v >> 16), int(v >> 8 & 0xff), int(v & 0xff), true
 }
 
 func twoDigits(n int) string {

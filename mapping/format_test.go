@@ -309,14 +309,18 @@ func TestMatrixToIRCHTML(t *testing.T) {
 			`<font color="#FFFF00">8</font><font color="#00FC00">9</font><font color="#009393">a</font><font color="#00FFFF">b</font>` +
 			`<font color="#0000FC">c</font><font color="#FF00FF">d</font><font color="#7F7F7F">e</font><font color="#D2D2D2">f</font>`,
 			"\x03000\x03011\x03022\x03033\x03044\x03055\x03066\x03077\x03088\x03099\x0310a\x0311b\x0312c\x0313d\x0314e\x0315f\x03"},
-		{"hex colour", `<span data-mx-color="#123456">x</span>`, "\x04123456x\x04"},
-		{"hex fg palette bg", `<span data-mx-color="#ff0000" data-mx-bg-color="#123456">x</span>`, "\x04FF0000,123456x\x04"},
+		// Other colours are the nearest of the 99 mIRC colours (#123456 is
+		// 23, #002747): irssi and WeeChat print \x04RRGGBB as text.
+		{"other colour", `<span data-mx-color="#123456">x</span>`, "\x0323x\x03"},
+		{"other bg", `<span data-mx-color="#ff0000" data-mx-bg-color="#123456">x</span>`, "\x0304,23x\x03"},
+		{"near a standard colour", `<font color="#fe0101">r</font>`, "\x0304r\x03"},
+		{"css green", `<font color="green">g</font>`, "\x0332g\x03"}, // #008000: 32 (#007400) is nearer than 3 (#009300)
 		{"palette bg only", `<span data-mx-bg-color="#00007f">x</span>`, "\x0399,02x\x03"},
 		{"extended bg only", `<span data-mx-bg-color="#470000">x</span>`, "\x0399,16x\x03"},
-		{"hex bg only dropped", `<span data-mx-bg-color="#123456">x</span>`, "x"},
+		{"other bg only", `<span data-mx-bg-color="#123456">x</span>`, "\x0399,23x\x03"},
 		{"bad colour", `<span data-mx-color="bogus">x</span><font color="#12345">y</font>`, "xy"},
 		{"nested colours", `<font color="#ff0000">a <font color="#0000fc">b</font> c</font>`, "\x0304a \x0312b\x0304 c\x03"},
-		{"nested hex in mirc", `<font color="#ff0000">a<font color="#123456">b</font>c</font>`, "\x0304a\x03\x04123456b\x04\x0304c\x03"},
+		{"nested other colour", `<font color="#ff0000">a<font color="#123456">b</font>c</font>`, "\x0304a\x0323b\x0304c\x03"},
 		{"inner fg keeps bg", `<span data-mx-bg-color="#00007f" data-mx-color="#ff0000">a<span data-mx-color="#009300">b</span></span>`, "\x0304,02a\x0303,02b\x03"},
 		{"bg removed", `<span data-mx-color="#ff0000" data-mx-bg-color="#00007f">a</span><span data-mx-color="#ff0000">b</span>`, "\x0304,02a\x03\x0304b\x03"},
 		{"colour and bold", `<b>a<font color="#ff0000">b</font>c</b>`, "\x02a\x0304b\x03c\x02"},
@@ -325,8 +329,8 @@ func TestMatrixToIRCHTML(t *testing.T) {
 		{"colour digit inside", `<font color="#ff0000">5</font>`, "\x03045\x03"},
 		{"colour comma inside", `<font color="#ff0000">,5</font>`, "\x0304\x02\x02,5\x03"},
 		{"colour bg digit inside", `<font color="#ff0000" data-mx-bg-color="#00007f">5,5</font>`, "\x0304,025,5\x03"},
-		{"hex then hex digit", `<font color="#123456">x</font>a`, "\x04123456x\x04\x02\x02a"},
-		{"hex then letter", `<font color="#123456">x</font>z`, "\x04123456x\x04z"},
+		{"other colour then digit", `<font color="#123456">x</font>5`, "\x0323x\x03\x02\x025"},
+		{"other colour then letter", `<font color="#123456">x</font>z`, "\x0323x\x03z"},
 		{"colour across lines", `<font color="#ff0000">a<br>b</font>`, "\x0304a\x03\n\x0304b\x03"},
 
 		{"reply fallback", `<mx-reply><blockquote><a href="https://matrix.to/#/!r:example.org/$e">In reply to</a> <a href="https://matrix.to/#/@bob:example.org">@bob</a><br>quoted</blockquote></mx-reply>answer`, "answer"},
@@ -604,9 +608,18 @@ type styledRune struct {
 func visible(s string) []styledRune {
 	var out []styledRune
 	for _, run := range parseIRC(s) {
+		// Colours look the same once they are the nearest of the 99 IRC
+		// colours, which is what Matrix colours become.
+		st := run.style
+		if st.fg != "" {
+			st.fg = mircPalette[nearestColorIndex(st.fg)]
+		}
+		if st.bg != "" {
+			st.bg = mircPalette[nearestColorIndex(st.bg)]
+		}
 		for _, r := range run.text {
 			if !unicode.IsSpace(r) {
-				out = append(out, styledRune{r, run.style})
+				out = append(out, styledRune{r, st})
 			}
 		}
 	}
@@ -648,7 +661,6 @@ func TestIRCRoundTrip(t *testing.T) {
 		"\x02bold\x02 \x1Ditalic\x1D \x1Funderline\x1F \x1Estrike\x1E \x11mono\x11",
 		"\x02a \x1Db\x1D c\x02",
 		"\x0304red\x03 \x0312,01blue on black\x03 \x0399,04bg\x03",
-		"\x04123456hex\x04 \x04FF0000,123456both\x04",
 		"alice: hi \x02bob[m]\x02 and Carol",
 		"\x02line one\x02\n\x02line two\x02",
 		"a\n\nb",
@@ -667,6 +679,7 @@ func TestIRCRoundTrip(t *testing.T) {
 		"\x0352extended red\x03",
 		"\x0316dark\x03 \x0399,16dark bg\x03",
 		"\x04ff0000hex red",
+		"\x04123456hex\x04 \x04FF0000,123456both\x04",
 		"\x02\x1D\x1F\x1E\x11all\x0Fnone",
 		"\x0304,02a\x0303b",
 		"\x16reverse\x16",
