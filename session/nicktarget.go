@@ -56,12 +56,17 @@ func (s *Session) sendToServerUser(a *Attachment, out output, nick string, user 
 	})
 }
 
-// messageToSelf shows a message the user sent to their own nick to each
-// of the account's clients once, as IRC servers deliver it: the sending
-// client gets it whether or not it has echo-message.
+// messageToSelf delivers a message the user sent to their own nick to
+// each of the account's clients, as IRC servers do: the sending client
+// gets the delivery, and with echo-message the echo first (in the
+// command's labeled response), as irctest expects.
 func (s *Session) messageToSelf(a *Attachment, out output, command, text string) {
-	s.broadcast(answering(everyone, a, out), func(c *Attachment, out output) {
-		nick := c.client.Nick()
-		out.SendMessage(&irc.Message{Prefix: s.prefixOf(c, s.user), Command: command, Params: []string{nick, text}})
-	})
+	line := func(c *Attachment) *irc.Message {
+		return &irc.Message{Prefix: s.prefixOf(c, s.user), Command: command, Params: []string{c.client.Nick(), text}}
+	}
+	if a.client.HasCap("echo-message") {
+		out.SendMessage(line(a))
+		out = a.client
+	}
+	s.broadcast(answering(everyone, a, out), func(c *Attachment, out output) { out.SendMessage(line(c)) })
 }

@@ -120,6 +120,19 @@ func TestPrivmsgToNickWithoutSharedRoom(t *testing.T) {
 		if m.Param(0) != "alice" {
 			t.Errorf("message to self came back as %s", m)
 		}
+		// With echo-message: the echo and the delivery.
+		e := connectWithCaps(t, b.g, "alice", alice, "echo-message")
+		e.Drain(t)
+		e.Send("PRIVMSG alice :echoed note")
+		n := 0
+		for _, m := range e.Drain(t) {
+			if m.Command == "PRIVMSG" && m.Trailing() == "echoed note" {
+				n++
+			}
+		}
+		if n != 2 {
+			t.Errorf("a message to self with echo-message came %d times, want 2 (echo and delivery)", n)
+		}
 	})
 }
 
