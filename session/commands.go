@@ -386,6 +386,17 @@ func (s *Session) dropTxn(txnID string) {
 	}
 }
 
+// stopWaitingForEcho keeps a transaction's echo from being waited for (by
+// its labeled response, or a PING) when sync will not bring it back with
+// its transaction ID; the request is still waited for.
+func (s *Session) stopWaitingForEcho(txnID string) {
+	s.releaseTxn(txnID)
+	if resp := s.sentResp[txnID]; resp != nil {
+		delete(s.sentResp, txnID)
+		resp.Done()
+	}
+}
+
 // sendContent sends a message into a room; target is what the client
 // called it, for the error reply.
 func (s *Session) sendContent(a *Attachment, out output, command string, roomID id.RoomID, target string, content *event.MessageEventContent, txnID string) {

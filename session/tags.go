@@ -116,9 +116,9 @@ func (s *Session) cmdRedact(a *Attachment, out output, m *irc.Message) error {
 	roomID, target, reason := r.id, m.Params[0], m.Param(2)
 	txnID := s.newTxnID(a, out)
 	// Dendrite's sync does not give a redaction its transaction ID back,
-	// so a PING after REDACT cannot wait for the echo, only for the
-	// request (barrier.go).
-	s.releaseTxn(txnID)
+	// so neither a labeled response nor a PING after REDACT can wait for
+	// the echo, only for the request.
+	s.stopWaitingForEcho(txnID)
 	s.roomRequest(a, out, "REDACT", roomID, func(ctx context.Context) func() {
 		_, err := s.cli.RedactEvent(ctx, roomID, id.EventID(msgid), mautrix.ReqRedact{Reason: reason, TxnID: txnID})
 		return func() {

@@ -272,3 +272,21 @@ func TestRefusalsInPlainWords(t *testing.T) {
 		}
 	})
 }
+
+// A labeled REDACT is answered: Dendrite gives a redaction back without
+// its transaction ID, so its labeled response cannot wait for the echo.
+func TestLabeledRedactIsAnswered(t *testing.T) {
+	forEachStore(t, func(t *testing.T, hs *testenv.Homeserver, g *gateway) {
+		alice, _, room, channel := twoInARoom(t, hs, "labredact")
+		c := connectWithCaps(t, g, "alice", alice, "message-tags", "draft/message-redaction",
+			"labeled-response", "batch", "echo-message")
+		c.ExpectMatch(t, isCmd(irc.RPL_ENDOFNAMES, "alice", channel), "burst")
+		own, err := alice.Client.SendText(ctxFor(t), room, "to be deleted")
+		if err != nil {
+			t.Fatal(err)
+		}
+		expectFrom(t, c, "PRIVMSG", "alice", "to be deleted")
+		c.Send("@label=r1 REDACT %s %s", channel, own.EventID)
+		c.ExpectMatch(t, func(m *irc.Message) bool { return m.Tags["label"] == "r1" }, "the labeled response to REDACT")
+	})
+}
