@@ -57,6 +57,18 @@ type Conn struct {
 	lurking    atomic.Bool
 	lastActive atomic.Int64 // unix nanoseconds of the last line a lurker sent, PING and PONG aside
 
+	// dispatchMu is held by the reader goroutine while it handles a line,
+	// and by a browser login (browserlogin.go) handing its result to the
+	// connection, so that the fields below, and the Handler's methods,
+	// are used by one of them at a time. "Reader goroutine only" below
+	// means: with dispatchMu held.
+	dispatchMu sync.Mutex
+	// closed says the reader has finished: a login that ends later must
+	// detach its Handler itself. Under dispatchMu.
+	closed bool
+	// browser is the browser login waiting for this connection, if any.
+	browser *browserWait
+
 	// Reader goroutine only.
 	reg          registration
 	handler      Handler
@@ -70,6 +82,7 @@ type Conn struct {
 	lurk         LurkHandler // while lurking; also the handler then
 	lurkTimer    *time.Timer // drops an idle lurker
 	guestNick    string      // the guest nick this connection holds in the server's set
+	pendingUntil time.Time   // when pendingTimer fires
 }
 
 func newConn(srv *Server, nc net.Conn) *Conn {
@@ -336,14 +349,18 @@ func (c *Conn) serve() {
 	stopTimer := c.startIdleTimer()
 	c.readLoop()
 	stopTimer()
+	c.dispatchMu.Lock()
+	c.closed = true
 	if c.pendingTimer != nil {
 		c.pendingTimer.Stop()
 	}
 	c.stopLurking()
 	c.srv.releaseGuestNick(c)
+	c.stopBrowserLogin()
 	if c.handler != nil {
 		c.detachHandler()
 	}
+	c.dispatchMu.Unlock()
 	c.Close("Connection closed")
 	<-writerDone
 }
@@ -383,8 +400,16 @@ func (c *Conn) readLoop() {
 			c.Close("Excess Flood")
 			return
 		}
-		c.handleLine(line)
+		c.handleLineLocked(line)
 	}
+}
+
+// handleLineLocked handles a line holding dispatchMu, which a panic in
+// the handler must not leave held. Reader goroutine.
+func (c *Conn) handleLineLocked(line []byte) {
+	c.dispatchMu.Lock()
+	defer c.dispatchMu.Unlock()
+	c.handleLine(line)
 }
 
 func (c *Conn) detachHandler() {

@@ -42,6 +42,19 @@ type testBackend struct {
 	logins    atomic.Int32                         // every Login call, good or bad
 	gate      chan struct{}                        // if set, Login waits until it is closed
 	certFP    string                               // the client certificate SASL EXTERNAL may log in with
+	// browser, if set, answers StartLogin; set before the server starts.
+	browser func(ctx context.Context, server string, c *Conn) (*BrowserLogin, error)
+}
+
+func (b *testBackend) StartLogin(ctx context.Context, server string, c *Conn) (*BrowserLogin, error) {
+	if b.browser == nil {
+		return nil, errors.New("this test backend has no browser login")
+	}
+	return b.browser(ctx, server, c)
+}
+
+func (b *testBackend) LoginWays(context.Context) (password, browser bool) {
+	return true, b.browser != nil
 }
 
 // forwardedParams are the commands the test Backend declares, with their

@@ -1,6 +1,7 @@
 package ircd
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -14,8 +15,8 @@ import (
 // refused: it is welcomed in a login-pending state, greeted by the
 // service nick with how to log in, and may use only the service nick and
 // NickServ (to log in), PING, PONG, QUIT, CAP and SASL, until it logs in
-// or Config.LoginPendingTimeout ends it. Logging in (IDENTIFY, or SASL
-// on the same connection) attaches it to its Matrix session, which sends
+// or Config.LoginPendingTimeout ends it. Logging in (IDENTIFY, LOGIN in a
+// web browser, or SASL on the same connection) attaches it to its Matrix session, which sends
 // the connect burst. Until then there is no Handler: the service's login
 // commands are answered here, knowing nothing of Matrix.
 
@@ -40,6 +41,9 @@ func init() {
 		"IDENTIFY": {"IDENTIFY [<account>] <password>",
 			"logs you in with your Matrix ID (@name:server, or the name alone on this server's homeserver) and your Matrix password or app password; without an account, your nick is the account",
 			(*Conn).pendingIdentify},
+		"LOGIN": {"LOGIN [<Matrix ID or server>]",
+			"logs you in in your web browser (OAuth 2.0 or SSO, for accounts with no Matrix password): you get a link to open and, for OAuth, a code to approve; this connection then logs in by itself. Without an argument, on this gateway's homeserver",
+			(*Conn).pendingLogin},
 	}
 }
 
@@ -58,6 +62,7 @@ func (c *Conn) enterPending() {
 		return // a lurker is bound by the guests' idle timeout (lurk.go)
 	}
 	timeout := c.srv.cfg.LoginPendingTimeout
+	c.pendingUntil = time.Now().Add(timeout)
 	c.pendingTimer = time.AfterFunc(timeout, func() {
 		if c.pending.Load() {
 			c.Close(fmt.Sprintf("Login timed out: not logged in within %v. Log in with SASL PLAIN or /msg %s IDENTIFY <account> <password>",
@@ -65,14 +70,33 @@ func (c *Conn) enterPending() {
 		}
 	})
 	svc := c.srv.cfg.ServiceNick
-	for _, line := range []string{
-		"You are connected, but not logged in to Matrix yet, so you have no rooms. Log in now with:",
-		fmt.Sprintf("  /msg %s IDENTIFY <Matrix ID> <password>   (your Matrix password, or an app password set with PASSWORD SET)", svc),
-		"Next time, let your IRC client log in by itself with SASL PLAIN (or PASS, with your Matrix ID as the user name).",
-		fmt.Sprintf("Until you log in, only /msg %s works; this connection closes in %v if you do not.", svc, timeout),
-	} {
+	for _, line := range c.greeting(svc, timeout) {
 		c.serviceNotice(svc, line)
 	}
+}
+
+// greeting says how to log in, the way the homeserver prefers first: a
+// homeserver without password login (the Matrix Authentication Service)
+// gets LOGIN first. Reader goroutine.
+func (c *Conn) greeting(svc string, timeout time.Duration) []string {
+	ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
+	password, browser := c.srv.backend.LoginWays(ctx)
+	cancel()
+	identify := fmt.Sprintf("  /msg %s IDENTIFY <Matrix ID> <password>   (your Matrix password, or an app password set with PASSWORD SET)", svc)
+	login := fmt.Sprintf("  /msg %s LOGIN   (log in in your web browser: you get a link, and a code to approve)", svc)
+	lines := []string{"You are connected, but not logged in to Matrix yet, so you have no rooms. Log in now with:"}
+	switch {
+	case browser && !password:
+		lines = append(lines, login,
+			fmt.Sprintf("  /msg %s IDENTIFY <Matrix ID> <app password>   (once you have set one with PASSWORD SET)", svc))
+	case browser:
+		lines = append(lines, identify, login)
+	default:
+		lines = append(lines, identify)
+	}
+	return append(lines,
+		"Next time, let your IRC client log in by itself with SASL PLAIN (or PASS, with your Matrix ID as the user name).",
+		fmt.Sprintf("Until you log in, only /msg %s works; this connection closes in %v if you do not.", svc, timeout))
 }
 
 // serviceNotice sends a NOTICE from the service, named as from.
@@ -100,7 +124,7 @@ func (c *Conn) dispatchPending(m *irc.Message) bool {
 	if c.lurk != nil {
 		return false // the read-only Handler answers the rest
 	}
-	c.replyNumeric(irc.ERR_NOTREGISTERED, fmt.Sprintf("You are not logged in: /msg %s IDENTIFY <account> <password>", c.srv.cfg.ServiceNick))
+	c.replyNumeric(irc.ERR_NOTREGISTERED, fmt.Sprintf("You are not logged in: /msg %s IDENTIFY <account> <password>, or /msg %[1]s LOGIN", c.srv.cfg.ServiceNick))
 	return true
 }
 
@@ -128,7 +152,7 @@ func (c *Conn) pendingServiceMessage(to, text string) {
 }
 
 func (c *Conn) pendingHelp(reply func(string), _ []string) {
-	for _, name := range []string{"IDENTIFY", "HELP"} {
+	for _, name := range []string{"IDENTIFY", "LOGIN", "HELP"} {
 		cmd := pendingService[name]
 		reply(cmd.usage + ": " + cmd.help)
 	}
@@ -161,6 +185,7 @@ func (c *Conn) finishPending(sasl bool) {
 	if c.pendingTimer != nil { // a lurker has none
 		c.pendingTimer.Stop()
 	}
+	c.stopBrowserLogin()
 	c.pending.Store(false)
 	c.replyNumeric(irc.RPL_LOGGEDIN, loggedInMask(c, account), account, "You are now logged in as "+account)
 	if sasl {

@@ -357,7 +357,8 @@ func TestNoLoginIsPending(t *testing.T) {
 	if help.Prefix.Name != "NickServ" || !strings.Contains(help.Params[1], "IDENTIFY") {
 		t.Errorf("HELP answered %q", help)
 	}
-	c.expect("NOTICE", "alice")
+	c.expect("NOTICE", "alice", anyParam) // LOGIN
+	c.expect("NOTICE", "alice", anyParam) // HELP
 	c.send("PRIVMSG mxircd :VERIFY key")
 	c.expect("NOTICE", "alice", `You are not logged in yet, so "VERIFY" is not available; HELP lists what is.`)
 	c.send("PRIVMSG mxircd :IDENTIFY alice wrong")

@@ -45,6 +45,19 @@ type Backend interface {
 	// ErrInvalidCredentials as a failed login, anything else as a
 	// homeserver problem with the error text.
 	Login(ctx context.Context, req LoginRequest, c *Conn) (Handler, error)
+	// StartLogin begins a login that the user finishes in a web browser
+	// (LOGIN; browserlogin.go) at the homeserver server names: "" for the
+	// default one, a server name or a Matrix ID. It returns once the
+	// homeserver has said how (bounded by the Backend), with what to show
+	// the user; ctx ends with the connection, or when the login is given
+	// up, and then BrowserLogin.Wait returns. Reader goroutine. Errors are
+	// shown to the client as they are.
+	StartLogin(ctx context.Context, server string, c *Conn) (*BrowserLogin, error)
+	// LoginWays says how the default homeserver lets users in, for the
+	// greeting of a login-pending connection: with a password (Login), in
+	// a browser (StartLogin), or both. It must answer quickly (a cached
+	// answer, or a short timeout). Reader goroutine.
+	LoginWays(ctx context.Context) (password, browser bool)
 }
 
 // Handler is a logged-in connection's link to its Matrix session. The

@@ -38,6 +38,7 @@ type Authenticator struct {
 	passwords *passwordCache // recently verified passwords
 	failures  *accountFailures
 	lockUser  func(id.UserID) (unlock func())
+	browser   *browserLogins // LOGIN: OAuth 2.0 device grant and SSO (auth_browser.go)
 }
 
 // Credentials is a login that succeeded: the account, with an access token
@@ -53,7 +54,10 @@ type Credentials struct {
 	// renew gets a new token when the stored one is refused; nil when
 	// this way of logging in cannot (an app password is not the Matrix
 	// password).
-	renew  func(ctx context.Context) error
+	renew func(ctx context.Context) error
+	// grant is the OAuth grant a browser login has just stored, for a
+	// session already running to renew its token through.
+	grant  *store.OAuthGrant
 	unlock func()
 }
 

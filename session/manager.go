@@ -92,6 +92,11 @@ type Config struct {
 	// key is withheld (m.unverified). Off: every device of the room's
 	// members, as Element does by default.
 	SendToVerifiedOnly bool
+	// SSOBaseURL is the public base URL of the gateway's HTTP listener,
+	// where SSO logins come back (SSOHandler); "" offers no SSO.
+	SSOBaseURL string
+	// SSOLinkTTL is how long an SSO login link works (default 10m).
+	SSOLinkTTL time.Duration
 }
 
 // Manager owns every live Session and logs clients in to them.
@@ -159,6 +164,9 @@ func NewManager(cfg Config, st store.Store) *Manager {
 	if cfg.RoomCreateBurst == 0 {
 		cfg.RoomCreateBurst = 5
 	}
+	if cfg.SSOLinkTTL == 0 {
+		cfg.SSOLinkTTL = 10 * time.Minute
+	}
 	if cfg.RoomCreateInterval == 0 {
 		cfg.RoomCreateInterval = time.Minute
 	}
@@ -204,6 +212,7 @@ func NewManager(cfg Config, st store.Store) *Manager {
 		stopCursors: cancel,
 	}
 	m.auth = &Authenticator{cfg: &m.cfg, store: st, log: m.log, passwords: newPasswordCache(), failures: newAccountFailures(), lockUser: m.lockUser}
+	m.auth.browser = newBrowserLogins(&m.cfg, st)
 	go m.cursorLoop(ctx)
 	go m.pruneLoop(ctx)
 	return m
@@ -324,7 +333,10 @@ func (m *Manager) Start(ctx context.Context, creds *Credentials, client Client) 
 	if sess != nil {
 		m.attached[sess]++
 		m.mu.Unlock()
-		if !creds.stored {
+		switch {
+		case creds.grant != nil:
+			sess.adoptGrant(creds.grant, acct.AccessToken)
+		case !creds.stored:
 			sess.setToken(acct.AccessToken)
 		}
 		return newAttachment(sess, client, creds.ClientName), nil
@@ -361,7 +373,7 @@ func (m *Manager) Start(ctx context.Context, creds *Credentials, client Client) 
 
 // launch loads what the session resumes from and starts it with refs
 // attachments; oauth says cli renews its token through an OAuth grant.
-func (m *Manager) launch(ctx context.Context, cli *mautrix.Client, acct *store.Account, oauth bool, refs int) (*Session, error) {
+func (m *Manager) launch(ctx context.Context, cli *mautrix.Client, acct *store.Account, oauth *grantRotator, refs int) (*Session, error) {
 	user := cli.UserID
 	cli.DeviceID = id.DeviceID(acct.DeviceID)
 	names, err := m.store.ChannelNames(ctx, user.String())
@@ -387,7 +399,7 @@ func (m *Manager) launch(ctx context.Context, cli *mautrix.Client, acct *store.A
 		return nil, errors.New("server is shutting down")
 	}
 	sess := newSession(m, cli)
-	sess.oauth = oauth
+	sess.grant = oauth
 	sess.noCrypto = user == m.guestUser
 	for roomID, name := range names {
 		sess.savedNames[id.RoomID(roomID)] = name

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mxircd/mxircd/store"
@@ -32,35 +35,86 @@ const noExpiry = 100 * 365 * 24 * time.Hour
 // was revoked or expired, so the user must log in again.
 var errGrantRevoked = errors.New("the Matrix login was revoked")
 
-// useOAuthGrant makes cli renew its access token through the account's
-// OAuth grant, if it has one, and says whether it has. Called before the
-// session starts.
-func (m *Manager) useOAuthGrant(ctx context.Context, cli *mautrix.Client) (bool, error) {
+// grantRotator stores each renewal of a session's OAuth grant. Every
+// session's client has one (as SaveNewToken, which mautrix reads without
+// a lock of ours, so it is set once, before the session starts); it is
+// active once the account has a grant, from the start or from a browser
+// login while the session runs (adoptGrant).
+type grantRotator struct {
+	store  store.Store
+	log    *slog.Logger
+	user   string
+	active atomic.Bool
+
+	mu       sync.Mutex // guards the fields below
+	clientID string
+	current  string // the refresh token last stored
+}
+
+func (r *grantRotator) set(clientID, refreshToken string) {
+	r.mu.Lock()
+	r.clientID, r.current = clientID, refreshToken
+	r.mu.Unlock()
+	r.active.Store(true)
+}
+
+// save is mautrix's SaveNewToken: the new tokens are stored (a
+// compare-and-swap on the refresh token last stored) before mautrix uses
+// them. mautrix calls it under its refresh lock, one at a time.
+func (r *grantRotator) save(ctx context.Context, refreshToken, accessToken string, expiry time.Time) error {
+	r.mu.Lock()
+	current, clientID := r.current, r.clientID
+	r.mu.Unlock()
+	next := &store.OAuthGrant{UserID: r.user, ClientID: clientID, RefreshToken: refreshToken, Expires: expiry}
+	if err := r.store.RotateOAuthGrant(ctx, current, accessToken, next); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	if r.current == current {
+		r.current = refreshToken
+	}
+	r.mu.Unlock()
+	r.log.Info("renewed the Matrix access token", "user", r.user, "expires", expiry)
+	return nil
+}
+
+// useOAuthGrant gives cli its grant rotator, and makes cli renew its
+// access token through the account's OAuth grant, if it has one. Called
+// before the session starts.
+func (m *Manager) useOAuthGrant(ctx context.Context, cli *mautrix.Client) (*grantRotator, error) {
+	rot := &grantRotator{store: m.store, log: m.log, user: cli.UserID.String()}
+	cli.SaveNewToken = rot.save
 	g, err := m.store.OAuthGrant(ctx, cli.UserID.String())
 	if errors.Is(err, store.ErrNotFound) {
-		return false, nil
+		return rot, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("loading the OAuth grant: %w", err)
+		return nil, fmt.Errorf("loading the OAuth grant: %w", err)
 	}
-	// mautrix calls SaveNewToken under its refresh lock, one at a time, so
-	// current needs no lock of its own.
-	current := g.RefreshToken
-	cli.SaveNewToken = func(ctx context.Context, refreshToken, accessToken string, expiry time.Time) error {
-		next := &store.OAuthGrant{UserID: g.UserID, ClientID: g.ClientID, RefreshToken: refreshToken, Expires: expiry}
-		if err := m.store.RotateOAuthGrant(ctx, current, accessToken, next); err != nil {
-			return err
-		}
-		current = refreshToken
-		m.log.Info("renewed the Matrix access token", "user", g.UserID, "expires", expiry)
-		return nil
-	}
+	rot.set(g.ClientID, g.RefreshToken)
 	expires := g.Expires
 	if expires.IsZero() {
 		expires = time.Now().Add(noExpiry)
 	}
 	cli.OAuthSetTokens(g.ClientID, g.RefreshToken, cli.AccessToken, expires)
-	return true, nil
+	return rot, nil
+}
+
+// adoptGrant makes a running session renew its token through a grant a
+// browser login has just stored (with the access token it brought). Any
+// goroutine.
+func (s *Session) adoptGrant(g *store.OAuthGrant, accessToken string) {
+	expires := g.Expires
+	if expires.IsZero() {
+		expires = time.Now().Add(noExpiry)
+	}
+	// The client first: a renewal already under way finishes before
+	// (mautrix's lock), and the store no longer has its refresh token.
+	s.cli.OAuthSetTokens(g.ClientID, g.RefreshToken, accessToken, expires)
+	s.grant.set(g.ClientID, g.RefreshToken)
+	if v := s.verifier.Load(); v != nil {
+		v.cli.OAuthSetTokens("", "", accessToken, time.Time{})
+	}
 }
 
 // renewToken renews the access token after the homeserver refused it
@@ -69,7 +123,7 @@ func (m *Manager) useOAuthGrant(ctx context.Context, cli *mautrix.Client) (bool,
 // the grant is over (it is then forgotten), and another error when the
 // renewal failed for now and may be tried again. Sync loop goroutine.
 func (s *Session) renewToken() error {
-	if !s.oauth {
+	if !s.grant.active.Load() {
 		return errGrantRevoked
 	}
 	// A buffer longer than any token lives makes mautrix refresh now.

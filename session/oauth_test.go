@@ -100,7 +100,7 @@ func TestOAuthSessionRenewsAndEndsOnRevocation(t *testing.T) {
 				sess = m.sessions[user]
 				return sess != nil
 			}, "the resumed session")
-			if !sess.oauth {
+			if !sess.grant.active.Load() {
 				t.Fatal("the session does not know its account renews through OAuth")
 			}
 			client := &closeRecorder{recorder: recorder{nick: acct.Localpart}}

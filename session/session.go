@@ -68,9 +68,10 @@ type Session struct {
 	outboxCommits atomic.Int64 // commits of accepted messages, for tests
 	live          atomic.Bool  // the first sync has been applied (Manager.SessionStates)
 
-	// oauth says the account renews its access token through an OAuth
-	// grant (session/oauth.go). Set before the session starts.
-	oauth bool
+	// grant stores the renewals of the account's OAuth grant; active
+	// once the account renews its access token through one
+	// (session/oauth.go). Set before the session starts.
+	grant *grantRotator
 	// noCrypto keeps the session without end-to-end encryption: the
 	// lurkers' guest account (lurk.go). Set before the session starts.
 	noCrypto bool
@@ -750,7 +751,7 @@ func (s *Session) syncLoop() {
 					}
 					continue
 				}
-				s.post(loggedOutEvent{err: err, revoked: s.oauth})
+				s.post(loggedOutEvent{err: err, revoked: s.grant.active.Load()})
 				return
 			}
 			if !fail(err) {

@@ -59,9 +59,11 @@ type BouncerConfig struct {
 }
 
 type HTTPConfig struct {
-	Listen                   string   `toml:"listen"`
-	PublicURL                string   `toml:"public_url"`
-	LinkTTL                  Duration `toml:"link_ttl"`
+	Listen    string   `toml:"listen"`
+	PublicURL string   `toml:"public_url"`
+	LinkTTL   Duration `toml:"link_ttl"`
+	// SSOLinkTTL is how long an SSO login link (LOGIN) works.
+	SSOLinkTTL               Duration `toml:"sso_link_ttl"`
 	IdleTimeout              Duration `toml:"idle_timeout"`
 	MaxConnections           int      `toml:"max_connections"`
 	MaxConnectionsPerAddress int      `toml:"max_connections_per_address"`
@@ -198,6 +200,7 @@ func defaultConfig() Config {
 		},
 		HTTP: HTTPConfig{
 			LinkTTL:                  Duration{24 * time.Hour},
+			SSOLinkTTL:               Duration{10 * time.Minute},
 			IdleTimeout:              Duration{time.Minute},
 			MaxConnections:           1024,
 			MaxConnectionsPerAddress: 32,
@@ -352,6 +355,9 @@ func (cfg *Config) validate() error {
 	}
 	if cfg.HTTP.LinkTTL.Duration < time.Minute {
 		return fmt.Errorf("http.link_ttl %s: must be at least 1m", cfg.HTTP.LinkTTL)
+	}
+	if cfg.HTTP.SSOLinkTTL.Duration < time.Second {
+		return fmt.Errorf("http.sso_link_ttl %s: must be at least 1s", cfg.HTTP.SSOLinkTTL)
 	}
 	if cfg.HTTP.IdleTimeout.Duration < time.Second {
 		return fmt.Errorf("http.idle_timeout %s: must be at least 1s", cfg.HTTP.IdleTimeout)

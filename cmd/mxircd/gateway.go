@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -57,6 +58,7 @@ type gateway struct {
 	wsAddrs    []net.Addr
 	media      *http.Server
 	mediaLn    net.Listener
+	publicURL  string // the HTTP listener's, for media links and SSO
 	debug      *http.Server
 	debugLn    net.Listener
 	serving    sync.WaitGroup
@@ -133,7 +135,10 @@ func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway
 			HistoryOnJoin: cfg.Guests.HistoryOnJoin,
 			MaxChannels:   cfg.Guests.MaxChannels,
 		},
+		SSOBaseURL: g.publicURL,
+		SSOLinkTTL: cfg.HTTP.SSOLinkTTL.Duration,
 	}, g.metrics.Store(g.store))
+	g.serveHTTP(proxy)
 	// Always-on sessions come back in the background: the homeserver may
 	// be slow or down, and IRC clients can connect meanwhile.
 	g.sessions.ResumeAll()
@@ -335,17 +340,11 @@ func (g *gateway) startMedia(ctx context.Context) (*media.Proxy, error) {
 		ln.Close()
 		return nil, err
 	}
-	var handler http.Handler = proxy
-	if cfg.Metrics {
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", g.metrics.Handler(g.log))
-		mux.Handle("/", proxy)
-		handler = mux
-	}
+	g.publicURL = publicURL
 	// No write timeout: large files stream for as long as they take (the
 	// proxy caps each download). An idle keep-alive connection is closed.
+	// The handler comes in serveHTTP, once the sessions exist.
 	g.media = &http.Server{
-		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       cfg.IdleTimeout.Duration,
@@ -358,8 +357,31 @@ func (g *gateway) startMedia(ctx context.Context) (*media.Proxy, error) {
 		Exempt:     exempt,
 		Refuse:     refuseHTTP,
 	})
-	ln = g.mediaLn
-	g.log.Info("serving media links", "addr", ln.Addr().String(), "public_url", publicURL)
+	return proxy, nil
+}
+
+// serveHTTP starts serving the HTTP listener, if there is one: media links,
+// SSO logins coming back from the homeserver, and /metrics if configured.
+func (g *gateway) serveHTTP(proxy *media.Proxy) {
+	if g.media == nil {
+		return
+	}
+	mux := http.NewServeMux()
+	if g.cfg.HTTP.Metrics {
+		mux.Handle("/metrics", g.metrics.Handler(g.log))
+	}
+	if sso := g.sessions.SSOHandler(); sso != nil {
+		prefix := ""
+		if u, err := url.Parse(g.publicURL); err == nil {
+			prefix = strings.TrimRight(u.Path, "/")
+		}
+		mux.Handle(prefix+session.SSOStartPath, sso)
+		mux.Handle(prefix+session.SSOCallbackPath, sso)
+	}
+	mux.Handle("/", proxy)
+	g.media.Handler = mux
+	ln := g.mediaLn
+	g.log.Info("serving media links", "addr", ln.Addr().String(), "public_url", g.publicURL)
 	g.serving.Add(1)
 	go func() {
 		defer g.serving.Done()
@@ -367,7 +389,6 @@ func (g *gateway) startMedia(ctx context.Context) (*media.Proxy, error) {
 			g.log.Error("media listener stopped", "err", err)
 		}
 	}()
-	return proxy, nil
 }
 
 // reload re-reads the TLS certificate, for SIGHUP. Open connections keep
@@ -462,6 +483,24 @@ func (b backend) Lurk(ctx context.Context, c *ircd.Conn) (ircd.LurkHandler, erro
 		return nil, err
 	}
 	return a, nil
+}
+
+func (b backend) StartLogin(ctx context.Context, server string, c *ircd.Conn) (*ircd.BrowserLogin, error) {
+	bl, wait, err := b.mgr.StartBrowserLogin(ctx, server, c.Nick(), c)
+	if err != nil {
+		return nil, err
+	}
+	return &ircd.BrowserLogin{Lines: bl.Lines, Expires: bl.Expires, Wait: func() (ircd.Handler, error) {
+		a, err := wait()
+		if err != nil {
+			return nil, err
+		}
+		return a, nil
+	}}, nil
+}
+
+func (b backend) LoginWays(ctx context.Context) (password, browser bool) {
+	return b.mgr.LoginWays(ctx)
 }
 
 // Commands gives ircd the session's command table.
