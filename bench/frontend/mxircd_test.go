@@ -3,6 +3,7 @@ package frontend
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -35,6 +36,12 @@ type memBackend struct{}
 func (memBackend) Login(_ context.Context, req ircd.LoginRequest, c *ircd.Conn) (ircd.Handler, error) {
 	return &memHandler{c: c, account: "@" + req.Account + ":bench"}, nil
 }
+
+func (memBackend) StartLogin(context.Context, string, *ircd.Conn) (*ircd.BrowserLogin, error) {
+	return nil, errors.New("no browser login in the benchmark")
+}
+
+func (memBackend) LoginWays(context.Context) (password, browser bool) { return true, false }
 
 // Commands declares what memHandler is sent.
 func (memBackend) Commands() map[string]ircd.Command {

@@ -17,7 +17,10 @@
 //     refresh_token grant (rotating the refresh token),
 //   - revocation (RFC 7009),
 //
-// and forwards every other request to Dendrite, so that the gateway is
+// and, with Options.SSO, legacy SSO as the client-server API describes
+// it (GET /login listing m.login.sso and m.login.token,
+// /login/sso/redirect, and POST /login with m.login.token), and forwards
+// every other request to Dendrite, so that the gateway is
 // configured with the proxy's URL as its homeserver and everything after
 // login runs against the real homeserver.
 //
@@ -28,17 +31,23 @@
 // refresh logs in again with the same device ID (Dendrite then invalidates
 // the previous access token) and rotates the refresh token; revoking logs
 // the Dendrite token out, which ends the device, as ending a session in the
-// real service does. The authorization code grant is listed in the
+// real service does. What an identity provider does in a browser for SSO,
+// a test does by SignInSSO (the browser is signed in as that account): the
+// redirect endpoint then sends the browser back with a login token, which
+// m.login.token trades for a token the stand-in gets from Dendrite by
+// logging in with the account's password as the device asked for. The authorization code grant is listed in the
 // metadata, as the spec requires, but not implemented: its endpoint says so.
 package oauthstandin
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -83,6 +92,15 @@ type Options struct {
 	// minutes). Dendrite's tokens do not expire by themselves; see
 	// ExpireAccessToken.
 	AccessTokenLifetime time.Duration
+	// NoOAuth answers auth_metadata 404, as a homeserver without OAuth
+	// 2.0 does.
+	NoOAuth bool
+	// SSO serves legacy SSO: GET /login lists m.login.sso and
+	// m.login.token, and the redirect and m.login.token work.
+	SSO bool
+	// NoPassword leaves m.login.password out of GET /login, as the
+	// Matrix Authentication Service does when password login is off.
+	NoPassword bool
 }
 
 // Server is a running stand-in.
@@ -104,6 +122,9 @@ type Server struct {
 
 	failPolls int // device-grant polls still to answer 503 (FailPolls)
 
+	ssoUser     *testenv.Account       // who the browser is signed in as (SignInSSO)
+	loginTokens map[string]*loginToken // SSO login tokens, by token
+
 	answersMu sync.Mutex     // not mu: errors are answered with and without it
 	answers   map[string]int // OAuth error codes answered, by code
 }
@@ -124,6 +145,15 @@ type grant struct {
 	denied               bool
 	approved             *session
 	exchanged            bool
+	polls                int  // token requests for this grant
+	slowDown             bool // answer the next poll slow_down (SlowDownNext)
+}
+
+// loginToken is an SSO login token (m.login.token), good once, briefly.
+type loginToken struct {
+	acct    *testenv.Account
+	expires time.Time
+	used    bool
 }
 
 // session is one approved login: one device of one account.
@@ -164,16 +194,30 @@ func Start(t testing.TB, hs *testenv.Homeserver, opts Options) *Server {
 		refresh:  map[string]*session{},
 		access:   map[string]*session{},
 		answers:  map[string]int{},
+
+		loginTokens: map[string]*loginToken{},
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /_matrix/client/v1/auth_metadata", s.metadata)
+	if opts.NoOAuth {
+		mux.HandleFunc("GET /_matrix/client/v1/auth_metadata", func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusNotFound, map[string]string{"errcode": "M_UNRECOGNIZED", "error": "this homeserver has no OAuth 2.0 (oauthstandin NoOAuth)"})
+		})
+	} else {
+		mux.HandleFunc("GET /_matrix/client/v1/auth_metadata", s.metadata)
+	}
+	mux.HandleFunc("GET /_matrix/client/v3/login", s.loginFlows)
+	if opts.SSO {
+		mux.HandleFunc("GET /_matrix/client/v3/login/sso/redirect", s.ssoRedirect)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	mux.HandleFunc("POST /_matrix/client/v3/login", func(w http.ResponseWriter, r *http.Request) { s.postLogin(w, r, proxy) })
 	mux.HandleFunc("POST /oauth2/registration", s.register)
 	mux.HandleFunc("POST /oauth2/device", s.deviceAuthorization)
 	mux.HandleFunc("GET /oauth2/device/verify", s.verifyPage)
 	mux.HandleFunc("POST /oauth2/token", s.token)
 	mux.HandleFunc("POST /oauth2/revoke", s.revoke)
 	mux.HandleFunc("GET /oauth2/authorize", s.authorize)
-	mux.Handle("/", httputil.NewSingleHostReverseProxy(target))
+	mux.Handle("/", proxy)
 	s.srv = httptest.NewServer(mux)
 	s.URL = s.srv.URL
 	t.Cleanup(s.srv.Close)
@@ -401,6 +445,7 @@ func (s *Server) deviceToken(w http.ResponseWriter, r *http.Request) {
 		s.oauthError(w, http.StatusBadRequest, "invalid_grant", "unknown or used device_code")
 		return
 	}
+	g.polls++
 	if s.failPolls > 0 {
 		s.failPolls--
 		s.oauthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the stand-in was told to fail this poll")
@@ -417,7 +462,8 @@ func (s *Server) deviceToken(w http.ResponseWriter, r *http.Request) {
 	}
 	last := g.lastPoll
 	g.lastPoll = now
-	if !last.IsZero() && now.Sub(last) < g.interval-pollSlack {
+	if g.slowDown || !last.IsZero() && now.Sub(last) < g.interval-pollSlack {
+		g.slowDown = false
 		g.interval += slowDownStep
 		s.oauthError(w, http.StatusBadRequest, "slow_down", fmt.Sprintf("poll at most every %v", g.interval))
 		return
@@ -613,6 +659,31 @@ func (s *Server) FailPolls(n int) {
 	s.mu.Unlock()
 }
 
+// SlowDownNext makes the next poll of the login waiting with userCode get
+// slow_down (and raises its interval by five seconds), as a server under
+// load would; a poll sooner than the raised interval gets slow_down again.
+func (s *Server) SlowDownNext(userCode string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := s.byCode[normaliseUserCode(userCode)]
+	if g == nil {
+		return fmt.Errorf("oauthstandin: no login waits with code %q", userCode)
+	}
+	g.slowDown = true
+	return nil
+}
+
+// Polls is how many times the token endpoint was asked about the login
+// with userCode.
+func (s *Server) Polls(userCode string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if g := s.byCode[normaliseUserCode(userCode)]; g != nil {
+		return g.polls
+	}
+	return 0
+}
+
 // Answered is how many times the token, device or revocation endpoint has
 // answered with the OAuth error code (slow_down, expired_token, ...).
 func (s *Server) Answered(code string) int {
@@ -707,4 +778,116 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// loginFlows is GET /login: the password flow (unless NoPassword) and,
+// with SSO, m.login.sso and m.login.token.
+func (s *Server) loginFlows(w http.ResponseWriter, r *http.Request) {
+	var flows []map[string]any
+	if !s.opts.NoPassword {
+		flows = append(flows, map[string]any{"type": "m.login.password"})
+	}
+	if s.opts.SSO {
+		flows = append(flows,
+			map[string]any{"type": "m.login.sso", "identity_providers": []map[string]string{{"id": "oauthstandin", "name": "oauthstandin (a test stand-in)"}}},
+			map[string]any{"type": "m.login.token"})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"flows": flows})
+}
+
+// SignInSSO makes the browser signed in at the identity provider as acct:
+// the SSO redirect then sends it back at once with a login token for acct.
+// nil signs it out.
+func (s *Server) SignInSSO(acct *testenv.Account) {
+	s.mu.Lock()
+	s.ssoUser = acct
+	s.mu.Unlock()
+}
+
+// LoginToken mints a login token for acct as the SSO redirect would.
+func (s *Server) LoginToken(acct *testenv.Account) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	token := "standin-lt-" + randomHex(16)
+	s.loginTokens[token] = &loginToken{acct: acct, expires: time.Now().Add(2 * time.Minute)}
+	return token
+}
+
+// LoginTokenUsed says whether a login token was traded with m.login.token.
+func (s *Server) LoginTokenUsed(token string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	lt := s.loginTokens[token]
+	return lt != nil && lt.used
+}
+
+// ssoRedirect is GET /login/sso/redirect?redirectUrl=: signed in
+// (SignInSSO), the browser goes back to redirectUrl with a loginToken
+// added to its query; otherwise it gets a page that says what to do.
+func (s *Server) ssoRedirect(w http.ResponseWriter, r *http.Request) {
+	redirect, err := url.Parse(r.URL.Query().Get("redirectUrl"))
+	if err != nil || redirect.Scheme == "" || redirect.Host == "" {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"errcode": "M_MISSING_PARAM", "error": "redirectUrl is missing or not a URL"})
+		return
+	}
+	s.mu.Lock()
+	acct := s.ssoUser
+	s.mu.Unlock()
+	if acct == nil {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "oauthstandin: a test stand-in for an identity provider. Nobody is signed in (SignInSSO).")
+		return
+	}
+	q := redirect.Query()
+	q.Set("loginToken", s.LoginToken(acct))
+	redirect.RawQuery = q.Encode()
+	http.Redirect(w, r, redirect.String(), http.StatusFound)
+}
+
+// postLogin takes POST /login with m.login.token; every other login goes
+// on to Dendrite as it came.
+func (s *Server) postLogin(w http.ResponseWriter, r *http.Request, proxy http.Handler) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"errcode": "M_NOT_JSON", "error": "body too large or unreadable"})
+		return
+	}
+	var req struct {
+		Type     string `json:"type"`
+		Token    string `json:"token"`
+		DeviceID string `json:"device_id"`
+	}
+	if json.Unmarshal(body, &req) != nil || req.Type != "m.login.token" || !s.opts.SSO {
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
+		proxy.ServeHTTP(w, r)
+		return
+	}
+	s.mu.Lock()
+	lt := s.loginTokens[req.Token]
+	ok := lt != nil && !lt.used && time.Now().Before(lt.expires)
+	if ok {
+		lt.used = true
+	}
+	s.mu.Unlock()
+	if !ok {
+		writeJSON(w, http.StatusForbidden, map[string]string{"errcode": "M_FORBIDDEN", "error": "unknown, used or expired login token"})
+		return
+	}
+	deviceID := req.DeviceID
+	if deviceID == "" {
+		deviceID = "STANDIN" + strings.ToUpper(randomHex(4))
+	}
+	sess := &session{user: lt.acct.UserID, localpart: lt.acct.Localpart, password: lt.acct.Password, deviceID: deviceID}
+	token, err := s.login(r.Context(), sess)
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"errcode": "M_UNKNOWN", "error": "oauthstandin: logging in to Dendrite failed: " + err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"user_id":      lt.acct.UserID,
+		"access_token": token,
+		"device_id":    deviceID,
+		"home_server":  lt.acct.UserID.Homeserver(),
+	})
 }
