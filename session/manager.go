@@ -361,6 +361,11 @@ func (m *Manager) Start(ctx context.Context, creds *Credentials, client Client) 
 	if err != nil {
 		return nil, err
 	}
+	if creds.stored {
+		if err := renewIfRefused(ctx, cli, oauth); err != nil {
+			return nil, err
+		}
+	}
 	if err := m.auth.checkToken(ctx, creds, cli); err != nil {
 		return nil, err
 	}

@@ -100,6 +100,25 @@ func (m *Manager) useOAuthGrant(ctx context.Context, cli *mautrix.Client) (*gran
 	return rot, nil
 }
 
+// renewIfRefused renews, through the account's grant, a stored access
+// token that the homeserver refuses before its time (it was logged out
+// while nothing ran), so that a login with an app password, which cannot
+// log in to Matrix again, still finds a session to start. Called before
+// the session starts.
+func renewIfRefused(ctx context.Context, cli *mautrix.Client, rot *grantRotator) error {
+	if !rot.active.Load() {
+		return nil
+	}
+	if _, err := cli.Whoami(ctx); !errors.Is(err, mautrix.MUnknownToken) {
+		return nil // checkToken deals with anything else
+	}
+	// A buffer longer than any token lives makes mautrix refresh now.
+	if err := cli.OAuthRefreshToken(ctx, 2*noExpiry); err != nil {
+		return fmt.Errorf("renewing the access token through the OAuth grant: %w", err)
+	}
+	return nil
+}
+
 // adoptGrant makes a running session renew its token through a grant a
 // browser login has just stored (with the access token it brought). Any
 // goroutine.

@@ -97,6 +97,8 @@ func TestLoginDeviceGrant(t *testing.T) {
 				t.Errorf("the greeting for a homeserver without password login starts with %q, want LOGIN", first.Trailing())
 			}
 
+			c.Send("PRIVMSG mxircd :LOGIN @someone:elsewhere.example")
+			serviceSays(t, c, "Not logged in: this gateway logs in to accounts on "+hs.ServerName+" only")
 			code := startDeviceLogin(t, c, "")
 			if err := si.Deny(code); err != nil {
 				t.Fatal(err)
@@ -171,6 +173,18 @@ func TestLoginDeviceGrant(t *testing.T) {
 			if devices := gatewayDevices(t, alice); len(devices) != 1 || devices[0] != id.DeviceID(acct.DeviceID) {
 				t.Errorf("devices of the gateway %v, want the one LOGIN made (%s)", devices, acct.DeviceID)
 			}
+
+			// With no session running, an app password login renews an
+			// access token that expired meanwhile through the grant.
+			alwaysOff(t, c2)
+			c2.Send("QUIT")
+			c2.ExpectClosed(t)
+			waitNoSession(t, b.g)
+			if err := si.ExpireAccessToken(ctxFor(t), alice.UserID, acct.DeviceID); err != nil {
+				t.Fatal(err)
+			}
+			c3 := connect(t, b.g, "alice", withPassword(alice, "app-password-devlogin"))
+			c3.ExpectMatch(t, isCmd("JOIN", channel), "JOIN burst with a renewed token")
 		})
 	}
 }
