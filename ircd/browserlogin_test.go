@@ -46,6 +46,16 @@ func browserBackend(t *testing.T, ignoreCtx bool) (*testBackend, chan browserRes
 	return b, results, started
 }
 
+// deliver ends the browser login waiting, failing the test if none does.
+func deliver(t *testing.T, results chan<- browserResult, r browserResult) {
+	t.Helper()
+	select {
+	case results <- r:
+	case <-time.After(waitTimeout):
+		t.Fatal("no browser login waits for its result")
+	}
+}
+
 func receive[T any](t *testing.T, ch <-chan T, what string) T {
 	t.Helper()
 	select {
@@ -89,7 +99,7 @@ func TestBrowserLogin(t *testing.T) {
 	c.expect("NOTICE", "alice", anyParam)
 	receive(t, started, "second browser login")
 	<-first.Done()
-	results <- browserResult{err: errors.New("you declined the login")}
+	deliver(t, results, browserResult{err: errors.New("you declined the login")})
 	c.expect("NOTICE", "alice", "Not logged in: you declined the login")
 
 	c.send("PRIVMSG mxircd :LOGIN")
@@ -97,7 +107,7 @@ func TestBrowserLogin(t *testing.T) {
 	c.expect("NOTICE", "alice", anyParam)
 	receive(t, started, "third browser login")
 	h := newTestHandler(t, nil)
-	results <- browserResult{h: h}
+	deliver(t, results, browserResult{h: h})
 	c.expect("NOTICE", "alice", "You are now logged in as "+testMXID+".")
 	next := c.expect("NOTICE", "alice")
 	if !strings.Contains(next.Params[1], "PASSWORD SET") {
@@ -130,9 +140,31 @@ func TestBrowserLoginEndsWithConnection(t *testing.T) {
 	receive(t, ctx.Done(), "end of the login's context")
 	waitFor(t, "the connection to be dropped", func() bool { return ts.srv.ConnCount() == 0 })
 	h := newTestHandler(t, nil)
-	results <- browserResult{h: h}
+	deliver(t, results, browserResult{h: h})
 	receive(t, h.detachedCh, "Detach of the unwanted login")
 	if h.attached.Load() != 0 {
 		t.Error("a login that ended after its connection was attached")
 	}
+}
+
+// A connection whose browser login waits is kept until the login's code
+// expires, past the login-pending timeout.
+func TestBrowserLoginOutlivesPendingTimeout(t *testing.T) {
+	b, results, started := browserBackend(t, false)
+	cfg := testConfig()
+	cfg.LoginPendingTimeout = 200 * time.Millisecond
+	ts := startServerWith(t, cfg, b)
+	c := ts.dial(t)
+	c.send("NICK alice", "USER alice 0 * :Alice", "PRIVMSG mxircd :LOGIN")
+	receive(t, started, "browser login")
+	time.Sleep(3 * cfg.LoginPendingTimeout)
+	h := newTestHandler(t, nil)
+	deliver(t, results, browserResult{h: h})
+	for m := c.next(); !(m.Command == "NOTICE" && strings.HasPrefix(m.Params[1], "You are now logged in")); m = c.next() {
+		if m.Command == "ERROR" {
+			t.Fatalf("closed while the browser login waited: %q", m)
+		}
+	}
+	c.expect("NOTICE", "alice", anyParam)
+	c.expect("900", "alice", anyParam, testMXID)
 }

@@ -148,6 +148,48 @@ func TestLoginDeviceGrant(t *testing.T) {
 				}
 			}
 
+			stored, err := b.g.store.Account(ctxFor(t), alice.UserID.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			// An approval as an account whose device here is another is
+			// undone, and the user told which account to name.
+			other := dialNoLogin(t, b.addr(), "zed")
+			otherCode := startDeviceLogin(t, other, "")
+			if err := si.Approve(ctxFor(t), otherCode, alice); err != nil {
+				t.Fatal(err)
+			}
+			serviceSays(t, other, "Not logged in: you approved the login as "+alice.UserID.String()+", whose device on this gateway is "+stored.DeviceID)
+			if devices := gatewayDevices(t, alice); len(devices) != 1 {
+				t.Errorf("devices of the gateway after an undone login: %v, want the first one only", devices)
+			}
+
+			// A second LOGIN while the session runs: the session takes
+			// the new grant, and renews its token through it.
+			second := dialNoLogin(t, b.addr(), "alice2")
+			secondCode := startDeviceLogin(t, second, alice.UserID.String())
+			if err := si.Approve(ctxFor(t), secondCode, alice); err != nil {
+				t.Fatal(err)
+			}
+			serviceSays(t, second, "You are now logged in as "+alice.UserID.String())
+			second.ExpectMatch(t, isCmd("JOIN", channel), "JOIN burst after the second LOGIN")
+			before, err := b.g.store.Account(ctxFor(t), alice.UserID.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := si.ExpireAccessToken(ctxFor(t), alice.UserID, stored.DeviceID); err != nil {
+				t.Fatal(err)
+			}
+			waitUntil(t, "the session to renew its token through the new grant", func() bool {
+				now, err := b.g.store.Account(ctxFor(t), alice.UserID.String())
+				return err == nil && now.AccessToken != "" && now.AccessToken != before.AccessToken
+			})
+			c.Send("PRIVMSG %s :hello after the second LOGIN", channel)
+			bob.WaitForEvent(t, ctxFor(t), room, func(ev *event.Event) bool {
+				return ev.Sender == alice.UserID && ev.Content.AsMessage().Body == "hello after the second LOGIN"
+			})
+
 			// Next time: the app password, and the stored refresh token.
 			c.Send("PRIVMSG mxircd :PASSWORD SET app-password-devlogin")
 			serviceSays(t, c, "Your app password is set")
