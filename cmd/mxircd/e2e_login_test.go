@@ -366,3 +366,33 @@ func TestLoginSSO(t *testing.T) {
 		})
 	}
 }
+
+// A homeserver with neither OAuth 2.0 nor SSO (Dendrite as it is) gets no
+// LOGIN in the greeting and a clear line for LOGIN; one with SSO, when the
+// gateway has no HTTP listener, says what is missing.
+func TestLoginWithoutBrowserLogin(t *testing.T) {
+	forEachStore(t, func(t *testing.T, hs *testenv.Homeserver, g *gateway) {
+		c := testenv.DialIRC(t, g.ircAddr())
+		c.Send("NICK plain")
+		c.Send("USER plain 0 * :no login")
+		c.Expect(t, irc.RPL_WELCOME)
+		greeting := []string{serviceSays(t, c, "not logged in to Matrix yet").Trailing()}
+		for {
+			m := c.ExpectMatch(t, isCmd("NOTICE"), "the greeting")
+			greeting = append(greeting, m.Trailing())
+			if strings.Contains(m.Trailing(), "this connection closes in") {
+				break
+			}
+		}
+		if strings.Contains(strings.Join(greeting, "\n"), "LOGIN") {
+			t.Errorf("the greeting offers LOGIN, which Dendrite cannot do:\n%s", strings.Join(greeting, "\n"))
+		}
+		c.Send("PRIVMSG mxircd :LOGIN")
+		serviceSays(t, c, "offers no login in a web browser; log in with /msg mxircd IDENTIFY")
+
+		_, _, b := standinGateway(t, "sqlite", oauthstandin.Options{NoOAuth: true, SSO: true}, nil)
+		c2 := dialNoLogin(t, b.addr(), "nohttp")
+		c2.Send("PRIVMSG mxircd :LOGIN")
+		serviceSays(t, c2, "which its operator has not set")
+	})
+}
