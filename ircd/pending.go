@@ -16,8 +16,8 @@ import (
 // service nick with how to log in, and may use only the service nick and
 // NickServ (to log in), PING, PONG, QUIT, CAP and SASL, until it logs in
 // or Config.LoginPendingTimeout ends it. Logging in (IDENTIFY, LOGIN in a
-// web browser, or SASL on the same connection) attaches it to its Matrix session, which sends
-// the connect burst. Until then there is no Handler: the service's login
+// web browser, or SASL on the same connection) attaches it to its Matrix
+// session, which sends the connect burst. Until then there is no Handler: the service's login
 // commands are answered here, knowing nothing of Matrix.
 
 // pendingAllowed lists the commands a login-pending connection may use,
