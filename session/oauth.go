@@ -46,6 +46,10 @@ type grantRotator struct {
 	user   string
 	active atomic.Bool
 
+	// refusedSince is when the homeserver first refused the session's
+	// token or grant while a browser login was under way. Sync loop.
+	refusedSince time.Time
+
 	mu       sync.Mutex // guards the fields below
 	clientID string
 	current  string // the refresh token last stored
@@ -142,23 +146,72 @@ func (s *Session) adoptGrant(g *store.OAuthGrant, accessToken string) {
 // the grant is over (it is then forgotten), and another error when the
 // renewal failed for now and may be tried again. Sync loop goroutine.
 func (s *Session) renewToken() error {
+	if s.grant.active.Load() {
+		// A buffer longer than any token lives makes mautrix refresh now.
+		err := s.cli.OAuthRefreshToken(s.ctx, 2*noExpiry)
+		if err == nil {
+			s.grant.refusedSince = time.Time{}
+			return nil
+		}
+		var he mautrix.HTTPError
+		over := errors.As(err, &he) && he.RespError != nil && he.RespError.ErrCode == "invalid_grant" ||
+			errors.Is(err, mautrix.ErrNoRefreshToken) || errors.Is(err, mautrix.ErrClientIDNotSet)
+		if !over {
+			return err
+		}
+	}
+	// A LOGIN of this account may have replaced the grant (or the token)
+	// just now: the homeserver then ends the old one as the new one
+	// comes, before the new one reaches the session.
+	if s.adoptStoredGrant() {
+		return nil
+	}
+	if s.mgr.BrowserLoginsWaiting() > 0 {
+		if s.grant.refusedSince.IsZero() {
+			s.grant.refusedSince = time.Now()
+		}
+		if time.Since(s.grant.refusedSince) < browserLoginRace {
+			return errors.New("the access token was refused while a browser login is under way; asking again")
+		}
+	}
+	s.grant.refusedSince = time.Time{}
 	if !s.grant.active.Load() {
 		return errGrantRevoked
 	}
-	// A buffer longer than any token lives makes mautrix refresh now.
-	err := s.cli.OAuthRefreshToken(s.ctx, 2*noExpiry)
-	if err == nil {
-		return nil
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if ferr := s.mgr.store.DeleteOAuthGrant(ctx, s.user.String()); ferr != nil {
+		s.log.Error("could not forget the revoked OAuth grant", "err", ferr)
 	}
-	var he mautrix.HTTPError
-	if errors.As(err, &he) && he.RespError != nil && he.RespError.ErrCode == "invalid_grant" ||
-		errors.Is(err, mautrix.ErrNoRefreshToken) || errors.Is(err, mautrix.ErrClientIDNotSet) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if ferr := s.mgr.store.DeleteOAuthGrant(ctx, s.user.String()); ferr != nil {
-			s.log.Error("could not forget the revoked OAuth grant", "err", ferr)
-		}
-		return fmt.Errorf("%w: %w", errGrantRevoked, err)
+	return errGrantRevoked
+}
+
+// browserLoginRace is how long a session whose token or grant the
+// homeserver refuses keeps asking while a browser login is under way,
+// which may be storing a new grant for its device.
+const browserLoginRace = 30 * time.Second
+
+// adoptStoredGrant takes a grant the store has that the session does not
+// use yet (a browser login stored it), and says whether it did. Sync loop.
+func (s *Session) adoptStoredGrant() bool {
+	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+	defer cancel()
+	g, err := s.mgr.store.OAuthGrant(ctx, s.user.String())
+	if err != nil {
+		return false
 	}
-	return err
+	s.grant.mu.Lock()
+	current := s.grant.current
+	s.grant.mu.Unlock()
+	if s.grant.active.Load() && g.RefreshToken == current {
+		return false
+	}
+	acct, err := s.mgr.store.Account(ctx, s.user.String())
+	if err != nil || acct.AccessToken == "" {
+		return false
+	}
+	s.adoptGrant(g, acct.AccessToken)
+	s.grant.refusedSince = time.Time{}
+	s.log.Info("took the OAuth grant a new login stored")
+	return true
 }
