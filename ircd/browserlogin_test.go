@@ -30,13 +30,19 @@ func browserBackend(t *testing.T, ignoreCtx bool) (*testBackend, chan browserRes
 			Lines:   []string{"Open https://login.example/verify?code=ABCD to log in.", "The code works for 10 minutes."},
 			Expires: time.Now().Add(10 * time.Minute),
 			Wait: func() (Handler, error) {
-				if ignoreCtx {
-					r := <-results
+				// The handler answers on this connection, as a session's does.
+				bind := func(r browserResult) (Handler, error) {
+					if th, ok := r.h.(*testHandler); ok && th.conn == nil {
+						th.conn = c
+					}
 					return r.h, r.err
+				}
+				if ignoreCtx {
+					return bind(<-results)
 				}
 				select {
 				case r := <-results:
-					return r.h, r.err
+					return bind(r)
 				case <-ctx.Done():
 					return nil, ctx.Err()
 				}
