@@ -83,6 +83,7 @@ func defaultISupport(cfg *Config) *ISupport {
 	is.Add("NICKLEN", strconv.Itoa(NickLen))
 	is.Add("PREFIX", "(ov)@+")
 	is.Add("SAFELIST", "")
+	is.Add("SILENCE", strconv.Itoa(mapping.SilenceLimit))
 	is.Add("TARGMAX", "JOIN:,PART:,PRIVMSG:1,NOTICE:1,NAMES:1,WHOIS:1")
 	is.Add("UTF8ONLY", "")
 	is.Add("WHOX", "")

@@ -134,6 +134,7 @@ func TestDefaultISupport(t *testing.T) {
 		"NETWORK":     "TestNet",
 		"UTF8ONLY":    "",
 		"LINELEN":     "512",
+		"SILENCE":     "1000",
 	}
 	for name, value := range want {
 		if got, ok := have[name]; !ok || got != value {

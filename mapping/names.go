@@ -191,6 +191,10 @@ func MaskUser(mask string) (user id.UserID, nick string) {
 	return "", ""
 }
 
+// SilenceLimit is the most users an account's SILENCE list (its Matrix
+// ignore list) may hold through IRC (ISUPPORT SILENCE).
+const SilenceLimit = 1000
+
 func validUserID(u id.UserID) bool {
 	local, server, err := u.Parse()
 	return err == nil && local != "" && server != "" && !strings.ContainsAny(string(u), " \x00")

@@ -90,6 +90,7 @@ func init() {
 		"SETNAME": {minParams: 1, run: (*Session).cmdSetname},
 		"MONITOR": {minParams: 1, run: (*Session).cmdMonitor},
 		"REDACT":  {minParams: 2, run: (*Session).cmdRedact},
+		"SILENCE": {run: (*Session).cmdSilence},
 		// Bouncer commands: history, read markers, always-on.
 		"CHATHISTORY": {minParams: 1, run: (*Session).cmdChathistory},
 		"MARKREAD":    {minParams: 1, run: (*Session).cmdMarkread},

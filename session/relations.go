@@ -79,6 +79,9 @@ func (s *Session) quoteOf(a *Attachment, r *room, eventID id.EventID, possessive
 // clients to picks: reactions, deletions, stickers, and one clear line for
 // what IRC cannot show.
 func (s *Session) showOther(r *room, ev *event.Event, to audience) {
+	if s.isIgnored(ev.Sender) {
+		return
+	}
 	// Reactions and deletions a client sent come back like its messages.
 	switch ev.Type {
 	case event.EventReaction:

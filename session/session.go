@@ -150,6 +150,7 @@ type Session struct {
 	direct        map[id.RoomID]id.UserID // m.direct: DM rooms and their peer
 	dmFutures     map[id.UserID]*dmFuture // DM rooms being created
 	presence      map[id.UserID]presence  // last known presence of users
+	ignored       map[id.UserID]bool      // m.ignored_user_list (ignore.go)
 
 	// Lurkers (lurk.go): read-only clients, not in clients, each reading
 	// the channels it joined. Made with the first lurker.
@@ -668,7 +669,7 @@ func (s *Session) runJob(j job, timeout time.Duration) {
 // same range again with a longer timeline, so no message is lost between
 // two syncs.
 const (
-	syncFilterCommon = `{"presence":{"types":["m.presence"]},"account_data":{"types":["m.direct"]},` +
+	syncFilterCommon = `{"presence":{"types":["m.presence"]},"account_data":{"types":["m.direct","m.ignored_user_list"]},` +
 		`"room":{"ephemeral":{"types":["m.typing","m.receipt"]},"account_data":{"types":["m.fully_read"]},"timeline":{"limit":`
 	initialSyncFilter = syncFilterCommon + `10}}}`
 	// maxGapEvents bounds how far back one gap is filled.
@@ -763,6 +764,7 @@ func (s *Session) syncLoop() {
 			s.fillGaps(resp, since, tr)
 			if first {
 				s.addDirect(resp)
+				s.addIgnoredList(resp)
 			}
 		}
 		s.mgr.encrypted.markFrom(resp)

@@ -18,6 +18,7 @@ import (
 func (s *Session) applySync(resp *mautrix.RespSync, initial bool, seqs map[id.EventID]int64) {
 	// Account data first: m.direct decides whether new rooms are queries.
 	s.applyDirect(resp.AccountData.Events)
+	s.applyIgnored(resp.AccountData.Events)
 	s.applyPresence(resp.Presence.Events)
 	for _, roomID := range sortedRoomIDs(resp.Rooms.Join) {
 		s.applyJoinedRoom(roomID, resp.Rooms.Join[roomID], initial, seqs)
@@ -220,6 +221,9 @@ func (s *Session) showMessage(r *room, ev *event.Event) {
 // back through sync: the client that typed it already has it, the
 // account's other clients see it from the user's own nick.
 func (s *Session) showMessageTo(r *room, ev *event.Event, to audience) (ok bool) {
+	if s.isIgnored(ev.Sender) {
+		return false
+	}
 	if !parseContent(ev) {
 		s.log.Debug("unparseable message", "event", ev.ID)
 		return false
@@ -442,7 +446,7 @@ func (s *Session) applyInvite(roomID id.RoomID, invited *mautrix.SyncInvitedRoom
 			}
 		}
 	}
-	if in.inviter == "" {
+	if in.inviter == "" || s.isIgnored(in.inviter) {
 		return
 	}
 	in.channel = mapping.ChannelName(roomID, alias)

@@ -146,7 +146,7 @@ func (s *Session) showTyping(r *room, ev *event.Event) {
 	}
 	now := map[id.UserID]bool{}
 	for _, user := range ev.Content.AsTyping().UserIDs {
-		if user != s.user {
+		if user != s.user && !s.isIgnored(user) {
 			now[user] = true
 		}
 	}
