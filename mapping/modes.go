@@ -43,13 +43,17 @@ func memberPrefixes(pl *event.PowerLevelsEventContent, user id.UserID, op int, a
 
 // ChannelModes renders a room's state as IRC channel modes:
 // +n always (only members can send), +t when setting the topic needs more
-// than the default level, +i for invite-only rooms, +m when speaking needs
-// more than the default level.
+// than the default level, +i for invite-only rooms (and +K too when anyone
+// may knock, the Matrix join rule "knock"), +m when speaking needs more
+// than the default level.
 func ChannelModes(pl *event.PowerLevelsEventContent, joinRule event.JoinRule) string {
 	var b strings.Builder
 	b.WriteByte('+')
 	if joinRule == event.JoinRuleInvite || joinRule == event.JoinRuleKnock {
 		b.WriteByte('i')
+	}
+	if joinRule == event.JoinRuleKnock {
+		b.WriteByte('K')
 	}
 	if pl != nil && pl.GetEventLevel(event.EventMessage) > pl.UsersDefault {
 		b.WriteByte('m')

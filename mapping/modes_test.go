@@ -99,7 +99,7 @@ func TestChannelModes(t *testing.T) {
 		{"public, default levels", defaultPL(), event.JoinRulePublic, "+nt"},
 		{"no join rule, default levels", defaultPL(), "", "+nt"},
 		{"invite", defaultPL(), event.JoinRuleInvite, "+int"},
-		{"knock", defaultPL(), event.JoinRuleKnock, "+int"},
+		{"knock", defaultPL(), event.JoinRuleKnock, "+iKnt"},
 		{"nil power levels", nil, event.JoinRulePublic, "+nt"},
 		{"nil power levels, invite", nil, event.JoinRuleInvite, "+int"},
 		{"empty power levels", &event.PowerLevelsEventContent{}, event.JoinRulePublic, "+nt"}, // state_default is 50 when absent

@@ -84,6 +84,7 @@ func init() {
 		"MODE":    {minParams: 1, run: (*Session).cmdMode},
 		"KICK":    {minParams: 2, run: (*Session).cmdKick},
 		"INVITE":  {minParams: 2, run: (*Session).cmdInvite},
+		"KNOCK":   {minParams: 1, run: (*Session).cmdKnock},
 		"LIST":    {run: (*Session).cmdList},
 		"TAGMSG":  {minParams: 1, run: (*Session).cmdTagmsg},
 		"AWAY":    {run: (*Session).cmdAway},

@@ -17,8 +17,8 @@ import (
 )
 
 // cmdMode answers a channel mode query or changes modes: o and v become the
-// user's power level, m and t the levels for messages and topics, i the
-// join rule, b bans. The homeserver decides; a refusal is 482.
+// user's power level, m and t the levels for messages and topics, i and K
+// the join rule (invite, knock), b bans. The homeserver decides; a refusal is 482.
 func (s *Session) cmdMode(a *Attachment, out output, m *irc.Message) error {
 	r := s.roomByChannel(m.Params[0])
 	if r == nil {
@@ -77,8 +77,17 @@ func (s *Session) cmdMode(a *Attachment, out output, m *irc.Message) error {
 		case 'm', 't':
 			powerChanged = power.ApplyMode(ch, "", s.opLevel()) || powerChanged
 		case 'i':
-			joinRule = event.JoinRulePublic
+			switch {
+			case !ch.Add:
+				joinRule = event.JoinRulePublic
+			case joinRule != event.JoinRuleKnock:
+				joinRule = event.JoinRuleInvite
+			}
+		case 'K':
+			// Knocking: invite-only, but anyone may ask (KNOCK).
 			if ch.Add {
+				joinRule = event.JoinRuleKnock
+			} else if joinRule == event.JoinRuleKnock {
 				joinRule = event.JoinRuleInvite
 			}
 		}
@@ -155,13 +164,13 @@ func (s *Session) cmdKick(a *Attachment, out output, m *irc.Message) error {
 		case !ok:
 			s.reply(a, out, "KICK", ircreply.Numeric(irc.ERR_NOSUCHNICK, nick, "No such nick/channel"))
 			continue
-		case !r.joined(user):
+		case !r.joined(user) && !r.knocking(user):
 			s.reply(a, out, "KICK", ircreply.Numeric(irc.ERR_USERNOTINCHANNEL, nick, r.channel, "They aren't on that channel"))
 			continue
 		}
-		roomID, channel := r.id, r.channel
+		roomID, channel, knocking := r.id, r.channel, r.knocking(user)
 		s.roomRequest(a, out, "KICK", roomID, func(ctx context.Context) func() {
-			_, err := s.cli.KickUser(ctx, roomID, &mautrix.ReqKickUser{UserID: user, Reason: reason})
+			err := s.kick(ctx, roomID, user, reason, knocking)
 			return func() {
 				if err != nil {
 					s.reply(a, out, "KICK", s.refusal(channel, "kick", err))
@@ -225,7 +234,7 @@ func (s *Session) showModeChange(r *room, sender id.UserID, oldPower *event.Powe
 		}
 	}
 	before, after := mapping.ChannelModes(oldPower, oldJoinRule), mapping.ChannelModes(r.power, r.joinRule)
-	for _, c := range []byte("imnt") {
+	for _, c := range []byte("iKmnt") {
 		had, has := strings.IndexByte(before, c) >= 0, strings.IndexByte(after, c) >= 0
 		if had != has {
 			changes = append(changes, mapping.ModeChange{Add: has, Mode: c})

@@ -278,6 +278,9 @@ func (s *Session) showMembership(r *room, ev *event.Event, prev event.Membership
 	if user == s.user {
 		return
 	}
+	if c.Membership == event.MembershipKnock && prev != event.MembershipKnock {
+		s.showKnock(r, user, c.Reason)
+	}
 	if c.Membership == event.MembershipInvite && prev != event.MembershipInvite {
 		s.broadcast(live, func(a *Attachment, out output) {
 			if a.client.HasCap("invite-notify") {
