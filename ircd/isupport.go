@@ -13,7 +13,7 @@ import (
 const (
 	ChanTypes    = "#!"
 	UserModes    = "i"
-	ChannelModes = "biKmntov"
+	ChannelModes = "biKmnpstov"
 	NickLen      = 64
 )
 
@@ -71,7 +71,7 @@ func (is *ISupport) lines() [][]string {
 func defaultISupport(cfg *Config) *ISupport {
 	is := &ISupport{}
 	is.Add("CASEMAPPING", "ascii")
-	is.Add("CHANMODES", "b,,,iKmnt")
+	is.Add("CHANMODES", "b,,,iKmnpst")
 	is.Add("CHANTYPES", ChanTypes)
 	is.Add("CHATHISTORY", strconv.Itoa(mapping.MaxHistoryLimit))
 	// Only these client tags mean something in Matrix; others are dropped.

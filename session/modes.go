@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"strconv"
 	"strings"
 
 	"gopkg.in/irc.v4"
@@ -25,10 +24,7 @@ func (s *Session) cmdMode(a *Attachment, out output, m *irc.Message) error {
 		return ircreply.Numeric(irc.ERR_NOSUCHCHANNEL, m.Params[0], "No such channel")
 	}
 	if len(m.Params) == 1 {
-		out.SendNumeric(irc.RPL_CHANNELMODEIS, r.channel, mapping.ChannelModes(r.power, r.joinRule))
-		if r.created > 0 {
-			out.SendNumeric(rplChannelCreate, r.channel, strconv.FormatInt(r.created/1000, 10))
-		}
+		s.sendChannelModes(a, out, r)
 		return nil
 	}
 	changes, unknown := mapping.ParseModeChanges(m.Params[1], m.Params[2:])
@@ -83,6 +79,9 @@ func (s *Session) cmdMode(a *Attachment, out output, m *irc.Message) error {
 			case joinRule != event.JoinRuleKnock:
 				joinRule = event.JoinRuleInvite
 			}
+		case 's', 'p':
+			// Secret and private both mean: not in the room directory.
+			s.setDirectoryVisibility(a, out, r, ch.Add)
 		case 'K':
 			// Knocking: invite-only, but anyone may ask (KNOCK).
 			if ch.Add {

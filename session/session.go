@@ -151,6 +151,7 @@ type Session struct {
 	dmFutures     map[id.UserID]*dmFuture // DM rooms being created
 	presence      map[id.UserID]presence  // last known presence of users
 	ignored       map[id.UserID]bool      // m.ignored_user_list (ignore.go)
+	dir           directoryState          // rooms' directory visibility (directory.go)
 
 	// Lurkers (lurk.go): read-only clients, not in clients, each reading
 	// the channels it joined. Made with the first lurker.

@@ -28,7 +28,7 @@ func TestKnock(t *testing.T) {
 			t.Errorf("join rule after +K: %s", jr)
 		}
 		c.Send("MODE %s", channel)
-		c.ExpectMatch(t, isCmd(irc.RPL_CHANNELMODEIS, "alice", channel, "+iKnt"), "324 +iKnt")
+		c.ExpectMatch(t, isCmd(irc.RPL_CHANNELMODEIS, "alice", channel, "+iKnst"), "324 +iKnst (not in the directory)")
 		c.Send("MODE %s -K", channel)
 		expectMode(t, c, channel, "-K")
 		if jr := joinRule(t, bob, room); jr != event.JoinRuleInvite {

@@ -14,7 +14,6 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/mxircd/mxircd/internal/testenv"
-	"github.com/mxircd/mxircd/mapping"
 )
 
 func ctxFor(t *testing.T) context.Context {
@@ -535,7 +534,8 @@ func TestLookups(t *testing.T) {
 
 	c.Send("MODE %s", channel)
 	m := c.Expect(t, irc.RPL_CHANNELMODEIS)
-	if m.Param(2) != mapping.ChannelModes(nil, event.JoinRulePublic) {
+	// +s: createRoom does not publish the room in the directory.
+	if m.Param(2) != "+nst" {
 		t.Errorf("MODE = %s", m)
 	}
 	c.Send("MODE %s b", channel)

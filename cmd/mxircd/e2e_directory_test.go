@@ -1,0 +1,70 @@
+package main
+
+import (
+	"testing"
+
+	"gopkg.in/irc.v4"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/mxircd/mxircd/internal/testenv"
+)
+
+func directoryVisibility(t *testing.T, acct *testenv.Account, room id.RoomID) mautrix.RoomDirectoryVisibility {
+	t.Helper()
+	vis, err := acct.Client.GetRoomDirectoryVisibility(ctxFor(t), room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vis
+}
+
+// Directory visibility (issue 18): a room not in the room directory is
+// +s; MODE -s publishes it and +s (or +p) takes it out; a change made in
+// Matrix shows at the next MODE query, to every client.
+func TestDirectoryVisibility(t *testing.T) {
+	forEachStore(t, func(t *testing.T, hs *testenv.Homeserver, g *gateway) {
+		alice, bob, room, channel := twoInARoom(t, hs, "dirvis")
+		c := connect(t, g, "alice", alice)
+		c.ExpectMatch(t, isCmd(irc.RPL_ENDOFNAMES, "alice", channel), "burst")
+		waitNames(t, c, channel, bob.Localpart)
+		c.Send("MODE %s", channel)
+		c.ExpectMatch(t, isCmd(irc.RPL_CHANNELMODEIS, "alice", channel, "+nst"), "324 +nst for a room not in the directory")
+
+		c.Send("MODE %s -s", channel)
+		expectMode(t, c, channel, "-s")
+		if vis := directoryVisibility(t, bob, room); vis != mautrix.RoomDirectoryVisibilityPublic {
+			t.Errorf("after -s the room's directory visibility is %q", vis)
+		}
+		c.Send("MODE %s", channel)
+		c.ExpectMatch(t, isCmd(irc.RPL_CHANNELMODEIS, "alice", channel, "+nt"), "324 +nt once published")
+		c.Send("MODE %s +p", channel)
+		expectMode(t, c, channel, "+s")
+		if vis := directoryVisibility(t, bob, room); vis != mautrix.RoomDirectoryVisibilityPrivate {
+			t.Errorf("after +p the room's directory visibility is %q", vis)
+		}
+
+		// Element publishes it: the next MODE query sees it, and the
+		// account's other client is told.
+		c2 := connect(t, g, "alice2", alice)
+		c2.ExpectMatch(t, isCmd(irc.RPL_ENDOFNAMES, "alice2", channel), "second client's burst")
+		if err := alice.Client.PublishRoomToDirectory(ctxFor(t), room, mautrix.RoomDirectoryVisibilityPublic); err != nil {
+			t.Fatal(err)
+		}
+		c.Send("MODE %s", channel)
+		c.ExpectMatch(t, isCmd(irc.RPL_CHANNELMODEIS, "alice", channel, "+nt"), "324 +nt after Element published it")
+		m := c2.ExpectMatch(t, isCmd("MODE", channel, "-s"), "MODE -s on the other client")
+		if m.Prefix.Name != "mxircd" {
+			t.Errorf("the change found by a query comes from %s, want the server", m.Prefix)
+		}
+
+		// bob may not change the directory.
+		cb := connect(t, g, "bob", bob)
+		cb.ExpectMatch(t, isCmd(irc.RPL_ENDOFNAMES, "bob", channel), "bob's burst")
+		cb.Send("MODE %s +s", channel)
+		cb.ExpectMatch(t, isCmd(irc.ERR_CHANOPRIVSNEEDED, "bob", channel), "482 for bob's +s")
+		if vis := directoryVisibility(t, alice, room); vis != mautrix.RoomDirectoryVisibilityPublic {
+			t.Errorf("bob's refused +s left the visibility %q", vis)
+		}
+	})
+}
