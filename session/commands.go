@@ -171,7 +171,13 @@ func (s *Session) cmdJoin(a *Attachment, out output, m *irc.Message) error {
 			continue
 		}
 		target, ok := mapping.ParseChannel(name, s.user.Homeserver())
-		if in := s.inviteByChannel(name); in != nil {
+		if in := s.inviteByChannel(name); in != nil && in.direct {
+			// A direct chat someone invited the account to: its messages
+			// come as a query, and it goes into m.direct.
+			delete(s.invites, in.roomID)
+			s.acceptDirectInvite(in)
+			continue
+		} else if in != nil {
 			// Accepting an invitation: join by ID, through the inviter's server.
 			target, ok = mapping.RoomTarget{RoomID: in.roomID, Server: in.inviter.Homeserver()}, true
 		}

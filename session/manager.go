@@ -45,6 +45,9 @@ type Config struct {
 	// OpLevel is the power level shown as channel operator (@); 0 means
 	// mapping.OpLevel.
 	OpLevel int
+	// AcceptDMInvites says which direct chat invitations are accepted
+	// without asking: AcceptDMInvitesKnown ("" too), All or None.
+	AcceptDMInvites string
 	// ShortAliases shows aliases on the user's own server without
 	// ":server", for deployments where everyone shares one homeserver,
 	// and accounts on ServerName by their localpart (accountName).

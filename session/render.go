@@ -63,9 +63,7 @@ func (s *Session) sendConnectBurst(a *Attachment, out output) {
 	for _, r := range rooms {
 		s.sendChannelBurst(a, out, r)
 	}
-	for _, in := range s.invites {
-		s.sendInvite(a, out, in)
-	}
+	s.sendPendingInvites(a, out)
 	s.clients[a] = true
 }
 

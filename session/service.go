@@ -57,6 +57,8 @@ func init() {
 		{name: "IDENTIFY", usage: "IDENTIFY <account> <password>", help: "logs a connection in that is not logged in yet (for clients without SASL)", run: (*Session).serviceIdentify},
 		{name: "LOGIN", usage: "LOGIN [<Matrix ID or server>]", help: "logs a connection in that is not logged in yet, in your web browser (OAuth 2.0 device login or SSO)", run: (*Session).serviceIdentify},
 		{name: "CONFIRM", usage: "CONFIRM", help: "says the emoji of a verification are the same as on your other device", run: (*Session).serviceConfirm},
+		{name: "INVITES", usage: "INVITES", help: "lists the invitations waiting for an answer (JOIN accepts one)", run: (*Session).serviceInvites},
+		{name: "DECLINE", usage: "DECLINE <channel or sender> [IGNORE]", help: "refuses an invitation, or every invitation from one sender (nick or Matrix ID); IGNORE also adds who sent them to your ignore list (SILENCE)", run: (*Session).serviceDecline},
 		{name: "CANCEL", usage: "CANCEL", help: "ends a verification under way (or refuses a request), e.g. when the emoji differ", run: (*Session).serviceCancel},
 	} {
 		serviceCommands[c.name] = c

@@ -26,9 +26,10 @@ func (s *Session) applySync(resp *mautrix.RespSync, initial bool, seqs map[id.Ev
 	for _, roomID := range sortedRoomIDs(resp.Rooms.Leave) {
 		s.applyLeftRoom(roomID, resp.Rooms.Leave[roomID])
 	}
-	for roomID, invited := range resp.Rooms.Invite {
-		s.applyInvite(roomID, invited)
+	for _, roomID := range sortedRoomIDs(resp.Rooms.Invite) {
+		s.applyInvite(roomID, resp.Rooms.Invite[roomID])
 	}
+	s.summariseInvites()
 	s.applyReadMarkers(resp)
 	var newest int64
 	for _, seq := range seqs {
@@ -453,12 +454,12 @@ func (s *Session) applyInvite(roomID id.RoomID, invited *mautrix.SyncInvitedRoom
 		return
 	}
 	in.channel = mapping.ChannelName(roomID, alias)
-	if in.direct {
+	if in.direct && s.acceptsDMInviteFrom(in.inviter, roomID) {
 		s.acceptDirectInvite(in)
 		return
 	}
 	s.invites[roomID] = in
-	s.broadcast(attached, func(a *Attachment, out output) { s.sendInvite(a, out, in) })
+	s.showInvite(in)
 }
 
 // inviteByChannel finds a pending invite by the channel name a client typed.

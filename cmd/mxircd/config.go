@@ -129,6 +129,7 @@ type MatrixConfig struct {
 	DeviceName         string   `toml:"device_name"`
 	ShortAliases       bool     `toml:"short_aliases"`
 	OpLevel            int      `toml:"op_level"`
+	AcceptDMInvites    string   `toml:"accept_dm_invites"`
 	SyncTimeout        Duration `toml:"sync_timeout"`
 	RoomCreateBurst    int      `toml:"room_create_burst"`
 	RoomCreateInterval Duration `toml:"room_create_interval"`
@@ -193,6 +194,7 @@ func defaultConfig() Config {
 		Matrix: MatrixConfig{
 			DeviceName:         "mxircd",
 			OpLevel:            50,
+			AcceptDMInvites:    session.AcceptDMInvitesKnown,
 			SyncTimeout:        Duration{30 * time.Second},
 			RoomCreateBurst:    5,
 			RoomCreateInterval: Duration{time.Minute},
@@ -326,6 +328,11 @@ func (cfg *Config) validate() error {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("matrix.homeserver %q: must be an http(s) URL", hs)
 		}
+	}
+	switch cfg.Matrix.AcceptDMInvites {
+	case session.AcceptDMInvitesKnown, session.AcceptDMInvitesAll, session.AcceptDMInvitesNone:
+	default:
+		return fmt.Errorf("matrix.accept_dm_invites %q: must be \"known\", \"all\" or \"none\"", cfg.Matrix.AcceptDMInvites)
 	}
 	if cfg.Matrix.OpLevel < 1 {
 		return fmt.Errorf("matrix.op_level %d: must be at least 1", cfg.Matrix.OpLevel)

@@ -15,8 +15,12 @@ import (
 // to the user, with its first message; PRIVMSG to a nick or Matrix ID
 // answers in, or creates, the DM room, recorded in m.direct.
 func TestDirectMessages(t *testing.T) {
-	// carol reads with a client that does not decrypt.
-	unencryptedDMs := func(c *Config) { c.Encryption.EncryptNewDMs = false }
+	// carol reads with a client that does not decrypt. bob shares no room
+	// with alice, so his DM invitation is accepted only with "all".
+	unencryptedDMs := func(c *Config) {
+		c.Encryption.EncryptNewDMs = false
+		c.Matrix.AcceptDMInvites = "all"
+	}
 	forEachStoreWith(t, unencryptedDMs, func(t *testing.T, hs *testenv.Homeserver, b *bouncer) {
 		g := b.g
 		alice, bob, carol := hs.Register(t, "alice"), hs.Register(t, "bob"), hs.Register(t, "carol")

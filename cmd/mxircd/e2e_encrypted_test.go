@@ -154,7 +154,9 @@ func TestNoPlaintextIntoEncryptedRoom(t *testing.T) {
 // DM made by PRIVMSG is unencrypted, and the user is told so before
 // anything else of it.
 func TestDirectMessagesAndEncryption(t *testing.T) {
-	forEachStoreWith(t, encryptionOff, func(t *testing.T, hs *testenv.Homeserver, b *bouncer) {
+	// bob shares no room with alice: his DM invitation is accepted with "all".
+	acceptAll := func(c *Config) { encryptionOff(c); c.Matrix.AcceptDMInvites = "all" }
+	forEachStoreWith(t, acceptAll, func(t *testing.T, hs *testenv.Homeserver, b *bouncer) {
 		g := b.g
 		alice, bob, carol := hs.Register(t, "alice"), hs.Register(t, "bob"), hs.Register(t, "carol")
 		c := connectWithCaps(t, g, "alice", alice, "standard-replies")

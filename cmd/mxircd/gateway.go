@@ -106,14 +106,15 @@ func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway
 		mediaLink = proxy.Link
 	}
 	g.sessions = session.NewManager(session.Config{
-		Homeserver:   cfg.Matrix.Homeserver,
-		ServerName:   cfg.Matrix.ServerName,
-		DeviceName:   cfg.Matrix.DeviceName,
-		SyncTimeout:  cfg.Matrix.SyncTimeout.Duration,
-		ShortAliases: cfg.Matrix.ShortAliases,
-		OpLevel:      cfg.Matrix.OpLevel,
-		Logger:       log,
-		MediaLink:    mediaLink,
+		Homeserver:      cfg.Matrix.Homeserver,
+		ServerName:      cfg.Matrix.ServerName,
+		DeviceName:      cfg.Matrix.DeviceName,
+		SyncTimeout:     cfg.Matrix.SyncTimeout.Duration,
+		ShortAliases:    cfg.Matrix.ShortAliases,
+		OpLevel:         cfg.Matrix.OpLevel,
+		AcceptDMInvites: cfg.Matrix.AcceptDMInvites,
+		Logger:          log,
+		MediaLink:       mediaLink,
 		// Homeserver latency and errors by endpoint, for /metrics.
 		WrapTransport: g.metrics.Transport,
 
