@@ -153,6 +153,7 @@ type Session struct {
 	ignored       map[id.UserID]bool      // m.ignored_user_list (ignore.go)
 	dir           directoryState          // rooms' directory visibility (directory.go)
 	inviteFlood   map[id.UserID]int       // invitations held back in this sync, by sender (invites.go)
+	upgrades      upgradeState            // replaced rooms (upgrades.go)
 
 	// Lurkers (lurk.go): read-only clients, not in clients, each reading
 	// the channels it joined. Made with the first lurker.

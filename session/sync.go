@@ -20,12 +20,14 @@ func (s *Session) applySync(resp *mautrix.RespSync, initial bool, seqs map[id.Ev
 	s.applyDirect(resp.AccountData.Events)
 	s.applyIgnored(resp.AccountData.Events)
 	s.applyPresence(resp.Presence.Events)
+	s.noteUpgrades(resp)
 	for _, roomID := range sortedRoomIDs(resp.Rooms.Join) {
 		s.applyJoinedRoom(roomID, resp.Rooms.Join[roomID], initial, seqs)
 	}
 	for _, roomID := range sortedRoomIDs(resp.Rooms.Leave) {
 		s.applyLeftRoom(roomID, resp.Rooms.Leave[roomID])
 	}
+	s.followPendingUpgrades()
 	for _, roomID := range sortedRoomIDs(resp.Rooms.Invite) {
 		s.applyInvite(roomID, resp.Rooms.Invite[roomID])
 	}
@@ -67,6 +69,9 @@ func (s *Session) applySync(resp *mautrix.RespSync, initial bool, seqs map[id.Ev
 }
 
 func (s *Session) applyJoinedRoom(roomID id.RoomID, joined *mautrix.SyncJoinedRoom, initial bool, seqs map[id.EventID]int64) {
+	if s.hiddenAsReplaced(roomID) {
+		return // upgraded: its successor is the channel
+	}
 	r, known := s.rooms[roomID]
 	delete(s.invites, roomID)
 	if !known {
@@ -120,7 +125,7 @@ func (s *Session) applyJoinedRoom(roomID id.RoomID, joined *mautrix.SyncJoinedRo
 	if known {
 		return
 	}
-	if r.alias == "" && s.joinNames[roomID] == "" && s.direct[roomID] == "" && s.joinsInFlight > 0 {
+	if r.alias == "" && s.joinNames[roomID] == "" && s.direct[roomID] == "" && s.joinsInFlight > 0 || s.awaitsUpgrade(roomID) {
 		s.deferred[roomID] = r
 		return
 	}
@@ -194,7 +199,13 @@ func (s *Session) applyTimelineEvent(r *room, ev *event.Event) {
 		case event.StatePowerLevels, event.StateJoinRules:
 			s.showModeChange(r, ev.Sender, oldPower, oldJoinRule)
 		case event.StateCanonicalAlias, event.StateRoomName:
-			s.renameIfNeeded(r)
+			if !s.isReplaced(r.id) {
+				s.renameIfNeeded(r) // an upgrade takes the alias away: no rename then
+			}
+		case event.StateTombstone:
+			if t, ok := tombstoneOf(ev); ok {
+				s.followUpgrade(r, t)
+			}
 		}
 		if ev.Type == event.StateJoinRules || ev.Type == event.StateHistoryVisibility {
 			s.lurkRecheck(r)
