@@ -76,6 +76,8 @@ func defaultISupport(cfg *Config) *ISupport {
 	is.Add("CHATHISTORY", strconv.Itoa(mapping.MaxHistoryLimit))
 	// Only these client tags mean something in Matrix; others are dropped.
 	is.Add("CLIENTTAGDENY", "*,-draft/reply,-draft/react,-typing")
+	// ELIST=S: LIST >#space lists a Matrix space's rooms (session/spaces.go).
+	is.Add("ELIST", "S")
 	is.Add("LINELEN", strconv.Itoa(MaxLineBytes))
 	is.Add("MONITOR", "100")
 	is.Add("MSGREFTYPES", "msgid,timestamp")

@@ -135,6 +135,7 @@ func TestDefaultISupport(t *testing.T) {
 		"UTF8ONLY":    "",
 		"LINELEN":     "512",
 		"SILENCE":     "1000",
+		"ELIST":       "S",
 	}
 	for name, value := range want {
 		if got, ok := have[name]; !ok || got != value {

@@ -24,6 +24,9 @@ const maxDirectoryRooms = 1000
 // request worker, so neither the connection nor the client's sends wait.
 // "LIST *term*" or "LIST term" searches the directory.
 func (s *Session) cmdList(a *Attachment, out output, m *irc.Message) error {
+	if arg := m.Param(0); len(arg) > 1 && arg[0] == '>' && (arg[1] == '#' || arg[1] == '!') {
+		return s.listSpace(a, out, arg[1:]) // spaces.go; >N would be ELIST's user count
+	}
 	term := strings.Trim(m.Param(0), "*")
 	if strings.ContainsAny(term, ",<>=") {
 		term = "" // ELIST conditions are not supported: list everything
