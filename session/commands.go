@@ -324,6 +324,9 @@ func (s *Session) cmdMessage(a *Attachment, out output, m *irc.Message) error {
 		content.RelatesTo = (&event.RelatesTo{}).SetReplyTo(reply)
 	}
 	if r := s.roomByChannel(target); r != nil {
+		if reply := replyTarget(m); reply != "" {
+			content.RelatesTo = s.replyRelation(r, reply) // threads.go
+		}
 		s.sendContent(a, out, m.Command, r.id, r.channel, content, s.newTxnID(a, out))
 		return nil
 	}

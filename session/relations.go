@@ -22,7 +22,8 @@ const recentLimit = 64
 type recentMessage struct {
 	id     id.EventID
 	sender id.UserID
-	text   string // plain, one line
+	text   string     // plain, one line
+	thread id.EventID // the root of the thread it is in, if any (threads.go)
 }
 
 func (r *room) remember(ev *event.Event, text string) { r.recent.add(ev, text) }

@@ -206,6 +206,18 @@ func (s *Session) sendRoomMessage(a *Attachment, out output, r *room, ev *event.
 	if link := s.mediaLink(content); link != "" {
 		msg.Text += " " + link
 	}
+	if root := content.RelatesTo.GetThreadParent(); root != "" {
+		if a.client.HasCap("message-tags") {
+			reply := content.RelatesTo.GetNonFallbackReplyTo()
+			if reply == "" {
+				reply = root
+			}
+			s.sendTaggedLines(a, out, r, ev, msg.Command, msg.Action, msg.Text, irc.Tags{tagReply: string(reply), tagThread: string(root)})
+			return
+		}
+		s.sendLines(a, out, r, ev, msg.Command, msg.Action, s.threadContext(a, r, content)+msg.Text)
+		return
+	}
 	if reply := content.RelatesTo.GetReplyTo(); reply != "" && content.RelatesTo.GetReplaceID() == "" && a.client.HasCap("message-tags") {
 		// The client shows the reply itself, from the tag.
 		s.sendTaggedLines(a, out, r, ev, msg.Command, msg.Action, msg.Text, irc.Tags{tagReply: string(reply)})

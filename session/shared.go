@@ -214,7 +214,7 @@ func (rm *recentMessages) add(ev *event.Event, text string) {
 		copy(rm.msgs, rm.msgs[1:])
 		rm.msgs = rm.msgs[:recentLimit-1]
 	}
-	rm.msgs = append(rm.msgs, recentMessage{id: ev.ID, sender: ev.Sender, text: mapping.Snippet(text)})
+	rm.msgs = append(rm.msgs, recentMessage{id: ev.ID, sender: ev.Sender, text: mapping.Snippet(text), thread: threadRootOf(ev)})
 }
 
 // edit replaces a remembered message's text with its edited version.
