@@ -34,6 +34,7 @@ type roomState struct {
 	topicBy  id.UserID
 	topicAt  int64 // unix milliseconds
 	created  int64 // unix milliseconds
+	space    bool  // m.room.create says it is a space (spaces.go)
 	joinRule event.JoinRule
 	// history is m.room.history_visibility: world_readable rooms may be
 	// read by lurkers (lurk.go).
@@ -85,6 +86,7 @@ func (st *roomState) apply(ev *event.Event) {
 		st.history = ev.Content.AsHistoryVisibility().HistoryVisibility
 	case event.StateCreate:
 		st.created = ev.Timestamp
+		st.space = ev.Content.AsCreate().Type == event.RoomTypeSpace
 	}
 }
 
@@ -108,7 +110,7 @@ func (st *roomState) after(ev *event.Event) *roomState {
 	}
 	next := &roomState{
 		alias: st.alias, name: st.name, topic: st.topic, topicBy: st.topicBy, topicAt: st.topicAt,
-		created: st.created, joinRule: st.joinRule, history: st.history, power: st.power, powerRaw: st.powerRaw, members: st.members,
+		created: st.created, space: st.space, joinRule: st.joinRule, history: st.history, power: st.power, powerRaw: st.powerRaw, members: st.members,
 	}
 	if ev.Type == event.StateMember {
 		// Only a membership change copies the member list.
@@ -125,7 +127,7 @@ func (st *roomState) after(ev *event.Event) *roomState {
 // equal says whether two states hold the same facts.
 func (st *roomState) equal(o *roomState) bool {
 	if st.alias != o.alias || st.name != o.name || st.topic != o.topic || st.topicBy != o.topicBy ||
-		st.topicAt != o.topicAt || st.created != o.created || st.joinRule != o.joinRule || st.history != o.history ||
+		st.topicAt != o.topicAt || st.created != o.created || st.space != o.space || st.joinRule != o.joinRule || st.history != o.history ||
 		!bytes.Equal(st.powerRaw, o.powerRaw) || len(st.members) != len(o.members) {
 		return false
 	}

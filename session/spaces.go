@@ -21,6 +21,16 @@ import (
 // room that is itself a space shows "[space]" before its topic.
 // ISUPPORT announces it as ELIST=S.
 
+// noteSpace tells a client that a channel it just joined is a space,
+// and how to see and join its rooms.
+func (s *Session) noteSpace(a *Attachment, out output, r *room) {
+	if !r.space {
+		return
+	}
+	out.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: a.client.ServerName()}, Command: "NOTICE", Params: []string{r.channel,
+		r.channel + " is a Matrix space: a group of rooms, not a room to talk in. LIST >" + r.channel + " lists its rooms; JOIN one to enter it."}})
+}
+
 // maxSpaceRooms bounds how many rooms of a space one LIST shows.
 const maxSpaceRooms = 1000
 

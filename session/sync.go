@@ -154,7 +154,10 @@ func (s *Session) announceRoom(r *room, asker *Attachment, out output) {
 	}
 	s.addRoom(r)
 	if s.synced {
-		s.broadcast(answering(everyone, asker, out), func(a *Attachment, out output) { s.sendChannelBurst(a, out, r) })
+		s.broadcast(answering(everyone, asker, out), func(a *Attachment, out output) {
+			s.sendChannelBurst(a, out, r)
+			s.noteSpace(a, out, r)
+		})
 		s.admitWaitingLurkers(r)
 	}
 }

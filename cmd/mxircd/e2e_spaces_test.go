@@ -31,7 +31,8 @@ func listLines(t *testing.T, c *testenv.IRCClient, command string) map[string]*i
 }
 
 // Spaces (issue 18): LIST >#space lists a space's rooms, joined or not,
-// with member counts and topics, from /hierarchy (ELIST=S).
+// with member counts and topics, from /hierarchy (ELIST=S); joining a
+// space says how to see its rooms.
 func TestSpacesInList(t *testing.T) {
 	forEachStore(t, func(t *testing.T, hs *testenv.Homeserver, g *gateway) {
 		alice, bob, joinedRoom, channel := twoInARoom(t, hs, "spacechild")
@@ -83,6 +84,16 @@ func TestSpacesInList(t *testing.T) {
 		if m := got[sub.String()]; m == nil || !strings.HasPrefix(m.Trailing(), "[space] [Devrooms]") {
 			t.Errorf("the subspace = %v, want it marked [space]", m)
 		}
+		// Joining a space from IRC says what it is and how to see its rooms.
+		space2Alias := uniq("space")
+		mkRoom(&mautrix.ReqCreateRoom{RoomAliasName: space2Alias, CreationContent: map[string]any{"type": "m.space"}})
+		space2Channel := "#" + space2Alias + ":" + hs.ServerName
+		c.Send("JOIN %s", space2Channel)
+		note := c.ExpectMatch(t, isCmd("NOTICE", space2Channel), "the NOTICE that the joined channel is a space")
+		if !strings.Contains(note.Trailing(), "is a Matrix space") || !strings.Contains(note.Trailing(), "LIST >"+space2Channel) {
+			t.Errorf("joining a space: %s", note)
+		}
+
 		// By room ID too; and clear refusals.
 		if got := listLines(t, c, "LIST >"+space.String()); len(got) != 3 {
 			t.Errorf("LIST >%s gave %v", space, got)
