@@ -95,7 +95,7 @@ func (s *Session) kick(ctx context.Context, roomID id.RoomID, user id.UserID, re
 	return err
 }
 
-// showKnock tells live clients that user knocked on r, if the account may
+// showKnock tells the clients that user knocked on r, if the account may
 // invite there (only then can it answer). Owner goroutine.
 func (s *Session) showKnock(r *room, user id.UserID, reason string) {
 	if r.power != nil && r.power.GetUserLevel(s.user) < r.power.Invite() {
@@ -104,7 +104,8 @@ func (s *Session) showKnock(r *room, user id.UserID, reason string) {
 	if s.isIgnored(user) {
 		return
 	}
-	s.broadcast(live, func(a *Attachment, out output) {
+	// Every client with its burst: replay does not show knocks.
+	s.broadcast(attached, func(a *Attachment, out output) {
 		nick := s.nickOf(a, user)
 		text := nick + " (" + string(user) + ") asks to join " + r.channel
 		if reason != "" {

@@ -140,7 +140,7 @@ func (s *Session) followUpgrade(r *room, t tombstone) {
 	}
 	u.replaced[r.id] = t.successor
 	channel := r.channel
-	s.broadcast(live, func(a *Attachment, out output) {
+	s.broadcast(attached, func(a *Attachment, out output) {
 		text := channel + " has been upgraded to a new room"
 		if t.reason != "" {
 			text += " (" + t.reason + ")"
@@ -163,7 +163,7 @@ func (s *Session) followUpgrade(r *room, t tombstone) {
 			if err != nil {
 				delete(u.replaced, r.id)
 				s.log.Warn("could not follow a room upgrade", "room", r.id, "successor", t.successor, "err", err)
-				s.broadcast(live, func(a *Attachment, out output) {
+				s.broadcast(attached, func(a *Attachment, out output) {
 					out.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: a.client.ServerName()}, Command: "NOTICE",
 						Params: []string{channel, "Could not join the new room " + string(t.successor) + " (" + matrixErrorText(err) + "); " + channel + " stays on the old one."}})
 				})
