@@ -162,7 +162,7 @@ func (s *Session) setDirectoryVisibility(a *Attachment, out output, r *room, sec
 		err := s.cli.PublishRoomToDirectory(ctx, roomID, vis)
 		return func() {
 			if err != nil {
-				s.reply(a, out, "MODE", refusal(channel, "change the room directory", err))
+				s.reply(a, out, "MODE", s.refusal(channel, "change the room directory", err))
 				return
 			}
 			d := &s.dir
