@@ -85,6 +85,17 @@ func (s *timedStore) SyncState(ctx context.Context, userID string) (token string
 	return token, head, err
 }
 
+func (s *timedStore) AccountRooms(ctx context.Context, userID string) (rooms []string, ok bool, err error) {
+	start := time.Now()
+	rooms, ok, err = s.Store.AccountRooms(ctx, userID)
+	s.observe("AccountRooms", start, err)
+	return rooms, ok, err
+}
+
+func (s *timedStore) RoomState(ctx context.Context, roomID string) ([][]byte, error) {
+	return timed(s, "RoomState", func() ([][]byte, error) { return s.Store.RoomState(ctx, roomID) })
+}
+
 func (s *timedStore) ClearSyncState(ctx context.Context, userID string) error {
 	return s.timedErr("ClearSyncState", func() error { return s.Store.ClearSyncState(ctx, userID) })
 }

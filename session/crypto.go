@@ -220,6 +220,15 @@ func (r *roomSet) update(resp *mautrix.RespSync, encrypted *encryptedRooms) {
 	}
 }
 
+func (r *roomSet) add(room id.RoomID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.rooms == nil {
+		r.rooms = map[id.RoomID]struct{}{}
+	}
+	r.rooms[room] = struct{}{}
+}
+
 func (r *roomSet) list() []id.RoomID {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -121,12 +121,13 @@ type Manager struct {
 	stats     stats // counters for metrics (stats.go)
 	auth      *Authenticator
 	shared    *stateRegistry  // room state shared between sessions
+	loaded    loadedStates    // rooms' stored state, read once for the sessions resuming in them
 	encrypted *encryptedRooms // rooms no plaintext may be sent to
 	// saveSlots bounds the sync responses being stored at once (see
 	// Session.persistSync).
 	saveSlots chan struct{}
 	// startSlots bounds the first syncs in flight (see Session.syncLoop).
-	startSlots chan struct{}
+	startSlots *startGate
 
 	// Client cursors waiting to be saved. The cursor writer (cursorLoop)
 	// is the only goroutine that writes cursors to the store, in group
@@ -209,7 +210,7 @@ func NewManager(cfg Config, st store.Store) *Manager {
 		shared:      newStateRegistry(),
 		encrypted:   newEncryptedRooms(),
 		saveSlots:   make(chan struct{}, concurrentSaves),
-		startSlots:  make(chan struct{}, concurrentFirstSyncs),
+		startSlots:  newStartGate(concurrentFirstSyncs),
 		cursorWake:  make(chan struct{}, 1),
 		cursorDone:  make(chan struct{}),
 		stopCursors: cancel,

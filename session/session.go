@@ -160,6 +160,12 @@ type Session struct {
 	lurkAll     map[*Attachment]bool
 	lurkers     map[id.RoomID]map[*Attachment]bool // by room: the lurkers reading it
 	lurkWaiting map[id.RoomID][]*Attachment        // lurkers whose JOIN returned before the room came through sync
+
+	// urgent is closed when a client attaches: a session still waiting
+	// for a start slot then starts at once. hurried says it is closed.
+	urgent   chan struct{}
+	hurried  bool
+	resuming map[id.RoomID]*room // rooms loaded from the store, until the first sync is applied
 }
 
 // Events the owner goroutine handles.
@@ -179,6 +185,9 @@ type (
 		// seqs is the stream position of each timeline event the account
 		// had not seen; an event missing here is not shown.
 		seqs map[id.EventID]int64
+		// resumed is what the session loaded from the store to resume
+		// from, with its first (incremental) sync; nil otherwise.
+		resumed *resumeState
 	}
 	// resultEvent carries the owner-side continuation of a finished request.
 	resultEvent struct{ apply func() }
@@ -221,6 +230,7 @@ func newSession(mgr *Manager, cli *mautrix.Client) *Session {
 		echoHolds:  map[string]func(){},
 		roomHolds:  map[id.RoomID][]func(){},
 		started:    time.Now().UnixNano(),
+		urgent:     make(chan struct{}),
 		deferred:   map[id.RoomID]*room{},
 		joinNames:  map[id.RoomID]string{},
 		savedNames: map[id.RoomID]string{},
@@ -318,6 +328,10 @@ func (s *Session) handleEvent(ev any) {
 	}()
 	switch ev := ev.(type) {
 	case attachEvent:
+		if !s.hurried {
+			s.hurried = true
+			close(s.urgent)
+		}
 		if ev.a.lurk != nil {
 			s.lurkAttach(ev.a)
 			return
@@ -342,6 +356,9 @@ func (s *Session) handleEvent(ev any) {
 		if s.syncBroken {
 			s.syncBroken = false
 			s.noticeAll("The homeserver is reachable again.")
+		}
+		if ev.resumed != nil {
+			s.resumeRooms(ev.resumed)
 		}
 		s.applySync(ev.resp, ev.initial, ev.seqs)
 	case syncFailedEvent:
@@ -687,6 +704,10 @@ func (s *Session) syncLoop() {
 	first := true
 	backoff := time.Duration(0)
 	tr := newStreamTracker()
+	// What a session resuming from a token loaded of its rooms, so that it
+	// need not sync with full state; loaded once, kept across retries.
+	var resumed *resumeState
+	triedResume := since == ""
 	// The first sync (an initial sync, or a full-state one when resuming)
 	// is the big one, and when the gateway starts every session makes it
 	// at once: each waits for a start slot, holds it until its response is
@@ -696,7 +717,7 @@ func (s *Session) syncLoop() {
 	slot := false
 	release := func() {
 		if slot {
-			<-s.mgr.startSlots
+			s.mgr.startSlots.release()
 			slot = false
 		}
 	}
@@ -716,12 +737,12 @@ func (s *Session) syncLoop() {
 	for s.ctx.Err() == nil {
 		timeout := s.mgr.cfg.SyncTimeout
 		if first {
-			select {
-			case s.mgr.startSlots <- struct{}{}:
-				slot = true
-			case <-s.ctx.Done():
+			// A session a client is attaching to goes before those
+			// nobody waits for.
+			if !s.mgr.startSlots.acquire(s.ctx, s.urgent) {
 				return
 			}
+			slot = true
 			timeout = 0
 			// In the start slot, so that a restart does not load or make
 			// every account's keys at once.
@@ -731,13 +752,36 @@ func (s *Session) syncLoop() {
 				}
 				continue
 			}
+			if !triedResume {
+				rs, err := s.loadResume(s.ctx)
+				if err != nil {
+					if !fail(fmt.Errorf("loading the rooms' state: %w", err)) {
+						return
+					}
+					continue
+				}
+				triedResume, resumed = true, rs
+				if rs != nil {
+					for roomID := range rs.rooms {
+						tr.known[roomID] = true
+						if s.mgr.encrypted.has(roomID) {
+							s.joinedEncrypted.add(roomID)
+						}
+					}
+				}
+			}
+		}
+		// A session resuming from a stored token without its rooms' state
+		// stored (first run after an upgrade) asks for the whole state.
+		fullState := first && since != "" && resumed == nil
+		if fullState {
+			s.mgr.stats.fullStateSyncs.Add(1)
 		}
 		resp, err := s.cli.FullSyncRequest(s.ctx, mautrix.ReqSync{
-			Timeout:  int(timeout / time.Millisecond),
-			Since:    since,
-			FilterID: s.syncFilter(since == ""),
-			// A session resuming from a stored token has no room state yet.
-			FullState:   first && since != "",
+			Timeout:     int(timeout / time.Millisecond),
+			Since:       since,
+			FilterID:    s.syncFilter(since == ""),
+			FullState:   fullState,
 			SetPresence: s.presenceToSet(),
 		})
 		if err != nil {
@@ -780,7 +824,7 @@ func (s *Session) syncLoop() {
 			s.lateWithheld(resp)
 			s.trackMembers(s.ctx, mach, resp)
 		}
-		seqs, err := s.persistSync(resp, tr)
+		seqs, err := s.persistSync(resp, tr, first && (since == "" || fullState))
 		if err != nil {
 			if s.ctx.Err() != nil {
 				return
@@ -796,7 +840,12 @@ func (s *Session) syncLoop() {
 			s.decryptTimeline(s.ctx, mach, resp)
 		}
 		tr.record(resp)
-		if !s.post(syncEvent{resp: resp, initial: first, seqs: seqs}) {
+		ev := syncEvent{resp: resp, initial: first, seqs: seqs}
+		if first {
+			ev.resumed = resumed
+			resumed = nil
+		}
+		if !s.post(ev) {
 			return
 		}
 		if mach != nil {

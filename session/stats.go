@@ -8,6 +8,9 @@ import "sync/atomic"
 type stats struct {
 	toMatrix   atomic.Uint64 // events from IRC clients the homeserver accepted
 	fromMatrix atomic.Uint64 // new messages shown to an account, once per account
+	// fullStateSyncs counts sessions that resumed with a full-state sync,
+	// statesLoaded rooms whose state a resume read from the store.
+	fullStateSyncs, statesLoaded atomic.Uint64
 }
 
 // countSent counts one send to the homeserver that succeeded (err nil).
@@ -47,7 +50,7 @@ func (m *Manager) SessionStates() (starting, syncing, live int) {
 	// A slot is let go just after the response is handed to the owner,
 	// which marks the session live when it has applied it; in between
 	// the session counts as starting.
-	syncing = min(len(m.startSlots), total-live)
+	syncing = min(m.startSlots.held(), total-live)
 	return total - live - syncing, syncing, live
 }
 

@@ -82,9 +82,24 @@ func sortedRoomIDs[T any](rooms map[id.RoomID]T) []id.RoomID {
 // persistSync stores a response's timeline events and its token in one
 // transaction and returns the stream position of each event that is new
 // to the account. Sync loop only.
-func (s *Session) persistSync(resp *mautrix.RespSync, tr *streamTracker) (map[id.EventID]int64, error) {
+// allRooms says the response names every room the account is in (an
+// initial or full-state sync).
+func (s *Session) persistSync(resp *mautrix.RespSync, tr *streamTracker, allRooms bool) (map[id.EventID]int64, error) {
 	tr.noteDirect(resp, s.user, s.log)
-	batch := &store.SyncBatch{UserID: s.user.String(), NextBatch: resp.NextBatch}
+	batch := &store.SyncBatch{UserID: s.user.String(), NextBatch: resp.NextBatch, AllRooms: allRooms}
+	// The rooms' state, and which rooms the account is in, go with the
+	// token, so that a restart can resume from it (resume.go).
+	batch.State = stateOf(resp, s.log)
+	for _, roomID := range sortedRoomIDs(resp.Rooms.Join) {
+		if allRooms || !tr.known[roomID] {
+			batch.Joined = append(batch.Joined, roomID.String())
+		}
+	}
+	for _, roomID := range sortedRoomIDs(resp.Rooms.Leave) {
+		if _, rejoined := resp.Rooms.Join[roomID]; !rejoined {
+			batch.Left = append(batch.Left, roomID.String())
+		}
+	}
 	add := func(roomID id.RoomID, events []*event.Event, inStream func(i int) bool) {
 		for i, ev := range events {
 			ev.RoomID = roomID
@@ -124,7 +139,7 @@ func (s *Session) persistSync(resp *mautrix.RespSync, tr *streamTracker) (map[id
 	for _, roomID := range sortedRoomIDs(resp.Rooms.Leave) {
 		add(roomID, resp.Rooms.Leave[roomID].Timeline.Events, func(int) bool { return true })
 	}
-	if len(batch.Events) == 0 {
+	if len(batch.Events) == 0 && len(batch.State) == 0 && len(batch.Joined) == 0 && len(batch.Left) == 0 && !allRooms {
 		// Presence, typing, receipts: nothing to keep. Not storing the
 		// token means a restart asks for them again, which changes
 		// nothing; storing it would be a write per account every time

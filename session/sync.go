@@ -24,6 +24,9 @@ func (s *Session) applySync(resp *mautrix.RespSync, initial bool, seqs map[id.Ev
 	for _, roomID := range sortedRoomIDs(resp.Rooms.Join) {
 		s.applyJoinedRoom(roomID, resp.Rooms.Join[roomID], initial, seqs)
 	}
+	if s.resuming != nil {
+		s.announceResumed(resp)
+	}
 	for _, roomID := range sortedRoomIDs(resp.Rooms.Leave) {
 		s.applyLeftRoom(roomID, resp.Rooms.Leave[roomID])
 	}
@@ -76,7 +79,9 @@ func (s *Session) applyJoinedRoom(roomID id.RoomID, joined *mautrix.SyncJoinedRo
 	delete(s.invites, roomID)
 	if !known {
 		if r = s.deferred[roomID]; r == nil {
-			r = s.newRoom(roomID)
+			if r = s.takeResumed(roomID); r == nil {
+				r = s.newRoom(roomID)
+			}
 		}
 	}
 	for _, ev := range joined.State.Events {

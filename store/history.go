@@ -50,6 +50,21 @@ type SyncBatch struct {
 	UserID    string
 	NextBatch string        // the sync token that covers Events
 	Events    []StoredEvent // in the order the account received them
+	// State is the room state events the response brought (state
+	// sections and state events of timelines), stored once per room for
+	// all accounts (RoomState).
+	State []StateEvent
+	// Joined and Left change the account's stored rooms (AccountRooms);
+	// AllRooms says Joined is the whole list (a full-state or initial
+	// sync), which replaces what was stored.
+	Joined, Left []string
+	AllRooms     bool
+}
+
+// StateEvent is one Matrix state event of a room.
+type StateEvent struct {
+	RoomID, EventID, Type, StateKey string
+	JSON                            []byte // the whole event, returned verbatim
 }
 
 // HistoryQuery selects events of one room, newest-limited.
@@ -147,8 +162,14 @@ func (s *SQLStore) SaveSync(ctx context.Context, b *SyncBatch) ([]int64, error) 
 	// only if some are new: the lock that hands out room positions is held
 	// for their inserts alone, not for the account's stream. A shared event
 	// without a stream pointing at it is harmless (a later save finds it).
-	if len(b.Events) > 0 {
-		if err := s.inTx(ctx, func(tx *sql.Tx) error { return insertEvents(ctx, tx, b.Events) }); err != nil {
+	if len(b.Events) > 0 || len(b.State) > 0 {
+		err := s.inTx(ctx, func(tx *sql.Tx) error {
+			if err := insertEvents(ctx, tx, b.Events); err != nil {
+				return err
+			}
+			return insertState(ctx, tx, b.State)
+		})
+		if err != nil {
 			return nil, fmt.Errorf("store: save sync of %s: %w", b.UserID, err)
 		}
 	}
@@ -177,10 +198,14 @@ func (s *SQLStore) SaveSync(ctx context.Context, b *SyncBatch) ([]int64, error) 
 				}
 			}
 		}
+		if err := saveRooms(ctx, tx, b); err != nil {
+			return err
+		}
 		_, err = tx.ExecContext(ctx,
-			`INSERT INTO sync_state (user_id, next_batch, head) VALUES ($1, $2, $3)
-			 ON CONFLICT (user_id) DO UPDATE SET next_batch = excluded.next_batch, head = excluded.head`,
-			b.UserID, b.NextBatch, head)
+			`INSERT INTO sync_state (user_id, next_batch, head, rooms_stored) VALUES ($1, $2, $3, $4)
+			 ON CONFLICT (user_id) DO UPDATE SET next_batch = excluded.next_batch, head = excluded.head,
+			 rooms_stored = CASE WHEN excluded.rooms_stored = 1 THEN 1 ELSE sync_state.rooms_stored END`,
+			b.UserID, b.NextBatch, head, boolInt(b.AllRooms))
 		return err
 	})
 	if err != nil {
@@ -237,6 +262,140 @@ func insertEvents(ctx context.Context, tx *sql.Tx, events []StoredEvent) error {
 	return nil
 }
 
+// saveRooms records the account's joined rooms as b changes them.
+func saveRooms(ctx context.Context, tx *sql.Tx, b *SyncBatch) error {
+	if b.AllRooms {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM account_rooms WHERE user_id = $1`, b.UserID); err != nil {
+			return fmt.Errorf("clear rooms: %w", err)
+		}
+	}
+	for _, roomID := range b.Left {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM account_rooms WHERE user_id = $1 AND room_id = $2`, b.UserID, roomID); err != nil {
+			return fmt.Errorf("leave room %s: %w", roomID, err)
+		}
+	}
+	for _, roomID := range b.Joined {
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO account_rooms (user_id, room_id) VALUES ($1, $2) ON CONFLICT (user_id, room_id) DO NOTHING`,
+			b.UserID, roomID); err != nil {
+			return fmt.Errorf("join room %s: %w", roomID, err)
+		}
+	}
+	return nil
+}
+
+// insertState adds the state events the store does not hold yet, each
+// with the next position of the 'state' counter. Like insertEvents, a
+// batch of known events takes no lock.
+func insertState(ctx context.Context, tx *sql.Tx, events []StateEvent) error {
+	var missing []StateEvent
+	seen := map[[2]string]bool{}
+	for _, e := range events {
+		key := [2]string{e.RoomID, e.EventID}
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		var one int
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM room_state WHERE room_id = $1 AND event_id = $2`, e.RoomID, e.EventID).Scan(&one)
+		switch {
+		case err == nil:
+		case errors.Is(err, sql.ErrNoRows):
+			missing = append(missing, e)
+		default:
+			return fmt.Errorf("state event %s: %w", e.EventID, err)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	// The events lock, which serializes all writers of shared rows, then
+	// the state counter.
+	if _, err := lockEvents(ctx, tx); err != nil {
+		return err
+	}
+	var seq int64
+	if err := tx.QueryRowContext(ctx, `SELECT value FROM counters WHERE name = 'state'`).Scan(&seq); err != nil {
+		return fmt.Errorf("read state position: %w", err)
+	}
+	start := seq
+	for _, e := range missing {
+		res, err := tx.ExecContext(ctx,
+			`INSERT INTO room_state (seq, room_id, event_id, type, state_key, json) VALUES ($1, $2, $3, $4, $5, $6)
+			 ON CONFLICT (room_id, event_id) DO NOTHING`,
+			seq+1, e.RoomID, e.EventID, e.Type, e.StateKey, string(e.JSON))
+		if err != nil {
+			return fmt.Errorf("state event %s: %w", e.EventID, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("state event %s: %w", e.EventID, err)
+		} else if n > 0 {
+			seq++
+		}
+	}
+	if seq != start {
+		if _, err := tx.ExecContext(ctx, `UPDATE counters SET value = $1 WHERE name = 'state'`, seq); err != nil {
+			return fmt.Errorf("advance state position: %w", err)
+		}
+	}
+	return nil
+}
+
+// AccountRooms returns the rooms the account had joined as of its stored
+// sync token; ok is false when the store does not hold its whole list
+// (it was never saved by a full-state or initial sync).
+func (s *SQLStore) AccountRooms(ctx context.Context, userID string) (rooms []string, ok bool, err error) {
+	var stored int64
+	err = s.db.QueryRowContext(ctx, `SELECT rooms_stored FROM sync_state WHERE user_id = $1`, userID).Scan(&stored)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && stored == 0) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("store: rooms of %s: %w", userID, err)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT room_id FROM account_rooms WHERE user_id = $1 ORDER BY room_id`, userID)
+	if err != nil {
+		return nil, false, fmt.Errorf("store: rooms of %s: %w", userID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var roomID string
+		if err := rows.Scan(&roomID); err != nil {
+			return nil, false, fmt.Errorf("store: rooms of %s: %w", userID, err)
+		}
+		rooms = append(rooms, roomID)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("store: rooms of %s: %w", userID, err)
+	}
+	return rooms, true, nil
+}
+
+// RoomState returns a room's current state as stored: for each (type,
+// state key) the event stored last, oldest first.
+func (s *SQLStore) RoomState(ctx context.Context, roomID string) ([][]byte, error) {
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT json FROM room_state s WHERE room_id = $1 AND seq = (
+		   SELECT MAX(seq) FROM room_state t WHERE t.room_id = s.room_id AND t.type = s.type AND t.state_key = s.state_key)
+		 ORDER BY seq`, roomID)
+	if err != nil {
+		return nil, fmt.Errorf("store: state of %s: %w", roomID, err)
+	}
+	defer rows.Close()
+	var out [][]byte
+	for rows.Next() {
+		var raw string
+		if err := rows.Scan(&raw); err != nil {
+			return nil, fmt.Errorf("store: state of %s: %w", roomID, err)
+		}
+		out = append(out, []byte(raw))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: state of %s: %w", roomID, err)
+	}
+	return out, nil
+}
+
 // SyncState returns the account's stored sync token ("" if none) and its
 // stream head (0 if none).
 func (s *SQLStore) SyncState(ctx context.Context, userID string) (token string, head int64, err error) {
@@ -254,8 +413,15 @@ func (s *SQLStore) SyncState(ctx context.Context, userID string) (token string, 
 // ClearSyncState forgets the account's sync token. The stream and its head
 // stay, so that positions never repeat.
 func (s *SQLStore) ClearSyncState(ctx context.Context, userID string) error {
-	if _, err := s.db.ExecContext(ctx,
-		`UPDATE sync_state SET next_batch = '' WHERE user_id = $1`, userID); err != nil {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx,
+			`UPDATE sync_state SET next_batch = '', rooms_stored = 0 WHERE user_id = $1`, userID); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM account_rooms WHERE user_id = $1`, userID)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("store: clear sync state of %s: %w", userID, err)
 	}
 	return nil

@@ -99,7 +99,14 @@ type Store interface {
 	// SyncState returns the account's stored sync token ("" if none) and
 	// its stream head (0 if none).
 	SyncState(ctx context.Context, userID string) (token string, head int64, err error)
-	// ClearSyncState forgets the sync token and keeps the stream and its
+	// AccountRooms returns the rooms the account had joined as of its
+	// stored sync token; ok is false when the store does not hold the
+	// whole list (no full-state or initial sync saved it yet).
+	AccountRooms(ctx context.Context, userID string) (rooms []string, ok bool, err error)
+	// RoomState returns a room's current state as stored, the JSON of
+	// one event per (type, state key), the newest stored.
+	RoomState(ctx context.Context, roomID string) ([][]byte, error)
+	// ClearSyncState forgets the sync token (and the stored room list) and keeps the stream and its
 	// head, so that positions never repeat.
 	ClearSyncState(ctx context.Context, userID string) error
 	// StreamRange returns the account's stream events with
@@ -469,7 +476,7 @@ func (s *SQLStore) DeleteAccount(ctx context.Context, userID string) error {
 		if _, err := lockEvents(ctx, tx); err != nil {
 			return err
 		}
-		for _, table := range []string{"accounts", "oauth_grants", "cert_fingerprints", "sync_state", "account_events", "client_cursors", "outbox"} {
+		for _, table := range []string{"accounts", "oauth_grants", "cert_fingerprints", "sync_state", "account_rooms", "account_events", "client_cursors", "outbox"} {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE user_id = $1`, userID); err != nil {
 				return err
 			}
