@@ -122,6 +122,7 @@ type Manager struct {
 	auth      *Authenticator
 	shared    *stateRegistry  // room state shared between sessions
 	loaded    loadedStates    // rooms' stored state, read once for the sessions resuming in them
+	sections  storedSections  // rooms' state sections stored whole, not to store again
 	encrypted *encryptedRooms // rooms no plaintext may be sent to
 	// saveSlots bounds the sync responses being stored at once (see
 	// Session.persistSync).

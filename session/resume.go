@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"encoding/json"
+	"hash/maphash"
 	"sync"
 	"time"
 	"weak"
@@ -150,12 +151,26 @@ func loadRoomState(ctx context.Context, m *Manager, roomID id.RoomID) (*roomStat
 }
 
 // stateOf lists the state events of a response for the store: each joined
-// room's state section and the state events of its timeline.
-func stateOf(resp *mautrix.RespSync, log interface{ Warn(string, ...any) }) []store.StateEvent {
-	var out []store.StateEvent
+// room's state section and the state events of its timeline. A state
+// section the gateway stored already (the first syncs of the accounts in
+// a room bring the same one) is left out; sections lists the others' keys,
+// to record with sections.stored once they are saved.
+func stateOf(resp *mautrix.RespSync, seen *storedSections, log interface{ Warn(string, ...any) }) (out []store.StateEvent, sections map[id.RoomID]uint64) {
 	for _, roomID := range sortedRoomIDs(resp.Rooms.Join) {
 		joined := resp.Rooms.Join[roomID]
-		for _, events := range [][]*event.Event{joined.State.Events, joined.Timeline.Events} {
+		state := joined.State.Events
+		if len(state) > 1 {
+			key := sectionKey(state)
+			if seen.has(roomID, key) {
+				state = nil
+			} else {
+				if sections == nil {
+					sections = map[id.RoomID]uint64{}
+				}
+				sections[roomID] = key
+			}
+		}
+		for _, events := range [][]*event.Event{state, joined.Timeline.Events} {
 			for _, ev := range events {
 				if ev.StateKey == nil || ev.ID == "" {
 					continue
@@ -175,7 +190,46 @@ func stateOf(resp *mautrix.RespSync, log interface{ Warn(string, ...any) }) []st
 			}
 		}
 	}
-	return out
+	return out, sections
+}
+
+// storedSections remembers, per room, the last state section stored whole
+// (by a key of its event IDs), so that the thousands of accounts in a
+// room do not each write, or look up, the same few thousand state events
+// when they start. Any goroutine.
+type storedSections struct {
+	mu    sync.Mutex
+	rooms map[id.RoomID]uint64
+}
+
+var sectionSeed = maphash.MakeSeed()
+
+func sectionKey(events []*event.Event) uint64 {
+	var h maphash.Hash
+	h.SetSeed(sectionSeed)
+	for _, ev := range events {
+		h.WriteString(string(ev.ID))
+		h.WriteByte(0)
+	}
+	return h.Sum64()
+}
+
+func (ss *storedSections) has(roomID id.RoomID, key uint64) bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	k, ok := ss.rooms[roomID]
+	return ok && k == key
+}
+
+func (ss *storedSections) stored(sections map[id.RoomID]uint64) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.rooms == nil {
+		ss.rooms = map[id.RoomID]uint64{}
+	}
+	for roomID, key := range sections {
+		ss.rooms[roomID] = key
+	}
 }
 
 // resumeRooms makes the rooms a resumed session loaded, before its first

@@ -89,7 +89,8 @@ func (s *Session) persistSync(resp *mautrix.RespSync, tr *streamTracker, allRoom
 	batch := &store.SyncBatch{UserID: s.user.String(), NextBatch: resp.NextBatch, AllRooms: allRooms}
 	// The rooms' state, and which rooms the account is in, go with the
 	// token, so that a restart can resume from it (resume.go).
-	batch.State = stateOf(resp, s.log)
+	var sections map[id.RoomID]uint64
+	batch.State, sections = stateOf(resp, &s.mgr.sections, s.log)
 	for _, roomID := range sortedRoomIDs(resp.Rooms.Join) {
 		if allRooms || !tr.known[roomID] {
 			batch.Joined = append(batch.Joined, roomID.String())
@@ -163,6 +164,7 @@ func (s *Session) persistSync(resp *mautrix.RespSync, tr *streamTracker, allRoom
 	if err != nil {
 		return nil, err
 	}
+	s.mgr.sections.stored(sections)
 	seqs := make(map[id.EventID]int64, len(positions))
 	for i, pos := range positions {
 		if pos > 0 {

@@ -1,0 +1,120 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mxircd/mxircd/store"
+	"github.com/mxircd/mxircd/store/storetest"
+)
+
+// BenchmarkRestart measures a restart of the gateway with n always-on
+// sessions (MXIRCD_BENCH_SESSIONS, default 1,000) on the synthetic
+// homeserver (50 rooms of 20 members each): the time from starting the
+// process until every session is live (mxircd_sessions{state="live"}),
+// side by side in one run for a resume with full-state syncs (what every
+// restart did before room state was stored; here forced by clearing the
+// stored room lists) and for the incremental resume from stored state.
+//
+//	go test -tags goolm -run '^$' -bench Restart -benchtime 1x ./bench/
+func BenchmarkRestart(b *testing.B) {
+	n := 1000
+	if env := os.Getenv("MXIRCD_BENCH_SESSIONS"); env != "" {
+		v, err := strconv.Atoi(strings.Split(env, ",")[0])
+		if err != nil {
+			b.Fatalf("MXIRCD_BENCH_SESSIONS: %v", err)
+		}
+		n = v
+	}
+	bin := buildGateway(b)
+	hs := newSyntheticHS(b, max(n, memMembersPerRoom), memRoomsPerUser, memMembersPerRoom, true)
+	dir := b.TempDir()
+	sc := storetest.Config(b, memDriver())
+	seedAccounts(b, sc, hs.srv.URL, n)
+	ircAddr, debugAddr := freePort(b), freePort(b)
+	config := fmt.Sprintf("[irc]\nlisten = [%q]\n[matrix]\nhomeserver = %q\nserver_name = %q\n[store]\ndriver = %q\npath = %q\ndsn = %q\n[encryption]\nenabled = false\npickle_key_file = %q\n[debug]\nlisten = %q\n[log]\nlevel = \"warn\"\n",
+		ircAddr, hs.srv.URL, syntheticServer, sc.Driver, sc.Path, sc.DSN, filepath.Join(dir, "pickle.key"), debugAddr)
+	env := []string{"SSL_CERT_FILE=" + hs.caFile(b, dir)}
+
+	// run starts the gateway, waits until all n sessions are live and
+	// idle, stops it gracefully, and returns the time to all live.
+	run := func(what string) time.Duration {
+		start := time.Now()
+		cmd := runGateway(b, bin, dir, config, ircAddr, env...)
+		defer func() { cmd.Process.Kill(); cmd.Wait() }()
+		for deadline := start.Add(15 * time.Minute); liveSessions(b, debugAddr) < n; {
+			if time.Now().After(deadline) {
+				b.Fatalf("%s: %d of %d sessions live after 15 minutes", what, liveSessions(b, debugAddr), n)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		took := time.Since(start)
+		waitIdle(b, debugAddr)
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		return took
+	}
+	b.ResetTimer()
+	first := run("first start")
+	syncsBefore := hs.initialSyncs.Load()
+	forgetRooms(b, sc)
+	full := run("full-state resume")
+	fullSyncs := hs.initialSyncs.Load() - syncsBefore
+	syncsBefore = hs.initialSyncs.Load()
+	incr := run("incremental resume")
+	incrSyncs := hs.initialSyncs.Load() - syncsBefore
+	b.StopTimer()
+	fmt.Printf("restart of %d always-on sessions (%d rooms of %d, HTTPS/HTTP/2, store %s), from process start to all live:\n",
+		n, n*memRoomsPerUser/memMembersPerRoom, memMembersPerRoom, memDriver())
+	fmt.Printf("  first start (initial syncs)   %8.1f s\n", first.Seconds())
+	fmt.Printf("  resume with full-state syncs  %8.1f s  (%d full-state syncs)\n", full.Seconds(), fullSyncs)
+	fmt.Printf("  resume from stored state      %8.1f s  (%d full-state syncs)\n", incr.Seconds(), incrSyncs)
+	fmt.Printf("  ratio full-state / stored     %8.1f\n", full.Seconds()/incr.Seconds())
+	b.ReportMetric(full.Seconds(), "s-full-state")
+	b.ReportMetric(incr.Seconds(), "s-incremental")
+}
+
+// liveSessions reads mxircd_sessions{state="live"} from the gateway's
+// metrics.
+func liveSessions(b *testing.B, debugAddr string) int {
+	resp, err := http.Get("http://" + debugAddr + "/metrics")
+	if err != nil {
+		return 0 // not listening yet
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), `mxircd_sessions{state="live"} `); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return int(f)
+		}
+	}
+	return 0
+}
+
+// forgetRooms makes the store as it was before room state was stored:
+// the next start resumes every session with a full-state sync.
+func forgetRooms(b *testing.B, sc store.Config) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, sc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.DB().ExecContext(ctx, `UPDATE sync_state SET rooms_stored = 0`); err != nil {
+		b.Fatal(err)
+	}
+}
