@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mxircd/mxircd/mapping"
 	"github.com/mxircd/mxircd/store"
 	"github.com/mxircd/mxircd/store/storetest"
 )
@@ -57,6 +59,25 @@ func BenchmarkRestart(b *testing.B) {
 		start := time.Now()
 		cmd := runGateway(b, bin, dir, config, ircAddr, env...)
 		defer func() { cmd.Process.Kill(); cmd.Wait() }()
+		profiled := make(chan struct{})
+		if pdir := os.Getenv("MXIRCD_BENCH_PROFILES"); pdir != "" {
+			// A CPU profile of the start's first 30 seconds.
+			go func() {
+				defer close(profiled)
+				resp, err := http.Get("http://" + debugAddr + "/debug/pprof/profile?seconds=30")
+				if err != nil {
+					return
+				}
+				defer resp.Body.Close()
+				if f, err := os.Create(filepath.Join(pdir, "restart-"+strings.ReplaceAll(what, " ", "-")+".pprof")); err == nil {
+					io.Copy(f, resp.Body)
+					f.Close()
+				}
+			}()
+		} else {
+			close(profiled)
+		}
+		defer func() { <-profiled }()
 		for deadline := start.Add(15 * time.Minute); liveSessions(b, debugAddr) < n; {
 			if time.Now().After(deadline) {
 				b.Fatalf("%s: %d of %d sessions live after 15 minutes", what, liveSessions(b, debugAddr), n)
@@ -188,11 +209,15 @@ func seedStored(b *testing.B, sc store.Config, hs *syntheticHS, n int) {
 	}
 	syncs := &batch{head: `INSERT INTO sync_state (user_id, next_batch, head, rooms_stored) VALUES `, cols: 4}
 	rooms := &batch{head: `INSERT INTO account_rooms (user_id, room_id) VALUES `, cols: 2}
+	// The channel names the first start made up from the room names.
+	names := &batch{head: `INSERT INTO channel_names (user_id, room_id, name) VALUES `, cols: 3}
 	states := &batch{head: `INSERT INTO room_state (seq, room_id, event_id, type, state_key, json) VALUES `, cols: 6}
 	for i := 0; i < n; i++ {
 		add(syncs, syntheticUser(i), "s1", 0, 1)
 		for j := 0; j < hs.roomsPerUser; j++ {
-			add(rooms, syntheticUser(i), fmt.Sprintf("!r%d:%s", (j*hs.users+i)/hs.membersPerRoom, syntheticServer))
+			r := (j*hs.users + i) / hs.membersPerRoom
+			add(rooms, syntheticUser(i), fmt.Sprintf("!r%d:%s", r, syntheticServer))
+			add(names, syntheticUser(i), fmt.Sprintf("!r%d:%s", r, syntheticServer), mapping.ReadableChannel(fmt.Sprintf("Room %d", r)))
 		}
 	}
 	var seq int64
@@ -213,7 +238,7 @@ func seedStored(b *testing.B, sc store.Config, hs *syntheticHS, n int) {
 			add(states, seq, roomID, ev["event_id"], ev["type"], ev["state_key"], string(js))
 		}
 	}
-	for _, bt := range []*batch{syncs, rooms, states} {
+	for _, bt := range []*batch{syncs, rooms, names, states} {
 		flush(bt)
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE counters SET value = $1 WHERE name = 'state'`, seq); err != nil {
