@@ -79,11 +79,11 @@ func sortedRoomIDs[T any](rooms map[id.RoomID]T) []id.RoomID {
 	return ids
 }
 
-// persistSync stores a response's timeline events and its token in one
-// transaction and returns the stream position of each event that is new
-// to the account. Sync loop only.
-// allRooms says the response names every room the account is in (an
-// initial or full-state sync).
+// persistSync stores a response's timeline events, its rooms' state and
+// the account's joined rooms with its token, and returns the stream
+// position of each event that is new to the account. allRooms says the
+// response names every room the account is in (an initial or full-state
+// sync). Sync loop only.
 func (s *Session) persistSync(resp *mautrix.RespSync, tr *streamTracker, allRooms bool) (map[id.EventID]int64, error) {
 	tr.noteDirect(resp, s.user, s.log)
 	batch := &store.SyncBatch{UserID: s.user.String(), NextBatch: resp.NextBatch, AllRooms: allRooms}
