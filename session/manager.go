@@ -125,9 +125,9 @@ type Manager struct {
 	sections  storedSections  // rooms' state sections stored whole, not to store again
 	encrypted *encryptedRooms // rooms no plaintext may be sent to
 	// saveSlots bounds the sync responses being stored at once (see
-	// Session.persistSync).
+	// syncer.persistSync).
 	saveSlots chan struct{}
-	// startSlots bounds the first syncs in flight (see Session.syncLoop).
+	// startSlots bounds the first syncs in flight (see syncer.run).
 	startSlots *startGate
 
 	// Client cursors waiting to be saved. The cursor writer (cursorLoop)
@@ -414,7 +414,7 @@ func (m *Manager) launch(ctx context.Context, cli *mautrix.Client, acct *store.A
 	for roomID, name := range names {
 		sess.savedNames[id.RoomID(roomID)] = name
 	}
-	sess.since, sess.head = since, head
+	sess.syncer, sess.head = newSyncer(sess, since), head
 	sess.alwaysOn.Store(m.cfg.AlwaysOn)
 	if acct.AlwaysOn != nil {
 		sess.alwaysOn.Store(*acct.AlwaysOn)

@@ -2,14 +2,12 @@ package session
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"iter"
 	"log/slog"
 	"runtime/debug"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -100,9 +98,9 @@ type Session struct {
 
 	// alwaysOn keeps the session running with no client attached.
 	alwaysOn atomic.Bool
-	// since is the stored sync token the session resumes from ("" for a
-	// first sync); set before run, then the sync loop's.
-	since string
+	// syncer is the sync loop (syncer.go): set before run, then only the
+	// sync goroutine touches it.
+	syncer *syncer
 	// detachedAway says the account shows as away because no client is
 	// attached (bouncer.away_when_detached). Read by the sync loop.
 	detachedAway atomic.Bool
@@ -276,7 +274,7 @@ func (s *Session) stop() {
 // there are requests (enqueue).
 func (s *Session) run() {
 	defer close(s.done)
-	go s.guard("sync loop", s.syncLoop)
+	go s.guard("sync loop", s.syncer.run)
 	for {
 		select {
 		case <-s.ctx.Done():
@@ -679,246 +677,6 @@ func (s *Session) runJob(j job, timeout time.Duration) {
 	cancel()
 	if apply != nil {
 		s.post(resultEvent{apply: apply})
-	}
-}
-
-// The sync filters keep sync to what the gateway uses: presence, m.direct,
-// typing. The first sync takes a short timeline, as history before the
-// client came is not replayed; later ones take more, and a gap the
-// homeserver still leaves (a "limited" timeline) is filled by syncing the
-// same range again with a longer timeline, so no message is lost between
-// two syncs.
-const (
-	syncFilterCommon = `{"presence":{"types":["m.presence"]},"account_data":{"types":["m.direct","m.ignored_user_list"]},` +
-		`"room":{"ephemeral":{"types":["m.typing","m.receipt"]},"account_data":{"types":["m.fully_read"]},"timeline":{"limit":`
-	initialSyncFilter = syncFilterCommon + `10}}}`
-	// maxGapEvents bounds how far back one gap is filled.
-	maxGapEvents = 1000
-)
-
-// syncLoop long-polls /sync, stores what each response brought together
-// with its token, and hands it to the owner. Only the owner applies
-// responses, so state never changes under it.
-func (s *Session) syncLoop() {
-	since := s.since
-	first := true
-	backoff := time.Duration(0)
-	tr := newStreamTracker()
-	// What a session resuming from a token loaded of its rooms, so that it
-	// need not sync with full state; loaded once, kept across retries.
-	var resumed *resumeState
-	triedResume := since == ""
-	// The first sync (an initial sync, or a full-state one when resuming)
-	// is the big one, and when the gateway starts every session makes it
-	// at once: each waits for a start slot, holds it until its response is
-	// stored and handed over, and does not long-poll, so that what is
-	// parsed and held at a time stays bounded however many sessions there
-	// are.
-	slot := false
-	release := func() {
-		if slot {
-			s.mgr.startSlots.release()
-			slot = false
-		}
-	}
-	defer release()
-	fail := func(err error) bool {
-		release() // not held while waiting
-		backoff = retryDelay(err, backoff)
-		s.log.Warn("sync failed, retrying", "err", err, "retry_in", backoff)
-		s.post(syncFailedEvent{err: err})
-		select {
-		case <-time.After(backoff):
-			return true
-		case <-s.ctx.Done():
-			return false
-		}
-	}
-	for s.ctx.Err() == nil {
-		timeout := s.mgr.cfg.SyncTimeout
-		if first {
-			// A session a client is attaching to goes before those
-			// nobody waits for.
-			if !s.mgr.startSlots.acquire(s.ctx, s.urgent) {
-				return
-			}
-			slot = true
-			timeout = 0
-			// In the start slot, so that a restart does not load or make
-			// every account's keys at once.
-			if err := s.ensureCrypto(); err != nil {
-				if !fail(err) {
-					return
-				}
-				continue
-			}
-			if !triedResume {
-				rs, err := s.loadResume(s.ctx)
-				if err != nil {
-					if !fail(fmt.Errorf("loading the rooms' state: %w", err)) {
-						return
-					}
-					continue
-				}
-				triedResume, resumed = true, rs
-				if rs != nil {
-					for roomID := range rs.rooms {
-						tr.known[roomID] = true
-						if s.mgr.encrypted.has(roomID) {
-							s.joinedEncrypted.add(roomID)
-						}
-					}
-				}
-			}
-		}
-		// A session resuming from a stored token without its rooms' state
-		// stored (first run after an upgrade) asks for the whole state.
-		fullState := first && since != "" && resumed == nil
-		if fullState {
-			s.mgr.stats.fullStateSyncs.Add(1)
-		}
-		resp, err := s.cli.FullSyncRequest(s.ctx, mautrix.ReqSync{
-			Timeout:     int(timeout / time.Millisecond),
-			Since:       since,
-			FilterID:    s.syncFilter(since == ""),
-			FullState:   fullState,
-			SetPresence: s.presenceToSet(),
-		})
-		if err != nil {
-			if s.ctx.Err() != nil {
-				return
-			}
-			if errors.Is(err, mautrix.MUnknownToken) {
-				rerr := s.renewToken()
-				if rerr == nil {
-					continue
-				}
-				if !errors.Is(rerr, errGrantRevoked) {
-					if !fail(rerr) {
-						return
-					}
-					continue
-				}
-				s.post(loggedOutEvent{err: err, revoked: s.grant.active.Load()})
-				return
-			}
-			if !fail(err) {
-				return
-			}
-			continue
-		}
-		if since != "" {
-			s.fillGaps(resp, since, tr)
-			if first {
-				s.addDirect(resp)
-				s.addIgnoredList(resp)
-			}
-		}
-		s.mgr.encrypted.markFrom(resp)
-		mach := s.olm.Load()
-		if mach != nil {
-			// Keys first: the room events of this response may need them.
-			s.joinedEncrypted.update(resp, s.mgr.encrypted)
-			mach.ProcessSyncResponse(s.ctx, resp, since)
-			s.dispatchVerification(s.ctx, resp)
-			s.lateWithheld(resp)
-			s.trackMembers(s.ctx, mach, resp)
-		}
-		seqs, err := s.persistSync(resp, tr, first && (since == "" || fullState))
-		if err != nil {
-			if s.ctx.Err() != nil {
-				return
-			}
-			// Not stored means not received: ask for the same again.
-			if !fail(fmt.Errorf("saving the sync: %w", err)) {
-				return
-			}
-			continue
-		}
-		backoff = 0
-		if mach != nil {
-			s.decryptTimeline(s.ctx, mach, resp)
-		}
-		tr.record(resp)
-		ev := syncEvent{resp: resp, initial: first, seqs: seqs}
-		if first {
-			ev.resumed = resumed
-			resumed = nil
-		}
-		if !s.post(ev) {
-			return
-		}
-		if mach != nil {
-			s.deliverLate(s.ctx, mach)
-			s.askAgain(s.ctx, mach)
-			if s.backupDue.Swap(false) {
-				if err := s.backUpKeys(s.ctx, mach); err != nil {
-					s.backupDue.Store(true) // again after the next sync
-					s.log.Info("could not back up room keys", "err", err)
-				}
-			}
-		}
-		release()
-		first = false
-		since = resp.NextBatch
-	}
-}
-
-func (s *Session) syncFilter(initial bool) string {
-	if initial {
-		return initialSyncFilter
-	}
-	return syncFilterCommon + strconv.Itoa(s.mgr.cfg.TimelineLimit) + `}}}`
-}
-
-// fillGaps fetches the events a limited timeline left out since the last
-// sync. It syncs again from the same position, for the limited rooms
-// alone, with a timeline of up to maxGapEvents, and takes what that brings
-// in place of the limited timeline, less what the room already delivered.
-// /messages is no substitute: it orders by the room graph, and Dendrite
-// leaves out of a range bounded by a sync token the events at the bound's
-// depth, which concurrent senders produce. The second sync may reach past
-// the first one's end; the events it brings early are stored now, so the
-// next sync's copies are duplicates and are not shown again. A room new to
-// this sync is shown without its history. Sync loop only.
-func (s *Session) fillGaps(resp *mautrix.RespSync, since string, tr *streamTracker) {
-	var rooms []id.RoomID
-	for roomID, joined := range resp.Rooms.Join {
-		// (After a restart every room is new to the tracker, but not to
-		// the store.)
-		if joined.Timeline.Limited && (tr.known[roomID] || tr.responses == 0) {
-			rooms = append(rooms, roomID)
-		}
-	}
-	if len(rooms) == 0 {
-		return
-	}
-	ids, _ := json.Marshal(rooms)
-	filter := `{"presence":{"not_types":["*"]},"account_data":{"not_types":["*"]},"room":{"rooms":` + string(ids) +
-		`,"state":{"not_types":["*"]},"ephemeral":{"not_types":["*"]},"account_data":{"not_types":["*"]},"timeline":{"limit":` +
-		strconv.Itoa(maxGapEvents) + `}}}`
-	again, err := s.cli.FullSyncRequest(s.ctx, mautrix.ReqSync{Since: since, FilterID: filter, SetPresence: s.presenceToSet()})
-	if err != nil {
-		s.log.Warn("could not fill a gap in the timeline; some events are missing", "rooms", len(rooms), "err", err)
-		return
-	}
-	for _, roomID := range rooms {
-		seen := s.deliveredIDs(roomID)
-		j := again.Rooms.Join[roomID]
-		if seen == nil || j == nil {
-			continue // nothing delivered yet: a room new to the account
-		}
-		if j.Timeline.Limited {
-			s.log.Warn("more events since the last sync than a gap is filled with; the oldest are only in the history", "room", roomID, "kept", len(j.Timeline.Events))
-		}
-		filled := make([]*event.Event, 0, len(j.Timeline.Events))
-		for _, ev := range j.Timeline.Events {
-			if !seen[ev.ID] {
-				filled = append(filled, ev)
-			}
-		}
-		resp.Rooms.Join[roomID].Timeline.Events = filled
-		s.gapsFilled.Add(1)
 	}
 }
 

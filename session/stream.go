@@ -22,7 +22,7 @@ import (
 // has been given. See bouncer.go for replay.
 
 // streamTracker is what the sync loop remembers between responses; what
-// each room delivered is in the store, not here. Sync loop only.
+// each room delivered is in the store, not here. The syncer's.
 type streamTracker struct {
 	known     map[id.RoomID]bool // joined rooms seen in an earlier response
 	direct    map[id.RoomID]bool // rooms that are DMs (m.direct, direct invites)
@@ -83,8 +83,9 @@ func sortedRoomIDs[T any](rooms map[id.RoomID]T) []id.RoomID {
 // the account's joined rooms with its token, and returns the stream
 // position of each event that is new to the account. allRooms says the
 // response names every room the account is in (an initial or full-state
-// sync). Sync loop only.
-func (s *Session) persistSync(resp *mautrix.RespSync, tr *streamTracker, allRooms bool) (map[id.EventID]int64, error) {
+// sync).
+func (y *syncer) persistSync(resp *mautrix.RespSync, allRooms bool) (map[id.EventID]int64, error) {
+	s, tr := y.s, y.tr
 	tr.noteDirect(resp, s.user, s.log)
 	batch := &store.SyncBatch{UserID: s.user.String(), NextBatch: resp.NextBatch, AllRooms: allRooms}
 	// The rooms' state, and which rooms the account is in, go with the
@@ -175,8 +176,9 @@ func (s *Session) persistSync(resp *mautrix.RespSync, tr *streamTracker, allRoom
 }
 
 // deliveredIDs is what the account's stream holds of a room's latest
-// events, for filling a gap; nil when it holds nothing. Sync loop only.
-func (s *Session) deliveredIDs(roomID id.RoomID) map[id.EventID]bool {
+// events, for filling a gap; nil when it holds nothing.
+func (y *syncer) deliveredIDs(roomID id.RoomID) map[id.EventID]bool {
+	s := y.s
 	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 	defer cancel()
 	ids, err := s.mgr.store.RecentStreamIDs(ctx, s.user.String(), roomID.String(), 500)

@@ -39,7 +39,7 @@ func TestOwnTransactionIDBelongsToTheAccount(t *testing.T) {
 				resp := &mautrix.RespSync{NextBatch: "s1"}
 				resp.Rooms.Join = map[id.RoomID]*mautrix.SyncJoinedRoom{room: {Timeline: mautrix.SyncTimeline{SyncEventsList: mautrix.SyncEventsList{Events: []*event.Event{ev}}}}}
 				s := &Session{mgr: m, user: user, log: m.log, ctx: ctx}
-				if _, err := s.persistSync(resp, newStreamTracker(), false); err != nil {
+				if _, err := newSyncer(s, "").persistSync(resp, false); err != nil {
 					t.Fatal(err)
 				}
 				if ev.Unsigned.TransactionID != txnID {
