@@ -12,6 +12,7 @@ import (
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 
+	"github.com/mxircd/mxircd/ircreply"
 	"github.com/mxircd/mxircd/mapping"
 )
 
@@ -19,9 +20,15 @@ import (
 // shows; a client that wants a particular room searches with LIST *term*.
 const maxDirectoryRooms = 1000
 
+// maxWaitingLists bounds the LISTs of a session waiting behind the one
+// being answered.
+const maxWaitingLists = 3
+
 // cmdList lists the joined channels, then the homeserver's public room
 // directory. The directory is fetched page by page off the owner and the
-// request worker, so neither the connection nor the client's sends wait.
+// request worker, so neither the connection nor the client's sends wait;
+// one at a time per session (s.listings): while one runs, up to
+// maxWaitingLists more wait, and later ones get RPL_TRYAGAIN.
 // "LIST *term*" or "LIST term" searches the directory.
 func (s *Session) cmdList(a *Attachment, out output, m *irc.Message) error {
 	if arg := m.Param(0); len(arg) > 1 && arg[0] == '>' && (arg[1] == '#' || arg[1] == '!') {
@@ -56,11 +63,11 @@ func (s *Session) cmdList(a *Attachment, out output, m *irc.Message) error {
 	}
 	sort.Slice(joined, func(i, j int) bool { return joined[i].channel < joined[j].channel })
 
-	s.goSafe("directory listing", func() {
-		ctx, cancel := context.WithTimeout(s.ctx, time.Minute)
+	ok := s.listings.start(s, func(ctx context.Context) func() {
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
 		rooms, err := s.directory(ctx, term)
-		s.post(resultEvent{apply: func() {
+		return func() {
 			if _, attached := s.clients[a]; !attached && !s.lurkAll[a] {
 				return
 			}
@@ -83,8 +90,11 @@ func (s *Session) cmdList(a *Attachment, out output, m *irc.Message) error {
 				s.standardReply(a, out, "WARN", "LIST", "DIRECTORY_INCOMPLETE", "", "The room directory could not be read completely: "+matrixErrorText(err))
 			}
 			out.SendNumeric(irc.RPL_LISTEND, "End of /LIST")
-		}})
+		}
 	})
+	if !ok {
+		return ircreply.Numeric(irc.RPL_TRYAGAIN, "LIST", "Your earlier LIST requests are still being answered; try again shortly")
+	}
 	return nil
 }
 

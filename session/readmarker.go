@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -67,10 +68,21 @@ type markerRef struct {
 
 // resolveMarkers finds the time of each marked event (in the store, else
 // from the homeserver) off the owner goroutine, then moves the markers.
+// One helper at a time (s.markers): markers that come while it runs are
+// gathered, and the next helper takes them all. Owner goroutine.
 func (s *Session) resolveMarkers(refs []markerRef) {
+	for _, ref := range refs {
+		if !slices.Contains(s.markerRefs, ref) {
+			s.markerRefs = append(s.markerRefs, ref)
+		}
+	}
+	if !s.markers.idle() || len(s.markerRefs) == 0 {
+		return // the running helper starts the next when it ends
+	}
+	refs, s.markerRefs = s.markerRefs, nil
 	st := s.mgr.store
-	s.goSafe("read markers", func() {
-		ctx, cancel := context.WithTimeout(s.ctx, time.Minute)
+	s.markers.start(s, func(ctx context.Context) func() {
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
 		times := make([]int64, len(refs))
 		for i, ref := range refs {
@@ -84,13 +96,14 @@ func (s *Session) resolveMarkers(refs []markerRef) {
 				s.log.Debug("cannot find a read marker's event", "room", ref.room, "event", ref.event, "err", err)
 			}
 		}
-		s.post(resultEvent{apply: func() {
+		return func() {
 			for i, ref := range refs {
 				if r := s.rooms[ref.room]; r != nil && times[i] > 0 {
 					s.setMarker(r, times[i], attached)
 				}
 			}
-		}})
+			s.resolveMarkers(nil) // those that came meanwhile
+		}
 	})
 }
 

@@ -164,6 +164,11 @@ type Session struct {
 	urgent   chan struct{}
 	hurried  bool
 	resuming map[id.RoomID]*room // rooms loaded from the store, until the first sync is applied
+
+	// Helpers off the owner, one of each kind at a time (lane.go).
+	listings   helperLane  // directory LISTs
+	markers    helperLane  // resolving read markers
+	markerRefs []markerRef // read markers waiting for the next helper
 }
 
 // Events the owner goroutine handles.
@@ -237,6 +242,8 @@ func newSession(mgr *Manager, cli *mautrix.Client) *Session {
 		dmFutures:  map[id.UserID]*dmFuture{},
 		presence:   map[id.UserID]presence{},
 		newRooms:   rate.NewLimiter(rate.Every(mgr.cfg.RoomCreateInterval), mgr.cfg.RoomCreateBurst),
+		listings:   helperLane{what: "directory listing", max: maxWaitingLists},
+		markers:    helperLane{what: "read markers"},
 	}
 }
 
