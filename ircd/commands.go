@@ -23,22 +23,17 @@ type Command struct {
 	Local func(c *Conn, m *irc.Message) error
 }
 
-// noReply adapts a handler that sends its replies itself.
-func noReply(h func(c *Conn, m *irc.Message)) func(c *Conn, m *irc.Message) error {
-	return func(c *Conn, m *irc.Message) error { h(c, m); return nil }
-}
-
 // localCommands are the commands ircd answers itself, without the Matrix
 // side.
 var localCommands map[string]Command
 
 func init() {
 	localCommands = map[string]Command{
-		"CAP":          {Local: noReply((*Conn).handleCap), MinParams: 1, PreReg: true},
-		"AUTHENTICATE": {Local: noReply((*Conn).handleAuthenticate), MinParams: 1, PreReg: true},
-		"PASS":         {Local: noReply((*Conn).handlePass), MinParams: 1, PreReg: true},
+		"CAP":          {Local: (*Conn).handleCap, MinParams: 1, PreReg: true},
+		"AUTHENTICATE": {Local: (*Conn).handleAuthenticate, MinParams: 1, PreReg: true},
+		"PASS":         {Local: (*Conn).handlePass, MinParams: 1, PreReg: true},
 		"NICK":         {Local: (*Conn).handleNick, MinParams: 1, PreReg: true},
-		"USER":         {Local: noReply((*Conn).handleUser), MinParams: 4, PreReg: true},
+		"USER":         {Local: (*Conn).handleUser, MinParams: 4, PreReg: true},
 		"PING":         {Local: (*Conn).handlePing, MinParams: 1, PreReg: true},
 		"PONG":         {Local: func(*Conn, *irc.Message) error { return nil }, PreReg: true},
 		"QUIT":         {Local: (*Conn).handleQuit, PreReg: true},
@@ -148,8 +143,7 @@ func forwardMessage(c *Conn, m *irc.Message) error {
 
 func (c *Conn) handleNick(m *irc.Message) error {
 	if !c.registered.Load() {
-		c.handleNickPreReg(m)
-		return nil
+		return c.handleNickPreReg(m)
 	}
 	if !ValidNick(m.Params[0]) {
 		return ircreply.Numeric(irc.ERR_ERRONEUSNICKNAME, m.Params[0], "Erroneous nickname")

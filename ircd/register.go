@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"gopkg.in/irc.v4"
+
+	"github.com/mxircd/mxircd/ircreply"
 )
 
 // registration is the state a connection collects before it is welcomed.
@@ -64,7 +66,7 @@ func capSupported(name string) bool {
 	return false
 }
 
-func (c *Conn) handleCap(m *irc.Message) {
+func (c *Conn) handleCap(m *irc.Message) error {
 	sub := strings.ToUpper(m.Params[0])
 	switch sub {
 	case "LS":
@@ -114,8 +116,7 @@ func (c *Conn) handleCap(m *irc.Message) {
 		c.sendCap("LIST", strings.Join(list, " "))
 	case "REQ":
 		if len(m.Params) < 2 {
-			c.replyNumeric(irc.ERR_NEEDMOREPARAMS, "CAP", "Not enough parameters")
-			return
+			return errNeedMoreParams("CAP")
 		}
 		if !c.registered.Load() {
 			c.reg.capPaused = true
@@ -125,7 +126,7 @@ func (c *Conn) handleCap(m *irc.Message) {
 		for _, name := range req {
 			if !capSupported(strings.TrimPrefix(name, "-")) {
 				c.sendCap("NAK", m.Params[1])
-				return
+				return nil
 			}
 		}
 		c.mu.Lock()
@@ -144,8 +145,9 @@ func (c *Conn) handleCap(m *irc.Message) {
 			c.tryRegister()
 		}
 	default:
-		c.replyNumeric(errInvalidCapCmd, m.Params[0], "Invalid CAP command")
+		return ircreply.Numeric(errInvalidCapCmd, m.Params[0], "Invalid CAP command")
 	}
+	return nil
 }
 
 func (c *Conn) sendCap(sub, list string) {
@@ -159,36 +161,31 @@ func (c *Conn) sendCap(sub, list string) {
 // maxSASLBytes bounds the base64 a client may send for one SASL exchange.
 const maxSASLBytes = 4096
 
-func (c *Conn) handleAuthenticate(m *irc.Message) {
+func (c *Conn) handleAuthenticate(m *irc.Message) error {
 	if (c.registered.Load() && !c.pending.Load()) || c.reg.loggedInAs != "" {
-		c.replyNumeric(irc.ERR_SASLALREADY, "You have already authenticated")
-		return
+		return ircreply.Numeric(irc.ERR_SASLALREADY, "You have already authenticated")
 	}
 	if !c.HasCap("sasl") {
-		c.replyNumeric(irc.ERR_SASLFAIL, "SASL authentication failed: request the sasl capability first")
-		return
+		return ircreply.Numeric(irc.ERR_SASLFAIL, "SASL authentication failed: request the sasl capability first")
 	}
 	arg := m.Params[0]
 	if arg == "*" {
 		c.resetSASL()
-		c.replyNumeric(irc.ERR_SASLABORTED, "SASL authentication aborted")
-		return
+		return ircreply.Numeric(irc.ERR_SASLABORTED, "SASL authentication aborted")
 	}
 	if c.reg.saslMech == "" {
 		mech := strings.ToUpper(arg)
 		if mech != "PLAIN" && (mech != "EXTERNAL" || !c.externalOffered()) {
 			c.replyNumeric(irc.RPL_SASLMECHS, c.saslMechs(), "are available SASL mechanisms")
-			c.replyNumeric(irc.ERR_SASLFAIL, "SASL authentication failed: unsupported mechanism")
-			return
+			return ircreply.Numeric(irc.ERR_SASLFAIL, "SASL authentication failed: unsupported mechanism")
 		}
 		c.reg.saslMech = mech
 		c.reply(&irc.Message{Command: "AUTHENTICATE", Params: []string{"+"}})
-		return
+		return nil
 	}
 	if len(arg) > 400 {
 		c.resetSASL()
-		c.replyNumeric(irc.ERR_SASLTOOLONG, "SASL message too long")
-		return
+		return ircreply.Numeric(irc.ERR_SASLTOOLONG, "SASL message too long")
 	}
 	if arg != "+" {
 		c.reg.saslBuf = append(c.reg.saslBuf, arg...)
@@ -197,34 +194,33 @@ func (c *Conn) handleAuthenticate(m *irc.Message) {
 		// 905 is for one line over 400 bytes; too much in all fails the
 		// exchange, as the SASL spec and irctest expect.
 		c.resetSASL()
-		c.replyNumeric(irc.ERR_SASLFAIL, "SASL authentication failed: more than "+strconv.Itoa(maxSASLBytes)+" bytes of SASL data")
-		return
+		return ircreply.Numeric(irc.ERR_SASLFAIL, "SASL authentication failed: more than "+strconv.Itoa(maxSASLBytes)+" bytes of SASL data")
 	}
 	if len(arg) == 400 {
-		return // more chunks follow
+		return nil // more chunks follow
 	}
 	mech := c.reg.saslMech
 	payload, err := base64.StdEncoding.DecodeString(string(c.reg.saslBuf))
 	c.resetSASL()
 	if err != nil {
-		c.replyNumeric(irc.ERR_SASLFAIL, "SASL authentication failed: invalid base64")
-		return
+		return ircreply.Numeric(irc.ERR_SASLFAIL, "SASL authentication failed: invalid base64")
 	}
 	if mech == "EXTERNAL" {
 		if !c.saslExternal(string(payload)) {
-			return
+			return nil
 		}
 	} else if !c.saslPlain(payload) {
-		return
+		return nil
 	}
 	if c.pending.Load() {
 		c.finishPending(true)
-		return
+		return nil
 	}
 	account := c.handler.Account()
 	c.reg.loggedInAs = account
 	c.replyNumeric(irc.RPL_LOGGEDIN, loggedInMask(c, account), account, "You are now logged in as "+account)
 	c.replyNumeric(irc.RPL_SASLSUCCESS, "SASL authentication successful")
+	return nil
 }
 
 // saslPlain logs in with a PLAIN message, replying to a failure itself.
@@ -310,21 +306,20 @@ func (c *Conn) tryLoginRequest(req LoginRequest) (string, bool) {
 	}
 }
 
-func (c *Conn) handleNickPreReg(m *irc.Message) {
+func (c *Conn) handleNickPreReg(m *irc.Message) error {
 	nick := m.Params[0]
 	if !ValidNick(nick) {
-		c.replyNumeric(irc.ERR_ERRONEUSNICKNAME, nick, "Erroneous nickname")
-		return
+		return ircreply.Numeric(irc.ERR_ERRONEUSNICKNAME, nick, "Erroneous nickname")
 	}
 	c.storeNick(nick) // not registered yet: the reader's to write
 	c.reg.nickSet = true
 	c.tryRegister()
+	return nil
 }
 
-func (c *Conn) handleUser(m *irc.Message) {
+func (c *Conn) handleUser(m *irc.Message) error {
 	if c.registered.Load() || c.reg.userSet {
-		c.replyNumeric(irc.ERR_ALREADYREGISTERED, "You may not reregister")
-		return
+		return errAlreadyRegistered
 	}
 	c.mu.Lock()
 	c.user = m.Params[0]
@@ -332,15 +327,18 @@ func (c *Conn) handleUser(m *irc.Message) {
 	c.mu.Unlock()
 	c.reg.userSet = true
 	c.tryRegister()
+	return nil
 }
 
-func (c *Conn) handlePass(m *irc.Message) {
+func (c *Conn) handlePass(m *irc.Message) error {
 	if c.registered.Load() {
-		c.replyNumeric(irc.ERR_ALREADYREGISTERED, "You may not reregister")
-		return
+		return errAlreadyRegistered
 	}
 	c.reg.pass = m.Params[0]
+	return nil
 }
+
+var errAlreadyRegistered = ircreply.Numeric(irc.ERR_ALREADYREGISTERED, "You may not reregister")
 
 // tryRegister completes registration once NICK, USER and the CAP
 // negotiation are done, logging in with PASS when SASL was not used.
