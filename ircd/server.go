@@ -5,6 +5,7 @@
 package ircd
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -74,7 +75,8 @@ type Handler interface {
 	Account() string
 }
 
-// Config holds the IRC side's settings. Zero values get defaults in NewServer.
+// Config holds the IRC side's settings. Zero values get defaults in
+// NewServer (DefaultConfig).
 type Config struct {
 	ServerName string // source of server lines, e.g. "mxircd"
 	Network    string // NETWORK in ISUPPORT
@@ -120,50 +122,53 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// DefaultConfig is the IRC side's settings where none are given: NewServer
+// takes each zero field of its Config from here, and the gateway's
+// configuration starts from it. The one place these defaults live.
+func DefaultConfig() Config {
+	return Config{
+		ServerName:          "mxircd",
+		Network:             "Matrix",
+		Version:             "mxircd",
+		MaxSendQ:            1 << 20,
+		FloodRate:           5,
+		FloodBurst:          40,
+		FloodDisconnect:     60 * time.Second,
+		PingInterval:        2 * time.Minute,
+		PingTimeout:         2 * time.Minute,
+		RegistrationTimeout: time.Minute,
+		LoginTimeout:        30 * time.Second,
+		WriteTimeout:        30 * time.Second,
+		FailedLoginRate:     0.2,
+		FailedLoginBurst:    10,
+		ServiceNick:         "mxircd",
+		LoginPendingTimeout: 5 * time.Minute,
+		GuestIdleTimeout:    30 * time.Minute,
+	}
+}
+
 func (cfg *Config) setDefaults() {
-	def := func(v *time.Duration, d time.Duration) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	if cfg.ServerName == "" {
-		cfg.ServerName = "mxircd"
-	}
-	if cfg.Network == "" {
-		cfg.Network = "Matrix"
-	}
-	if cfg.Version == "" {
-		cfg.Version = "mxircd"
-	}
+	d := DefaultConfig()
+	cfg.ServerName = cmp.Or(cfg.ServerName, d.ServerName)
+	cfg.Network = cmp.Or(cfg.Network, d.Network)
+	cfg.Version = cmp.Or(cfg.Version, d.Version)
 	if cfg.Created.IsZero() {
 		cfg.Created = time.Now()
 	}
-	if cfg.MaxSendQ == 0 {
-		cfg.MaxSendQ = 1 << 20
-	}
-	if cfg.FloodRate == 0 {
-		cfg.FloodRate = 5
-	}
-	if cfg.FloodBurst == 0 {
-		cfg.FloodBurst = 40
-	}
-	def(&cfg.FloodDisconnect, 60*time.Second)
-	def(&cfg.PingInterval, 2*time.Minute)
-	def(&cfg.PingTimeout, 2*time.Minute)
-	def(&cfg.RegistrationTimeout, time.Minute)
-	def(&cfg.LoginTimeout, 30*time.Second)
-	def(&cfg.WriteTimeout, 30*time.Second)
-	def(&cfg.LoginPendingTimeout, 5*time.Minute)
-	def(&cfg.GuestIdleTimeout, 30*time.Minute)
-	if cfg.ServiceNick == "" {
-		cfg.ServiceNick = "mxircd"
-	}
-	if cfg.FailedLoginRate == 0 {
-		cfg.FailedLoginRate = 0.2
-	}
-	if cfg.FailedLoginBurst == 0 {
-		cfg.FailedLoginBurst = 10
-	}
+	cfg.MaxSendQ = cmp.Or(cfg.MaxSendQ, d.MaxSendQ)
+	cfg.FloodRate = cmp.Or(cfg.FloodRate, d.FloodRate)
+	cfg.FloodBurst = cmp.Or(cfg.FloodBurst, d.FloodBurst)
+	cfg.FloodDisconnect = cmp.Or(cfg.FloodDisconnect, d.FloodDisconnect)
+	cfg.PingInterval = cmp.Or(cfg.PingInterval, d.PingInterval)
+	cfg.PingTimeout = cmp.Or(cfg.PingTimeout, d.PingTimeout)
+	cfg.RegistrationTimeout = cmp.Or(cfg.RegistrationTimeout, d.RegistrationTimeout)
+	cfg.LoginTimeout = cmp.Or(cfg.LoginTimeout, d.LoginTimeout)
+	cfg.WriteTimeout = cmp.Or(cfg.WriteTimeout, d.WriteTimeout)
+	cfg.LoginPendingTimeout = cmp.Or(cfg.LoginPendingTimeout, d.LoginPendingTimeout)
+	cfg.GuestIdleTimeout = cmp.Or(cfg.GuestIdleTimeout, d.GuestIdleTimeout)
+	cfg.ServiceNick = cmp.Or(cfg.ServiceNick, d.ServiceNick)
+	cfg.FailedLoginRate = cmp.Or(cfg.FailedLoginRate, d.FailedLoginRate)
+	cfg.FailedLoginBurst = cmp.Or(cfg.FailedLoginBurst, d.FailedLoginBurst)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}

@@ -5,6 +5,7 @@
 package session
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/mxircd/mxircd/mapping"
 	"github.com/mxircd/mxircd/store"
 )
 
@@ -150,33 +152,47 @@ type Manager struct {
 	lurking   atomic.Int64 // lurkers attached (counted in attached too)
 }
 
+// DefaultConfig is the Matrix side's settings where none are given, and
+// what the gateway's configuration starts from: the one place these
+// defaults live. NewManager takes each zero field of its Config from
+// here, except those whose zero means something (the booleans,
+// ReplayLimit), which it takes as given.
+func DefaultConfig() Config {
+	return Config{
+		DeviceName:         "mxircd",
+		SyncTimeout:        30 * time.Second,
+		TimelineLimit:      100,
+		OpLevel:            mapping.OpLevel,
+		AlwaysOn:           true,
+		AwayWhenDetached:   true,
+		ReplayLimit:        100,
+		HistoryPerRoom:     5000,
+		RoomCreateBurst:    5,
+		RoomCreateInterval: time.Minute,
+		ServiceNick:        DefaultServiceNick,
+		EncryptNewDMs:      true,
+		PasswordRecheck:    DefaultPasswordRecheck,
+		SSOLinkTTL:         10 * time.Minute,
+		AcceptDMInvites:    AcceptDMInvitesKnown,
+		Guests:             GuestConfig{HistoryOnJoin: 20, MaxChannels: 20},
+	}
+}
+
 func NewManager(cfg Config, st store.Store) *Manager {
-	if cfg.ServiceNick == "" {
-		cfg.ServiceNick = DefaultServiceNick
-	}
-	if cfg.DeviceName == "" {
-		cfg.DeviceName = "mxircd"
-	}
-	if cfg.SyncTimeout == 0 {
-		cfg.SyncTimeout = 30 * time.Second
-	}
-	if cfg.TimelineLimit == 0 {
-		cfg.TimelineLimit = 100
-	}
-	if cfg.HistoryPerRoom == 0 {
-		cfg.HistoryPerRoom = 5000
-	}
-	if cfg.RoomCreateBurst == 0 {
-		cfg.RoomCreateBurst = 5
-	}
-	if cfg.SSOLinkTTL == 0 {
-		cfg.SSOLinkTTL = 10 * time.Minute
-	}
-	if cfg.RoomCreateInterval == 0 {
-		cfg.RoomCreateInterval = time.Minute
-	}
-	if cfg.Guests.MaxChannels == 0 {
-		cfg.Guests.MaxChannels = 20
+	d := DefaultConfig()
+	cfg.ServiceNick = cmp.Or(cfg.ServiceNick, d.ServiceNick)
+	cfg.DeviceName = cmp.Or(cfg.DeviceName, d.DeviceName)
+	cfg.SyncTimeout = cmp.Or(cfg.SyncTimeout, d.SyncTimeout)
+	cfg.TimelineLimit = cmp.Or(cfg.TimelineLimit, d.TimelineLimit)
+	cfg.OpLevel = cmp.Or(cfg.OpLevel, d.OpLevel)
+	cfg.HistoryPerRoom = cmp.Or(cfg.HistoryPerRoom, d.HistoryPerRoom)
+	cfg.RoomCreateBurst = cmp.Or(cfg.RoomCreateBurst, d.RoomCreateBurst)
+	cfg.RoomCreateInterval = cmp.Or(cfg.RoomCreateInterval, d.RoomCreateInterval)
+	cfg.SSOLinkTTL = cmp.Or(cfg.SSOLinkTTL, d.SSOLinkTTL)
+	cfg.AcceptDMInvites = cmp.Or(cfg.AcceptDMInvites, d.AcceptDMInvites)
+	cfg.Guests.MaxChannels = cmp.Or(cfg.Guests.MaxChannels, d.Guests.MaxChannels)
+	if cfg.PasswordRecheck <= 0 {
+		cfg.PasswordRecheck = d.PasswordRecheck
 	}
 	if cfg.HTTPClient == nil {
 		// No overall timeout: long-poll syncs set their own through ctx.
@@ -195,9 +211,6 @@ func NewManager(cfg Config, st store.Store) *Manager {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
-	}
-	if cfg.PasswordRecheck <= 0 {
-		cfg.PasswordRecheck = DefaultPasswordRecheck
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &Manager{

@@ -14,6 +14,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/mxircd/mxircd/internal/netlimit"
+	"github.com/mxircd/mxircd/ircd"
 	"github.com/mxircd/mxircd/session"
 )
 
@@ -171,20 +172,23 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	return err
 }
 
+// defaultConfig is what mxircd runs with when config.toml says nothing.
+// What ircd and session default themselves comes from them.
 func defaultConfig() Config {
+	irc, matrix := ircd.DefaultConfig(), session.DefaultConfig()
 	return Config{
 		IRC: IRCConfig{
 			Listen:      []string{"127.0.0.1:6667"},
-			ServerName:  "mxircd",
-			ServiceNick: "mxircd",
-			Network:     "Matrix",
-			MaxSendQ:    1 << 20,
+			ServerName:  irc.ServerName,
+			ServiceNick: irc.ServiceNick,
+			Network:     irc.Network,
+			MaxSendQ:    irc.MaxSendQ,
 			// Beyond this the file descriptors of a default systemd
 			// unit (65536) run out.
 			MaxConnections:           50000,
 			MaxConnectionsPerAddress: 16,
 			LimitExempt:              []string{"127.0.0.0/8", "::1"},
-			LoginPendingTimeout:      Duration{5 * time.Minute},
+			LoginPendingTimeout:      Duration{irc.LoginPendingTimeout},
 			TLS:                      TLSConfig{Listen: []string{}},
 			WebSocket: WebSocketConfig{
 				Listen: []string{}, TLSListen: []string{},
@@ -192,35 +196,35 @@ func defaultConfig() Config {
 			},
 		},
 		Matrix: MatrixConfig{
-			DeviceName:         "mxircd",
-			OpLevel:            50,
-			AcceptDMInvites:    session.AcceptDMInvitesKnown,
-			SyncTimeout:        Duration{30 * time.Second},
-			RoomCreateBurst:    5,
-			RoomCreateInterval: Duration{time.Minute},
-			PasswordRecheck:    Duration{session.DefaultPasswordRecheck},
+			DeviceName:         matrix.DeviceName,
+			OpLevel:            matrix.OpLevel,
+			AcceptDMInvites:    matrix.AcceptDMInvites,
+			SyncTimeout:        Duration{matrix.SyncTimeout},
+			RoomCreateBurst:    matrix.RoomCreateBurst,
+			RoomCreateInterval: Duration{matrix.RoomCreateInterval},
+			PasswordRecheck:    Duration{matrix.PasswordRecheck},
 		},
 		HTTP: HTTPConfig{
 			LinkTTL:                  Duration{24 * time.Hour},
-			SSOLinkTTL:               Duration{10 * time.Minute},
+			SSOLinkTTL:               Duration{matrix.SSOLinkTTL},
 			IdleTimeout:              Duration{time.Minute},
 			MaxConnections:           1024,
 			MaxConnectionsPerAddress: 32,
 			LimitExempt:              []string{"127.0.0.0/8", "::1"},
 		},
 		Bouncer: BouncerConfig{
-			AlwaysOn:         true,
-			AwayWhenDetached: true,
-			ReplayLimit:      100,
-			HistoryPerRoom:   5000,
+			AlwaysOn:         matrix.AlwaysOn,
+			AwayWhenDetached: matrix.AwayWhenDetached,
+			ReplayLimit:      matrix.ReplayLimit,
+			HistoryPerRoom:   matrix.HistoryPerRoom,
 		},
 		Guests: GuestsConfig{
-			IdleTimeout:   Duration{30 * time.Minute},
-			HistoryOnJoin: 20,
-			MaxChannels:   20,
+			IdleTimeout:   Duration{irc.GuestIdleTimeout},
+			HistoryOnJoin: matrix.Guests.HistoryOnJoin,
+			MaxChannels:   matrix.Guests.MaxChannels,
 		},
 		Store:      StoreConfig{Driver: "sqlite", Path: "data/mxircd.db"},
-		Encryption: EncryptionConfig{Enabled: true, EncryptNewDMs: true, SendTo: "all"},
+		Encryption: EncryptionConfig{Enabled: true, EncryptNewDMs: matrix.EncryptNewDMs, SendTo: "all"},
 		Log:        LogConfig{Level: "info", Format: "text"},
 	}
 }

@@ -7,6 +7,9 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/mxircd/mxircd/ircd"
+	"github.com/mxircd/mxircd/session"
 )
 
 // The shipped config.toml must say exactly what the defaults are, so that
@@ -20,6 +23,14 @@ func TestShippedConfigIsTheDefault(t *testing.T) {
 	}
 	if want := defaultConfig(); !reflect.DeepEqual(cfg, want) {
 		t.Fatalf("config.toml differs from the defaults:\n got %+v\nwant %+v", cfg, want)
+	}
+}
+
+// The service nick is one setting (irc.service_nick) given to both
+// halves; each has a default for when it is given none, and they agree.
+func TestServiceNickDefaultsAgree(t *testing.T) {
+	if i, s := ircd.DefaultConfig().ServiceNick, session.DefaultConfig().ServiceNick; i != s {
+		t.Errorf("ircd's default service nick is %q, session's %q", i, s)
 	}
 }
 
