@@ -256,12 +256,12 @@ func memDriver() string {
 // a restart.
 func seedAccounts(b *testing.B, sc store.Config, hsURL string, n int) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, sc)
+	st, err := store.Open(ctx, sc) // the schema
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer st.Close()
-	tx, err := st.DB().BeginTx(ctx, nil)
+	st.Close()
+	tx, err := storetest.RawDB(b, sc).BeginTx(ctx, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -151,7 +151,7 @@ func forgetRooms(b *testing.B, sc store.Config) {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	if _, err := st.DB().ExecContext(ctx, `UPDATE sync_state SET rooms_stored = 0`); err != nil {
+	if _, err := storetest.RawDB(b, sc).ExecContext(ctx, `UPDATE sync_state SET rooms_stored = 0`); err != nil {
 		b.Fatal(err)
 	}
 }
@@ -165,7 +165,7 @@ func seedStored(b *testing.B, sc store.Config, hs *syntheticHS, n int) {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	tx, err := st.DB().BeginTx(ctx, nil)
+	tx, err := storetest.RawDB(b, sc).BeginTx(ctx, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -50,10 +50,6 @@ func (s *timedStore) PutAccount(ctx context.Context, a *store.Account) error {
 	return s.timedErr("PutAccount", func() error { return s.Store.PutAccount(ctx, a) })
 }
 
-func (s *timedStore) DeleteAccount(ctx context.Context, userID string) error {
-	return s.timedErr("DeleteAccount", func() error { return s.Store.DeleteAccount(ctx, userID) })
-}
-
 func (s *timedStore) PutSetting(ctx context.Context, name, value string) error {
 	return s.timedErr("PutSetting", func() error { return s.Store.PutSetting(ctx, name, value) })
 }
@@ -64,10 +60,6 @@ func (s *timedStore) InitSetting(ctx context.Context, name, value string) (strin
 
 func (s *timedStore) ChannelNames(ctx context.Context, userID string) (map[string]string, error) {
 	return timed(s, "ChannelNames", func() (map[string]string, error) { return s.Store.ChannelNames(ctx, userID) })
-}
-
-func (s *timedStore) PutChannelName(ctx context.Context, userID, roomID, name string) error {
-	return s.timedErr("PutChannelName", func() error { return s.Store.PutChannelName(ctx, userID, roomID, name) })
 }
 
 func (s *timedStore) PutChannelNames(ctx context.Context, userID string, names map[string]string) error {
@@ -94,10 +86,6 @@ func (s *timedStore) AccountRooms(ctx context.Context, userID string) (rooms []s
 
 func (s *timedStore) RoomState(ctx context.Context, roomID string) ([][]byte, error) {
 	return timed(s, "RoomState", func() ([][]byte, error) { return s.Store.RoomState(ctx, roomID) })
-}
-
-func (s *timedStore) ClearSyncState(ctx context.Context, userID string) error {
-	return s.timedErr("ClearSyncState", func() error { return s.Store.ClearSyncState(ctx, userID) })
 }
 
 func (s *timedStore) StreamRange(ctx context.Context, userID string, after, upTo int64, perRoom int) ([]store.StoredEvent, map[string]int, error) {

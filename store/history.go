@@ -410,23 +410,6 @@ func (s *SQLStore) SyncState(ctx context.Context, userID string) (token string, 
 	return token, head, nil
 }
 
-// ClearSyncState forgets the account's sync token. The stream and its head
-// stay, so that positions never repeat.
-func (s *SQLStore) ClearSyncState(ctx context.Context, userID string) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx,
-			`UPDATE sync_state SET next_batch = '', rooms_stored = 0 WHERE user_id = $1`, userID); err != nil {
-			return err
-		}
-		_, err := tx.ExecContext(ctx, `DELETE FROM account_rooms WHERE user_id = $1`, userID)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("store: clear sync state of %s: %w", userID, err)
-	}
-	return nil
-}
-
 // StreamRange returns the account's stream events with after < seq <= upTo,
 // oldest first, at most perRoom per room (the newest ones of each room;
 // perRoom <= 0 means no limit), and how many older ones were left out, by

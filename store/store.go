@@ -2,7 +2,7 @@
 //
 // SQLite is the embedded default and PostgreSQL serves hosted deployments.
 // Both go through database/sql so that mautrix-go's SQL crypto store can
-// share the same *sql.DB (see SQLStore.DB and SQLStore.Dialect).
+// share the same *sql.DB (see SQLStore.OpenCryptoStores).
 package store
 
 import (
@@ -50,9 +50,6 @@ type Store interface {
 	// PutAccount inserts or updates by UserID. It sets a.CreatedAt to the
 	// stored creation time and a.UpdatedAt to the time of this write.
 	PutAccount(ctx context.Context, a *Account) error
-	// DeleteAccount also removes the account's sync state, stream, client
-	// cursors, outbox and certificates. It succeeds when the account is already absent.
-	DeleteAccount(ctx context.Context, userID string) error
 	// SetAppPassword replaces the verifier of an existing account's app
 	// password ("" removes it). It returns an error satisfying
 	// errors.Is(err, ErrNotFound) when there is no such account.
@@ -81,9 +78,8 @@ type Store interface {
 	PutSetting(ctx context.Context, name, value string) error
 	// ChannelNames returns the channel names an account gave rooms, by room ID.
 	ChannelNames(ctx context.Context, userID string) (map[string]string, error)
-	// PutChannelName records (or changes) the channel name of a room for an account.
-	PutChannelName(ctx context.Context, userID, roomID, name string) error
-	// PutChannelNames records several, by room ID, in one transaction.
+	// PutChannelNames records (or changes) the channel names an account
+	// gave rooms, by room ID, in one transaction.
 	PutChannelNames(ctx context.Context, userID string, names map[string]string) error
 
 	// SaveSync stores b.Events in the shared event table (one row per
@@ -106,9 +102,6 @@ type Store interface {
 	// RoomState returns a room's current state as stored, the JSON of
 	// one event per (type, state key), the newest stored.
 	RoomState(ctx context.Context, roomID string) ([][]byte, error)
-	// ClearSyncState forgets the sync token (and the stored room list) and keeps the stream and its
-	// head, so that positions never repeat.
-	ClearSyncState(ctx context.Context, userID string) error
 	// StreamRange returns the account's stream events with
 	// after < seq <= upTo, oldest first, at most perRoom per room (the
 	// newest ones of each room; perRoom <= 0 means no limit), and how many
@@ -366,14 +359,7 @@ func openPostgres(ctx context.Context, dsn string) (*SQLStore, error) {
 	return &SQLStore{db: db, dialect: DialectPostgres, now: time.Now}, nil
 }
 
-// DB is the underlying pool, exposed so other SQL-backed components (the
-// mautrix crypto store) can keep their tables in the same database.
-func (s *SQLStore) DB() *sql.DB { return s.db }
-
-// Dialect is DialectSQLite or DialectPostgres.
-func (s *SQLStore) Dialect() string { return s.dialect }
-
-// Close closes the underlying pool, including for anyone sharing DB().
+// Close closes the underlying pool, also for the crypto stores sharing it.
 func (s *SQLStore) Close() error { return s.db.Close() }
 
 func (s *SQLStore) Account(ctx context.Context, userID string) (*Account, error) {
@@ -466,29 +452,6 @@ func (s *SQLStore) ClearPasswordVerifier(ctx context.Context, userID, verifier s
 	return nil
 }
 
-// DeleteAccount removes the account and its rows in every per-account table
-// of the event store, in one transaction. Channel names are kept. Events in
-// the shared event table stay until Prune removes them.
-func (s *SQLStore) DeleteAccount(ctx context.Context, userID string) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		// Serialized with SaveSync, so that a concurrent save cannot
-		// leave stream rows behind.
-		if _, err := lockEvents(ctx, tx); err != nil {
-			return err
-		}
-		for _, table := range []string{"accounts", "oauth_grants", "cert_fingerprints", "sync_state", "account_rooms", "account_events", "client_cursors", "outbox"} {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE user_id = $1`, userID); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("store: delete account %s: %w", userID, err)
-	}
-	return nil
-}
-
 // InitSetting stores value under name unless a value is already stored,
 // and returns the stored one: the first writer wins, also between
 // gateways sharing a database.
@@ -531,15 +494,6 @@ func (s *SQLStore) ChannelNames(ctx context.Context, userID string) (map[string]
 		return nil, fmt.Errorf("store: load channel names of %s: %w", userID, err)
 	}
 	return names, nil
-}
-
-func (s *SQLStore) PutChannelName(ctx context.Context, userID, roomID, name string) error {
-	if _, err := s.db.ExecContext(ctx,
-		`INSERT INTO channel_names (user_id, room_id, name) VALUES ($1, $2, $3)
-		 ON CONFLICT (user_id, room_id) DO UPDATE SET name = excluded.name`, userID, roomID, name); err != nil {
-		return fmt.Errorf("store: save channel name of %s in %s: %w", roomID, userID, err)
-	}
-	return nil
 }
 
 func (s *SQLStore) PutChannelNames(ctx context.Context, userID string, names map[string]string) error {

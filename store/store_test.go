@@ -645,7 +645,7 @@ func TestChannelNames(t *testing.T) {
 				t.Fatalf("no names yet: %v, %v", names, err)
 			}
 			for _, put := range [][3]string{{"@a:x", "!r1:x", "#one"}, {"@a:x", "!r2:x", "#two"}, {"@b:x", "!r1:x", "#other"}, {"@a:x", "!r1:x", "#renamed"}} {
-				if err := s.PutChannelName(ctx, put[0], put[1], put[2]); err != nil {
+				if err := s.PutChannelNames(ctx, put[0], map[string]string{put[1]: put[2]}); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -70,6 +70,24 @@ func Config(t testing.TB, driver string) store.Config {
 	}
 }
 
+// RawDB opens the database of cfg (made by Config) without the store, for
+// tests that write rows directly, such as seeding thousands of accounts in
+// one transaction. Open the store first so the schema exists. The pool is
+// closed when t finishes.
+func RawDB(t testing.TB, cfg store.Config) *sql.DB {
+	t.Helper()
+	driver, dsn := "pgx", cfg.DSN
+	if cfg.Driver != store.DialectPostgres {
+		driver, dsn = "sqlite", cfg.Path+"?_pragma=busy_timeout(10000)"
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatalf("storetest: open %s: %v", cfg.Driver, err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
 // tempSchema creates a uniquely named schema and returns dsn with its
 // search_path pointing there, so that concurrent tests sharing one
 // PostgreSQL database cannot see each other's tables.
