@@ -60,7 +60,7 @@ func (c *Conn) pendingLogin(reply func(string), args []string) {
 	bl, err := c.srv.backend.StartLogin(ctx, server, c)
 	if err != nil {
 		cancel()
-		c.log.Info("browser login not started", "server", server, "err", err)
+		c.logger().Info("browser login not started", "server", server, "err", err)
 		reply("Not logged in: " + err.Error())
 		return
 	}
@@ -84,7 +84,7 @@ func (c *Conn) waitBrowserLogin(ctx context.Context, w *browserWait, bl *Browser
 	func() {
 		defer func() {
 			if r := recover(); r != nil {
-				c.log.Error("panic in a browser login", "panic", r, "stack", string(debug.Stack()))
+				c.logger().Error("panic in a browser login", "panic", r, "stack", string(debug.Stack()))
 				h, err = nil, errors.New("internal error")
 			}
 		}()
@@ -99,7 +99,7 @@ func (c *Conn) waitBrowserLogin(ctx context.Context, w *browserWait, bl *Browser
 		if h != nil {
 			h.Detach()
 		}
-		c.log.Info("browser login ended unused", "err", err, "logged_in", h != nil)
+		c.logger().Info("browser login ended unused", "err", err, "logged_in", h != nil)
 		return
 	}
 	c.browser = nil
@@ -107,11 +107,11 @@ func (c *Conn) waitBrowserLogin(ctx context.Context, w *browserWait, bl *Browser
 		if ctx.Err() != nil && c.ctx.Err() != nil {
 			return // the connection is ending
 		}
-		c.log.Info("browser login failed", "err", err)
+		c.logger().Info("browser login failed", "err", err)
 		reply("Not logged in: " + err.Error())
 		return
 	}
-	c.handler = h
+	c.loggedIn(h)
 	account := h.Account()
 	reply("You are now logged in as " + account + ".")
 	reply("Next time your IRC client can log in by itself: set an app password with /msg " + c.srv.cfg.ServiceNick +

@@ -29,7 +29,9 @@ import (
 type Conn struct {
 	srv *Server
 	nc  net.Conn
-	log *slog.Logger
+	// log names the client's address, and its account once it has logged
+	// in (loggedIn); read it with logger. Any goroutine.
+	log atomic.Pointer[slog.Logger]
 	q   *sendQueue
 
 	ctx    context.Context // canceled when the connection ends
@@ -90,7 +92,6 @@ func newConn(srv *Server, nc net.Conn) *Conn {
 	c := &Conn{
 		srv:     srv,
 		nc:      nc,
-		log:     srv.log.With("remote", nc.RemoteAddr().String()),
 		q:       newSendQueue(srv.cfg.MaxSendQ),
 		ctx:     ctx,
 		cancel:  cancel,
@@ -98,8 +99,20 @@ func newConn(srv *Server, nc net.Conn) *Conn {
 		caps:    map[string]bool{},
 		limiter: rate.NewLimiter(rate.Limit(srv.cfg.FloodRate), srv.cfg.FloodBurst),
 	}
+	c.log.Store(srv.log.With("remote", nc.RemoteAddr().String()))
 	c.lastRead.Store(time.Now().UnixNano())
 	return c
+}
+
+// logger is the connection's logger. Any goroutine.
+func (c *Conn) logger() *slog.Logger { return c.log.Load() }
+
+// loggedIn binds the connection to the session of the account it logged
+// in as, and names the account in what it logs from now on. Reader
+// goroutine.
+func (c *Conn) loggedIn(h Handler) {
+	c.handler = h
+	c.log.Store(c.logger().With("account", h.Account()))
 }
 
 // Nick is the client's current nickname ("*" before NICK). Any goroutine.
@@ -116,7 +129,7 @@ func (c *Conn) Nick() string {
 // before that is ignored. Session owner goroutine.
 func (c *Conn) SetNick(nick string) {
 	if !c.registered.Load() {
-		c.log.Warn("nick change before registration ignored", "nick", nick)
+		c.logger().Warn("nick change before registration ignored", "nick", nick)
 		return
 	}
 	c.storeNick(nick)
@@ -163,7 +176,7 @@ func (c *Conn) SendMessage(m *irc.Message) {
 	line := encodeLine(m)
 	if !c.q.push(line, errorLine("SendQ exceeded")) && c.q.overflowed() {
 		c.closeOnce.Do(func() {
-			c.log.Warn("send queue overflow, closing connection")
+			c.logger().Warn("send queue overflow, closing connection")
 			c.srv.stats.sendQDrops.Add(1)
 			c.cancel()
 		})
@@ -368,7 +381,7 @@ func (c *Conn) serve() {
 func (c *Conn) readLoop() {
 	defer func() {
 		if r := recover(); r != nil {
-			c.log.Error("panic in connection", "panic", r, "stack", string(debug.Stack()))
+			c.logger().Error("panic in connection", "panic", r, "stack", string(debug.Stack()))
 			c.Close("Internal error")
 		}
 	}()
@@ -387,7 +400,7 @@ func (c *Conn) readLoop() {
 		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
-				c.log.Debug("read failed", "err", err)
+				c.logger().Debug("read failed", "err", err)
 			}
 			return
 		}
@@ -415,7 +428,7 @@ func (c *Conn) handleLineLocked(line []byte) {
 func (c *Conn) detachHandler() {
 	defer func() {
 		if r := recover(); r != nil {
-			c.log.Error("panic in detach", "panic", r, "stack", string(debug.Stack()))
+			c.logger().Error("panic in detach", "panic", r, "stack", string(debug.Stack()))
 		}
 	}()
 	h := c.handler
@@ -502,7 +515,7 @@ func (c *Conn) writeLoop() {
 	defer c.nc.Close()
 	defer func() {
 		if r := recover(); r != nil {
-			c.log.Error("panic in writer", "panic", r, "stack", string(debug.Stack()))
+			c.logger().Error("panic in writer", "panic", r, "stack", string(debug.Stack()))
 			c.Close("Internal error")
 		}
 	}()
@@ -526,7 +539,7 @@ func (c *Conn) writeLoop() {
 			}
 			c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
 			if _, err := c.nc.Write(out); err != nil {
-				c.log.Debug("write failed", "err", err)
+				c.logger().Debug("write failed", "err", err)
 				for i := len(undo) - 1; i >= 0; i-- {
 					undo[i]()
 				}

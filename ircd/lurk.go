@@ -73,7 +73,7 @@ func (c *Conn) startLurking(l Lurker) bool {
 	h, err := l.Lurk(ctx, c)
 	cancel()
 	if err != nil {
-		c.log.Warn("cannot serve a guest", "err", err)
+		c.logger().Warn("cannot serve a guest", "err", err)
 		c.serviceNotice(svc, "Reading public rooms without logging in is not available right now ("+err.Error()+").")
 		return false
 	}

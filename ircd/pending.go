@@ -191,7 +191,7 @@ func (c *Conn) finishPending(sasl bool) {
 	if sasl {
 		c.replyNumeric(irc.RPL_SASLSUCCESS, "SASL authentication successful")
 	}
-	c.log.Info("logged in from the login-pending state", "account", account)
+	c.logger().Info("logged in from the login-pending state", "account", account)
 	c.endLurk(account)
 	c.handler.Attach()
 }

@@ -270,7 +270,7 @@ const (
 )
 
 // tryLogin asks the backend to log the client in, counting failures
-// against the address. On success c.handler is set; on failure it returns
+// against the address. On success the connection is loggedIn; on failure it returns
 // what to tell the client.
 func (c *Conn) tryLogin(account, password string) (string, bool) {
 	return c.tryLoginRequest(LoginRequest{Account: account, Password: password})
@@ -291,17 +291,17 @@ func (c *Conn) tryLoginRequest(req LoginRequest) (string, bool) {
 	h, err := c.srv.backend.Login(ctx, req, c)
 	switch {
 	case err == nil:
-		c.handler = h
+		c.loggedIn(h)
 		return "", true
 	case errors.Is(err, ErrInvalidCredentials):
 		failed = true
-		c.log.Info("login refused", "account", account, "err", err)
+		c.logger().Info("login refused", "account", account, "err", err)
 		return msgInvalidCredentials, false
 	case errors.Is(err, context.DeadlineExceeded):
-		c.log.Warn("login failed", "account", account, "err", err)
+		c.logger().Warn("login failed", "account", account, "err", err)
 		return "Login failed: the homeserver did not answer in time", false
 	default:
-		c.log.Warn("login failed", "account", account, "err", err)
+		c.logger().Warn("login failed", "account", account, "err", err)
 		return "Login failed: " + err.Error(), false
 	}
 }

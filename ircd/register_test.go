@@ -2,12 +2,15 @@ package ircd
 
 import (
 	"encoding/base64"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"gopkg.in/irc.v4"
 )
 
 // saslPlain is the base64 AUTHENTICATE payload for SASL PLAIN.
@@ -632,5 +635,61 @@ func TestSetNickBeforeRegistrationIsRefused(t *testing.T) {
 	h.conn.SetNick("later")
 	if got := h.conn.Nick(); got != "later" {
 		t.Errorf("after registration SetNick left the nick %q, want later", got)
+	}
+}
+
+// logLines is a log destination a test can read while connections write.
+type logLines struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logLines) lines() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Split(l.buf.String(), "\n")
+}
+
+// What a connection logs once it has logged in names the account, so an
+// operator can find one user's trouble; before, it names only the address.
+func TestConnectionLogNamesTheAccount(t *testing.T) {
+	var logs logLines
+	cfg := testConfig()
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	b := newTestBackend(t)
+	b.onCommand = func(h *testHandler, m *irc.Message) {
+		if m.Command == "JOIN" {
+			panic("test: a handler that fails")
+		}
+	}
+	ts := startServerWith(t, cfg, b)
+	c := ts.dial(t)
+	c.send("PASS wrong", "NICK alice", "USER "+testAccount+" 0 * :Alice")
+	c.expect("464")
+	c.expectClosed("Login failed")
+	c, h := ts.registered(t, "alice")
+	c.send("JOIN #a")
+	h.waitDetached(t, ts.srv)
+
+	var refused, panicked string
+	for _, line := range logs.lines() {
+		switch {
+		case strings.Contains(line, `msg="login refused"`):
+			refused = line
+		case strings.Contains(line, `msg="panic in connection"`):
+			panicked = line
+		}
+	}
+	if refused == "" || strings.Contains(refused, "account="+testMXID) {
+		t.Errorf("refused login logged as %q, want it without the account it did not log in to", refused)
+	}
+	if !strings.Contains(panicked, "remote=") || !strings.Contains(panicked, "account="+testMXID) {
+		t.Errorf("panic after login logged as %q, want the address and account=%s", panicked, testMXID)
 	}
 }
