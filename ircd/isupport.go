@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/mxircd/mxircd/mapping"
+	"github.com/mxircd/mxircd/irctext"
 )
 
 // What this server announces about itself. PREFIX and CHANMODES must match
@@ -73,7 +73,7 @@ func defaultISupport(cfg *Config) *ISupport {
 	is.Add("CASEMAPPING", "ascii")
 	is.Add("CHANMODES", "b,,,iKmnpst")
 	is.Add("CHANTYPES", ChanTypes)
-	is.Add("CHATHISTORY", strconv.Itoa(mapping.MaxHistoryLimit))
+	is.Add("CHATHISTORY", strconv.Itoa(irctext.MaxHistoryLimit))
 	// Only these client tags mean something in Matrix; others are dropped.
 	is.Add("CLIENTTAGDENY", "*,-draft/reply,-draft/react,-typing")
 	// ELIST=S: LIST >#space lists a Matrix space's rooms (session/spaces.go).
@@ -85,7 +85,7 @@ func defaultISupport(cfg *Config) *ISupport {
 	is.Add("NICKLEN", strconv.Itoa(NickLen))
 	is.Add("PREFIX", "(ov)@+")
 	is.Add("SAFELIST", "")
-	is.Add("SILENCE", strconv.Itoa(mapping.SilenceLimit))
+	is.Add("SILENCE", strconv.Itoa(irctext.SilenceLimit))
 	is.Add("TARGMAX", "JOIN:,PART:,PRIVMSG:1,NOTICE:1,NAMES:1,WHOIS:1")
 	is.Add("UTF8ONLY", "")
 	is.Add("WHOX", "")

@@ -8,7 +8,7 @@ import (
 
 	"gopkg.in/irc.v4"
 
-	"github.com/mxircd/mxircd/mapping"
+	"github.com/mxircd/mxircd/irctext"
 )
 
 // A connection that finishes registration without credentials is not
@@ -129,13 +129,13 @@ func (c *Conn) dispatchPending(m *irc.Message) bool {
 }
 
 func (c *Conn) isServiceNick(nick string) bool {
-	folded := mapping.Casefold(nick)
-	return folded == mapping.Casefold(c.srv.cfg.ServiceNick) || folded == "nickserv"
+	folded := irctext.Casefold(nick)
+	return folded == irctext.Casefold(c.srv.cfg.ServiceNick) || folded == "nickserv"
 }
 
 func (c *Conn) pendingServiceMessage(to, text string) {
 	reply := func(line string) { c.serviceNotice(to, line) }
-	args, err := mapping.SplitArgs(text)
+	args, err := irctext.SplitArgs(text)
 	if err != nil {
 		reply("Cannot read that: " + err.Error() + ".")
 		return

@@ -5,11 +5,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
-)
 
-// MaxHistoryLimit is the most messages one CHATHISTORY request returns
-// (ISUPPORT CHATHISTORY).
-const MaxHistoryLimit = 100
+	"github.com/mxircd/mxircd/irctext"
+)
 
 // TimeFormat is the IRCv3 server-time format, also used by CHATHISTORY and
 // MARKREAD timestamps.
@@ -56,7 +54,7 @@ type HistoryError struct {
 func (e *HistoryError) Error() string { return e.Text }
 
 // ParseHistoryRequest checks a CHATHISTORY command's parameters. The limit
-// is capped at MaxHistoryLimit.
+// is capped at irctext.MaxHistoryLimit.
 func ParseHistoryRequest(params []string) (*HistoryRequest, error) {
 	if len(params) == 0 {
 		return nil, &HistoryError{Code: "INVALID_PARAMS", Context: []string{"*"}, Text: "Missing subcommand"}
@@ -79,7 +77,7 @@ func ParseHistoryRequest(params []string) (*HistoryRequest, error) {
 	if err != nil || limit <= 0 {
 		return nil, &HistoryError{Code: "INVALID_PARAMS", Context: []string{req.Sub}, Text: "Invalid limit " + params[want-1]}
 	}
-	req.Limit = min(limit, MaxHistoryLimit)
+	req.Limit = min(limit, irctext.MaxHistoryLimit)
 	for i, raw := range refs {
 		ref, err := parseHistoryRef(req.Sub, raw, req.Sub == "LATEST")
 		if err != nil {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/mxircd/mxircd/irctext"
 )
 
 func TestParseHistoryRequest(t *testing.T) {
@@ -14,7 +16,7 @@ func TestParseHistoryRequest(t *testing.T) {
 	}{
 		{line: "LATEST #a * 50", want: HistoryRequest{Sub: "LATEST", Target: "#a", From: HistoryRef{Star: true}, Limit: 50}},
 		{line: "latest #a msgid=$x 5", want: HistoryRequest{Sub: "LATEST", Target: "#a", From: HistoryRef{MsgID: "$x"}, Limit: 5}},
-		{line: "BEFORE #a timestamp=2026-01-02T03:04:05.678Z 1000", want: HistoryRequest{Sub: "BEFORE", Target: "#a", From: HistoryRef{TS: 1767323045678}, Limit: MaxHistoryLimit}},
+		{line: "BEFORE #a timestamp=2026-01-02T03:04:05.678Z 1000", want: HistoryRequest{Sub: "BEFORE", Target: "#a", From: HistoryRef{TS: 1767323045678}, Limit: irctext.MaxHistoryLimit}},
 		{line: "BETWEEN bob msgid=$a timestamp=2026-01-02T03:04:05Z 10", want: HistoryRequest{Sub: "BETWEEN", Target: "bob", From: HistoryRef{MsgID: "$a"}, To: HistoryRef{TS: 1767323045000}, Limit: 10}},
 		{line: "TARGETS timestamp=2026-01-02T03:04:05Z timestamp=2026-01-03T03:04:05Z 10", want: HistoryRequest{Sub: "TARGETS", From: HistoryRef{TS: 1767323045000}, To: HistoryRef{TS: 1767409445000}, Limit: 10}},
 		{line: "BEFORE #a * 10", code: "INVALID_MSGREFTYPE"},
@@ -53,7 +55,7 @@ func FuzzParseHistoryRequest(f *testing.F) {
 	f.Add("BETWEEN #a msgid=x timestamp=2026-01-02T03:04:05Z 10")
 	f.Fuzz(func(t *testing.T, line string) {
 		req, err := ParseHistoryRequest(strings.Fields(line))
-		if err == nil && (req.Limit <= 0 || req.Limit > MaxHistoryLimit) {
+		if err == nil && (req.Limit <= 0 || req.Limit > irctext.MaxHistoryLimit) {
 			t.Fatalf("limit %d out of range", req.Limit)
 		}
 	})

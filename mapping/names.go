@@ -11,27 +11,6 @@ import (
 	"maunium.net/go/mautrix/id"
 )
 
-// Casefold maps a nick or channel name to its comparison key under
-// CASEMAPPING=ascii. Only ASCII letters fold: Matrix IDs are otherwise
-// case-sensitive, and folding "[]\~" as rfc1459 does would merge names that
-// Matrix keeps apart.
-func Casefold(name string) string {
-	for i := 0; i < len(name); i++ {
-		if c := name[i]; 'A' <= c && c <= 'Z' {
-			// Not strings.ToLower: it folds non-ASCII letters too (even
-			// "\u212A" KELVIN SIGN to "k") and rewrites invalid UTF-8.
-			b := []byte(name)
-			for j := i; j < len(b); j++ {
-				if 'A' <= b[j] && b[j] <= 'Z' {
-					b[j] += 'a' - 'A'
-				}
-			}
-			return string(b)
-		}
-	}
-	return name
-}
-
 // ChannelName is the IRC channel for a room: its canonical alias when it has
 // one, else its room ID. Both start with a character in CHANTYPES.
 func ChannelName(roomID id.RoomID, alias id.RoomAlias) string {
@@ -190,10 +169,6 @@ func MaskUser(mask string) (user id.UserID, nick string) {
 	}
 	return "", ""
 }
-
-// SilenceLimit is the most users an account's SILENCE list (its Matrix
-// ignore list) may hold through IRC (ISUPPORT SILENCE).
-const SilenceLimit = 1000
 
 func validUserID(u id.UserID) bool {
 	local, server, err := u.Parse()

@@ -14,7 +14,7 @@ import (
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/id"
 
-	"github.com/mxircd/mxircd/mapping"
+	"github.com/mxircd/mxircd/irctext"
 	"github.com/mxircd/mxircd/store"
 )
 
@@ -24,7 +24,7 @@ import (
 
 // serviceArgs splits args, answering a malformed line itself.
 func serviceArgs(reply func(string), args string) ([]string, bool) {
-	words, err := mapping.SplitArgs(args)
+	words, err := irctext.SplitArgs(args)
 	if err != nil {
 		reply("Cannot read that: " + err.Error() + ".")
 		return nil, false

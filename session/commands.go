@@ -12,6 +12,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/mxircd/mxircd/ircreply"
+	"github.com/mxircd/mxircd/irctext"
 	"github.com/mxircd/mxircd/mapping"
 )
 
@@ -619,7 +620,7 @@ func (s *Session) cmdWhois(a *Attachment, out output, m *irc.Message) error {
 
 func (s *Session) cmdNick(a *Attachment, out output, m *irc.Message) error {
 	nick := m.Params[0]
-	if holder, taken := s.byNick[mapping.Casefold(nick)]; taken {
+	if holder, taken := s.byNick[irctext.Casefold(nick)]; taken {
 		return ircreply.Numeric(irc.ERR_NICKNAMEINUSE, nick, "Nickname is in use by "+holder.String())
 	}
 	s.renameClient(a, out, nick)

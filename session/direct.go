@@ -13,6 +13,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/mxircd/mxircd/ircreply"
+	"github.com/mxircd/mxircd/irctext"
 	"github.com/mxircd/mxircd/mapping"
 )
 
@@ -198,7 +199,7 @@ func (s *Session) startDirect(a *Attachment, out output, command, nick string, u
 				s.broadcast(attached, func(c *Attachment, out output) {
 					s.sendPart(c, out, r, s.user, "it is your direct message with "+nick)
 				})
-				delete(s.channels, mapping.Casefold(r.channel))
+				delete(s.channels, irctext.Casefold(r.channel))
 				r.dm = user
 			}
 			if future.err == nil && !future.encrypted {

@@ -14,6 +14,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/mxircd/mxircd/ircreply"
+	"github.com/mxircd/mxircd/irctext"
 	"github.com/mxircd/mxircd/mapping"
 )
 
@@ -153,7 +154,7 @@ func (s *Session) cmdSilence(a *Attachment, out output, m *irc.Message) error {
 			newCount++
 		}
 	}
-	if newCount-len(remove) > mapping.SilenceLimit {
+	if newCount-len(remove) > irctext.SilenceLimit {
 		return ircreply.Numeric(errSileListFull, m.Params[0], "Your silence list is full")
 	}
 	if len(add) == 0 && len(remove) == 0 {

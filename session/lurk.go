@@ -12,6 +12,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/mxircd/mxircd/ircreply"
+	"github.com/mxircd/mxircd/irctext"
 	"github.com/mxircd/mxircd/mapping"
 	"github.com/mxircd/mxircd/store"
 )
@@ -396,7 +397,7 @@ func (s *Session) broadcastToUsersLurkers(user id.UserID, to audience, f func(a 
 // isGuestNick says whether a folded nick has the form of lurkers' nicks,
 // which no Matrix user is given.
 func (s *Session) isGuestNick(folded string) bool {
-	rest, ok := strings.CutPrefix(folded, mapping.Casefold(guestNickPrefix))
+	rest, ok := strings.CutPrefix(folded, irctext.Casefold(guestNickPrefix))
 	if !ok || rest == "" {
 		return false
 	}

@@ -8,7 +8,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/mxircd/mxircd/ircreply"
-	"github.com/mxircd/mxircd/mapping"
+	"github.com/mxircd/mxircd/irctext"
 )
 
 // MONITOR watches Matrix users by nick or Matrix ID: online means their
@@ -44,7 +44,7 @@ func (s *Session) cmdMonitor(a *Attachment, out output, m *irc.Message) error {
 				break
 			}
 			user, ok := s.userForTarget(a, target)
-			a.monitor[mapping.Casefold(target)] = user
+			a.monitor[irctext.Casefold(target)] = user
 			if ok && s.online(user) {
 				online = append(online, s.prefixOf(a, user).String())
 			} else {
@@ -58,7 +58,7 @@ func (s *Session) cmdMonitor(a *Attachment, out output, m *irc.Message) error {
 			return ircreply.Numeric(irc.ERR_NEEDMOREPARAMS, "MONITOR", "Not enough parameters")
 		}
 		for _, target := range strings.Split(m.Params[1], ",") {
-			delete(a.monitor, mapping.Casefold(target))
+			delete(a.monitor, irctext.Casefold(target))
 		}
 	case "C":
 		clear(a.monitor)

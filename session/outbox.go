@@ -19,6 +19,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/mxircd/mxircd/ircreply"
+	"github.com/mxircd/mxircd/irctext"
 	"github.com/mxircd/mxircd/mapping"
 	"github.com/mxircd/mxircd/store"
 )
@@ -659,7 +660,7 @@ func (s *Session) resendLine(e store.OutboxEntry, saved <-chan struct{}) {
 	}
 	target, text := m.Params[0], m.Params[1]
 	nicks := func(nick string) (id.UserID, bool) {
-		if folded := mapping.Casefold(nick); folded == mapping.Casefold(line.Nick) {
+		if folded := irctext.Casefold(nick); folded == irctext.Casefold(line.Nick) {
 			return s.user, true
 		} else if user, ok := s.byNick[folded]; ok {
 			return user, true

@@ -10,6 +10,7 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/mxircd/mxircd/irctext"
 	"github.com/mxircd/mxircd/mapping"
 )
 
@@ -71,13 +72,13 @@ func (s *Session) sendConnectBurst(a *Attachment, out output) {
 // that every nick on the client's screen means one person.
 func (s *Session) claimOwnNick(a *Attachment, out output) {
 	nick := a.client.Nick()
-	if _, taken := s.byNick[mapping.Casefold(nick)]; !taken {
+	if _, taken := s.byNick[irctext.Casefold(nick)]; !taken {
 		return
 	}
 	newNick := nick
 	for {
 		newNick += "_"
-		if _, taken := s.byNick[mapping.Casefold(newNick)]; !taken {
+		if _, taken := s.byNick[irctext.Casefold(newNick)]; !taken {
 			break
 		}
 	}

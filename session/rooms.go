@@ -10,6 +10,7 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/mxircd/mxircd/irctext"
 	"github.com/mxircd/mxircd/mapping"
 )
 
@@ -100,7 +101,7 @@ func (s *Session) nickFor(user id.UserID) string {
 	}
 	nick := s.pickNick(user)
 	s.nicks[user] = nick
-	s.byNick[mapping.Casefold(nick)] = user
+	s.byNick[irctext.Casefold(nick)] = user
 	return nick
 }
 
@@ -129,9 +130,9 @@ func (s *Session) renameUser(user id.UserID) {
 	if nick == old {
 		return
 	}
-	delete(s.byNick, mapping.Casefold(old))
+	delete(s.byNick, irctext.Casefold(old))
 	s.nicks[user] = nick
-	s.byNick[mapping.Casefold(nick)] = user
+	s.byNick[irctext.Casefold(nick)] = user
 	u, h := mapping.UserHost(user)
 	s.broadcastToUsersLurkers(user, live, func(a *Attachment, out output) {
 		out.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: old, User: u, Host: h}, Command: "NICK", Params: []string{nick}})
@@ -154,7 +155,7 @@ func (s *Session) displayName(user id.UserID) string {
 // nickFree says whether nick is free for user: held by no one else and by
 // no attached client.
 func (s *Session) nickFree(nick string, user id.UserID) bool {
-	folded := mapping.Casefold(nick)
+	folded := irctext.Casefold(nick)
 	if s.isServiceNick(nick) {
 		return false
 	}
@@ -162,7 +163,7 @@ func (s *Session) nickFree(nick string, user id.UserID) bool {
 		return false
 	}
 	for a := range s.clients {
-		if mapping.Casefold(a.client.Nick()) == folded {
+		if irctext.Casefold(a.client.Nick()) == folded {
 			return false
 		}
 	}
@@ -171,8 +172,8 @@ func (s *Session) nickFree(nick string, user id.UserID) bool {
 
 // userByNick finds the Matrix user a client means by nick.
 func (s *Session) userByNick(a *Attachment, nick string) (id.UserID, bool) {
-	folded := mapping.Casefold(nick)
-	if folded == mapping.Casefold(a.client.Nick()) {
+	folded := irctext.Casefold(nick)
+	if folded == irctext.Casefold(a.client.Nick()) {
 		return s.user, true
 	}
 	user, ok := s.byNick[folded]
@@ -182,7 +183,7 @@ func (s *Session) userByNick(a *Attachment, nick string) (id.UserID, bool) {
 // roomByChannel finds a joined room by the channel name a client typed,
 // which may also be the room's ID.
 func (s *Session) roomByChannel(name string) *room {
-	if roomID, ok := s.channels[mapping.Casefold(name)]; ok {
+	if roomID, ok := s.channels[irctext.Casefold(name)]; ok {
 		return s.rooms[roomID]
 	}
 	if r := s.rooms[id.RoomID(name)]; r != nil && r.dm == "" {
@@ -196,7 +197,7 @@ func (s *Session) addRoom(r *room) {
 	r.channel = s.channelNameFor(r)
 	delete(s.joinNames, r.id)
 	s.rooms[r.id] = r
-	s.channels[mapping.Casefold(r.channel)] = r.id
+	s.channels[irctext.Casefold(r.channel)] = r.id
 }
 
 // channelNameFor picks a room's IRC name: its alias (without the server
@@ -206,7 +207,7 @@ func (s *Session) addRoom(r *room) {
 // ID. A name another room holds is never taken.
 func (s *Session) channelNameFor(r *room) string {
 	free := func(name string) bool {
-		other, taken := s.channels[mapping.Casefold(name)]
+		other, taken := s.channels[irctext.Casefold(name)]
 		return !taken || other == r.id
 	}
 	alias := r.alias
@@ -313,9 +314,9 @@ func (s *Session) renameIfNeeded(r *room) {
 		return
 	}
 	old := r.channel
-	delete(s.channels, mapping.Casefold(old))
+	delete(s.channels, irctext.Casefold(old))
 	r.channel = name
-	s.channels[mapping.Casefold(name)] = r.id
+	s.channels[irctext.Casefold(name)] = r.id
 	s.broadcastIn(r, "", live, func(a *Attachment, out output) {
 		if a.client.HasCap("draft/channel-rename") {
 			out.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: a.client.ServerName()}, Command: "RENAME",
@@ -330,7 +331,7 @@ func (s *Session) renameIfNeeded(r *room) {
 
 func (s *Session) removeRoom(r *room) {
 	delete(s.rooms, r.id)
-	delete(s.channels, mapping.Casefold(r.channel))
+	delete(s.channels, irctext.Casefold(r.channel))
 	s.mgr.shared.forget(r.id)
 }
 

@@ -14,7 +14,7 @@ import (
 	"maunium.net/go/mautrix/crypto/ssss"
 	"maunium.net/go/mautrix/event"
 
-	"github.com/mxircd/mxircd/mapping"
+	"github.com/mxircd/mxircd/irctext"
 )
 
 // The service nick is a pseudo-user (Config.ServiceNick, "mxircd" by
@@ -67,8 +67,8 @@ func init() {
 
 // isServiceNick says whether a nick names the service. Any goroutine.
 func (s *Session) isServiceNick(nick string) bool {
-	folded := mapping.Casefold(nick)
-	return folded == mapping.Casefold(s.mgr.cfg.ServiceNick) || folded == "nickserv"
+	folded := irctext.Casefold(nick)
+	return folded == irctext.Casefold(s.mgr.cfg.ServiceNick) || folded == "nickserv"
 }
 
 // serviceMessage runs a line a client sent to the service, named as the

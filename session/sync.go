@@ -6,6 +6,7 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/mxircd/mxircd/irctext"
 	"github.com/mxircd/mxircd/mapping"
 	"github.com/mxircd/mxircd/store"
 )
@@ -483,9 +484,9 @@ func (s *Session) applyInvite(roomID id.RoomID, invited *mautrix.SyncInvitedRoom
 
 // inviteByChannel finds a pending invite by the channel name a client typed.
 func (s *Session) inviteByChannel(name string) *invite {
-	folded := mapping.Casefold(name)
+	folded := irctext.Casefold(name)
 	for _, in := range s.invites {
-		if mapping.Casefold(in.channel) == folded || string(in.roomID) == name {
+		if irctext.Casefold(in.channel) == folded || string(in.roomID) == name {
 			return in
 		}
 	}

@@ -1,4 +1,4 @@
-package mapping
+package irctext
 
 import (
 	"errors"
