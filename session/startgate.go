@@ -6,7 +6,7 @@ import (
 )
 
 // startGate hands out the start slots that bound the first syncs in
-// flight (see Session.syncLoop). A session a client is waiting for goes
+// flight (see syncer.run). A session a client is waiting for goes
 // before the sessions nobody is waiting for: after a restart of thousands
 // of always-on sessions, someone who connects is served by the next slot
 // that frees up, not after all the others. The bound holds for both.
