@@ -105,7 +105,7 @@ func (s *Session) visibilityKnown(roomID id.RoomID, listed, ok bool) {
 		})
 	}
 	for _, q := range waiting {
-		if _, attached := s.clients[q.a]; attached && r != nil {
+		if _, attached := s.clients[q.a]; (attached || s.lurkAll[q.a]) && r != nil {
 			modes := mapping.ChannelModes(r.power, r.joinRule)
 			if (ok || wasKnown) && !listed {
 				modes = withSecret(modes)

@@ -65,7 +65,7 @@ func (s *Session) listSpace(a *Attachment, out output, name string) error {
 					resp.Done()
 				}
 			}()
-			if _, attached := s.clients[a]; !attached {
+			if _, attached := s.clients[a]; !attached && !s.lurkAll[a] {
 				return
 			}
 			if err != nil && len(rooms) == 0 {
