@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -262,7 +263,7 @@ func (m *Manager) pruneLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			m.prune(ctx)
+			m.safely("pruner", func() { m.prune(ctx) })
 		}
 	}
 }
@@ -572,9 +573,11 @@ func (m *Manager) ResumeAll() {
 			wg.Add(1)
 			go func() {
 				defer func() { <-sem; wg.Done() }()
-				if err := m.resume(id.UserID(u)); err != nil {
-					m.log.Warn("could not resume always-on session", "user", u, "err", err)
-				}
+				m.safely("resume worker", func() {
+					if err := m.resume(id.UserID(u)); err != nil {
+						m.log.Warn("could not resume always-on session", "user", u, "err", err)
+					}
+				})
 			}()
 		}
 		wg.Wait()
@@ -690,9 +693,9 @@ func (m *Manager) cursorLoop(ctx context.Context) {
 	for {
 		select {
 		case <-m.cursorWake:
-			m.flushCursors()
+			m.safely("cursor writer", m.flushCursors)
 		case <-ctx.Done():
-			m.flushCursors()
+			m.safely("cursor writer", m.flushCursors)
 			return
 		}
 	}
@@ -706,15 +709,34 @@ func (m *Manager) flushCursors() {
 	if len(ops) == 0 {
 		return
 	}
+	// The waiters hear back even if the store panics.
+	err := errors.New("saving the positions failed")
+	defer func() {
+		for _, w := range waiters {
+			w <- err
+		}
+	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	err := m.store.PutCursors(ctx, ops)
+	err = m.store.PutCursors(ctx, ops)
 	cancel()
 	m.cursorCommits.Add(1)
 	if err != nil {
 		// The clients get these events again on their next connect.
 		m.log.Warn("could not save clients' positions", "count", len(ops), "err", err)
 	}
-	for _, w := range waiters {
-		w <- err
-	}
+}
+
+// safely runs f, one round of a long-lived manager goroutine (the cursor
+// writer, the pruner, a resume worker), and logs a panic in it with its
+// stack instead of ending the gateway; the goroutine goes on with its
+// next round. It reports whether f returned normally.
+func (m *Manager) safely(what string, f func()) (ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			m.log.Error("panic in the session manager", "part", what, "panic", r, "stack", string(debug.Stack()))
+			ok = false
+		}
+	}()
+	f()
+	return true
 }

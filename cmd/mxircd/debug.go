@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"expvar"
 	"fmt"
 	"log/slog"
@@ -37,13 +36,7 @@ func (g *gateway) startDebug() error {
 	g.debug = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute, ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelWarn)}
 	g.debugLn = ln
 	g.log.Info("serving debug endpoints", "addr", ln.Addr().String())
-	g.serving.Add(1)
-	go func() {
-		defer g.serving.Done()
-		if err := g.debug.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			g.log.Error("debug listener stopped", "err", err)
-		}
-	}()
+	g.serve("debug listener", func() error { return g.debug.Serve(ln) })
 	return nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -196,13 +197,7 @@ func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway
 	}
 	for _, ln := range g.listeners {
 		log.Info("listening for IRC", "addr", ln.Addr().String())
-		g.serving.Add(1)
-		go func() {
-			defer g.serving.Done()
-			if err := g.irc.Serve(ln); err != nil {
-				log.Error("listener stopped", "addr", ln.Addr().String(), "err", err)
-			}
-		}()
+		g.serve("IRC listener "+ln.Addr().String(), func() error { return g.irc.Serve(ln) })
 	}
 	return g, nil
 }
@@ -245,13 +240,7 @@ func (g *gateway) startWebSockets(limits netlimit.Config, ircCount *netlimit.Cou
 		g.wsAddrs = append(g.wsAddrs, ln.Addr())
 		g.listeners = append(g.listeners, wl)
 		g.log.Info("listening for IRC over WebSocket", "addr", ln.Addr().String(), "tls", secure)
-		g.serving.Add(1)
-		go func() {
-			defer g.serving.Done()
-			if err := srv.Serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				g.log.Error("WebSocket listener stopped", "addr", ln.Addr().String(), "err", err)
-			}
-		}()
+		g.serve("WebSocket listener "+ln.Addr().String(), func() error { return srv.Serve(hl) })
 		return nil
 	}
 	for _, addr := range cfg.Listen {
@@ -383,13 +372,7 @@ func (g *gateway) serveHTTP(proxy *media.Proxy) {
 	g.media.Handler = mux
 	ln := g.mediaLn
 	g.log.Info("serving media links", "addr", ln.Addr().String(), "public_url", g.publicURL)
-	g.serving.Add(1)
-	go func() {
-		defer g.serving.Done()
-		if err := g.media.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			g.log.Error("media listener stopped", "err", err)
-		}
-	}()
+	g.serve("media listener", func() error { return g.media.Serve(ln) })
 }
 
 // reload re-reads the TLS certificate, for SIGHUP. Open connections keep
@@ -524,4 +507,22 @@ func refuseIRC(c net.Conn, reason string) {
 func refuseHTTP(c net.Conn, reason string) {
 	body := "Too many connections: " + reason + ".\n"
 	fmt.Fprintf(c, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nRetry-After: 10\r\nConnection: close\r\n\r\n%s", len(body), body)
+}
+
+// serve runs a listener's accept loop on a goroutine of its own, which
+// Close waits for. Its end is logged unless the listener was closed; a
+// panic is logged with its stack and ends only that listener.
+func (g *gateway) serve(what string, run func() error) {
+	g.serving.Add(1)
+	go func() {
+		defer g.serving.Done()
+		defer func() {
+			if r := recover(); r != nil {
+				g.log.Error("panic in a listener", "listener", what, "panic", r, "stack", string(debug.Stack()))
+			}
+		}()
+		if err := run(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			g.log.Error(what+" stopped", "err", err)
+		}
+	}()
 }
