@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"gopkg.in/irc.v4"
 	"maunium.net/go/mautrix"
@@ -167,7 +168,7 @@ func (s *Session) sendDirect(a *Attachment, out output, nick string, user id.Use
 // request queue is full. candidates are rooms that may be one the last
 // run created for user before it learnt of it (recoverDirect). a and out
 // are the client that asked, nil after a restart. Owner goroutine.
-func (s *Session) startDirect(a *Attachment, out output, command, nick string, user id.UserID, first *pendingSend, candidates []directCandidate) *dmFuture {
+func (s *Session) startDirect(a *Attachment, out output, command, nick string, user id.UserID, first *pendingSend, search *directSearch) *dmFuture {
 	future := &dmFuture{}
 	s.dmFutures[user] = future
 	s.joinsInFlight++ // the new room waits in deferred until we know it is a DM
@@ -183,7 +184,7 @@ func (s *Session) startDirect(a *Attachment, out output, command, nick string, u
 			}
 		}
 		if future.err == nil {
-			future.roomID, future.encrypted, future.err = s.recoverDirect(ctx, user, candidates)
+			future.roomID, future.encrypted, future.err = s.recoverDirect(ctx, user, search)
 		}
 		if future.roomID == "" && future.err == nil {
 			future.roomID, future.encrypted, future.err = s.createDirect(ctx, user)
@@ -263,11 +264,27 @@ type directCandidate struct {
 	invited bool // the peer is in it or invited
 }
 
+// directSearch is where to look for a direct room with a peer that the
+// last run created but did not get to record (recoverDirect).
+type directSearch struct {
+	candidates []directCandidate
+	// known is every room sync has shown the account: a room the
+	// homeserver lists that is not among them is one sync has not shown
+	// yet, such as a room whose creation the crash cut off and the
+	// homeserver is still finishing.
+	known map[id.RoomID]bool
+}
+
 // directCandidates lists the rooms that may be a direct room with user
 // that the last run created but did not get to record: rooms the account
 // is in whose other members (joined or invited) are user at most, and
-// that are no one else's query. Owner goroutine.
-func (s *Session) directCandidates(user id.UserID) []directCandidate {
+// that are no one else's query; and the rooms sync has shown. Owner
+// goroutine.
+func (s *Session) directCandidates(user id.UserID) *directSearch {
+	search := &directSearch{known: make(map[id.RoomID]bool, len(s.rooms))}
+	for roomID := range s.rooms {
+		search.known[roomID] = true
+	}
 	var out []directCandidate
 	for _, r := range s.rooms {
 		if r.dm != "" || (s.direct[r.id] != "" && s.direct[r.id] != user) {
@@ -290,33 +307,78 @@ func (s *Session) directCandidates(user id.UserID) []directCandidate {
 			out = append(out, directCandidate{roomID: r.id, invited: invited})
 		}
 	}
-	return out
+	search.candidates = out
+	return search
 }
 
-// recoverDirect finds among candidates the direct room with user that
-// the last run created (its m.room.create carries directMarker), and
-// finishes what the creation left undone: the invite, m.direct. roomID
-// is "" when there is none. Request worker only.
-func (s *Session) recoverDirect(ctx context.Context, user id.UserID, candidates []directCandidate) (roomID id.RoomID, encrypted bool, err error) {
-	for _, c := range candidates {
-		var create map[string]any
-		if err := s.cli.StateEvent(ctx, c.roomID, event.StateCreate, "", &create); err != nil {
-			s.log.Warn("could not read a room's creation while looking for a direct room", "room", c.roomID, "err", err)
-			continue
+// recoverDirect finds the direct room with user that the last run
+// created (its m.room.create carries directMarker), and finishes what the
+// creation left undone: the invite, m.direct. It looks among the
+// candidates sync has shown, then, for up to inFlightGrace, among the
+// rooms the homeserver lists that sync has not shown: a creation the
+// crash cut off may still be being finished by the homeserver, and
+// making a second room then would leave two. roomID is "" when there is
+// none; search is nil when no earlier run can have made one. Request
+// worker only.
+func (s *Session) recoverDirect(ctx context.Context, user id.UserID, search *directSearch) (roomID id.RoomID, encrypted bool, err error) {
+	if search == nil {
+		return "", false, nil
+	}
+	for _, c := range search.candidates {
+		if s.createdFor(ctx, c.roomID, user) {
+			return s.recoverFound(ctx, user, c)
 		}
-		if create[directMarker] != user.String() {
-			continue
-		}
-		s.log.Info("found the direct room the last run created", "room", c.roomID, "peer", user)
-		if !c.invited && !s.isMember(ctx, c.roomID, user) {
-			// The crash came before the homeserver sent the invite.
-			if _, err := s.cli.InviteUser(ctx, c.roomID, &mautrix.ReqInviteUser{UserID: user}); err != nil {
-				return "", false, err
+	}
+	checked := map[id.RoomID]bool{}
+	deadline := time.Now().Add(inFlightGrace)
+	for {
+		joined, err := s.cli.JoinedRooms(ctx)
+		if err != nil {
+			s.log.Warn("could not list the account's rooms while looking for a direct room", "err", err)
+		} else {
+			for _, roomID := range joined.JoinedRooms {
+				if search.known[roomID] || checked[roomID] {
+					continue
+				}
+				checked[roomID] = true
+				if s.createdFor(ctx, roomID, user) {
+					return s.recoverFound(ctx, user, directCandidate{roomID: roomID})
+				}
 			}
 		}
-		return s.finishDirect(ctx, user, c.roomID)
+		if time.Now().After(deadline) {
+			return "", false, nil
+		}
+		select {
+		case <-time.After(500 * time.Millisecond):
+		case <-ctx.Done():
+			return "", false, ctx.Err()
+		}
 	}
-	return "", false, nil
+}
+
+// createdFor says whether roomID is a direct room the gateway created
+// for user (its m.room.create carries directMarker). Request worker only.
+func (s *Session) createdFor(ctx context.Context, roomID id.RoomID, user id.UserID) bool {
+	var create map[string]any
+	if err := s.cli.StateEvent(ctx, roomID, event.StateCreate, "", &create); err != nil {
+		s.log.Warn("could not read a room's creation while looking for a direct room", "room", roomID, "err", err)
+		return false
+	}
+	return create[directMarker] == user.String()
+}
+
+// recoverFound finishes a direct room the last run created for user.
+// Request worker only.
+func (s *Session) recoverFound(ctx context.Context, user id.UserID, c directCandidate) (id.RoomID, bool, error) {
+	s.log.Info("found the direct room the last run created", "room", c.roomID, "peer", user)
+	if !c.invited && !s.isMember(ctx, c.roomID, user) {
+		// The crash came before the homeserver sent the invite.
+		if _, err := s.cli.InviteUser(ctx, c.roomID, &mautrix.ReqInviteUser{UserID: user}); err != nil {
+			return "", false, err
+		}
+	}
+	return s.finishDirect(ctx, user, c.roomID)
 }
 
 // isMember says whether user is joined to or invited into a room, as the
