@@ -5,6 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/mxircd/mxircd/store"
 )
 
@@ -42,7 +44,7 @@ func (s *timedStore) timedErr(op string, f func() error) error {
 	return err
 }
 
-func (s *timedStore) Account(ctx context.Context, userID string) (*store.Account, error) {
+func (s *timedStore) Account(ctx context.Context, userID id.UserID) (*store.Account, error) {
 	return timed(s, "Account", func() (*store.Account, error) { return s.Store.Account(ctx, userID) })
 }
 
@@ -58,11 +60,11 @@ func (s *timedStore) InitSetting(ctx context.Context, name, value string) (strin
 	return timed(s, "InitSetting", func() (string, error) { return s.Store.InitSetting(ctx, name, value) })
 }
 
-func (s *timedStore) ChannelNames(ctx context.Context, userID string) (map[string]string, error) {
-	return timed(s, "ChannelNames", func() (map[string]string, error) { return s.Store.ChannelNames(ctx, userID) })
+func (s *timedStore) ChannelNames(ctx context.Context, userID id.UserID) (map[id.RoomID]string, error) {
+	return timed(s, "ChannelNames", func() (map[id.RoomID]string, error) { return s.Store.ChannelNames(ctx, userID) })
 }
 
-func (s *timedStore) PutChannelNames(ctx context.Context, userID string, names map[string]string) error {
+func (s *timedStore) PutChannelNames(ctx context.Context, userID id.UserID, names map[id.RoomID]string) error {
 	return s.timedErr("PutChannelNames", func() error { return s.Store.PutChannelNames(ctx, userID, names) })
 }
 
@@ -70,59 +72,59 @@ func (s *timedStore) SaveSync(ctx context.Context, b *store.SyncBatch) ([]int64,
 	return timed(s, "SaveSync", func() ([]int64, error) { return s.Store.SaveSync(ctx, b) })
 }
 
-func (s *timedStore) SyncState(ctx context.Context, userID string) (token string, head int64, err error) {
+func (s *timedStore) SyncState(ctx context.Context, userID id.UserID) (token string, head int64, err error) {
 	start := time.Now()
 	token, head, err = s.Store.SyncState(ctx, userID)
 	s.observe("SyncState", start, err)
 	return token, head, err
 }
 
-func (s *timedStore) AccountRooms(ctx context.Context, userID string) (rooms []string, ok bool, err error) {
+func (s *timedStore) AccountRooms(ctx context.Context, userID id.UserID) (rooms []id.RoomID, ok bool, err error) {
 	start := time.Now()
 	rooms, ok, err = s.Store.AccountRooms(ctx, userID)
 	s.observe("AccountRooms", start, err)
 	return rooms, ok, err
 }
 
-func (s *timedStore) RoomState(ctx context.Context, roomID string) ([][]byte, error) {
+func (s *timedStore) RoomState(ctx context.Context, roomID id.RoomID) ([][]byte, error) {
 	return timed(s, "RoomState", func() ([][]byte, error) { return s.Store.RoomState(ctx, roomID) })
 }
 
-func (s *timedStore) StreamRange(ctx context.Context, userID string, after, upTo int64, perRoom int) ([]store.StoredEvent, map[string]int, error) {
+func (s *timedStore) StreamRange(ctx context.Context, userID id.UserID, after, upTo int64, perRoom int) ([]store.StoredEvent, map[id.RoomID]int, error) {
 	start := time.Now()
 	evs, left, err := s.Store.StreamRange(ctx, userID, after, upTo, perRoom)
 	s.observe("StreamRange", start, err)
 	return evs, left, err
 }
 
-func (s *timedStore) Cursor(ctx context.Context, userID, client string) (seq int64, ok bool, err error) {
+func (s *timedStore) Cursor(ctx context.Context, userID id.UserID, client string) (seq int64, ok bool, err error) {
 	start := time.Now()
 	seq, ok, err = s.Store.Cursor(ctx, userID, client)
 	s.observe("Cursor", start, err)
 	return seq, ok, err
 }
 
-func (s *timedStore) PutCursor(ctx context.Context, userID, client string, seq int64) error {
+func (s *timedStore) PutCursor(ctx context.Context, userID id.UserID, client string, seq int64) error {
 	return s.timedErr("PutCursor", func() error { return s.Store.PutCursor(ctx, userID, client, seq) })
 }
 
-func (s *timedStore) RecentStreamIDs(ctx context.Context, userID, roomID string, limit int) ([]string, error) {
-	return timed(s, "RecentStreamIDs", func() ([]string, error) { return s.Store.RecentStreamIDs(ctx, userID, roomID, limit) })
+func (s *timedStore) RecentStreamIDs(ctx context.Context, userID id.UserID, roomID id.RoomID, limit int) ([]id.EventID, error) {
+	return timed(s, "RecentStreamIDs", func() ([]id.EventID, error) { return s.Store.RecentStreamIDs(ctx, userID, roomID, limit) })
 }
 
-func (s *timedStore) RoomsOver(ctx context.Context, keep int) ([]string, error) {
-	return timed(s, "RoomsOver", func() ([]string, error) { return s.Store.RoomsOver(ctx, keep) })
+func (s *timedStore) RoomsOver(ctx context.Context, keep int) ([]id.RoomID, error) {
+	return timed(s, "RoomsOver", func() ([]id.RoomID, error) { return s.Store.RoomsOver(ctx, keep) })
 }
 
 func (s *timedStore) PutCursors(ctx context.Context, updates []store.CursorUpdate) error {
 	return s.timedErr("PutCursors", func() error { return s.Store.PutCursors(ctx, updates) })
 }
 
-func (s *timedStore) FindByTxn(ctx context.Context, roomID, sender, txnID string) (*store.StoredEvent, error) {
+func (s *timedStore) FindByTxn(ctx context.Context, roomID id.RoomID, sender id.UserID, txnID string) (*store.StoredEvent, error) {
 	return timed(s, "FindByTxn", func() (*store.StoredEvent, error) { return s.Store.FindByTxn(ctx, roomID, sender, txnID) })
 }
 
-func (s *timedStore) MaxCursor(ctx context.Context, userID string) (seq int64, ok bool, err error) {
+func (s *timedStore) MaxCursor(ctx context.Context, userID id.UserID) (seq int64, ok bool, err error) {
 	start := time.Now()
 	seq, ok, err = s.Store.MaxCursor(ctx, userID)
 	s.observe("MaxCursor", start, err)
@@ -133,21 +135,21 @@ func (s *timedStore) RoomHistory(ctx context.Context, q store.HistoryQuery) ([]s
 	return timed(s, "RoomHistory", func() ([]store.StoredEvent, error) { return s.Store.RoomHistory(ctx, q) })
 }
 
-func (s *timedStore) FindEvent(ctx context.Context, roomID, eventID string) (*store.StoredEvent, error) {
+func (s *timedStore) FindEvent(ctx context.Context, roomID id.RoomID, eventID id.EventID) (*store.StoredEvent, error) {
 	return timed(s, "FindEvent", func() (*store.StoredEvent, error) { return s.Store.FindEvent(ctx, roomID, eventID) })
 }
 
-func (s *timedStore) LastEventBefore(ctx context.Context, roomID, viewer string, ts int64, types []string) (*store.StoredEvent, error) {
+func (s *timedStore) LastEventBefore(ctx context.Context, roomID id.RoomID, viewer id.UserID, ts int64, types []string) (*store.StoredEvent, error) {
 	return timed(s, "LastEventBefore", func() (*store.StoredEvent, error) {
 		return s.Store.LastEventBefore(ctx, roomID, viewer, ts, types)
 	})
 }
 
-func (s *timedStore) Targets(ctx context.Context, userID string, fromTS, toTS int64, limit int, types []string) ([]store.Target, error) {
+func (s *timedStore) Targets(ctx context.Context, userID id.UserID, fromTS, toTS int64, limit int, types []string) ([]store.Target, error) {
 	return timed(s, "Targets", func() ([]store.Target, error) { return s.Store.Targets(ctx, userID, fromTS, toTS, limit, types) })
 }
 
-func (s *timedStore) Prune(ctx context.Context, roomID string, keep int) error {
+func (s *timedStore) Prune(ctx context.Context, roomID id.RoomID, keep int) error {
 	return s.timedErr("Prune", func() error { return s.Store.Prune(ctx, roomID, keep) })
 }
 
@@ -155,26 +157,26 @@ func (s *timedStore) PutOutbox(ctx context.Context, e ...*store.OutboxEntry) err
 	return s.timedErr("PutOutbox", func() error { return s.Store.PutOutbox(ctx, e...) })
 }
 
-func (s *timedStore) ResolveOutboxPeer(ctx context.Context, userID, peer, roomID string) error {
+func (s *timedStore) ResolveOutboxPeer(ctx context.Context, userID, peer id.UserID, roomID id.RoomID) error {
 	return s.timedErr("ResolveOutboxPeer", func() error { return s.Store.ResolveOutboxPeer(ctx, userID, peer, roomID) })
 }
 
-func (s *timedStore) DeleteOutbox(ctx context.Context, userID, txnID string) error {
+func (s *timedStore) DeleteOutbox(ctx context.Context, userID id.UserID, txnID string) error {
 	return s.timedErr("DeleteOutbox", func() error { return s.Store.DeleteOutbox(ctx, userID, txnID) })
 }
 
-func (s *timedStore) Outbox(ctx context.Context, userID string) ([]store.OutboxEntry, error) {
+func (s *timedStore) Outbox(ctx context.Context, userID id.UserID) ([]store.OutboxEntry, error) {
 	return timed(s, "Outbox", func() ([]store.OutboxEntry, error) { return s.Store.Outbox(ctx, userID) })
 }
 
-func (s *timedStore) RoomCreateFullAt(ctx context.Context, userID string) (time.Time, error) {
+func (s *timedStore) RoomCreateFullAt(ctx context.Context, userID id.UserID) (time.Time, error) {
 	return timed(s, "RoomCreateFullAt", func() (time.Time, error) { return s.Store.RoomCreateFullAt(ctx, userID) })
 }
 
-func (s *timedStore) PutRoomCreateFullAt(ctx context.Context, userID string, at time.Time) error {
+func (s *timedStore) PutRoomCreateFullAt(ctx context.Context, userID id.UserID, at time.Time) error {
 	return s.timedErr("PutRoomCreateFullAt", func() error { return s.Store.PutRoomCreateFullAt(ctx, userID, at) })
 }
 
-func (s *timedStore) AlwaysOnAccounts(ctx context.Context, def bool) ([]string, error) {
-	return timed(s, "AlwaysOnAccounts", func() ([]string, error) { return s.Store.AlwaysOnAccounts(ctx, def) })
+func (s *timedStore) AlwaysOnAccounts(ctx context.Context, def bool) ([]id.UserID, error) {
+	return timed(s, "AlwaysOnAccounts", func() ([]id.UserID, error) { return s.Store.AlwaysOnAccounts(ctx, def) })
 }

@@ -310,10 +310,10 @@ func (s *Session) serviceLogout(a *Attachment, out output, reply func(string), a
 // the device) and device, so the next login makes a new device rather
 // than reusing one whose keys the homeserver has deleted. Request worker.
 func forgetDevice(ctx context.Context, st store.Store, user id.UserID) error {
-	if err := st.DeleteOAuthGrant(ctx, user.String()); err != nil {
+	if err := st.DeleteOAuthGrant(ctx, user); err != nil {
 		return err
 	}
-	acct, err := st.Account(ctx, user.String())
+	acct, err := st.Account(ctx, user)
 	if err != nil {
 		return err
 	}

@@ -115,9 +115,9 @@ func (au *Authenticator) password(ctx context.Context, user id.UserID, clientNam
 			creds.Release()
 		}
 	}()
-	acct, err := au.store.Account(ctx, user.String())
+	acct, err := au.store.Account(ctx, user)
 	if errors.Is(err, store.ErrNotFound) {
-		acct = &store.Account{UserID: user.String()}
+		acct = &store.Account{UserID: user}
 	} else if err != nil {
 		return nil, fmt.Errorf("loading account: %w", err)
 	}
@@ -171,7 +171,7 @@ func (au *Authenticator) SetAppPassword(ctx context.Context, user id.UserID, pas
 			return err
 		}
 	}
-	return au.store.SetAppPassword(ctx, user.String(), verifier)
+	return au.store.SetAppPassword(ctx, user, verifier)
 }
 
 // matrixPassword logs in to Matrix with the password, reusing the

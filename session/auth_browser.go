@@ -252,7 +252,7 @@ func validServerName(s string) bool {
 // account guessed, or a new one.
 func (au *Authenticator) deviceFor(ctx context.Context, guess id.UserID) string {
 	if guess != "" {
-		if acct, err := au.store.Account(ctx, guess.String()); err == nil && oauth.ValidDeviceID(acct.DeviceID) {
+		if acct, err := au.store.Account(ctx, guess); err == nil && oauth.ValidDeviceID(acct.DeviceID) {
 			return acct.DeviceID
 		}
 	}
@@ -313,7 +313,7 @@ func (au *Authenticator) startDeviceLogin(ctx, startCtx context.Context, hs, dev
 			if tok.RefreshToken == "" {
 				return nil // nothing to renew with: the token lasts as long as it lasts
 			}
-			return &store.OAuthGrant{UserID: user.String(), ClientID: c.ClientID, RefreshToken: tok.RefreshToken, Expires: tok.Expires}
+			return &store.OAuthGrant{UserID: user, ClientID: c.ClientID, RefreshToken: tok.RefreshToken, Expires: tok.Expires}
 		})
 	}
 	return &BrowserLogin{Lines: lines, Expires: g.Expires, wait: wait}, nil
@@ -348,9 +348,9 @@ func (au *Authenticator) browserCredentials(ctx context.Context, hs, deviceID, t
 			creds.Release()
 		}
 	}()
-	acct, err := au.store.Account(ctx, user.String())
+	acct, err := au.store.Account(ctx, user)
 	if errors.Is(err, store.ErrNotFound) {
-		acct = &store.Account{UserID: user.String()}
+		acct = &store.Account{UserID: user}
 	} else if err != nil {
 		return nil, fmt.Errorf("loading account: %w", err)
 	}
@@ -361,7 +361,7 @@ func (au *Authenticator) browserCredentials(ctx context.Context, hs, deviceID, t
 	g := grant(user)
 	if g != nil {
 		err = au.store.PutOAuthLogin(ctx, acct, g)
-	} else if err = au.store.DeleteOAuthGrant(ctx, user.String()); err == nil {
+	} else if err = au.store.DeleteOAuthGrant(ctx, user); err == nil {
 		// An older grant would renew the old device's token.
 		err = au.store.PutAccount(ctx, acct)
 	}

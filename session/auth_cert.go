@@ -35,7 +35,7 @@ func (au *Authenticator) Cert(ctx context.Context, fingerprint, authzid string) 
 	} else if err != nil {
 		return nil, fmt.Errorf("looking up the client certificate: %w", err)
 	}
-	user, clientName := id.UserID(owner), ""
+	user, clientName := owner, ""
 	if authzid != "" {
 		asked, name, err := au.parseAccount(authzid)
 		if err != nil {
@@ -47,7 +47,7 @@ func (au *Authenticator) Cert(ctx context.Context, fingerprint, authzid string) 
 		clientName = name
 	}
 	creds := &Credentials{User: user, ClientName: clientName, stored: true, unlock: au.lockUser(user)}
-	acct, err := au.store.Account(ctx, user.String())
+	acct, err := au.store.Account(ctx, user)
 	if err == nil && acct.AccessToken == "" {
 		err = fmt.Errorf("the gateway has no Matrix session for %s any more (it was logged out), and a certificate cannot start one: log in once with your Matrix password (or LOGIN)", user)
 	} else if errors.Is(err, store.ErrNotFound) {
@@ -120,7 +120,7 @@ func (s *Session) serviceCertFP(a *Attachment, out output, reply func(string), a
 	switch {
 	case sub == "LIST" && len(words) <= 1:
 		s.request(a, out, "PRIVMSG", func(ctx context.Context) func() {
-			list, err := st.CertFPs(ctx, user.String())
+			list, err := st.CertFPs(ctx, user)
 			return func() {
 				if err != nil {
 					s.log.Error("could not list the client certificates", "err", err)
@@ -182,7 +182,7 @@ func (s *Session) serviceCertFP(a *Attachment, out output, reply func(string), a
 			return
 		}
 		s.request(a, out, "PRIVMSG", func(ctx context.Context) func() {
-			err := st.DeleteCertFP(ctx, user.String(), fp)
+			err := st.DeleteCertFP(ctx, user, fp)
 			return func() {
 				switch {
 				case errors.Is(err, store.ErrNotFound):
@@ -205,7 +205,7 @@ var errTooManyCertFPs = errors.New("too many client certificates")
 // addCertFP registers fp for user, at most maxCertFPs per account.
 // Request worker.
 func addCertFP(ctx context.Context, st store.Store, user id.UserID, fp string) (bool, error) {
-	list, err := st.CertFPs(ctx, user.String())
+	list, err := st.CertFPs(ctx, user)
 	if err != nil {
 		return false, err
 	}
@@ -217,5 +217,5 @@ func addCertFP(ctx context.Context, st store.Store, user id.UserID, fp string) (
 	if len(list) >= maxCertFPs {
 		return false, errTooManyCertFPs
 	}
-	return st.AddCertFP(ctx, user.String(), fp)
+	return st.AddCertFP(ctx, user, fp)
 }

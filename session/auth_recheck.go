@@ -107,7 +107,7 @@ func (au *Authenticator) recheck(ctx context.Context, acct *store.Account, user 
 // costs that question next time, so it is logged, not returned.
 func (au *Authenticator) dropVerifier(ctx context.Context, acct *store.Account, user id.UserID) {
 	au.passwords.forget(user.String())
-	if err := au.store.ClearPasswordVerifier(ctx, user.String(), acct.PasswordHash); err != nil {
+	if err := au.store.ClearPasswordVerifier(ctx, user, acct.PasswordHash); err != nil {
 		au.log.Error("could not forget the refused password's verifier", "user", user, "err", err)
 	}
 	acct.PasswordHash = ""

@@ -63,7 +63,7 @@ func TestPasswordRecheckDuringOutage(t *testing.T) {
 	if creds, err := login(); err != nil || !creds.stored {
 		t.Fatalf("during an outage, a password accepted a second ago: %v", err)
 	}
-	acct, err := m.store.Account(ctx, alice.UserID.String())
+	acct, err := m.store.Account(ctx, alice.UserID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestPasswordRecheckDuringOutage(t *testing.T) {
 	if err == nil || errors.Is(err, ErrInvalidCredentials) || !strings.Contains(err.Error(), "could not check your password") {
 		t.Fatalf("during an outage, a password accepted long ago: %v, want the homeserver's trouble", err)
 	}
-	if acct, err := m.store.Account(ctx, alice.UserID.String()); err != nil || acct.PasswordHash == "" {
+	if acct, err := m.store.Account(ctx, alice.UserID); err != nil || acct.PasswordHash == "" {
 		t.Errorf("the verifier was dropped although the homeserver refused nothing (%v)", err)
 	}
 
@@ -135,7 +135,7 @@ func TestPasswordRecheckRefusal(t *testing.T) {
 	}
 	creds.Release()
 	const old = "the-password-before-the-change"
-	acct, err := m.store.Account(ctx, alice.UserID.String())
+	acct, err := m.store.Account(ctx, alice.UserID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func TestPasswordRecheckRefusal(t *testing.T) {
 	if tokens > accountFailureBurst-0.5 {
 		t.Errorf("the refusal left %.2f of the account's %d failed logins", tokens, accountFailureBurst)
 	}
-	if got, err := m.store.Account(ctx, alice.UserID.String()); err != nil || got.PasswordHash != "" {
+	if got, err := m.store.Account(ctx, alice.UserID); err != nil || got.PasswordHash != "" {
 		t.Errorf("the refused verifier is still stored (%v)", err)
 	}
 	// The real password still logs in (on the same device).
@@ -165,7 +165,7 @@ func TestPasswordRecheckRefusal(t *testing.T) {
 		t.Fatal(err)
 	}
 	creds.Release()
-	if got, _ := m.store.Account(ctx, alice.UserID.String()); got == nil || got.DeviceID != acct.DeviceID {
+	if got, _ := m.store.Account(ctx, alice.UserID); got == nil || got.DeviceID != acct.DeviceID {
 		t.Errorf("the real password after the refusal moved to another device: %+v", got)
 	}
 }

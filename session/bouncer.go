@@ -52,7 +52,7 @@ func (a *Attachment) mark(seq int64) {
 	}
 	prev := a.cursor
 	a.cursor = seq
-	mgr, user, name := a.sess.mgr, a.sess.user.String(), a.name
+	mgr, user, name := a.sess.mgr, a.sess.user, a.name
 	// Cursors only move forward, so the writer commits only the last of
 	// the marks it takes at once (a replay of N events is one commit, not
 	// N), and a failed write puts back the first one's prev.
@@ -82,7 +82,7 @@ func (s *Session) startAttach(a *Attachment) {
 // catchUp reads the client's missed events after position after (-1: from
 // its stored cursor) up to upTo, off the owner goroutine, and replays them.
 func (s *Session) catchUp(a *Attachment, after, upTo int64) {
-	st, user, limit := s.mgr.store, s.user.String(), s.mgr.cfg.ReplayLimit
+	st, user, limit := s.mgr.store, s.user, s.mgr.cfg.ReplayLimit
 	s.goSafe("catch-up", func() {
 		ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
 		defer cancel()
@@ -97,7 +97,7 @@ func (s *Session) catchUp(a *Attachment, after, upTo int64) {
 			}
 		}
 		var events []store.StoredEvent
-		var skipped map[string]int
+		var skipped map[id.RoomID]int
 		if err == nil && from < upTo {
 			events, skipped, err = st.StreamRange(ctx, user, from, upTo, limit)
 			s.decryptStored(ctx, events)
@@ -109,7 +109,7 @@ func (s *Session) catchUp(a *Attachment, after, upTo int64) {
 // startCursor is where a client's replay starts: its own cursor, or for a
 // client name never seen, the newest cursor of the account's other
 // clients, so that it gets what no client has seen.
-func startCursor(ctx context.Context, st store.Store, user, client string, head int64) (int64, error) {
+func startCursor(ctx context.Context, st store.Store, user id.UserID, client string, head int64) (int64, error) {
 	seq, ok, err := st.Cursor(ctx, user, client)
 	if err != nil || ok {
 		return seq, err
@@ -121,7 +121,7 @@ func startCursor(ctx context.Context, st store.Store, user, client string, head 
 	return head, nil
 }
 
-func (s *Session) finishCatchUp(a *Attachment, upTo int64, events []store.StoredEvent, skipped map[string]int, err error) {
+func (s *Session) finishCatchUp(a *Attachment, upTo int64, events []store.StoredEvent, skipped map[id.RoomID]int, err error) {
 	if _, ok := s.clients[a]; !ok {
 		return
 	}
@@ -142,10 +142,10 @@ func (s *Session) finishCatchUp(a *Attachment, upTo int64, events []store.Stored
 
 // replayEvents shows a client stored events it missed, in order, each with
 // its time and ID. Owner goroutine.
-func (s *Session) replayEvents(a *Attachment, out output, events []store.StoredEvent, skipped map[string]int) {
-	noted := map[string]bool{}
+func (s *Session) replayEvents(a *Attachment, out output, events []store.StoredEvent, skipped map[id.RoomID]int) {
+	noted := map[id.RoomID]bool{}
 	for _, se := range events {
-		r := s.rooms[id.RoomID(se.RoomID)]
+		r := s.rooms[se.RoomID]
 		if r == nil {
 			continue // left since
 		}
@@ -182,7 +182,7 @@ func decodeStored(se store.StoredEvent) (*event.Event, bool) {
 	if err := json.Unmarshal(se.JSON, &ev); err != nil {
 		return nil, false
 	}
-	ev.RoomID = id.RoomID(se.RoomID)
+	ev.RoomID = se.RoomID
 	ev.Unsigned.TransactionID = se.TxnID
 	return &ev, true
 }
@@ -345,7 +345,7 @@ func (s *Session) alwaysOnCommand(a *Attachment, out output, arg string, notice 
 		invalid(arg, "ALWAYSON takes ON, OFF or DEFAULT")
 		return
 	}
-	user, def := s.user.String(), s.mgr.cfg.AlwaysOn
+	user, def := s.user, s.mgr.cfg.AlwaysOn
 	s.sideRequest(a, out, "ALWAYSON", func(ctx context.Context) func() {
 		err := s.mgr.setAlwaysOn(ctx, user, setting)
 		return func() {

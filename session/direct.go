@@ -248,11 +248,11 @@ func (s *Session) sendDirectAccepted(ctx context.Context, future *dmFuture, p *p
 	}
 	p.roomID = future.roomID
 	if p.row != nil && p.row.Peer != "" {
-		if err := s.mgr.store.ResolveOutboxPeer(ctx, s.user.String(), p.row.Peer, p.roomID.String()); err != nil {
+		if err := s.mgr.store.ResolveOutboxPeer(ctx, s.user, p.row.Peer, p.roomID); err != nil {
 			s.clearOutbox(ctx, p.txnID)
 			return errNotSaved{err}
 		}
-		p.row.RoomID, p.row.Peer = p.roomID.String(), ""
+		p.row.RoomID, p.row.Peer = p.roomID, ""
 	}
 	return s.sendAccepted(ctx, p)
 }
@@ -417,7 +417,7 @@ func (s *Session) createDirect(ctx context.Context, user id.UserID) (roomID id.R
 	}
 	// Recorded before anything else: a crash from here on resends the
 	// waiting messages into this room rather than creating another.
-	if err := s.mgr.store.ResolveOutboxPeer(ctx, s.user.String(), user.String(), resp.RoomID.String()); err != nil {
+	if err := s.mgr.store.ResolveOutboxPeer(ctx, s.user, user, resp.RoomID); err != nil {
 		s.log.Warn("could not record the new direct room in the outbox", "room", resp.RoomID, "err", err)
 	}
 	return s.finishDirect(ctx, user, resp.RoomID)

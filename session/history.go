@@ -80,7 +80,7 @@ func (s *Session) resolve(ctx context.Context, roomID id.RoomID, ref mapping.His
 	if ref.MsgID == "" {
 		return anchor{ts: ref.TS}, nil
 	}
-	se, err := s.mgr.store.FindEvent(ctx, roomID.String(), ref.MsgID)
+	se, err := s.mgr.store.FindEvent(ctx, roomID, id.EventID(ref.MsgID))
 	if err == nil {
 		return anchor{seq: se.Seq, ts: se.TS}, nil
 	}
@@ -118,7 +118,7 @@ func (s *Session) queryHistory(ctx context.Context, roomID id.RoomID, req *mappi
 	// Only what the account received: the store also holds what others
 	// saw, perhaps before this account joined a room whose history is for
 	// members since their join. The homeserver answers for the rest.
-	q := store.HistoryQuery{RoomID: roomID.String(), Limit: req.Limit, Types: types, Viewer: s.user.String()}
+	q := store.HistoryQuery{RoomID: roomID, Limit: req.Limit, Types: types, Viewer: s.user}
 	from, err := s.resolve(ctx, roomID, req.From)
 	if err != nil && !req.From.Star {
 		return nil, err
@@ -217,9 +217,9 @@ const maxFetched = 1000
 func (s *Session) fetchOlder(ctx context.Context, roomID id.RoomID, have []store.StoredEvent, req *mapping.HistoryRequest, q store.HistoryQuery, types []string, want int, newest bool) ([]store.StoredEvent, error) {
 	var start id.EventID
 	if len(have) > 0 {
-		start = id.EventID(have[0].EventID)
+		start = have[0].EventID
 	} else {
-		oldest, err := s.mgr.store.RoomHistory(ctx, store.HistoryQuery{RoomID: roomID.String(), Limit: 1, Viewer: q.Viewer})
+		oldest, err := s.mgr.store.RoomHistory(ctx, store.HistoryQuery{RoomID: roomID, Limit: 1, Viewer: q.Viewer})
 		if err != nil || len(oldest) == 0 {
 			return nil, err
 		}
@@ -227,7 +227,7 @@ func (s *Session) fetchOlder(ctx context.Context, roomID id.RoomID, have []store
 		// Only when the range reaches before the store's window.
 		if q.BeforeSeq != 0 && q.BeforeSeq <= o.Seq || q.BeforeTS != 0 && q.BeforeTS <= o.TS ||
 			!newest && q.AfterTS != 0 && q.AfterTS < o.TS || newest && q.BeforeSeq == 0 && q.BeforeTS == 0 && req.From.Star {
-			start = id.EventID(o.EventID)
+			start = o.EventID
 		} else {
 			return nil, nil
 		}
@@ -258,7 +258,7 @@ func (s *Session) fetchOlder(ctx context.Context, roomID id.RoomID, have []store
 			if err != nil {
 				continue
 			}
-			found = append(found, store.StoredEvent{RoomID: roomID.String(), EventID: ev.ID.String(), Sender: ev.Sender.String(), Type: ev.Type.Type, TS: ev.Timestamp, JSON: raw})
+			found = append(found, store.StoredEvent{RoomID: roomID, EventID: ev.ID, Sender: ev.Sender, Type: ev.Type.Type, TS: ev.Timestamp, JSON: raw})
 		}
 		if past || newest && len(found) >= want || page.End == "" || page.End == from || len(page.Chunk) == 0 {
 			break
@@ -303,7 +303,7 @@ func (s *Session) historyTargets(a *Attachment, out output, req *mapping.History
 	if newest {
 		from, to = to, from
 	}
-	user := s.user.String()
+	user := s.user
 	s.sideRequest(a, out, "CHATHISTORY", func(ctx context.Context) func() {
 		// The range is exclusive at both ends.
 		targets, err := s.mgr.store.Targets(ctx, user, from+1, to-1, 0, targetTypes)
@@ -317,7 +317,7 @@ func (s *Session) historyTargets(a *Attachment, out output, req *mapping.History
 			server := &irc.Prefix{Name: a.client.ServerName()}
 			out.SendMessage(&irc.Message{Prefix: server, Command: "BATCH", Params: []string{"+" + ref, "draft/chathistory-targets"}})
 			// Only rooms the account is still in; the limit counts those.
-			targets = slices.DeleteFunc(targets, func(t store.Target) bool { return s.rooms[id.RoomID(t.RoomID)] == nil })
+			targets = slices.DeleteFunc(targets, func(t store.Target) bool { return s.rooms[t.RoomID] == nil })
 			if len(targets) > req.Limit {
 				if newest {
 					targets = targets[len(targets)-req.Limit:]
@@ -326,7 +326,7 @@ func (s *Session) historyTargets(a *Attachment, out output, req *mapping.History
 				}
 			}
 			for _, t := range targets {
-				r := s.rooms[id.RoomID(t.RoomID)]
+				r := s.rooms[t.RoomID]
 				name := r.channel
 				if r.dm != "" {
 					name = s.nickOf(a, r.dm)

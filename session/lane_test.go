@@ -114,7 +114,7 @@ type markerStore struct {
 	first   sync.Once
 }
 
-func (m *markerStore) FindEvent(ctx context.Context, roomID, eventID string) (*store.StoredEvent, error) {
+func (m *markerStore) FindEvent(ctx context.Context, roomID id.RoomID, eventID id.EventID) (*store.StoredEvent, error) {
 	m.flight.enter()
 	defer m.flight.leave()
 	m.first.Do(func() { <-m.release })

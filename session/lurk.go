@@ -136,7 +136,7 @@ func (m *Manager) guestCredentials(ctx context.Context, fresh bool) (*Credential
 		}
 		m.guestAcct = acct
 	}
-	user := id.UserID(m.guestAcct.UserID)
+	user := m.guestAcct.UserID
 	m.mu.Lock()
 	m.guestUser = user
 	m.mu.Unlock()
@@ -151,7 +151,7 @@ func (m *Manager) storedGuest(ctx context.Context) (*store.Account, error) {
 	if err != nil || stored == "" {
 		return nil, err
 	}
-	acct, err := m.store.Account(ctx, stored)
+	acct, err := m.store.Account(ctx, id.UserID(stored))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil, nil
@@ -181,12 +181,12 @@ func (m *Manager) registerGuest(ctx context.Context) (*store.Account, error) {
 		return nil, fmt.Errorf("the homeserver did not register a guest account: %s", matrixErrorText(err))
 	}
 	off := false // the session ends with its last lurker
-	acct := &store.Account{UserID: resp.UserID.String(), Homeserver: hs, DeviceID: resp.DeviceID.String(),
+	acct := &store.Account{UserID: resp.UserID, Homeserver: hs, DeviceID: resp.DeviceID.String(),
 		AccessToken: resp.AccessToken, AlwaysOn: &off}
 	if err := m.store.PutAccount(ctx, acct); err != nil {
 		return nil, fmt.Errorf("saving the guest account: %w", err)
 	}
-	if err := m.store.PutSetting(ctx, guestAccountSetting, acct.UserID); err != nil {
+	if err := m.store.PutSetting(ctx, guestAccountSetting, string(acct.UserID)); err != nil {
 		return nil, fmt.Errorf("saving the guest account: %w", err)
 	}
 	m.log.Info("registered the guests' account", "user", resp.UserID, "device", resp.DeviceID)

@@ -61,7 +61,7 @@ func TestLurkerHistoryThenHeld(t *testing.T) {
 	var history []store.StoredEvent
 	for _, ev := range []*event.Event{textEvent(t, "$old", "from before"), textEvent(t, "$both", "in both")} {
 		raw, _ := json.Marshal(ev)
-		history = append(history, store.StoredEvent{RoomID: "!r:x", EventID: ev.ID.String(), Sender: "@bob:x", Type: "m.room.message", JSON: raw})
+		history = append(history, store.StoredEvent{RoomID: "!r:x", EventID: ev.ID, Sender: "@bob:x", Type: "m.room.message", JSON: raw})
 	}
 	s.lurkHistoryDone(a, r.id, lr, history, nil)
 	var got []string

@@ -400,19 +400,19 @@ func (m *Manager) Start(ctx context.Context, creds *Credentials, client Client) 
 func (m *Manager) launch(ctx context.Context, cli *mautrix.Client, acct *store.Account, oauth *grantRotator, refs int) (*Session, error) {
 	user := cli.UserID
 	cli.DeviceID = id.DeviceID(acct.DeviceID)
-	names, err := m.store.ChannelNames(ctx, user.String())
+	names, err := m.store.ChannelNames(ctx, user)
 	if err != nil {
 		return nil, fmt.Errorf("loading channel names: %w", err)
 	}
-	since, head, err := m.store.SyncState(ctx, user.String())
+	since, head, err := m.store.SyncState(ctx, user)
 	if err != nil {
 		return nil, fmt.Errorf("loading the sync position: %w", err)
 	}
-	outbox, err := m.store.Outbox(ctx, user.String())
+	outbox, err := m.store.Outbox(ctx, user)
 	if err != nil {
 		return nil, fmt.Errorf("loading unsent messages: %w", err)
 	}
-	roomsFullAt, err := m.store.RoomCreateFullAt(ctx, user.String())
+	roomsFullAt, err := m.store.RoomCreateFullAt(ctx, user)
 	if err != nil {
 		return nil, fmt.Errorf("loading the room-creation budget: %w", err)
 	}
@@ -426,7 +426,7 @@ func (m *Manager) launch(ctx context.Context, cli *mautrix.Client, acct *store.A
 	sess.grant = oauth
 	sess.noCrypto = user == m.guestUser
 	for roomID, name := range names {
-		sess.savedNames[id.RoomID(roomID)] = name
+		sess.savedNames[roomID] = name
 	}
 	sess.syncer, sess.head = newSyncer(sess, since), head
 	sess.alwaysOn.Store(m.cfg.AlwaysOn)
@@ -574,7 +574,7 @@ func (m *Manager) ResumeAll() {
 			go func() {
 				defer func() { <-sem; wg.Done() }()
 				m.safely("resume worker", func() {
-					if err := m.resume(id.UserID(u)); err != nil {
+					if err := m.resume(u); err != nil {
 						m.log.Warn("could not resume always-on session", "user", u, "err", err)
 					}
 				})
@@ -598,7 +598,7 @@ func (m *Manager) resume(user id.UserID) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	acct, err := m.store.Account(ctx, user.String())
+	acct, err := m.store.Account(ctx, user)
 	if err != nil {
 		return err
 	}
@@ -622,7 +622,7 @@ func (m *Manager) resume(user id.UserID) error {
 
 // setAlwaysOn saves an account's always-on setting; nil follows the
 // gateway's default.
-func (m *Manager) setAlwaysOn(ctx context.Context, user string, on *bool) error {
+func (m *Manager) setAlwaysOn(ctx context.Context, user id.UserID, on *bool) error {
 	acct, err := m.store.Account(ctx, user)
 	if err != nil {
 		return err
@@ -640,7 +640,7 @@ const cursorWait = 2 * time.Second
 // the client's writer just before it writes the lines, so a crash cannot
 // show the client lines it has already seen. Clients' saves are grouped
 // into one transaction. Any goroutine.
-func (m *Manager) commitCursor(user, client string, seq int64) {
+func (m *Manager) commitCursor(user id.UserID, client string, seq int64) {
 	done := make(chan error, 1)
 	m.queueCursor(store.CursorUpdate{UserID: user, Client: client, Seq: seq}, done)
 	select {
@@ -654,7 +654,7 @@ func (m *Manager) commitCursor(user, client string, seq int64) {
 // saveCursor moves a client's cursor forward to seq through the cursor
 // writer, the one writer of cursors, and waits until it is saved. Any
 // goroutine but the cursor writer.
-func (m *Manager) saveCursor(ctx context.Context, user, client string, seq int64) error {
+func (m *Manager) saveCursor(ctx context.Context, user id.UserID, client string, seq int64) error {
 	done := make(chan error, 1)
 	m.queueCursor(store.CursorUpdate{UserID: user, Client: client, Seq: seq}, done)
 	select {
@@ -669,7 +669,7 @@ func (m *Manager) saveCursor(ctx context.Context, user, client string, seq int64
 
 // resetCursor moves a client's cursor back to seq after a write to it
 // failed. Any goroutine; never blocks.
-func (m *Manager) resetCursor(user, client string, seq int64) {
+func (m *Manager) resetCursor(user id.UserID, client string, seq int64) {
 	m.queueCursor(store.CursorUpdate{UserID: user, Client: client, Seq: seq, Force: true}, nil)
 }
 

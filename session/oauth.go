@@ -11,6 +11,7 @@ import (
 
 	"github.com/mxircd/mxircd/store"
 	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/id"
 )
 
 // An account that logged in through OAuth 2.0 (package oauth) has a grant
@@ -43,7 +44,7 @@ var errGrantRevoked = errors.New("the Matrix login was revoked")
 type grantRotator struct {
 	store  store.Store
 	log    *slog.Logger
-	user   string
+	user   id.UserID
 	active atomic.Bool
 
 	// refusedSince is when the homeserver first refused the session's
@@ -86,9 +87,9 @@ func (r *grantRotator) save(ctx context.Context, refreshToken, accessToken strin
 // access token through the account's OAuth grant, if it has one. Called
 // before the session starts.
 func (m *Manager) useOAuthGrant(ctx context.Context, cli *mautrix.Client) (*grantRotator, error) {
-	rot := &grantRotator{store: m.store, log: m.log, user: cli.UserID.String()}
+	rot := &grantRotator{store: m.store, log: m.log, user: cli.UserID}
 	cli.SaveNewToken = rot.save
-	g, err := m.store.OAuthGrant(ctx, cli.UserID.String())
+	g, err := m.store.OAuthGrant(ctx, cli.UserID)
 	if errors.Is(err, store.ErrNotFound) {
 		return rot, nil
 	}
@@ -180,7 +181,7 @@ func (s *Session) renewToken() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if ferr := s.mgr.store.DeleteOAuthGrant(ctx, s.user.String()); ferr != nil {
+	if ferr := s.mgr.store.DeleteOAuthGrant(ctx, s.user); ferr != nil {
 		s.log.Error("could not forget the revoked OAuth grant", "err", ferr)
 	}
 	return errGrantRevoked
@@ -196,7 +197,7 @@ const browserLoginRace = 30 * time.Second
 func (s *Session) adoptStoredGrant() bool {
 	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
 	defer cancel()
-	g, err := s.mgr.store.OAuthGrant(ctx, s.user.String())
+	g, err := s.mgr.store.OAuthGrant(ctx, s.user)
 	if err != nil {
 		return false
 	}
@@ -206,7 +207,7 @@ func (s *Session) adoptStoredGrant() bool {
 	if s.grant.active.Load() && g.RefreshToken == current {
 		return false
 	}
-	acct, err := s.mgr.store.Account(ctx, s.user.String())
+	acct, err := s.mgr.store.Account(ctx, s.user)
 	if err != nil || acct.AccessToken == "" {
 		return false
 	}

@@ -84,8 +84,8 @@ func TestOAuthSessionRenewsAndEndsOnRevocation(t *testing.T) {
 			ctx := context.Background()
 			on := true
 			if err := st.PutOAuthLogin(ctx,
-				&store.Account{UserID: user.String(), Homeserver: si.URL, DeviceID: device, AccessToken: tok.AccessToken, AlwaysOn: &on},
-				&store.OAuthGrant{UserID: user.String(), ClientID: c.ClientID, RefreshToken: tok.RefreshToken, Expires: tok.Expires}); err != nil {
+				&store.Account{UserID: user, Homeserver: si.URL, DeviceID: device, AccessToken: tok.AccessToken, AlwaysOn: &on},
+				&store.OAuthGrant{UserID: user, ClientID: c.ClientID, RefreshToken: tok.RefreshToken, Expires: tok.Expires}); err != nil {
 				t.Fatal(err)
 			}
 
@@ -110,11 +110,11 @@ func TestOAuthSessionRenewsAndEndsOnRevocation(t *testing.T) {
 			newAttachment(sess, client, "laptop").Attach()
 
 			stored := func() (*store.OAuthGrant, *store.Account) {
-				g, err := st.OAuthGrant(ctx, user.String())
+				g, err := st.OAuthGrant(ctx, user)
 				if err != nil && !errors.Is(err, store.ErrNotFound) {
 					t.Fatal(err)
 				}
-				a, err := st.Account(ctx, user.String())
+				a, err := st.Account(ctx, user)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -178,7 +178,7 @@ func TestOAuthSessionRenewsExpiredTokenAtStart(t *testing.T) {
 	st := storetest.Open(t, "sqlite")
 	ctx := context.Background()
 	on := true
-	user := acct.UserID.String()
+	user := acct.UserID
 	if err := st.PutOAuthLogin(ctx,
 		&store.Account{UserID: user, Homeserver: si.URL, DeviceID: tok.DeviceID(), AccessToken: tok.AccessToken, AlwaysOn: &on},
 		&store.OAuthGrant{UserID: user, ClientID: c.ClientID, RefreshToken: tok.RefreshToken, Expires: time.Now().Add(-time.Hour)}); err != nil {

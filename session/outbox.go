@@ -76,7 +76,7 @@ func outboxAEAD(key []byte) (cipher.AEAD, error) {
 
 // sealRow seals content for the outbox; the row's user and transaction ID
 // are bound to it, so a sealed content cannot be moved to another row.
-func sealRow(key []byte, user, txnID string, evType event.Type, content []byte) ([]byte, error) {
+func sealRow(key []byte, user id.UserID, txnID string, evType event.Type, content []byte) ([]byte, error) {
 	aead, err := outboxAEAD(key)
 	if err != nil {
 		return nil, err
@@ -85,11 +85,11 @@ func sealRow(key []byte, user, txnID string, evType event.Type, content []byte) 
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, err
 	}
-	return json.Marshal(sealedRow{Type: evType.Type, Sealed: aead.Seal(nonce, nonce, content, []byte(user+"\x00"+txnID))})
+	return json.Marshal(sealedRow{Type: evType.Type, Sealed: aead.Seal(nonce, nonce, content, []byte(string(user)+"\x00"+txnID))})
 }
 
 // openRow undoes sealRow.
-func openRow(key []byte, user, txnID string, row []byte) (event.Type, []byte, error) {
+func openRow(key []byte, user id.UserID, txnID string, row []byte) (event.Type, []byte, error) {
 	var sr sealedRow
 	if err := json.Unmarshal(row, &sr); err != nil {
 		return event.Type{}, nil, err
@@ -102,7 +102,7 @@ func openRow(key []byte, user, txnID string, row []byte) (event.Type, []byte, er
 		return event.Type{}, nil, errors.New("sealed outbox row too short")
 	}
 	nonce, ct := sr.Sealed[:aead.NonceSize()], sr.Sealed[aead.NonceSize():]
-	content, err := aead.Open(nil, nonce, ct, []byte(user+"\x00"+txnID))
+	content, err := aead.Open(nil, nonce, ct, []byte(string(user)+"\x00"+txnID))
 	if err != nil {
 		return event.Type{}, nil, fmt.Errorf("opening a sealed outbox row: %w", err)
 	}
@@ -161,7 +161,7 @@ func (s *Session) outboxRow(roomID id.RoomID, peer id.UserID, evType event.Type,
 	if err != nil {
 		return nil
 	}
-	row := &store.OutboxEntry{UserID: s.user.String(), TxnID: txnID, RoomID: roomID.String(), Peer: peer.String(), Type: evType.Type, Content: raw}
+	row := &store.OutboxEntry{UserID: s.user, TxnID: txnID, RoomID: roomID, Peer: peer, Type: evType.Type, Content: raw}
 	if seal {
 		if s.mgr.cfg.OutboxKey == nil {
 			return nil
@@ -320,7 +320,7 @@ func (s *Session) sendEvent(ctx context.Context, roomID id.RoomID, evType event.
 	if evType, raw, err = s.seal(ctx, roomID, evType, raw); err != nil {
 		return err
 	}
-	entry := &store.OutboxEntry{UserID: s.user.String(), TxnID: txnID, RoomID: roomID.String(), Type: evType.Type, Content: raw}
+	entry := &store.OutboxEntry{UserID: s.user, TxnID: txnID, RoomID: roomID, Type: evType.Type, Content: raw}
 	if err := s.mgr.store.PutOutbox(ctx, entry); err != nil {
 		// Still send it: losing crash safety is better than losing the message.
 		s.log.Warn("could not save an outgoing message before sending it", "err", err)
@@ -375,7 +375,7 @@ func (s *Session) sendWithRetry(ctx context.Context, roomID id.RoomID, evType ev
 // the order they were accepted. Owner goroutine, after the first sync is
 // stored, before any command that waited for it.
 func (s *Session) resendUnsent() {
-	first := map[string]bool{}
+	first := map[id.RoomID]bool{}
 	for _, e := range s.unsent {
 		switch {
 		case e.RoomID != "":
@@ -416,7 +416,7 @@ const inFlightGrace = 5 * time.Second
 // the room's lane, so the room's later messages stay behind it. Owner
 // goroutine, after the first sync is stored.
 func (s *Session) resend(e store.OutboxEntry, mayBeInFlight bool) {
-	ok := s.enqueueIn(id.RoomID(e.RoomID), func(ctx context.Context) func() {
+	ok := s.enqueueIn(e.RoomID, func(ctx context.Context) func() {
 		if s.reachedHomeserver(ctx, e, mayBeInFlight) {
 			s.log.Info("a message left unsent by the last run had reached the homeserver", "room", e.RoomID, "txn", e.TxnID)
 			s.clearOutbox(ctx, e.TxnID)
@@ -429,10 +429,10 @@ func (s *Session) resend(e store.OutboxEntry, mayBeInFlight bool) {
 		}
 		if err == nil {
 			// Written before the room turned encrypted: encrypted now.
-			evType, content, err = s.seal(ctx, id.RoomID(e.RoomID), evType, content)
+			evType, content, err = s.seal(ctx, e.RoomID, evType, content)
 		}
 		if err == nil {
-			err = s.sendWithRetry(ctx, id.RoomID(e.RoomID), evType, content, e.TxnID)
+			err = s.sendWithRetry(ctx, e.RoomID, evType, content, e.TxnID)
 		}
 		if err != nil && isTransient(err) && ctx.Err() != nil {
 			return nil // stopping: try again next start
@@ -510,15 +510,15 @@ func (s *Session) outboxText(e store.OutboxEntry) (target, body string) {
 	}
 	switch {
 	case e.RoomID != "":
-		target = e.RoomID
-		if r := s.rooms[id.RoomID(e.RoomID)]; r != nil {
+		target = e.RoomID.String()
+		if r := s.rooms[e.RoomID]; r != nil {
 			target = r.channel
 			if r.dm != "" {
 				target = s.nickFor(r.dm)
 			}
 		}
 	case e.Peer != "":
-		target = s.nickFor(id.UserID(e.Peer))
+		target = s.nickFor(e.Peer)
 	default:
 		var line lineRow
 		_ = json.Unmarshal(raw, &line)
@@ -537,7 +537,7 @@ func (s *Session) outboxText(e store.OutboxEntry) (target, body string) {
 // clearOutbox forgets a message that is not to be sent again, even when
 // the request that sent it ran out of time. Request worker only.
 func (s *Session) clearOutbox(ctx context.Context, txnID string) {
-	if err := s.mgr.store.DeleteOutbox(context.WithoutCancel(ctx), s.user.String(), txnID); err != nil {
+	if err := s.mgr.store.DeleteOutbox(context.WithoutCancel(ctx), s.user, txnID); err != nil {
 		s.log.Warn("could not clear a sent message from the outbox", "err", err)
 	}
 }
@@ -726,7 +726,7 @@ func (s *Session) resendLine(e store.OutboxEntry, saved <-chan struct{}) {
 // the one the last run created before it could record it, or a new one.
 // Owner goroutine, after the first sync.
 func (s *Session) resendDirect(e store.OutboxEntry) {
-	peer := id.UserID(e.Peer)
+	peer := e.Peer
 	evType, content := event.Type{Type: e.Type, Class: event.MessageEventType}, json.RawMessage(e.Content)
 	if e.Type == outboxSealedType {
 		var err error

@@ -76,7 +76,7 @@ type directCursors struct {
 	direct atomic.Int32
 }
 
-func (d *directCursors) PutCursor(ctx context.Context, user, client string, seq int64) error {
+func (d *directCursors) PutCursor(ctx context.Context, user id.UserID, client string, seq int64) error {
 	d.direct.Add(1)
 	return d.Store.PutCursor(ctx, user, client, seq)
 }
@@ -99,7 +99,7 @@ func TestNewClientCursorHasOneWriter(t *testing.T) {
 	a.Attach()
 	defer a.Detach()
 	waitFor(t, func() bool {
-		_, ok, err := st.Cursor(ctx, who.UserID.String(), "laptop")
+		_, ok, err := st.Cursor(ctx, who.UserID, "laptop")
 		return ok || err != nil
 	}, "the new client's cursor")
 	if n := st.direct.Load(); n != 0 {

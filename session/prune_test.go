@@ -7,6 +7,7 @@ import (
 
 	"github.com/mxircd/mxircd/store"
 	"github.com/mxircd/mxircd/store/storetest"
+	"maunium.net/go/mautrix/id"
 )
 
 // The gateway trims each room's stored history to its window, once for
@@ -20,7 +21,7 @@ func TestPruneKeepsTheWindow(t *testing.T) {
 			ctx := context.Background()
 			batch := &store.SyncBatch{UserID: "@a:x", NextBatch: "t1"}
 			for i := 0; i < 150; i++ {
-				batch.Events = append(batch.Events, store.StoredEvent{RoomID: "!r:x", EventID: fmt.Sprintf("$%d", i),
+				batch.Events = append(batch.Events, store.StoredEvent{RoomID: "!r:x", EventID: id.EventID(fmt.Sprintf("$%d", i)),
 					Sender: "@b:x", Type: "m.room.message", TS: int64(i), JSON: []byte(`{}`)})
 			}
 			if _, err := st.SaveSync(ctx, batch); err != nil {

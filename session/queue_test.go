@@ -62,7 +62,7 @@ func TestUnqueuedNamesAreKept(t *testing.T) {
 			t.Fatal("the side queue never fills")
 		}
 	}
-	s.unsavedNames = map[string]string{"!r:x": "#made-up"}
+	s.unsavedNames = map[id.RoomID]string{"!r:x": "#made-up"}
 	s.flushNames()
 	if s.unsavedNames["!r:x"] != "#made-up" {
 		t.Errorf("a name that could not be queued for saving was dropped: %v", s.unsavedNames)

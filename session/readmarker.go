@@ -86,7 +86,7 @@ func (s *Session) resolveMarkers(refs []markerRef) {
 		defer cancel()
 		times := make([]int64, len(refs))
 		for i, ref := range refs {
-			if se, err := st.FindEvent(ctx, ref.room.String(), ref.event.String()); err == nil {
+			if se, err := st.FindEvent(ctx, ref.room, ref.event); err == nil {
 				times[i] = se.TS
 				continue
 			}
@@ -154,12 +154,12 @@ func (s *Session) cmdMarkread(a *Attachment, out output, m *irc.Message) error {
 		s.sendMarker(a, out, r) // markers only move forward
 		return nil
 	}
-	roomID, st, user := r.id, s.mgr.store, s.user.String()
+	roomID, st, user := r.id, s.mgr.store, s.user
 	s.sideRequest(a, out, "MARKREAD", func(ctx context.Context) func() {
 		// A receipt goes on an event the account has seen.
-		se, err := st.LastEventBefore(ctx, roomID.String(), user, ts, nil)
+		se, err := st.LastEventBefore(ctx, roomID, user, ts, nil)
 		if err == nil {
-			eventID := id.EventID(se.EventID)
+			eventID := se.EventID
 			err = s.cli.SetReadMarkers(ctx, roomID, &mautrix.ReqSetReadMarkers{Read: eventID, FullyRead: eventID})
 		}
 		return func() {

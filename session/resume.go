@@ -56,18 +56,18 @@ type loadedState struct {
 // after that covers its token (saved by an earlier run), one loaded before
 // may not. Sync loop.
 func (s *Session) loadResume(ctx context.Context) (*resumeState, error) {
-	rooms, ok, err := s.mgr.store.AccountRooms(ctx, s.user.String())
+	rooms, ok, err := s.mgr.store.AccountRooms(ctx, s.user)
 	if err != nil || !ok {
 		return nil, err
 	}
 	rs := &resumeState{rooms: make(map[id.RoomID]*roomState, len(rooms))}
 	started := time.Unix(0, s.started)
 	for _, roomID := range rooms {
-		st, err := s.mgr.loaded.get(ctx, s.mgr, id.RoomID(roomID), started)
+		st, err := s.mgr.loaded.get(ctx, s.mgr, roomID, started)
 		if err != nil {
 			return nil, err
 		}
-		rs.rooms[id.RoomID(roomID)] = st
+		rs.rooms[roomID] = st
 	}
 	return rs, nil
 }
@@ -130,7 +130,7 @@ func (l *loadedStates) get(ctx context.Context, m *Manager, roomID id.RoomID, si
 // loadRoomState builds a room's state from its stored events, shared with
 // any session that holds an equal one.
 func loadRoomState(ctx context.Context, m *Manager, roomID id.RoomID) (*roomState, error) {
-	raws, err := m.store.RoomState(ctx, roomID.String())
+	raws, err := m.store.RoomState(ctx, roomID)
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +185,7 @@ func stateOf(resp *mautrix.RespSync, seen *storedSections, log interface{ Warn(s
 					continue
 				}
 				out = append(out, store.StateEvent{
-					RoomID: roomID.String(), EventID: ev.ID.String(), Type: ev.Type.Type, StateKey: *ev.StateKey, JSON: raw,
+					RoomID: roomID, EventID: ev.ID, Type: ev.Type.Type, StateKey: *ev.StateKey, JSON: raw,
 				})
 			}
 		}

@@ -23,7 +23,7 @@ func (s *Session) takeRoomToken() bool {
 	}
 	fullAt := roomBudgetFullAt(s.newRooms, now)
 	ok := s.enqueueSide(func(ctx context.Context) func() {
-		if err := s.mgr.store.PutRoomCreateFullAt(ctx, s.user.String(), fullAt); err != nil {
+		if err := s.mgr.store.PutRoomCreateFullAt(ctx, s.user, fullAt); err != nil {
 			s.log.Warn("could not save the room-creation budget; a restart may refill it", "err", err)
 		}
 		return nil

@@ -280,9 +280,9 @@ func (s *Session) saveChannelName(roomID id.RoomID, name string) {
 	}
 	s.savedNames[roomID] = name
 	if s.unsavedNames == nil {
-		s.unsavedNames = map[string]string{}
+		s.unsavedNames = map[id.RoomID]string{}
 	}
-	s.unsavedNames[roomID.String()] = name
+	s.unsavedNames[roomID] = name
 }
 
 // flushNames saves the channel names made up while handling one event, in
@@ -290,7 +290,7 @@ func (s *Session) saveChannelName(roomID id.RoomID, name string) {
 // They do not wait behind message sends; when too much is queued they
 // stay unsaved until the next event.
 func (s *Session) flushNames() {
-	names, user := s.unsavedNames, s.user.String()
+	names, user := s.unsavedNames, s.user
 	ok := s.enqueueSide(func(ctx context.Context) func() {
 		if err := s.mgr.store.PutChannelNames(ctx, user, names); err != nil {
 			s.log.Error("could not save channel names", "count", len(names), "err", err)

@@ -143,7 +143,7 @@ type Session struct {
 	deferred      map[id.RoomID]*room
 	joinNames     map[id.RoomID]string    // the alias or room ID clients joined rooms by
 	savedNames    map[id.RoomID]string    // made-up channel names, as stored
-	unsavedNames  map[string]string       // made-up names to store, by room ID
+	unsavedNames  map[id.RoomID]string    // made-up names to store, by room ID
 	invites       map[id.RoomID]*invite   // pending invites of the account
 	direct        map[id.RoomID]id.UserID // m.direct: DM rooms and their peer
 	dmFutures     map[id.UserID]*dmFuture // DM rooms being created
@@ -427,7 +427,7 @@ func (s *Session) shutdownClients(reason string) {
 func (s *Session) forgetToken() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	acct, err := s.mgr.store.Account(ctx, s.user.String())
+	acct, err := s.mgr.store.Account(ctx, s.user)
 	if err != nil {
 		return err
 	}

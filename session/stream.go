@@ -87,19 +87,19 @@ func sortedRoomIDs[T any](rooms map[id.RoomID]T) []id.RoomID {
 func (y *syncer) persistSync(resp *mautrix.RespSync, allRooms bool) (map[id.EventID]int64, error) {
 	s, tr := y.s, y.tr
 	tr.noteDirect(resp, s.user, s.log)
-	batch := &store.SyncBatch{UserID: s.user.String(), NextBatch: resp.NextBatch, AllRooms: allRooms}
+	batch := &store.SyncBatch{UserID: s.user, NextBatch: resp.NextBatch, AllRooms: allRooms}
 	// The rooms' state, and which rooms the account is in, go with the
 	// token, so that a restart can resume from it (resume.go).
 	var sections map[id.RoomID]uint64
 	batch.State, sections = stateOf(resp, &s.mgr.sections, s.log)
 	for _, roomID := range sortedRoomIDs(resp.Rooms.Join) {
 		if allRooms || !tr.known[roomID] {
-			batch.Joined = append(batch.Joined, roomID.String())
+			batch.Joined = append(batch.Joined, roomID)
 		}
 	}
 	for _, roomID := range sortedRoomIDs(resp.Rooms.Leave) {
 		if _, rejoined := resp.Rooms.Join[roomID]; !rejoined {
-			batch.Left = append(batch.Left, roomID.String())
+			batch.Left = append(batch.Left, roomID)
 		}
 	}
 	add := func(roomID id.RoomID, events []*event.Event, inStream func(i int) bool) {
@@ -119,7 +119,7 @@ func (y *syncer) persistSync(resp *mautrix.RespSync, allRooms bool) (map[id.Even
 				txnID = ""
 			}
 			batch.Events = append(batch.Events, store.StoredEvent{
-				RoomID: roomID.String(), EventID: ev.ID.String(), Sender: ev.Sender.String(),
+				RoomID: roomID, EventID: ev.ID, Sender: ev.Sender,
 				Type: ev.Type.Type, TS: ev.Timestamp, JSON: raw, HistoryOnly: !inStream(i), TxnID: txnID,
 			})
 		}
@@ -169,7 +169,7 @@ func (y *syncer) persistSync(resp *mautrix.RespSync, allRooms bool) (map[id.Even
 	seqs := make(map[id.EventID]int64, len(positions))
 	for i, pos := range positions {
 		if pos > 0 {
-			seqs[id.EventID(batch.Events[i].EventID)] = pos
+			seqs[batch.Events[i].EventID] = pos
 		}
 	}
 	return seqs, nil
@@ -181,13 +181,13 @@ func (y *syncer) deliveredIDs(roomID id.RoomID) map[id.EventID]bool {
 	s := y.s
 	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 	defer cancel()
-	ids, err := s.mgr.store.RecentStreamIDs(ctx, s.user.String(), roomID.String(), 500)
+	ids, err := s.mgr.store.RecentStreamIDs(ctx, s.user, roomID, 500)
 	if err != nil || len(ids) == 0 {
 		return nil
 	}
 	set := make(map[id.EventID]bool, len(ids))
 	for _, eventID := range ids {
-		set[id.EventID(eventID)] = true
+		set[eventID] = true
 	}
 	return set
 }

@@ -54,7 +54,7 @@ func TestOwnTransactionIDBelongsToTheAccount(t *testing.T) {
 				client string
 				own    bool
 			}{{alice, "laptop", true}, {alice, "phone", false}, {carol, "laptop", false}} {
-				events, _, err := st.StreamRange(ctx, tc.user.String(), 0, 10, 0)
+				events, _, err := st.StreamRange(ctx, tc.user, 0, 10, 0)
 				if err != nil || len(events) != 1 {
 					t.Fatalf("stream of %s: %v, %v", tc.user, events, err)
 				}
@@ -69,7 +69,7 @@ func TestOwnTransactionIDBelongsToTheAccount(t *testing.T) {
 					t.Errorf("typedBy(%s@%s) = %v, want %v", tc.user, tc.client, got, tc.own)
 				}
 			}
-			if e, err := st.FindByTxn(ctx, room.String(), alice.String(), txn); err != nil || e.EventID != "$typed" {
+			if e, err := st.FindByTxn(ctx, room, alice, txn); err != nil || e.EventID != "$typed" {
 				t.Errorf("FindByTxn = %+v, %v", e, err)
 			}
 		})

@@ -7,6 +7,7 @@ import (
 
 	"github.com/mxircd/mxircd/store"
 	"github.com/mxircd/mxircd/store/storetest"
+	"maunium.net/go/mautrix/id"
 )
 
 // The store's work for one message on its way from one IRC client to
@@ -35,13 +36,13 @@ func BenchmarkMessagePath(b *testing.B) {
 			})
 			b.Run("sync-new", func(b *testing.B) {
 				for i := range b.N {
-					saveSync(b, s, "@a:x", fmt.Sprintf("a%d", i), ev("!r:x", fmt.Sprintf("$new%d", i), int64(i)))
+					saveSync(b, s, "@a:x", fmt.Sprintf("a%d", i), ev("!r:x", id.EventID(fmt.Sprintf("$new%d", i)), int64(i)))
 				}
 			})
 			b.Run("sync-shared", func(b *testing.B) {
 				// An event another account stored first.
 				for i := range b.N {
-					e := ev("!r:x", fmt.Sprintf("$shared%d", i), int64(i))
+					e := ev("!r:x", id.EventID(fmt.Sprintf("$shared%d", i)), int64(i))
 					b.StopTimer()
 					saveSync(b, s, "@c:x", fmt.Sprintf("c%d", i), e)
 					b.StartTimer()

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"maunium.net/go/mautrix/id"
 )
 
 // ErrCertTaken is returned (wrapped) when a certificate fingerprint is
@@ -18,14 +20,14 @@ type CertFP struct {
 	CreatedAt   time.Time
 }
 
-func (s *SQLStore) AddCertFP(ctx context.Context, userID, fingerprint string) (added bool, err error) {
+func (s *SQLStore) AddCertFP(ctx context.Context, userID id.UserID, fingerprint string) (added bool, err error) {
 	// A second try covers the row being deleted between the insert and
 	// the look-up of its owner.
 	for range 2 {
 		res, err := s.db.ExecContext(ctx,
 			`INSERT INTO cert_fingerprints (fingerprint, user_id, created_at) VALUES ($1, $2, $3)
 			 ON CONFLICT (fingerprint) DO NOTHING`,
-			fingerprint, userID, s.now().UnixMilli())
+			fingerprint, string(userID), s.now().UnixMilli())
 		if err != nil {
 			return false, fmt.Errorf("store: add certificate of %s: %w", userID, err)
 		}
@@ -48,9 +50,9 @@ func (s *SQLStore) AddCertFP(ctx context.Context, userID, fingerprint string) (a
 	return false, fmt.Errorf("store: add certificate of %s: %w", userID, ErrStale)
 }
 
-func (s *SQLStore) CertFPs(ctx context.Context, userID string) ([]CertFP, error) {
+func (s *SQLStore) CertFPs(ctx context.Context, userID id.UserID) ([]CertFP, error) {
 	rows, err := s.db.QueryContext(ctx,
-		`SELECT fingerprint, created_at FROM cert_fingerprints WHERE user_id = $1 ORDER BY created_at, fingerprint`, userID)
+		`SELECT fingerprint, created_at FROM cert_fingerprints WHERE user_id = $1 ORDER BY created_at, fingerprint`, string(userID))
 	if err != nil {
 		return nil, fmt.Errorf("store: certificates of %s: %w", userID, err)
 	}
@@ -71,9 +73,9 @@ func (s *SQLStore) CertFPs(ctx context.Context, userID string) ([]CertFP, error)
 	return out, nil
 }
 
-func (s *SQLStore) DeleteCertFP(ctx context.Context, userID, fingerprint string) error {
+func (s *SQLStore) DeleteCertFP(ctx context.Context, userID id.UserID, fingerprint string) error {
 	res, err := s.db.ExecContext(ctx,
-		`DELETE FROM cert_fingerprints WHERE user_id = $1 AND fingerprint = $2`, userID, fingerprint)
+		`DELETE FROM cert_fingerprints WHERE user_id = $1 AND fingerprint = $2`, string(userID), fingerprint)
 	if err != nil {
 		return fmt.Errorf("store: delete certificate of %s: %w", userID, err)
 	}
@@ -85,7 +87,7 @@ func (s *SQLStore) DeleteCertFP(ctx context.Context, userID, fingerprint string)
 	return nil
 }
 
-func (s *SQLStore) CertFPAccount(ctx context.Context, fingerprint string) (string, error) {
+func (s *SQLStore) CertFPAccount(ctx context.Context, fingerprint string) (id.UserID, error) {
 	var user string
 	err := s.db.QueryRowContext(ctx,
 		`SELECT user_id FROM cert_fingerprints WHERE fingerprint = $1`, fingerprint).Scan(&user)
@@ -95,5 +97,5 @@ func (s *SQLStore) CertFPAccount(ctx context.Context, fingerprint string) (strin
 	if err != nil {
 		return "", fmt.Errorf("store: certificate %s: %w", fingerprint, err)
 	}
-	return user, nil
+	return id.UserID(user), nil
 }

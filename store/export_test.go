@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"time"
+
+	"maunium.net/go/mautrix/id"
 )
 
 // OpenWithMigrations opens with a test-only migration set (files at the root
@@ -36,13 +38,13 @@ func (s *SQLStore) Dialect() string { return s.dialect }
 // ClearSyncState forgets the account's sync token, as a reset of its
 // device would. The stream and its head stay, so that positions never
 // repeat.
-func (s *SQLStore) ClearSyncState(ctx context.Context, userID string) error {
+func (s *SQLStore) ClearSyncState(ctx context.Context, userID id.UserID) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx,
-			`UPDATE sync_state SET next_batch = '', rooms_stored = 0 WHERE user_id = $1`, userID); err != nil {
+			`UPDATE sync_state SET next_batch = '', rooms_stored = 0 WHERE user_id = $1`, string(userID)); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `DELETE FROM account_rooms WHERE user_id = $1`, userID)
+		_, err := tx.ExecContext(ctx, `DELETE FROM account_rooms WHERE user_id = $1`, string(userID))
 		return err
 	})
 	if err != nil {
@@ -56,7 +58,7 @@ func (s *SQLStore) ClearSyncState(ctx context.Context, userID string) error {
 // already absent. Channel names are kept. Events in the shared event table
 // stay until Prune removes them. Tests use it to check that each
 // per-account table is keyed by the account.
-func (s *SQLStore) DeleteAccount(ctx context.Context, userID string) error {
+func (s *SQLStore) DeleteAccount(ctx context.Context, userID id.UserID) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		// Serialized with SaveSync, so that a concurrent save cannot
 		// leave stream rows behind.
@@ -64,7 +66,7 @@ func (s *SQLStore) DeleteAccount(ctx context.Context, userID string) error {
 			return err
 		}
 		for _, table := range []string{"accounts", "oauth_grants", "cert_fingerprints", "sync_state", "account_rooms", "account_events", "client_cursors", "outbox"} {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE user_id = $1`, userID); err != nil {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE user_id = $1`, string(userID)); err != nil {
 				return err
 			}
 		}

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"maunium.net/go/mautrix/id"
 )
 
 // The event store keeps Matrix timeline events for always-on sessions and
@@ -27,9 +29,9 @@ import (
 // StoredEvent is one Matrix timeline event in the event store.
 type StoredEvent struct {
 	Seq     int64 // position in the account's stream (StreamRange) or in the room (RoomHistory); 0 on input
-	RoomID  string
-	EventID string
-	Sender  string
+	RoomID  id.RoomID
+	EventID id.EventID
+	Sender  id.UserID
 	Type    string // Matrix event type
 	TS      int64  // origin_server_ts, Unix milliseconds
 	JSON    []byte // the whole event as JSON, stored and returned verbatim
@@ -47,7 +49,7 @@ type StoredEvent struct {
 
 // SyncBatch is what one /sync response brought an account.
 type SyncBatch struct {
-	UserID    string
+	UserID    id.UserID
 	NextBatch string        // the sync token that covers Events
 	Events    []StoredEvent // in the order the account received them
 	// State is the room state events the response brought (state
@@ -57,19 +59,21 @@ type SyncBatch struct {
 	// Joined and Left change the account's stored rooms (AccountRooms);
 	// AllRooms says Joined is the whole list (a full-state or initial
 	// sync), which replaces what was stored.
-	Joined, Left []string
+	Joined, Left []id.RoomID
 	AllRooms     bool
 }
 
 // StateEvent is one Matrix state event of a room.
 type StateEvent struct {
-	RoomID, EventID, Type, StateKey string
-	JSON                            []byte // the whole event, returned verbatim
+	RoomID         id.RoomID
+	EventID        id.EventID
+	Type, StateKey string
+	JSON           []byte // the whole event, returned verbatim
 }
 
 // HistoryQuery selects events of one room, newest-limited.
 type HistoryQuery struct {
-	RoomID string
+	RoomID id.RoomID
 	// Bounds, all optional (zero = unbounded), exclusive:
 	AfterSeq, BeforeSeq int64 // room positions (StoredEvent.Seq from RoomHistory/FindEvent)
 	AfterTS, BeforeTS   int64 // Unix ms
@@ -82,25 +86,25 @@ type HistoryQuery struct {
 	// Viewer, when not empty, keeps only the events that account received
 	// itself: the shared table also holds what others saw, perhaps before
 	// Viewer joined a room whose history it may not read.
-	Viewer string
+	Viewer id.UserID
 }
 
 // Target is a room with activity in a time range (CHATHISTORY TARGETS).
 type Target struct {
-	RoomID string
+	RoomID id.RoomID
 	LastTS int64 // newest event's TS in the range
 }
 
 // OutboxEntry is a message accepted from IRC and not yet confirmed sent.
 type OutboxEntry struct {
-	UserID string
+	UserID id.UserID
 	TxnID  string
-	RoomID string // "" until the room is known (see Peer)
+	RoomID id.RoomID // "" until the room is known (see Peer)
 	// Peer is the Matrix user a direct message is for while its room
 	// does not exist yet (RoomID ""). With neither RoomID nor Peer the
 	// entry is an IRC line accepted before the session's first sync,
 	// its target not resolved yet.
-	Peer    string
+	Peer    id.UserID
 	Type    string // event type, e.g. m.room.message
 	Content []byte // JSON content
 	Created time.Time
@@ -176,7 +180,7 @@ func (s *SQLStore) SaveSync(ctx context.Context, b *SyncBatch) ([]int64, error) 
 	// Then what the account received and its token, together.
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var head int64
-		err := tx.QueryRowContext(ctx, `SELECT head FROM sync_state WHERE user_id = $1`, b.UserID).Scan(&head)
+		err := tx.QueryRowContext(ctx, `SELECT head FROM sync_state WHERE user_id = $1`, string(b.UserID)).Scan(&head)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("read head: %w", err)
 		}
@@ -185,7 +189,7 @@ func (s *SQLStore) SaveSync(ctx context.Context, b *SyncBatch) ([]int64, error) 
 				`INSERT INTO account_events (user_id, seq, room_id, event_id, ts, txn_id, history_only)
 				 VALUES ($1, $2, $3, $4, $5, $6, $7)
 				 ON CONFLICT (user_id, room_id, event_id) DO NOTHING`,
-				b.UserID, head+1, e.RoomID, e.EventID, e.TS, e.TxnID, boolInt(e.HistoryOnly))
+				string(b.UserID), head+1, string(e.RoomID), string(e.EventID), e.TS, e.TxnID, boolInt(e.HistoryOnly))
 			if err != nil {
 				return fmt.Errorf("stream event %s: %w", e.EventID, err)
 			}
@@ -205,7 +209,7 @@ func (s *SQLStore) SaveSync(ctx context.Context, b *SyncBatch) ([]int64, error) 
 			`INSERT INTO sync_state (user_id, next_batch, head, rooms_stored) VALUES ($1, $2, $3, $4)
 			 ON CONFLICT (user_id) DO UPDATE SET next_batch = excluded.next_batch, head = excluded.head,
 			 rooms_stored = CASE WHEN excluded.rooms_stored = 1 THEN 1 ELSE sync_state.rooms_stored END`,
-			b.UserID, b.NextBatch, head, boolInt(b.AllRooms))
+			string(b.UserID), b.NextBatch, head, boolInt(b.AllRooms))
 		return err
 	})
 	if err != nil {
@@ -222,7 +226,7 @@ func insertEvents(ctx context.Context, tx *sql.Tx, events []StoredEvent) error {
 	var missing []StoredEvent
 	for _, e := range events {
 		var one int
-		err := tx.QueryRowContext(ctx, `SELECT 1 FROM events WHERE room_id = $1 AND event_id = $2`, e.RoomID, e.EventID).Scan(&one)
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM events WHERE room_id = $1 AND event_id = $2`, string(e.RoomID), string(e.EventID)).Scan(&one)
 		switch {
 		case err == nil:
 		case errors.Is(err, sql.ErrNoRows):
@@ -244,7 +248,7 @@ func insertEvents(ctx context.Context, tx *sql.Tx, events []StoredEvent) error {
 			`INSERT INTO events (seq, room_id, event_id, sender, type, ts, json)
 			 VALUES ($1, $2, $3, $4, $5, $6, $7)
 			 ON CONFLICT (room_id, event_id) DO NOTHING`,
-			roomSeq+1, e.RoomID, e.EventID, e.Sender, e.Type, e.TS, string(e.JSON))
+			roomSeq+1, string(e.RoomID), string(e.EventID), string(e.Sender), e.Type, e.TS, string(e.JSON))
 		if err != nil {
 			return fmt.Errorf("event %s: %w", e.EventID, err)
 		}
@@ -265,19 +269,19 @@ func insertEvents(ctx context.Context, tx *sql.Tx, events []StoredEvent) error {
 // saveRooms records the account's joined rooms as b changes them.
 func saveRooms(ctx context.Context, tx *sql.Tx, b *SyncBatch) error {
 	if b.AllRooms {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM account_rooms WHERE user_id = $1`, b.UserID); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM account_rooms WHERE user_id = $1`, string(b.UserID)); err != nil {
 			return fmt.Errorf("clear rooms: %w", err)
 		}
 	}
 	for _, roomID := range b.Left {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM account_rooms WHERE user_id = $1 AND room_id = $2`, b.UserID, roomID); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM account_rooms WHERE user_id = $1 AND room_id = $2`, string(b.UserID), string(roomID)); err != nil {
 			return fmt.Errorf("leave room %s: %w", roomID, err)
 		}
 	}
 	for _, roomID := range b.Joined {
 		if _, err := tx.ExecContext(ctx,
 			`INSERT INTO account_rooms (user_id, room_id) VALUES ($1, $2) ON CONFLICT (user_id, room_id) DO NOTHING`,
-			b.UserID, roomID); err != nil {
+			string(b.UserID), string(roomID)); err != nil {
 			return fmt.Errorf("join room %s: %w", roomID, err)
 		}
 	}
@@ -291,13 +295,13 @@ func insertState(ctx context.Context, tx *sql.Tx, events []StateEvent) error {
 	var missing []StateEvent
 	seen := map[[2]string]bool{}
 	for _, e := range events {
-		key := [2]string{e.RoomID, e.EventID}
+		key := [2]string{string(e.RoomID), string(e.EventID)}
 		if seen[key] {
 			continue
 		}
 		seen[key] = true
 		var one int
-		err := tx.QueryRowContext(ctx, `SELECT 1 FROM room_state WHERE room_id = $1 AND event_id = $2`, e.RoomID, e.EventID).Scan(&one)
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM room_state WHERE room_id = $1 AND event_id = $2`, string(e.RoomID), string(e.EventID)).Scan(&one)
 		switch {
 		case err == nil:
 		case errors.Is(err, sql.ErrNoRows):
@@ -323,7 +327,7 @@ func insertState(ctx context.Context, tx *sql.Tx, events []StateEvent) error {
 		res, err := tx.ExecContext(ctx,
 			`INSERT INTO room_state (seq, room_id, event_id, type, state_key, json) VALUES ($1, $2, $3, $4, $5, $6)
 			 ON CONFLICT (room_id, event_id) DO NOTHING`,
-			seq+1, e.RoomID, e.EventID, e.Type, e.StateKey, string(e.JSON))
+			seq+1, string(e.RoomID), string(e.EventID), e.Type, e.StateKey, string(e.JSON))
 		if err != nil {
 			return fmt.Errorf("state event %s: %w", e.EventID, err)
 		}
@@ -344,16 +348,16 @@ func insertState(ctx context.Context, tx *sql.Tx, events []StateEvent) error {
 // AccountRooms returns the rooms the account had joined as of its stored
 // sync token; ok is false when the store does not hold its whole list
 // (it was never saved by a full-state or initial sync).
-func (s *SQLStore) AccountRooms(ctx context.Context, userID string) (rooms []string, ok bool, err error) {
+func (s *SQLStore) AccountRooms(ctx context.Context, userID id.UserID) (rooms []id.RoomID, ok bool, err error) {
 	var stored int64
-	err = s.db.QueryRowContext(ctx, `SELECT rooms_stored FROM sync_state WHERE user_id = $1`, userID).Scan(&stored)
+	err = s.db.QueryRowContext(ctx, `SELECT rooms_stored FROM sync_state WHERE user_id = $1`, string(userID)).Scan(&stored)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && stored == 0) {
 		return nil, false, nil
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("store: rooms of %s: %w", userID, err)
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT room_id FROM account_rooms WHERE user_id = $1 ORDER BY room_id`, userID)
+	rows, err := s.db.QueryContext(ctx, `SELECT room_id FROM account_rooms WHERE user_id = $1 ORDER BY room_id`, string(userID))
 	if err != nil {
 		return nil, false, fmt.Errorf("store: rooms of %s: %w", userID, err)
 	}
@@ -363,7 +367,7 @@ func (s *SQLStore) AccountRooms(ctx context.Context, userID string) (rooms []str
 		if err := rows.Scan(&roomID); err != nil {
 			return nil, false, fmt.Errorf("store: rooms of %s: %w", userID, err)
 		}
-		rooms = append(rooms, roomID)
+		rooms = append(rooms, id.RoomID(roomID))
 	}
 	if err := rows.Err(); err != nil {
 		return nil, false, fmt.Errorf("store: rooms of %s: %w", userID, err)
@@ -373,11 +377,11 @@ func (s *SQLStore) AccountRooms(ctx context.Context, userID string) (rooms []str
 
 // RoomState returns a room's current state as stored: for each (type,
 // state key) the event stored last, oldest first.
-func (s *SQLStore) RoomState(ctx context.Context, roomID string) ([][]byte, error) {
+func (s *SQLStore) RoomState(ctx context.Context, roomID id.RoomID) ([][]byte, error) {
 	rows, err := s.db.QueryContext(ctx,
 		`SELECT json FROM room_state s WHERE room_id = $1 AND seq = (
 		   SELECT MAX(seq) FROM room_state t WHERE t.room_id = s.room_id AND t.type = s.type AND t.state_key = s.state_key)
-		 ORDER BY seq`, roomID)
+		 ORDER BY seq`, string(roomID))
 	if err != nil {
 		return nil, fmt.Errorf("store: state of %s: %w", roomID, err)
 	}
@@ -398,9 +402,9 @@ func (s *SQLStore) RoomState(ctx context.Context, roomID string) ([][]byte, erro
 
 // SyncState returns the account's stored sync token ("" if none) and its
 // stream head (0 if none).
-func (s *SQLStore) SyncState(ctx context.Context, userID string) (token string, head int64, err error) {
+func (s *SQLStore) SyncState(ctx context.Context, userID id.UserID) (token string, head int64, err error) {
 	err = s.db.QueryRowContext(ctx,
-		`SELECT next_batch, head FROM sync_state WHERE user_id = $1`, userID).Scan(&token, &head)
+		`SELECT next_batch, head FROM sync_state WHERE user_id = $1`, string(userID)).Scan(&token, &head)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", 0, nil
 	}
@@ -416,7 +420,7 @@ func (s *SQLStore) SyncState(ctx context.Context, userID string) (token string, 
 // room ID; the map is never nil and holds only rooms with some left out.
 // Events pruned from the event table are skipped silently and not counted.
 // StoredEvent.Seq is the stream position.
-func (s *SQLStore) StreamRange(ctx context.Context, userID string, after, upTo int64, perRoom int) ([]StoredEvent, map[string]int, error) {
+func (s *SQLStore) StreamRange(ctx context.Context, userID id.UserID, after, upTo int64, perRoom int) ([]StoredEvent, map[id.RoomID]int, error) {
 	limit := int64(perRoom)
 	if perRoom <= 0 {
 		limit = math.MaxInt64
@@ -432,13 +436,13 @@ func (s *SQLStore) StreamRange(ctx context.Context, userID string, after, upTo i
 		 ) t
 		 WHERE rn <= $4
 		 ORDER BY seq`,
-		userID, after, upTo, limit)
+		string(userID), after, upTo, limit)
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: load stream of %s: %w", userID, err)
 	}
 	defer rows.Close()
 	var events []StoredEvent
-	skipped := map[string]int{}
+	skipped := map[id.RoomID]int{}
 	for rows.Next() {
 		var e StoredEvent
 		var n int64
@@ -458,9 +462,9 @@ func (s *SQLStore) StreamRange(ctx context.Context, userID string, after, upTo i
 
 // Cursor returns a client's delivery position; ok is false if the client
 // (userID, client name) has none.
-func (s *SQLStore) Cursor(ctx context.Context, userID, client string) (seq int64, ok bool, err error) {
+func (s *SQLStore) Cursor(ctx context.Context, userID id.UserID, client string) (seq int64, ok bool, err error) {
 	err = s.db.QueryRowContext(ctx,
-		`SELECT seq FROM client_cursors WHERE user_id = $1 AND client = $2`, userID, client).Scan(&seq)
+		`SELECT seq FROM client_cursors WHERE user_id = $1 AND client = $2`, string(userID), client).Scan(&seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, false, nil
 	}
@@ -472,12 +476,12 @@ func (s *SQLStore) Cursor(ctx context.Context, userID, client string) (seq int64
 
 // PutCursor moves a client's cursor forward to seq; a seq at or behind the
 // stored cursor changes nothing.
-func (s *SQLStore) PutCursor(ctx context.Context, userID, client string, seq int64) error {
+func (s *SQLStore) PutCursor(ctx context.Context, userID id.UserID, client string, seq int64) error {
 	if _, err := s.db.ExecContext(ctx,
 		`INSERT INTO client_cursors (user_id, client, seq) VALUES ($1, $2, $3)
 		 ON CONFLICT (user_id, client) DO UPDATE SET seq = excluded.seq
 		 WHERE client_cursors.seq < excluded.seq`,
-		userID, client, seq); err != nil {
+		string(userID), client, seq); err != nil {
 		return fmt.Errorf("store: save cursor of %s client %s: %w", userID, client, err)
 	}
 	return nil
@@ -485,10 +489,10 @@ func (s *SQLStore) PutCursor(ctx context.Context, userID, client string, seq int
 
 // MaxCursor is the largest cursor of any client of the account; ok is false
 // if it has none.
-func (s *SQLStore) MaxCursor(ctx context.Context, userID string) (seq int64, ok bool, err error) {
+func (s *SQLStore) MaxCursor(ctx context.Context, userID id.UserID) (seq int64, ok bool, err error) {
 	var m sql.NullInt64
 	if err := s.db.QueryRowContext(ctx,
-		`SELECT MAX(seq) FROM client_cursors WHERE user_id = $1`, userID).Scan(&m); err != nil {
+		`SELECT MAX(seq) FROM client_cursors WHERE user_id = $1`, string(userID)).Scan(&m); err != nil {
 		return 0, false, fmt.Errorf("store: load cursors of %s: %w", userID, err)
 	}
 	return m.Int64, m.Valid, nil
@@ -498,11 +502,11 @@ const eventColumns = `seq, room_id, event_id, sender, type, ts, json`
 
 // seenBy is the condition, on the events table, that viewer's account
 // received the event (none when viewer is ""); it appends its argument.
-func seenBy(viewer string, args *[]any) string {
+func seenBy(viewer id.UserID, args *[]any) string {
 	if viewer == "" {
 		return ""
 	}
-	*args = append(*args, viewer)
+	*args = append(*args, string(viewer))
 	return fmt.Sprintf(` AND EXISTS (SELECT 1 FROM account_events a
 		WHERE a.user_id = $%d AND a.room_id = events.room_id AND a.event_id = events.event_id)`, len(*args))
 }
@@ -532,7 +536,7 @@ func scanEvent(row interface{ Scan(...any) error }) (StoredEvent, error) {
 // order).
 func (s *SQLStore) RoomHistory(ctx context.Context, q HistoryQuery) ([]StoredEvent, error) {
 	query := `SELECT ` + eventColumns + ` FROM events WHERE room_id = $1`
-	args := []any{q.RoomID}
+	args := []any{string(q.RoomID)}
 	bound := func(cond string, v int64) {
 		if v != 0 {
 			args = append(args, v)
@@ -580,9 +584,9 @@ func (s *SQLStore) RoomHistory(ctx context.Context, q HistoryQuery) ([]StoredEve
 
 // FindEvent returns one stored event by room and event ID, with its room
 // position, or an error satisfying errors.Is(err, ErrNotFound).
-func (s *SQLStore) FindEvent(ctx context.Context, roomID, eventID string) (*StoredEvent, error) {
+func (s *SQLStore) FindEvent(ctx context.Context, roomID id.RoomID, eventID id.EventID) (*StoredEvent, error) {
 	e, err := scanEvent(s.db.QueryRowContext(ctx,
-		`SELECT `+eventColumns+` FROM events WHERE room_id = $1 AND event_id = $2`, roomID, eventID))
+		`SELECT `+eventColumns+` FROM events WHERE room_id = $1 AND event_id = $2`, string(roomID), string(eventID)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("store: load event %s in %s: %w", eventID, roomID, ErrNotFound)
 	}
@@ -596,9 +600,9 @@ func (s *SQLStore) FindEvent(ctx context.Context, roomID, eventID string) (*Stor
 // the room with TS <= ts whose Type is one of types, any type when types is
 // empty, among those viewer's account received (any, when viewer is ""),
 // or an error satisfying errors.Is(err, ErrNotFound).
-func (s *SQLStore) LastEventBefore(ctx context.Context, roomID, viewer string, ts int64, types []string) (*StoredEvent, error) {
+func (s *SQLStore) LastEventBefore(ctx context.Context, roomID id.RoomID, viewer id.UserID, ts int64, types []string) (*StoredEvent, error) {
 	query := `SELECT ` + eventColumns + ` FROM events WHERE room_id = $1 AND ts <= $2`
-	args := []any{roomID, ts}
+	args := []any{string(roomID), ts}
 	query += seenBy(viewer, &args) + typeIn(types, &args)
 	query += ` ORDER BY ts DESC, seq DESC LIMIT 1`
 	e, err := scanEvent(s.db.QueryRowContext(ctx, query, args...))
@@ -614,8 +618,8 @@ func (s *SQLStore) LastEventBefore(ctx context.Context, roomID, viewer string, t
 // Targets returns the rooms whose latest event in the account's stream of
 // one of types (any when empty) has a TS in [fromTS, toTS], by LastTS
 // ascending (then room ID), at most limit (limit <= 0 means no limit).
-func (s *SQLStore) Targets(ctx context.Context, userID string, fromTS, toTS int64, limit int, types []string) ([]Target, error) {
-	args := []any{userID}
+func (s *SQLStore) Targets(ctx context.Context, userID id.UserID, fromTS, toTS int64, limit int, types []string) ([]Target, error) {
+	args := []any{string(userID)}
 	join := ""
 	if len(types) > 0 {
 		join = ` JOIN events ON events.room_id = account_events.room_id AND events.event_id = account_events.event_id`
@@ -654,7 +658,7 @@ func (s *SQLStore) Targets(ctx context.Context, userID string, fromTS, toTS int6
 // Prune keeps the newest keep events of the room (by room position) and
 // deletes older ones, plus the account stream rows that point at them.
 // Stream heads are kept, so stream positions are not reused.
-func (s *SQLStore) Prune(ctx context.Context, roomID string, keep int) error {
+func (s *SQLStore) Prune(ctx context.Context, roomID id.RoomID, keep int) error {
 	if keep < 0 {
 		return fmt.Errorf("store: prune %s: negative keep %d", roomID, keep)
 	}
@@ -666,7 +670,7 @@ func (s *SQLStore) Prune(ctx context.Context, roomID string, keep int) error {
 		var cutoff int64
 		err := tx.QueryRowContext(ctx,
 			`SELECT seq FROM events WHERE room_id = $1 ORDER BY seq DESC LIMIT 1 OFFSET $2`,
-			roomID, keep).Scan(&cutoff)
+			string(roomID), keep).Scan(&cutoff)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil // no more than keep events
 		}
@@ -676,10 +680,10 @@ func (s *SQLStore) Prune(ctx context.Context, roomID string, keep int) error {
 		if _, err := tx.ExecContext(ctx,
 			`DELETE FROM account_events WHERE room_id = $1 AND event_id IN
 				(SELECT event_id FROM events WHERE room_id = $1 AND seq <= $2)`,
-			roomID, cutoff); err != nil {
+			string(roomID), cutoff); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM events WHERE room_id = $1 AND seq <= $2`, roomID, cutoff)
+		_, err = tx.ExecContext(ctx, `DELETE FROM events WHERE room_id = $1 AND seq <= $2`, string(roomID), cutoff)
 		return err
 	})
 	if err != nil {
@@ -724,7 +728,7 @@ func (s *SQLStore) PutOutbox(ctx context.Context, entries ...*OutboxEntry) error
 					type = excluded.type,
 					content = excluded.content
 				 RETURNING created_at`,
-				e.UserID, e.TxnID, e.RoomID, e.Peer, e.Type, string(e.Content), created.UnixMilli(), ord).Scan(&stored[i]); err != nil {
+				string(e.UserID), e.TxnID, string(e.RoomID), string(e.Peer), e.Type, string(e.Content), created.UnixMilli(), ord).Scan(&stored[i]); err != nil {
 				return err
 			}
 		}
@@ -741,21 +745,21 @@ func (s *SQLStore) PutOutbox(ctx context.Context, entries ...*OutboxEntry) error
 
 // ResolveOutboxPeer gives the account's messages waiting for a direct room
 // with peer that room.
-func (s *SQLStore) ResolveOutboxPeer(ctx context.Context, userID, peer, roomID string) error {
+func (s *SQLStore) ResolveOutboxPeer(ctx context.Context, userID, peer id.UserID, roomID id.RoomID) error {
 	if peer == "" || roomID == "" {
 		return errors.New("store: resolve outbox peer: empty peer or room")
 	}
 	if _, err := s.db.ExecContext(ctx,
-		`UPDATE outbox SET room_id = $3, peer = '' WHERE user_id = $1 AND peer = $2`, userID, peer, roomID); err != nil {
+		`UPDATE outbox SET room_id = $3, peer = '' WHERE user_id = $1 AND peer = $2`, string(userID), string(peer), string(roomID)); err != nil {
 		return fmt.Errorf("store: resolve outbox messages of %s to %s: %w", userID, peer, err)
 	}
 	return nil
 }
 
 // DeleteOutbox forgets a message; it succeeds when it is already absent.
-func (s *SQLStore) DeleteOutbox(ctx context.Context, userID, txnID string) error {
+func (s *SQLStore) DeleteOutbox(ctx context.Context, userID id.UserID, txnID string) error {
 	if _, err := s.db.ExecContext(ctx,
-		`DELETE FROM outbox WHERE user_id = $1 AND txn_id = $2`, userID, txnID); err != nil {
+		`DELETE FROM outbox WHERE user_id = $1 AND txn_id = $2`, string(userID), txnID); err != nil {
 		return fmt.Errorf("store: delete outbox entry %s of %s: %w", txnID, userID, err)
 	}
 	return nil
@@ -763,10 +767,10 @@ func (s *SQLStore) DeleteOutbox(ctx context.Context, userID, txnID string) error
 
 // Outbox returns the account's messages to (re)send, oldest first (by
 // Created, then insertion order).
-func (s *SQLStore) Outbox(ctx context.Context, userID string) ([]OutboxEntry, error) {
+func (s *SQLStore) Outbox(ctx context.Context, userID id.UserID) ([]OutboxEntry, error) {
 	rows, err := s.db.QueryContext(ctx,
 		`SELECT txn_id, room_id, peer, type, content, created_at FROM outbox
-		 WHERE user_id = $1 ORDER BY created_at, ord`, userID)
+		 WHERE user_id = $1 ORDER BY created_at, ord`, string(userID))
 	if err != nil {
 		return nil, fmt.Errorf("store: load outbox of %s: %w", userID, err)
 	}
@@ -789,9 +793,9 @@ func (s *SQLStore) Outbox(ctx context.Context, userID string) ([]OutboxEntry, er
 
 // RoomCreateFullAt returns when the account's room-creation budget is
 // full again; the zero time when it is, or the account is unknown.
-func (s *SQLStore) RoomCreateFullAt(ctx context.Context, userID string) (time.Time, error) {
+func (s *SQLStore) RoomCreateFullAt(ctx context.Context, userID id.UserID) (time.Time, error) {
 	var ms int64
-	err := s.db.QueryRowContext(ctx, `SELECT room_create_full_at FROM accounts WHERE user_id = $1`, userID).Scan(&ms)
+	err := s.db.QueryRowContext(ctx, `SELECT room_create_full_at FROM accounts WHERE user_id = $1`, string(userID)).Scan(&ms)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && ms == 0) {
 		return time.Time{}, nil
 	}
@@ -803,10 +807,10 @@ func (s *SQLStore) RoomCreateFullAt(ctx context.Context, userID string) (time.Ti
 
 // PutRoomCreateFullAt records when the account's room-creation budget is
 // full again, unless a later time is recorded already.
-func (s *SQLStore) PutRoomCreateFullAt(ctx context.Context, userID string, at time.Time) error {
+func (s *SQLStore) PutRoomCreateFullAt(ctx context.Context, userID id.UserID, at time.Time) error {
 	if _, err := s.db.ExecContext(ctx,
 		`UPDATE accounts SET room_create_full_at = CASE WHEN $2 > room_create_full_at THEN $2 ELSE room_create_full_at END
-		 WHERE user_id = $1`, userID, at.UnixMilli()); err != nil {
+		 WHERE user_id = $1`, string(userID), at.UnixMilli()); err != nil {
 		return fmt.Errorf("store: save the room-creation budget of %s: %w", userID, err)
 	}
 	return nil
@@ -814,7 +818,7 @@ func (s *SQLStore) PutRoomCreateFullAt(ctx context.Context, userID string, at ti
 
 // AlwaysOnAccounts lists, by user ID, the accounts with an access token that
 // are always on: AlwaysOn true, or AlwaysOn nil when def is true.
-func (s *SQLStore) AlwaysOnAccounts(ctx context.Context, def bool) ([]string, error) {
+func (s *SQLStore) AlwaysOnAccounts(ctx context.Context, def bool) ([]id.UserID, error) {
 	rows, err := s.db.QueryContext(ctx,
 		`SELECT user_id FROM accounts
 		 WHERE access_token <> '' AND COALESCE(always_on, $1) <> 0
@@ -823,13 +827,13 @@ func (s *SQLStore) AlwaysOnAccounts(ctx context.Context, def bool) ([]string, er
 		return nil, fmt.Errorf("store: list always-on accounts: %w", err)
 	}
 	defer rows.Close()
-	var ids []string
+	var ids []id.UserID
 	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
+		var userID string
+		if err := rows.Scan(&userID); err != nil {
 			return nil, fmt.Errorf("store: list always-on accounts: %w", err)
 		}
-		ids = append(ids, id)
+		ids = append(ids, id.UserID(userID))
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: list always-on accounts: %w", err)
@@ -840,9 +844,10 @@ func (s *SQLStore) AlwaysOnAccounts(ctx context.Context, def bool) ([]string, er
 // CursorUpdate is one client cursor to write. Force sets it even backward
 // (a write to the client failed after its cursor had been moved).
 type CursorUpdate struct {
-	UserID, Client string
-	Seq            int64
-	Force          bool
+	UserID id.UserID
+	Client string
+	Seq    int64
+	Force  bool
 }
 
 // PutCursors writes several cursors in one transaction, in order. Cursor
@@ -870,7 +875,7 @@ func (s *SQLStore) PutCursors(ctx context.Context, updates []CursorUpdate) error
 		if !u.Force {
 			query += ` WHERE client_cursors.seq < excluded.seq`
 		}
-		if _, err := tx.ExecContext(ctx, query, u.UserID, u.Client, u.Seq); err != nil {
+		if _, err := tx.ExecContext(ctx, query, string(u.UserID), u.Client, u.Seq); err != nil {
 			return fmt.Errorf("store: save cursor of %s client %s: %w", u.UserID, u.Client, err)
 		}
 	}
@@ -883,7 +888,7 @@ func (s *SQLStore) PutCursors(ctx context.Context, updates []CursorUpdate) error
 // FindByTxn finds the event that sender's account received in a room
 // with a given transaction ID (StoredEvent.TxnID, from the homeserver's
 // unsigned.transaction_id); ErrNotFound wrapped when there is none.
-func (s *SQLStore) FindByTxn(ctx context.Context, roomID, sender, txnID string) (*StoredEvent, error) {
+func (s *SQLStore) FindByTxn(ctx context.Context, roomID id.RoomID, sender id.UserID, txnID string) (*StoredEvent, error) {
 	if txnID == "" {
 		return nil, fmt.Errorf("store: find transaction in %s: empty ID: %w", roomID, ErrNotFound)
 	}
@@ -892,7 +897,7 @@ func (s *SQLStore) FindByTxn(ctx context.Context, roomID, sender, txnID string) 
 		`SELECT e.seq, e.room_id, e.event_id, e.sender, e.type, e.ts, e.json, a.txn_id
 		 FROM account_events a JOIN events e ON e.room_id = a.room_id AND e.event_id = a.event_id
 		 WHERE a.user_id = $1 AND a.txn_id = $2 AND a.room_id = $3`,
-		sender, txnID, roomID).Scan(&e.Seq, &e.RoomID, &e.EventID, &e.Sender, &e.Type, &e.TS, &e.JSON, &e.TxnID)
+		string(sender), txnID, string(roomID)).Scan(&e.Seq, &e.RoomID, &e.EventID, &e.Sender, &e.Type, &e.TS, &e.JSON, &e.TxnID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("store: find transaction %s in %s: %w", txnID, roomID, ErrNotFound)
 	}
@@ -904,35 +909,35 @@ func (s *SQLStore) FindByTxn(ctx context.Context, roomID, sender, txnID string) 
 
 // RecentStreamIDs returns the event IDs of the newest limit events of a
 // room the account has seen (its stream and history), newest first.
-func (s *SQLStore) RecentStreamIDs(ctx context.Context, userID, roomID string, limit int) ([]string, error) {
+func (s *SQLStore) RecentStreamIDs(ctx context.Context, userID id.UserID, roomID id.RoomID, limit int) ([]id.EventID, error) {
 	rows, err := s.db.QueryContext(ctx,
 		`SELECT event_id FROM account_events WHERE user_id = $1 AND room_id = $2 ORDER BY seq DESC LIMIT $3`,
-		userID, roomID, limit)
+		string(userID), string(roomID), limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: load stream of %s in %s: %w", userID, roomID, err)
 	}
 	defer rows.Close()
-	var ids []string
+	var ids []id.EventID
 	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
+		var eventID string
+		if err := rows.Scan(&eventID); err != nil {
 			return nil, fmt.Errorf("store: load stream of %s in %s: %w", userID, roomID, err)
 		}
-		ids = append(ids, id)
+		ids = append(ids, id.EventID(eventID))
 	}
 	return ids, rows.Err()
 }
 
 // RoomsOver lists the rooms with more than keep stored events, for Prune.
-func (s *SQLStore) RoomsOver(ctx context.Context, keep int) ([]string, error) {
+func (s *SQLStore) RoomsOver(ctx context.Context, keep int) ([]id.RoomID, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT room_id FROM events GROUP BY room_id HAVING COUNT(*) > $1`, keep)
 	if err != nil {
 		return nil, fmt.Errorf("store: find rooms over %d events: %w", keep, err)
 	}
 	defer rows.Close()
-	var rooms []string
+	var rooms []id.RoomID
 	for rows.Next() {
-		var r string
+		var r id.RoomID
 		if err := rows.Scan(&r); err != nil {
 			return nil, fmt.Errorf("store: find rooms over %d events: %w", keep, err)
 		}

@@ -6,20 +6,20 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/mxircd/mxircd/store"
 	"github.com/mxircd/mxircd/store/storetest"
+	"maunium.net/go/mautrix/id"
 )
 
 // ev makes an event whose JSON names it, so round trips can be checked.
-func ev(room, id string, ts int64) store.StoredEvent {
+func ev(room id.RoomID, eventID id.EventID, ts int64) store.StoredEvent {
 	return store.StoredEvent{
-		RoomID: room, EventID: id, Sender: "@s:x", Type: "m.room.message", TS: ts,
-		JSON: []byte(fmt.Sprintf(`{"event_id":%q,"room_id":%q,"origin_server_ts":%d}`, id, room, ts)),
+		RoomID: room, EventID: eventID, Sender: "@s:x", Type: "m.room.message", TS: ts,
+		JSON: []byte(fmt.Sprintf(`{"event_id":%q,"room_id":%q,"origin_server_ts":%d}`, eventID, room, ts)),
 	}
 }
 
@@ -28,7 +28,7 @@ func typed(e store.StoredEvent, typ string) store.StoredEvent {
 	return e
 }
 
-func saveSync(t testing.TB, s store.Store, user, token string, events ...store.StoredEvent) []int64 {
+func saveSync(t testing.TB, s store.Store, user id.UserID, token string, events ...store.StoredEvent) []int64 {
 	t.Helper()
 	pos, err := s.SaveSync(context.Background(), &store.SyncBatch{UserID: user, NextBatch: token, Events: events})
 	if err != nil {
@@ -46,7 +46,7 @@ func countRows(t *testing.T, s *store.SQLStore, query string, args ...any) int {
 	return n
 }
 
-func wantSyncState(t *testing.T, s store.Store, user, token string, head int64) {
+func wantSyncState(t *testing.T, s store.Store, user id.UserID, token string, head int64) {
 	t.Helper()
 	gotToken, gotHead, err := s.SyncState(context.Background(), user)
 	if err != nil {
@@ -61,7 +61,7 @@ func wantSyncState(t *testing.T, s store.Store, user, token string, head int64) 
 func ids(events []store.StoredEvent) []string {
 	out := make([]string, len(events))
 	for i, e := range events {
-		out[i] = e.EventID
+		out[i] = e.EventID.String()
 	}
 	return out
 }
@@ -177,7 +177,7 @@ func TestRoomHistoryViewer(t *testing.T) {
 		shown := ev("!r:x", "$shown", 200)
 		shown.HistoryOnly = true
 		saveSync(t, s, "@a:x", "a1", shown, ev("!r:x", "$after", 300), ev("!q:x", "$elsewhere", 400))
-		for viewer, want := range map[string][]string{
+		for viewer, want := range map[id.UserID][]string{
 			"":     {"$before", "$shown", "$after"},
 			"@a:x": {"$shown", "$after"},
 			"@b:x": {"$before", "$shown"},
@@ -410,12 +410,12 @@ func TestRoomHistory(t *testing.T) {
 		s := storetest.Open(t, driver)
 		var events []store.StoredEvent
 		for i := 1; i <= 6; i++ {
-			events = append(events, ev("!r:x", fmt.Sprintf("$%d", i), int64(i*100)))
+			events = append(events, ev("!r:x", id.EventID(fmt.Sprintf("$%d", i)), int64(i*100)))
 		}
 		// Interleaved events of another room must never show up.
 		saveSync(t, s, "@a:x", "t1", events[0], events[1], ev("!q:x", "$q1", 250), events[2])
 		saveSync(t, s, "@a:x", "t2", events[3:]...)
-		seq := map[string]int64{}
+		seq := map[id.EventID]int64{}
 		for _, e := range events {
 			found, err := s.FindEvent(ctx, "!r:x", e.EventID)
 			if err != nil {
@@ -492,7 +492,7 @@ func TestFindEventAndLastEventBefore(t *testing.T) {
 		for _, tc := range []struct {
 			ts    int64
 			types []string
-			want  string // "" for ErrNotFound
+			want  id.EventID // "" for ErrNotFound
 		}{
 			{400, []string{"m.room.member"}, "$m2"},
 			{299, []string{"m.room.member"}, "$m1"},
@@ -751,7 +751,7 @@ func TestOutboxPeer(t *testing.T) {
 		}
 		var got []string
 		for _, e := range out {
-			got = append(got, e.TxnID+" "+e.RoomID+" "+e.Peer)
+			got = append(got, e.TxnID+" "+e.RoomID.String()+" "+e.Peer.String())
 		}
 		want := []string{"1 !dm:x ", "2 !r:x ", "3 !dm:x ", "4  @carol:x"}
 		if !reflect.DeepEqual(got, want) {
@@ -820,17 +820,17 @@ func TestAlwaysOn(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		for id, want := range map[string]*bool{"@default:x": nil, "@on:x": &on, "@off:x": &off} {
-			a, err := s.Account(ctx, id)
+		for user, want := range map[id.UserID]*bool{"@default:x": nil, "@on:x": &on, "@off:x": &off} {
+			a, err := s.Account(ctx, user)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if (a.AlwaysOn == nil) != (want == nil) || (want != nil && *a.AlwaysOn != *want) {
-				t.Errorf("%s: AlwaysOn %v, want %v", id, a.AlwaysOn, want)
+				t.Errorf("%s: AlwaysOn %v, want %v", user, a.AlwaysOn, want)
 			}
 		}
 
-		for def, want := range map[bool][]string{
+		for def, want := range map[bool][]id.UserID{
 			true:  {"@default:x", "@on:x"},
 			false: {"@on:x"},
 		} {
@@ -850,7 +850,7 @@ func TestAlwaysOn(t *testing.T) {
 		if err := s.PutAccount(ctx, &store.Account{UserID: "@default:x", AccessToken: "t", AlwaysOn: &off}); err != nil {
 			t.Fatal(err)
 		}
-		if got, err := s.AlwaysOnAccounts(ctx, true); err != nil || !slices.Equal(got, []string{"@on:x"}) {
+		if got, err := s.AlwaysOnAccounts(ctx, true); err != nil || !slices.Equal(got, []id.UserID{"@on:x"}) {
 			t.Errorf("after update: AlwaysOnAccounts(true) = %v, %v; want [@on:x]", got, err)
 		}
 		if got, err := s.AlwaysOnAccounts(ctx, false); err != nil || len(got) != 0 {
@@ -863,7 +863,7 @@ func TestDeleteAccountRemovesEventStoreRows(t *testing.T) {
 	forEachDriver(t, func(t *testing.T, driver string) {
 		ctx := context.Background()
 		s := storetest.Open(t, driver)
-		for _, u := range []string{"@a:x", "@b:x"} {
+		for _, u := range []id.UserID{"@a:x", "@b:x"} {
 			if err := s.PutAccount(ctx, &store.Account{UserID: u, AccessToken: "t"}); err != nil {
 				t.Fatal(err)
 			}
@@ -900,7 +900,7 @@ func TestConcurrentSaveSync(t *testing.T) {
 		const accounts, batches, perBatch = 4, 15, 4
 		var all []store.StoredEvent
 		for i := range batches * perBatch {
-			all = append(all, ev(fmt.Sprintf("!r%d:x", i%3), fmt.Sprintf("$%d", i), int64(i)))
+			all = append(all, ev(id.RoomID(fmt.Sprintf("!r%d:x", i%3)), id.EventID(fmt.Sprintf("$%d", i)), int64(i)))
 		}
 
 		var wg sync.WaitGroup
@@ -909,7 +909,7 @@ func TestConcurrentSaveSync(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				user := fmt.Sprintf("@u%d:x", a)
+				user := id.UserID(fmt.Sprintf("@u%d:x", a))
 				var got []int64
 				for b := range batches {
 					// Overlapping batches: each repeats the last event of
@@ -917,7 +917,7 @@ func TestConcurrentSaveSync(t *testing.T) {
 					// A private event at the end races the other
 					// accounts' new events for room positions.
 					lo := max(b*perBatch-1, 0)
-					batch := append(slices.Clone(all[lo:(b+1)*perBatch]), ev(fmt.Sprintf("!own%d:x", a), fmt.Sprintf("$own%d", b), int64(b)))
+					batch := append(slices.Clone(all[lo:(b+1)*perBatch]), ev(id.RoomID(fmt.Sprintf("!own%d:x", a)), id.EventID(fmt.Sprintf("$own%d", b)), int64(b)))
 					pos, err := s.SaveSync(ctx, &store.SyncBatch{UserID: user, NextBatch: fmt.Sprint(b), Events: batch})
 					if err != nil {
 						errs <- err
@@ -955,7 +955,7 @@ func TestConcurrentSaveSync(t *testing.T) {
 			t.Errorf("%d distinct room positions in 1..%d, want %d", n, total, total)
 		}
 		for a := range accounts {
-			user := fmt.Sprintf("@u%d:x", a)
+			user := id.UserID(fmt.Sprintf("@u%d:x", a))
 			var want []string
 			for b := range batches {
 				want = append(want, ids(all[b*perBatch:(b+1)*perBatch])...)
@@ -972,7 +972,7 @@ func TestConcurrentSaveSync(t *testing.T) {
 		}
 		// Room positions follow the order the events were received in.
 		for r := range 3 {
-			room := fmt.Sprintf("!r%d:x", r)
+			room := id.RoomID(fmt.Sprintf("!r%d:x", r))
 			hist, err := s.RoomHistory(ctx, store.HistoryQuery{RoomID: room})
 			if err != nil {
 				t.Fatal(err)
@@ -980,7 +980,7 @@ func TestConcurrentSaveSync(t *testing.T) {
 			var want []string
 			for _, e := range all {
 				if e.RoomID == room {
-					want = append(want, e.EventID)
+					want = append(want, e.EventID.String())
 				}
 			}
 			if !slices.Equal(ids(hist), want) {
@@ -1015,7 +1015,7 @@ func TestUpgradeFromVersion3(t *testing.T) {
 		if a.AlwaysOn != nil || a.AccessToken != "tok" {
 			t.Errorf("upgraded account %+v, want AlwaysOn nil and token kept", a)
 		}
-		if got, err := s.AlwaysOnAccounts(ctx, true); err != nil || !slices.Equal(got, []string{"@old:x"}) {
+		if got, err := s.AlwaysOnAccounts(ctx, true); err != nil || !slices.Equal(got, []id.UserID{"@old:x"}) {
 			t.Errorf("AlwaysOnAccounts(true) = %v, %v", got, err)
 		}
 		if pos := saveSync(t, s, "@old:x", "t1", ev("!r:x", "$1", 1)); !slices.Equal(pos, []int64{1}) {
@@ -1092,7 +1092,11 @@ func TestFindByTxn(t *testing.T) {
 		if e, err := s.FindByTxn(ctx, "!r:x", "@a:x", "mxircd.1.2~lap_top"); err != nil || e.EventID != "$mine" || e.TxnID != "mxircd.1.2~lap_top" {
 			t.Fatalf("FindByTxn = %+v, %v", e, err)
 		}
-		for _, tc := range []struct{ room, sender, txn string }{
+		for _, tc := range []struct {
+			room   id.RoomID
+			sender id.UserID
+			txn    string
+		}{
 			{"!r:x", "@a:x", "mxircd.1.2~lapxtop"}, // no pattern matching
 			{"!r:x", "@a:x", "mxircd.1.3~laptop"},  // someone else's
 			{"!r:x", "@b:x", "mxircd.1.2~lap_top"}, // the same event, another account
@@ -1104,7 +1108,7 @@ func TestFindByTxn(t *testing.T) {
 				t.Errorf("FindByTxn(%q, %q, %q) = %v, want not found", tc.room, tc.sender, tc.txn, err)
 			}
 		}
-		for user, want := range map[string][]string{
+		for user, want := range map[id.UserID][]string{
 			"@a:x": {"mxircd.1.2~lap_top", ""},
 			"@b:x": {"", "mxircd.1.3~laptop"},
 		} {
@@ -1125,11 +1129,11 @@ func TestRecentStreamIDs(t *testing.T) {
 		saveSync(t, s, "@a:x", "t1", old, ev("!r:x", "$1", 100), ev("!q:x", "$q", 150), ev("!r:x", "$2", 200), ev("!r:x", "$3", 300))
 		saveSync(t, s, "@b:x", "t1", ev("!r:x", "$b", 400))
 		ids, err := s.RecentStreamIDs(ctx, "@a:x", "!r:x", 2)
-		if err != nil || strings.Join(ids, " ") != "$3 $2" {
+		if err != nil || !slices.Equal(ids, []id.EventID{"$3", "$2"}) {
 			t.Fatalf("RecentStreamIDs = %v, %v; want [$3 $2]", ids, err)
 		}
 		ids, err = s.RecentStreamIDs(ctx, "@a:x", "!r:x", 10)
-		if err != nil || strings.Join(ids, " ") != "$3 $2 $1 $history" {
+		if err != nil || !slices.Equal(ids, []id.EventID{"$3", "$2", "$1", "$history"}) {
 			t.Fatalf("RecentStreamIDs = %v, %v; want [$3 $2 $1 $history]: what it was shown as history too, not another account's", ids, err)
 		}
 	})

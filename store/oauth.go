@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"maunium.net/go/mautrix/id"
 )
 
 // ErrStale is returned (wrapped) when a compare-and-swap finds the row
@@ -24,7 +26,7 @@ type OAuthClient struct {
 // OAuthGrant is an account's OAuth 2.0 login. RefreshToken is a secret of
 // the gateway: nothing may show it to an IRC client.
 type OAuthGrant struct {
-	UserID       string
+	UserID       id.UserID
 	ClientID     string
 	RefreshToken string
 	// Expires is when the account's access token stops working; zero when
@@ -72,11 +74,11 @@ func (s *SQLStore) DeleteOAuthClient(ctx context.Context, homeserver, clientID s
 	return nil
 }
 
-func (s *SQLStore) OAuthGrant(ctx context.Context, userID string) (*OAuthGrant, error) {
+func (s *SQLStore) OAuthGrant(ctx context.Context, userID id.UserID) (*OAuthGrant, error) {
 	g := &OAuthGrant{UserID: userID}
 	var expires, updated int64
 	err := s.db.QueryRowContext(ctx,
-		`SELECT client_id, refresh_token, expires_at, updated_at FROM oauth_grants WHERE user_id = $1`, userID).
+		`SELECT client_id, refresh_token, expires_at, updated_at FROM oauth_grants WHERE user_id = $1`, string(userID)).
 		Scan(&g.ClientID, &g.RefreshToken, &expires, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("store: OAuth grant of %s: %w", userID, ErrNotFound)
@@ -115,7 +117,7 @@ func (s *SQLStore) PutOAuthLogin(ctx context.Context, a *Account, g *OAuthGrant)
 				refresh_token = excluded.refresh_token,
 				expires_at = excluded.expires_at,
 				updated_at = excluded.updated_at`,
-			g.UserID, g.ClientID, g.RefreshToken, expiresMillis(g.Expires), now.UnixMilli())
+			string(g.UserID), g.ClientID, g.RefreshToken, expiresMillis(g.Expires), now.UnixMilli())
 		return err
 	})
 	if err != nil {
@@ -138,7 +140,7 @@ func (s *SQLStore) RotateOAuthGrant(ctx context.Context, oldRefresh, accessToken
 		res, err := tx.ExecContext(ctx,
 			`UPDATE oauth_grants SET refresh_token = $1, expires_at = $2, updated_at = $3
 			 WHERE user_id = $4 AND refresh_token = $5`,
-			g.RefreshToken, expiresMillis(g.Expires), now.UnixMilli(), g.UserID, oldRefresh)
+			g.RefreshToken, expiresMillis(g.Expires), now.UnixMilli(), string(g.UserID), oldRefresh)
 		if err != nil {
 			return err
 		}
@@ -149,7 +151,7 @@ func (s *SQLStore) RotateOAuthGrant(ctx context.Context, oldRefresh, accessToken
 		}
 		res, err = tx.ExecContext(ctx,
 			`UPDATE accounts SET access_token = $1, updated_at = $2 WHERE user_id = $3`,
-			accessToken, now.UnixMilli(), g.UserID)
+			accessToken, now.UnixMilli(), string(g.UserID))
 		if err != nil {
 			return err
 		}
@@ -169,13 +171,13 @@ func (s *SQLStore) RotateOAuthGrant(ctx context.Context, oldRefresh, accessToken
 
 // DeleteOAuthGrant also clears the account's access token, which the
 // revoked grant no longer renews, so that nothing resumes with it.
-func (s *SQLStore) DeleteOAuthGrant(ctx context.Context, userID string) error {
+func (s *SQLStore) DeleteOAuthGrant(ctx context.Context, userID id.UserID) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM oauth_grants WHERE user_id = $1`, userID); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM oauth_grants WHERE user_id = $1`, string(userID)); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx,
-			`UPDATE accounts SET access_token = '', updated_at = $1 WHERE user_id = $2`, s.now().UnixMilli(), userID)
+			`UPDATE accounts SET access_token = '', updated_at = $1 WHERE user_id = $2`, s.now().UnixMilli(), string(userID))
 		return err
 	})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mxircd/mxircd/store"
 	"github.com/mxircd/mxircd/store/storetest"
+	"maunium.net/go/mautrix/id"
 )
 
 func TestOAuthClientFirstRegistrationWins(t *testing.T) {
@@ -47,7 +48,7 @@ func TestOAuthClientFirstRegistrationWins(t *testing.T) {
 	})
 }
 
-func oauthAccount(user string) *store.Account {
+func oauthAccount(user id.UserID) *store.Account {
 	return &store.Account{UserID: user, Homeserver: "https://matrix.example.org", DeviceID: "DEVICEID12", AccessToken: "access-1"}
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/mxircd/mxircd/store"
 	"github.com/mxircd/mxircd/store/storetest"
+	"maunium.net/go/mautrix/id"
 )
 
 // The store keeps each account's rooms with its sync token and each
@@ -18,9 +19,9 @@ func TestRoomStateStore(t *testing.T) {
 	forEachDriver(t, func(t *testing.T, driver string) {
 		ctx := context.Background()
 		s := storetest.Open(t, driver)
-		topic := func(id, text string) store.StateEvent {
-			return store.StateEvent{RoomID: "!a", EventID: id, Type: "m.room.topic", StateKey: "",
-				JSON: fmt.Appendf(nil, `{"event_id":%q,"type":"m.room.topic","state_key":"","content":{"topic":%q}}`, id, text)}
+		topic := func(eventID id.EventID, text string) store.StateEvent {
+			return store.StateEvent{RoomID: "!a", EventID: eventID, Type: "m.room.topic", StateKey: "",
+				JSON: fmt.Appendf(nil, `{"event_id":%q,"type":"m.room.topic","state_key":"","content":{"topic":%q}}`, eventID, text)}
 		}
 		member := store.StateEvent{RoomID: "!a", EventID: "$m", Type: "m.room.member", StateKey: "@b:x",
 			JSON: []byte(`{"event_id":"$m","type":"m.room.member","state_key":"@b:x","content":{"membership":"join"}}`)}
@@ -29,25 +30,25 @@ func TestRoomStateStore(t *testing.T) {
 			t.Fatalf("rooms of an account never saved: ok %v, err %v", ok, err)
 		}
 		// An incremental save does not make the room list complete.
-		if _, err := s.SaveSync(ctx, &store.SyncBatch{UserID: "@u:x", NextBatch: "s1", Joined: []string{"!a"}}); err != nil {
+		if _, err := s.SaveSync(ctx, &store.SyncBatch{UserID: "@u:x", NextBatch: "s1", Joined: []id.RoomID{"!a"}}); err != nil {
 			t.Fatal(err)
 		}
 		if _, ok, _ := s.AccountRooms(ctx, "@u:x"); ok {
 			t.Fatal("an incremental save made the room list complete")
 		}
 		if _, err := s.SaveSync(ctx, &store.SyncBatch{UserID: "@u:x", NextBatch: "s2", AllRooms: true,
-			Joined: []string{"!a", "!b"}, State: []store.StateEvent{topic("$t1", "one"), member}}); err != nil {
+			Joined: []id.RoomID{"!a", "!b"}, State: []store.StateEvent{topic("$t1", "one"), member}}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.SaveSync(ctx, &store.SyncBatch{UserID: "@v:x", NextBatch: "s1", State: []store.StateEvent{topic("$t2", "two")}}); err != nil {
 			t.Fatal(err)
 		}
 		// @u lags: it stores the first topic again, and leaves !b.
-		if _, err := s.SaveSync(ctx, &store.SyncBatch{UserID: "@u:x", NextBatch: "s3", Left: []string{"!b"}, State: []store.StateEvent{topic("$t1", "one")}}); err != nil {
+		if _, err := s.SaveSync(ctx, &store.SyncBatch{UserID: "@u:x", NextBatch: "s3", Left: []id.RoomID{"!b"}, State: []store.StateEvent{topic("$t1", "one")}}); err != nil {
 			t.Fatal(err)
 		}
 		rooms, ok, err := s.AccountRooms(ctx, "@u:x")
-		if err != nil || !ok || !slices.Equal(rooms, []string{"!a"}) {
+		if err != nil || !ok || !slices.Equal(rooms, []id.RoomID{"!a"}) {
 			t.Fatalf("rooms of @u: %v (complete %v, err %v), want [!a]", rooms, ok, err)
 		}
 		state, err := s.RoomState(ctx, "!a")

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"maunium.net/go/mautrix/id"
+
 	_ "github.com/jackc/pgx/v5/stdlib" // registers database/sql driver "pgx"
 	_ "modernc.org/sqlite"             // registers database/sql driver "sqlite"
 )
@@ -25,8 +27,8 @@ var ErrNotFound = errors.New("store: not found")
 
 // Account is a Matrix login that mxircd acts as on behalf of an IRC user.
 type Account struct {
-	UserID       string // Matrix user ID, "@alice:example.org" — primary key
-	Homeserver   string // base URL used for this account
+	UserID       id.UserID // Matrix user ID, "@alice:example.org" — primary key
+	Homeserver   string    // base URL used for this account
 	DeviceID     string
 	AccessToken  string
 	PasswordHash string // opaque verifier string produced by the caller (e.g. "pbkdf2-sha256$..."), may be ""
@@ -46,41 +48,41 @@ type Account struct {
 type Store interface {
 	// Account returns an error satisfying errors.Is(err, ErrNotFound) when
 	// there is no such account.
-	Account(ctx context.Context, userID string) (*Account, error)
+	Account(ctx context.Context, userID id.UserID) (*Account, error)
 	// PutAccount inserts or updates by UserID. It sets a.CreatedAt to the
 	// stored creation time and a.UpdatedAt to the time of this write.
 	PutAccount(ctx context.Context, a *Account) error
 	// SetAppPassword replaces the verifier of an existing account's app
 	// password ("" removes it). It returns an error satisfying
 	// errors.Is(err, ErrNotFound) when there is no such account.
-	SetAppPassword(ctx context.Context, userID, verifier string) error
+	SetAppPassword(ctx context.Context, userID id.UserID, verifier string) error
 	// ClearPasswordVerifier empties the account's PasswordHash if it is
 	// still verifier (a login that stored a newer one meanwhile keeps
 	// it). A missing account or another verifier is not an error.
-	ClearPasswordVerifier(ctx context.Context, userID, verifier string) error
+	ClearPasswordVerifier(ctx context.Context, userID id.UserID, verifier string) error
 	// AddCertFP registers a TLS client certificate's fingerprint (see
 	// CertFP) for the account; added is false when it was registered
 	// for it already. One registered for another account is an error
 	// satisfying errors.Is(err, ErrCertTaken).
-	AddCertFP(ctx context.Context, userID, fingerprint string) (added bool, err error)
+	AddCertFP(ctx context.Context, userID id.UserID, fingerprint string) (added bool, err error)
 	// CertFPs lists the account's certificates, oldest first.
-	CertFPs(ctx context.Context, userID string) ([]CertFP, error)
+	CertFPs(ctx context.Context, userID id.UserID) ([]CertFP, error)
 	// DeleteCertFP removes one of the account's certificates
 	// (ErrNotFound wrapped when it has no such one).
-	DeleteCertFP(ctx context.Context, userID, fingerprint string) error
+	DeleteCertFP(ctx context.Context, userID id.UserID, fingerprint string) error
 	// CertFPAccount returns the account a certificate logs in to
 	// (ErrNotFound wrapped when none).
-	CertFPAccount(ctx context.Context, fingerprint string) (string, error)
+	CertFPAccount(ctx context.Context, fingerprint string) (id.UserID, error)
 	// InitSetting stores value under name unless one is stored already,
 	// and returns the stored value.
 	InitSetting(ctx context.Context, name, value string) (string, error)
 	// PutSetting stores value under name, replacing what was stored.
 	PutSetting(ctx context.Context, name, value string) error
 	// ChannelNames returns the channel names an account gave rooms, by room ID.
-	ChannelNames(ctx context.Context, userID string) (map[string]string, error)
+	ChannelNames(ctx context.Context, userID id.UserID) (map[id.RoomID]string, error)
 	// PutChannelNames records (or changes) the channel names an account
 	// gave rooms, by room ID, in one transaction.
-	PutChannelNames(ctx context.Context, userID string, names map[string]string) error
+	PutChannelNames(ctx context.Context, userID id.UserID, names map[id.RoomID]string) error
 
 	// SaveSync stores b.Events in the shared event table (one row per
 	// room+event ID, whichever account stored it first; an existing row is
@@ -94,57 +96,57 @@ type Store interface {
 	SaveSync(ctx context.Context, b *SyncBatch) ([]int64, error)
 	// SyncState returns the account's stored sync token ("" if none) and
 	// its stream head (0 if none).
-	SyncState(ctx context.Context, userID string) (token string, head int64, err error)
+	SyncState(ctx context.Context, userID id.UserID) (token string, head int64, err error)
 	// AccountRooms returns the rooms the account had joined as of its
 	// stored sync token; ok is false when the store does not hold the
 	// whole list (no full-state or initial sync saved it yet).
-	AccountRooms(ctx context.Context, userID string) (rooms []string, ok bool, err error)
+	AccountRooms(ctx context.Context, userID id.UserID) (rooms []id.RoomID, ok bool, err error)
 	// RoomState returns a room's current state as stored, the JSON of
 	// one event per (type, state key), the newest stored.
-	RoomState(ctx context.Context, roomID string) ([][]byte, error)
+	RoomState(ctx context.Context, roomID id.RoomID) ([][]byte, error)
 	// StreamRange returns the account's stream events with
 	// after < seq <= upTo, oldest first, at most perRoom per room (the
 	// newest ones of each room; perRoom <= 0 means no limit), and how many
 	// older ones were left out, by room ID (only rooms with some left
 	// out). Events pruned from the event table are skipped silently.
 	// StoredEvent.Seq is the stream position.
-	StreamRange(ctx context.Context, userID string, after, upTo int64, perRoom int) ([]StoredEvent, map[string]int, error)
+	StreamRange(ctx context.Context, userID id.UserID, after, upTo int64, perRoom int) ([]StoredEvent, map[id.RoomID]int, error)
 	// Cursor returns a client's delivery position; ok is false if the
 	// client (userID, client name) has none.
-	Cursor(ctx context.Context, userID, client string) (seq int64, ok bool, err error)
+	Cursor(ctx context.Context, userID id.UserID, client string) (seq int64, ok bool, err error)
 	// PutCursor moves a client's cursor forward to seq, never backward.
-	PutCursor(ctx context.Context, userID, client string, seq int64) error
+	PutCursor(ctx context.Context, userID id.UserID, client string, seq int64) error
 	// RecentStreamIDs returns the event IDs of the newest limit events of
 	// a room the account has seen (its stream and history), newest first.
-	RecentStreamIDs(ctx context.Context, userID, roomID string, limit int) ([]string, error)
+	RecentStreamIDs(ctx context.Context, userID id.UserID, roomID id.RoomID, limit int) ([]id.EventID, error)
 	// RoomsOver lists the rooms with more than keep stored events.
-	RoomsOver(ctx context.Context, keep int) ([]string, error)
+	RoomsOver(ctx context.Context, keep int) ([]id.RoomID, error)
 	// PutCursors writes several cursors in one transaction, in order.
 	PutCursors(ctx context.Context, updates []CursorUpdate) error
 	// FindByTxn finds the event sender's account received in roomID with
 	// its own transaction ID txnID (ErrNotFound wrapped).
-	FindByTxn(ctx context.Context, roomID, sender, txnID string) (*StoredEvent, error)
+	FindByTxn(ctx context.Context, roomID id.RoomID, sender id.UserID, txnID string) (*StoredEvent, error)
 	// MaxCursor is the largest cursor of any client of the account; ok is
 	// false if it has none.
-	MaxCursor(ctx context.Context, userID string) (seq int64, ok bool, err error)
+	MaxCursor(ctx context.Context, userID id.UserID) (seq int64, ok bool, err error)
 	// RoomHistory returns events of a room matching q, oldest first.
 	// StoredEvent.Seq is the room position.
 	RoomHistory(ctx context.Context, q HistoryQuery) ([]StoredEvent, error)
 	// FindEvent returns one stored event by room and event ID, or an
 	// error satisfying errors.Is(err, ErrNotFound).
-	FindEvent(ctx context.Context, roomID, eventID string) (*StoredEvent, error)
+	FindEvent(ctx context.Context, roomID id.RoomID, eventID id.EventID) (*StoredEvent, error)
 	// LastEventBefore returns the newest event of the room with TS <= ts
 	// whose Type is one of types (any type when types is empty), or an
 	// error satisfying errors.Is(err, ErrNotFound).
-	LastEventBefore(ctx context.Context, roomID, viewer string, ts int64, types []string) (*StoredEvent, error)
+	LastEventBefore(ctx context.Context, roomID id.RoomID, viewer id.UserID, ts int64, types []string) (*StoredEvent, error)
 	// Targets returns the rooms whose latest event in the account's stream
 	// of one of types (any type when empty) has a TS in [fromTS, toTS],
 	// with that TS, by LastTS ascending, at most limit (limit <= 0 means
 	// no limit). A room whose latest such event is later is not listed.
-	Targets(ctx context.Context, userID string, fromTS, toTS int64, limit int, types []string) ([]Target, error)
+	Targets(ctx context.Context, userID id.UserID, fromTS, toTS int64, limit int, types []string) ([]Target, error)
 	// Prune keeps the newest keep events of the room (by room position),
 	// deletes older ones and the account stream rows that point at them.
-	Prune(ctx context.Context, roomID string, keep int) error
+	Prune(ctx context.Context, roomID id.RoomID, keep int) error
 	// PutOutbox records messages to (re)send under (UserID, TxnID), in
 	// the order given, in one transaction. A zero e.Created is set to the
 	// current time. Putting a TxnID again replaces room, peer, type and
@@ -153,11 +155,11 @@ type Store interface {
 	PutOutbox(ctx context.Context, entries ...*OutboxEntry) error
 	// ResolveOutboxPeer gives the account's messages waiting for a direct
 	// room with peer (OutboxEntry.Peer) that room.
-	ResolveOutboxPeer(ctx context.Context, userID, peer, roomID string) error
+	ResolveOutboxPeer(ctx context.Context, userID, peer id.UserID, roomID id.RoomID) error
 	// DeleteOutbox forgets a message; it succeeds when it is already absent.
-	DeleteOutbox(ctx context.Context, userID, txnID string) error
+	DeleteOutbox(ctx context.Context, userID id.UserID, txnID string) error
 	// Outbox returns an account's messages to (re)send, oldest first.
-	Outbox(ctx context.Context, userID string) ([]OutboxEntry, error)
+	Outbox(ctx context.Context, userID id.UserID) ([]OutboxEntry, error)
 	// OAuthClient returns the client registered with the homeserver's
 	// authorization server (ErrNotFound wrapped when none is).
 	OAuthClient(ctx context.Context, homeserver string) (*OAuthClient, error)
@@ -168,7 +170,7 @@ type Store interface {
 	// clientID (the server no longer knows it, or the issuer changed).
 	DeleteOAuthClient(ctx context.Context, homeserver, clientID string) error
 	// OAuthGrant returns the account's grant (ErrNotFound wrapped).
-	OAuthGrant(ctx context.Context, userID string) (*OAuthGrant, error)
+	OAuthGrant(ctx context.Context, userID id.UserID) (*OAuthGrant, error)
 	// PutOAuthLogin stores an account that has just logged in through
 	// OAuth and its grant, in one transaction.
 	PutOAuthLogin(ctx context.Context, a *Account, g *OAuthGrant) error
@@ -179,18 +181,18 @@ type Store interface {
 	RotateOAuthGrant(ctx context.Context, oldRefresh, accessToken string, g *OAuthGrant) error
 	// DeleteOAuthGrant forgets the account's grant and its access token
 	// (the login ended); it succeeds when there is none.
-	DeleteOAuthGrant(ctx context.Context, userID string) error
+	DeleteOAuthGrant(ctx context.Context, userID id.UserID) error
 
 	// RoomCreateFullAt returns when the account's room-creation budget is
 	// full again; the zero time when it is, or the account is unknown.
-	RoomCreateFullAt(ctx context.Context, userID string) (time.Time, error)
+	RoomCreateFullAt(ctx context.Context, userID id.UserID) (time.Time, error)
 	// PutRoomCreateFullAt records when the account's room-creation
 	// budget is full again, unless a later time is recorded already.
-	PutRoomCreateFullAt(ctx context.Context, userID string, at time.Time) error
+	PutRoomCreateFullAt(ctx context.Context, userID id.UserID, at time.Time) error
 
 	// AlwaysOnAccounts lists the user IDs of accounts with an access token
 	// that are always on: AlwaysOn true, or AlwaysOn nil when def is true.
-	AlwaysOnAccounts(ctx context.Context, def bool) ([]string, error)
+	AlwaysOnAccounts(ctx context.Context, def bool) ([]id.UserID, error)
 
 	Close() error
 }
@@ -362,13 +364,13 @@ func openPostgres(ctx context.Context, dsn string) (*SQLStore, error) {
 // Close closes the underlying pool, also for the crypto stores sharing it.
 func (s *SQLStore) Close() error { return s.db.Close() }
 
-func (s *SQLStore) Account(ctx context.Context, userID string) (*Account, error) {
+func (s *SQLStore) Account(ctx context.Context, userID id.UserID) (*Account, error) {
 	a := &Account{UserID: userID}
 	var created, updated int64
 	var alwaysOn sql.NullInt64
 	err := s.db.QueryRowContext(ctx,
 		`SELECT homeserver, device_id, access_token, password_hash, created_at, updated_at, always_on, app_password_hash
-		 FROM accounts WHERE user_id = $1`, userID).
+		 FROM accounts WHERE user_id = $1`, string(userID)).
 		Scan(&a.Homeserver, &a.DeviceID, &a.AccessToken, &a.PasswordHash, &created, &updated, &alwaysOn, &a.AppPasswordHash)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("store: load account %s: %w", userID, ErrNotFound)
@@ -417,7 +419,7 @@ func putAccount(ctx context.Context, q queryRower, a *Account, at time.Time) err
 			updated_at = excluded.updated_at,
 			always_on = excluded.always_on
 		 RETURNING created_at`,
-		a.UserID, a.Homeserver, a.DeviceID, a.AccessToken, a.PasswordHash, now, alwaysOn, a.AppPasswordHash).
+		string(a.UserID), a.Homeserver, a.DeviceID, a.AccessToken, a.PasswordHash, now, alwaysOn, a.AppPasswordHash).
 		Scan(&created)
 	if err != nil {
 		return fmt.Errorf("store: save account %s: %w", a.UserID, err)
@@ -427,10 +429,10 @@ func putAccount(ctx context.Context, q queryRower, a *Account, at time.Time) err
 	return nil
 }
 
-func (s *SQLStore) SetAppPassword(ctx context.Context, userID, verifier string) error {
+func (s *SQLStore) SetAppPassword(ctx context.Context, userID id.UserID, verifier string) error {
 	res, err := s.db.ExecContext(ctx,
 		`UPDATE accounts SET app_password_hash = $1, updated_at = $2 WHERE user_id = $3`,
-		verifier, s.now().UnixMilli(), userID)
+		verifier, s.now().UnixMilli(), string(userID))
 	if err != nil {
 		return fmt.Errorf("store: save app password of %s: %w", userID, err)
 	}
@@ -442,10 +444,10 @@ func (s *SQLStore) SetAppPassword(ctx context.Context, userID, verifier string) 
 	return nil
 }
 
-func (s *SQLStore) ClearPasswordVerifier(ctx context.Context, userID, verifier string) error {
+func (s *SQLStore) ClearPasswordVerifier(ctx context.Context, userID id.UserID, verifier string) error {
 	_, err := s.db.ExecContext(ctx,
 		`UPDATE accounts SET password_hash = '', updated_at = $1 WHERE user_id = $2 AND password_hash = $3`,
-		s.now().UnixMilli(), userID, verifier)
+		s.now().UnixMilli(), string(userID), verifier)
 	if err != nil {
 		return fmt.Errorf("store: forget the password verifier of %s: %w", userID, err)
 	}
@@ -476,19 +478,19 @@ func (s *SQLStore) PutSetting(ctx context.Context, name, value string) error {
 	return nil
 }
 
-func (s *SQLStore) ChannelNames(ctx context.Context, userID string) (map[string]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT room_id, name FROM channel_names WHERE user_id = $1`, userID)
+func (s *SQLStore) ChannelNames(ctx context.Context, userID id.UserID) (map[id.RoomID]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT room_id, name FROM channel_names WHERE user_id = $1`, string(userID))
 	if err != nil {
 		return nil, fmt.Errorf("store: load channel names of %s: %w", userID, err)
 	}
 	defer rows.Close()
-	names := map[string]string{}
+	names := map[id.RoomID]string{}
 	for rows.Next() {
 		var roomID, name string
 		if err := rows.Scan(&roomID, &name); err != nil {
 			return nil, fmt.Errorf("store: load channel names of %s: %w", userID, err)
 		}
-		names[roomID] = name
+		names[id.RoomID(roomID)] = name
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: load channel names of %s: %w", userID, err)
@@ -496,7 +498,7 @@ func (s *SQLStore) ChannelNames(ctx context.Context, userID string) (map[string]
 	return names, nil
 }
 
-func (s *SQLStore) PutChannelNames(ctx context.Context, userID string, names map[string]string) error {
+func (s *SQLStore) PutChannelNames(ctx context.Context, userID id.UserID, names map[id.RoomID]string) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: save channel names of %s: %w", userID, err)
@@ -505,7 +507,7 @@ func (s *SQLStore) PutChannelNames(ctx context.Context, userID string, names map
 	for roomID, name := range names {
 		if _, err := tx.ExecContext(ctx,
 			`INSERT INTO channel_names (user_id, room_id, name) VALUES ($1, $2, $3)
-			 ON CONFLICT (user_id, room_id) DO UPDATE SET name = excluded.name`, userID, roomID, name); err != nil {
+			 ON CONFLICT (user_id, room_id) DO UPDATE SET name = excluded.name`, string(userID), string(roomID), name); err != nil {
 			return fmt.Errorf("store: save channel name of %s in %s: %w", roomID, userID, err)
 		}
 	}

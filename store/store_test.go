@@ -16,6 +16,7 @@ import (
 
 	"github.com/mxircd/mxircd/store"
 	"github.com/mxircd/mxircd/store/storetest"
+	"maunium.net/go/mautrix/id"
 )
 
 // forEachDriver runs f as a subtest per backend under test.
@@ -242,8 +243,8 @@ func TestDeleteAccount(t *testing.T) {
 	forEachDriver(t, func(t *testing.T, driver string) {
 		ctx := context.Background()
 		s := storetest.Open(t, driver)
-		for _, id := range []string{"@carol:example.org", "@dave:example.org"} {
-			if err := s.PutAccount(ctx, &store.Account{UserID: id}); err != nil {
+		for _, user := range []id.UserID{"@carol:example.org", "@dave:example.org"} {
+			if err := s.PutAccount(ctx, &store.Account{UserID: user}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -273,10 +274,10 @@ func TestConcurrentPutAccount(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				id := fmt.Sprintf("@user%d:example.org", i)
+				user := id.UserID(fmt.Sprintf("@user%d:example.org", i))
 				// Several writes each, so writers genuinely overlap.
 				for j := range 5 {
-					err := s.PutAccount(ctx, &store.Account{UserID: id, AccessToken: fmt.Sprint(j)})
+					err := s.PutAccount(ctx, &store.Account{UserID: user, AccessToken: fmt.Sprint(j)})
 					if err != nil {
 						errs <- err
 						return
@@ -290,12 +291,12 @@ func TestConcurrentPutAccount(t *testing.T) {
 			t.Error(err)
 		}
 		for i := range n {
-			id := fmt.Sprintf("@user%d:example.org", i)
-			a, err := s.Account(ctx, id)
+			user := id.UserID(fmt.Sprintf("@user%d:example.org", i))
+			a, err := s.Account(ctx, user)
 			if err != nil {
-				t.Errorf("%s: %v", id, err)
+				t.Errorf("%s: %v", user, err)
 			} else if a.AccessToken != "4" {
-				t.Errorf("%s: token %q, want last write %q", id, a.AccessToken, "4")
+				t.Errorf("%s: token %q, want last write %q", user, a.AccessToken, "4")
 			}
 		}
 	})
@@ -540,14 +541,14 @@ func TestSQLiteMemory(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.PutAccount(ctx, &store.Account{UserID: fmt.Sprintf("@m%d:example.org", i)}); err != nil {
+			if err := s.PutAccount(ctx, &store.Account{UserID: id.UserID(fmt.Sprintf("@m%d:example.org", i))}); err != nil {
 				t.Error(err)
 			}
 		}()
 	}
 	wg.Wait()
 	for i := range 5 {
-		if _, err := s.Account(ctx, fmt.Sprintf("@m%d:example.org", i)); err != nil {
+		if _, err := s.Account(ctx, id.UserID(fmt.Sprintf("@m%d:example.org", i))); err != nil {
 			t.Error(err)
 		}
 	}
@@ -644,8 +645,12 @@ func TestChannelNames(t *testing.T) {
 			if names, err := s.ChannelNames(ctx, "@a:x"); err != nil || len(names) != 0 {
 				t.Fatalf("no names yet: %v, %v", names, err)
 			}
-			for _, put := range [][3]string{{"@a:x", "!r1:x", "#one"}, {"@a:x", "!r2:x", "#two"}, {"@b:x", "!r1:x", "#other"}, {"@a:x", "!r1:x", "#renamed"}} {
-				if err := s.PutChannelNames(ctx, put[0], map[string]string{put[1]: put[2]}); err != nil {
+			for _, put := range []struct {
+				user id.UserID
+				room id.RoomID
+				name string
+			}{{"@a:x", "!r1:x", "#one"}, {"@a:x", "!r2:x", "#two"}, {"@b:x", "!r1:x", "#other"}, {"@a:x", "!r1:x", "#renamed"}} {
+				if err := s.PutChannelNames(ctx, put.user, map[id.RoomID]string{put.room: put.name}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -653,7 +658,7 @@ func TestChannelNames(t *testing.T) {
 			if err != nil || len(names) != 2 || names["!r1:x"] != "#renamed" || names["!r2:x"] != "#two" {
 				t.Fatalf("names of @a:x = %v, %v", names, err)
 			}
-			if err := s.PutChannelNames(ctx, "@a:x", map[string]string{"!r2:x": "#second", "!r3:x": "#three"}); err != nil {
+			if err := s.PutChannelNames(ctx, "@a:x", map[id.RoomID]string{"!r2:x": "#second", "!r3:x": "#three"}); err != nil {
 				t.Fatal(err)
 			}
 			names, err = s.ChannelNames(ctx, "@a:x")

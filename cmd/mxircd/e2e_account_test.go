@@ -146,7 +146,7 @@ func TestPasswordNeedsTLSOrLoopback(t *testing.T) {
 	if _, err := g.store.CertFPAccount(ctxFor(t), fp); err == nil {
 		t.Errorf("a client certificate was registered over plaintext")
 	}
-	acct, err := g.store.Account(ctxFor(t), alice.UserID.String())
+	acct, err := g.store.Account(ctxFor(t), alice.UserID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,7 +65,7 @@ func TestPasswordChangedInMatrix(t *testing.T) {
 			t.Fatalf("gateway devices: %v, want one", devices)
 		}
 		alice := changeMatrixPassword(t, old, "the-new-password-1")
-		acct, err := b.g.store.Account(ctxFor(t), old.UserID.String())
+		acct, err := b.g.store.Account(ctxFor(t), old.UserID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -87,7 +87,7 @@ func TestPasswordChangedInMatrix(t *testing.T) {
 		if v, _ := sample(scrape(t, debug), "mxircd_login_failures_total", "reason", "invalid_credentials"); v != 1 {
 			t.Errorf("invalid_credentials failures after the old password: %v, want 1", v)
 		}
-		if acct, err := b.g.store.Account(ctxFor(t), old.UserID.String()); err != nil || acct.PasswordHash != "" {
+		if acct, err := b.g.store.Account(ctxFor(t), old.UserID); err != nil || acct.PasswordHash != "" {
 			t.Errorf("the refused password's verifier is still stored (%v)", err)
 		}
 
@@ -96,14 +96,14 @@ func TestPasswordChangedInMatrix(t *testing.T) {
 		if got := gatewayDevices(t, alice); len(got) != 1 || got[0] != devices[0] {
 			t.Errorf("gateway devices after the new password: %v, want %v", got, devices)
 		}
-		before, err := b.g.store.Account(ctxFor(t), old.UserID.String())
+		before, err := b.g.store.Account(ctxFor(t), old.UserID)
 		if err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(recheck + recheck/2)
 		c3 := dialClient(t, b.addr(), "alice3", alice, "") // asks the homeserver again
 		c3.Drain(t)
-		after, err := b.g.store.Account(ctxFor(t), old.UserID.String())
+		after, err := b.g.store.Account(ctxFor(t), old.UserID)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -444,12 +444,12 @@ func waitStoredIn(t *testing.T, st store.Store, user id.UserID, ev id.EventID) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		_, head, err := st.SyncState(ctxFor(t), user.String())
+		_, head, err := st.SyncState(ctxFor(t), user)
 		if err == nil && head > 0 {
 			var evs []store.StoredEvent
-			evs, _, err = st.StreamRange(ctxFor(t), user.String(), 0, head, 1<<20)
+			evs, _, err = st.StreamRange(ctxFor(t), user, 0, head, 1<<20)
 			for _, e := range evs {
-				if e.EventID == ev.String() {
+				if e.EventID == ev {
 					return
 				}
 			}

@@ -743,7 +743,7 @@ func waitAlwaysOn(t *testing.T, g *gateway, user id.UserID, want *bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		acct, err := g.store.Account(ctxFor(t), user.String())
+		acct, err := g.store.Account(ctxFor(t), user)
 		if err == nil && (acct.AlwaysOn == nil) == (want == nil) && (want == nil || *acct.AlwaysOn == *want) {
 			return
 		}
@@ -939,7 +939,7 @@ func TestBouncerGatewayRestart(t *testing.T) {
 
 		detached := say(t, bob, room, "while detached")
 		waitStored(t, b.g, alice.UserID, detached)
-		before, err := b.g.store.Account(ctxFor(t), alice.UserID.String())
+		before, err := b.g.store.Account(ctxFor(t), alice.UserID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -951,7 +951,7 @@ func TestBouncerGatewayRestart(t *testing.T) {
 		waitSessions(t, b.g, 2)
 		resumed := say(t, bob, room, "after the restart, still detached")
 		waitStored(t, b.g, alice.UserID, resumed)
-		after, err := b.g.store.Account(ctxFor(t), alice.UserID.String())
+		after, err := b.g.store.Account(ctxFor(t), alice.UserID)
 		if err != nil {
 			t.Fatal(err)
 		}

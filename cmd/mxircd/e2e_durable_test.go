@@ -171,7 +171,7 @@ func TestDMCreatedBeforeCrashIsFound(t *testing.T) {
 				t.Fatal(err)
 			}
 			err = st.PutOutbox(ctxFor(t), &store.OutboxEntry{
-				UserID: alice.UserID.String(), TxnID: "mxircd.1.1~laptop", Peer: bob.UserID.String(),
+				UserID: alice.UserID, TxnID: "mxircd.1.1~laptop", Peer: bob.UserID,
 				Type: "m.room.message", Content: []byte(`{"msgtype":"m.text","body":"cut off"}`),
 			})
 			st.Close()
@@ -325,7 +325,7 @@ func TestLinesBeforeFirstSync(t *testing.T) {
 			defer st.Close()
 			deadline := time.Now().Add(30 * time.Second)
 			for {
-				rows, err := st.Outbox(ctxFor(t), alice.UserID.String())
+				rows, err := st.Outbox(ctxFor(t), alice.UserID)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -488,7 +488,7 @@ func noPlaintextRows(t *testing.T, sc store.Config, user id.UserID, text string)
 		t.Fatal(err)
 	}
 	defer st.Close()
-	rows, err := st.Outbox(ctxFor(t), user.String())
+	rows, err := st.Outbox(ctxFor(t), user)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -524,7 +524,7 @@ func waitOutboxRows(t *testing.T, sc store.Config, user id.UserID, n int) {
 	defer st.Close()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		rows, err := st.Outbox(ctxFor(t), user.String())
+		rows, err := st.Outbox(ctxFor(t), user)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -139,7 +139,7 @@ func encryptedSigkill(t *testing.T, bin, driver string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows, err := st.Outbox(ctxFor(t), alice.UserID.String())
+	rows, err := st.Outbox(ctxFor(t), alice.UserID)
 	st.Close()
 	if err != nil {
 		t.Fatal(err)

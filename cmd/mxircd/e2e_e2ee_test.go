@@ -154,7 +154,7 @@ func TestEncryptedRoomsBothWays(t *testing.T) {
 		}
 
 		// The store holds ciphertext only.
-		evs, _, err := b.g.store.StreamRange(ctxFor(t), alice.UserID.String(), 0, 1<<40, 0)
+		evs, _, err := b.g.store.StreamRange(ctxFor(t), alice.UserID, 0, 1<<40, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

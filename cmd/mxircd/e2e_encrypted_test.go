@@ -223,7 +223,7 @@ func TestOutboxIntoRoomThatTurnedEncrypted(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		e := store.OutboxEntry{UserID: alice.UserID.String(), TxnID: "mxircd.1.1~laptop", RoomID: room.String(), Type: event.EventMessage.Type, Content: text("secret left in the outbox")}
+		e := store.OutboxEntry{UserID: alice.UserID, TxnID: "mxircd.1.1~laptop", RoomID: room, Type: event.EventMessage.Type, Content: text("secret left in the outbox")}
 		if err := st.PutOutbox(ctxFor(t), &e); err != nil {
 			t.Fatal(err)
 		}

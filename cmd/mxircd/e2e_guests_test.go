@@ -392,7 +392,7 @@ func TestGuestsStoredAccount(t *testing.T) {
 						t.Fatal(err)
 					}
 					off := false
-					if err := st.PutAccount(ctxFor(t), &store.Account{UserID: known.UserID.String(), Homeserver: hs.URL,
+					if err := st.PutAccount(ctxFor(t), &store.Account{UserID: known.UserID, Homeserver: hs.URL,
 						DeviceID: known.DeviceID.String(), AccessToken: tc.token, AlwaysOn: &off}); err != nil {
 						t.Fatal(err)
 					}

@@ -148,7 +148,7 @@ func TestLoginDeviceGrant(t *testing.T) {
 				}
 			}
 
-			stored, err := b.g.store.Account(ctxFor(t), alice.UserID.String())
+			stored, err := b.g.store.Account(ctxFor(t), alice.UserID)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -174,7 +174,7 @@ func TestLoginDeviceGrant(t *testing.T) {
 			}
 			serviceSays(t, second, "You are now logged in as "+alice.UserID.String())
 			second.ExpectMatch(t, isCmd("JOIN", channel), "JOIN burst after the second LOGIN")
-			before, err := b.g.store.Account(ctxFor(t), alice.UserID.String())
+			before, err := b.g.store.Account(ctxFor(t), alice.UserID)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -182,7 +182,7 @@ func TestLoginDeviceGrant(t *testing.T) {
 				t.Fatal(err)
 			}
 			waitUntil(t, "the session to renew its token through the new grant", func() bool {
-				now, err := b.g.store.Account(ctxFor(t), alice.UserID.String())
+				now, err := b.g.store.Account(ctxFor(t), alice.UserID)
 				return err == nil && now.AccessToken != "" && now.AccessToken != before.AccessToken
 			})
 			c.Send("PRIVMSG %s :hello after the second LOGIN", channel)
@@ -193,7 +193,7 @@ func TestLoginDeviceGrant(t *testing.T) {
 			// Next time: the app password, and the stored refresh token.
 			c.Send("PRIVMSG mxircd :PASSWORD SET app-password-devlogin")
 			serviceSays(t, c, "Your app password is set")
-			acct, err := b.g.store.Account(ctxFor(t), alice.UserID.String())
+			acct, err := b.g.store.Account(ctxFor(t), alice.UserID)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -203,7 +203,7 @@ func TestLoginDeviceGrant(t *testing.T) {
 			}
 			b.start(t)
 			waitUntil(t, "the resumed session to renew its token", func() bool {
-				now, err := b.g.store.Account(ctxFor(t), alice.UserID.String())
+				now, err := b.g.store.Account(ctxFor(t), alice.UserID)
 				return err == nil && now.AccessToken != "" && now.AccessToken != acct.AccessToken
 			})
 			c2 := connect(t, b.g, "alice", withPassword(alice, "app-password-devlogin"))

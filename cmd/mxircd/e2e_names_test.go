@@ -37,8 +37,8 @@ func TestReadableChannelNames(t *testing.T) {
 		c.Send("QUIT")
 		c.ExpectClosed(t)
 		waitNoSession(t, g)
-		saved, err := g.store.ChannelNames(ctx, alice.UserID.String())
-		if err != nil || saved[rooms[0].String()] != base || saved[rooms[1].String()] != base+"-2" {
+		saved, err := g.store.ChannelNames(ctx, alice.UserID)
+		if err != nil || saved[rooms[0]] != base || saved[rooms[1]] != base+"-2" {
 			t.Fatalf("stored channel names = %v, %v", saved, err)
 		}
 

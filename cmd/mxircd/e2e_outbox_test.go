@@ -36,12 +36,12 @@ func TestOutboxAfterRestart(t *testing.T) {
 		})
 		waitStored(t, b.g, alice.UserID, sent.ID)
 		sentTxn := ""
-		evs, _, err := b.g.store.StreamRange(ctxFor(t), alice.UserID.String(), 0, 1<<40, 0)
+		evs, _, err := b.g.store.StreamRange(ctxFor(t), alice.UserID, 0, 1<<40, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, e := range evs {
-			if e.EventID == sent.ID.String() {
+			if e.EventID == sent.ID {
 				sentTxn = e.TxnID
 			}
 		}
@@ -59,11 +59,11 @@ func TestOutboxAfterRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, e := range []store.OutboxEntry{
-			{TxnID: sentTxn, RoomID: room.String(), Content: text("sent before the stop")},
-			{TxnID: "mxircd.1.1~laptop", RoomID: room.String(), Content: text("left in the outbox")},
-			{TxnID: "mxircd.1.2~laptop", RoomID: closed.String(), Content: text("to a room alice is not in")},
+			{TxnID: sentTxn, RoomID: room, Content: text("sent before the stop")},
+			{TxnID: "mxircd.1.1~laptop", RoomID: room, Content: text("left in the outbox")},
+			{TxnID: "mxircd.1.2~laptop", RoomID: closed, Content: text("to a room alice is not in")},
 		} {
-			e.UserID, e.Type = alice.UserID.String(), event.EventMessage.Type
+			e.UserID, e.Type = alice.UserID, event.EventMessage.Type
 			if err := st.PutOutbox(ctxFor(t), &e); err != nil {
 				t.Fatal(err)
 			}
@@ -105,7 +105,7 @@ func waitOutbox(t *testing.T, g *gateway, acct *testenv.Account, what string, do
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		out, err := g.store.Outbox(ctxFor(t), acct.UserID.String())
+		out, err := g.store.Outbox(ctxFor(t), acct.UserID)
 		if err == nil && done(out) {
 			return
 		}

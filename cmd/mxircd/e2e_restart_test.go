@@ -215,7 +215,7 @@ func sigkillRestart(t *testing.T, bin, driver string) {
 			t.Fatal(err)
 		}
 		waitStoredIn(t, s2, alice.UserID, afterStart)
-		resumed, err := s2.Account(ctxFor(t), alice.UserID.String())
+		resumed, err := s2.Account(ctxFor(t), alice.UserID)
 		s2.Close()
 		if err != nil {
 			t.Fatal(err)
@@ -287,7 +287,7 @@ func waitAccepted(t *testing.T, sc store.Config, from, reader *testenv.Account, 
 	defer st.Close()
 	deadline := time.Now().Add(30 * time.Second)
 	for i := 0; ; i++ {
-		entries, err := st.Outbox(ctxFor(t), from.UserID.String())
+		entries, err := st.Outbox(ctxFor(t), from.UserID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -426,7 +426,7 @@ func storedAccount(t *testing.T, sc store.Config, user id.UserID) *store.Account
 		t.Fatal(err)
 	}
 	defer s.Close()
-	acct, err := s.Account(ctxFor(t), user.String())
+	acct, err := s.Account(ctxFor(t), user)
 	if err != nil {
 		t.Fatalf("account %s after the kill: %v", user, err)
 	}

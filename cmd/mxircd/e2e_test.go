@@ -229,7 +229,7 @@ func TestOneDevicePerAccount(t *testing.T) {
 		}
 
 		// Log the gateway's device out behind its back.
-		acct, err := g.store.Account(ctxFor(t), alice.UserID.String())
+		acct, err := g.store.Account(ctxFor(t), alice.UserID)
 		if err != nil {
 			t.Fatal(err)
 		}

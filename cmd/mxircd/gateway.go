@@ -320,7 +320,7 @@ func (g *gateway) startMedia(ctx context.Context) (*media.Proxy, error) {
 	}
 	proxy, err := media.New(media.Config{PublicURL: publicURL, Key: key, TTL: cfg.LinkTTL.Duration, Logger: g.log},
 		func(ctx context.Context, user id.UserID) (string, string, bool) {
-			acct, err := g.store.Account(ctx, user.String())
+			acct, err := g.store.Account(ctx, user)
 			if err != nil || acct.AccessToken == "" {
 				return "", "", false
 			}
