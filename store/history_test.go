@@ -333,7 +333,7 @@ func TestStreamRange(t *testing.T) {
 		if want := []string{"$b1", "$a3", "$b2", "$a4", "$c1"}; !slices.Equal(ids(got), want) {
 			t.Errorf("perRoom 2: %v, want %v", ids(got), want)
 		}
-		if want := map[string]int{"!r:x": 2}; !reflect.DeepEqual(skipped, want) {
+		if want := map[id.RoomID]int{"!r:x": 2}; !reflect.DeepEqual(skipped, want) {
 			t.Errorf("perRoom 2: skipped %v, want %v", skipped, want)
 		}
 
@@ -345,7 +345,7 @@ func TestStreamRange(t *testing.T) {
 		if want := []string{"$a3", "$b2"}; !slices.Equal(ids(got), want) {
 			t.Errorf("(2,5] perRoom 1: %v, want %v", ids(got), want)
 		}
-		if want := map[string]int{"!r:x": 1}; !reflect.DeepEqual(skipped, want) {
+		if want := map[id.RoomID]int{"!r:x": 1}; !reflect.DeepEqual(skipped, want) {
 			t.Errorf("(2,5] perRoom 1: skipped %v, want %v", skipped, want)
 		}
 		if got[0].Seq != 4 || got[1].Seq != 5 {
