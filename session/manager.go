@@ -125,6 +125,7 @@ type Manager struct {
 	auth      *Authenticator
 	shared    *stateRegistry  // room state shared between sessions
 	loaded    loadedStates    // rooms' stored state, read once for the sessions resuming in them
+	members   *memberFetcher  // full member lists, fetched once at a time per room (members.go)
 	sections  storedSections  // rooms' state sections stored whole, not to store again
 	encrypted *encryptedRooms // rooms no plaintext may be sent to
 	// saveSlots bounds the sync responses being stored at once (see
@@ -223,6 +224,7 @@ func NewManager(cfg Config, st store.Store) *Manager {
 		attached:    map[*Session]int{},
 		userLocks:   map[id.UserID]*userLock{},
 		shared:      newStateRegistry(),
+		members:     newMemberFetcher(memberFetchesAtOnce),
 		encrypted:   newEncryptedRooms(),
 		saveSlots:   make(chan struct{}, concurrentSaves),
 		startSlots:  newStartGate(concurrentFirstSyncs),

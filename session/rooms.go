@@ -333,6 +333,7 @@ func (s *Session) removeRoom(r *room) {
 	delete(s.rooms, r.id)
 	delete(s.channels, irctext.Casefold(r.channel))
 	s.mgr.shared.forget(r.id)
+	s.mgr.members.forget(r.id)
 }
 
 // usersFor resolves pills to the nicks client a sees.

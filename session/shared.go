@@ -42,10 +42,18 @@ type roomState struct {
 	power    *event.PowerLevelsEventContent
 	powerRaw json.RawMessage // as the homeserver sent it, to edit without losing fields
 	members  map[id.UserID]*member
+	// partial says members holds only those a sync with lazy-loaded
+	// members showed, not the room's full list (members.go); it then
+	// keeps who left too, so an older full list does not bring them back.
+	partial bool
 
-	mu     sync.Mutex // guards the note below
+	mu     sync.Mutex // guards the notes below
 	nextID id.EventID // the last event a session applied to this state...
 	next   *roomState // ...and the state it led to
+	// mergedList is the last full member list merged into this state, and
+	// merged the complete state it made (withMembers).
+	mergedList *memberList
+	merged     *roomState
 }
 
 type member struct {
@@ -64,7 +72,7 @@ func (st *roomState) apply(ev *event.Event) {
 	case event.StateMember:
 		user := id.UserID(*ev.StateKey)
 		c := ev.Content.AsMember()
-		if c.Membership == event.MembershipLeave {
+		if c.Membership == event.MembershipLeave && !st.partial {
 			delete(st.members, user)
 			return
 		}
@@ -111,6 +119,7 @@ func (st *roomState) after(ev *event.Event) *roomState {
 	next := &roomState{
 		alias: st.alias, name: st.name, topic: st.topic, topicBy: st.topicBy, topicAt: st.topicAt,
 		created: st.created, space: st.space, joinRule: st.joinRule, history: st.history, power: st.power, powerRaw: st.powerRaw, members: st.members,
+		partial: st.partial,
 	}
 	if ev.Type == event.StateMember {
 		// Only a membership change copies the member list.
@@ -127,7 +136,7 @@ func (st *roomState) after(ev *event.Event) *roomState {
 // equal says whether two states hold the same facts.
 func (st *roomState) equal(o *roomState) bool {
 	if st.alias != o.alias || st.name != o.name || st.topic != o.topic || st.topicBy != o.topicBy ||
-		st.topicAt != o.topicAt || st.created != o.created || st.space != o.space || st.joinRule != o.joinRule || st.history != o.history ||
+		st.topicAt != o.topicAt || st.created != o.created || st.space != o.space || st.joinRule != o.joinRule || st.history != o.history || st.partial != o.partial ||
 		!bytes.Equal(st.powerRaw, o.powerRaw) || len(st.members) != len(o.members) {
 		return false
 	}
