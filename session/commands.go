@@ -485,21 +485,33 @@ func (s *Session) cmdWho(a *Attachment, out output, m *irc.Message) error {
 		}
 	}
 	if r := s.roomByChannel(mask); r != nil {
-		users := make([]id.UserID, 0, len(r.members))
-		for user, mem := range r.members {
-			if mem.membership == event.MembershipJoin {
-				users = append(users, user)
+		s.withAllMembers(a, out, "WHO", r, func(r *room) {
+			if r != nil {
+				s.writeWho(a, out, r, reply)
 			}
-		}
-		sortUsers(users)
-		for _, user := range users {
-			reply(a, out, r, user)
-		}
-	} else if user, ok := s.userByNick(a, mask); ok {
+			out.SendNumeric(irc.RPL_ENDOFWHO, mask, "End of WHO list")
+		})
+		return nil
+	}
+	if user, ok := s.userByNick(a, mask); ok {
 		reply(a, out, nil, user)
 	}
 	out.SendNumeric(irc.RPL_ENDOFWHO, mask, "End of WHO list")
 	return nil
+}
+
+// writeWho sends a WHO reply for each joined member of r.
+func (s *Session) writeWho(a *Attachment, out output, r *room, reply func(*Attachment, output, *room, id.UserID)) {
+	users := make([]id.UserID, 0, len(r.members))
+	for user, mem := range r.members {
+		if mem.membership == event.MembershipJoin {
+			users = append(users, user)
+		}
+	}
+	sortUsers(users)
+	for _, user := range users {
+		reply(a, out, r, user)
+	}
 }
 
 func (s *Session) sendWhoReply(a *Attachment, out output, r *room, user id.UserID) {

@@ -103,6 +103,10 @@ type Config struct {
 	SSOBaseURL string
 	// SSOLinkTTL is how long an SSO login link works (default 10m).
 	SSOLinkTTL time.Duration
+	// LazyMembers syncs with lazy-loaded members and fetches a room's
+	// full member list when NAMES, WHO or a join burst needs it
+	// (members.go).
+	LazyMembers bool
 }
 
 // Manager owns every live Session and logs clients in to them.

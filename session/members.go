@@ -206,3 +206,56 @@ func (m *Manager) MemberFetches() uint64 { return m.members.count.Load() }
 // whole gateway: a few rooms of 10,000 members parse and hold megabytes
 // each while they arrive.
 const memberFetchesAtOnce = 4
+
+// withAllMembers runs then with r once r's member list is complete: at
+// once when it is, else when the full list has been fetched (off the
+// owner goroutine, in the room's own lane, so other rooms' bursts go on)
+// and merged. A labeled response, and a PING after the command, wait for
+// it. then gets nil when the account left the room meanwhile, and the
+// room as it is (partial) when the list could not be fetched. Owner
+// goroutine.
+func (s *Session) withAllMembers(a *Attachment, out output, command string, r *room, then func(*room)) {
+	if !r.partial {
+		then(r)
+		return
+	}
+	roomID, notBefore := r.id, r.made
+	enqueue := func(j job) bool { return s.enqueueOn(&s.side, roomID, j) }
+	ok := s.requestOn(enqueue, a, out, command, func(ctx context.Context) func() {
+		list, err := s.mgr.members.fetch(ctx, roomID, notBefore, func(ctx context.Context) ([]*event.Event, error) {
+			resp, err := s.cli.Members(ctx, roomID)
+			if err != nil {
+				return nil, err
+			}
+			return resp.Chunk, nil
+		})
+		return func() {
+			r := s.rooms[roomID]
+			if r == nil {
+				then(nil)
+				return
+			}
+			if err != nil {
+				s.log.Warn("could not fetch a room's members; showing those sync showed", "room", roomID, "err", err)
+			} else {
+				s.mergeMembers(r, list)
+			}
+			then(r)
+		}
+	})
+	if !ok {
+		then(r) // refused as too many wait: what is known, now
+	}
+}
+
+// mergeMembers makes r's state complete with a fetched list. Owner
+// goroutine.
+func (s *Session) mergeMembers(r *room, list *memberList) {
+	if !r.partial {
+		return
+	}
+	r.roomState = r.roomState.withMembers(list)
+	if r.shared {
+		r.reg.moved(r.id, r.roomState)
+	}
+}

@@ -134,8 +134,20 @@ func topicLine(topic string) string {
 	return strings.Join(strings.Fields(topic), " ")
 }
 
-// sendNames sends 353 lines that fit the line limit, then 366.
+// sendNames sends 353 lines that fit the line limit, then 366; for a
+// room whose member list is partial, once the full list has come.
 func (s *Session) sendNames(a *Attachment, out output, r *room) {
+	channel := r.channel
+	s.withAllMembers(a, out, "NAMES", r, func(r *room) {
+		if r == nil {
+			out.SendNumeric(irc.RPL_ENDOFNAMES, channel, "End of /NAMES list")
+			return
+		}
+		s.writeNames(a, out, r)
+	})
+}
+
+func (s *Session) writeNames(a *Attachment, out output, r *room) {
 	names := make([]string, 0, len(r.members))
 	for user, m := range r.members {
 		if m.membership == event.MembershipJoin {

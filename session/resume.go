@@ -135,6 +135,10 @@ func loadRoomState(ctx context.Context, m *Manager, roomID id.RoomID) (*roomStat
 		return nil, err
 	}
 	st := newRoomState()
+	// Whether the stored events hold every member is not known (a sync
+	// with lazy-loaded members stores only those it showed): the full
+	// list is fetched again when first needed.
+	st.partial = true
 	for _, raw := range raws {
 		var ev event.Event
 		if err := json.Unmarshal(raw, &ev); err != nil || ev.StateKey == nil || !parseContent(&ev) {

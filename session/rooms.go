@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/irc.v4"
 	"maunium.net/go/mautrix/event"
@@ -29,10 +30,16 @@ type room struct {
 	recent  *recentMessages    // the last messages, for context in replies and reactions
 	typing  map[id.UserID]bool // who is typing, as last shown
 	readTS  int64              // the account's read marker: time of the newest read event, unix ms
+	// made is when the room appeared in this session: a full member list
+	// fetched after it covers what its (lazy-loaded) sync left out, the
+	// timeline since shows every change (members.go).
+	made time.Time
 }
 
 func (s *Session) newRoom(roomID id.RoomID) *room {
-	return &room{id: roomID, roomState: newRoomState(), reg: s.mgr.shared, recent: s.mgr.shared.recentOf(roomID)}
+	st := newRoomState()
+	st.partial = s.mgr.cfg.LazyMembers
+	return &room{id: roomID, roomState: st, reg: s.mgr.shared, recent: s.mgr.shared.recentOf(roomID), made: time.Now()}
 }
 
 // share swaps a privately built state for an equal one other sessions

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"maunium.net/go/mautrix"
@@ -238,10 +239,21 @@ func (y *syncer) loadResume() error {
 }
 
 func (y *syncer) filter(initial bool) string {
+	f := syncFilterCommon + strconv.Itoa(y.s.mgr.cfg.TimelineLimit) + `}}}`
 	if initial {
-		return initialSyncFilter
+		f = initialSyncFilter
 	}
-	return syncFilterCommon + strconv.Itoa(y.s.mgr.cfg.TimelineLimit) + `}}}`
+	if y.s.mgr.cfg.LazyMembers {
+		f = lazyMembersFilter(f)
+	}
+	return f
+}
+
+// lazyMembersFilter asks for lazy-loaded members (Dendrite reads the
+// state filter's flag; the spec puts it on both).
+func lazyMembersFilter(f string) string {
+	f = strings.Replace(f, `"room":{`, `"room":{"state":{"lazy_load_members":true},`, 1)
+	return strings.Replace(f, `"timeline":{`, `"timeline":{"lazy_load_members":true,`, 1)
 }
 
 // fillGaps fetches the events a limited timeline left out since the last

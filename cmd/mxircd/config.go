@@ -135,6 +135,7 @@ type MatrixConfig struct {
 	RoomCreateBurst    int      `toml:"room_create_burst"`
 	RoomCreateInterval Duration `toml:"room_create_interval"`
 	PasswordRecheck    Duration `toml:"password_recheck"`
+	LazyMembers        bool     `toml:"lazy_members"`
 }
 
 type StoreConfig struct {

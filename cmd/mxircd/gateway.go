@@ -126,6 +126,7 @@ func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway
 		RoomCreateBurst:    cfg.Matrix.RoomCreateBurst,
 		RoomCreateInterval: cfg.Matrix.RoomCreateInterval.Duration,
 		PasswordRecheck:    cfg.Matrix.PasswordRecheck.Duration,
+		LazyMembers:        cfg.Matrix.LazyMembers,
 		CryptoStore:        cryptoStore,
 		OutboxKey:          outboxKey,
 		EncryptNewDMs:      cfg.Encryption.EncryptNewDMs,
