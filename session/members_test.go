@@ -3,9 +3,11 @@ package session
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"maunium.net/go/mautrix/event"
@@ -187,4 +189,37 @@ func TestMemberListMergeKeepsNewer(t *testing.T) {
 	if r.members["@dave:x"] != nil {
 		t.Fatal("a complete state kept a left member")
 	}
+}
+
+// However many rooms are asked for at once, at most the fetcher's bound
+// are fetched at a time.
+func TestMemberFetchBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const bound = 2
+		f := newMemberFetcher(bound)
+		var running atomic.Int32
+		release := make(chan struct{})
+		do := func(context.Context) ([]*event.Event, error) {
+			running.Add(1)
+			<-release
+			return nil, nil
+		}
+		var wg sync.WaitGroup
+		for i := range 3 * bound {
+			wg.Go(func() {
+				if _, err := f.fetch(context.Background(), id.RoomID(fmt.Sprintf("!r%d:x", i)), time.Time{}, do); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		synctest.Wait() // every asker runs its request or waits for a slot
+		if n := running.Load(); n != bound {
+			t.Fatalf("%d rooms fetched at once, want %d", n, bound)
+		}
+		close(release)
+		wg.Wait()
+		if c := f.count.Load(); c != 3*bound {
+			t.Fatalf("%d requests for %d rooms", c, 3*bound)
+		}
+	})
 }
