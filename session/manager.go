@@ -125,13 +125,17 @@ type Manager struct {
 	closed    bool
 	running   sync.WaitGroup
 
-	stats     stats // counters for metrics (stats.go)
-	auth      *Authenticator
-	shared    *stateRegistry  // room state shared between sessions
-	loaded    loadedStates    // rooms' stored state, read once for the sessions resuming in them
-	members   *memberFetcher  // full member lists, fetched once at a time per room (members.go)
-	sections  storedSections  // rooms' state sections stored whole, not to store again
-	encrypted *encryptedRooms // rooms no plaintext may be sent to
+	stats   stats // counters for metrics (stats.go)
+	auth    *Authenticator
+	shared  *stateRegistry // room state shared between sessions
+	loaded  loadedStates   // rooms' stored state, read once for the sessions resuming in them
+	members *memberFetcher // full member lists, fetched once at a time per room (members.go)
+	// lazyMu guards whether stored room states may lack members
+	// (lazilyStored), read from the store once.
+	lazyMu                sync.Mutex
+	lazyKnown, lazyStored bool
+	sections              storedSections  // rooms' state sections stored whole, not to store again
+	encrypted             *encryptedRooms // rooms no plaintext may be sent to
 	// saveSlots bounds the sync responses being stored at once (see
 	// syncer.persistSync).
 	saveSlots chan struct{}

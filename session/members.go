@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -196,6 +197,36 @@ func (st *roomState) withMembers(list *memberList) *roomState {
 	}
 	st.mergedList, st.merged = list, next
 	return next
+}
+
+// lazyMembersSetting records in the store that the gateway has synced with
+// lazy-loaded members, so stored room states may lack members.
+const lazyMembersSetting = "lazy_members_stored"
+
+// lazilyStored says whether the stored room states may lack members: the
+// gateway syncs with lazy-loaded members now, or did on an earlier run
+// (then "yes" stays stored). With lazy members on, it must have answered
+// before a session's first sync is stored, so that a later run with them
+// off still knows. Any goroutine.
+func (m *Manager) lazilyStored(ctx context.Context) (bool, error) {
+	m.lazyMu.Lock()
+	defer m.lazyMu.Unlock()
+	if m.lazyKnown {
+		return m.lazyStored, nil
+	}
+	if m.cfg.LazyMembers {
+		if err := m.store.PutSetting(ctx, lazyMembersSetting, "yes"); err != nil {
+			return false, fmt.Errorf("recording lazy-loaded members: %w", err)
+		}
+		m.lazyKnown, m.lazyStored = true, true
+		return true, nil
+	}
+	v, err := m.store.InitSetting(ctx, lazyMembersSetting, "no")
+	if err != nil {
+		return false, fmt.Errorf("reading whether members were loaded lazily: %w", err)
+	}
+	m.lazyKnown, m.lazyStored = true, v == "yes"
+	return m.lazyStored, nil
 }
 
 // MemberFetches is how many full member lists the gateway has asked the

@@ -135,10 +135,14 @@ func loadRoomState(ctx context.Context, m *Manager, roomID id.RoomID) (*roomStat
 		return nil, err
 	}
 	st := newRoomState()
-	// Whether the stored events hold every member is not known (a sync
-	// with lazy-loaded members stores only those it showed): the full
-	// list is fetched again when first needed.
-	st.partial = true
+	// A sync with lazy-loaded members stores only the members it showed:
+	// if this gateway ever synced so, the stored events may not hold
+	// every member, and the full list is fetched again when first needed.
+	partial, err := m.lazilyStored(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st.partial = partial
 	for _, raw := range raws {
 		var ev event.Event
 		if err := json.Unmarshal(raw, &ev); err != nil || ev.StateKey == nil || !parseContent(&ev) {

@@ -116,6 +116,15 @@ func (y *syncer) run() {
 				}
 				continue
 			}
+			if s.mgr.cfg.LazyMembers {
+				// Recorded before anything this sync brings is stored.
+				if _, err := s.mgr.lazilyStored(s.ctx); err != nil {
+					if !y.fail(err) {
+						return
+					}
+					continue
+				}
+			}
 			if !y.triedResume {
 				if err := y.loadResume(); err != nil {
 					if !y.fail(fmt.Errorf("loading the rooms' state: %w", err)) {

@@ -97,6 +97,22 @@ func TestLazyMembers(t *testing.T) {
 		if n := b.g.sessions.MemberFetches(); n != 1 {
 			t.Errorf("%d member lists fetched after the restart, want 1 (the stored state may be partial)", n)
 		}
+
+		// With lazy members turned off, what earlier runs stored is still
+		// known to be partial.
+		quit(t, a)
+		b.cfg.Matrix.LazyMembers = false
+		b.restart(t)
+		waitSessions(t, b.g, 2)
+		a = dialClient(t, b.addr(), "alice", alice, "", "draft/no-implicit-names")
+		a.ExpectMatch(t, isCmd("JOIN", channel), "alice's JOIN burst")
+		a.Send("NAMES %s", channel)
+		if names := namesOf(t, a, channel); !slices.Contains(names, carol.Localpart) {
+			t.Errorf("NAMES %s after turning lazy members off: %v, want %s among them", channel, names, carol.Localpart)
+		}
+		if n := b.g.sessions.MemberFetches(); n != 1 {
+			t.Errorf("%d member lists fetched after turning lazy members off, want 1", n)
+		}
 	})
 }
 

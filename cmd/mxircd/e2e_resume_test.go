@@ -92,6 +92,9 @@ func TestRestartResumesIncrementally(t *testing.T) {
 				t.Errorf("NAMES of %s after the restart: %v, want %s among them", channel, names[channel], want)
 			}
 		}
+		if n := b.g.sessions.MemberFetches(); n != 0 {
+			t.Errorf("%d member lists fetched after a resume, want none: the stored state of a gateway that never loaded members lazily is complete", n)
+		}
 		s := sentinel(t, bob, room)
 		rest, _ := untilText(t, laptop, s.text)
 		var got []string
