@@ -29,11 +29,13 @@ type syntheticHS struct {
 	roomsPerUser   int
 	membersPerRoom int
 	rooms          []json.RawMessage // pre-encoded joined-room sections
+	members        []json.RawMessage // pre-encoded /members answers
 
-	initialSyncs atomic.Int64 // initial /sync responses served
-	longPolls    atomic.Int64 // incremental /sync requests waiting
-	stop         chan struct{}
-	stopOnce     sync.Once
+	initialSyncs  atomic.Int64 // initial /sync responses served
+	memberFetches atomic.Int64 // /members answered
+	longPolls     atomic.Int64 // incremental /sync requests waiting
+	stop          chan struct{}
+	stopOnce      sync.Once
 }
 
 const syntheticServer = "synthetic"
@@ -51,8 +53,10 @@ func newSyntheticHS(t testing.TB, users, roomsPerUser, membersPerRoom int, tls b
 	hs := &syntheticHS{users: users, roomsPerUser: roomsPerUser, membersPerRoom: membersPerRoom, stop: make(chan struct{})}
 	nrooms := users * roomsPerUser / membersPerRoom
 	hs.rooms = make([]json.RawMessage, nrooms)
+	hs.members = make([]json.RawMessage, nrooms)
 	for r := range hs.rooms {
-		hs.rooms[r] = hs.roomJSON(r)
+		hs.rooms[r] = hs.roomJSON(r, nil)
+		hs.members[r] = hs.membersJSON(r)
 	}
 	hs.srv = httptest.NewUnstartedServer(http.HandlerFunc(hs.serve))
 	if tls {
@@ -68,14 +72,23 @@ func newSyntheticHS(t testing.TB, users, roomsPerUser, membersPerRoom int, tls b
 	return hs
 }
 
-// roomJSON is the joined-room section of room r in an initial sync.
-func (hs *syntheticHS) roomJSON(r int) json.RawMessage {
+// roomJSON is the joined-room section of room r in an initial sync; with
+// lazy, only the members lazy says (a sync with lazy-loaded members: the
+// timeline's sender and the syncing user).
+func (hs *syntheticHS) roomJSON(r int, lazy func(u int) bool) json.RawMessage {
 	first := (r * hs.membersPerRoom) % hs.users
 	creator := syntheticUser(first)
 	roomID := fmt.Sprintf("!r%d:%s", r, syntheticServer)
 	ts := int64(1_700_000_000_000)
 	var state []map[string]any
 	add := func(typ, key, sender string, content map[string]any) {
+		if typ == "m.room.member" && lazy != nil {
+			var u int
+			fmt.Sscanf(key, "@u%d:", &u)
+			if !lazy(u) {
+				return
+			}
+		}
 		state = append(state, map[string]any{
 			"type": typ, "state_key": key, "sender": sender, "content": content,
 			"event_id": fmt.Sprintf("$%s-%s-%s", roomID[1:], typ, key), "origin_server_ts": ts,
@@ -98,6 +111,26 @@ func (hs *syntheticHS) roomJSON(r int) json.RawMessage {
 		"state":    map[string]any{"events": state},
 		"timeline": map[string]any{"events": timeline, "limited": false, "prev_batch": "p0"},
 	})
+	if err != nil {
+		panic(err)
+	}
+	return raw
+}
+
+// membersJSON is the answer to GET /rooms/{room r}/members.
+func (hs *syntheticHS) membersJSON(r int) json.RawMessage {
+	first := (r * hs.membersPerRoom) % hs.users
+	roomID := fmt.Sprintf("!r%d:%s", r, syntheticServer)
+	chunk := make([]map[string]any, 0, hs.membersPerRoom)
+	for m := 0; m < hs.membersPerRoom; m++ {
+		u := syntheticUser((first + m) % hs.users)
+		chunk = append(chunk, map[string]any{
+			"type": "m.room.member", "state_key": u, "sender": u, "room_id": roomID,
+			"content":  map[string]any{"membership": "join", "displayname": fmt.Sprintf("User %d", (first+m)%hs.users)},
+			"event_id": fmt.Sprintf("$%s-m.room.member-%s", roomID[1:], u), "origin_server_ts": int64(1_700_000_000_000),
+		})
+	}
+	raw, err := json.Marshal(map[string]any{"chunk": chunk})
 	if err != nil {
 		panic(err)
 	}
@@ -144,6 +177,15 @@ func (hs *syntheticHS) serve(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case path == "/_matrix/client/v3/sync":
 		hs.sync(w, r, i)
+	case strings.HasPrefix(path, "/_matrix/client/v3/rooms/") && strings.HasSuffix(path, "/members"):
+		var r int
+		if _, err := fmt.Sscanf(strings.TrimPrefix(path, "/_matrix/client/v3/rooms/"), "!r%d:", &r); err != nil || r < 0 || r >= len(hs.members) {
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprint(w, `{"errcode":"M_NOT_FOUND","error":"no such room"}`)
+			return
+		}
+		hs.memberFetches.Add(1)
+		w.Write(hs.members[r])
 	case path == "/_matrix/client/v3/account/whoami":
 		fmt.Fprintf(w, `{"user_id":%q,"device_id":"SYNTH"}`, syntheticUser(i))
 	case strings.HasPrefix(path, "/_matrix/client/v3/presence/"):
@@ -175,6 +217,7 @@ func (hs *syntheticHS) sync(w http.ResponseWriter, r *http.Request, user int) {
 		fmt.Fprint(w, `{"next_batch":"s1","rooms":{}}`)
 		return
 	}
+	lazy := strings.Contains(q.Get("filter"), `"lazy_load_members":true`)
 	var b strings.Builder
 	b.WriteString(`{"next_batch":"s1","rooms":{"join":{`)
 	for j := 0; j < hs.roomsPerUser; j++ {
@@ -183,7 +226,12 @@ func (hs *syntheticHS) sync(w http.ResponseWriter, r *http.Request, user int) {
 			b.WriteByte(',')
 		}
 		fmt.Fprintf(&b, `"!r%d:%s":`, room, syntheticServer)
-		b.Write(hs.rooms[room])
+		if lazy {
+			first := (room * hs.membersPerRoom) % hs.users
+			b.Write(hs.roomJSON(room, func(u int) bool { return u == first || u == user }))
+		} else {
+			b.Write(hs.rooms[room])
+		}
 	}
 	b.WriteString(`}}}`)
 	w.Write([]byte(b.String()))
