@@ -64,6 +64,11 @@ func (r *room) applyState(ev *event.Event) (prev event.Membership) {
 	if ev.Type == event.StateMember {
 		if m := r.members[id.UserID(*ev.StateKey)]; m != nil {
 			prev = m.membership
+			if c := ev.Content.AsMember(); m.membership == c.Membership && m.displayName == c.Displayname && m.since == ev.Timestamp {
+				// Known already (a lazy sync repeats the member events of
+				// those who speak): no copy of the member list.
+				return prev
+			}
 		}
 	}
 	if !matters(ev) {
