@@ -378,7 +378,20 @@ func (s *Session) recoverFound(ctx context.Context, user id.UserID, c directCand
 			return "", false, err
 		}
 	}
-	return s.finishDirect(ctx, user, c.roomID)
+	roomID, encrypted, err := s.finishDirect(ctx, user, c.roomID)
+	if err != nil || encrypted || !s.mgr.cfg.EncryptNewDMs || s.olm.Load() == nil {
+		return roomID, encrypted, err
+	}
+	// The crash may have cut the creation off before the room's
+	// encryption, or the homeserver may not have stored it yet: a room
+	// meant to be encrypted is made so before anything is sent, never
+	// sent plaintext that its m.room.encryption would have refused.
+	enc := &event.EncryptionEventContent{Algorithm: id.AlgorithmMegolmV1}
+	if _, err := s.cli.SendStateEvent(ctx, roomID, event.StateEncryption, "", enc); err != nil {
+		return "", false, fmt.Errorf("cannot turn on the encryption of the direct room found after a restart: %w", err)
+	}
+	s.mgr.encrypted.mark(roomID, enc)
+	return roomID, true, nil
 }
 
 // isMember says whether user is joined to or invited into a room, as the

@@ -200,6 +200,66 @@ func TestDMCreatedBeforeCrashIsFound(t *testing.T) {
 	}
 }
 
+// A direct room the crash cut off before its encryption was stored (or
+// that the homeserver had not finished) is made encrypted before the
+// waiting line goes into it, when new DMs are to be encrypted: the line
+// never goes out in plaintext.
+func TestEncryptedDMCutOffBeforeEncryption(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildMxircd(t)
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			hs, dir, sc, addr, configPath := binaryConfig(t, driver)
+			alice, bob := hs.Register(t, "alice"), hs.Register(t, "bob")
+
+			first := startMxircd(t, bin, configPath, filepath.Join(dir, "run1.log"))
+			waitListening(t, addr)
+			c1 := dialClient(t, addr, "alice", alice, "laptop", tagCaps...)
+			waitGatewayDevice(t, alice)
+			c1.Send("NAMES")
+			c1.Expect(t, irc.RPL_ENDOFNAMES)
+			first.kill(t)
+
+			// The room as a creation cut off before m.room.encryption
+			// leaves it.
+			half, err := alice.Client.CreateRoom(ctxFor(t), &mautrix.ReqCreateRoom{
+				Preset:          "trusted_private_chat",
+				IsDirect:        true,
+				CreationContent: map[string]any{"org.mxircd.direct_with": bob.UserID.String()},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := store.Open(context.Background(), sc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = st.PutOutbox(ctxFor(t), &store.OutboxEntry{
+				UserID: alice.UserID, TxnID: "mxircd.1.1~laptop", Peer: bob.UserID,
+				Type: "m.room.message", Content: []byte(`{"msgtype":"m.text","body":"secret cut off"}`),
+			})
+			st.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			startMxircd(t, bin, configPath, filepath.Join(dir, "run2.log"))
+			waitListening(t, addr)
+			dm := waitOneRoomWhere(t, alice, bob, "one encrypted message from the account", func(r id.RoomID) bool {
+				return len(eventsFrom(t, alice, r, alice.UserID, event.EventEncrypted)) > 0
+			})
+			if dm != half.RoomID {
+				t.Errorf("the line went to %s, not to the room created before the crash %s", dm, half.RoomID)
+			}
+			if n := len(eventsFrom(t, alice, dm, alice.UserID, event.EventMessage)); n != 0 {
+				t.Errorf("the direct room has %d messages from the account in plaintext", n)
+			}
+		})
+	}
+}
+
 // Issue 15: lines typed before a session's first sync after a restart
 // waited only in memory. The homeserver is down, so the restarted
 // gateway's first sync cannot finish; a burst is typed, the gateway is
