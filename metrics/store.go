@@ -60,6 +60,10 @@ func (s *timedStore) InitSetting(ctx context.Context, name, value string) (strin
 	return timed(s, "InitSetting", func() (string, error) { return s.Store.InitSetting(ctx, name, value) })
 }
 
+func (s *timedStore) Setting(ctx context.Context, name string) (string, error) {
+	return timed(s, "Setting", func() (string, error) { return s.Store.Setting(ctx, name) })
+}
+
 func (s *timedStore) ChannelNames(ctx context.Context, userID id.UserID) (map[id.RoomID]string, error) {
 	return timed(s, "ChannelNames", func() (map[id.RoomID]string, error) { return s.Store.ChannelNames(ctx, userID) })
 }

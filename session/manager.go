@@ -368,7 +368,7 @@ func (m *Manager) Start(ctx context.Context, creds *Credentials, client Client) 
 		case !creds.stored:
 			sess.setToken(acct.AccessToken)
 		}
-		return newAttachment(sess, client, creds.ClientName), nil
+		return m.newAttachment(ctx, sess, client, creds), nil
 	}
 	ending := m.ending[user]
 	m.mu.Unlock()
@@ -402,7 +402,15 @@ func (m *Manager) Start(ctx context.Context, creds *Credentials, client Client) 
 	if err != nil {
 		return nil, err
 	}
-	return newAttachment(sess, client, creds.ClientName), nil
+	return m.newAttachment(ctx, sess, client, creds), nil
+}
+
+// newAttachment makes the attachment of a client that logged in with
+// creds, with its client name's settings.
+func (m *Manager) newAttachment(ctx context.Context, sess *Session, client Client, creds *Credentials) *Attachment {
+	a := newAttachment(sess, client, creds.ClientName)
+	a.tagsOnly.Store(m.loadTagsOnly(ctx, creds.User, creds.ClientName))
+	return a
 }
 
 // launch loads what the session resumes from and starts it with refs

@@ -100,7 +100,9 @@ func (s *Session) showOther(r *room, ev *event.Event, to audience) {
 				tags[tagReact], tags[tagReply] = key, string(rel.EventID)
 				out.SendMessage(&irc.Message{Tags: tags, Prefix: s.prefixOf(a, ev.Sender), Command: "TAGMSG",
 					Params: []string{s.lineTarget(a, r, ev.Sender)}})
-				return
+				if !a.fallbackText() {
+					return
+				}
 			}
 			s.sendNote(a, out, r, ev, "reacted "+key+" to "+s.quoteOf(a, r, rel.EventID, false))
 		})

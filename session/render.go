@@ -232,8 +232,13 @@ func (s *Session) sendRoomMessage(a *Attachment, out output, r *room, ev *event.
 		return
 	}
 	if reply := content.RelatesTo.GetReplyTo(); reply != "" && content.RelatesTo.GetReplaceID() == "" && a.client.HasCap("message-tags") {
-		// The client shows the reply itself, from the tag.
-		s.sendTaggedLines(a, out, r, ev, msg.Command, msg.Action, msg.Text, irc.Tags{tagReply: string(reply)})
+		// The client may show the reply itself, from the tag; unless the
+		// account said it does (TAGSONLY), the quote goes along too.
+		text := msg.Text
+		if a.fallbackText() {
+			text = s.replyContext(a, r, content) + text
+		}
+		s.sendTaggedLines(a, out, r, ev, msg.Command, msg.Action, text, irc.Tags{tagReply: string(reply)})
 		return
 	}
 	s.sendLines(a, out, r, ev, msg.Command, msg.Action, s.replyContext(a, r, content)+msg.Text)

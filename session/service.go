@@ -54,6 +54,7 @@ func init() {
 			run:  (*Session).serviceDevices},
 		{name: "LOGOUT", usage: "LOGOUT [CONFIRM]", help: "logs this gateway's device out of your Matrix account and disconnects your IRC clients here; asks for CONFIRM first", run: (*Session).serviceLogout},
 		{name: "ALWAYSON", usage: "ALWAYSON [ON|OFF|DEFAULT]", help: alwaysOnHelp, run: (*Session).serviceAlwaysOn},
+		{name: "TAGSONLY", usage: "TAGSONLY [ON|OFF [<client>]]", help: tagsOnlyHelp, run: (*Session).serviceTagsOnly},
 		{name: "IDENTIFY", usage: "IDENTIFY <account> <password>", help: "logs a connection in that is not logged in yet (for clients without SASL)", run: (*Session).serviceIdentify},
 		{name: "LOGIN", usage: "LOGIN [<Matrix ID or server>]", help: "logs a connection in that is not logged in yet, in your web browser (OAuth 2.0 device login or SSO)", run: (*Session).serviceIdentify},
 		{name: "CONFIRM", usage: "CONFIRM", help: "says the emoji of a verification are the same as on your other device", run: (*Session).serviceConfirm},

@@ -707,6 +707,9 @@ type Attachment struct {
 	// this client or a stand-in for it (a labeled response, a past event).
 	client Client
 	name   string // the client name ("laptop" of alice@laptop), "" if none
+	// tagsOnly: replies and reactions go only as tags (TAGSONLY,
+	// tagsonly.go). A pointer, as renderers work on copies (lurk.go).
+	tagsOnly *atomic.Bool
 
 	// Owner goroutine only.
 	monitor    map[string]id.UserID // MONITOR targets, folded
@@ -723,7 +726,7 @@ type Attachment struct {
 func newAttachment(s *Session, c Client, name string) *Attachment {
 	// cursor -1: the first mark, even at position 0, saves the client's
 	// cursor, so a client that was shown nothing still has a place.
-	return &Attachment{sess: s, client: c, name: name, monitor: map[string]id.UserID{}, cursor: -1}
+	return &Attachment{sess: s, client: c, name: name, tagsOnly: new(atomic.Bool), monitor: map[string]id.UserID{}, cursor: -1}
 }
 
 // Attach starts delivery to the client. Client's reader goroutine.

@@ -78,6 +78,8 @@ type Store interface {
 	InitSetting(ctx context.Context, name, value string) (string, error)
 	// PutSetting stores value under name, replacing what was stored.
 	PutSetting(ctx context.Context, name, value string) error
+	// Setting returns the value stored under name, "" if none.
+	Setting(ctx context.Context, name string) (string, error)
 	// ChannelNames returns the channel names an account gave rooms, by room ID.
 	ChannelNames(ctx context.Context, userID id.UserID) (map[id.RoomID]string, error)
 	// PutChannelNames records (or changes) the channel names an account
@@ -476,6 +478,19 @@ func (s *SQLStore) PutSetting(ctx context.Context, name, value string) error {
 		return fmt.Errorf("store: put setting %s: %w", name, err)
 	}
 	return nil
+}
+
+// Setting returns the value stored under name, "" if none is.
+func (s *SQLStore) Setting(ctx context.Context, name string) (string, error) {
+	var stored string
+	err := s.db.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = $1`, name).Scan(&stored)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: load setting %s: %w", name, err)
+	}
+	return stored, nil
 }
 
 func (s *SQLStore) ChannelNames(ctx context.Context, userID id.UserID) (map[id.RoomID]string, error) {

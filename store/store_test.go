@@ -633,6 +633,12 @@ func TestInitSetting(t *testing.T) {
 			if got, _ := s.InitSetting(ctx, "new", "w"); got != "v" {
 				t.Fatalf("PutSetting of a new name: InitSetting = %q", got)
 			}
+			if got, err := s.Setting(ctx, "media_key"); err != nil || got != "third" {
+				t.Fatalf("Setting(media_key) = %q, %v; want third", got, err)
+			}
+			if got, err := s.Setting(ctx, "never_stored"); err != nil || got != "" {
+				t.Fatalf("Setting of a name never stored = %q, %v; want empty", got, err)
+			}
 		})
 	}
 }

@@ -67,7 +67,8 @@ func TestClientTags(t *testing.T) {
 		t.Fatal(err)
 	}
 	m = expectFrom(t, c, "PRIVMSG", bob.Localpart, "a reply")
-	if m.Trailing() != "a reply" || m.Tags["+draft/reply"] != first.EventID.String() {
+	// The quote goes along by default (TAGSONLY, e2e_tagsonly_test.go).
+	if m.Trailing() != "(re "+bob.Localpart+": \"first\") a reply" || m.Tags["+draft/reply"] != first.EventID.String() {
 		t.Errorf("reply on IRC = %s", m)
 	}
 	if _, err := bob.Client.SendReaction(ctx, room, first.EventID, "🎉"); err != nil {
