@@ -138,6 +138,11 @@ func testTagsOnly(t *testing.T, hs *testenv.Homeserver, g *gateway) {
 	if !strings.Contains(m.Trailing(), "is not one") {
 		t.Errorf("TAGSONLY ON not/a/name answered %q", m.Trailing())
 	}
+	tagged.Send("PRIVMSG mxircd :HELP TAGSONLY")
+	m = tagged.ExpectMatch(t, isCmd("NOTICE", "alicew"), "HELP TAGSONLY")
+	if !strings.HasPrefix(m.Trailing(), "TAGSONLY [ON|OFF [<client>]]: with it on, ") {
+		t.Errorf("HELP TAGSONLY answered %q", m.Trailing())
+	}
 	tagged.Send("PRIVMSG mxircd :TAGSONLY")
 	m = tagged.ExpectMatch(t, isCmd("NOTICE", "alicew"), "TAGSONLY state")
 	if !strings.HasPrefix(m.Trailing(), "Tags only is off for client \"weechat\"") {
