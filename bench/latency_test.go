@@ -184,7 +184,8 @@ func startGatewayIn(b *testing.B, hs *testenv.Homeserver, dir, extra string) str
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	config := fmt.Sprintf("[irc]\nlisten = [%q]\n[matrix]\nhomeserver = %q\nserver_name = %q\n[store]\npath = %q\n[log]\nlevel = \"warn\"\n",
+	// Clients keep the nicks the benchmarks give them (alice, f1, ...).
+	config := fmt.Sprintf("[irc]\nlisten = [%q]\nkeep_client_nick = true\n[matrix]\nhomeserver = %q\nserver_name = %q\n[store]\npath = %q\n[log]\nlevel = \"warn\"\n",
 		addr, hs.URL, hs.ServerName, filepath.Join(dir, "mxircd.db")) + extra
 	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte(config), 0o600); err != nil {
 		b.Fatal(err)

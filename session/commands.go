@@ -635,6 +635,19 @@ func (s *Session) cmdNick(a *Attachment, out output, m *irc.Message) error {
 	if holder, taken := s.byNick[irctext.Casefold(nick)]; taken {
 		return ircreply.Numeric(irc.ERR_NICKNAMEINUSE, nick, "Nickname is in use by "+holder.String())
 	}
-	s.renameClient(a, out, nick)
+	if s.mgr.cfg.KeepClientNick {
+		s.renameClient(a, out, nick)
+		return nil
+	}
+	// The nick is the one others see: change the display name, whose
+	// member events rename every client.
+	s.request(a, out, "NICK", func(ctx context.Context) func() {
+		err := s.cli.SetDisplayName(ctx, nick)
+		return func() {
+			if err != nil {
+				out.SendNumeric(irc.ERR_ERRONEUSNICKNAME, nick, "The homeserver did not take the name: "+matrixErrorText(err))
+			}
+		}
+	})
 	return nil
 }

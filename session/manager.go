@@ -55,6 +55,10 @@ type Config struct {
 	// ":server", for deployments where everyone shares one homeserver,
 	// and accounts on ServerName by their localpart (accountName).
 	ShortAliases bool
+	// KeepClientNick leaves a client the nick it registered with and makes
+	// NICK change only that; otherwise a client is given the nick other
+	// users see the account under, and NICK changes the display name.
+	KeepClientNick bool
 	// MediaLink makes a browser link for a user's media; nil shows the
 	// mxc:// URI. It must be safe to call from any goroutine.
 	MediaLink func(user id.UserID, mxc id.ContentURI, filename string) string

@@ -68,10 +68,16 @@ func (s *Session) sendConnectBurst(a *Attachment, out output) {
 	s.clients[a] = true
 }
 
-// claimOwnNick renames a client whose nick a Matrix user already holds, so
-// that every nick on the client's screen means one person.
+// claimOwnNick gives a client the nick other users see the account under
+// (unless the gateway keeps clients' own nicks), and renames a client whose
+// nick a Matrix user already holds, so that every nick on the client's
+// screen means one person.
 func (s *Session) claimOwnNick(a *Attachment, out output) {
 	nick := a.client.Nick()
+	if own := s.accountNick(); own != "" && own != nick {
+		s.renameClient(a, out, own)
+		return
+	}
 	if _, taken := s.byNick[irctext.Casefold(nick)]; !taken {
 		return
 	}
@@ -84,6 +90,49 @@ func (s *Session) claimOwnNick(a *Attachment, out output) {
 	}
 	s.renameClient(a, out, newNick)
 	out.SendNotice("Your nick " + nick + " belongs to a Matrix user here; you are now " + newNick)
+}
+
+// accountNick is the nick other users see the account under: the first of
+// its display name and its localpart that a client may hold and no Matrix
+// user here holds. It is "" where clients keep their own nicks, or when
+// neither fits.
+func (s *Session) accountNick() string {
+	if s.mgr.cfg.KeepClientNick {
+		return ""
+	}
+	var candidates []string
+	if nick := mapping.NickFromDisplayName(s.displayName(s.user)); nick != "" {
+		candidates = append(candidates, nick)
+	}
+	candidates = append(candidates, mapping.NickCandidates(s.user)...)
+	for _, c := range candidates {
+		folded := irctext.Casefold(c)
+		if len(c) > maxClientNick || strings.ContainsAny(c, ":!@*?,") || s.isServiceNick(c) || s.isGuestNick(folded) {
+			continue // "name:server" is for Matrix users only
+		}
+		if holder, taken := s.byNick[folded]; taken && holder != s.user {
+			continue
+		}
+		return c
+	}
+	return ""
+}
+
+// maxClientNick is ircd's NICKLEN, the longest nick a client may hold.
+const maxClientNick = 64
+
+// renameClients gives every attached client the account's nick, after its
+// display name changed.
+func (s *Session) renameClients() {
+	own := s.accountNick()
+	if own == "" {
+		return
+	}
+	for a := range s.clients {
+		if a.client.Nick() != own {
+			s.renameClient(a, a.client, own)
+		}
+	}
 }
 
 func (s *Session) renameClient(a *Attachment, out output, nick string) {

@@ -297,6 +297,9 @@ func (s *Session) showMembership(r *room, ev *event.Event, prev event.Membership
 		})
 	}
 	if user == s.user {
+		if c.Membership == event.MembershipJoin && prev == event.MembershipJoin {
+			s.renameClients() // a display name change, perhaps
+		}
 		return
 	}
 	if c.Membership == event.MembershipKnock && prev != event.MembershipKnock {

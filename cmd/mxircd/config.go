@@ -79,6 +79,7 @@ type IRCConfig struct {
 	AllowInsecurePlaintext   bool            `toml:"allow_insecure_plaintext"`
 	ServerName               string          `toml:"server_name"`
 	ServiceNick              string          `toml:"service_nick"`
+	KeepClientNick           bool            `toml:"keep_client_nick"`
 	Network                  string          `toml:"network"`
 	MOTD                     string          `toml:"motd"`
 	MaxSendQ                 int             `toml:"max_sendq"`

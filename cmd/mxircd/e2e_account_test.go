@@ -124,6 +124,7 @@ func TestPasswordNeedsTLSOrLoopback(t *testing.T) {
 	ip := nonLoopbackIP(t)
 	hs := testenv.SharedHomeserver(t)
 	cfg := defaultConfig()
+	cfg.IRC.KeepClientNick = true // the client keeps the nick the test gives it
 	cfg.IRC.Listen = []string{net.JoinHostPort(ip.String(), "0")}
 	cfg.IRC.AllowInsecurePlaintext = true
 	cfg.Matrix.Homeserver = hs.URL

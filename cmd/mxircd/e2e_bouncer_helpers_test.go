@@ -34,6 +34,7 @@ import (
 func bouncerConfig(t *testing.T, hs *testenv.Homeserver, driver string, mutate func(*Config)) Config {
 	t.Helper()
 	cfg := defaultConfig()
+	cfg.IRC.KeepClientNick = true // the client keeps the nick the test gives it
 	cfg.IRC.Listen = []string{"127.0.0.1:0"}
 	cfg.Matrix.Homeserver = hs.URL
 	cfg.Matrix.ServerName = hs.ServerName

@@ -41,6 +41,9 @@ func gatewayConfig(t *testing.T, hs *testenv.Homeserver, driver string, change f
 	sc := storetest.Config(t, driver)
 	cfg.Store = StoreConfig{Driver: sc.Driver, Path: sc.Path, DSN: sc.DSN}
 	cfg.Encryption.PickleKeyFile = filepath.Join(t.TempDir(), "pickle.key")
+	// Most tests name their client "alice" whatever the account's localpart;
+	// TestOwnNick* run the default.
+	cfg.IRC.KeepClientNick = true
 	if change != nil {
 		change(&cfg)
 	}

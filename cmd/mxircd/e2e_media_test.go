@@ -19,6 +19,7 @@ import (
 func TestMediaLinks(t *testing.T) {
 	hs := testenv.SharedHomeserver(t)
 	cfg := defaultConfig()
+	cfg.IRC.KeepClientNick = true // the client keeps the nick the test gives it
 	cfg.IRC.Listen = []string{"127.0.0.1:0"}
 	cfg.HTTP.Listen = "127.0.0.1:0"
 	cfg.Matrix.Homeserver = hs.URL

@@ -209,6 +209,7 @@ func TestMetrics(t *testing.T) {
 // http.metrics needs the listener it is served on.
 func TestMetricsConfig(t *testing.T) {
 	cfg := defaultConfig()
+	cfg.IRC.KeepClientNick = true // the client keeps the nick the test gives it
 	cfg.HTTP.Metrics = true
 	if err := cfg.validate(); err == nil || !strings.Contains(err.Error(), "http.metrics") {
 		t.Fatalf("http.metrics without http.listen: %v", err)

@@ -78,6 +78,7 @@ func TestReadableChannelNames(t *testing.T) {
 func TestShortAliases(t *testing.T) {
 	hs := testenv.SharedHomeserver(t)
 	cfg := defaultConfig()
+	cfg.IRC.KeepClientNick = true // the client keeps the nick the test gives it
 	cfg.IRC.Listen = []string{"127.0.0.1:0"}
 	cfg.Matrix.Homeserver = hs.URL
 	cfg.Matrix.ServerName = hs.ServerName

@@ -599,6 +599,7 @@ func TestBadInput(t *testing.T) {
 // A homeserver that is down gets a clear error, quickly, not a hang.
 func TestHomeserverDown(t *testing.T) {
 	cfg := defaultConfig()
+	cfg.IRC.KeepClientNick = true // the client keeps the nick the test gives it
 	cfg.IRC.Listen = []string{"127.0.0.1:0"}
 	cfg.Matrix.Homeserver = "http://127.0.0.1:1" // nothing listens on port 1
 	cfg.Store.Path = t.TempDir() + "/mxircd.db"

@@ -24,6 +24,7 @@ const allowedOrigin = "http://allowed.example"
 func webGateway(t *testing.T, hs *testenv.Homeserver, driver string, origins ...string) *gateway {
 	t.Helper()
 	cfg := defaultConfig()
+	cfg.IRC.KeepClientNick = true // the client keeps the nick the test gives it
 	cfg.IRC.Listen = []string{"127.0.0.1:0"}
 	dir := t.TempDir()
 	cfg.IRC.TLS.Cert, cfg.IRC.TLS.Key = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
@@ -175,6 +176,7 @@ func TestSTS(t *testing.T) {
 func TestWebSocketConnectionCaps(t *testing.T) {
 	hs := testenv.SharedHomeserver(t)
 	cfg := defaultConfig()
+	cfg.IRC.KeepClientNick = true // the client keeps the nick the test gives it
 	cfg.IRC.Listen = []string{"127.0.0.1:0"}
 	cfg.IRC.WebSocket.Listen = []string{"127.0.0.1:0"}
 	cfg.IRC.WebSocket.TrustedProxies = []string{"127.0.0.1"}

@@ -112,6 +112,7 @@ func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway
 		DeviceName:      cfg.Matrix.DeviceName,
 		SyncTimeout:     cfg.Matrix.SyncTimeout.Duration,
 		ShortAliases:    cfg.Matrix.ShortAliases,
+		KeepClientNick:  cfg.IRC.KeepClientNick,
 		OpLevel:         cfg.Matrix.OpLevel,
 		AcceptDMInvites: cfg.Matrix.AcceptDMInvites,
 		Logger:          log,
