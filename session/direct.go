@@ -37,21 +37,26 @@ type dmFuture struct {
 // without it, every DM would come back as a channel after a restart.
 // Sync loop.
 func (s *Session) addDirect(resp *mautrix.RespSync) {
+	s.addAccountData(resp, event.AccountDataDirectChats, "DMs show as channels until it changes")
+}
+
+// addAccountData puts the account data of evType into a resumed session's
+// first sync when the sync did not bring it (it carries only what changed
+// since its token); unread, it logs what that costs. Sync loop.
+func (s *Session) addAccountData(resp *mautrix.RespSync, evType event.Type, unread string) {
 	for _, ev := range resp.AccountData.Events {
-		if ev.Type.Type == event.AccountDataDirectChats.Type {
+		if ev.Type.Type == evType.Type {
 			return
 		}
 	}
 	var raw json.RawMessage
-	if err := s.cli.GetAccountData(s.ctx, event.AccountDataDirectChats.Type, &raw); err != nil {
+	if err := s.cli.GetAccountData(s.ctx, evType.Type, &raw); err != nil {
 		if !errors.Is(err, mautrix.MNotFound) {
-			s.log.Warn("could not read m.direct; DMs show as channels until it changes", "err", err)
+			s.log.Warn("could not read "+evType.Type+"; "+unread, "err", err)
 		}
 		return
 	}
-	resp.AccountData.Events = append(resp.AccountData.Events, &event.Event{
-		Type: event.AccountDataDirectChats, Content: event.Content{VeryRaw: raw},
-	})
+	resp.AccountData.Events = append(resp.AccountData.Events, &event.Event{Type: evType, Content: event.Content{VeryRaw: raw}})
 }
 
 // applyDirect takes the account's m.direct: which rooms are whose DMs.

@@ -29,21 +29,7 @@ import (
 // session's first sync, which carries only the account data changed
 // since its token. Sync loop.
 func (s *Session) addIgnoredList(resp *mautrix.RespSync) {
-	for _, ev := range resp.AccountData.Events {
-		if ev.Type.Type == event.AccountDataIgnoredUserList.Type {
-			return
-		}
-	}
-	var raw json.RawMessage
-	if err := s.cli.GetAccountData(s.ctx, event.AccountDataIgnoredUserList.Type, &raw); err != nil {
-		if !errors.Is(err, mautrix.MNotFound) {
-			s.log.Warn("could not read m.ignored_user_list; ignored users show until it changes", "err", err)
-		}
-		return
-	}
-	resp.AccountData.Events = append(resp.AccountData.Events, &event.Event{
-		Type: event.AccountDataIgnoredUserList, Content: event.Content{VeryRaw: raw},
-	})
+	s.addAccountData(resp, event.AccountDataIgnoredUserList, "ignored users show until it changes")
 }
 
 // applyIgnored takes the newest m.ignored_user_list of a sync's account
