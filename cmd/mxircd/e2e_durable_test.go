@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -148,42 +149,13 @@ func TestDMCreatedBeforeCrashIsFound(t *testing.T) {
 			unencryptedDMs(t, configPath)
 			alice, bob := hs.Register(t, "alice"), hs.Register(t, "bob")
 
-			// A first run logs in and stores the account.
-			first := startMxircd(t, bin, configPath, filepath.Join(dir, "run1.log"))
-			waitListening(t, addr)
-			c1 := dialClient(t, addr, "alice", alice, "laptop", tagCaps...)
-			c1.Send("NAMES")
-			c1.Expect(t, irc.RPL_ENDOFNAMES)
-			first.kill(t)
-
-			// What that run would have left behind, had it been killed
-			// while the homeserver created the room.
-			half, err := alice.Client.CreateRoom(ctxFor(t), &mautrix.ReqCreateRoom{
-				Preset:          "trusted_private_chat",
-				IsDirect:        true,
-				CreationContent: map[string]any{"org.mxircd.direct_with": bob.UserID.String()},
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			st, err := store.Open(context.Background(), sc)
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = st.PutOutbox(ctxFor(t), &store.OutboxEntry{
-				UserID: alice.UserID, TxnID: "mxircd.1.1~laptop", Peer: bob.UserID,
-				Type: "m.room.message", Content: []byte(`{"msgtype":"m.text","body":"cut off"}`),
-			})
-			st.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
+			half := seedCutOffDM(t, bin, dir, addr, configPath, sc, alice, bob, "cut off")
 
 			startMxircd(t, bin, configPath, filepath.Join(dir, "run2.log"))
 			waitListening(t, addr)
 			dm := waitOneRoomWith(t, alice, bob, "cut off")
-			if dm != half.RoomID {
-				t.Errorf("the line went to %s, not to the room created before the crash %s", dm, half.RoomID)
+			if dm != half {
+				t.Errorf("the line went to %s, not to the room created before the crash %s", dm, half)
 			}
 			if n := count(roomBodies(t, alice, dm), "cut off"); n != 1 {
 				t.Errorf("the direct room has the line %d times, want once", n)
@@ -214,44 +186,15 @@ func TestEncryptedDMCutOffBeforeEncryption(t *testing.T) {
 			hs, dir, sc, addr, configPath := binaryConfig(t, driver)
 			alice, bob := hs.Register(t, "alice"), hs.Register(t, "bob")
 
-			first := startMxircd(t, bin, configPath, filepath.Join(dir, "run1.log"))
-			waitListening(t, addr)
-			c1 := dialClient(t, addr, "alice", alice, "laptop", tagCaps...)
-			waitGatewayDevice(t, alice)
-			c1.Send("NAMES")
-			c1.Expect(t, irc.RPL_ENDOFNAMES)
-			first.kill(t)
-
-			// The room as a creation cut off before m.room.encryption
-			// leaves it.
-			half, err := alice.Client.CreateRoom(ctxFor(t), &mautrix.ReqCreateRoom{
-				Preset:          "trusted_private_chat",
-				IsDirect:        true,
-				CreationContent: map[string]any{"org.mxircd.direct_with": bob.UserID.String()},
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			st, err := store.Open(context.Background(), sc)
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = st.PutOutbox(ctxFor(t), &store.OutboxEntry{
-				UserID: alice.UserID, TxnID: "mxircd.1.1~laptop", Peer: bob.UserID,
-				Type: "m.room.message", Content: []byte(`{"msgtype":"m.text","body":"secret cut off"}`),
-			})
-			st.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
+			half := seedCutOffDM(t, bin, dir, addr, configPath, sc, alice, bob, "secret cut off")
 
 			startMxircd(t, bin, configPath, filepath.Join(dir, "run2.log"))
 			waitListening(t, addr)
 			dm := waitOneRoomWhere(t, alice, bob, "one encrypted message from the account", func(r id.RoomID) bool {
 				return len(eventsFrom(t, alice, r, alice.UserID, event.EventEncrypted)) > 0
 			})
-			if dm != half.RoomID {
-				t.Errorf("the line went to %s, not to the room created before the crash %s", dm, half.RoomID)
+			if dm != half {
+				t.Errorf("the line went to %s, not to the room created before the crash %s", dm, half)
 			}
 			if n := len(eventsFrom(t, alice, dm, alice.UserID, event.EventMessage)); n != 0 {
 				t.Errorf("the direct room has %d messages from the account in plaintext", n)
@@ -623,4 +566,41 @@ func TestRoomCreationLimitAcrossRestart(t *testing.T) {
 			t.Errorf("alice is in %d rooms, want the one DM", len(rooms))
 		}
 	})
+}
+
+// seedCutOffDM runs the gateway once to store alice's account, kills it,
+// and leaves what a run killed while the homeserver created a DM room
+// with bob would have: the room, marked, without its invite or its
+// encryption, and the line waiting for it in the outbox under bob.
+func seedCutOffDM(t *testing.T, bin, dir, addr, configPath string, sc store.Config, alice, bob *testenv.Account, line string) id.RoomID {
+	t.Helper()
+	first := startMxircd(t, bin, configPath, filepath.Join(dir, "run1.log"))
+	waitListening(t, addr)
+	c1 := dialClient(t, addr, "alice", alice, "laptop", tagCaps...)
+	waitGatewayDevice(t, alice)
+	c1.Send("NAMES")
+	c1.Expect(t, irc.RPL_ENDOFNAMES)
+	first.kill(t)
+
+	half, err := alice.Client.CreateRoom(ctxFor(t), &mautrix.ReqCreateRoom{
+		Preset:          "trusted_private_chat",
+		IsDirect:        true,
+		CreationContent: map[string]any{"org.mxircd.direct_with": bob.UserID.String()},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(context.Background(), sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	content, _ := json.Marshal(map[string]string{"msgtype": "m.text", "body": line})
+	if err := st.PutOutbox(ctxFor(t), &store.OutboxEntry{
+		UserID: alice.UserID, TxnID: "mxircd.1.1~laptop", Peer: bob.UserID,
+		Type: "m.room.message", Content: content,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return half.RoomID
 }
