@@ -44,12 +44,26 @@ type waitingPong struct {
 
 // hold marks something a command of a started that its replies wait for;
 // release (idempotent) ends it. Owner goroutine.
+//
+// A hold taken while a request's result is applied (a JOIN waiting for
+// its room to be shown) takes the place of the command that started it,
+// not a new one, so a PING sent after that command still waits for it.
 func (a *Attachment) hold() (release func()) {
-	a.holdSeq++
-	n := a.holdSeq
-	a.open = append(a.open, n)
+	_, release = a.takeHold()
+	return release
+}
+
+// takeHold is hold that also returns the hold's place.
+func (a *Attachment) takeHold() (place uint64, release func()) {
+	n := a.applying
+	if n == 0 {
+		a.holdSeq++
+		n = a.holdSeq
+	}
+	at, _ := slices.BinarySearch(a.open, n)
+	a.open = slices.Insert(a.open, at, n)
 	released := false
-	return func() {
+	return n, func() {
 		if released {
 			return
 		}
@@ -137,13 +151,31 @@ func (s *Session) releaseTxn(txnID string) {
 // holdUntilShown keeps a client's PING behind the burst of a room it
 // joined, which sync brings after the join request has answered.
 func (s *Session) holdUntilShown(a *Attachment, roomID id.RoomID) {
-	if roomID == "" || s.rooms[roomID] != nil {
+	if roomID == "" || s.rooms[roomID] != nil && s.leaving[roomID] == 0 {
 		return
 	}
 	s.roomHolds[roomID] = append(s.roomHolds[roomID], a.hold())
 }
 
-// releaseRoom ends the holds of the JOINs waiting for a room.
+// holdUntilGone keeps a client's PING behind the PART of a room it left,
+// which sync brings after the leave request has answered.
+func (s *Session) holdUntilGone(a *Attachment, roomID id.RoomID) {
+	if s.rooms[roomID] == nil {
+		return
+	}
+	s.partHolds[roomID] = append(s.partHolds[roomID], a.hold())
+}
+
+// releaseGone ends the holds of the PARTs waiting for a room to be closed.
+func (s *Session) releaseGone(roomID id.RoomID) {
+	holds := s.partHolds[roomID]
+	delete(s.partHolds, roomID)
+	for _, release := range holds {
+		release()
+	}
+}
+
+// releaseRoom ends the holds of the JOINs waiting for a room to be shown.
 func (s *Session) releaseRoom(roomID id.RoomID) {
 	holds := s.roomHolds[roomID]
 	delete(s.roomHolds, roomID)

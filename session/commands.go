@@ -165,11 +165,18 @@ func (s *Session) cmdJoin(a *Attachment, out output, m *irc.Message) error {
 		if name == "" {
 			continue
 		}
-		if s.roomByChannel(name) != nil {
-			// Already in it: ignored, as IRC servers do. WeeChat and The
-			// Lounge rejoin their channels on reconnect, and a second
-			// burst showed each one twice.
-			continue
+		enqueue := s.enqueue
+		if r := s.roomByChannel(name); r != nil {
+			if s.leaving[r.id] == 0 {
+				// Already in it: ignored, as IRC servers do. WeeChat and
+				// The Lounge rejoin their channels on reconnect, and a
+				// second burst showed each one twice.
+				continue
+			}
+			// A PART is leaving it: joined again after the leave, in the
+			// room's lane.
+			roomID := r.id
+			enqueue = func(j job) bool { return s.enqueueIn(roomID, j) }
 		}
 		target, ok := mapping.ParseChannel(name, s.user.Homeserver())
 		if in := s.inviteByChannel(name); in != nil && in.direct {
@@ -188,7 +195,7 @@ func (s *Session) cmdJoin(a *Attachment, out output, m *irc.Message) error {
 			continue
 		}
 		s.joinsInFlight++
-		ok = s.request(a, out, "JOIN", func(ctx context.Context) func() {
+		ok = s.requestOn(enqueue, a, out, "JOIN", func(ctx context.Context) func() {
 			roomID, err := s.joinTarget(ctx, target)
 			return func() {
 				if err != nil {
@@ -296,17 +303,33 @@ func (s *Session) cmdPart(a *Attachment, out output, m *irc.Message) error {
 			continue
 		}
 		roomID, channel := r.id, r.channel
-		s.roomRequest(a, out, "PART", roomID, func(ctx context.Context) func() {
+		s.leaving[roomID]++
+		ok := s.roomRequest(a, out, "PART", roomID, func(ctx context.Context) func() {
 			_, err := s.cli.LeaveRoom(ctx, roomID, &mautrix.ReqLeave{Reason: reason})
 			return func() {
 				if err != nil {
+					s.doneLeaving(roomID)
 					s.reply(a, out, "PART", ircreply.Fail("PART", "CANNOT_LEAVE", channel, fmt.Sprintf("Cannot leave %s: %s", channel, matrixErrorText(err))))
+					return
 				}
 				// On success the PART comes through sync, to every client.
+				s.holdUntilGone(a, roomID)
 			}
 		})
+		if !ok {
+			s.doneLeaving(roomID)
+		}
 	}
 	return nil
+}
+
+// doneLeaving ends one PART's claim on a room (cmdJoin), when its leave
+// request failed; a room left ends them all (applyLeftRoom). Owner
+// goroutine.
+func (s *Session) doneLeaving(roomID id.RoomID) {
+	if s.leaving[roomID]--; s.leaving[roomID] <= 0 {
+		delete(s.leaving, roomID)
+	}
 }
 
 func (s *Session) cmdMessage(a *Attachment, out output, m *irc.Message) error {

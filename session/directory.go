@@ -30,8 +30,9 @@ type directoryState struct {
 
 // modeQuery is a MODE query waiting for a room's directory visibility.
 type modeQuery struct {
-	a   *Attachment
-	out output
+	a       *Attachment
+	out     output
+	release func() // its hold: a PING after the query waits for the answer
 }
 
 // sendChannelModes answers a channel MODE query (324, 329) once the
@@ -50,7 +51,7 @@ func (s *Session) sendChannelModes(a *Attachment, out output, r *room) {
 	if _, queued := d.waiting[r.id]; !queued {
 		d.queue = append(d.queue, r.id)
 	}
-	d.waiting[r.id] = append(d.waiting[r.id], modeQuery{a, out})
+	d.waiting[r.id] = append(d.waiting[r.id], modeQuery{a, out, a.hold()})
 	s.fetchNextVisibility()
 }
 
@@ -118,6 +119,7 @@ func (s *Session) visibilityKnown(roomID id.RoomID, listed, ok bool) {
 		if resp := labeledOf(q.out); resp != nil {
 			resp.Done()
 		}
+		q.release()
 	}
 }
 

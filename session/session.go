@@ -118,6 +118,10 @@ type Session struct {
 	// PINGs waiting (barrier.go) for a message's echo, or a joined room.
 	echoHolds map[string]func()
 	roomHolds map[id.RoomID][]func()
+	partHolds map[id.RoomID][]func() // PARTs waiting for their room to close
+	// ownNick is accountNick's last answer, for connections registering
+	// (Attachment.OwnNick). Written by the owner, read by readers.
+	ownNick atomic.Pointer[string]
 	txnSeq    uint64
 	batchSeq  uint64         // names of batches sent to clients
 	started   int64          // unix nanoseconds; makes transaction IDs unique across sessions
@@ -140,6 +144,7 @@ type Session struct {
 	// room waits in deferred until the requests in flight have come back,
 	// so that it is announced once, under the name the client asked for.
 	joinsInFlight int
+	leaving       map[id.RoomID]int // PARTs of rooms not yet shown as left
 	deferred      map[id.RoomID]*room
 	joinNames     map[id.RoomID]string    // the alias or room ID clients joined rooms by
 	savedNames    map[id.RoomID]string    // made-up channel names, as stored
@@ -232,6 +237,8 @@ func newSession(mgr *Manager, cli *mautrix.Client) *Session {
 		sentResp:   map[string]*labeledResponse{},
 		echoHolds:  map[string]func(){},
 		roomHolds:  map[id.RoomID][]func(){},
+		leaving:    map[id.RoomID]int{},
+		partHolds:  map[id.RoomID][]func(){},
 		started:    time.Now().UnixNano(),
 		urgent:     make(chan struct{}),
 		deferred:   map[id.RoomID]*room{},
@@ -650,13 +657,17 @@ func (s *Session) requestOn(enqueue func(job) bool, a *Attachment, out output, c
 		resp.Hold()
 	}
 	// A PING after the command waits for the result (barrier.go).
-	release := a.hold()
+	place, release := a.takeHold()
 	inner := j
 	j = func(ctx context.Context) func() {
 		apply := inner(ctx)
 		return func() {
 			if apply != nil {
+				// Holds the result takes keep the command's place.
+				prev := a.applying
+				a.applying = place
 				apply()
+				a.applying = prev
 			}
 			if resp != nil {
 				resp.Done()
@@ -719,7 +730,8 @@ type Attachment struct {
 	burstHead  int64                // the head when its connect burst was sent
 	handled    uint64               // commands of the client run so far (barrier.go)
 	holdSeq    uint64               // holds taken so far
-	open       []uint64             // holds not yet released, in the order taken
+	applying   uint64               // the hold of the request whose result is being applied
+	open       []uint64             // holds not yet released, in order
 	pongs      []waitingPong        // PONGs waiting for holds
 }
 
@@ -727,6 +739,16 @@ func newAttachment(s *Session, c Client, name string) *Attachment {
 	// cursor -1: the first mark, even at position 0, saves the client's
 	// cursor, so a client that was shown nothing still has a place.
 	return &Attachment{sess: s, client: c, name: name, tagsOnly: new(atomic.Bool), monitor: map[string]id.UserID{}, cursor: -1}
+}
+
+// OwnNick is the nick the account was last seen under, for a client to
+// register with (ircd); "" until the session has worked it out. Any
+// goroutine.
+func (a *Attachment) OwnNick() string {
+	if n := a.sess.ownNick.Load(); n != nil {
+		return *n
+	}
+	return ""
 }
 
 // Attach starts delivery to the client. Client's reader goroutine.

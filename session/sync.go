@@ -45,6 +45,7 @@ func (s *Session) applySync(resp *mautrix.RespSync, initial bool, seqs map[id.Ev
 	if !s.synced {
 		s.synced = true
 		s.live.Store(true)
+		s.accountNick() // for clients that connect from now on
 		// Only now, with what the homeserver has stored since the last run
 		// in the store, can a message left unsent be told from one that
 		// reached it before the crash.
@@ -90,6 +91,7 @@ func (s *Session) applyJoinedRoom(roomID id.RoomID, joined *mautrix.SyncJoinedRo
 		r.applyState(ev)
 	}
 	if known && !initial {
+		var rejoined *event.MemberEventContent
 		for _, ev := range joined.Timeline.Events {
 			ev.RoomID = roomID
 			seq := seqs[ev.ID]
@@ -99,8 +101,25 @@ func (s *Session) applyJoinedRoom(roomID id.RoomID, joined *mautrix.SyncJoinedRo
 				r.applyState(ev)
 				continue
 			}
+			if ev.Type == event.StateMember && ev.GetStateKey() == s.user.String() && parseContent(ev) {
+				if c := ev.Content.AsMember(); c.Membership == event.MembershipLeave {
+					rejoined = c
+				}
+			}
 			s.advance(seq)
 			s.applyTimelineEvent(r, ev)
+		}
+		if rejoined != nil {
+			// Left and joined again between two syncs (a PART and JOIN
+			// sent together): show both, as a client that sent them
+			// waits for both (barrier.go).
+			delete(s.leaving, roomID)
+			s.broadcastIn(r, "", live, func(a *Attachment, out output) {
+				s.sendPart(a, out, r, s.user, rejoined.Reason)
+				s.sendChannelBurst(a, out, r)
+			})
+			s.releaseGone(roomID)
+			s.releaseRoom(roomID)
 		}
 		for _, ev := range joined.Ephemeral.Events {
 			if ev.Type.Type == event.EphemeralEventTyping.Type {
@@ -352,6 +371,8 @@ func (s *Session) nameShownElsewhere(r *room, user id.UserID, name string) bool 
 func (s *Session) applyLeftRoom(roomID id.RoomID, left *mautrix.SyncLeftRoom) {
 	delete(s.deferred, roomID)
 	delete(s.invites, roomID)
+	defer s.releaseGone(roomID) // the PARTs waiting for it (barrier.go)
+	delete(s.leaving, roomID)
 	r := s.rooms[roomID]
 	if r == nil {
 		return

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -75,6 +76,41 @@ func TestPingIsABarrier(t *testing.T) {
 		for _, tok := range []string{"a", "b", "c"} {
 			if m := c.Expect(t, "PONG"); m.Trailing() != tok {
 				t.Errorf("PONG %q, want %q", m.Trailing(), tok)
+			}
+		}
+	})
+}
+
+// PING waits for what sync brings after a request answered: the PART of a
+// room left, the burst of a room joined again, and a channel MODE query
+// that asks the homeserver (issue 17; irssi sends MODE right after JOIN).
+func TestPingWaitsForPartRejoinAndModes(t *testing.T) {
+	forEachStore(t, func(t *testing.T, hs *testenv.Homeserver, g *gateway) {
+		_, bob, _, channel := twoInARoom(t, hs, "rejoin")
+		c := connect(t, g, "bob", bob)
+		about := func(command string, i int) func(*irc.Message) bool {
+			return func(m *irc.Message) bool { return m.Command == command && strings.EqualFold(m.Param(i), channel) }
+		}
+		c.ExpectMatch(t, about(irc.RPL_ENDOFNAMES, 1), "bob's burst of "+channel)
+		c.Drain(t)
+
+		for i := 0; i < 3; i++ {
+			c.Send("PART %s", channel)
+			c.Send("JOIN %s", channel)
+			c.Send("MODE %s", channel)
+			before := linesUntilPong(t, c, fmt.Sprintf("rejoin-%d", i))
+			for _, want := range []struct {
+				what string
+				pred func(*irc.Message) bool
+			}{
+				{"PART", about("PART", 0)},
+				{"JOIN", about("JOIN", 0)},
+				{"366", about(irc.RPL_ENDOFNAMES, 1)},
+				{"324", about(irc.RPL_CHANNELMODEIS, 1)},
+			} {
+				if !hasLine(before, want.pred) {
+					t.Fatalf("round %d: PONG came before the %s: %v", i, want.what, before)
+				}
 			}
 		}
 	})
