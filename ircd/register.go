@@ -365,6 +365,11 @@ func (c *Conn) tryRegister() {
 		}
 	}
 	c.reg.pass = ""
+	if on, ok := c.handler.(ownNicker); ok {
+		if nick := on.OwnNick(); nick != "" && ValidNick(nick) {
+			c.storeNick(nick)
+		}
+	}
 	c.registered.Store(true)
 	c.sendWelcome()
 	c.handler.Attach()

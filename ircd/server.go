@@ -75,6 +75,14 @@ type Handler interface {
 	Account() string
 }
 
+// ownNicker is a Handler that knows the nick its account is seen under, so
+// the welcome can give it at once rather than a NICK after it (irssi sends
+// "MODE <nick> +i" with the nick of 001).
+type ownNicker interface {
+	// OwnNick is that nick, or "" to keep the client's. Any goroutine.
+	OwnNick() string
+}
+
 // Config holds the IRC side's settings. Zero values get defaults in
 // NewServer (DefaultConfig).
 type Config struct {

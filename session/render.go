@@ -97,6 +97,12 @@ func (s *Session) claimOwnNick(a *Attachment, out output) {
 // user here holds. It is "" where clients keep their own nicks, or when
 // neither fits.
 func (s *Session) accountNick() string {
+	nick := s.findAccountNick()
+	s.ownNick.Store(&nick)
+	return nick
+}
+
+func (s *Session) findAccountNick() string {
 	if s.mgr.cfg.KeepClientNick {
 		return ""
 	}

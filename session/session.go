@@ -121,11 +121,11 @@ type Session struct {
 	partHolds map[id.RoomID][]func() // PARTs waiting for their room to close
 	// ownNick is accountNick's last answer, for connections registering
 	// (Attachment.OwnNick). Written by the owner, read by readers.
-	ownNick atomic.Pointer[string]
-	txnSeq    uint64
-	batchSeq  uint64         // names of batches sent to clients
-	started   int64          // unix nanoseconds; makes transaction IDs unique across sessions
-	pending   []commandEvent // commands that came before the first sync
+	ownNick  atomic.Pointer[string]
+	txnSeq   uint64
+	batchSeq uint64         // names of batches sent to clients
+	started  int64          // unix nanoseconds; makes transaction IDs unique across sessions
+	pending  []commandEvent // commands that came before the first sync
 	// undelivered says which messages from an earlier run could not be
 	// sent, for the next client to attach when none was attached.
 	undelivered []string

@@ -53,6 +53,24 @@ func TestOwnNickIsTheAccounts(t *testing.T) {
 			if !strings.HasPrefix(got.Trailing(), want+": ") {
 				t.Errorf("bob's line %s: want it to start with the client's nick %s", got, want)
 			}
+
+			// A client connecting to the running session is welcomed under
+			// that nick at once, with no NICK after: irssi answers 001 with
+			// "MODE <001's nick> +i", which got 502 for "root".
+			c2 := testenv.DialIRC(t, g.ircAddr())
+			c2.Send("PASS %s", alice.Password)
+			c2.Send("NICK root")
+			c2.Send("USER %s 0 * :test", alice.Localpart)
+			welcome := c2.Expect(t, irc.RPL_WELCOME)
+			if welcome.Param(0) != want {
+				t.Errorf("001 %s: want it addressed to %s", welcome, want)
+			}
+			c2.Send("MODE %s +i", welcome.Param(0))
+			for _, m := range linesUntilPong(t, c2, "after-mode") {
+				if m.Command == "NICK" || m.Command == irc.ERR_USERSDONTMATCH {
+					t.Errorf("after a welcome under the account's nick: %s", m)
+				}
+			}
 		})
 	}
 }
