@@ -347,7 +347,13 @@ func (c *Conn) tryRegister() {
 		return
 	}
 	if c.handler == nil {
-		if c.reg.pass == "" {
+		ar, _ := c.srv.backend.(AutoRegisterer)
+		switch {
+		case c.reg.pass == "" && c.srv.cfg.AutoRegister && ar != nil:
+			if !c.autoRegister(ar) {
+				return
+			}
+		case c.reg.pass == "":
 			if c.srv.cfg.LoginPendingTimeout < 0 {
 				c.replyNumeric(irc.ERR_PASSWDMISMATCH,
 					"This server needs your Matrix login: use SASL PLAIN, or PASS with your Matrix ID as the USER name")
@@ -356,12 +362,13 @@ func (c *Conn) tryRegister() {
 			}
 			c.enterPending()
 			return
-		}
-		pass := c.reg.pass
-		c.reg.pass = ""
-		if !c.login(c.Username(), pass, irc.ERR_PASSWDMISMATCH) {
-			c.Close("Login failed")
-			return
+		default:
+			pass := c.reg.pass
+			c.reg.pass = ""
+			if !c.login(c.Username(), pass, irc.ERR_PASSWDMISMATCH) {
+				c.Close("Login failed")
+				return
+			}
 		}
 	}
 	c.reg.pass = ""

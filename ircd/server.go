@@ -117,6 +117,9 @@ type Config struct {
 	// GuestIdleTimeout drops a lurker that has sent nothing but PING and
 	// PONG for this long (default 30 minutes).
 	GuestIdleTimeout time.Duration
+	// AutoRegister gives a connection without a login an account of its
+	// own, when the Backend is an AutoRegisterer (autoreg.go).
+	AutoRegister bool
 
 	// STS, if set, gives the value of the sts capability (IRCv3 Strict
 	// Transport Security) for a connection, such as "port=6697" on a

@@ -97,6 +97,9 @@ type Config struct {
 	PasswordRecheck time.Duration
 	// Guests is how connections without a login are served (lurk.go).
 	Guests GuestConfig
+	// AutoRegister is how accounts are registered for connections
+	// without a login, when the gateway does (autoreg.go).
+	AutoRegister AutoRegisterConfig
 	// SendToVerifiedOnly shares room keys only with devices the account
 	// has verified (encryption.send_to = "verified"); others are told the
 	// key is withheld (m.unverified). Off: every device of the room's

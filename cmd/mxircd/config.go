@@ -27,7 +27,10 @@ type Config struct {
 	Bouncer BouncerConfig `toml:"bouncer"`
 	// Guests lets connections without a login read public rooms.
 	Guests GuestsConfig `toml:"guests"`
-	Store  StoreConfig  `toml:"store"`
+	// AutoRegister gives connections without a login a Matrix account
+	// of their own.
+	AutoRegister AutoRegisterConfig `toml:"autoregister"`
+	Store        StoreConfig        `toml:"store"`
 	// Encryption is where end-to-end encryption keeps its secrets.
 	Encryption EncryptionConfig `toml:"encryption"`
 	Log        LogConfig        `toml:"log"`
@@ -43,6 +46,31 @@ type GuestsConfig struct {
 	IdleTimeout   Duration `toml:"idle_timeout"`
 	HistoryOnJoin int      `toml:"history_on_join"`
 	MaxChannels   int      `toml:"max_channels"`
+}
+
+// AutoRegisterConfig is [autoregister]: an account of its own, named
+// after the nick, for each connection without a login.
+type AutoRegisterConfig struct {
+	Enabled           bool   `toml:"enabled"`
+	SharedSecret      string `toml:"shared_secret"`
+	RegistrationToken string `toml:"registration_token"`
+}
+
+func (cfg *Config) validateAutoRegister() error {
+	a := cfg.AutoRegister
+	if a.SharedSecret != "" && a.RegistrationToken != "" {
+		return errors.New("autoregister.shared_secret and autoregister.registration_token: give one way to register, not both")
+	}
+	if !a.Enabled {
+		return nil
+	}
+	if cfg.Guests.Enabled {
+		return errors.New("autoregister.enabled and guests.enabled: a connection without a login either gets an account of its own or reads as a guest; enable one of them")
+	}
+	if cfg.Matrix.Homeserver == "" && cfg.Matrix.ServerName == "" {
+		return errors.New("autoregister.enabled: set matrix.homeserver (or matrix.server_name) for the accounts to be registered on")
+	}
+	return nil
 }
 
 // DebugConfig is an operator's window into a running gateway.
@@ -386,6 +414,9 @@ func (cfg *Config) validate() error {
 	}
 	if cfg.Bouncer.HistoryPerRoom < 100 {
 		return fmt.Errorf("bouncer.history_per_room %d: must be at least 100", cfg.Bouncer.HistoryPerRoom)
+	}
+	if err := cfg.validateAutoRegister(); err != nil {
+		return err
 	}
 	if err := cfg.validateGuests(); err != nil {
 		return err

@@ -139,6 +139,10 @@ func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway
 			HistoryOnJoin: cfg.Guests.HistoryOnJoin,
 			MaxChannels:   cfg.Guests.MaxChannels,
 		},
+		AutoRegister: session.AutoRegisterConfig{
+			SharedSecret:      cfg.AutoRegister.SharedSecret,
+			RegistrationToken: cfg.AutoRegister.RegistrationToken,
+		},
 		SSOBaseURL: g.publicURL,
 		SSOLinkTTL: cfg.HTTP.SSOLinkTTL.Duration,
 	}, g.metrics.Store(g.store))
@@ -160,6 +164,7 @@ func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway
 		LoginPendingTimeout: cmp.Or(cfg.IRC.LoginPendingTimeout.Duration, -1),
 		Guests:              cfg.Guests.Enabled,
 		GuestIdleTimeout:    cfg.Guests.IdleTimeout.Duration,
+		AutoRegister:        cfg.AutoRegister.Enabled,
 		Logger:              log,
 	}, backend{g.sessions, g.metrics})
 	g.watch()
@@ -469,6 +474,16 @@ func (b backend) Lurk(ctx context.Context, c *ircd.Conn) (ircd.LurkHandler, erro
 		return nil, err
 	}
 	return a, nil
+}
+
+// AutoRegister registers an account of its own for a connection without
+// a login and attaches the connection to it.
+func (b backend) AutoRegister(ctx context.Context, nick string, c *ircd.Conn) (ircd.Handler, string, error) {
+	a, password, err := b.mgr.AutoRegister(ctx, nick, c)
+	if err != nil {
+		return nil, "", err
+	}
+	return a, password, nil
 }
 
 func (b backend) StartLogin(ctx context.Context, server string, c *ircd.Conn) (*ircd.BrowserLogin, error) {

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"gopkg.in/irc.v4"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/mxircd/mxircd/internal/testenv"
+	"github.com/mxircd/mxircd/store/storetest"
+)
+
+// anonymous connects without a login and returns the client, the account
+// the gateway registered for it and the password it was shown.
+func anonymous(t *testing.T, g *gateway, nick string) (*testenv.IRCClient, id.UserID, string) {
+	t.Helper()
+	c := testenv.DialIRC(t, g.ircAddr())
+	c.Send("NICK %s", nick)
+	c.Send("USER %s 0 * :anonymous", nick)
+	made := c.ExpectMatch(t, func(m *irc.Message) bool {
+		return m.Command == "NOTICE" && strings.Contains(m.Trailing(), "a Matrix account was made for you: ")
+	}, "the notice naming the account")
+	_, user, _ := strings.Cut(made.Trailing(), "made for you: ")
+	pw := c.ExpectMatch(t, func(m *irc.Message) bool {
+		return m.Command == "NOTICE" && strings.HasPrefix(m.Trailing(), "Its password is ")
+	}, "the notice with the password")
+	password, _, _ := strings.Cut(strings.TrimPrefix(pw.Trailing(), "Its password is "), " ")
+	c.Expect(t, irc.RPL_WELCOME)
+	return c, id.UserID(user), password
+}
+
+// TestAutoRegister: a connection without a login gets an account of its
+// own named after its nick, can join and talk as it, and can come back
+// to it with the password it was shown; another connection with the same
+// nick gets another account.
+func TestAutoRegister(t *testing.T) {
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			hs := testenv.SharedHomeserver(t)
+			g := startTestGateway(t, gatewayConfig(t, hs, driver, func(cfg *Config) {
+				cfg.AutoRegister.Enabled = true
+			}))
+			bob := hs.Register(t, "bob")
+			aliasLocal := uniq("autoreg")
+			room := createRoom(t, bob, aliasLocal, "")
+			channel := "#" + aliasLocal + ":" + hs.ServerName
+			nick := uniq("Anon")
+
+			c1, user1, password := anonymous(t, g, nick)
+			if want := strings.ToLower(nick); user1.Localpart() != want || user1.Homeserver() != hs.ServerName {
+				t.Fatalf("registered %s, want @%s:%s", user1, want, hs.ServerName)
+			}
+			c1.Send("JOIN %s", channel)
+			c1.ExpectMatch(t, isCmd("JOIN", channel), "own JOIN")
+			c1.Send("PRIVMSG %s :hello from nowhere", channel)
+			bobSees(t, bob, room, user1, "hello from nowhere")
+
+			// The same nick again, without a login: not the first account.
+			c2, user2, _ := anonymous(t, g, nick)
+			if user2 == user1 || user2.Localpart() != strings.ToLower(nick)+"_2" {
+				t.Fatalf("second anonymous %s got %s, want a %s_2 account of its own", nick, user2, strings.ToLower(nick))
+			}
+			c2.Close()
+
+			// The password shown logs back in to the first account.
+			c1.Close()
+			c3 := connect(t, g, "whoever", &testenv.Account{UserID: user1, Password: password})
+			c3.Send("PRIVMSG %s :back again", channel)
+			bobSees(t, bob, room, user1, "back again")
+		})
+	}
+}
+
+// bobSees waits until acct sees a message from sender with body in room.
+func bobSees(t *testing.T, acct *testenv.Account, room id.RoomID, sender id.UserID, body string) {
+	t.Helper()
+	acct.SyncUntil(t, ctxFor(t), func(resp *mautrix.RespSync) bool {
+		for _, ev := range timeline(resp, room) {
+			if ev.Type == event.EventMessage && ev.Sender == sender {
+				_ = ev.Content.ParseRaw(ev.Type)
+				if ev.Content.AsMessage().Body == body {
+					return true
+				}
+			}
+		}
+		return false
+	})
+}
