@@ -158,6 +158,9 @@ func registerSharedSecret(ctx context.Context, cli *mautrix.Client, secret, loca
 		UserID id.UserID `json:"user_id"`
 	}
 	if _, err := cli.MakeRequest(ctx, http.MethodPost, u, body, &resp); err != nil {
+		if errors.Is(err, mautrix.MForbidden) {
+			return "", errors.New("the homeserver did not accept this gateway's shared secret (autoregister.shared_secret)")
+		}
 		return "", err
 	}
 	return resp.UserID, nil

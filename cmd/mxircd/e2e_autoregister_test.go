@@ -65,6 +65,15 @@ func TestAutoRegister(t *testing.T) {
 			}
 			c2.Close()
 
+			// A nick with nothing a localpart can be made of is told so.
+			odd := testenv.DialIRC(t, g.ircAddr())
+			odd.Send("NICK []")
+			odd.Send("USER odd 0 * :anonymous")
+			odd.ExpectMatch(t, func(m *irc.Message) bool {
+				return m.Command == "NOTICE" && strings.Contains(m.Trailing(), "pick another nick")
+			}, "the refusal of the nick")
+			odd.Expect(t, "ERROR")
+
 			// The password shown logs back in to the first account.
 			c1.Close()
 			c3 := connect(t, g, "whoever", &testenv.Account{UserID: user1, Password: password})
@@ -88,4 +97,50 @@ func bobSees(t *testing.T, acct *testenv.Account, room id.RoomID, sender id.User
 		}
 		return false
 	})
+}
+
+// TestAutoRegisterSharedSecret: with the homeserver's shared secret the
+// account is registered through the admin API; with a wrong one the
+// client is told in plain words and disconnected, and no account is made.
+func TestAutoRegisterSharedSecret(t *testing.T) {
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			hs := testenv.SharedHomeserver(t)
+			g := startTestGateway(t, gatewayConfig(t, hs, driver, func(cfg *Config) {
+				cfg.AutoRegister.Enabled = true
+				cfg.AutoRegister.SharedSecret = testenv.RegistrationSharedSecret
+			}))
+			nick := uniq("Secret")
+			c, user, password := anonymous(t, g, nick)
+			if user.Localpart() != strings.ToLower(nick) {
+				t.Fatalf("registered %s for %s", user, nick)
+			}
+			c.Close()
+			connect(t, g, "whoever", &testenv.Account{UserID: user, Password: password}) // fails the test unless SASL logs in
+
+			bad := startTestGateway(t, gatewayConfig(t, hs, driver, func(cfg *Config) {
+				cfg.AutoRegister.Enabled = true
+				cfg.AutoRegister.SharedSecret = "not the secret"
+			}))
+			nick = uniq("Refused")
+			c = testenv.DialIRC(t, bad.ircAddr())
+			c.Send("NICK %s", nick)
+			c.Send("USER %s 0 * :anonymous", nick)
+			refused := c.ExpectMatch(t, func(m *irc.Message) bool {
+				return m.Command == "NOTICE" && strings.Contains(m.Trailing(), "Could not make a Matrix account for you")
+			}, "the refusal")
+			if strings.Contains(refused.Trailing(), "{") || !strings.Contains(refused.Trailing(), "shared secret") {
+				t.Errorf("refusal %q is not in plain words", refused.Trailing())
+			}
+			c.Expect(t, "ERROR")
+			// Nothing was registered under that name.
+			cli, err := mautrix.NewClient(hs.URL, "", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := cli.RegisterAvailable(ctxFor(t), strings.ToLower(nick)); err != nil {
+				t.Fatalf("the refused name was taken after all: %v", err)
+			}
+		})
+	}
 }

@@ -177,6 +177,11 @@ func newHomeserver(bins, dir string, opts Options, dbDSN string) (*Homeserver, e
 	return hs, nil
 }
 
+// RegistrationSharedSecret is every test Dendrite's
+// client_api.registration_shared_secret, for shared-secret registration
+// (/_synapse/admin/v1/register).
+const RegistrationSharedSecret = "mxircd-testenv-shared-secret"
+
 // configure writes dendrite.yaml: SQLite under the data directory, or the
 // PostgreSQL database dbDSN when it is not empty.
 func (hs *Homeserver) configure(opts Options, dbDSN string) error {
@@ -205,9 +210,14 @@ func (hs *Homeserver) configure(opts Options, dbDSN string) error {
 	if err != nil {
 		return fmt.Errorf("editing dendrite.yaml: %w", err)
 	}
+	// A known secret for tests of shared-secret registration.
+	if doc, err = setYAMLScalar(doc, "client_api.registration_shared_secret", RegistrationSharedSecret); err != nil {
+		return fmt.Errorf("editing dendrite.yaml: %w", err)
+	}
 	want := map[string]string{
-		"global.disable_federation": "true",
-		"global.server_name":        hs.ServerName,
+		"client_api.registration_shared_secret": RegistrationSharedSecret,
+		"global.disable_federation":             "true",
+		"global.server_name":                    hs.ServerName,
 	}
 	if opts.Lean {
 		for _, path := range []string{"global.presence.enable_inbound", "global.presence.enable_outbound", "sync_api.search.enabled"} {
