@@ -77,6 +77,14 @@ func (s *Session) startCrypto(ctx context.Context) (*crypto.OlmMachine, error) {
 		// Cross-signed by an owner trusted on first use is not enough.
 		mach.SendKeysMinTrust = id.TrustStateCrossSignedVerified
 	}
+	// Ratchet tracking (mautrix's record, rewritten after every message
+	// decrypted, of which indices of each inbound session were seen)
+	// serves only ratcheting keys forward or deleting used ones on
+	// decryption, which the gateway does not do: without it a decryption
+	// is one store write fewer (BenchmarkCryptoMessagePath in store). The
+	// replay check (a message index seen with another event is refused)
+	// is separate and stays.
+	mach.DisableRatchetTracking = true
 	mach.SessionReceived = func(_ context.Context, _ id.RoomID, sessionID id.SessionID, _ uint32) {
 		s.waiting.arrived(sessionID)
 		s.backupDue.Store(true)
