@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -32,7 +33,7 @@ func (noRooms) FindSharedRooms(context.Context, id.UserID) ([]id.RoomID, error) 
 
 // benchMachine is an OlmMachine on the store, for an account whose
 // homeserver is never asked anything.
-func benchMachine(b *testing.B, stores *store.CryptoStores, user id.UserID, device id.DeviceID) *crypto.OlmMachine {
+func benchMachine(b testing.TB, stores *store.CryptoStores, user id.UserID, device id.DeviceID) *crypto.OlmMachine {
 	cli, err := mautrix.NewClient("http://127.0.0.1:1", user, "")
 	if err != nil {
 		b.Fatal(err)
@@ -129,4 +130,55 @@ func BenchmarkCryptoMessagePath(b *testing.B) {
 			b.ReportMetric(float64(decUntracked.Nanoseconds())/n, "decrypt-untracked-ns/msg")
 		})
 	}
+}
+
+// With ratchet tracking off, as the gateway runs, the replay check still
+// refuses a message index already decrypted for another event, on both
+// databases.
+func TestReplayRefusedWithoutRatchetTracking(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, driver string) {
+		ctx := context.Background()
+		s := storetest.Open(t, driver)
+		stores, err := s.OpenCryptoStores(ctx, bytes.Repeat([]byte{7}, store.PickleKeySize))
+		if err != nil {
+			t.Fatal(err)
+		}
+		const room = id.RoomID("!r:x")
+		alice := benchMachine(t, stores, "@alice:x", "ALICE")
+		bob := benchMachine(t, stores, "@bob:x", "BOB")
+		bob.DisableRatchetTracking = true
+		me := alice.OwnIdentity()
+		ogs, err := crypto.NewOutboundGroupSession(room, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ogs.Shared = true
+		if err := alice.CryptoStore.AddOutboundGroupSession(ctx, ogs); err != nil {
+			t.Fatal(err)
+		}
+		igs, err := crypto.NewInboundGroupSession(me.IdentityKey, me.SigningKey, room, ogs.Internal.Key(), 0, 0, nil, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := bob.CryptoStore.PutGroupSession(ctx, igs); err != nil {
+			t.Fatal(err)
+		}
+		enc, err := alice.EncryptMegolmEvent(ctx, room, event.EventMessage, json.RawMessage(`{"msgtype":"m.text","body":"once"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		evt := func(eventID id.EventID) *event.Event {
+			return &event.Event{Type: event.EventEncrypted, RoomID: room, Sender: me.UserID, ID: eventID, Timestamp: 1, Content: event.Content{Parsed: enc}}
+		}
+		if _, err := bob.DecryptMegolmEvent(ctx, evt("$first")); err != nil {
+			t.Fatalf("first decryption: %v", err)
+		}
+		// The same event again (a sync handled twice) is fine.
+		if _, err := bob.DecryptMegolmEvent(ctx, evt("$first")); err != nil {
+			t.Fatalf("the same event again: %v", err)
+		}
+		if _, err := bob.DecryptMegolmEvent(ctx, evt("$replayed")); !errors.Is(err, crypto.ErrDuplicateMessageIndex) {
+			t.Fatalf("the same ciphertext under another event ID: err = %v, want a duplicate message index", err)
+		}
+	})
 }
