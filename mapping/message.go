@@ -1,6 +1,8 @@
 package mapping
 
 import (
+	"fmt"
+	"strconv"
 	"strings"
 
 	"maunium.net/go/mautrix/event"
@@ -42,10 +44,58 @@ func MessageToIRC(c *event.MessageEventContent, users UserResolver) (IRCMessage,
 		out.Command = "NOTICE"
 	case event.MsgEmote:
 		out.Action = true
-	case event.MsgImage, event.MsgFile, event.MsgAudio, event.MsgVideo:
+	case event.MsgAudio:
+		if c.MSC3245Voice != nil {
+			out.Text = "[voice message" + durationOf(c) + "] " + body
+		} else {
+			out.Text = "[audio" + durationOf(c) + "] " + body
+		}
+	case event.MsgImage, event.MsgFile, event.MsgVideo:
 		out.Text = "[" + strings.TrimPrefix(string(c.MsgType), "m.") + "] " + body
+	case event.MsgLocation:
+		if link := GeoLink(c.GeoURI); link != "" && c.NewContent == nil {
+			out.Text = "[location] " + body + " " + link
+		}
 	}
 	return out, body != ""
+}
+
+// durationOf is ", m:ss" for an audio message that says how long it is
+// (info.duration, or MSC1767's audio.duration, in milliseconds).
+func durationOf(c *event.MessageEventContent) string {
+	ms := 0
+	if c.Info != nil {
+		ms = c.Info.Duration
+	}
+	if ms <= 0 && c.MSC1767Audio != nil {
+		ms = c.MSC1767Audio.Duration
+	}
+	if ms <= 0 {
+		return ""
+	}
+	secs := (ms + 500) / 1000
+	return fmt.Sprintf(", %d:%02d", secs/60, secs%60)
+}
+
+// GeoLink turns a geo: URI (RFC 5870, as m.location carries it) into an
+// OpenStreetMap link to the point; "" when it is not one.
+func GeoLink(uri string) string {
+	rest, ok := strings.CutPrefix(strings.ToLower(strings.TrimSpace(uri)), "geo:")
+	if !ok {
+		return ""
+	}
+	coords, _, _ := strings.Cut(rest, ";")
+	parts := strings.Split(coords, ",")
+	if len(parts) < 2 {
+		return ""
+	}
+	lat, err1 := strconv.ParseFloat(parts[0], 64)
+	lon, err2 := strconv.ParseFloat(parts[1], 64)
+	if err1 != nil || err2 != nil || lat < -90 || lat > 90 || lon < -180 || lon > 180 {
+		return ""
+	}
+	la, lo := strconv.FormatFloat(lat, 'f', -1, 64), strconv.FormatFloat(lon, 'f', -1, 64)
+	return "https://www.openstreetmap.org/?mlat=" + la + "&mlon=" + lo + "#map=16/" + la + "/" + lo
 }
 
 // MessageFromIRC turns the text of a PRIVMSG or NOTICE into Matrix message

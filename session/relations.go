@@ -154,6 +154,10 @@ func (s *Session) showOther(r *room, ev *event.Event, to audience) {
 			s.sendNote(a, out, r, ev, text)
 		})
 	default:
+		if isPollStart(ev.Type.Type) || isPollEnd(ev.Type.Type) {
+			s.broadcastIn(r, ev.ID, to, func(a *Attachment, out output) { s.showPoll(a, out, r, ev) })
+			return
+		}
 		if quietEventType(ev.Type.Type) {
 			return
 		}

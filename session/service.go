@@ -60,6 +60,9 @@ func init() {
 		{name: "CONFIRM", usage: "CONFIRM", help: "says the emoji of a verification are the same as on your other device", run: (*Session).serviceConfirm},
 		{name: "INVITES", usage: "INVITES", help: "lists the invitations waiting for an answer (JOIN accepts one)", run: (*Session).serviceInvites},
 		{name: "DECLINE", usage: "DECLINE <channel or sender> [IGNORE]", help: "refuses an invitation, or every invitation from one sender (nick or Matrix ID); IGNORE also adds who sent them to your ignore list (SILENCE)", run: (*Session).serviceDecline},
+		{name: "VOTE", usage: "VOTE <channel> <number>[,<number>...]",
+			help: "votes in the newest open poll of a channel that this gateway saw start, by the numbers its answers were shown with (several, separated by commas, where the poll allows more than one)",
+			run:  (*Session).serviceVote},
 		{name: "CANCEL", usage: "CANCEL", help: "ends a verification under way (or refuses a request), e.g. when the emoji differ", run: (*Session).serviceCancel},
 	} {
 		serviceCommands[c.name] = c

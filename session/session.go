@@ -135,6 +135,11 @@ type Session struct {
 	lastErrorAt time.Time
 	loggingOut  bool // LOGOUT is under way: the sync loop's refused token is expected
 
+	// polls are the polls seen start in the account's rooms, with the
+	// responses seen since, newest last (polls.go).
+	polls     map[id.EventID]*pollState
+	pollOrder []id.EventID
+
 	// The account's event stream (see bouncer.go): head is the position of
 	// the newest stored event applied.
 	head int64

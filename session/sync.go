@@ -234,6 +234,8 @@ func (s *Session) applyTimelineEvent(r *room, ev *event.Event) {
 			if t, ok := tombstoneOf(ev); ok {
 				s.followUpgrade(r, t)
 			}
+		case event.StatePinnedEvents:
+			s.showPins(r, ev)
 		}
 		if ev.Type == event.StateJoinRules || ev.Type == event.StateHistoryVisibility {
 			s.lurkRecheck(r)
@@ -243,6 +245,7 @@ func (s *Session) applyTimelineEvent(r *room, ev *event.Event) {
 	if ev.Type == event.EventMessage {
 		s.showMessage(r, ev)
 	} else {
+		s.notePoll(r, ev)
 		s.showOther(r, ev, live)
 	}
 }
