@@ -63,6 +63,12 @@ func init() {
 		{name: "VOTE", usage: "VOTE <channel> <number>[,<number>...]",
 			help: "votes in the newest open poll of a channel that this gateway saw start, by the numbers its answers were shown with (several, separated by commas, where the poll allows more than one)",
 			run:  (*Session).serviceVote},
+		{name: "SEARCH", usage: "SEARCH [<channel>] <words>",
+			help: "searches your rooms' messages on the homeserver (or one channel's) and answers with the matching lines: time, channel, sender, text and the message's ID, which CHATHISTORY AROUND <channel> msgid=<ID> opens. The homeserver cannot search end-to-end encrypted rooms",
+			run:  (*Session).serviceSearch},
+		{name: "THREADS", usage: "THREADS <channel>",
+			help: "lists a channel's threads, newest activity first, from the messages this gateway has kept (the homeserver, Dendrite, cannot list them): each thread's first message, its ID (reply to it to write in the thread) and how many replies it has",
+			run:  (*Session).serviceThreads},
 		{name: "CANCEL", usage: "CANCEL", help: "ends a verification under way (or refuses a request), e.g. when the emoji differ", run: (*Session).serviceCancel},
 	} {
 		serviceCommands[c.name] = c

@@ -12,8 +12,8 @@ import (
 // root. A reply from IRC (+draft/reply) to a message in a thread stays in
 // that thread: an m.thread relation to the root with the reply as
 // m.in_reply_to, which is also the fallback for clients without threads.
-// Dendrite v0.15.2 has no /threads endpoint, so the threads of a room are
-// not listed.
+// Dendrite v0.15.2 has no /threads endpoint: the service's THREADS
+// (search.go) lists a room's threads from the messages the gateway stored.
 
 // tagThread names a thread message's root event for clients with
 // message-tags.
