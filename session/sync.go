@@ -137,6 +137,9 @@ func (s *Session) applyJoinedRoom(roomID id.RoomID, joined *mautrix.SyncJoinedRo
 		case ev.StateKey != nil:
 			r.applyState(ev)
 		case ev.Type != event.EventMessage || !parseContent(ev):
+			// A poll that started while the gateway was away can
+			// still be voted on and counted.
+			s.notePoll(r, ev)
 		case !initial && !known:
 			r.backlog = append(r.backlog, ev)
 		default:

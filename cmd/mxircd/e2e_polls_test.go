@@ -202,3 +202,37 @@ func testPolls(t *testing.T, hs *testenv.Homeserver, g *gateway) {
 		t.Errorf("unpin notice = %q, want %q", m.Trailing(), want)
 	}
 }
+
+// A poll that started while the gateway was down can be voted on after it
+// comes back: the first sync brings it.
+func TestPollWhileAway(t *testing.T) {
+	forEachStoreWith(t, nil, func(t *testing.T, hs *testenv.Homeserver, b *bouncer) {
+		alice, bob, room, channel := twoInARoom(t, hs, "pollaway")
+		c := dialClient(t, b.addr(), "alice", alice, "")
+		awaitBurst(t, c, channel)
+		quit(t, c)
+
+		b.stop(t)
+		poll := sendRaw(t, bob, room, "org.matrix.msc3381.poll.start", map[string]any{
+			"org.matrix.msc3381.poll.start": map[string]any{
+				"kind": "org.matrix.msc3381.poll.disclosed", "max_selections": 1,
+				"question": map[string]any{"org.matrix.msc1767.text": "Coffee or tea?"},
+				"answers": []any{
+					map[string]any{"id": "coffee", "org.matrix.msc1767.text": "Coffee"},
+					map[string]any{"id": "tea", "org.matrix.msc1767.text": "Tea"},
+				},
+			},
+		})
+		b.start(t)
+		c = dialClient(t, b.addr(), "alice", alice, "")
+		awaitBurst(t, c, channel)
+		c.Send("PRIVMSG mxircd :VOTE %s 2", channel)
+		expectService(t, c, "Voted in "+channel+" on \"Coffee or tea?\"")
+		ev := bob.WaitForEvent(t, ctxFor(t), room, func(ev *event.Event) bool {
+			return ev.Type.Type == "org.matrix.msc3381.poll.response" && ev.Sender == alice.UserID
+		})
+		if !strings.Contains(string(ev.Content.VeryRaw), `"tea"`) || !strings.Contains(string(ev.Content.VeryRaw), string(poll)) {
+			t.Errorf("alice's vote = %s, want tea on %s", ev.Content.VeryRaw, poll)
+		}
+	})
+}
