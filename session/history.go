@@ -26,6 +26,7 @@ import (
 var messageTypes = []string{
 	event.EventMessage.Type, event.EventSticker.Type, event.EventReaction.Type,
 	event.EventRedaction.Type, event.EventEncrypted.Type,
+	mapping.PollStartType, mapping.UnstablePollStartType, mapping.PollEndType, mapping.UnstablePollEndType,
 }
 
 func (s *Session) cmdChathistory(a *Attachment, out output, m *irc.Message) error {

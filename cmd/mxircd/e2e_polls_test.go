@@ -236,3 +236,40 @@ func TestPollWhileAway(t *testing.T) {
 		}
 	})
 }
+
+// A poll is in CHATHISTORY like a message: its question and answers, and
+// its end with the results.
+func TestPollInHistory(t *testing.T) {
+	forEachStore(t, func(t *testing.T, hs *testenv.Homeserver, g *gateway) {
+		alice, bob, room, channel := twoInARoom(t, hs, "pollhistory")
+		c := connectWithCaps(t, g, "alice", alice, "draft/chathistory", "batch", "message-tags", "server-time")
+		c.ExpectMatch(t, isCmd("JOIN", channel), "JOIN burst")
+		waitNames(t, c, channel, bob.Localpart)
+		poll := sendRaw(t, bob, room, "m.poll.start", map[string]any{
+			"m.poll": map[string]any{
+				"kind": "m.disclosed", "max_selections": 1,
+				"question": map[string]any{"m.text": []any{map[string]any{"body": "Ready?"}}},
+				"answers": []any{
+					map[string]any{"m.id": "y", "m.text": []any{map[string]any{"body": "Yes"}}},
+					map[string]any{"m.id": "n", "m.text": []any{map[string]any{"body": "No"}}},
+				},
+			},
+		})
+		sendRaw(t, bob, room, "m.poll.response", map[string]any{
+			"m.relates_to": map[string]any{"rel_type": "m.reference", "event_id": poll}, "m.selections": []string{"y"}})
+		sendRaw(t, bob, room, "m.poll.end", map[string]any{
+			"m.relates_to": map[string]any{"rel_type": "m.reference", "event_id": poll}, "m.text": []any{map[string]any{"body": "Ended"}}})
+		expectFrom(t, c, "NOTICE", bob.Localpart, "[poll ended] Ready?")
+
+		var texts []string
+		for _, m := range chathistory(t, c, channel, "LATEST %s * 10", channel) {
+			texts = append(texts, m.Trailing())
+		}
+		all := strings.Join(texts, "\n")
+		for _, want := range []string{"[poll] Ready?", "1. Yes", "2. No", "[poll ended] Ready? — 1. Yes: 1 vote, 2. No: 0 votes (1 voter)"} {
+			if !strings.Contains(all, want) {
+				t.Errorf("CHATHISTORY LATEST lacks %q; got:\n%s", want, all)
+			}
+		}
+	})
+}
