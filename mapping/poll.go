@@ -247,3 +247,34 @@ func plural(n int, word string) string {
 	}
 	return strconv.Itoa(n) + " " + word + "s"
 }
+
+// PollStartContent is a new poll's content as Element sends it (MSC3381,
+// which every client with polls reads), its answers' IDs their numbers,
+// with a plain-text fallback for clients without polls.
+func PollStartContent(question string, answers []string) map[string]any {
+	list := make([]any, len(answers))
+	fallback := []string{question}
+	for i, a := range answers {
+		n := strconv.Itoa(i + 1)
+		list[i] = map[string]any{"id": n, "org.matrix.msc1767.text": a}
+		fallback = append(fallback, n+". "+a)
+	}
+	return map[string]any{
+		UnstablePollStartType: map[string]any{
+			"kind": "org.matrix.msc3381.poll.disclosed", "max_selections": 1,
+			"question": map[string]any{"org.matrix.msc1767.text": question},
+			"answers":  list,
+		},
+		"org.matrix.msc1767.text": strings.Join(fallback, "\n"),
+	}
+}
+
+// PollEndContent ends the poll pollID, in the poll's own flavour.
+func (p Poll) PollEndContent(pollID string) (evType string, content map[string]any) {
+	rel := map[string]any{"rel_type": "m.reference", "event_id": pollID}
+	if p.Unstable {
+		return UnstablePollEndType, map[string]any{"m.relates_to": rel, UnstablePollEndType: map[string]any{},
+			"org.matrix.msc1767.text": "The poll has ended."}
+	}
+	return PollEndType, map[string]any{"m.relates_to": rel, "m.text": []any{map[string]any{"body": "The poll has ended."}}}
+}

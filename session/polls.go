@@ -65,6 +65,7 @@ func (s *Session) notePoll(r *room, ev *event.Event) {
 	t := ev.Type.Type
 	switch {
 	case isPollStart(t):
+		s.releaseServiceTxn(ev)
 		p, ok := mapping.ParsePollStart(t, ev.Content.VeryRaw)
 		if !ok {
 			return
@@ -86,16 +87,24 @@ func (s *Session) notePoll(r *room, ev *event.Event) {
 		if ps == nil || ps.room != r.id {
 			return
 		}
-		if txn := ev.Unsigned.TransactionID; ev.Sender == s.user && s.sentTxns[txn] != nil {
-			s.dropTxn(txn) // a VOTE's echo: nothing to show
-		}
+		s.releaseServiceTxn(ev)
 		if sel := mapping.ParsePollResponse(ev.Content.VeryRaw); sel != nil {
 			ps.votes[string(ev.Sender)] = append(ps.votes[string(ev.Sender)], mapping.PollVote{TS: ev.Timestamp, Selections: sel})
 		}
 	case isPollEnd(t):
+		s.releaseServiceTxn(ev)
 		if ps := s.polls[referenceOf(ev)]; ps != nil && ps.room == r.id && s.mayEndPoll(r, ps, ev.Sender) {
 			ps.ended = true
 		}
+	}
+}
+
+// releaseServiceTxn ends the wait for the echo of a poll event the
+// service sent (POLL, VOTE, ENDPOLL): it is shown like anyone's, to every
+// client, as the service's answer already went to the one that asked.
+func (s *Session) releaseServiceTxn(ev *event.Event) {
+	if txn := ev.Unsigned.TransactionID; ev.Sender == s.user && s.sentTxns[txn] != nil {
+		s.dropTxn(txn)
 	}
 }
 
@@ -188,19 +197,23 @@ func (s *Session) serviceVote(a *Attachment, out output, reply func(string), arg
 		return
 	}
 	evType, content := ps.poll.PollResponseContent(string(pollID), answers)
+	s.sendPollEvent(a, out, reply, r, evType, content, "Your vote was not sent: ", "Voted in "+r.channel+" on \""+ps.poll.Question+"\".")
+}
+
+// sendPollEvent sends one poll event from the account through the outbox,
+// as a reaction is sent, and tells the client how it went.
+func (s *Session) sendPollEvent(a *Attachment, out output, reply func(string), r *room, evType string, content any, failed, done string) {
 	txnID := s.newTxnID(a, out)
 	p := s.prepareSend(r.id, event.Type{Type: evType, Class: event.MessageEventType}, content, txnID)
-	channel := r.channel
-	question := ps.poll.Question
 	ok := s.roomRequest(a, out, "PRIVMSG", r.id, func(ctx context.Context) func() {
 		err := s.sendAccepted(ctx, p)
 		return func() {
 			if err != nil {
 				s.dropTxn(txnID)
-				reply("Your vote was not sent: " + matrixErrorText(err))
+				reply(failed + matrixErrorText(err))
 				return
 			}
-			reply("Voted in " + channel + " on \"" + question + "\".")
+			reply(done)
 		}
 	})
 	if ok {
@@ -208,4 +221,57 @@ func (s *Session) serviceVote(a *Attachment, out output, reply func(string), arg
 	} else {
 		s.dropTxn(txnID)
 	}
+}
+
+// maxPollAnswers is the spec's limit on a poll's answers.
+const maxPollAnswers = 20
+
+// servicePoll starts a poll: POLL <channel> <question> | <answer> | ...
+func (s *Session) servicePoll(a *Attachment, out output, reply func(string), args string) {
+	name, rest, _ := strings.Cut(args, " ")
+	r := s.roomByChannel(name)
+	if name == "" || r == nil {
+		if name == "" {
+			reply("Usage: " + serviceCommands["POLL"].usage)
+		} else {
+			reply("You are not in " + name + ".")
+		}
+		return
+	}
+	var parts []string
+	for _, p := range strings.Split(rest, "|") {
+		if p = strings.Join(strings.Fields(p), " "); p != "" {
+			parts = append(parts, p)
+		}
+	}
+	if len(parts) < 3 || len(parts) > maxPollAnswers+1 {
+		reply("A poll needs a question and 2 to " + strconv.Itoa(maxPollAnswers) + " answers, separated by |: " + serviceCommands["POLL"].usage)
+		return
+	}
+	s.sendPollEvent(a, out, reply, r, mapping.UnstablePollStartType, mapping.PollStartContent(parts[0], parts[1:]),
+		"Your poll was not started: ", "Poll started in "+r.channel+"; ENDPOLL "+r.channel+" ends it and shows the results.")
+}
+
+// serviceEndPoll ends the newest open poll of a channel that the account
+// may end.
+func (s *Session) serviceEndPoll(a *Attachment, out output, reply func(string), args string) {
+	r := s.roomByChannel(strings.TrimSpace(args))
+	if r == nil {
+		if args == "" {
+			reply("Usage: " + serviceCommands["ENDPOLL"].usage)
+		} else {
+			reply("You are not in " + args + ".")
+		}
+		return
+	}
+	for i := len(s.pollOrder) - 1; i >= 0; i-- {
+		ps := s.polls[s.pollOrder[i]]
+		if ps.room != r.id || ps.ended || !s.mayEndPoll(r, ps, s.user) {
+			continue
+		}
+		evType, content := ps.poll.PollEndContent(string(s.pollOrder[i]))
+		s.sendPollEvent(a, out, reply, r, evType, content, "The poll was not ended: ", "Ended the poll \""+ps.poll.Question+"\" in "+r.channel+".")
+		return
+	}
+	reply("There is no open poll in " + r.channel + " that you may end (yours, or any as a moderator).")
 }

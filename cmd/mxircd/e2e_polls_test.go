@@ -273,3 +273,58 @@ func TestPollInHistory(t *testing.T) {
 		}
 	})
 }
+
+// POLL starts a poll from IRC that Matrix clients see as one; ENDPOLL ends
+// it and the results show.
+func TestPollFromIRC(t *testing.T) {
+	forEachStore(t, func(t *testing.T, hs *testenv.Homeserver, g *gateway) {
+		alice, bob, room, channel := twoInARoom(t, hs, "pollirc")
+		c := connect(t, g, "alice", alice)
+		waitNames(t, c, channel, bob.Localpart)
+		ctx := ctxFor(t)
+
+		c.Send("PRIVMSG mxircd :ENDPOLL %s", channel)
+		expectService(t, c, "There is no open poll in "+channel)
+		c.Send("PRIVMSG mxircd :POLL %s Only a question? |", channel)
+		expectService(t, c, "A poll needs a question and 2 to 20 answers")
+
+		c.Send("PRIVMSG mxircd :POLL %s Best colour? | Red | Blue", channel)
+		expectService(t, c, "Poll started in "+channel)
+		expectFrom(t, c, "PRIVMSG", "alice", "[poll] Best colour?")
+		ev := bob.WaitForEvent(t, ctx, room, func(ev *event.Event) bool {
+			return ev.Type.Type == "org.matrix.msc3381.poll.start" && ev.Sender == alice.UserID
+		})
+		var start struct {
+			Poll struct {
+				MaxSelections int `json:"max_selections"`
+				Question      struct {
+					Text string `json:"org.matrix.msc1767.text"`
+				} `json:"question"`
+				Answers []struct {
+					ID   string `json:"id"`
+					Text string `json:"org.matrix.msc1767.text"`
+				} `json:"answers"`
+			} `json:"org.matrix.msc3381.poll.start"`
+		}
+		if err := json.Unmarshal(ev.Content.VeryRaw, &start); err != nil || start.Poll.Question.Text != "Best colour?" ||
+			len(start.Poll.Answers) != 2 || start.Poll.Answers[1].Text != "Blue" || start.Poll.MaxSelections != 1 {
+			t.Fatalf("the poll on Matrix = %s", ev.Content.VeryRaw)
+		}
+		sendRaw(t, bob, room, "org.matrix.msc3381.poll.response", map[string]any{
+			"m.relates_to":                     map[string]any{"rel_type": "m.reference", "event_id": ev.ID},
+			"org.matrix.msc3381.poll.response": map[string]any{"answers": []string{start.Poll.Answers[1].ID}},
+		})
+		say(t, bob, room, "voted")
+		expectFrom(t, c, "PRIVMSG", bob.Localpart, "voted")
+
+		c.Send("PRIVMSG mxircd :ENDPOLL %s", channel)
+		expectService(t, c, "Ended the poll \"Best colour?\"")
+		m := expectFrom(t, c, "NOTICE", "alice", "[poll ended] Best colour?")
+		if want := "1. Red: 0 votes, 2. Blue: 1 vote (1 voter)"; !strings.Contains(m.Trailing(), want) {
+			t.Errorf("results = %q, want %q", m.Trailing(), want)
+		}
+		bob.WaitForEvent(t, ctx, room, func(e *event.Event) bool {
+			return e.Type.Type == "org.matrix.msc3381.poll.end" && e.Sender == alice.UserID && strings.Contains(string(e.Content.VeryRaw), string(ev.ID))
+		})
+	})
+}
