@@ -74,6 +74,8 @@ func testPolls(t *testing.T, hs *testenv.Homeserver, g *gateway) {
 	vote(bob, "salad")
 	vote(bob, "pizza")
 
+	c.Send("PRIVMSG mxircd :HELP VOTE")
+	expectService(t, c, "VOTE <channel> <number>[,<number>...]: votes in the newest open poll")
 	// Bad votes change nothing and say why.
 	c.Send("PRIVMSG mxircd :VOTE %s 7", channel)
 	expectService(t, c, "give a number from 1 to 3")
@@ -283,6 +285,8 @@ func TestPollFromIRC(t *testing.T) {
 		waitNames(t, c, channel, bob.Localpart)
 		ctx := ctxFor(t)
 
+		c.Send("PRIVMSG mxircd :HELP POLL")
+		expectService(t, c, "POLL <channel> <question> | <answer> | <answer>...: starts a poll")
 		c.Send("PRIVMSG mxircd :ENDPOLL %s", channel)
 		expectService(t, c, "There is no open poll in "+channel)
 		c.Send("PRIVMSG mxircd :POLL %s Only a question? |", channel)
