@@ -88,8 +88,14 @@ func (s *Session) notePoll(r *room, ev *event.Event) {
 			return
 		}
 		s.releaseServiceTxn(ev)
-		if sel := mapping.ParsePollResponse(ev.Content.VeryRaw); sel != nil {
-			ps.votes[string(ev.Sender)] = append(ps.votes[string(ev.Sender)], mapping.PollVote{TS: ev.Timestamp, Selections: sel})
+		sel := mapping.ParsePollResponse(ev.Content.VeryRaw)
+		if sel == nil || ps.ended {
+			return
+		}
+		// Only a user's latest response counts: one is kept per user, so a
+		// user who votes again and again costs nothing more.
+		if prev := ps.votes[string(ev.Sender)]; len(prev) == 0 || prev[0].TS <= ev.Timestamp {
+			ps.votes[string(ev.Sender)] = []mapping.PollVote{{TS: ev.Timestamp, Selections: sel}}
 		}
 	case isPollEnd(t):
 		s.releaseServiceTxn(ev)
@@ -158,10 +164,11 @@ func (s *Session) showPoll(a *Attachment, out output, r *room, ev *event.Event) 
 // serviceVote answers the newest open poll of a channel.
 func (s *Session) serviceVote(a *Attachment, out output, reply func(string), args string) {
 	fields := strings.Fields(args)
-	if len(fields) != 2 {
+	if len(fields) < 2 {
 		reply("Usage: " + serviceCommands["VOTE"].usage)
 		return
 	}
+	numbers := strings.Join(fields[1:], "") // "1, 3" as "1,3"
 	r := s.roomByChannel(fields[0])
 	if r == nil {
 		reply("You are not in " + fields[0] + ".")
@@ -181,7 +188,7 @@ func (s *Session) serviceVote(a *Attachment, out output, reply func(string), arg
 	}
 	var answers []string
 	seen := map[int]bool{}
-	for _, f := range strings.Split(fields[1], ",") {
+	for _, f := range strings.Split(numbers, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < 1 || n > len(ps.poll.Answers) {
 			reply(strconv.Quote(f) + " is not an answer of the poll \"" + ps.poll.Question + "\": give a number from 1 to " + strconv.Itoa(len(ps.poll.Answers)) + ".")

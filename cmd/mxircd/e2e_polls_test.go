@@ -130,7 +130,7 @@ func testPolls(t *testing.T, hs *testenv.Homeserver, g *gateway) {
 	expectFrom(t, c, "PRIVMSG", "alice", "3. Wednesday")
 	c.Send("PRIVMSG mxircd :VOTE %s 1,2,3", channel)
 	expectService(t, c, "takes at most 2 answer(s)")
-	c.Send("PRIVMSG mxircd :VOTE %s 1,3", channel)
+	c.Send("PRIVMSG mxircd :VOTE %s 1, 3", channel)
 	expectService(t, c, "Voted in "+channel)
 	ev = bob.WaitForEvent(t, ctx, room, func(ev *event.Event) bool {
 		return ev.Type.Type == "m.poll.response" && ev.Sender == alice.UserID
