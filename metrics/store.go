@@ -83,7 +83,7 @@ func (s *timedStore) SyncState(ctx context.Context, userID id.UserID) (token str
 	return token, head, err
 }
 
-func (s *timedStore) AccountRooms(ctx context.Context, userID id.UserID) (rooms []id.RoomID, ok bool, err error) {
+func (s *timedStore) AccountRooms(ctx context.Context, userID id.UserID) (rooms []store.AccountRoom, ok bool, err error) {
 	start := time.Now()
 	rooms, ok, err = s.Store.AccountRooms(ctx, userID)
 	s.observe("AccountRooms", start, err)

@@ -78,6 +78,11 @@ func (a *Attachment) takeHold() (place uint64, release func()) {
 // flushPongs sends the PONGs no open hold is ahead of, and those with a
 // mark up to force (after pongPatience), then settles if nothing is left.
 func (a *Attachment) flushPongs(force uint64) {
+	if a.afterBurst != nil && !a.burstOpen() {
+		f := a.afterBurst
+		a.afterBurst = nil
+		f()
+	}
 	for len(a.pongs) > 0 {
 		p := a.pongs[0]
 		if len(a.open) > 0 && a.open[0] <= p.mark && p.mark > force {
@@ -90,6 +95,11 @@ func (a *Attachment) flushPongs(force uint64) {
 		}
 	}
 	a.settle()
+}
+
+// burstOpen says a hold the client's connect burst took is still open.
+func (a *Attachment) burstOpen() bool {
+	return len(a.open) > 0 && a.open[0] <= a.burstMark
 }
 
 // settle tells the connection that every command it passed is answered,

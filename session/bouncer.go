@@ -63,6 +63,7 @@ func (a *Attachment) mark(seq int64) {
 // missed. Owner goroutine.
 func (s *Session) startAttach(a *Attachment) {
 	s.sendConnectBurst(a, a.client)
+	a.burstMark = a.holdSeq
 	for _, text := range s.undelivered {
 		a.client.SendNotice(text)
 	}
@@ -123,6 +124,12 @@ func startCursor(ctx context.Context, st store.Store, user id.UserID, client str
 
 func (s *Session) finishCatchUp(a *Attachment, upTo int64, events []store.StoredEvent, skipped map[id.RoomID]int, err error) {
 	if _, ok := s.clients[a]; !ok {
+		return
+	}
+	if a.burstOpen() {
+		// The burst's NAMES of a room whose member list is being fetched
+		// (members.go) come first.
+		a.afterBurst = func() { s.finishCatchUp(a, upTo, events, skipped, err) }
 		return
 	}
 	if err != nil {

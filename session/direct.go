@@ -95,6 +95,29 @@ func (s *Session) directPeer(r *room) id.UserID {
 	if peer == "" {
 		return ""
 	}
+	if r.counted() {
+		// A partial member list may lack a third member who never spoke:
+		// the summary counts them (summary.go).
+		switch others := r.others(); {
+		case others <= 0:
+			return peer
+		case others >= 2:
+			return ""
+		case r.heroesApply():
+			if r.summary.heroes[0] == peer {
+				return peer
+			}
+			return ""
+		}
+		// One other member, and no heroes (the room has a name): the peer,
+		// if the state knows them as a member.
+		if m := r.members[peer]; m != nil && (m.membership == event.MembershipJoin || m.membership == event.MembershipInvite) {
+			return peer
+		}
+		if r.members[peer] != nil {
+			return "" // the peer left: the other one is someone else
+		}
+	}
 	for user, m := range r.members {
 		if user != s.user && user != peer && (m.membership == event.MembershipJoin || m.membership == event.MembershipInvite) {
 			return "" // a group DM is a channel

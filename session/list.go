@@ -10,7 +10,6 @@ import (
 
 	"gopkg.in/irc.v4"
 	"maunium.net/go/mautrix"
-	"maunium.net/go/mautrix/event"
 
 	"github.com/mxircd/mxircd/ircreply"
 	"github.com/mxircd/mxircd/mapping"
@@ -53,13 +52,7 @@ func (s *Session) cmdList(a *Attachment, out output, m *irc.Message) error {
 		if term != "" && !strings.Contains(strings.ToLower(r.channel+" "+r.topic), strings.ToLower(term)) {
 			continue
 		}
-		n := 0
-		for _, mem := range r.members {
-			if mem.membership == event.MembershipJoin {
-				n++
-			}
-		}
-		joined = append(joined, entry{r.channel, n, r.topic})
+		joined = append(joined, entry{r.channel, r.joinedCount(), r.topic})
 	}
 	sort.Slice(joined, func(i, j int) bool { return joined[i].channel < joined[j].channel })
 

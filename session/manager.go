@@ -111,8 +111,9 @@ type Config struct {
 	// SSOLinkTTL is how long an SSO login link works (default 10m).
 	SSOLinkTTL time.Duration
 	// LazyMembers syncs with lazy-loaded members and fetches a room's
-	// full member list when NAMES, WHO or a join burst needs it
-	// (members.go).
+	// full member list when NAMES, WHO, a join burst or the ban list
+	// needs it (members.go); counts, names and DMs come from sync's room
+	// summary (summary.go). On by default.
 	LazyMembers bool
 }
 
@@ -192,6 +193,7 @@ func DefaultConfig() Config {
 		SSOLinkTTL:         10 * time.Minute,
 		AcceptDMInvites:    AcceptDMInvitesKnown,
 		Guests:             GuestConfig{HistoryOnJoin: 20, MaxChannels: 20},
+		LazyMembers:        true,
 	}
 }
 

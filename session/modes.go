@@ -293,7 +293,21 @@ func banMask(user id.UserID) string {
 	return "*!" + u + "@" + h
 }
 
+// sendBanList lists a room's bans (367, 368); for a room whose member list
+// is partial (bans of people sync never showed are not in it), once the
+// full list has come, as for NAMES.
 func (s *Session) sendBanList(a *Attachment, out output, r *room) {
+	channel := r.channel
+	s.withAllMembers(a, out, "MODE", r, func(r *room) {
+		if r == nil {
+			out.SendNumeric(irc.RPL_ENDOFBANLIST, channel, "End of channel ban list")
+			return
+		}
+		s.writeBanList(out, r)
+	})
+}
+
+func (s *Session) writeBanList(out output, r *room) {
 	var users []id.UserID
 	for user, mem := range r.members {
 		if mem.membership == event.MembershipBan {

@@ -32,7 +32,8 @@ import (
 // with its state as stored (shared with the other sessions resuming in the
 // same room).
 type resumeState struct {
-	rooms map[id.RoomID]*roomState
+	rooms     map[id.RoomID]*roomState
+	summaries map[id.RoomID]roomSummary // the account's own (summary.go)
 }
 
 // loadedStates shares rooms' stored state between the sessions that resume
@@ -60,14 +61,15 @@ func (s *Session) loadResume(ctx context.Context) (*resumeState, error) {
 	if err != nil || !ok {
 		return nil, err
 	}
-	rs := &resumeState{rooms: make(map[id.RoomID]*roomState, len(rooms))}
+	rs := &resumeState{rooms: make(map[id.RoomID]*roomState, len(rooms)), summaries: make(map[id.RoomID]roomSummary, len(rooms))}
 	started := time.Unix(0, s.started)
-	for _, roomID := range rooms {
-		st, err := s.mgr.loaded.get(ctx, s.mgr, roomID, started)
+	for _, room := range rooms {
+		st, err := s.mgr.loaded.get(ctx, s.mgr, room.RoomID, started)
 		if err != nil {
 			return nil, err
 		}
-		rs.rooms[roomID] = st
+		rs.rooms[room.RoomID] = st
+		rs.summaries[room.RoomID] = summaryFromStore(room.Summary)
 	}
 	return rs, nil
 }
@@ -247,6 +249,7 @@ func (s *Session) resumeRooms(rs *resumeState) {
 	for roomID, st := range rs.rooms {
 		r := s.newRoom(roomID)
 		r.roomState, r.shared = st, true
+		r.summary = rs.summaries[roomID]
 		s.resuming[roomID] = r
 	}
 }

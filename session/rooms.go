@@ -34,6 +34,9 @@ type room struct {
 	// fetched after it covers what its (lazy-loaded) sync left out, the
 	// timeline since shows every change (members.go).
 	made time.Time
+	// summary is what sync's room summary last said of the members: what
+	// a partial member list cannot tell (summary.go).
+	summary roomSummary
 }
 
 func (s *Session) newRoom(roomID id.RoomID) *room {
@@ -267,15 +270,24 @@ func (s *Session) channelNameFor(r *room) string {
 // (else localpart), in user ID order, for naming an unnamed room.
 func (s *Session) memberNames(r *room) string {
 	var users []id.UserID
-	for user, m := range r.members {
-		if user != s.user && (m.membership == event.MembershipJoin || m.membership == event.MembershipInvite) {
-			users = append(users, user)
+	if r.heroesApply() {
+		// A partial member list: the summary's heroes are the members to
+		// name it after (summary.go).
+		users = namingHeroes(r.summary.heroes)
+	} else {
+		for user, m := range r.members {
+			if user != s.user && (m.membership == event.MembershipJoin || m.membership == event.MembershipInvite) {
+				users = append(users, user)
+			}
 		}
+		sortUsers(users)
 	}
-	sortUsers(users)
 	var names []string
 	for _, user := range users[:min(len(users), 3)] {
-		name := r.members[user].displayName
+		var name string
+		if m := r.members[user]; m != nil {
+			name = m.displayName
+		}
 		if name == "" {
 			name, _ = mapping.UserHost(user)
 		}

@@ -738,6 +738,11 @@ type Attachment struct {
 	applying   uint64               // the hold of the request whose result is being applied
 	open       []uint64             // holds not yet released, in order
 	pongs      []waitingPong        // PONGs waiting for holds
+	// burstMark is the last hold its connect burst took (the member
+	// lists its NAMES wait for); afterBurst, the replay of what it
+	// missed, waits for them, so that it comes after the burst.
+	burstMark  uint64
+	afterBurst func()
 }
 
 func newAttachment(s *Session, c Client, name string) *Attachment {

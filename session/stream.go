@@ -24,13 +24,13 @@ import (
 // streamTracker is what the sync loop remembers between responses; what
 // each room delivered is in the store, not here. The syncer's.
 type streamTracker struct {
-	known     map[id.RoomID]bool // joined rooms seen in an earlier response
-	direct    map[id.RoomID]bool // rooms that are DMs (m.direct, direct invites)
-	responses int                // responses stored so far
+	known     map[id.RoomID]bool      // joined rooms seen in an earlier response
+	direct    map[id.RoomID]id.UserID // rooms that are DMs (m.direct, direct invites), with the peer
+	responses int                     // responses stored so far
 }
 
 func newStreamTracker() *streamTracker {
-	return &streamTracker{known: map[id.RoomID]bool{}, direct: map[id.RoomID]bool{}}
+	return &streamTracker{known: map[id.RoomID]bool{}, direct: map[id.RoomID]id.UserID{}}
 }
 
 // record notes the rooms a stored response brought.
@@ -50,8 +50,8 @@ func (tr *streamTracker) record(resp *mautrix.RespSync) {
 func (tr *streamTracker) noteDirect(resp *mautrix.RespSync, user id.UserID, log *slog.Logger) {
 	if direct, ok := directRooms(resp.AccountData.Events, log); ok {
 		clear(tr.direct)
-		for roomID := range direct {
-			tr.direct[roomID] = true
+		for roomID, peer := range direct {
+			tr.direct[roomID] = peer
 		}
 	}
 	for roomID, invited := range resp.Rooms.Invite {
@@ -61,7 +61,7 @@ func (tr *streamTracker) noteDirect(resp *mautrix.RespSync, user id.UserID, log 
 					IsDirect bool `json:"is_direct"`
 				}
 				if json.Unmarshal(ev.Content.VeryRaw, &c) == nil && c.IsDirect {
-					tr.direct[roomID] = true
+					tr.direct[roomID] = ev.Sender
 				}
 			}
 		}
@@ -87,6 +87,9 @@ func sortedRoomIDs[T any](rooms map[id.RoomID]T) []id.RoomID {
 func (y *syncer) persistSync(resp *mautrix.RespSync, allRooms bool) (map[id.EventID]int64, error) {
 	s, tr := y.s, y.tr
 	tr.noteDirect(resp, s.user, s.log)
+	if s.mgr.cfg.LazyMembers {
+		y.fetchHeroes(resp)
+	}
 	batch := &store.SyncBatch{UserID: s.user, NextBatch: resp.NextBatch, AllRooms: allRooms}
 	// The rooms' state, and which rooms the account is in, go with the
 	// token, so that a restart can resume from it (resume.go).
@@ -95,6 +98,12 @@ func (y *syncer) persistSync(resp *mautrix.RespSync, allRooms bool) (map[id.Even
 	for _, roomID := range sortedRoomIDs(resp.Rooms.Join) {
 		if allRooms || !tr.known[roomID] {
 			batch.Joined = append(batch.Joined, roomID)
+		}
+		if sum, ok := summaryForStore(&resp.Rooms.Join[roomID].Summary); ok {
+			if batch.Summaries == nil {
+				batch.Summaries = map[id.RoomID]store.RoomSummary{}
+			}
+			batch.Summaries[roomID] = sum
 		}
 	}
 	for _, roomID := range sortedRoomIDs(resp.Rooms.Leave) {
@@ -127,7 +136,7 @@ func (y *syncer) persistSync(resp *mautrix.RespSync, allRooms bool) (map[id.Even
 	for _, roomID := range sortedRoomIDs(resp.Rooms.Join) {
 		events := resp.Rooms.Join[roomID].Timeline.Events
 		from := 0
-		if tr.responses > 0 && !tr.known[roomID] && !tr.direct[roomID] {
+		if tr.responses > 0 && !tr.known[roomID] && tr.direct[roomID] == "" {
 			// A room new to the account: what came before its own join
 			// is history, not something it missed.
 			for i, ev := range events {
@@ -141,7 +150,7 @@ func (y *syncer) persistSync(resp *mautrix.RespSync, allRooms bool) (map[id.Even
 	for _, roomID := range sortedRoomIDs(resp.Rooms.Leave) {
 		add(roomID, resp.Rooms.Leave[roomID].Timeline.Events, func(int) bool { return true })
 	}
-	if len(batch.Events) == 0 && len(batch.State) == 0 && len(batch.Joined) == 0 && len(batch.Left) == 0 && !allRooms {
+	if len(batch.Events) == 0 && len(batch.State) == 0 && len(batch.Joined) == 0 && len(batch.Left) == 0 && len(batch.Summaries) == 0 && !allRooms {
 		// Presence, typing, receipts: nothing to keep. Not storing the
 		// token means a restart asks for them again, which changes
 		// nothing; storing it would be a write per account every time

@@ -90,6 +90,7 @@ func (s *Session) applyJoinedRoom(roomID id.RoomID, joined *mautrix.SyncJoinedRo
 		ev.RoomID = roomID
 		r.applyState(ev)
 	}
+	r.noteSummary(&joined.Summary)
 	if known && !initial {
 		var rejoined *event.MemberEventContent
 		for _, ev := range joined.Timeline.Events {

@@ -313,6 +313,11 @@ func (y *syncer) fillGaps(resp *mautrix.RespSync) {
 			}
 		}
 		resp.Rooms.Join[roomID].Timeline.Events = filled
+		if !j.Summary.IsZero() {
+			// The membership changes the short timeline left out are
+			// counted in this summary, not in the first response's.
+			resp.Rooms.Join[roomID].Summary = j.Summary
+		}
 		s.gapsFilled.Add(1)
 	}
 }

@@ -3,8 +3,10 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -61,6 +63,23 @@ type SyncBatch struct {
 	// sync), which replaces what was stored.
 	Joined, Left []id.RoomID
 	AllRooms     bool
+	// Summaries is what the response's room summaries said, by joined
+	// room (AccountRooms gives it back); a field left nil is unchanged.
+	Summaries map[id.RoomID]RoomSummary
+}
+
+// RoomSummary is the homeserver's summary of a room's members as one
+// account saw it in sync (m.joined_member_count, m.invited_member_count,
+// m.heroes). Nil fields are not known (or, on input, unchanged).
+type RoomSummary struct {
+	Joined, Invited *int
+	Heroes          []id.UserID
+}
+
+// AccountRoom is one room an account is in, with its summary.
+type AccountRoom struct {
+	RoomID  id.RoomID
+	Summary RoomSummary
 }
 
 // StateEvent is one Matrix state event of a room.
@@ -285,6 +304,29 @@ func saveRooms(ctx context.Context, tx *sql.Tx, b *SyncBatch) error {
 			return fmt.Errorf("join room %s: %w", roomID, err)
 		}
 	}
+	for _, roomID := range slices.Sorted(maps.Keys(b.Summaries)) {
+		sum := b.Summaries[roomID]
+		var joined, invited, heroes any
+		if sum.Joined != nil {
+			joined = int64(*sum.Joined)
+		}
+		if sum.Invited != nil {
+			invited = int64(*sum.Invited)
+		}
+		if sum.Heroes != nil {
+			raw, err := json.Marshal(sum.Heroes)
+			if err != nil {
+				return fmt.Errorf("summary of room %s: %w", roomID, err)
+			}
+			heroes = string(raw)
+		}
+		if _, err := tx.ExecContext(ctx,
+			`UPDATE account_rooms SET joined_count = COALESCE($3, joined_count), invited_count = COALESCE($4, invited_count),
+			 heroes = COALESCE($5, heroes) WHERE user_id = $1 AND room_id = $2`,
+			string(b.UserID), string(roomID), joined, invited, heroes); err != nil {
+			return fmt.Errorf("summary of room %s: %w", roomID, err)
+		}
+	}
 	return nil
 }
 
@@ -346,9 +388,9 @@ func insertState(ctx context.Context, tx *sql.Tx, events []StateEvent) error {
 }
 
 // AccountRooms returns the rooms the account had joined as of its stored
-// sync token; ok is false when the store does not hold its whole list
-// (it was never saved by a full-state or initial sync).
-func (s *SQLStore) AccountRooms(ctx context.Context, userID id.UserID) (rooms []id.RoomID, ok bool, err error) {
+// sync token, with their summaries; ok is false when the store does not
+// hold its whole list (it was never saved by a full-state or initial sync).
+func (s *SQLStore) AccountRooms(ctx context.Context, userID id.UserID) (rooms []AccountRoom, ok bool, err error) {
 	var stored int64
 	err = s.db.QueryRowContext(ctx, `SELECT rooms_stored FROM sync_state WHERE user_id = $1`, string(userID)).Scan(&stored)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && stored == 0) {
@@ -357,17 +399,33 @@ func (s *SQLStore) AccountRooms(ctx context.Context, userID id.UserID) (rooms []
 	if err != nil {
 		return nil, false, fmt.Errorf("store: rooms of %s: %w", userID, err)
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT room_id FROM account_rooms WHERE user_id = $1 ORDER BY room_id`, string(userID))
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT room_id, joined_count, invited_count, heroes FROM account_rooms WHERE user_id = $1 ORDER BY room_id`, string(userID))
 	if err != nil {
 		return nil, false, fmt.Errorf("store: rooms of %s: %w", userID, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var roomID string
-		if err := rows.Scan(&roomID); err != nil {
+		var roomID, heroes string
+		var joined, invited int64
+		if err := rows.Scan(&roomID, &joined, &invited, &heroes); err != nil {
 			return nil, false, fmt.Errorf("store: rooms of %s: %w", userID, err)
 		}
-		rooms = append(rooms, id.RoomID(roomID))
+		room := AccountRoom{RoomID: id.RoomID(roomID)}
+		if joined >= 0 {
+			n := int(joined)
+			room.Summary.Joined = &n
+		}
+		if invited >= 0 {
+			n := int(invited)
+			room.Summary.Invited = &n
+		}
+		if heroes != "" {
+			if err := json.Unmarshal([]byte(heroes), &room.Summary.Heroes); err != nil {
+				return nil, false, fmt.Errorf("store: heroes of %s in %s: %w", userID, roomID, err)
+			}
+		}
+		rooms = append(rooms, room)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, false, fmt.Errorf("store: rooms of %s: %w", userID, err)

@@ -48,8 +48,11 @@ func TestRoomStateStore(t *testing.T) {
 			t.Fatal(err)
 		}
 		rooms, ok, err := s.AccountRooms(ctx, "@u:x")
-		if err != nil || !ok || !slices.Equal(rooms, []id.RoomID{"!a"}) {
+		if err != nil || !ok || len(rooms) != 1 || rooms[0].RoomID != "!a" {
 			t.Fatalf("rooms of @u: %v (complete %v, err %v), want [!a]", rooms, ok, err)
+		}
+		if sum := rooms[0].Summary; sum.Joined != nil || sum.Invited != nil || sum.Heroes != nil {
+			t.Errorf("summary of a room no sync summarised: %+v, want none", sum)
 		}
 		state, err := s.RoomState(ctx, "!a")
 		if err != nil {
@@ -70,6 +73,40 @@ func TestRoomStateStore(t *testing.T) {
 		}
 		if _, ok, _ := s.AccountRooms(ctx, "@u:x"); ok {
 			t.Error("the room list survived ClearSyncState")
+		}
+	})
+}
+
+// Each account's rooms keep the summary its syncs last sent, field by
+// field: a field a later summary leaves out stays as it was.
+func TestRoomSummaryStore(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, driver string) {
+		ctx := context.Background()
+		s := storetest.Open(t, driver)
+		n := func(i int) *int { return &i }
+		if _, err := s.SaveSync(ctx, &store.SyncBatch{UserID: "@u:x", NextBatch: "s1", AllRooms: true, Joined: []id.RoomID{"!a", "!b"},
+			Summaries: map[id.RoomID]store.RoomSummary{"!a": {Joined: n(2), Invited: n(1), Heroes: []id.UserID{"@p:x", "@q:x"}}}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.SaveSync(ctx, &store.SyncBatch{UserID: "@u:x", NextBatch: "s2",
+			Summaries: map[id.RoomID]store.RoomSummary{"!a": {Joined: n(3)}, "!b": {Joined: n(5000), Invited: n(0)}}}); err != nil {
+			t.Fatal(err)
+		}
+		// Another account's summary of the same room is its own.
+		if _, err := s.SaveSync(ctx, &store.SyncBatch{UserID: "@v:x", NextBatch: "s1", AllRooms: true, Joined: []id.RoomID{"!a"},
+			Summaries: map[id.RoomID]store.RoomSummary{"!a": {Joined: n(7), Invited: n(0), Heroes: []id.UserID{"@u:x"}}}}); err != nil {
+			t.Fatal(err)
+		}
+		rooms, ok, err := s.AccountRooms(ctx, "@u:x")
+		if err != nil || !ok || len(rooms) != 2 {
+			t.Fatalf("rooms of @u: %v (complete %v, err %v)", rooms, ok, err)
+		}
+		a, b := rooms[0].Summary, rooms[1].Summary
+		if a.Joined == nil || *a.Joined != 3 || a.Invited == nil || *a.Invited != 1 || !slices.Equal(a.Heroes, []id.UserID{"@p:x", "@q:x"}) {
+			t.Errorf("summary of !a: %v %v %v, want 3 joined, 1 invited, heroes @p and @q", a.Joined, a.Invited, a.Heroes)
+		}
+		if b.Joined == nil || *b.Joined != 5000 || b.Invited == nil || *b.Invited != 0 || b.Heroes != nil {
+			t.Errorf("summary of !b: %v %v %v, want 5000 joined, 0 invited, no heroes", b.Joined, b.Invited, b.Heroes)
 		}
 	})
 }

@@ -100,9 +100,10 @@ type Store interface {
 	// its stream head (0 if none).
 	SyncState(ctx context.Context, userID id.UserID) (token string, head int64, err error)
 	// AccountRooms returns the rooms the account had joined as of its
-	// stored sync token; ok is false when the store does not hold the
-	// whole list (no full-state or initial sync saved it yet).
-	AccountRooms(ctx context.Context, userID id.UserID) (rooms []id.RoomID, ok bool, err error)
+	// stored sync token, each with the summary its syncs last sent; ok is
+	// false when the store does not hold the whole list (no full-state or
+	// initial sync saved it yet).
+	AccountRooms(ctx context.Context, userID id.UserID) (rooms []AccountRoom, ok bool, err error)
 	// RoomState returns a room's current state as stored, the JSON of
 	// one event per (type, state key), the newest stored.
 	RoomState(ctx context.Context, roomID id.RoomID) ([][]byte, error)

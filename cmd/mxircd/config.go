@@ -233,6 +233,7 @@ func defaultConfig() Config {
 			RoomCreateBurst:    matrix.RoomCreateBurst,
 			RoomCreateInterval: Duration{matrix.RoomCreateInterval},
 			PasswordRecheck:    Duration{matrix.PasswordRecheck},
+			LazyMembers:        matrix.LazyMembers,
 		},
 		HTTP: HTTPConfig{
 			LinkTTL:                  Duration{24 * time.Hour},

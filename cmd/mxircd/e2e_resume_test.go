@@ -18,7 +18,10 @@ import (
 // while the gateway was down included, and a message sent meanwhile
 // arrives once.
 func TestRestartResumesIncrementally(t *testing.T) {
-	forEachStoreWith(t, nil, func(t *testing.T, hs *testenv.Homeserver, b *bouncer) {
+	// Without lazy-loaded members, so that the stored state is complete
+	// (TestLazyMembers covers a resume with them).
+	noLazy := func(c *Config) { c.Matrix.LazyMembers = false }
+	forEachStoreWith(t, noLazy, func(t *testing.T, hs *testenv.Homeserver, b *bouncer) {
 		alice, bob, room, channel := twoInARoom(t, hs, "resume")
 		carol := hs.Register(t, "carol")
 		ctx := ctxFor(t)
