@@ -15,13 +15,15 @@ import (
 //   - lurkers: memory per lurker connection, and the fan-out of one
 //     message to N lurkers against N clients attached to one logged-in
 //     account (section 7; N from MXIRCD_BENCH_CONFERENCE_LURKERS, 2,000);
+//
 //   - lazy: the connect burst of an account in 30 rooms of 5,000 members,
 //     lazy-loaded members on against off (section 9);
+//
 //   - restart: from process start to all sessions live, resuming from
 //     stored state (section 8; sessions from MXIRCD_BENCH_CONFERENCE_SESSIONS,
 //     8,000).
 //
-//	go test -tags goolm -run '^$' -bench ConferenceDay -benchtime 1x -timeout 1h ./bench/
+//     go test -tags goolm -run '^$' -bench ConferenceDay -benchtime 1x -timeout 1h ./bench/
 //
 // It prints the date and the machine's load before and after each piece.
 func BenchmarkConferenceDay(b *testing.B) {
