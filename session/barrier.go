@@ -164,7 +164,34 @@ func (s *Session) holdUntilShown(a *Attachment, roomID id.RoomID) {
 	if roomID == "" || s.rooms[roomID] != nil && s.leaving[roomID] == 0 {
 		return
 	}
-	s.roomHolds[roomID] = append(s.roomHolds[roomID], a.hold())
+	place, release := a.takeHold()
+	s.roomHolds[roomID] = append(s.roomHolds[roomID], roomHold{a, place, release})
+}
+
+// roomHold is a client's hold on a room it joined until the room is shown.
+type roomHold struct {
+	a       *Attachment
+	place   uint64
+	release func()
+}
+
+// burstInPlace makes the holds the room's burst takes (the NAMES of a
+// room whose member list is fetched, members.go) keep the place of the
+// JOIN of each client that waits for the room, as a request's result
+// does; done puts things back. Owner goroutine.
+func (s *Session) burstInPlace(roomID id.RoomID) (done func()) {
+	var set []*Attachment
+	for _, h := range s.roomHolds[roomID] {
+		if h.a.applying == 0 {
+			h.a.applying = h.place
+			set = append(set, h.a)
+		}
+	}
+	return func() {
+		for _, a := range set {
+			a.applying = 0
+		}
+	}
 }
 
 // holdUntilGone keeps a client's PING behind the PART of a room it left,
@@ -189,7 +216,7 @@ func (s *Session) releaseGone(roomID id.RoomID) {
 func (s *Session) releaseRoom(roomID id.RoomID) {
 	holds := s.roomHolds[roomID]
 	delete(s.roomHolds, roomID)
-	for _, release := range holds {
-		release()
+	for _, h := range holds {
+		h.release()
 	}
 }

@@ -117,7 +117,7 @@ type Session struct {
 	early    earlyLine                   // the early line being run (runEarly)
 	// PINGs waiting (barrier.go) for a message's echo, or a joined room.
 	echoHolds map[string]func()
-	roomHolds map[id.RoomID][]func()
+	roomHolds map[id.RoomID][]roomHold
 	partHolds map[id.RoomID][]func() // PARTs waiting for their room to close
 	// ownNick is accountNick's last answer, for connections registering
 	// (Attachment.OwnNick). Written by the owner, read by readers.
@@ -241,7 +241,7 @@ func newSession(mgr *Manager, cli *mautrix.Client) *Session {
 		sentTxns:   map[string]*Attachment{},
 		sentResp:   map[string]*labeledResponse{},
 		echoHolds:  map[string]func(){},
-		roomHolds:  map[id.RoomID][]func(){},
+		roomHolds:  map[id.RoomID][]roomHold{},
 		leaving:    map[id.RoomID]int{},
 		partHolds:  map[id.RoomID][]func(){},
 		started:    time.Now().UnixNano(),

@@ -167,6 +167,7 @@ func (s *Session) applyJoinedRoom(roomID id.RoomID, joined *mautrix.SyncJoinedRo
 func (s *Session) announceRoom(r *room, asker *Attachment, out output) {
 	delete(s.deferred, r.id)
 	defer s.releaseRoom(r.id)
+	defer s.burstInPlace(r.id)()
 	backlog := r.backlog
 	r.backlog = nil
 	if r.dm = s.directPeer(r); r.dm != "" {
