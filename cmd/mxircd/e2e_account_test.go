@@ -12,7 +12,6 @@ import (
 	"maunium.net/go/mautrix/event"
 
 	"github.com/mxircd/mxircd/internal/testenv"
-	"github.com/mxircd/mxircd/store/storetest"
 )
 
 // serviceSays waits for a NOTICE from the service nick containing text.
@@ -123,20 +122,11 @@ func saslAttempt(t *testing.T, g *gateway, account, password string) string {
 func TestPasswordNeedsTLSOrLoopback(t *testing.T) {
 	ip := nonLoopbackIP(t)
 	hs := testenv.SharedHomeserver(t)
-	cfg := defaultConfig()
-	cfg.IRC.KeepClientNick = true // the client keeps the nick the test gives it
-	cfg.IRC.Listen = []string{net.JoinHostPort(ip.String(), "0")}
-	cfg.IRC.AllowInsecurePlaintext = true
-	cfg.Matrix.Homeserver = hs.URL
-	cfg.Matrix.ServerName = hs.ServerName
-	cfg.Matrix.SyncTimeout = Duration{5 * time.Second}
-	sc := storetest.Config(t, "sqlite")
-	cfg.Store = StoreConfig{Driver: sc.Driver, Path: sc.Path, DSN: sc.DSN}
-	cfg.Encryption.Enabled = false
-	if err := cfg.validate(); err != nil {
-		t.Fatal(err)
-	}
-	g := startTestGateway(t, cfg)
+	g := startTestGateway(t, gatewayConfig(t, hs, "sqlite", func(c *Config) {
+		c.IRC.Listen = []string{net.JoinHostPort(ip.String(), "0")}
+		c.IRC.AllowInsecurePlaintext = true
+		c.Encryption.Enabled = false
+	}))
 	alice := hs.Register(t, "alice")
 	c := connect(t, g, "alice", alice)
 	c.Send("PRIVMSG mxircd :PASSWORD SET right-app-password")

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -33,26 +32,15 @@ import (
 // The store is a fresh one of driver; restarts keep using it.
 func bouncerConfig(t *testing.T, hs *testenv.Homeserver, driver string, mutate func(*Config)) Config {
 	t.Helper()
-	cfg := defaultConfig()
-	cfg.IRC.KeepClientNick = true // the client keeps the nick the test gives it
-	cfg.IRC.Listen = []string{"127.0.0.1:0"}
-	cfg.Matrix.Homeserver = hs.URL
-	cfg.Matrix.ServerName = hs.ServerName
-	cfg.Matrix.SyncTimeout = Duration{5 * time.Second}
-	cfg.Bouncer.AlwaysOn = true
-	cfg.Bouncer.AwayWhenDetached = true
-	cfg.Bouncer.ReplayLimit = 100
-	cfg.Bouncer.HistoryPerRoom = 5000
-	sc := storetest.Config(t, driver)
-	cfg.Store = StoreConfig{Driver: sc.Driver, Path: sc.Path, DSN: sc.DSN}
-	cfg.Encryption.PickleKeyFile = filepath.Join(t.TempDir(), "pickle.key")
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	if err := cfg.validate(); err != nil {
-		t.Fatal(err)
-	}
-	return cfg
+	return gatewayConfig(t, hs, driver, func(c *Config) {
+		c.Bouncer.AlwaysOn = true
+		c.Bouncer.AwayWhenDetached = true
+		c.Bouncer.ReplayLimit = 100
+		c.Bouncer.HistoryPerRoom = 5000
+		if mutate != nil {
+			mutate(c)
+		}
+	})
 }
 
 // bouncer is an in-process gateway that a test can stop and start again on

@@ -11,22 +11,13 @@ import (
 	"maunium.net/go/mautrix/event"
 
 	"github.com/mxircd/mxircd/internal/testenv"
-	"github.com/mxircd/mxircd/store/storetest"
 )
 
 // A file shared in Matrix arrives as a line with a link that opens in a
 // browser, although the homeserver requires a login to download media.
 func TestMediaLinks(t *testing.T) {
 	hs := testenv.SharedHomeserver(t)
-	cfg := defaultConfig()
-	cfg.IRC.KeepClientNick = true // the client keeps the nick the test gives it
-	cfg.IRC.Listen = []string{"127.0.0.1:0"}
-	cfg.HTTP.Listen = "127.0.0.1:0"
-	cfg.Matrix.Homeserver = hs.URL
-	cfg.Matrix.ServerName = hs.ServerName
-	sc := storetest.Config(t, "sqlite")
-	cfg.Store = StoreConfig{Driver: sc.Driver, Path: sc.Path}
-	g := startTestGateway(t, cfg)
+	g := startTestGateway(t, gatewayConfig(t, hs, "sqlite", func(c *Config) { c.HTTP.Listen = "127.0.0.1:0" }))
 
 	alice, bob, room, channel := twoInARoom(t, hs, "media")
 	c := connect(t, g, "alice", alice)

@@ -77,14 +77,7 @@ func TestReadableChannelNames(t *testing.T) {
 // JOIN #name finds them.
 func TestShortAliases(t *testing.T) {
 	hs := testenv.SharedHomeserver(t)
-	cfg := defaultConfig()
-	cfg.IRC.KeepClientNick = true // the client keeps the nick the test gives it
-	cfg.IRC.Listen = []string{"127.0.0.1:0"}
-	cfg.Matrix.Homeserver = hs.URL
-	cfg.Matrix.ServerName = hs.ServerName
-	cfg.Matrix.ShortAliases = true
-	cfg.Store.Path = t.TempDir() + "/mxircd.db"
-	g := startTestGateway(t, cfg)
+	g := startTestGateway(t, gatewayConfig(t, hs, "sqlite", func(c *Config) { c.Matrix.ShortAliases = true }))
 	alice, bob := hs.Register(t, "alice"), hs.Register(t, "bob")
 	aliasLocal := uniq("short")
 	createRoom(t, bob, aliasLocal, "")

@@ -23,27 +23,17 @@ const allowedOrigin = "http://allowed.example"
 // and [1]). origins are the web pages that may connect.
 func webGateway(t *testing.T, hs *testenv.Homeserver, driver string, origins ...string) *gateway {
 	t.Helper()
-	cfg := defaultConfig()
-	cfg.IRC.KeepClientNick = true // the client keeps the nick the test gives it
-	cfg.IRC.Listen = []string{"127.0.0.1:0"}
 	dir := t.TempDir()
-	cfg.IRC.TLS.Cert, cfg.IRC.TLS.Key = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	writeCert(t, cfg.IRC.TLS.Cert, cfg.IRC.TLS.Key, 1)
-	cfg.IRC.TLS.Listen = []string{freeAddr(t)} // a real port, for sts=port
-	cfg.IRC.TLS.STSDuration = "720h"
-	cfg.IRC.WebSocket.Listen = []string{"127.0.0.1:0"}
-	cfg.IRC.WebSocket.TLSListen = []string{"127.0.0.1:0"}
-	cfg.IRC.WebSocket.Origins = append([]string{allowedOrigin}, origins...)
-	cfg.Matrix.Homeserver = hs.URL
-	cfg.Matrix.ServerName = hs.ServerName
-	cfg.Matrix.SyncTimeout = Duration{5 * time.Second}
-	sc := storetest.Config(t, driver)
-	cfg.Store = StoreConfig{Driver: sc.Driver, Path: sc.Path, DSN: sc.DSN}
-	cfg.Encryption.PickleKeyFile = filepath.Join(dir, "pickle.key")
-	if err := cfg.validate(); err != nil {
-		t.Fatal(err)
-	}
-	return startTestGateway(t, cfg)
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writeCert(t, cert, key, 1)
+	return startTestGateway(t, gatewayConfig(t, hs, driver, func(c *Config) {
+		c.IRC.TLS.Cert, c.IRC.TLS.Key = cert, key
+		c.IRC.TLS.Listen = []string{freeAddr(t)} // a real port, for sts=port
+		c.IRC.TLS.STSDuration = "720h"
+		c.IRC.WebSocket.Listen = []string{"127.0.0.1:0"}
+		c.IRC.WebSocket.TLSListen = []string{"127.0.0.1:0"}
+		c.IRC.WebSocket.Origins = append([]string{allowedOrigin}, origins...)
+	}))
 }
 
 func (g *gateway) wsURL(secure bool) string {
@@ -175,22 +165,12 @@ func TestSTS(t *testing.T) {
 // TCP, and one over the cap is told why.
 func TestWebSocketConnectionCaps(t *testing.T) {
 	hs := testenv.SharedHomeserver(t)
-	cfg := defaultConfig()
-	cfg.IRC.KeepClientNick = true // the client keeps the nick the test gives it
-	cfg.IRC.Listen = []string{"127.0.0.1:0"}
-	cfg.IRC.WebSocket.Listen = []string{"127.0.0.1:0"}
-	cfg.IRC.WebSocket.TrustedProxies = []string{"127.0.0.1"}
-	cfg.IRC.MaxConnectionsPerAddress = 2
-	cfg.IRC.LimitExempt = nil
-	cfg.Matrix.Homeserver = hs.URL
-	cfg.Matrix.ServerName = hs.ServerName
-	sc := storetest.Config(t, "sqlite")
-	cfg.Store = StoreConfig{Driver: sc.Driver, Path: sc.Path, DSN: sc.DSN}
-	cfg.Encryption.PickleKeyFile = filepath.Join(t.TempDir(), "pickle.key")
-	if err := cfg.validate(); err != nil {
-		t.Fatal(err)
-	}
-	g := startTestGateway(t, cfg)
+	g := startTestGateway(t, gatewayConfig(t, hs, "sqlite", func(c *Config) {
+		c.IRC.WebSocket.Listen = []string{"127.0.0.1:0"}
+		c.IRC.WebSocket.TrustedProxies = []string{"127.0.0.1"}
+		c.IRC.MaxConnectionsPerAddress = 2
+		c.IRC.LimitExempt = nil
+	}))
 	url := g.wsURL(false)
 	from := func(addr string) http.Header { return http.Header{"X-Forwarded-For": {addr}} }
 	alive := func(c *testenv.IRCClient) {
