@@ -234,6 +234,8 @@ var tagCaps = map[string]string{
 	"time":    "server-time",
 	"account": "account-tag",
 	"batch":   "batch",
+	// labeled-response asks for labels without needing message-tags.
+	"label":   "labeled-response",
 	concatTag: multilineCap,
 }
 

@@ -347,6 +347,23 @@ func TestTagsFilteredByCaps(t *testing.T) {
 	}
 }
 
+// labeled-response (with batch, which it needs) is enough for a label to
+// come back: the spec does not ask for message-tags, and irctest
+// negotiates it without.
+func TestLabelWithoutMessageTags(t *testing.T) {
+	ts := startServer(t, testConfig())
+	c, _ := ts.registerWithCaps(t, "labeler", "batch labeled-response")
+	c.send("@label=abc PING :x")
+	if m := c.expect("PONG"); m.Tags["label"] != "abc" {
+		t.Errorf("PONG = %q, want the label abc back", m.String())
+	}
+	c2, _ := ts.registerWithCaps(t, "plain", "")
+	c2.send("@label=abc PING :x")
+	if m := c2.expect("PONG"); len(m.Tags) != 0 {
+		t.Errorf("PONG = %q, want no tags without labeled-response", m.String())
+	}
+}
+
 func TestShutdown(t *testing.T) {
 	ts := startServer(t, testConfig())
 	c1, h1 := ts.registered(t, "one")
