@@ -313,6 +313,9 @@ func (s *Session) cmdPart(a *Attachment, out output, m *irc.Message) error {
 					return
 				}
 				// On success the PART comes through sync, to every client.
+				if reason != "" {
+					s.partReasons[roomID] = reason
+				}
 				s.holdUntilGone(a, roomID)
 			}
 		})

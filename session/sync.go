@@ -381,6 +381,8 @@ func (s *Session) applyLeftRoom(roomID id.RoomID, left *mautrix.SyncLeftRoom) {
 	delete(s.invites, roomID)
 	defer s.releaseGone(roomID) // the PARTs waiting for it (barrier.go)
 	delete(s.leaving, roomID)
+	partReason := s.partReasons[roomID]
+	delete(s.partReasons, roomID)
 	r := s.rooms[roomID]
 	if r == nil {
 		return
@@ -401,6 +403,9 @@ func (s *Session) applyLeftRoom(roomID id.RoomID, left *mautrix.SyncLeftRoom) {
 				kicker = ev.Sender
 			}
 		}
+	}
+	if kicker == "" && reason == "" {
+		reason = partReason
 	}
 	s.broadcastIn(r, "", attached, func(a *Attachment, out output) {
 		if kicker != "" {

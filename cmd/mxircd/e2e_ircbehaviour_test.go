@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/irc.v4"
 	"maunium.net/go/mautrix"
@@ -112,6 +114,34 @@ func TestPingWaitsForPartRejoinAndModes(t *testing.T) {
 					t.Fatalf("round %d: PONG came before the %s: %v", i, want.what, before)
 				}
 			}
+		}
+	})
+}
+
+// The reason a client gives to PART comes back on its own PART line, as
+// on any IRC server, even where the homeserver drops it from the event.
+func TestPartReasonReachesTheLeaver(t *testing.T) {
+	forEachStore(t, func(t *testing.T, hs *testenv.Homeserver, g *gateway) {
+		alice, bob, room, channel := twoInARoom(t, hs, "partwhy")
+		c := connect(t, g, "bob", bob)
+		c.ExpectMatch(t, func(m *irc.Message) bool {
+			return m.Command == irc.RPL_ENDOFNAMES && strings.EqualFold(m.Param(1), channel)
+		}, "bob's burst")
+		c.Send("PART %s :off to lunch", channel)
+		part := c.ExpectMatch(t, isCmd("PART", channel), "bob's PART")
+		if part.Trailing() != "off to lunch" || len(part.Params) != 2 {
+			t.Errorf("PART = %s, want the reason \"off to lunch\"", part)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		ev := alice.WaitForEvent(t, ctx, room, func(ev *event.Event) bool {
+			return ev.Type == event.StateMember && ev.GetStateKey() == bob.UserID.String() &&
+				ev.Content.AsMember().Membership == event.MembershipLeave
+		})
+		// Dendrite v0.15.2 drops /leave's reason (its LeaveRoomByID never
+		// reads it), so Matrix users see none there; Synapse keeps it.
+		if r := ev.Content.AsMember().Reason; r != "" && r != "off to lunch" {
+			t.Errorf("Matrix leave reason = %q", r)
 		}
 	})
 }
