@@ -100,11 +100,29 @@ func (m *Manager) AutoRegister(ctx context.Context, nick string, client Client) 
 	if err != nil {
 		return nil, "", fmt.Errorf("logging in to the account just registered (%s): %w", user, err)
 	}
+	m.nameAfterNick(ctx, creds, nick)
 	a, err := m.Start(ctx, creds, client)
 	if err != nil {
 		return nil, "", err
 	}
 	return a, password, nil
+}
+
+// nameAfterNick gives an account just registered its nick, as typed, for
+// a display name: "coolNick" stays coolNick to everyone (the localpart is
+// lower case) and the client keeps the nick it asked for. Not fatal: the
+// account works under its localpart without it.
+func (m *Manager) nameAfterNick(ctx context.Context, creds *Credentials, nick string) {
+	if creds.Account == nil {
+		return
+	}
+	cli, err := newClient(&m.cfg, creds.Account.Homeserver, creds.User, creds.Account.AccessToken)
+	if err == nil {
+		err = cli.SetDisplayName(ctx, nick)
+	}
+	if err != nil {
+		m.log.Warn("could not set the display name of an account just registered", "user", creds.User, "err", err)
+	}
 }
 
 // registerAccount registers localpart with password, without logging in.

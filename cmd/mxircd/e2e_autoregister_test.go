@@ -54,7 +54,14 @@ func TestAutoRegister(t *testing.T) {
 				t.Fatalf("registered %s, want @%s:%s", user1, want, hs.ServerName)
 			}
 			c1.Send("JOIN %s", channel)
-			c1.ExpectMatch(t, isCmd("JOIN", channel), "own JOIN")
+			// The nick as typed is the account's display name, so the
+			// client keeps it (the localpart is lower case).
+			if join := c1.ExpectMatch(t, isCmd("JOIN", channel), "own JOIN"); join.Prefix.Name != nick {
+				t.Errorf("own JOIN from %s, want the nick %s kept", join.Prefix, nick)
+			}
+			if resp, err := bob.Client.GetDisplayName(ctxFor(t), user1); err != nil || resp.DisplayName != nick {
+				t.Errorf("display name of %s = %+v (%v), want %s", user1, resp, err, nick)
+			}
 			c1.Send("PRIVMSG %s :hello from nowhere", channel)
 			bobSees(t, bob, room, user1, "hello from nowhere")
 
