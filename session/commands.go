@@ -630,9 +630,11 @@ func (s *Session) cmdWhois(a *Attachment, out output, m *irc.Message) error {
 	nick := m.Params[len(m.Params)-1]
 	user, ok := s.userByNick(a, nick)
 	if !ok {
-		// The error, then the end of the list, as WHOIS always ends.
-		return errors.Join(ircreply.Numeric(irc.ERR_NOSUCHNICK, nick, "No such nick/channel"),
-			ircreply.Numeric(irc.RPL_ENDOFWHOIS, nick, "End of /WHOIS list"))
+		if user, ok = s.matrixUserNamed(nick); ok {
+			s.whoisProfile(a, out, nick, user)
+			return nil
+		}
+		return errNoSuchNickWhois(nick)
 	}
 	nick = s.nickOf(a, user)
 	u, h := mapping.UserHost(user)

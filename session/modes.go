@@ -193,6 +193,13 @@ func (s *Session) cmdInvite(a *Attachment, out output, m *irc.Message) error {
 			user, ok = mx, true
 		}
 	}
+	// A bare nick nobody here holds may be a user of the server, who must
+	// exist there (their profile) to be invited.
+	checkExists := false
+	if !ok {
+		user, ok = s.userOnServer(nick)
+		checkExists = ok
+	}
 	if !ok {
 		return ircreply.Numeric(irc.ERR_NOSUCHNICK, nick, "No such nick: give a nick or a Matrix ID")
 	}
@@ -201,6 +208,13 @@ func (s *Session) cmdInvite(a *Attachment, out output, m *irc.Message) error {
 	}
 	roomID, channel := r.id, r.channel
 	s.roomRequest(a, out, "INVITE", roomID, func(ctx context.Context) func() {
+		if checkExists {
+			if _, err := s.cli.GetProfile(ctx, user); errors.Is(err, mautrix.MNotFound) {
+				return func() {
+					s.reply(a, out, "INVITE", ircreply.Numeric(irc.ERR_NOSUCHNICK, nick, "No such nick: give a nick or a Matrix ID"))
+				}
+			}
+		}
 		_, err := s.cli.InviteUser(ctx, roomID, &mautrix.ReqInviteUser{UserID: user})
 		return func() {
 			if err != nil {

@@ -37,6 +37,52 @@ func (s *Session) userOnServer(nick string) (id.UserID, bool) {
 	return user, true
 }
 
+// matrixUserNamed is the Matrix user a nick nobody in a shared room holds
+// may name: a Matrix ID as typed, or a bare nick on the server.
+func (s *Session) matrixUserNamed(nick string) (id.UserID, bool) {
+	if user, _ := mapping.MaskUser(nick); user != "" && strings.HasPrefix(nick, "@") {
+		return user, true
+	}
+	return s.userOnServer(nick)
+}
+
+// errNoSuchNickWhois is WHOIS's answer for a nick nobody has: the error,
+// then the end of the list, as WHOIS always ends.
+func errNoSuchNickWhois(nick string) error {
+	return errors.Join(ircreply.Numeric(irc.ERR_NOSUCHNICK, nick, "No such nick/channel"),
+		ircreply.Numeric(irc.RPL_ENDOFWHOIS, nick, "End of /WHOIS list"))
+}
+
+// whoisProfile answers WHOIS of a Matrix user who shares no room with the
+// account from their profile, as an IRC server answers WHOIS of anyone on
+// the network; a user the homeserver does not know is 401.
+func (s *Session) whoisProfile(a *Attachment, out output, nick string, user id.UserID) {
+	s.request(a, out, "WHOIS", func(ctx context.Context) func() {
+		profile, err := s.cli.GetProfile(ctx, user)
+		return func() {
+			switch {
+			case errors.Is(err, mautrix.MNotFound):
+				s.reply(a, out, "WHOIS", errNoSuchNickWhois(nick))
+				return
+			case err != nil:
+				s.reply(a, out, "WHOIS", errors.Join(
+					ircreply.Numeric(irc.ERR_NOSUCHNICK, nick, "Cannot tell whether "+string(user)+" exists: "+matrixErrorText(err)),
+					ircreply.Numeric(irc.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")))
+				return
+			}
+			real := profile.DisplayName
+			if real == "" {
+				real = user.String()
+			}
+			u, h := mapping.UserHost(user)
+			out.SendNumeric(irc.RPL_WHOISUSER, nick, u, h, "*", real)
+			out.SendNumeric(irc.RPL_WHOISSERVER, nick, h, "Matrix homeserver")
+			out.SendNumeric(rplWhoisAccount, nick, s.accountName(user), "is logged in as")
+			out.SendNumeric(irc.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
+		}
+	})
+}
+
 // sendToServerUser checks that user exists (their profile) and then sends
 // to them as to a Matrix ID; a user the homeserver does not know is 401.
 func (s *Session) sendToServerUser(a *Attachment, out output, nick string, user id.UserID, content *event.MessageEventContent, command string) {

@@ -202,6 +202,46 @@ func TestPrivmsgToNickWithoutSharedRoom(t *testing.T) {
 	})
 }
 
+// WHOIS and INVITE of a nick nobody in a shared room holds take it as a
+// user of the server, as PRIVMSG does: anyone on an IRC network can be
+// looked up and invited. A user the homeserver does not know is 401.
+func TestWhoisAndInviteWithoutSharedRoom(t *testing.T) {
+	forEachStore(t, func(t *testing.T, hs *testenv.Homeserver, g *gateway) {
+		alice, _, room, channel := twoInARoom(t, hs, "stranger")
+		dave := hs.Register(t, "dave")
+		c := connect(t, g, "alice", alice)
+		c.ExpectMatch(t, func(m *irc.Message) bool {
+			return m.Command == irc.RPL_ENDOFNAMES && strings.EqualFold(m.Param(1), channel)
+		}, "alice's burst")
+
+		c.Send("WHOIS %s", dave.Localpart)
+		user := c.ExpectMatch(t, isCmd(irc.RPL_WHOISUSER), "311 for dave")
+		if user.Param(1) != dave.Localpart || user.Param(2) != dave.Localpart || user.Param(3) != hs.ServerName {
+			t.Errorf("311 = %s", user)
+		}
+		c.ExpectMatch(t, isCmd(irc.RPL_ENDOFWHOIS), "318 for dave")
+
+		missing := uniq("nobody")
+		c.Send("WHOIS %s", missing)
+		before := linesUntilPong(t, c, "after-whois")
+		if !hasLine(before, isCmd(irc.ERR_NOSUCHNICK)) || !hasLine(before, isCmd(irc.RPL_ENDOFWHOIS)) {
+			t.Errorf("WHOIS of an unknown user: %v, want 401 and 318", before)
+		}
+
+		c.Send("INVITE %s %s", dave.Localpart, channel)
+		c.ExpectMatch(t, isCmd(irc.RPL_INVITING), "341 for dave")
+		dave.SyncUntil(t, ctxFor(t), func(resp *mautrix.RespSync) bool {
+			_, ok := resp.Rooms.Invite[room]
+			return ok
+		})
+		c.Send("INVITE %s %s", missing, channel)
+		before = linesUntilPong(t, c, "after-invite")
+		if !hasLine(before, isCmd(irc.ERR_NOSUCHNICK)) {
+			t.Errorf("INVITE of an unknown user: %v, want 401", before)
+		}
+	})
+}
+
 // With short_aliases, accounts on matrix.server_name are short like
 // aliases (issue 17): 900, account-tag, extended-join and WHOIS name
 // "alice", the login a client types, not @alice:server; 900's mask has
