@@ -39,6 +39,8 @@ func init() {
 		"QUIT":         {Local: (*Conn).handleQuit, PreReg: true},
 		"MOTD":         {Local: func(c *Conn, _ *irc.Message) error { c.sendMOTD(); return nil }},
 		"VERSION":      {Local: (*Conn).handleVersion},
+		"LUSERS":       {Local: (*Conn).handleLusers},
+		"TIME":         {Local: (*Conn).handleTime},
 		"MODE":         {Local: (*Conn).handleMode, MinParams: 1},
 		"PRIVMSG":      {Local: forwardMessage},
 		"NOTICE":       {Local: forwardMessage},
@@ -207,21 +209,18 @@ func (c *Conn) handleMode(m *irc.Message) error {
 	// anyway, so it is true either way and clients that set it on connect
 	// (irssi does) get a plain answer. Other modes mean nothing in Matrix.
 	adding, changed, unknown := true, "", false
-	c.mu.Lock()
 	for _, r := range m.Params[1] {
 		switch r {
 		case '+', '-':
 			adding = r == '+'
 		case 'i':
-			if c.invisible != adding {
-				c.invisible = adding
+			if c.invisible.Swap(adding) != adding {
 				changed += map[bool]string{true: "+i", false: "-i"}[adding]
 			}
 		default:
 			unknown = true
 		}
 	}
-	c.mu.Unlock()
 	if changed != "" {
 		c.reply(&irc.Message{Prefix: c.selfPrefix(), Command: "MODE", Params: []string{c.Nick(), changed}})
 	}
@@ -235,9 +234,7 @@ func (c *Conn) handleMode(m *irc.Message) error {
 }
 
 func (c *Conn) userModes() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.invisible {
+	if c.invisible.Load() {
 		return "+i"
 	}
 	return "+"

@@ -41,12 +41,16 @@ type Conn struct {
 	pingSent  atomic.Bool
 	closeOnce sync.Once
 
-	mu        sync.Mutex // guards the fields below, read by other goroutines
-	nick      string     // the reader's until registration, then the session's (SetNick)
-	user      string
-	realname  string
-	caps      map[string]bool
-	invisible bool // user mode +i
+	mu       sync.Mutex // guards the fields below, read by other goroutines
+	nick     string     // the reader's until registration, then the session's (SetNick)
+	user     string
+	realname string
+	caps     map[string]bool
+
+	invisible atomic.Bool // user mode +i
+	// counted says the connection is among the server's users (LUSERS);
+	// under srv.mu.
+	counted bool
 
 	registered atomic.Bool
 	// settled counts the commands passed to the handler (forward) that
@@ -221,6 +225,7 @@ func (c *Conn) Close(reason string) {
 	c.closeOnce.Do(func() {
 		c.q.close(errorLine(reason))
 		c.cancel()
+		c.srv.uncount(c)
 	})
 }
 

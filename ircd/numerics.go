@@ -4,4 +4,6 @@ package ircd
 const (
 	errInputTooLong  = "417"
 	errInvalidCapCmd = "410"
+	rplLocalUsers    = "265"
+	rplGlobalUsers   = "266"
 )

@@ -57,6 +57,7 @@ func (c *Conn) enterPending() {
 		c.takeGuestNick()
 	}
 	c.registered.Store(true)
+	c.srv.count(c)
 	c.sendWelcome()
 	if guests && c.startLurking(lurker) {
 		return // a lurker is bound by the guests' idle timeout (lurk.go)

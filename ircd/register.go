@@ -378,6 +378,7 @@ func (c *Conn) tryRegister() {
 		}
 	}
 	c.registered.Store(true)
+	c.srv.count(c)
 	c.sendWelcome()
 	c.handler.Attach()
 }

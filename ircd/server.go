@@ -199,6 +199,8 @@ type Server struct {
 	guests    map[string]bool        // nicks given to lurkers (lurk.go)
 	isupport  *ISupport
 	commands  map[string]Command // read-only after NewServer
+	users     int                // registered connections not closing (lusers.go)
+	maxUsers  int                // the most users at once since start
 	connsDone sync.WaitGroup
 	stats     stats // counters for metrics (stats.go)
 }
