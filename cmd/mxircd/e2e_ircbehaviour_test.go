@@ -242,6 +242,45 @@ func TestWhoisAndInviteWithoutSharedRoom(t *testing.T) {
 	})
 }
 
+// USERHOST answers for nicks of shared rooms and for users of the server
+// who share none (irctest's away test): + when here, - when away, unknown
+// nicks left out.
+func TestUserhost(t *testing.T) {
+	forEachStore(t, func(t *testing.T, hs *testenv.Homeserver, g *gateway) {
+		alice, bob, _, channel := twoInARoom(t, hs, "userhost")
+		dave := hs.Register(t, "dave")
+		c := connect(t, g, "alice", alice)
+		c.ExpectMatch(t, func(m *irc.Message) bool {
+			return m.Command == irc.RPL_ENDOFNAMES && strings.EqualFold(m.Param(1), channel)
+		}, "alice's burst")
+		d := connect(t, g, "dave", dave)
+		d.Drain(t)
+
+		// Dave's presence turns online with his session's first syncs.
+		missing := uniq("nobody")
+		want := bob.Localpart + "=+" + bob.Localpart + "@" + hs.ServerName + " " +
+			dave.Localpart + "=+" + dave.Localpart + "@" + hs.ServerName
+		var got string
+		for deadline := time.Now().Add(20 * time.Second); got != want && time.Now().Before(deadline); {
+			c.Send("USERHOST %s %s %s", bob.Localpart, missing, dave.Localpart)
+			got = c.ExpectMatch(t, isCmd(irc.RPL_USERHOST), "302").Trailing()
+			if got != want {
+				time.Sleep(200 * time.Millisecond)
+			}
+		}
+		if got != want {
+			t.Errorf("302 = %q, want %q", got, want)
+		}
+
+		d.Send("AWAY :not here")
+		d.ExpectMatch(t, isCmd(irc.RPL_NOWAWAY), "306")
+		c.Send("USERHOST %s", dave.Localpart)
+		if r := c.ExpectMatch(t, isCmd(irc.RPL_USERHOST), "302 after AWAY"); !strings.HasPrefix(r.Trailing(), dave.Localpart+"=-") {
+			t.Errorf("302 of an away user = %q, want %s=-...", r.Trailing(), dave.Localpart)
+		}
+	})
+}
+
 // With short_aliases, accounts on matrix.server_name are short like
 // aliases (issue 17): 900, account-tag, extended-join and WHOIS name
 // "alice", the login a client types, not @alice:server; 900's mask has
