@@ -3,6 +3,10 @@ package ircd
 import (
 	"context"
 	"fmt"
+
+	"gopkg.in/irc.v4"
+
+	"github.com/mxircd/mxircd/irctext"
 )
 
 // AutoRegisterer is a Backend that can register a Matrix account of its
@@ -24,6 +28,7 @@ func (c *Conn) autoRegister(ar AutoRegisterer) bool {
 	defer cancel()
 	h, password, err := ar.AutoRegister(ctx, c.Nick(), c)
 	if err != nil {
+		c.srv.releaseAnonNick(c)
 		c.logger().Warn("cannot register an account for a connection without a login", "err", err)
 		c.replyNotice("Could not make a Matrix account for you: " + err.Error() + ".")
 		c.Close("No account: " + err.Error())
@@ -40,4 +45,46 @@ func (c *Conn) autoRegister(ar AutoRegisterer) bool {
 		c.replyNotice(line)
 	}
 	return true
+}
+
+// A connection without a login is known by its nick alone, so two of them
+// may not hold one nick at once: the second is told the nick is in use
+// (433) and registers when it picks another, as on any IRC server. The
+// claim is on the nick the connection registered with, from the moment it
+// asks for an account until it closes.
+
+// claimAnonNick claims nick for c; false when another live connection
+// without a login holds it. Reader goroutine.
+func (s *Server) claimAnonNick(c *Conn, nick string) bool {
+	folded := irctext.Casefold(nick)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if holder := s.anonNicks[folded]; holder != nil && holder != c && holder.ctx.Err() == nil {
+		return false
+	}
+	if s.anonNicks == nil {
+		s.anonNicks = map[string]*Conn{}
+	}
+	s.anonNicks[folded] = c
+	c.anonNick = folded
+	return true
+}
+
+// releaseAnonNick ends c's claim, if it has one. Any goroutine.
+func (s *Server) releaseAnonNick(c *Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.anonNick != "" && s.anonNicks[c.anonNick] == c {
+		delete(s.anonNicks, c.anonNick)
+	}
+	c.anonNick = ""
+}
+
+// refuseTakenNick answers a registration whose nick another connection
+// without a login holds, and waits for another NICK. Reader goroutine.
+func (c *Conn) refuseTakenNick() {
+	nick := c.Nick()
+	c.reply(&irc.Message{Prefix: &irc.Prefix{Name: c.srv.cfg.ServerName}, Command: irc.ERR_NICKNAMEINUSE,
+		Params: []string{"*", nick, "Nickname is already in use"}})
+	c.reg.nickSet = false
 }

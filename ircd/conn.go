@@ -88,6 +88,7 @@ type Conn struct {
 	lurk         LurkHandler // while lurking; also the handler then
 	lurkTimer    *time.Timer // drops an idle lurker
 	guestNick    string      // the guest nick this connection holds in the server's set
+	anonNick     string      // the casefolded nick it holds without a login (autoreg.go); under srv.mu
 	pendingUntil time.Time   // when pendingTimer fires
 }
 
@@ -376,6 +377,7 @@ func (c *Conn) serve() {
 	}
 	c.stopLurking()
 	c.srv.releaseGuestNick(c)
+	c.srv.releaseAnonNick(c)
 	c.stopBrowserLogin()
 	if c.handler != nil {
 		c.detachHandler()

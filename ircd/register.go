@@ -321,6 +321,11 @@ func (c *Conn) handleUser(m *irc.Message) error {
 	if c.registered.Load() || c.reg.userSet {
 		return errAlreadyRegistered
 	}
+	if m.Params[0] == "" || m.Params[3] == "" {
+		// Neither may be empty (modern.ircdocs.horse); the client may
+		// send USER again.
+		return errNeedMoreParams("USER")
+	}
 	c.mu.Lock()
 	c.user = m.Params[0]
 	c.realname = m.Params[3]
@@ -350,6 +355,10 @@ func (c *Conn) tryRegister() {
 		ar, _ := c.srv.backend.(AutoRegisterer)
 		switch {
 		case c.reg.pass == "" && c.srv.cfg.AutoRegister && ar != nil:
+			if !c.srv.claimAnonNick(c, c.Nick()) {
+				c.refuseTakenNick()
+				return
+			}
 			if !c.autoRegister(ar) {
 				return
 			}

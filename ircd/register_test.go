@@ -484,6 +484,18 @@ func TestInvalidNick(t *testing.T) {
 	c.syncPing()
 }
 
+// An empty user name or realname is 461, and USER may be sent again.
+func TestEmptyUserFields(t *testing.T) {
+	ts := startServer(t, testConfig())
+	c := ts.dial(t)
+	c.send("PASS "+testPassword, "NICK alice", "USER "+testAccount+" 0 * :")
+	c.expect("461", "alice", "USER")
+	c.send("USER : 0 * :Alice")
+	c.expect("461", "alice", "USER")
+	c.send("USER " + testAccount + " 0 * :Alice")
+	c.expectWelcome("alice")
+}
+
 func TestRegistrationTimeout(t *testing.T) {
 	cfg := testConfig()
 	cfg.RegistrationTimeout = 200 * time.Millisecond

@@ -197,6 +197,7 @@ type Server struct {
 	closing   bool
 	failures  map[string]*loginLimit // failed logins by remote IP
 	guests    map[string]bool        // nicks given to lurkers (lurk.go)
+	anonNicks map[string]*Conn       // nicks held by connections without a login (autoreg.go)
 	isupport  *ISupport
 	commands  map[string]Command // read-only after NewServer
 	users     int                // registered connections not closing (lusers.go)

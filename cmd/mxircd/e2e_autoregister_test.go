@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/irc.v4"
 	"maunium.net/go/mautrix"
@@ -65,8 +66,43 @@ func TestAutoRegister(t *testing.T) {
 			c1.Send("PRIVMSG %s :hello from nowhere", channel)
 			bobSees(t, bob, room, user1, "hello from nowhere")
 
-			// The same nick again, without a login: not the first account.
-			c2, user2, _ := anonymous(t, g, nick)
+			// The same nick again, without a login, while the first holds
+			// it: in use (433), and registration waits for another nick.
+			dup := testenv.DialIRC(t, g.ircAddr())
+			dup.Send("NICK %s", nick)
+			dup.Send("USER %s 0 * :anonymous", nick)
+			dup.Expect(t, irc.ERR_NICKNAMEINUSE)
+			other := uniq("Other")
+			dup.Send("NICK %s", other)
+			if w := dup.Expect(t, irc.RPL_WELCOME); w.Param(0) != other {
+				t.Errorf("001 = %s, want it for %s", w, other)
+			}
+			dup.Close()
+
+			// Once the first has gone, the nick is free again, but not its
+			// account: another one is made.
+			c1.Close()
+			var c2 *testenv.IRCClient
+			var user2 id.UserID
+			for deadline := time.Now().Add(20 * time.Second); ; {
+				c := testenv.DialIRC(t, g.ircAddr())
+				c.Send("NICK %s", nick)
+				c.Send("USER %s 0 * :anonymous", nick)
+				first := c.ExpectMatch(t, func(m *irc.Message) bool {
+					return m.Command == irc.ERR_NICKNAMEINUSE || m.Command == "NOTICE" && strings.Contains(m.Trailing(), "made for you: ")
+				}, "433 or the account notice")
+				if first.Command == "NOTICE" {
+					_, u, _ := strings.Cut(first.Trailing(), "made for you: ")
+					c2, user2 = c, id.UserID(u)
+					c2.Expect(t, irc.RPL_WELCOME)
+					break
+				}
+				c.Close()
+				if time.Now().After(deadline) {
+					t.Fatalf("%s still in use 20s after its holder quit", nick)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
 			if user2 == user1 || user2.Localpart() != strings.ToLower(nick)+"_2" {
 				t.Fatalf("second anonymous %s got %s, want a %s_2 account of its own", nick, user2, strings.ToLower(nick))
 			}
@@ -82,7 +118,6 @@ func TestAutoRegister(t *testing.T) {
 			odd.Expect(t, "ERROR")
 
 			// The password shown logs back in to the first account.
-			c1.Close()
 			c3 := connect(t, g, "whoever", &testenv.Account{UserID: user1, Password: password})
 			c3.Send("PRIVMSG %s :back again", channel)
 			bobSees(t, bob, room, user1, "back again")
