@@ -21,9 +21,11 @@ func TestCommandErrorReplies(t *testing.T) {
 	}{
 		{"numeric", nil, "TOPIC #nowhere", []string{"442 #nowhere You're not on that channel"}},
 		{"labeled numeric", labeled, "@label=a TOPIC #nowhere", []string{"442 me #nowhere You're not on that channel label=a"}},
-		{"two numerics in a batch", labeled, "@label=w WHOIS ghost", []string{
-			"BATCH +lr labeled-response label=w", "401 me ghost No such nick/channel batch=lr",
-			"318 me ghost End of /WHOIS list batch=lr", "BATCH -lr"}},
+		// (A bare nick would be looked up on the homeserver; one with a
+		// server part that is no Matrix ID cannot be anyone.)
+		{"two numerics in a batch", labeled, "@label=w WHOIS ghost:nowhere", []string{
+			"BATCH +lr labeled-response label=w", "401 me ghost:nowhere No such nick/channel batch=lr",
+			"318 me ghost:nowhere End of /WHOIS list batch=lr", "BATCH -lr"}},
 		{"FAIL without a numeric", std, "ALWAYSON maybe", []string{"FAIL ALWAYSON INVALID_PARAMS MAYBE ALWAYSON takes ON, OFF or DEFAULT"}},
 		{"NOTICE without standard-replies", nil, "ALWAYSON maybe", []string{"NOTICE ALWAYSON takes ON, OFF or DEFAULT"}},
 		{"FAIL for a command whose specification wants it", nil, "REDACT #nowhere $x",
