@@ -69,8 +69,8 @@ func (c *Conn) dispatch(m *irc.Message) {
 	// there (the label travels in its tags). A BATCH line's label belongs
 	// to the whole multiline message.
 	if label := m.Tags["label"]; label != "" && m.Command != "BATCH" && c.registered.Load() &&
-		c.HasCap("labeled-response") && c.HasCap("batch") {
-		c.resp = ircreply.NewResponse(c, label)
+		c.HasCap("labeled-response") {
+		c.resp = ircreply.NewResponse(c, label, c.HasCap("batch"))
 		c.forwarded = false
 		defer func() {
 			resp := c.resp

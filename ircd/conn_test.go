@@ -347,15 +347,23 @@ func TestTagsFilteredByCaps(t *testing.T) {
 	}
 }
 
-// labeled-response (with batch, which it needs) is enough for a label to
-// come back: the spec does not ask for message-tags, and irctest
-// negotiates it without.
+// labeled-response is enough for a label to come back: the spec does not
+// ask for message-tags, and irctest negotiates it alone (a one-line
+// answer needs no batch).
 func TestLabelWithoutMessageTags(t *testing.T) {
 	ts := startServer(t, testConfig())
-	c, _ := ts.registerWithCaps(t, "labeler", "batch labeled-response")
+	c, _ := ts.registerWithCaps(t, "labeler", "labeled-response")
 	c.send("@label=abc PING :x")
 	if m := c.expect("PONG"); m.Tags["label"] != "abc" {
 		t.Errorf("PONG = %q, want the label abc back", m.String())
+	}
+	c.send("@label=def PONG :x")
+	if m := c.expect("ACK"); m.Tags["label"] != "def" {
+		t.Errorf("ACK = %q, want the label def", m.String())
+	}
+	c.send("@label=ghi FROBNICATE")
+	if m := c.expect("421"); m.Tags["label"] != "ghi" {
+		t.Errorf("421 = %q, want the label ghi", m.String())
 	}
 	c2, _ := ts.registerWithCaps(t, "plain", "")
 	c2.send("@label=abc PING :x")

@@ -24,15 +24,19 @@ type Conn interface {
 type Response struct {
 	conn    Conn
 	label   string
+	batch   bool // the client takes batches
 	lines   []*irc.Message
 	pending int  // parts still to come
 	handled bool // the command itself has run
 	flushed bool
 }
 
-// NewResponse starts the response to the command labeled label.
-func NewResponse(conn Conn, label string) *Response {
-	return &Response{conn: conn, label: label}
+// NewResponse starts the response to the command labeled label. batch
+// says the client negotiated batch: without it, a response of one line or
+// none is labeled as usual, and one of several lines goes out unlabeled,
+// as the lines cannot be framed.
+func NewResponse(conn Conn, label string, batch bool) *Response {
+	return &Response{conn: conn, label: label, batch: batch}
 }
 
 func (r *Response) SendMessage(m *irc.Message) {
@@ -88,6 +92,13 @@ func (r *Response) flush() {
 		return
 	}
 	r.flushed = true
+	if !r.batch && len(r.lines) > 1 {
+		for _, m := range r.lines {
+			r.conn.SendMessage(m)
+		}
+		r.lines = nil
+		return
+	}
 	ref := "lr" + strconv.FormatUint(batchSeq.Add(1), 36)
 	for _, m := range LabeledResponse(r.label, r.conn.ServerName(), ref, r.lines) {
 		r.conn.SendMessage(m)

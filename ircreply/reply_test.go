@@ -60,7 +60,7 @@ func TestSend(t *testing.T) {
 
 func TestResponseWaitsForHeldParts(t *testing.T) {
 	l := &lines{}
-	r := NewResponse(l, "7")
+	r := NewResponse(l, "7", true)
 	r.Hold()
 	r.SendNumeric("001", "hi")
 	r.Finish()
@@ -80,10 +80,36 @@ func TestResponseWaitsForHeldParts(t *testing.T) {
 
 func TestResponseUnlabeled(t *testing.T) {
 	l := &lines{}
-	r := NewResponse(l, "7")
+	r := NewResponse(l, "7", true)
 	r.SendNotice("one")
 	r.Unlabeled()
 	if len(l.sent) != 1 || strings.Contains(l.sent[0], "label") {
 		t.Errorf("sent %q, want the line without a label", l.sent)
+	}
+}
+
+// Without batch, one line (or none) is still labeled; several go out
+// unlabeled, since they cannot be framed.
+func TestResponseWithoutBatch(t *testing.T) {
+	l := &lines{}
+	r := NewResponse(l, "7", false)
+	r.SendNotice("one")
+	r.Finish()
+	if len(l.sent) != 1 || !strings.Contains(l.sent[0], "label=7") {
+		t.Errorf("sent %q, want the one line labeled", l.sent)
+	}
+	l = &lines{}
+	r = NewResponse(l, "8", false)
+	r.Finish()
+	if len(l.sent) != 1 || !strings.Contains(l.sent[0], "label=8") || !strings.Contains(l.sent[0], "ACK") {
+		t.Errorf("sent %q, want a labeled ACK", l.sent)
+	}
+	l = &lines{}
+	r = NewResponse(l, "9", false)
+	r.SendNotice("one")
+	r.SendNotice("two")
+	r.Finish()
+	if len(l.sent) != 2 || strings.Contains(strings.Join(l.sent, ""), "label") || strings.Contains(strings.Join(l.sent, ""), "BATCH") {
+		t.Errorf("sent %q, want two plain lines", l.sent)
 	}
 }

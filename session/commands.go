@@ -48,8 +48,8 @@ func (s *Session) handleCommand(a *Attachment, m *irc.Message) {
 		a.handled++
 		a.settle()
 	}()
-	if label := m.Tags["label"]; label != "" && a.client.HasCap("labeled-response") && a.client.HasCap("batch") {
-		resp := ircreply.NewResponse(a.client, label)
+	if label := m.Tags["label"]; label != "" && a.client.HasCap("labeled-response") {
+		resp := ircreply.NewResponse(a.client, label, a.client.HasCap("batch"))
 		s.runCommand(a, resp, m)
 		resp.Finish()
 		return
