@@ -124,9 +124,7 @@ func TestPartReasonReachesTheLeaver(t *testing.T) {
 	forEachStore(t, func(t *testing.T, hs *testenv.Homeserver, g *gateway) {
 		alice, bob, room, channel := twoInARoom(t, hs, "partwhy")
 		c := connect(t, g, "bob", bob)
-		c.ExpectMatch(t, func(m *irc.Message) bool {
-			return m.Command == irc.RPL_ENDOFNAMES && strings.EqualFold(m.Param(1), channel)
-		}, "bob's burst")
+		awaitBurst(t, c, channel)
 		c.Send("PART %s :off to lunch", channel)
 		part := c.ExpectMatch(t, isCmd("PART", channel), "bob's PART")
 		if part.Trailing() != "off to lunch" || len(part.Params) != 2 {
@@ -210,9 +208,7 @@ func TestWhoisAndInviteWithoutSharedRoom(t *testing.T) {
 		alice, _, room, channel := twoInARoom(t, hs, "stranger")
 		dave := hs.Register(t, "dave")
 		c := connect(t, g, "alice", alice)
-		c.ExpectMatch(t, func(m *irc.Message) bool {
-			return m.Command == irc.RPL_ENDOFNAMES && strings.EqualFold(m.Param(1), channel)
-		}, "alice's burst")
+		awaitBurst(t, c, channel)
 
 		c.Send("WHOIS %s", dave.Localpart)
 		user := c.ExpectMatch(t, isCmd(irc.RPL_WHOISUSER), "311 for dave")
@@ -250,9 +246,7 @@ func TestUserhost(t *testing.T) {
 		alice, bob, _, channel := twoInARoom(t, hs, "userhost")
 		dave := hs.Register(t, "dave")
 		c := connect(t, g, "alice", alice)
-		c.ExpectMatch(t, func(m *irc.Message) bool {
-			return m.Command == irc.RPL_ENDOFNAMES && strings.EqualFold(m.Param(1), channel)
-		}, "alice's burst")
+		awaitBurst(t, c, channel)
 		d := connect(t, g, "dave", dave)
 		d.Drain(t)
 
