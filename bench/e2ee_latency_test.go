@@ -16,11 +16,11 @@ import (
 	"github.com/mxircd/mxircd/internal/testenv/e2eepeer"
 )
 
-// e2eeRounds is how many messages each of the six paths of
+// e2eeRounds is how many messages each of the eight paths of
 // BenchmarkEncryptedLatency sends after its first; one round sends one on
-// each, e2eePace apart: about two and a half minutes. The IRC client sends
-// on two paths of six, so its lines stay well inside the gateway's flood
-// control (5 lines a second after a burst) at this pace.
+// each, e2eePace apart: about three and a half minutes. Alice's IRC
+// client sends on three paths of eight, so its lines stay well inside the
+// gateway's flood control (5 lines a second after a burst) at this pace.
 const (
 	e2eeRounds = 100
 	e2eePace   = 200 * time.Millisecond
@@ -33,30 +33,36 @@ const (
 	ircToSDK e2eeDirection = iota // IRC client → mxircd → … → Element's SDK
 	sdkToIRC                      // Element's SDK → … → mxircd → IRC client
 	sdkToSDK                      // Element's SDK → homeserver → Element's SDK: the native reference
+	ircToIRC                      // IRC client → mxircd → homeserver → mxircd → IRC client: the gateway both ways
 )
 
+var e2eeDirections = []e2eeDirection{ircToSDK, sdkToIRC, sdkToSDK, ircToIRC}
+
 func (d e2eeDirection) String() string {
-	return [...]string{"IRC → SDK", "SDK → IRC", "SDK → SDK"}[d]
+	return [...]string{"IRC → SDK", "SDK → IRC", "SDK → SDK", "IRC → IRC"}[d]
 }
 
 func (d e2eeDirection) metric() string {
-	return [...]string{"irc-sdk", "sdk-irc", "sdk-sdk"}[d]
+	return [...]string{"irc-sdk", "sdk-irc", "sdk-sdk", "irc-irc"}[d]
 }
 
 // e2eePath is one way a message goes: into one of the two rooms, in one
 // direction.
 type e2eePath struct {
 	room      id.RoomID
-	channel   string
+	channel   string // alice's name for the room
+	channel2  string // dave's
 	encrypted bool
 	dir       e2eeDirection
 }
 
-// e2eeParties are the three ends: alice on IRC through mxircd, bob on
-// Element's SDK (the other end of every path), carol on Element's SDK too
-// (the sender of the native reference).
+// e2eeParties are the four ends: alice on IRC through mxircd, bob on
+// Element's SDK (the other end of the paths with an SDK), carol on
+// Element's SDK too (the sender of the native reference), and dave on IRC
+// through the same mxircd (the other end of IRC → IRC).
 type e2eeParties struct {
 	irc        *ircClient
+	dave       *ircClient
 	alice      id.UserID
 	bob, carol *e2eepeer.Peer
 	carolID    id.UserID
@@ -68,22 +74,28 @@ type e2eeParties struct {
 // gateway, accounts and receiver, so that only encryption differs; the
 // other way, the SDK sending and the IRC client receiving PRIVMSG; and,
 // as the reference of what encryption costs without the gateway, one SDK
-// to another in the same two rooms. The first message of each path is
+// to another in the same two rooms; and, as what encryption costs with
+// the gateway alone, IRC to IRC through two accounts' sessions on the same
+// gateway (one encrypts, the other decrypts). The first message of each path is
 // timed apart (in the encrypted room it carries the Megolm key sharing);
-// then one message at a time, the six paths interleaved in turn so that
+// then one message at a time, the eight paths interleaved in turn so that
 // machine noise falls on all of them.
 func BenchmarkEncryptedLatency(b *testing.B) {
 	hs := testenv.SharedHomeserver(b)
 	addr := startGateway(b, hs, "")
-	alice, bobAcct, carolAcct := hs.Register(b, "alice"), hs.Register(b, "bob"), hs.Register(b, "carol")
+	alice, bobAcct, carolAcct, daveAcct := hs.Register(b, "alice"), hs.Register(b, "bob"), hs.Register(b, "carol"), hs.Register(b, "dave")
 	a := login(b, addr, "alice", alice)
 	defer a.conn.Close()
 	a.waitFor(b, func(m *irc.Message) bool { return m.Command == irc.RPL_ENDOFMOTD || m.Command == irc.ERR_NOMOTD })
+	d := login(b, addr, "dave", daveAcct)
+	defer d.conn.Close()
+	d.waitFor(b, func(m *irc.Message) bool { return m.Command == irc.RPL_ENDOFMOTD || m.Command == irc.ERR_NOMOTD })
 	// The SDK encrypts to the devices it finds when it first sends, so
-	// the gateway's device must have published its keys by then.
+	// the gateway's devices must have published their keys by then.
 	waitDeviceKeys(b, alice)
+	waitDeviceKeys(b, daveAcct)
 	who := e2eeParties{
-		irc: a, alice: alice.UserID,
+		irc: a, dave: d, alice: alice.UserID,
 		bob:     e2eepeer.Start(b, hs.URL, bobAcct.UserID.String(), bobAcct.Password),
 		carol:   e2eepeer.Start(b, hs.URL, carolAcct.UserID.String(), carolAcct.Password),
 		carolID: carolAcct.UserID,
@@ -91,21 +103,30 @@ func BenchmarkEncryptedLatency(b *testing.B) {
 
 	var paths []e2eePath
 	for _, encrypted := range []bool{true, false} {
-		room := who.bob.CreateRoom(b, e2eepeer.RoomOptions{Name: fmt.Sprintf("bench encrypted=%v", encrypted), Encrypted: encrypted, Invite: []id.UserID{alice.UserID, carolAcct.UserID}})
+		room := who.bob.CreateRoom(b, e2eepeer.RoomOptions{Name: fmt.Sprintf("bench encrypted=%v", encrypted), Encrypted: encrypted, Invite: []id.UserID{alice.UserID, carolAcct.UserID, daveAcct.UserID}})
 		who.carol.Join(b, room.String())
+		// ownJoin waits for c's own JOIN of the new room, the first JOIN
+		// of a channel it is not in yet: the others joined before.
+		ownJoin := func(c *ircClient, known func(e2eePath) string) string {
+			var channel string
+			c.waitFor(b, func(m *irc.Message) bool {
+				if m.Command == "JOIN" && !slices.ContainsFunc(paths, func(p e2eePath) bool { return known(p) == m.Param(0) }) {
+					channel = m.Param(0)
+				}
+				return channel != ""
+			})
+			return channel
+		}
 		if _, err := alice.Client.JoinRoom(context.Background(), room.String(), nil); err != nil {
 			b.Fatal(err)
 		}
-		var channel string
-		a.waitFor(b, func(m *irc.Message) bool {
-			// alice's own JOIN comes first: the others joined before her.
-			if m.Command == "JOIN" && !slices.ContainsFunc(paths, func(p e2eePath) bool { return p.channel == m.Param(0) }) {
-				channel = m.Param(0)
-			}
-			return channel != ""
-		})
-		for _, dir := range []e2eeDirection{ircToSDK, sdkToIRC, sdkToSDK} {
-			paths = append(paths, e2eePath{room: room, channel: channel, encrypted: encrypted, dir: dir})
+		channel := ownJoin(a, func(p e2eePath) string { return p.channel })
+		if _, err := daveAcct.Client.JoinRoom(context.Background(), room.String(), nil); err != nil {
+			b.Fatal(err)
+		}
+		channel2 := ownJoin(d, func(p e2eePath) string { return p.channel2 })
+		for _, dir := range e2eeDirections {
+			paths = append(paths, e2eePath{room: room, channel: channel, channel2: channel2, encrypted: encrypted, dir: dir})
 		}
 	}
 
@@ -149,7 +170,7 @@ func sendOnce(b *testing.B, who e2eeParties, p e2eePath, text string) e2eeSample
 	var reply e2eepeer.Sent
 	var request time.Duration
 	switch p.dir {
-	case ircToSDK:
+	case ircToSDK, ircToIRC:
 		who.irc.send("PRIVMSG %s :%s", p.channel, text)
 	default:
 		// The SDK's send request returns when the homeserver has answered,
@@ -171,6 +192,11 @@ func sendOnce(b *testing.B, who e2eeParties, p e2eePath, text string) e2eeSample
 	case sdkToIRC:
 		who.irc.waitFor(b, func(m *irc.Message) bool {
 			return m.Command == "PRIVMSG" && m.Param(0) == p.channel && m.Trailing() == text
+		})
+		elapsed = time.Since(start)
+	case ircToIRC:
+		who.dave.waitFor(b, func(m *irc.Message) bool {
+			return m.Command == "PRIVMSG" && m.Param(0) == p.channel2 && m.Trailing() == text
 		})
 		elapsed = time.Since(start)
 	default:
@@ -223,7 +249,7 @@ func reportEncrypted(b *testing.B, paths []e2eePath, first []e2eeSample, samples
 		name string
 		q    float64
 	}{{"p50", 0.50}, {"p90", 0.90}, {"p99", 0.99}}
-	for _, dir := range []e2eeDirection{ircToSDK, sdkToIRC, sdkToSDK} {
+	for _, dir := range e2eeDirections {
 		// [0] unencrypted, [1] encrypted
 		var firsts [2]e2eeSample
 		var arrived, request [2][]time.Duration
@@ -253,7 +279,7 @@ func reportEncrypted(b *testing.B, paths []e2eePath, first []e2eeSample, samples
 			ratio := row(q.name, percentile(arrived[0], q.q), percentile(arrived[1], q.q))
 			b.ReportMetric(ratio, dir.metric()+"-"+q.name+"-ratio")
 		}
-		if dir != ircToSDK {
+		if dir == sdkToIRC || dir == sdkToSDK {
 			row("send req p50", percentile(request[0], 0.5), percentile(request[1], 0.5))
 		}
 	}
