@@ -52,28 +52,3 @@ func (s *SQLStore) ClearSyncState(ctx context.Context, userID id.UserID) error {
 	}
 	return nil
 }
-
-// DeleteAccount removes the account and its rows in every per-account table
-// of the event store, in one transaction, and succeeds when the account is
-// already absent. Channel names are kept. Events in the shared event table
-// stay until Prune removes them. Tests use it to check that each
-// per-account table is keyed by the account.
-func (s *SQLStore) DeleteAccount(ctx context.Context, userID id.UserID) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		// Serialized with SaveSync, so that a concurrent save cannot
-		// leave stream rows behind.
-		if _, err := lockEvents(ctx, tx); err != nil {
-			return err
-		}
-		for _, table := range []string{"accounts", "oauth_grants", "cert_fingerprints", "sync_state", "account_rooms", "account_events", "client_cursors", "outbox"} {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE user_id = $1`, string(userID)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("store: delete account %s: %w", userID, err)
-	}
-	return nil
-}

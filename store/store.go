@@ -197,6 +197,20 @@ type Store interface {
 	// that are always on: AlwaysOn true, or AlwaysOn nil when def is true.
 	AlwaysOnAccounts(ctx context.Context, def bool) ([]id.UserID, error)
 
+	// PutAutoRegistered, AutoRegisteredAccounts, SetAutoRegisteredLeft
+	// and ForgetAutoRegistered keep the accounts the gateway registered
+	// for connections without a login (autoreg.go).
+	PutAutoRegistered(ctx context.Context, a *AutoRegistered) error
+	AutoRegisteredAccounts(ctx context.Context) ([]AutoRegistered, error)
+	SetAutoRegisteredLeft(ctx context.Context, userID id.UserID, at time.Time) error
+	ForgetAutoRegistered(ctx context.Context, userID id.UserID) error
+	// DeleteAccount removes the account and all its per-account rows;
+	// it succeeds when there are none.
+	DeleteAccount(ctx context.Context, userID id.UserID) error
+	// DeleteCryptoState forgets the account's end-to-end encryption
+	// keys (crypto_state.go). Only after OpenCryptoStores.
+	DeleteCryptoState(ctx context.Context, userID id.UserID) error
+
 	Close() error
 }
 
