@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/id"
@@ -34,6 +35,15 @@ type AutoRegisterConfig struct {
 	// RegistrationToken answers the m.login.registration_token stage.
 	// With neither, registration must be open (m.login.dummy).
 	RegistrationToken string
+	// KeepFor is how long an account registered for a connection is
+	// kept after its last client leaves; then it is deactivated
+	// (autoreg_keep.go). 0 keeps accounts forever.
+	KeepFor time.Duration
+	// PasswordKey (32 bytes, see AutoRegisterKeyFrom) seals the
+	// registered accounts' passwords in the store, which the gateway
+	// needs to deactivate them. nil: accounts are not recorded, and so
+	// kept forever.
+	PasswordKey []byte
 }
 
 // ErrNoLocalpart says a nick has nothing a Matrix localpart can be made of.
@@ -96,13 +106,16 @@ func (m *Manager) AutoRegister(ctx context.Context, nick string, client Client) 
 		return nil, "", fmt.Errorf("the account names %s to %s_%d are all taken on the homeserver; pick another nick", base, base, maxAutoSuffix)
 	}
 	m.log.Info("registered an account for a connection without a login", "user", user)
+	m.keepRegistered(ctx, user, password)
 	creds, err := m.auth.Password(ctx, user.String(), password, "")
 	if err != nil {
+		m.keepLeft(user)
 		return nil, "", fmt.Errorf("logging in to the account just registered (%s): %w", user, err)
 	}
 	m.nameAfterNick(ctx, creds, nick)
 	a, err := m.Start(ctx, creds, client)
 	if err != nil {
+		m.keepLeft(user)
 		return nil, "", err
 	}
 	return a, password, nil

@@ -168,6 +168,11 @@ type Manager struct {
 	guestAcct *store.Account
 	guestUser id.UserID
 	lurking   atomic.Int64 // lurkers attached (counted in attached too)
+
+	// keep looks after the accounts registered for connections without
+	// a login (autoreg_keep.go); nil when there is no key to seal their
+	// passwords with.
+	keep *keeper
 }
 
 // DefaultConfig is the Matrix side's settings where none are given, and
@@ -253,6 +258,7 @@ func NewManager(cfg Config, st store.Store) *Manager {
 	m.auth.browser = newBrowserLogins(&m.cfg, st)
 	go m.cursorLoop(ctx)
 	go m.pruneLoop(ctx)
+	m.startKeeper()
 	return m
 }
 
@@ -370,6 +376,7 @@ func (m *Manager) Start(ctx context.Context, creds *Credentials, client Client) 
 	sess := m.sessions[user]
 	if sess != nil {
 		m.attached[sess]++
+		m.keptAttachedLocked(user)
 		m.mu.Unlock()
 		switch {
 		case creds.grant != nil:
@@ -466,6 +473,7 @@ func (m *Manager) launch(ctx context.Context, cli *mautrix.Client, acct *store.A
 	sess.newRooms = roomLimiter(m.cfg.RoomCreateInterval, m.cfg.RoomCreateBurst, roomsFullAt, time.Now())
 	if refs > 0 {
 		m.attached[sess] = refs
+		m.keptAttachedLocked(user)
 	}
 	m.sessions[user] = sess
 	m.running.Add(1)
@@ -490,6 +498,7 @@ func (m *Manager) release(sess *Session) {
 		m.attached[sess] = refs
 	} else {
 		delete(m.attached, sess)
+		m.keptLeftLocked(sess.user)
 	}
 	stop := refs == 0 && m.sessions[sess.user] == sess && !sess.alwaysOn.Load()
 	if stop {
@@ -513,6 +522,9 @@ func (m *Manager) forget(sess *Session) {
 
 // Close stops every session and waits for them, until ctx ends.
 func (m *Manager) Close(ctx context.Context) error {
+	if err := m.stopKeeper(ctx); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	m.closed = true
 	var all []*Session
