@@ -54,10 +54,16 @@ type AutoRegisterConfig struct {
 	Enabled           bool   `toml:"enabled"`
 	SharedSecret      string `toml:"shared_secret"`
 	RegistrationToken string `toml:"registration_token"`
+	// KeepFor is how long an account is kept after its last client
+	// leaves, then deactivated; 0 keeps accounts forever.
+	KeepFor Duration `toml:"keep_for"`
 }
 
 func (cfg *Config) validateAutoRegister() error {
 	a := cfg.AutoRegister
+	if a.KeepFor.Duration < 0 {
+		return fmt.Errorf("autoregister.keep_for %v: give how long an account is kept after its last client leaves, such as \"24h\", or \"0s\" to keep accounts forever", a.KeepFor.Duration)
+	}
 	if a.SharedSecret != "" && a.RegistrationToken != "" {
 		return errors.New("autoregister.shared_secret and autoregister.registration_token: give one way to register, not both")
 	}
@@ -254,9 +260,10 @@ func defaultConfig() Config {
 			HistoryOnJoin: matrix.Guests.HistoryOnJoin,
 			MaxChannels:   matrix.Guests.MaxChannels,
 		},
-		Store:      StoreConfig{Driver: "sqlite", Path: "data/mxircd.db"},
-		Encryption: EncryptionConfig{Enabled: true, EncryptNewDMs: matrix.EncryptNewDMs, SendTo: "all"},
-		Log:        LogConfig{Level: "info", Format: "text"},
+		AutoRegister: AutoRegisterConfig{KeepFor: Duration{session.DefaultAutoRegisterKeepFor}},
+		Store:        StoreConfig{Driver: "sqlite", Path: "data/mxircd.db"},
+		Encryption:   EncryptionConfig{Enabled: true, EncryptNewDMs: matrix.EncryptNewDMs, SendTo: "all"},
+		Log:          LogConfig{Level: "info", Format: "text"},
 	}
 }
 

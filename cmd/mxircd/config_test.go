@@ -57,6 +57,8 @@ func TestConfigErrors(t *testing.T) {
 		{"sts negative", "[irc.tls]\nsts_duration = \"-1s\"\n", "irc.tls.sts_duration"},
 		{"sts bad port", "[irc.tls]\nsts_port = 70000\n", "irc.tls.sts_port"},
 		{"autoregister with guests", "[matrix]\nhomeserver = \"http://hs\"\n[guests]\nenabled = true\n[autoregister]\nenabled = true\n", "autoregister.enabled and guests.enabled"},
+		{"autoregister keep_for negative", "[autoregister]\nkeep_for = \"-1h\"\n", "autoregister.keep_for"},
+		{"autoregister keep_for bad", "[autoregister]\nkeep_for = \"a day\"\n", "keep_for"},
 		{"autoregister two ways", "[matrix]\nhomeserver = \"http://hs\"\n[autoregister]\nenabled = true\nshared_secret = \"s\"\nregistration_token = \"t\"\n", "not both"},
 		{"guests refused", "[irc]\nlogin_pending_timeout = \"0s\"\n[matrix]\nhomeserver = \"http://hs\"\n[guests]\nenabled = true\n", "guests.enabled"},
 		{"guests without homeserver", "[guests]\nenabled = true\n", "matrix.homeserver"},

@@ -83,12 +83,19 @@ func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway
 		return nil, err
 	}
 	var cryptoStore session.CryptoStoreOpener
-	var outboxKey []byte
-	if cfg.Encryption.Enabled {
-		pickleKey, err := store.LoadOrCreatePickleKey(cfg.pickleKeyPath())
-		if err != nil {
+	var pickleKey, outboxKey, passwordKey []byte
+	// Auto-registered accounts' passwords are sealed with a key derived
+	// from the pickle key too, with or without encryption.
+	// Without autoregister.enabled, no account is deactivated.
+	if cfg.Encryption.Enabled || cfg.AutoRegister.Enabled {
+		if pickleKey, err = store.LoadOrCreatePickleKey(cfg.pickleKeyPath()); err != nil {
 			return nil, fmt.Errorf("encryption.pickle_key_file: %w", err)
 		}
+	}
+	if cfg.AutoRegister.Enabled {
+		passwordKey = session.AutoRegisterKeyFrom(pickleKey)
+	}
+	if cfg.Encryption.Enabled {
 		stores, err := g.store.OpenCryptoStores(ctx, pickleKey)
 		if err != nil {
 			return nil, err
@@ -142,6 +149,8 @@ func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway
 		AutoRegister: session.AutoRegisterConfig{
 			SharedSecret:      cfg.AutoRegister.SharedSecret,
 			RegistrationToken: cfg.AutoRegister.RegistrationToken,
+			KeepFor:           cfg.AutoRegister.KeepFor.Duration,
+			PasswordKey:       passwordKey,
 		},
 		SSOBaseURL: g.publicURL,
 		SSOLinkTTL: cfg.HTTP.SSOLinkTTL.Duration,
