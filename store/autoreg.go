@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"maunium.net/go/mautrix/id"
 )
@@ -126,7 +127,12 @@ func (s *SQLStore) DeleteAccount(ctx context.Context, userID id.UserID) error {
 				return err
 			}
 		}
-		return nil
+		// The settings of the account's client names (session's
+		// TAGSONLY: "tags_only <user ID> <client>"), by prefix without
+		// LIKE, whose _ and % user IDs may hold.
+		prefix := "tags_only " + string(userID) + " "
+		_, err := tx.ExecContext(ctx, `DELETE FROM settings WHERE substr(name, 1, $1) = $2`, utf8.RuneCountInString(prefix), prefix)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("store: delete account %s: %w", userID, err)

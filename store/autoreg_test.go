@@ -138,6 +138,9 @@ func TestDeleteAccountLeavesNoRows(t *testing.T) {
 			if err := s.PutAutoRegistered(ctx, &store.AutoRegistered{UserID: u, SealedPassword: []byte("p")}); err != nil {
 				t.Fatal(err)
 			}
+			if err := s.PutSetting(ctx, "tags_only "+string(u)+" laptop", "on"); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if err := s.DeleteAccount(ctx, "@a:x"); err != nil {
 			t.Fatal(err)
@@ -147,6 +150,11 @@ func TestDeleteAccountLeavesNoRows(t *testing.T) {
 				if n := countRows(t, s, `SELECT COUNT(*) FROM `+table+` WHERE user_id = $1`, user); n != want {
 					t.Errorf("%s: %d rows of %s, want %d", table, n, user, want)
 				}
+			}
+		}
+		for name, want := range map[string]string{"tags_only @a:x laptop": "", "tags_only @b:x laptop": "on"} {
+			if got, err := s.Setting(ctx, name); err != nil || got != want {
+				t.Errorf("setting %q = %q, %v; want %q", name, got, err, want)
 			}
 		}
 		// The record stays for ForgetAutoRegistered, the last step.
