@@ -45,6 +45,8 @@ func init() {
 		"PRIVMSG":      {Local: forwardMessage},
 		"NOTICE":       {Local: forwardMessage},
 		"BATCH":        {Local: (*Conn).handleBatch, MinParams: 1},
+		"REGISTER":     {Local: (*Conn).handleRegister, MinParams: 3, PreReg: true},
+		"VERIFY":       {Local: (*Conn).handleVerify, MinParams: 2, PreReg: true},
 	}
 }
 

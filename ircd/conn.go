@@ -76,20 +76,21 @@ type Conn struct {
 	browser *browserWait
 
 	// Reader goroutine only.
-	reg          registration
-	handler      Handler
-	batch        *clientBatch       // an open draft/multiline batch
-	resp         *ircreply.Response // replies of the labeled command being dispatched
-	forwarded    bool               // that command went to the session
-	posted       uint64             // commands passed to the handler so far
-	limiter      *rate.Limiter
-	floodSince   time.Time   // start of the current run of throttled lines
-	pendingTimer *time.Timer // ends a login-pending connection
-	lurk         LurkHandler // while lurking; also the handler then
-	lurkTimer    *time.Timer // drops an idle lurker
-	guestNick    string      // the guest nick this connection holds in the server's set
-	anonNick     string      // the casefolded nick it holds without a login (autoreg.go); under srv.mu
-	pendingUntil time.Time   // when pendingTimer fires
+	reg           registration
+	handler       Handler
+	batch         *clientBatch       // an open draft/multiline batch
+	resp          *ircreply.Response // replies of the labeled command being dispatched
+	forwarded     bool               // that command went to the session
+	posted        uint64             // commands passed to the handler so far
+	limiter       *rate.Limiter
+	floodSince    time.Time     // start of the current run of throttled lines
+	pendingTimer  *time.Timer   // ends a login-pending connection
+	lurk          LurkHandler   // while lurking; also the handler then
+	lurkTimer     *time.Timer   // drops an idle lurker
+	guestNick     string        // the guest nick this connection holds in the server's set
+	anonNick      string        // the casefolded nick it holds without a login (autoreg.go); under srv.mu
+	registerLimit *rate.Limiter // REGISTER attempts (accountreg.go), made at the first
+	pendingUntil  time.Time     // when pendingTimer fires
 }
 
 func newConn(srv *Server, nc net.Conn) *Conn {

@@ -24,6 +24,7 @@ import (
 // besides messages to the service.
 var pendingAllowed = map[string]bool{
 	"CAP": true, "AUTHENTICATE": true, "PING": true, "PONG": true, "QUIT": true,
+	"REGISTER": true, "VERIFY": true, // make an account and log in to it (accountreg.go)
 }
 
 // pendingServiceCommand is a service command that works before login.

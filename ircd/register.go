@@ -36,6 +36,7 @@ var supportedCaps = []struct{ name, value string }{
 	{"batch", ""},
 	{"cap-notify", ""},
 	{"chghost", ""},
+	{accountRegistrationCap, accountRegistrationCapValue}, // only when offered (capOffered)
 	{"draft/channel-rename", ""},
 	{"draft/chathistory", ""},
 	{"draft/event-playback", ""},
@@ -87,6 +88,9 @@ func (c *Conn) handleCap(m *irc.Message) error {
 		}
 		var list []string
 		for _, sc := range supportedCaps {
+			if !c.capOffered(sc.name) {
+				continue
+			}
 			if sc.name == "sasl" {
 				sc.value = c.saslMechs()
 			}
@@ -124,7 +128,7 @@ func (c *Conn) handleCap(m *irc.Message) error {
 		req := strings.Fields(m.Params[1])
 		// A request is granted whole or not at all.
 		for _, name := range req {
-			if !capSupported(strings.TrimPrefix(name, "-")) {
+			if !c.capOffered(strings.TrimPrefix(name, "-")) {
 				c.sendCap("NAK", m.Params[1])
 				return nil
 			}

@@ -120,6 +120,13 @@ type Config struct {
 	// AutoRegister gives a connection without a login an account of its
 	// own, when the Backend is an AutoRegisterer (autoreg.go).
 	AutoRegister bool
+	// AccountRegistration offers REGISTER (draft/account-registration),
+	// when the Backend is an AccountRegisterer (accountreg.go).
+	AccountRegistration bool
+	// One client address may make RegistrationBurst accounts with
+	// REGISTER at once, and one more each RegistrationInterval.
+	RegistrationBurst    int
+	RegistrationInterval time.Duration
 
 	// STS, if set, gives the value of the sts capability (IRCv3 Strict
 	// Transport Security) for a connection, such as "port=6697" on a
@@ -138,23 +145,25 @@ type Config struct {
 // configuration starts from it. The one place these defaults live.
 func DefaultConfig() Config {
 	return Config{
-		ServerName:          "mxircd",
-		Network:             "Matrix",
-		Version:             "mxircd",
-		MaxSendQ:            1 << 20,
-		FloodRate:           5,
-		FloodBurst:          40,
-		FloodDisconnect:     60 * time.Second,
-		PingInterval:        2 * time.Minute,
-		PingTimeout:         2 * time.Minute,
-		RegistrationTimeout: time.Minute,
-		LoginTimeout:        30 * time.Second,
-		WriteTimeout:        30 * time.Second,
-		FailedLoginRate:     0.2,
-		FailedLoginBurst:    10,
-		ServiceNick:         "mxircd",
-		LoginPendingTimeout: 5 * time.Minute,
-		GuestIdleTimeout:    30 * time.Minute,
+		ServerName:           "mxircd",
+		Network:              "Matrix",
+		Version:              "mxircd",
+		MaxSendQ:             1 << 20,
+		FloodRate:            5,
+		FloodBurst:           40,
+		FloodDisconnect:      60 * time.Second,
+		PingInterval:         2 * time.Minute,
+		PingTimeout:          2 * time.Minute,
+		RegistrationTimeout:  time.Minute,
+		LoginTimeout:         30 * time.Second,
+		WriteTimeout:         30 * time.Second,
+		FailedLoginRate:      0.2,
+		FailedLoginBurst:     10,
+		ServiceNick:          "mxircd",
+		LoginPendingTimeout:  5 * time.Minute,
+		GuestIdleTimeout:     30 * time.Minute,
+		RegistrationBurst:    3,
+		RegistrationInterval: 10 * time.Minute,
 	}
 }
 
@@ -180,6 +189,8 @@ func (cfg *Config) setDefaults() {
 	cfg.ServiceNick = cmp.Or(cfg.ServiceNick, d.ServiceNick)
 	cfg.FailedLoginRate = cmp.Or(cfg.FailedLoginRate, d.FailedLoginRate)
 	cfg.FailedLoginBurst = cmp.Or(cfg.FailedLoginBurst, d.FailedLoginBurst)
+	cfg.RegistrationBurst = cmp.Or(cfg.RegistrationBurst, d.RegistrationBurst)
+	cfg.RegistrationInterval = cmp.Or(cfg.RegistrationInterval, d.RegistrationInterval)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -198,12 +209,15 @@ type Server struct {
 	failures  map[string]*loginLimit // failed logins by remote IP
 	guests    map[string]bool        // nicks given to lurkers (lurk.go)
 	anonNicks map[string]*Conn       // nicks held by connections without a login (autoreg.go)
-	isupport  *ISupport
-	commands  map[string]Command // read-only after NewServer
-	users     int                // registered connections not closing (lusers.go)
-	maxUsers  int                // the most users at once since start
-	connsDone sync.WaitGroup
-	stats     stats // counters for metrics (stats.go)
+	// registrations are the accounts REGISTER made lately, by client
+	// address (accountreg.go).
+	registrations map[string]*registerLimit
+	isupport      *ISupport
+	commands      map[string]Command // read-only after NewServer
+	users         int                // registered connections not closing (lusers.go)
+	maxUsers      int                // the most users at once since start
+	connsDone     sync.WaitGroup
+	stats         stats // counters for metrics (stats.go)
 }
 
 func NewServer(cfg Config, backend Backend) *Server {

@@ -62,7 +62,8 @@ func (e *FailError) Error() string { return e.Command + " " + e.Code + ": " + e.
 // with standard replies, so every client that can send them takes FAIL.
 var failAlways = map[string]bool{
 	"REDACT": true, "TAGMSG": true, "SETNAME": true, "CHATHISTORY": true, "MARKREAD": true,
-	"BATCH": true, // draft/multiline's errors are FAIL BATCH
+	"BATCH":    true,                 // draft/multiline's errors are FAIL BATCH
+	"REGISTER": true, "VERIFY": true, // draft/account-registration
 }
 
 // StandardReply writes a FAIL, WARN or NOTE to a client that takes
