@@ -49,7 +49,9 @@ type GuestsConfig struct {
 }
 
 // AutoRegisterConfig is [autoregister]: an account of its own, named
-// after the nick, for each connection without a login.
+// after the nick, for each connection without a login; and, apart from
+// that, the REGISTER command (account_registration*), which registers
+// the same way.
 type AutoRegisterConfig struct {
 	Enabled           bool   `toml:"enabled"`
 	SharedSecret      string `toml:"shared_secret"`
@@ -57,6 +59,10 @@ type AutoRegisterConfig struct {
 	// KeepFor is how long an account is kept after its last client
 	// leaves, then deactivated; 0 keeps accounts forever.
 	KeepFor Duration `toml:"keep_for"`
+
+	AccountRegistration         bool     `toml:"account_registration"`
+	AccountRegistrationBurst    int      `toml:"account_registration_burst"`
+	AccountRegistrationInterval Duration `toml:"account_registration_interval"`
 }
 
 func (cfg *Config) validateAutoRegister() error {
@@ -66,6 +72,12 @@ func (cfg *Config) validateAutoRegister() error {
 	}
 	if a.SharedSecret != "" && a.RegistrationToken != "" {
 		return errors.New("autoregister.shared_secret and autoregister.registration_token: give one way to register, not both")
+	}
+	if a.AccountRegistrationBurst < 1 || a.AccountRegistrationInterval.Duration < time.Second {
+		return fmt.Errorf("autoregister.account_registration_burst %d / account_registration_interval %s: at least 1 account, and at least 1s", a.AccountRegistrationBurst, a.AccountRegistrationInterval)
+	}
+	if a.AccountRegistration && cfg.Matrix.Homeserver == "" && cfg.Matrix.ServerName == "" {
+		return errors.New("autoregister.account_registration: set matrix.homeserver (or matrix.server_name) for the accounts to be registered on")
 	}
 	if !a.Enabled {
 		return nil
@@ -260,10 +272,14 @@ func defaultConfig() Config {
 			HistoryOnJoin: matrix.Guests.HistoryOnJoin,
 			MaxChannels:   matrix.Guests.MaxChannels,
 		},
-		AutoRegister: AutoRegisterConfig{KeepFor: Duration{session.DefaultAutoRegisterKeepFor}},
-		Store:        StoreConfig{Driver: "sqlite", Path: "data/mxircd.db"},
-		Encryption:   EncryptionConfig{Enabled: true, EncryptNewDMs: matrix.EncryptNewDMs, SendTo: "all"},
-		Log:          LogConfig{Level: "info", Format: "text"},
+		AutoRegister: AutoRegisterConfig{
+			KeepFor:                     Duration{session.DefaultAutoRegisterKeepFor},
+			AccountRegistrationBurst:    irc.RegistrationBurst,
+			AccountRegistrationInterval: Duration{irc.RegistrationInterval},
+		},
+		Store:      StoreConfig{Driver: "sqlite", Path: "data/mxircd.db"},
+		Encryption: EncryptionConfig{Enabled: true, EncryptNewDMs: matrix.EncryptNewDMs, SendTo: "all"},
+		Log:        LogConfig{Level: "info", Format: "text"},
 	}
 }
 

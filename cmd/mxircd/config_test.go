@@ -60,6 +60,8 @@ func TestConfigErrors(t *testing.T) {
 		{"autoregister keep_for negative", "[autoregister]\nkeep_for = \"-1h\"\n", "autoregister.keep_for"},
 		{"autoregister keep_for bad", "[autoregister]\nkeep_for = \"a day\"\n", "keep_for"},
 		{"autoregister two ways", "[matrix]\nhomeserver = \"http://hs\"\n[autoregister]\nenabled = true\nshared_secret = \"s\"\nregistration_token = \"t\"\n", "not both"},
+		{"account registration without homeserver", "[autoregister]\naccount_registration = true\n", "autoregister.account_registration"},
+		{"account registration burst", "[autoregister]\naccount_registration_burst = 0\n", "autoregister.account_registration_burst"},
 		{"guests refused", "[irc]\nlogin_pending_timeout = \"0s\"\n[matrix]\nhomeserver = \"http://hs\"\n[guests]\nenabled = true\n", "guests.enabled"},
 		{"guests without homeserver", "[guests]\nenabled = true\n", "matrix.homeserver"},
 		{"guests account alone", "[guests]\naccount = \"@lurk:example.org\"\n", "guests.password"},

@@ -170,11 +170,14 @@ func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway
 		// Only the IRC TLS listeners ask for client certificates.
 		ClientCert: mxtls.ClientFingerprint,
 		// 0 in the configuration refuses connections without a login.
-		LoginPendingTimeout: cmp.Or(cfg.IRC.LoginPendingTimeout.Duration, -1),
-		Guests:              cfg.Guests.Enabled,
-		GuestIdleTimeout:    cfg.Guests.IdleTimeout.Duration,
-		AutoRegister:        cfg.AutoRegister.Enabled,
-		Logger:              log,
+		LoginPendingTimeout:  cmp.Or(cfg.IRC.LoginPendingTimeout.Duration, -1),
+		Guests:               cfg.Guests.Enabled,
+		GuestIdleTimeout:     cfg.Guests.IdleTimeout.Duration,
+		AutoRegister:         cfg.AutoRegister.Enabled,
+		AccountRegistration:  cfg.AutoRegister.AccountRegistration,
+		RegistrationBurst:    cfg.AutoRegister.AccountRegistrationBurst,
+		RegistrationInterval: cfg.AutoRegister.AccountRegistrationInterval.Duration,
+		Logger:               log,
 	}, backend{g.sessions, g.metrics})
 	g.watch()
 	if err := g.startDebug(); err != nil {
@@ -493,6 +496,30 @@ func (b backend) AutoRegister(ctx context.Context, nick string, c *ircd.Conn) (i
 		return nil, "", err
 	}
 	return a, password, nil
+}
+
+// RegisterAccount registers the account a client asked for with REGISTER
+// and attaches the connection to it, telling ircd which refusals the
+// client can act on.
+func (b backend) RegisterAccount(ctx context.Context, account, password string, c *ircd.Conn) (ircd.Handler, error) {
+	a, err := b.mgr.RegisterAccount(ctx, account, password, c)
+	if err == nil {
+		return a, nil
+	}
+	for _, r := range []struct {
+		err  error
+		code string
+	}{
+		{session.ErrAccountExists, ircd.RegisterAccountExists},
+		{session.ErrBadAccountName, ircd.RegisterBadAccountName},
+		{session.ErrWeakPassword, ircd.RegisterWeakPassword},
+		{session.ErrUnacceptablePassword, ircd.RegisterUnacceptablePassword},
+	} {
+		if errors.Is(err, r.err) {
+			return nil, &ircd.RegisterError{Code: r.code, Err: err}
+		}
+	}
+	return nil, err
 }
 
 func (b backend) StartLogin(ctx context.Context, server string, c *ircd.Conn) (*ircd.BrowserLogin, error) {
