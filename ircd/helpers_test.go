@@ -331,6 +331,13 @@ func startServer(t testing.TB, cfg Config) *testServer {
 
 func startServerWith(t testing.TB, cfg Config, b *testBackend) *testServer {
 	t.Helper()
+	return startServerAs(t, cfg, b, b)
+}
+
+// startServerAs serves backend, which is b or wraps it (to be one more
+// kind of Backend).
+func startServerAs(t testing.TB, cfg Config, b *testBackend, backend Backend) *testServer {
+	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = testLogger(t)
 	}
@@ -339,7 +346,7 @@ func startServerWith(t testing.TB, cfg Config, b *testBackend) *testServer {
 		t.Fatal(err)
 	}
 	ts := &testServer{
-		srv:     NewServer(cfg, b),
+		srv:     NewServer(cfg, backend),
 		backend: b,
 		addr:    ln.Addr().String(),
 		served:  make(chan struct{}),
