@@ -238,3 +238,80 @@ func TestRegisterDisabled(t *testing.T) {
 		})
 	}
 }
+
+// TestRegisterFromLurker: a guest reading a room may make an account with
+// REGISTER; it stops lurking (its channel is parted) and talks as the
+// account, as after IDENTIFY.
+func TestRegisterFromLurker(t *testing.T) {
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			hs := testenv.SharedHomeserver(t)
+			g := guestGateway(t, hs, driver, func(cfg *Config) {
+				cfg.AutoRegister.AccountRegistration = true
+				cfg.AutoRegister.SharedSecret = testenv.RegistrationSharedSecret
+			})
+			bob := hs.Register(t, "bob")
+			aliasLocal := uniq("lurkreg")
+			room := createGuestRoom(t, bob, aliasLocal, "public_chat")
+			channel := "#" + aliasLocal + ":" + hs.ServerName
+
+			l, guest := lurk(t, g, uniq("reader"))
+			l.Send("JOIN %s", channel)
+			l.ExpectMatch(t, isCmd("JOIN", channel), "the guest's JOIN")
+			name := uniq("fromguest")
+			l.Send("REGISTER %s * :%s", name, registerPassword)
+			user := id.UserID(expectRegisterReply(t, l, "SUCCESS").Param(1))
+			if want := id.NewUserID(name, hs.ServerName); user != want {
+				t.Fatalf("REGISTER SUCCESS for %s, want %s", user, want)
+			}
+			l.Expect(t, irc.RPL_LOGGEDIN)
+			l.ExpectMatch(t, func(m *irc.Message) bool {
+				return m.Command == "PART" && m.Param(0) == channel && m.Prefix != nil && m.Prefix.Name == guest
+			}, "PART of the lurk channel")
+			l.Send("JOIN %s", channel)
+			l.ExpectMatch(t, isCmd("JOIN", channel), "the account's JOIN")
+			l.Send("PRIVMSG %s :no longer a guest", channel)
+			bobSees(t, bob, room, user, "no longer a guest")
+		})
+	}
+}
+
+// TestRegisterWithAutoRegister: with [autoregister] on too, a client that
+// registers before connecting gets the account it named, not an automatic
+// one; one that connects without a login gets an automatic account, and
+// REGISTER then says it is logged in already.
+func TestRegisterWithAutoRegister(t *testing.T) {
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			hs := testenv.SharedHomeserver(t)
+			g := startTestGateway(t, gatewayConfig(t, hs, driver, func(cfg *Config) {
+				cfg.AutoRegister.Enabled = true
+				cfg.AutoRegister.AccountRegistration = true
+			}))
+			c := testenv.DialIRC(t, g.ircAddr())
+			nick := uniq("chosen")
+			c.Send("NICK %s", nick)
+			name := uniq("mine")
+			c.Send("REGISTER %s * :%s", name, registerPassword)
+			if user := id.UserID(expectRegisterReply(t, c, "SUCCESS").Param(1)); user.Localpart() != name {
+				t.Fatalf("REGISTER SUCCESS for %s, want @%s", user, name)
+			}
+			c.Send("USER %s 0 * :chosen", nick)
+			c.ExpectMatch(t, func(m *irc.Message) bool {
+				if m.Command == "NOTICE" && strings.Contains(m.Trailing(), "made for you") {
+					t.Errorf("an automatic account was made besides: %s", m)
+				}
+				return m.Command == irc.RPL_WELCOME
+			}, "001")
+			if !nameFree(t, hs, strings.ToLower(nick)) {
+				t.Errorf("an account named after the nick %s was registered too", nick)
+			}
+
+			a, auto, _ := anonymous(t, g, uniq("Anon"))
+			a.Send("REGISTER %s * :%s", uniq("late"), registerPassword)
+			if refused := expectRegisterReply(t, a, "ALREADY_AUTHENTICATED"); refused.Param(2) != auto.String() {
+				t.Errorf("ALREADY_AUTHENTICATED for %s, want %s", refused.Param(2), auto)
+			}
+		})
+	}
+}
