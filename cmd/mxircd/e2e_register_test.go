@@ -315,3 +315,32 @@ func TestRegisterWithAutoRegister(t *testing.T) {
 		})
 	}
 }
+
+// TestRegisterHomeserverRefuses: when the homeserver will not register
+// for the gateway (a wrong shared secret here), REGISTER is temporarily
+// unavailable, said in plain words, nothing is made, and the connection
+// goes on without a login.
+func TestRegisterHomeserverRefuses(t *testing.T) {
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			hs := testenv.SharedHomeserver(t)
+			g := startTestGateway(t, gatewayConfig(t, hs, driver, func(cfg *Config) {
+				cfg.AutoRegister.AccountRegistration = true
+				cfg.AutoRegister.SharedSecret = "not the secret"
+			}))
+			c := testenv.DialIRC(t, g.ircAddr())
+			nick := uniq("refused")
+			c.Send("NICK %s", nick)
+			c.Send("REGISTER * * :%s", registerPassword)
+			refused := expectRegisterReply(t, c, "TEMPORARILY_UNAVAILABLE")
+			if text := refused.Trailing(); strings.Contains(text, "{") || strings.Contains(text, "http") || !strings.Contains(text, "shared secret") {
+				t.Errorf("refusal %q is not in plain words", text)
+			}
+			c.Send("USER %s 0 * :refused", nick)
+			c.Expect(t, irc.RPL_WELCOME)
+			if !nameFree(t, hs, nick) {
+				t.Errorf("%s was registered though the homeserver refused", nick)
+			}
+		})
+	}
+}
