@@ -511,6 +511,10 @@ func (s *Session) applyInvite(roomID id.RoomID, invited *mautrix.SyncInvitedRoom
 		return
 	}
 	in.channel = mapping.ChannelName(roomID, alias)
+	if alias != "" && s.mgr.cfg.ShortAliases {
+		// The name the channel will have once joined (channelNameFor).
+		in.channel = mapping.ShortAlias(id.RoomAlias(in.channel), s.user.Homeserver())
+	}
 	if in.direct && s.acceptsDMInviteFrom(in.inviter, roomID) {
 		s.acceptDirectInvite(in)
 		return

@@ -86,6 +86,17 @@ func TestShortAliases(t *testing.T) {
 	c.Send("JOIN #%s", aliasLocal)
 	c.ExpectMatch(t, isCmd("JOIN", "#"+aliasLocal), "JOIN under the short name")
 	c.ExpectMatch(t, isCmd(irc.RPL_ENDOFNAMES, "alice", "#"+aliasLocal), "names")
+
+	// An invitation names the channel as it will be once joined.
+	invitedLocal := uniq("shortinv")
+	invited := createRoom(t, bob, invitedLocal, "")
+	if _, err := bob.Client.InviteUser(ctxFor(t), invited, &mautrix.ReqInviteUser{UserID: alice.UserID}); err != nil {
+		t.Fatal(err)
+	}
+	inv := c.ExpectMatch(t, isCmd("INVITE"), "the INVITE")
+	if inv.Param(1) != "#"+invitedLocal {
+		t.Errorf("INVITE = %s, want the short name #%s", inv, invitedLocal)
+	}
 }
 
 // A group DM without a name is a channel named after its members.
