@@ -650,7 +650,7 @@ func (s *Session) cmdWhois(a *Attachment, out output, m *irc.Message) error {
 	for _, line := range joinLimited(channels, 400) {
 		out.SendNumeric(irc.RPL_WHOISCHANNELS, nick, line)
 	}
-	out.SendNumeric(irc.RPL_WHOISSERVER, nick, h, "Matrix homeserver")
+	out.SendNumeric(irc.RPL_WHOISSERVER, nick, a.client.ServerName(), "via Matrix homeserver "+h)
 	if away, ok := s.awayOf(user); ok {
 		out.SendNumeric(irc.RPL_AWAY, nick, away)
 	}

@@ -76,7 +76,7 @@ func (s *Session) whoisProfile(a *Attachment, out output, nick string, user id.U
 			}
 			u, h := mapping.UserHost(user)
 			out.SendNumeric(irc.RPL_WHOISUSER, nick, u, h, "*", real)
-			out.SendNumeric(irc.RPL_WHOISSERVER, nick, h, "Matrix homeserver")
+			out.SendNumeric(irc.RPL_WHOISSERVER, nick, a.client.ServerName(), "via Matrix homeserver "+h)
 			out.SendNumeric(rplWhoisAccount, nick, s.accountName(user), "is logged in as")
 			out.SendNumeric(irc.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
 		}

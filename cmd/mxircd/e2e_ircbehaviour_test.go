@@ -215,6 +215,11 @@ func TestWhoisAndInviteWithoutSharedRoom(t *testing.T) {
 		if user.Param(1) != dave.Localpart || user.Param(2) != dave.Localpart || user.Param(3) != hs.ServerName {
 			t.Errorf("311 = %s", user)
 		}
+		// The server is this IRC server, as clients expect of 312; the
+		// homeserver is in the text.
+		if server := c.ExpectMatch(t, isCmd(irc.RPL_WHOISSERVER), "312 for dave"); server.Param(2) != server.Prefix.Name || !strings.Contains(server.Trailing(), hs.ServerName) {
+			t.Errorf("312 = %s, want this server and the homeserver", server)
+		}
 		c.ExpectMatch(t, isCmd(irc.RPL_ENDOFWHOIS), "318 for dave")
 
 		missing := uniq("nobody")
