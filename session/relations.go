@@ -94,13 +94,19 @@ func (s *Session) showOther(r *room, ev *event.Event, to audience) {
 		if key == "" {
 			return
 		}
+		// The client that sent the reaction as a TAGMSG shows reactions
+		// itself: its echo is the TAGMSG alone.
+		var sender *Attachment
+		if txn := ev.Unsigned.TransactionID; ev.Sender == s.user && txn != "" {
+			sender = s.sentTxns[txn]
+		}
 		s.broadcastEcho(r, ev, to, func(a *Attachment, out output) {
 			if a.client.HasCap("message-tags") {
 				tags := s.eventTags(ev)
 				tags[tagReact], tags[tagReply] = key, string(rel.EventID)
 				out.SendMessage(&irc.Message{Tags: tags, Prefix: s.prefixOf(a, ev.Sender), Command: "TAGMSG",
 					Params: []string{s.lineTarget(a, r, ev.Sender)}})
-				if !a.fallbackText() {
+				if !a.fallbackText() || a == sender {
 					return
 				}
 			}

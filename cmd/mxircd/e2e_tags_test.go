@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -89,4 +90,34 @@ func TestClientTags(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.ExpectMatch(t, isCmd("REDACT", channel, first.EventID.String()), "REDACT from Matrix")
+}
+
+// A reaction sent as a TAGMSG comes back to its sender as that TAGMSG
+// alone (labeled when the TAGMSG was): the client that sends reactions
+// shows them. The account's other clients still get the readable line.
+func TestReactionEchoIsTheTagmsg(t *testing.T) {
+	g, alice, bob, room, channel, c := aliceMeetsBob(t, "reactecho", "message-tags", "echo-message", "labeled-response", "batch")
+	other := connectWithCaps(t, g, "alice", alice, "message-tags")
+	awaitBurst(t, other, channel)
+	first, err := bob.Client.SendText(ctxFor(t), room, "react to me")
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectFrom(t, c, "PRIVMSG", bob.Localpart, "react to me")
+	expectFrom(t, other, "PRIVMSG", bob.Localpart, "react to me")
+
+	c.Send("@label=r1;+draft/react=👍;+draft/reply=%s TAGMSG %s", first.EventID, channel)
+	echo := c.ExpectMatch(t, func(m *irc.Message) bool { return m.Tags["label"] == "r1" }, "the labeled answer")
+	if echo.Command != "TAGMSG" || echo.Tags["+draft/react"] != "👍" {
+		t.Errorf("answer to a labeled reaction = %s, want the TAGMSG itself", echo)
+	}
+	for _, m := range linesUntilPong(t, c, "after-react") {
+		if m.Command == "NOTICE" || m.Command == "PRIVMSG" {
+			t.Errorf("the reacting client also got %s", m)
+		}
+	}
+	other.ExpectMatch(t, isCmd("TAGMSG", channel), "the other client's TAGMSG")
+	other.ExpectMatch(t, func(m *irc.Message) bool {
+		return (m.Command == "NOTICE" || m.Command == "PRIVMSG") && strings.Contains(m.Trailing(), "reacted 👍")
+	}, "the other client's readable line")
 }
