@@ -15,6 +15,12 @@ func LabeledResponse(label, server, ref string, lines []*irc.Message) []*irc.Mes
 	case 1:
 		return []*irc.Message{withTag(lines[0], "label", label)}
 	}
+	if isOneBatch(lines) {
+		// A response that is one batch (a multiline echo) is labeled on
+		// its opening line, as draft/multiline's examples do.
+		out := append([]*irc.Message{withTag(lines[0], "label", label)}, lines[1:]...)
+		return out
+	}
 	out := make([]*irc.Message, 0, len(lines)+2)
 	out = append(out, &irc.Message{Tags: irc.Tags{"label": label}, Prefix: source, Command: "BATCH", Params: []string{"+" + ref, "labeled-response"}})
 	for _, m := range lines {
@@ -34,4 +40,23 @@ func withTag(m *irc.Message, key, value string) *irc.Message {
 	}
 	cp.Tags[key] = value
 	return &cp
+}
+
+// isOneBatch says lines are one whole batch: its opening, lines of it,
+// and its closing.
+func isOneBatch(lines []*irc.Message) bool {
+	first, last := lines[0], lines[len(lines)-1]
+	if first.Command != "BATCH" || len(first.Params) < 1 || len(first.Param(0)) < 2 || first.Param(0)[0] != '+' {
+		return false
+	}
+	ref := first.Param(0)[1:]
+	if last.Command != "BATCH" || last.Param(0) != "-"+ref {
+		return false
+	}
+	for _, m := range lines[1 : len(lines)-1] {
+		if m.Tags["batch"] != ref {
+			return false
+		}
+	}
+	return true
 }

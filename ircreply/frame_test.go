@@ -44,3 +44,22 @@ func TestLabeledResponse(t *testing.T) {
 		}
 	}
 }
+
+// A response that is one whole batch is labeled on its opening line.
+func TestLabeledResponseOfOneBatch(t *testing.T) {
+	lines := []*irc.Message{
+		{Command: "BATCH", Params: []string{"+in", "draft/multiline", "#c"}},
+		{Tags: irc.Tags{"batch": "in"}, Command: "PRIVMSG", Params: []string{"#c", "x"}},
+		{Tags: irc.Tags{"batch": "in"}, Command: "PRIVMSG", Params: []string{"#c", "y"}},
+		{Command: "BATCH", Params: []string{"-in"}},
+	}
+	out := LabeledResponse("l", "srv", "r", lines)
+	if len(out) != 4 || out[0].String() != "@label=l BATCH +in draft/multiline #c" || out[3].String() != "BATCH -in" || lines[0].Tags != nil {
+		t.Errorf("got %v", out)
+	}
+	// Not one batch: a line outside it.
+	lines[2] = &irc.Message{Command: "NOTICE", Params: []string{"n", "z"}}
+	if out := LabeledResponse("l", "srv", "r", lines); len(out) != 6 || out[0].Param(1) != "labeled-response" {
+		t.Errorf("a batch and a line: %v", out)
+	}
+}

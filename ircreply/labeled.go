@@ -33,8 +33,8 @@ type Response struct {
 
 // NewResponse starts the response to the command labeled label. batch
 // says the client negotiated batch: without it, a response of one line or
-// none is labeled as usual, and one of several lines goes out unlabeled,
-// as the lines cannot be framed.
+// none is labeled as usual, and one of several lines has the label on its
+// first line only, as the lines cannot be framed.
 func NewResponse(conn Conn, label string, batch bool) *Response {
 	return &Response{conn: conn, label: label, batch: batch}
 }
@@ -93,7 +93,12 @@ func (r *Response) flush() {
 	}
 	r.flushed = true
 	if !r.batch && len(r.lines) > 1 {
-		for _, m := range r.lines {
+		// The lines cannot be framed: the label goes on the first, as
+		// labeled-response allows without batch.
+		for i, m := range r.lines {
+			if i == 0 {
+				m = withTag(m, "label", r.label)
+			}
 			r.conn.SendMessage(m)
 		}
 		r.lines = nil

@@ -88,8 +88,8 @@ func TestResponseUnlabeled(t *testing.T) {
 	}
 }
 
-// Without batch, one line (or none) is still labeled; several go out
-// unlabeled, since they cannot be framed.
+// Without batch, one line (or none) is still labeled; of several, which
+// cannot be framed, the first carries the label.
 func TestResponseWithoutBatch(t *testing.T) {
 	l := &lines{}
 	r := NewResponse(l, "7", false)
@@ -109,7 +109,7 @@ func TestResponseWithoutBatch(t *testing.T) {
 	r.SendNotice("one")
 	r.SendNotice("two")
 	r.Finish()
-	if len(l.sent) != 2 || strings.Contains(strings.Join(l.sent, ""), "label") || strings.Contains(strings.Join(l.sent, ""), "BATCH") {
-		t.Errorf("sent %q, want two plain lines", l.sent)
+	if len(l.sent) != 2 || !strings.Contains(l.sent[0], "label=9") || strings.Contains(l.sent[1], "label") || strings.Contains(strings.Join(l.sent, ""), "BATCH") {
+		t.Errorf("sent %q, want two lines without a batch, the label on the first", l.sent)
 	}
 }

@@ -209,31 +209,25 @@ func TestLabeledResponse(t *testing.T) {
 	}
 }
 
-// A labeled multiline message is answered by its echo, a multiline batch
-// nested in the labeled-response batch.
+// A labeled multiline message is answered by its echo: the multiline
+// batch itself, labeled on its opening line.
 func TestLabeledMultilineEcho(t *testing.T) {
 	_, _, _, _, channel, c := aliceMeetsBob(t, "labelml", "labeled-response", "batch", "echo-message", "draft/multiline", "message-tags")
 	c.Send("@label=ml BATCH +b1 draft/multiline %s", channel)
 	c.Send("@batch=b1 PRIVMSG %s :first", channel)
 	c.Send("@batch=b1 PRIVMSG %s :second", channel)
 	c.Send("BATCH -b1")
-	outer := c.ExpectMatch(t, func(m *irc.Message) bool { return m.Command == "BATCH" && m.Tags["label"] == "ml" }, "labeled batch")
-	if outer.Param(1) != "labeled-response" {
-		t.Fatalf("outer = %s", outer)
+	open := c.ExpectMatch(t, func(m *irc.Message) bool { return m.Command == "BATCH" && m.Tags["label"] == "ml" }, "labeled batch")
+	if open.Param(1) != "draft/multiline" || open.Tags["batch"] != "" {
+		t.Fatalf("opening = %s, want the multiline batch", open)
 	}
-	inner := c.Expect(t, "BATCH")
-	if inner.Param(1) != "draft/multiline" || inner.Tags["batch"] != outer.Param(0)[1:] {
-		t.Fatalf("inner = %s", inner)
-	}
+	ref := open.Param(0)[1:]
 	first := c.Expect(t, "PRIVMSG")
 	second := c.Expect(t, "PRIVMSG")
-	if first.Trailing() != "first" || second.Trailing() != "second" || first.Tags["batch"] != inner.Param(0)[1:] {
+	if first.Trailing() != "first" || second.Trailing() != "second" || first.Tags["batch"] != ref || second.Tags["batch"] != ref {
 		t.Errorf("lines = %s / %s", first, second)
 	}
-	if end := c.Expect(t, "BATCH"); end.Param(0) != "-"+inner.Param(0)[1:] || end.Tags["batch"] != outer.Param(0)[1:] {
-		t.Errorf("inner end = %s", end)
-	}
-	if end := c.Expect(t, "BATCH"); end.Param(0) != "-"+outer.Param(0)[1:] {
-		t.Errorf("outer end = %s", end)
+	if end := c.Expect(t, "BATCH"); end.Param(0) != "-"+ref {
+		t.Errorf("end = %s", end)
 	}
 }
