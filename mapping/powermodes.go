@@ -18,7 +18,7 @@ type ModeChange struct {
 // Channel modes a client may change. o, v and b take an argument; b
 // without one asks for the ban list.
 const (
-	settableModes = "bimotvKsp"
+	settableModes = "bimnotvKsp"
 	argModes      = "bov"
 )
 

@@ -20,7 +20,7 @@ func TestParseModeChanges(t *testing.T) {
 		{"+mi-t", nil, []ModeChange{{true, 'm', ""}, {true, 'i', ""}, {false, 't', ""}}, ""},
 		{"b", nil, []ModeChange{{true, 'b', ""}}, ""},
 		{"+b-b", []string{"x!*@*"}, []ModeChange{{true, 'b', "x!*@*"}, {false, 'b', ""}}, ""},
-		{"+nzk", []string{"key"}, nil, "nzk"},
+		{"+nzk", []string{"key"}, []ModeChange{{true, 'n', ""}}, "zk"},
 		{"o", nil, []ModeChange{{true, 'o', ""}}, ""},
 		{"", nil, nil, ""},
 	}

@@ -62,6 +62,10 @@ func (s *Session) cmdMode(a *Attachment, out output, m *irc.Message) error {
 			}
 			user, ok := s.userByNick(a, ch.Arg)
 			if !ok {
+				// A user of the server sharing no room is not on it either.
+				user, ok = s.userOnServer(ch.Arg)
+			}
+			if !ok {
 				s.reply(a, out, "MODE", ircreply.Numeric(irc.ERR_NOSUCHNICK, ch.Arg, "No such nick/channel"))
 				continue
 			}
@@ -70,6 +74,11 @@ func (s *Session) cmdMode(a *Attachment, out output, m *irc.Message) error {
 				continue
 			}
 			powerChanged = power.ApplyMode(ch, user, s.opLevel()) || powerChanged
+		case 'n':
+			// Only members can send to a Matrix room: +n is always on.
+			if !ch.Add {
+				s.reply(a, out, "MODE", ircreply.Numeric(irc.ERR_UNKNOWNMODE, "n", "is always set: only members can send to a Matrix room"))
+			}
 		case 'm', 't':
 			powerChanged = power.ApplyMode(ch, "", s.opLevel()) || powerChanged
 		case 'i':
@@ -140,13 +149,18 @@ func (s *Session) refusal(channel, what string, err error) error {
 	return ircreply.Fail("*", "HOMESERVER_REFUSED", channel, "Cannot "+what+" in "+channel+": "+text)
 }
 
-// userForMask finds the Matrix user a ban mask means: a Matrix ID, a nick,
-// or a *!localpart@server mask.
+// userForMask finds the Matrix user a ban mask means: a Matrix ID, a nick
+// (of a shared room, else of the server), or a *!localpart@server mask.
 func (s *Session) userForMask(a *Attachment, mask string) (id.UserID, bool) {
 	if user, nick := mapping.MaskUser(mask); user != "" {
 		return user, true
 	} else if nick != "" {
-		return s.userByNick(a, nick)
+		if user, ok := s.userByNick(a, nick); ok {
+			return user, true
+		}
+		// A nick nobody here holds: the user of that name on the server,
+		// as PRIVMSG and WHOIS take it.
+		return s.userOnServer(nick)
 	}
 	return "", false
 }

@@ -152,3 +152,32 @@ func TestModesKickInvite(t *testing.T) {
 		c.ExpectMatch(t, isCmd(irc.RPL_ENDOFNAMES, "alice", other.RoomID.String()), "its names")
 	})
 }
+
+// Bans and +o name users who share no room as PRIVMSG does: a nick
+// nobody here holds is the user of that name on the server. +n is always
+// on in Matrix, so +n is accepted and -n refused.
+func TestModesOfStrangers(t *testing.T) {
+	forEachStore(t, func(t *testing.T, hs *testenv.Homeserver, g *gateway) {
+		alice, _, room, channel := twoInARoom(t, hs, "strangermodes")
+		dave := hs.Register(t, "dave")
+		c := connect(t, g, "alice", alice)
+		awaitBurst(t, c, channel)
+
+		c.Send("MODE %s +b %s!*@*", channel, dave.Localpart)
+		expectMode(t, c, channel, "+b", "*!"+dave.Localpart+"@"+hs.ServerName)
+		var member event.MemberEventContent
+		if err := alice.Client.StateEvent(ctxFor(t), room, event.StateMember, dave.UserID.String(), &member); err != nil || member.Membership != event.MembershipBan {
+			t.Errorf("dave's membership after +b: %q, %v", member.Membership, err)
+		}
+
+		c.Send("MODE %s +o %s", channel, dave.Localpart)
+		c.ExpectMatch(t, isCmd(irc.ERR_USERNOTINCHANNEL, "alice", dave.Localpart, channel), "441 for a user not on the channel")
+
+		c.Send("MODE %s +n", channel)
+		c.Send("MODE %s -n", channel)
+		lines := linesUntilPong(t, c, "after-n")
+		if !hasLine(lines, isCmd(irc.ERR_UNKNOWNMODE, "alice", "n")) || len(lines) != 1 {
+			t.Errorf("+n then -n: %v, want one refusal of -n", lines)
+		}
+	})
+}
