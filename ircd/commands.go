@@ -47,6 +47,7 @@ func init() {
 		"BATCH":        {Local: (*Conn).handleBatch, MinParams: 1},
 		"REGISTER":     {Local: (*Conn).handleRegister, MinParams: 3, PreReg: true},
 		"VERIFY":       {Local: (*Conn).handleVerify, MinParams: 2, PreReg: true},
+		"OPER":         {Local: (*Conn).handleOper, MinParams: 2},
 	}
 }
 
