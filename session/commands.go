@@ -82,6 +82,7 @@ func init() {
 		"WHO":      {run: (*Session).cmdWho},
 		"WHOIS":    {minParams: 1, run: (*Session).cmdWhois},
 		"USERHOST": {minParams: 1, run: (*Session).cmdUserhost},
+		"WHOWAS":   {minParams: 1, run: (*Session).cmdWhowas},
 		"NICK":     {minParams: 1, run: (*Session).cmdNick},
 		"MODE":     {minParams: 1, run: (*Session).cmdMode},
 		"KICK":     {minParams: 2, run: (*Session).cmdKick},
