@@ -466,7 +466,7 @@ func (s *Session) lurkCommand(a *Attachment, out output, m *irc.Message) error {
 			return nil
 		}
 		return s.cmdMode(a, out, m)
-	case "WHOIS", "LIST":
+	case "WHOIS", "WHOWAS", "LIST":
 		return commands[m.Command].run(s, a, out, m)
 	case "PRIVMSG", "NOTICE", "TAGMSG":
 		return s.loginFirst(m.Command, m.Param(0), "send messages")

@@ -29,7 +29,7 @@ func (s *Session) cmdWhowas(a *Attachment, out output, m *irc.Message) error {
 		return ircreply.Numeric(irc.ERR_NONICKNAMEGIVEN, "No nickname given")
 	}
 	if user, ok := s.userByNick(a, nick); ok {
-		sendWhowas(out, s.nickOf(a, user), user, s.realName(user))
+		sendWhowas(a, out, s.nickOf(a, user), user, s.realName(user))
 		return nil
 	}
 	user, ok := s.matrixUserNamed(nick)
@@ -49,7 +49,7 @@ func (s *Session) cmdWhowas(a *Attachment, out output, m *irc.Message) error {
 				if real == "" {
 					real = user.String()
 				}
-				sendWhowas(out, nick, user, real)
+				sendWhowas(a, out, nick, user, real)
 			}
 		}
 	})
@@ -57,12 +57,12 @@ func (s *Session) cmdWhowas(a *Attachment, out output, m *irc.Message) error {
 }
 
 // sendWhowas is WHOWAS's entry for user, with the user and host others
-// see and the display name as the real name (as WHOIS's 311), the
-// homeserver as the server, and the end of the list.
-func sendWhowas(out output, nick string, user id.UserID, real string) {
+// see and the display name as the real name (as WHOIS's 311), this IRC
+// server as the server (as WHOIS's 312), and the end of the list.
+func sendWhowas(a *Attachment, out output, nick string, user id.UserID, real string) {
 	u, h := mapping.UserHost(user)
 	out.SendNumeric(irc.RPL_WHOWASUSER, nick, u, h, "*", real)
-	out.SendNumeric(irc.RPL_WHOISSERVER, nick, h, "Matrix homeserver")
+	out.SendNumeric(irc.RPL_WHOISSERVER, nick, a.client.ServerName(), "via Matrix homeserver "+h)
 	out.SendNumeric(irc.RPL_ENDOFWHOWAS, nick, "End of WHOWAS")
 }
 

@@ -71,11 +71,12 @@ func TestWhowas(t *testing.T) {
 		awaitBurst(t, c, channel)
 
 		server := hs.ServerName
+		ircServer := g.cfg.IRC.ServerName
 		for i, count := range []string{"", " 1", " -1"} {
 			checkReplies(t, "WHOWAS of a shared room's nick"+count,
 				whowasReplies(t, c, "WHOWAS "+strings.ToUpper(bob.Localpart)+count, fmt.Sprintf("shared-%d", i)),
 				"314 "+bob.Localpart+" "+bob.Localpart+" "+server+" * "+bobReal,
-				"312 "+bob.Localpart+" "+server+" …",
+				"312 "+bob.Localpart+" "+ircServer+" …",
 				"369 "+bob.Localpart+" …")
 		}
 
@@ -83,7 +84,7 @@ func TestWhowas(t *testing.T) {
 			checkReplies(t, "WHOWAS of a user sharing no room, as "+nick,
 				whowasReplies(t, c, "WHOWAS "+nick+" 0", fmt.Sprintf("profile-%d", i)),
 				"314 "+nick+" "+dave.Localpart+" "+server+" * Dave Whowas",
-				"312 "+nick+" "+server+" …",
+				"312 "+nick+" "+ircServer+" …",
 				"369 "+nick+" …")
 		}
 
