@@ -258,12 +258,17 @@ func TestMalformedLines(t *testing.T) {
 	}
 	ts := startServer(t, testConfig())
 	c, h := ts.registered(t, "alice")
-	// Without standard-replies the same errors come as NOTICEs.
+	// Without standard-replies the same errors come as NOTICEs, except
+	// INVALID_UTF8, which UTF8ONLY promises as FAIL to every client.
 	for _, tt := range tests {
-		t.Run(tt.name+" as NOTICE", func(t *testing.T) {
+		t.Run(tt.name+" without standard-replies", func(t *testing.T) {
 			c.t = t
 			c.send(tt.line)
-			c.expect("NOTICE", "alice")
+			if tt.want[1] == "INVALID_UTF8" {
+				c.expect("FAIL", tt.want...)
+			} else {
+				c.expect("NOTICE", "alice")
+			}
 			c.syncPing()
 		})
 	}

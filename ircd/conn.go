@@ -484,15 +484,11 @@ func (c *Conn) handleLine(line []byte) {
 		return
 	}
 	if !utf8.Valid(line) {
-		const text = "Message rejected: this network only accepts UTF-8"
-		if !c.registered.Load() {
-			// A dropped NICK or USER would leave registration waiting
-			// with only a NOTICE to say why; UTF8ONLY promises FAIL.
-			c.reply(&irc.Message{Prefix: &irc.Prefix{Name: c.srv.cfg.ServerName}, Command: "FAIL",
-				Params: []string{utf8Safe(msg.Command), "INVALID_UTF8", text}})
-			return
-		}
-		c.fail(utf8Safe(msg.Command), "INVALID_UTF8", text)
+		// UTF8ONLY promises FAIL INVALID_UTF8 to every client, not a
+		// NOTICE to those without standard-replies (and a dropped NICK or
+		// USER would leave registration waiting with nothing said).
+		c.reply(&irc.Message{Prefix: &irc.Prefix{Name: c.srv.cfg.ServerName}, Command: "FAIL",
+			Params: []string{utf8Safe(msg.Command), "INVALID_UTF8", "Message rejected: this network only accepts UTF-8"}})
 		return
 	}
 	c.dispatch(msg)
