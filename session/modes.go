@@ -199,7 +199,9 @@ func (s *Session) cmdInvite(a *Attachment, out output, m *irc.Message) error {
 	nick, name := m.Params[0], m.Params[1]
 	r := s.roomByChannel(name)
 	if r == nil {
-		return ircreply.Numeric(irc.ERR_NOSUCHCHANNEL, name, "No such channel")
+		// Only a member can invite, so whether it exists or not, the
+		// channel is one the user is not on.
+		return ircreply.Numeric(irc.ERR_NOTONCHANNEL, name, "You're not on that channel")
 	}
 	user, ok := s.userByNick(a, nick)
 	if !ok {

@@ -240,6 +240,9 @@ func TestWhoisAndInviteWithoutSharedRoom(t *testing.T) {
 		if !hasLine(before, isCmd(irc.ERR_NOSUCHNICK)) {
 			t.Errorf("INVITE of an unknown user: %v, want 401", before)
 		}
+		// To a channel alice is not on: 442, as RFC 2812 says.
+		c.Send("INVITE %s #%s", dave.Localpart, uniq("elsewhere"))
+		c.ExpectMatch(t, isCmd(irc.ERR_NOTONCHANNEL), "442 for a channel alice is not on")
 	})
 }
 
