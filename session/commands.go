@@ -383,6 +383,10 @@ func (s *Session) cmdMessage(a *Attachment, out output, m *irc.Message) error {
 		s.sendToServerUser(a, out, target, user, content, m.Command)
 	default:
 		s.sendDirect(a, out, target, user, content, m.Command)
+		if away, ok := s.presence[user].setAway(); ok && !notice {
+			// RPL_AWAY, as IRC servers tell whoever messages an away user.
+			out.SendNumeric(irc.RPL_AWAY, target, away)
+		}
 	}
 	return nil
 }

@@ -59,6 +59,10 @@ func errNoSuchNickWhois(nick string) error {
 func (s *Session) whoisProfile(a *Attachment, out output, nick string, user id.UserID) {
 	s.request(a, out, "WHOIS", func(ctx context.Context) func() {
 		profile, err := s.cli.GetProfile(ctx, user)
+		var away presence
+		if err == nil {
+			away = s.presenceOf(ctx, user)
+		}
 		return func() {
 			switch {
 			case errors.Is(err, mautrix.MNotFound):
@@ -77,10 +81,24 @@ func (s *Session) whoisProfile(a *Attachment, out output, nick string, user id.U
 			u, h := mapping.UserHost(user)
 			out.SendNumeric(irc.RPL_WHOISUSER, nick, u, h, "*", real)
 			out.SendNumeric(irc.RPL_WHOISSERVER, nick, a.client.ServerName(), "via Matrix homeserver "+h)
+			if msg, ok := away.away(); ok {
+				out.SendNumeric(irc.RPL_AWAY, nick, msg)
+			}
 			out.SendNumeric(rplWhoisAccount, nick, s.accountName(user), "is logged in as")
 			out.SendNumeric(irc.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
 		}
 	})
+}
+
+// presenceOf asks the homeserver for the presence of a user the session
+// has none of (one who shares no room); none known on failure. Request
+// worker only.
+func (s *Session) presenceOf(ctx context.Context, user id.UserID) presence {
+	p, err := s.cli.GetPresence(ctx, user)
+	if err != nil {
+		return presence{}
+	}
+	return presence{state: p.Presence, statusMsg: p.StatusMsg}
 }
 
 // sendToServerUser checks that user exists (their profile) and then sends
@@ -88,10 +106,17 @@ func (s *Session) whoisProfile(a *Attachment, out output, nick string, user id.U
 func (s *Session) sendToServerUser(a *Attachment, out output, nick string, user id.UserID, content *event.MessageEventContent, command string) {
 	s.request(a, out, command, func(ctx context.Context) func() {
 		_, err := s.cli.GetProfile(ctx, user)
+		var away presence
+		if err == nil && command != "NOTICE" {
+			away = s.presenceOf(ctx, user)
+		}
 		return func() {
 			switch {
 			case err == nil:
 				s.sendDirect(a, out, nick, user, content, command)
+				if msg, ok := away.setAway(); ok {
+					out.SendNumeric(irc.RPL_AWAY, nick, msg)
+				}
 			case command == "NOTICE": // never an automatic reply
 			case errors.Is(err, mautrix.MNotFound):
 				s.reply(a, out, command, ircreply.Numeric(irc.ERR_NOSUCHNICK, nick, "No such nick: give a nick you share a room with, or a Matrix ID"))

@@ -40,6 +40,16 @@ func (p presence) away() (string, bool) {
 	return "", false
 }
 
+// setAway is away for a user who set themselves away (unavailable), not
+// one merely offline: what a message to them answers with RPL_AWAY, which
+// for every offline Matrix user would be noise on each line.
+func (p presence) setAway() (string, bool) {
+	if p.state != event.PresenceUnavailable {
+		return "", false
+	}
+	return p.away()
+}
+
 // applyPresence records m.presence events from a sync.
 func (s *Session) applyPresence(events []*event.Event) {
 	for _, ev := range events {

@@ -2,11 +2,9 @@ package session
 
 import (
 	"context"
-	"errors"
 	"strings"
 
 	"gopkg.in/irc.v4"
-	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/id"
 
 	"github.com/mxircd/mxircd/mapping"
@@ -65,12 +63,7 @@ func (s *Session) cmdUserhost(a *Attachment, out output, m *irc.Message) error {
 			}
 			// Away as WHOIS and WHO say it (presence.away): unavailable or
 			// offline; no presence known reads as here.
-			away := false
-			if p, err := s.cli.GetPresence(ctx, e.user); err == nil {
-				_, away = presence{state: p.Presence, statusMsg: p.StatusMsg}.away()
-			} else if !errors.Is(err, mautrix.MNotFound) && !errors.Is(err, mautrix.MForbidden) {
-				s.log.Debug("USERHOST: presence lookup failed", "user", e.user, "err", err)
-			}
+			_, away := s.presenceOf(ctx, e.user).away()
 			u, h := mapping.UserHost(e.user)
 			entries[i].entry = userhostEntry(&irc.Prefix{Name: e.nick, User: u, Host: h}, away)
 		}

@@ -276,9 +276,16 @@ func TestUserhost(t *testing.T) {
 
 		d.Send("AWAY :not here")
 		d.ExpectMatch(t, isCmd(irc.RPL_NOWAWAY), "306")
-		c.Send("USERHOST %s", dave.Localpart)
-		if r := c.ExpectMatch(t, isCmd(irc.RPL_USERHOST), "302 after AWAY"); !strings.HasPrefix(r.Trailing(), dave.Localpart+"=-") {
-			t.Errorf("302 of an away user = %q, want %s=-...", r.Trailing(), dave.Localpart)
+		// Eventually (TestAwayOfAStranger says why).
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			c.Send("USERHOST %s", dave.Localpart)
+			r := c.ExpectMatch(t, isCmd(irc.RPL_USERHOST), "302 after AWAY")
+			if strings.HasPrefix(r.Trailing(), dave.Localpart+"=-") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("302 of an away user = %q, want %s=-...", r.Trailing(), dave.Localpart)
+			}
 		}
 	})
 }
@@ -435,5 +442,52 @@ func TestLabeledRedactIsAnswered(t *testing.T) {
 		expectFrom(t, c, "PRIVMSG", "alice", "to be deleted")
 		c.Send("@label=r1 REDACT %s %s", channel, own.EventID)
 		c.ExpectMatch(t, func(m *irc.Message) bool { return m.Tags["label"] == "r1" }, "the labeled response to REDACT")
+	})
+}
+
+// A user who set themselves away is answered with 301 by WHOIS and by a
+// message to them, also when they share no room with the asker (their
+// presence is asked of the homeserver).
+func TestAwayOfAStranger(t *testing.T) {
+	unencryptedDMs := func(c *Config) { c.Encryption.EncryptNewDMs = false }
+	forEachStoreWith(t, unencryptedDMs, func(t *testing.T, hs *testenv.Homeserver, b *bouncer) {
+		alice, dave := hs.Register(t, "alice"), hs.Register(t, "dave")
+		c := connect(t, b.g, "alice", alice)
+		c.Drain(t)
+		d := connect(t, b.g, "dave", dave)
+		d.Drain(t)
+
+		away := func(command string) []*irc.Message {
+			var got []*irc.Message
+			for _, m := range linesUntilPong(t, c, "after-"+command) {
+				if m.Command == irc.RPL_AWAY {
+					got = append(got, m)
+				}
+			}
+			return got
+		}
+		c.Send("WHOIS %s", dave.Localpart)
+		if got := away("whois-here"); len(got) != 0 {
+			t.Errorf("WHOIS of a user who is here: %v", got)
+		}
+		d.Send("AWAY :gone fishing")
+		d.ExpectMatch(t, isCmd(irc.RPL_NOWAWAY), "306")
+		// Presence is eventually consistent: a /sync of dave's session
+		// that was on its way with set_presence=online may land after
+		// the AWAY, until his next sync sets it again.
+		var got []*irc.Message
+		for deadline := time.Now().Add(20 * time.Second); len(got) == 0 && time.Now().Before(deadline); {
+			c.Send("WHOIS %s", dave.Localpart)
+			if got = away("whois-away"); len(got) == 0 {
+				time.Sleep(200 * time.Millisecond)
+			}
+		}
+		if len(got) != 1 || got[0].Param(1) != dave.Localpart || got[0].Trailing() != "gone fishing" {
+			t.Errorf("WHOIS of an away user: %v, want one 301", got)
+		}
+		c.Send("PRIVMSG %s :are you there?", dave.Localpart)
+		if got := away("privmsg-away"); len(got) != 1 || got[0].Trailing() != "gone fishing" {
+			t.Errorf("PRIVMSG to an away user: %v, want one 301", got)
+		}
 	})
 }
