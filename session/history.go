@@ -138,24 +138,7 @@ func (s *Session) queryHistory(ctx context.Context, roomID id.RoomID, req *mappi
 		from.after(&q)
 		backward = false
 	case "AROUND":
-		q.Limit = max(req.Limit/2, 1)
-		from.before(&q)
-		q.Newest = true
-		older, err := st.RoomHistory(ctx, q)
-		if err != nil {
-			return nil, err
-		}
-		newer := store.HistoryQuery{RoomID: q.RoomID, Limit: req.Limit - len(older), Types: types, Viewer: q.Viewer}
-		if from.seq > 0 {
-			newer.AfterSeq = from.seq - 1 // the anchor itself is around it
-		} else {
-			newer.AfterTS = from.ts - 1
-		}
-		later, err := st.RoomHistory(ctx, newer)
-		if err != nil {
-			return nil, err
-		}
-		return append(older, later...), nil
+		return s.around(ctx, q, from, req.Limit)
 	case "BETWEEN":
 		to, err := s.resolve(ctx, roomID, req.To)
 		if err != nil {
@@ -204,6 +187,45 @@ func (s *Session) queryHistory(ctx context.Context, roomID id.RoomID, req *mappi
 		return events, nil
 	}
 	return append(older, events...), nil
+}
+
+// around answers AROUND: at most limit events split around the anchor,
+// the older half strictly before it and the rest from it on (a message ID
+// anchor is the first of those), oldest first. When one side runs out,
+// the other fills the limit. Request worker only.
+func (s *Session) around(ctx context.Context, q store.HistoryQuery, from anchor, limit int) ([]store.StoredEvent, error) {
+	st := s.mgr.store
+	older := func(n int) ([]store.StoredEvent, error) {
+		if n <= 0 {
+			return nil, nil // a Limit of 0 would mean no limit
+		}
+		b := q
+		b.Limit, b.Newest = n, true
+		from.before(&b)
+		return st.RoomHistory(ctx, b)
+	}
+	before, err := older(limit / 2)
+	if err != nil {
+		return nil, err
+	}
+	a := q
+	a.Limit = limit - len(before)
+	if from.seq > 0 {
+		a.AfterSeq = from.seq - 1 // the anchor itself
+	} else {
+		a.AfterTS = from.ts - 1 // events at the anchor's time
+	}
+	after, err := st.RoomHistory(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	if len(before) == limit/2 && len(after) < a.Limit {
+		// Near the newest end: more from before the anchor.
+		if before, err = older(limit - len(after)); err != nil {
+			return nil, err
+		}
+	}
+	return append(before, after...), nil
 }
 
 // maxFetched bounds how many events one history request reads from the
