@@ -72,6 +72,14 @@ func (s *timedStore) PutChannelNames(ctx context.Context, userID id.UserID, name
 	return s.timedErr("PutChannelNames", func() error { return s.Store.PutChannelNames(ctx, userID, names) })
 }
 
+func (s *timedStore) ReadMarkers(ctx context.Context, userID id.UserID) (map[string]int64, error) {
+	return timed(s, "ReadMarkers", func() (map[string]int64, error) { return s.Store.ReadMarkers(ctx, userID) })
+}
+
+func (s *timedStore) PutReadMarker(ctx context.Context, userID id.UserID, target string, ts int64) error {
+	return s.timedErr("PutReadMarker", func() error { return s.Store.PutReadMarker(ctx, userID, target, ts) })
+}
+
 func (s *timedStore) SaveSync(ctx context.Context, b *store.SyncBatch) ([]int64, error) {
 	return timed(s, "SaveSync", func() ([]int64, error) { return s.Store.SaveSync(ctx, b) })
 }

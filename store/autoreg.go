@@ -122,7 +122,7 @@ func (s *SQLStore) DeleteAccount(ctx context.Context, userID id.UserID) error {
 		if _, err := lockEvents(ctx, tx); err != nil {
 			return err
 		}
-		for _, table := range []string{"accounts", "oauth_grants", "cert_fingerprints", "channel_names", "sync_state", "account_rooms", "account_events", "client_cursors", "outbox"} {
+		for _, table := range []string{"accounts", "oauth_grants", "cert_fingerprints", "channel_names", "sync_state", "account_rooms", "account_events", "client_cursors", "outbox", "read_markers"} {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE user_id = $1`, string(userID)); err != nil {
 				return err
 			}

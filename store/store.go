@@ -85,6 +85,13 @@ type Store interface {
 	// PutChannelNames records (or changes) the channel names an account
 	// gave rooms, by room ID, in one transaction.
 	PutChannelNames(ctx context.Context, userID id.UserID, names map[id.RoomID]string) error
+	// ReadMarkers returns the read markers the account's IRC clients set
+	// (draft/read-marker), unix ms by target: a room ID, or a query's
+	// peer's user ID.
+	ReadMarkers(ctx context.Context, userID id.UserID) (map[string]int64, error)
+	// PutReadMarker moves the account's read marker of a target forward
+	// to ts; a later one stored already stays.
+	PutReadMarker(ctx context.Context, userID id.UserID, target string, ts int64) error
 
 	// SaveSync stores b.Events in the shared event table (one row per
 	// room+event ID, whichever account stored it first; an existing row is
