@@ -450,6 +450,10 @@ func (m *Manager) launch(ctx context.Context, cli *mautrix.Client, acct *store.A
 	if err != nil {
 		return nil, fmt.Errorf("loading the room-creation budget: %w", err)
 	}
+	readMarks, err := m.store.ReadMarkers(ctx, user)
+	if err != nil {
+		return nil, fmt.Errorf("loading read markers: %w", err)
+	}
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -462,6 +466,7 @@ func (m *Manager) launch(ctx context.Context, cli *mautrix.Client, acct *store.A
 	for roomID, name := range names {
 		sess.savedNames[roomID] = name
 	}
+	sess.readMarks = readMarks
 	sess.syncer, sess.head = newSyncer(sess, since), head
 	sess.alwaysOn.Store(m.cfg.AlwaysOn)
 	if acct.AlwaysOn != nil {

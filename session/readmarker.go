@@ -107,10 +107,65 @@ func (s *Session) resolveMarkers(refs []markerRef) {
 	})
 }
 
-// setMarker moves a room's read marker forward and tells the clients to
-// picks that take read markers. Owner goroutine.
+// markTarget is what a read marker belongs to: a channel's room, or a
+// query with a user, whose room may not exist yet.
+type markTarget struct {
+	r    *room     // nil for a query without a room
+	user id.UserID // the query's peer; "" for a channel
+}
+
+// key is the target under which the account's store keeps its marker:
+// a query's by the peer, so that it outlives a missing or new room.
+func (t markTarget) key() string {
+	if t.user != "" {
+		return string(t.user)
+	}
+	return string(t.r.id)
+}
+
+func roomMark(r *room) markTarget { return markTarget{r: r, user: r.dm} }
+
+// markTargetOf finds what a client means by a MARKREAD target: a joined
+// channel, or a nick (or Matrix ID) as a query, with or without a room.
+func (s *Session) markTargetOf(a *Attachment, target string) (markTarget, bool) {
+	if r := s.roomByChannel(target); r != nil {
+		return roomMark(r), true
+	}
+	if target == "" || strings.ContainsRune("#!", rune(target[0])) {
+		return markTarget{}, false
+	}
+	user, ok := s.userForTarget(a, target)
+	if !ok {
+		user, ok = s.matrixUserNamed(target)
+	}
+	if !ok {
+		return markTarget{}, false
+	}
+	return markTarget{r: s.dmRoomWith(user), user: user}, true
+}
+
+// markerTS is a target's read marker, 0 when none is known: the later of
+// the one Matrix holds (on an event) and the one a client set.
+func (s *Session) markerTS(t markTarget) int64 {
+	ts := s.readMarks[t.key()]
+	if t.r != nil {
+		ts = max(ts, t.r.readTS)
+	}
+	return ts
+}
+
+// markerName is the target's name as client a knows it.
+func (s *Session) markerName(a *Attachment, t markTarget) string {
+	if t.user != "" {
+		return s.nickOf(a, t.user)
+	}
+	return t.r.channel
+}
+
+// setMarker moves a room's read marker, as Matrix holds it, forward and
+// tells the clients to picks that take read markers. Owner goroutine.
 func (s *Session) setMarker(r *room, ts int64, to audience) {
-	if ts <= r.readTS {
+	if ts <= s.markerTS(roomMark(r)) {
 		return
 	}
 	r.readTS = ts
@@ -119,67 +174,130 @@ func (s *Session) setMarker(r *room, ts int64, to audience) {
 
 // sendMarker tells a client a room's read marker, if it takes them.
 func (s *Session) sendMarker(a *Attachment, out output, r *room) {
+	t := roomMark(r)
+	s.sendMarkerLine(a, out, s.markerName(a, t), s.markerTS(t))
+}
+
+// sendMarkerLine sends MARKREAD target with the marker ts (* for none),
+// if the client takes read markers.
+func (s *Session) sendMarkerLine(a *Attachment, out output, target string, ts int64) {
 	if !a.client.HasCap("draft/read-marker") {
 		return
 	}
 	value := "*"
-	if r.readTS > 0 {
-		value = "timestamp=" + mapping.FormatTime(r.readTS)
-	}
-	target := r.channel
-	if r.dm != "" {
-		target = s.nickOf(a, r.dm)
+	if ts > 0 {
+		value = "timestamp=" + mapping.FormatTime(ts)
 	}
 	out.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: a.client.ServerName()}, Command: "MARKREAD", Params: []string{target, value}})
 }
 
+// maxMarkerAhead is how far past the gateway's clock a client may set a
+// read marker: the times it marks come from the homeserver, whose clock
+// may be ahead, but a marker far in the future would stop it moving
+// (it never goes back) until that time.
+const maxMarkerAhead = 5 * time.Minute
+
 // cmdMarkread answers MARKREAD <target> [timestamp=...]: without a time it
-// reports the marker, with one it moves the marker in Matrix.
+// reports the marker (* for a target with none, or one the account does
+// not know); with one it keeps the client's time as the marker, exactly,
+// and moves the account's Matrix read marker and receipt to the newest
+// event at or before it that is later than Matrix's marker, when the
+// target has a room with one.
 func (s *Session) cmdMarkread(a *Attachment, out output, m *irc.Message) error {
-	target := m.Params[0]
-	r := s.historyRoom(a, target)
-	if r == nil {
-		return ircreply.Fail("MARKREAD", "INVALID_PARAMS", target, "No such channel or query: "+target)
+	if len(m.Params) == 0 || m.Params[0] == "" {
+		return ircreply.Fail("MARKREAD", "NEED_MORE_PARAMS", "", "Missing parameters")
 	}
+	target := m.Params[0]
+	t, known := s.markTargetOf(a, target)
 	if len(m.Params) < 2 {
-		s.sendMarker(a, out, r)
+		var ts int64
+		if known {
+			ts = s.markerTS(t)
+		}
+		s.sendMarkerLine(a, out, target, ts)
 		return nil
 	}
 	value, ok := strings.CutPrefix(m.Params[1], "timestamp=")
 	ts, valid := mapping.ParseTime(value)
-	if !ok || !valid {
+	switch {
+	case !ok || !valid:
 		return ircreply.Fail("MARKREAD", "INVALID_PARAMS", target, "Give the marker as timestamp=YYYY-MM-DDThh:mm:ss.sssZ")
+	case !known:
+		return ircreply.Fail("MARKREAD", "INVALID_PARAMS", target, "No such channel or nick: "+target)
+	case ts > time.Now().Add(maxMarkerAhead).UnixMilli():
+		return ircreply.Fail("MARKREAD", "INVALID_PARAMS", target, "That time is in the future")
 	}
-	if ts <= r.readTS {
-		s.sendMarker(a, out, r) // markers only move forward
+	if cur := s.markerTS(t); ts <= cur {
+		s.sendMarkerLine(a, out, target, cur) // markers only move forward
 		return nil
 	}
-	roomID, st, user := r.id, s.mgr.store, s.user
+	key, st, user := t.key(), s.mgr.store, s.user
+	var roomID id.RoomID
+	var matrixTS int64
+	if t.r != nil {
+		roomID, matrixTS = t.r.id, t.r.readTS
+	}
 	s.sideRequest(a, out, "MARKREAD", func(ctx context.Context) func() {
-		// A receipt goes on an event the account has seen.
-		se, err := st.LastEventBefore(ctx, roomID, user, ts, nil)
-		if err == nil {
-			eventID := se.EventID
-			err = s.cli.SetReadMarkers(ctx, roomID, &mautrix.ReqSetReadMarkers{Read: eventID, FullyRead: eventID})
+		err := st.PutReadMarker(ctx, user, key, ts)
+		var merr error
+		if err == nil && roomID != "" {
+			// Matrix's markers go on an event the account has seen.
+			se, ferr := st.LastEventBefore(ctx, roomID, user, ts, nil)
+			switch {
+			case ferr == nil && se.TS > matrixTS:
+				merr = s.cli.SetReadMarkers(ctx, roomID, &mautrix.ReqSetReadMarkers{Read: se.EventID, FullyRead: se.EventID})
+			case ferr != nil && !errors.Is(ferr, store.ErrNotFound):
+				merr = ferr
+			}
 		}
 		return func() {
-			switch {
-			case errors.Is(err, store.ErrNotFound):
-				s.fail(a, out, "MARKREAD", "INVALID_PARAMS", target, "No message at or before that time is known here")
-			case err != nil:
-				s.fail(a, out, "MARKREAD", "INTERNAL_ERROR", target, "The homeserver did not take the read marker: "+matrixErrorText(err))
-			default:
-				if r := s.rooms[roomID]; r != nil {
-					s.setMarker(r, ts, answering(attached, a, out))
-				}
+			if err != nil {
+				s.fail(a, out, "MARKREAD", "INTERNAL_ERROR", target, "The read marker could not be saved")
+				s.log.Warn("cannot save a read marker", "target", key, "err", err)
+				return
 			}
+			if merr != nil {
+				// The gateway's marker moved; Matrix clients of the
+				// account do not see it.
+				s.log.Warn("the homeserver did not take a read marker", "room", roomID, "err", matrixErrorText(merr))
+			}
+			s.clientMarked(a, out, target, t.user, roomID, ts)
 		}
 	})
 	return nil
 }
 
+// clientMarked records a marker a client set for a query's peer or a
+// channel's room and shows it to every client that takes read markers:
+// the one that set it by the target as it typed it, the others by the
+// name they know. Owner goroutine.
+func (s *Session) clientMarked(asker *Attachment, out output, typed string, peer id.UserID, roomID id.RoomID, ts int64) {
+	key := string(roomID)
+	if peer != "" {
+		key = string(peer)
+	}
+	if s.readMarks == nil {
+		s.readMarks = map[string]int64{}
+	}
+	s.readMarks[key] = max(s.readMarks[key], ts)
+	t := markTarget{user: peer}
+	if peer != "" {
+		t.r = s.dmRoomWith(peer) // its room may be new
+	} else if t.r = s.rooms[roomID]; t.r == nil {
+		s.sendMarkerLine(asker, out, typed, s.readMarks[key]) // a channel left meanwhile
+		return
+	}
+	s.broadcast(answering(attached, asker, out), func(a *Attachment, out output) {
+		name := s.markerName(a, t)
+		if a == asker {
+			name = typed
+		}
+		s.sendMarkerLine(a, out, name, s.markerTS(t))
+	})
+}
+
 // historyRoom finds the room a client means by a channel or a nick (its
-// query), for MARKREAD and CHATHISTORY.
+// query), for CHATHISTORY.
 func (s *Session) historyRoom(a *Attachment, target string) *room {
 	if r := s.roomByChannel(target); r != nil {
 		return r

@@ -183,6 +183,10 @@ type Session struct {
 	listings   helperLane  // directory LISTs
 	markers    helperLane  // resolving read markers
 	markerRefs []markerRef // read markers waiting for the next helper
+
+	// readMarks are the read markers IRC clients set, unix ms by target
+	// (readmarker.go), as stored. Owner goroutine.
+	readMarks map[string]int64
 }
 
 // Events the owner goroutine handles.

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"gopkg.in/irc.v4"
 	"maunium.net/go/mautrix/id"
 
 	"github.com/mxircd/mxircd/internal/testenv"
@@ -79,5 +80,105 @@ func TestChathistoryAroundWindow(t *testing.T) {
 		around(bob.Localpart, dm[1:4], dmRef, 3)
 		around(bob.Localpart, dm[1:4], tsRef(dm[2].ts), 3)
 		around(bob.Localpart, dm[2:5], "msgid="+dm[4].id.String(), 3) // more before the newest
+	})
+}
+
+// draft/read-marker keeps the time a client marks, exactly, whether or not
+// an event of the room has it: MARKREAD answers it back, the account's
+// other clients get it, a JOIN burst and the next run of the gateway show
+// it. A query marks like a channel, with or without a room. A target with
+// no marker, or one the account does not know, is '*'; the marker never
+// goes back.
+func TestMarkreadKeepsTheClientsTime(t *testing.T) {
+	forEachStoreWith(t, nil, func(t *testing.T, hs *testenv.Homeserver, b *bouncer) {
+		alice, bob, _, channel := twoInARoom(t, hs, "markexact")
+		carol := hs.Register(t, "carol") // shares no room with alice
+		rmCaps := append([]string{"draft/read-marker", "standard-replies"}, tagCaps...)
+		laptop := dialClient(t, b.addr(), "alice", alice, "laptop", rmCaps...)
+		awaitBurst(t, laptop, channel)
+		phone := dialClient(t, b.addr(), "alicephone", alice, "phone", rmCaps...)
+		awaitBurst(t, phone, channel)
+		waitNames(t, laptop, channel, bob.Localpart)
+
+		get := func(c *testenv.IRCClient, target string) string {
+			t.Helper()
+			c.Send("MARKREAD %s", target)
+			return c.ExpectMatch(t, isCmd("MARKREAD", target), "MARKREAD "+target).Param(1)
+		}
+		set := func(c *testenv.IRCClient, target, value string) string {
+			t.Helper()
+			c.Send("MARKREAD %s %s", target, value)
+			m := c.ExpectMatch(t, func(m *irc.Message) bool {
+				return m.Command == "FAIL" || m.Command == "MARKREAD" && m.Param(0) == target
+			}, "MARKREAD "+target)
+			if m.Command == "FAIL" {
+				return "FAIL " + m.Param(1)
+			}
+			return m.Param(1)
+		}
+
+		nowhere := "#" + uniq("nowhere") + ":" + hs.ServerName
+		if got := get(laptop, nowhere); got != "*" {
+			t.Errorf("MARKREAD of a channel alice is not in = %q, want *", got)
+		}
+		if got := get(laptop, channel); got != "*" {
+			t.Errorf("MARKREAD of a channel nobody marked = %q, want *", got)
+		}
+
+		// Before any event of the room: Matrix cannot hold it, the gateway does.
+		const early, earlier = "timestamp=2019-01-04T14:33:26.123Z", "timestamp=2019-01-01T00:00:00.000Z"
+		if got := set(laptop, channel, early); got != early {
+			t.Errorf("MARKREAD %s %s answered %q", channel, early, got)
+		}
+		if m := phone.ExpectMatch(t, isCmd("MARKREAD", channel), "MARKREAD on the other client"); m.Param(1) != early {
+			t.Errorf("the other client got %s, want %s", m, early)
+		}
+		if got := get(laptop, channel); got != early {
+			t.Errorf("MARKREAD %s after setting it = %q, want %s", channel, got, early)
+		}
+		if got := set(laptop, channel, earlier); got != early {
+			t.Errorf("an earlier marker answered %q, want the stored %s", got, early)
+		}
+		if got := set(laptop, channel, "*"); got != "FAIL INVALID_PARAMS" {
+			t.Errorf("MARKREAD %s * answered %q, want FAIL INVALID_PARAMS", channel, got)
+		}
+		if got := set(laptop, channel, tsRef(time.Now().Add(time.Hour).UnixMilli())); got != "FAIL INVALID_PARAMS" {
+			t.Errorf("a marker an hour ahead answered %q, want FAIL INVALID_PARAMS", got)
+		}
+
+		// A query with no room yet, by nick.
+		const dmTime = "timestamp=2023-07-04T00:00:00.000Z"
+		if got := get(laptop, carol.Localpart); got != "*" {
+			t.Errorf("MARKREAD of a query nobody marked = %q, want *", got)
+		}
+		if got := set(laptop, carol.Localpart, dmTime); got != dmTime {
+			t.Errorf("MARKREAD %s %s answered %q", carol.Localpart, dmTime, got)
+		}
+		phone.ExpectMatch(t, func(m *irc.Message) bool { return m.Command == "MARKREAD" && m.Param(1) == dmTime }, "the query's MARKREAD on the other client")
+		if got := get(phone, carol.Localpart); got != dmTime {
+			t.Errorf("MARKREAD %s after setting it = %q, want %s", carol.Localpart, got, dmTime)
+		}
+
+		// Part and join again: the JOIN burst shows it.
+		laptop.Send("PART %s", channel)
+		laptop.ExpectMatch(t, isCmd("PART", channel), "PART")
+		laptop.Send("JOIN %s", channel)
+		burst := awaitBurst(t, laptop, channel)
+		if !hasLine(burst, isCmd("MARKREAD", channel, early)) {
+			t.Errorf("JOIN burst without MARKREAD %s %s:%s", channel, early, formatMsgs(burst))
+		}
+
+		// The next run of the gateway has them from its store.
+		quit(t, laptop)
+		quit(t, phone)
+		b.restart(t)
+		laptop = dialClient(t, b.addr(), "alice", alice, "laptop", rmCaps...)
+		burst = awaitBurst(t, laptop, channel)
+		if !hasLine(burst, isCmd("MARKREAD", channel, early)) {
+			t.Errorf("connect burst after a restart without MARKREAD %s %s:%s", channel, early, formatMsgs(burst))
+		}
+		if got := get(laptop, carol.Localpart); got != dmTime {
+			t.Errorf("MARKREAD %s after a restart = %q, want %s", carol.Localpart, got, dmTime)
+		}
 	})
 }
