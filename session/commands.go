@@ -97,7 +97,7 @@ func init() {
 		"SILENCE":  {run: (*Session).cmdSilence},
 		// Bouncer commands: history, read markers, always-on.
 		"CHATHISTORY": {minParams: 1, run: (*Session).cmdChathistory},
-		"MARKREAD":    {minParams: 1, run: (*Session).cmdMarkread},
+		"MARKREAD":    {run: (*Session).cmdMarkread},
 		"ALWAYSON":    {run: (*Session).cmdAlwaysOn},
 		// ircd answers PING itself unless commands it passed are unsettled
 		// (barrier.go).

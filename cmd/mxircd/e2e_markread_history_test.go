@@ -100,6 +100,10 @@ func TestMarkreadKeepsTheClientsTime(t *testing.T) {
 		awaitBurst(t, phone, channel)
 		waitNames(t, laptop, channel, bob.Localpart)
 
+		// No target at all is the spec's FAIL, not the 461 numeric.
+		laptop.Send("MARKREAD")
+		laptop.ExpectMatch(t, isCmd("FAIL", "MARKREAD", "NEED_MORE_PARAMS"), "FAIL for MARKREAD without a target")
+
 		get := func(c *testenv.IRCClient, target string) string {
 			t.Helper()
 			c.Send("MARKREAD %s", target)
