@@ -55,6 +55,11 @@ type Options struct {
 	// indexing of messages, and logging below warnings (the -ci
 	// configuration traces every request).
 	Lean bool
+	// Quiet logs only warnings and errors, as Lean does, but keeps
+	// everything Dendrite offers (presence included): for a rig that runs
+	// many short-lived homeservers and looks at their logs only when
+	// something breaks.
+	Quiet bool
 	// Postgres, when not empty, is the DSN of a PostgreSQL server: the
 	// homeserver keeps its data in a database of its own made there, and
 	// dropped when the test ends, instead of in SQLite files.
@@ -87,6 +92,26 @@ func StartHomeserverWith(t testing.TB, opts Options) *Homeserver {
 	})
 	return hs
 }
+
+// StartHomeserverIn starts a Dendrite outside of a test, with its data in
+// dir (which must exist and should be empty), for tools such as the irctest
+// rig (conformance/irctest/rig). Dendrite is built first if no earlier run
+// has cached it; logf reports that. The caller stops it with Stop.
+func StartHomeserverIn(dir string, opts Options, logf func(string, ...any)) (*Homeserver, error) {
+	bins, err := dendriteBinaries(logf)
+	if err != nil {
+		return nil, fmt.Errorf("building Dendrite: %w", err)
+	}
+	if opts.Postgres != "" {
+		// Nothing would drop the database afterwards.
+		return nil, errors.New("StartHomeserverIn: Options.Postgres is for tests only")
+	}
+	return newHomeserver(bins, dir, opts, "")
+}
+
+// Dir is the homeserver's data directory: dendrite.yaml, its log and, with
+// SQLite, its databases (dendrite_userapi.db holds the accounts).
+func (hs *Homeserver) Dir() string { return hs.dir }
 
 var mainCalled atomic.Bool
 
@@ -226,6 +251,8 @@ func (hs *Homeserver) configure(opts Options, dbDSN string) error {
 			}
 			want[path] = "false"
 		}
+	}
+	if opts.Lean || opts.Quiet {
 		// The one logger -ci configures, to standard output at trace level.
 		const trace, warn = "\n- type: std\n  level: trace\n", "\n- type: std\n  level: warn\n"
 		if !strings.Contains(doc, trace) {
