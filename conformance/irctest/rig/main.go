@@ -5,6 +5,11 @@
 //
 //	rig serve -dir DIR -listen HOST:PORT -mxircd BIN [-tls-cert F -tls-key F] [-websocket HOST:PORT]
 //	rig register -dir DIR USERNAME PASSWORD
+//	rig prepare
+//
+// prepare builds Dendrite (cached in ~/.cache/mxircd-testenv, minutes when
+// Go's build cache is cold) and starts and stops it once, so that the first
+// test case does not spend irctest's 60 seconds of waiting on a build.
 //
 // serve starts Dendrite (internal/testenv, built once and cached) with its
 // data under DIR/dendrite, writes DIR/mxircd.toml and runs BIN (a build of
@@ -61,6 +66,8 @@ func main() {
 		err = serve(os.Args[2:])
 	case "register":
 		err = register(os.Args[2:])
+	case "prepare":
+		err = prepare()
 	default:
 		usage()
 	}
@@ -71,8 +78,23 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: rig serve -dir DIR -listen HOST:PORT -mxircd BIN [-tls-cert FILE -tls-key FILE] [-websocket HOST:PORT]\n       rig register -dir DIR USERNAME PASSWORD")
+	fmt.Fprintln(os.Stderr, "usage: rig serve -dir DIR -listen HOST:PORT -mxircd BIN [-tls-cert FILE -tls-key FILE] [-websocket HOST:PORT]\n       rig register -dir DIR USERNAME PASSWORD\n       rig prepare")
 	os.Exit(2)
+}
+
+func prepare() error {
+	dir, err := os.MkdirTemp("", "mxircd-irctest-prepare-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	logf := func(format string, a ...any) { fmt.Fprintf(os.Stderr, "rig: "+format+"\n", a...) }
+	hs, err := testenv.StartHomeserverIn(dir, testenv.Options{Quiet: true}, logf)
+	if err != nil {
+		return err
+	}
+	hs.Stop()
+	return nil
 }
 
 // state is DIR/rig.json, what register needs to know about serve's Dendrite.
