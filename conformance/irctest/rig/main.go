@@ -248,9 +248,11 @@ func register(args []string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	// Dendrite takes 8 to 72 bytes.
+	// Dendrite registers passwords of 8 to 512 bytes, and bcrypt (which
+	// it hashes them with) takes at most 72: other passwords are set by
+	// writing their hash.
 	registered := password
-	if len(password) < 8 {
+	if len(password) < 8 || len(password) > 72 {
 		registered = randomHex(16)
 	}
 	if err := registerSharedSecret(ctx, st.Homeserver, localpart, registered); err != nil {
@@ -292,7 +294,14 @@ func registerSharedSecret(ctx context.Context, hs, localpart, password string) e
 // cost the -ci configuration uses; bcrypt hashes carry their cost, so any
 // cost verifies).
 func setPasswordHash(ctx context.Context, st state, localpart, password string) error {
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	// bcrypt hashes the first 72 bytes of a password and ignores the rest,
+	// both here and when Dendrite compares a login's password with the
+	// hash; GenerateFromPassword only refuses to pretend otherwise.
+	p := []byte(password)
+	if len(p) > 72 {
+		p = p[:72]
+	}
+	hash, err := bcrypt.GenerateFromPassword(p, bcrypt.MinCost)
 	if err != nil {
 		return err
 	}
