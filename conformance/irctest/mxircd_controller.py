@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 import re
 import shutil
+import signal
 import subprocess
 from typing import Optional, Set
 
@@ -70,6 +71,12 @@ class MxircdController(BaseServerController, DirectoryBasedController):
         )
     )
 
+    # The rig of the test before, if it is still running: irctest starts
+    # the server in setUp, and a test that then skips (account_registration
+    # does) is never torn down. Tests run one at a time, so a rig still
+    # alive when the next test starts is such a leftover.
+    _running: Optional[subprocess.Popen] = None
+
     def run(
         self,
         hostname: str,
@@ -114,7 +121,15 @@ class MxircdController(BaseServerController, DirectoryBasedController):
             args = ["faketime", "-f", faketime] + args
             self.faketime_enabled = True
 
+        leftover = MxircdController._running
+        if leftover is not None and leftover.poll() is None:
+            os.killpg(leftover.pid, signal.SIGTERM)
+            try:
+                leftover.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(leftover.pid, signal.SIGKILL)
         self.proc = self.execute(args, proc_name="mxircd")
+        MxircdController._running = self.proc
 
     def wait_for_services(self) -> None:
         # The service nick (alias NickServ) is part of mxircd.

@@ -120,6 +120,15 @@ func serve(args []string) error {
 	if *dir == "" || *listen == "" || *bin == "" || (*tlsCert == "") != (*tlsKey == "") {
 		usage()
 	}
+	// irctest does not always stop the server it started (a test that
+	// skips in setUp after starting it is never torn down): end with the
+	// process that started the rig, whatever happens to it.
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, uintptr(syscall.SIGTERM), 0); errno != 0 {
+		return fmt.Errorf("prctl(PR_SET_PDEATHSIG): %v", errno)
+	}
+	if os.Getppid() == 1 {
+		return errors.New("the process that started the rig is gone")
+	}
 	absDir, err := filepath.Abs(*dir)
 	if err != nil {
 		return err
