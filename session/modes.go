@@ -50,6 +50,12 @@ func (s *Session) cmdMode(a *Attachment, out output, m *irc.Message) error {
 				continue
 			}
 			user, ok := s.userForMask(a, ch.Arg)
+			if _, nick := mapping.MaskUser(ch.Arg); !ok && nick != "" {
+				// A nick nobody here holds: the user of that name on the
+				// server, as PRIVMSG and WHOIS take it (a ban needs no
+				// shared room; SILENCE, which asks for known users, does).
+				user, ok = s.userOnServer(nick)
+			}
 			if !ok {
 				s.reply(a, out, "MODE", ircreply.Numeric(irc.ERR_NOSUCHNICK, ch.Arg, "No such nick: give a nick, a Matrix ID or *!localpart@server"))
 				continue
@@ -149,18 +155,13 @@ func (s *Session) refusal(channel, what string, err error) error {
 	return ircreply.Fail("*", "HOMESERVER_REFUSED", channel, "Cannot "+what+" in "+channel+": "+text)
 }
 
-// userForMask finds the Matrix user a ban mask means: a Matrix ID, a nick
-// (of a shared room, else of the server), or a *!localpart@server mask.
+// userForMask finds the Matrix user a mask means: a Matrix ID, a nick of
+// a shared room, or a *!localpart@server mask.
 func (s *Session) userForMask(a *Attachment, mask string) (id.UserID, bool) {
 	if user, nick := mapping.MaskUser(mask); user != "" {
 		return user, true
 	} else if nick != "" {
-		if user, ok := s.userByNick(a, nick); ok {
-			return user, true
-		}
-		// A nick nobody here holds: the user of that name on the server,
-		// as PRIVMSG and WHOIS take it.
-		return s.userOnServer(nick)
+		return s.userByNick(a, nick)
 	}
 	return "", false
 }

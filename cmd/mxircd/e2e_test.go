@@ -574,7 +574,8 @@ func TestBadInput(t *testing.T) {
 	c.Send("PRIVMSG #x:y :%s", strings.Repeat("a", 600))
 	c.Expect(t, "417")
 	c.SendRaw("PRIVMSG #x:y :bad \xff\xfe utf-8\r\n")
-	c.ExpectMatch(t, func(m *irc.Message) bool { return m.Command == "NOTICE" && strings.Contains(m.Trailing(), "UTF-8") }, "NOTICE about UTF-8")
+	// UTF8ONLY promises FAIL to every client, standard-replies or not.
+	c.ExpectMatch(t, isCmd("FAIL", "PRIVMSG", "INVALID_UTF8"), "FAIL INVALID_UTF8")
 	c.SendRaw("PRIVMSG #x:y :nul \x00 byte\r\n")
 	c.ExpectMatch(t, func(m *irc.Message) bool { return m.Command == "NOTICE" && strings.Contains(m.Trailing(), "NUL") }, "NOTICE about NUL")
 	c.Send("CAP REQ standard-replies")
