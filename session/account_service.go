@@ -254,13 +254,7 @@ func deleteDevice(ctx context.Context, cli *mautrix.Client, device id.DeviceID, 
 	if password == "" {
 		return errNeedPassword
 	}
-	auth := map[string]any{
-		"type":       mautrix.AuthTypePassword,
-		"session":    uia.Session,
-		"identifier": mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: cli.UserID.String()},
-		"user":       cli.UserID.String(),
-		"password":   password,
-	}
+	auth := passwordAuth(uia.Session, cli.UserID, password)
 	_, err = cli.MakeFullRequest(ctx, mautrix.FullRequest{
 		Method: http.MethodDelete, URL: url, RequestJSON: map[string]any{"auth": auth}, SensitiveContent: true,
 	})
@@ -319,4 +313,16 @@ func forgetDevice(ctx context.Context, st store.Store, user id.UserID) error {
 	}
 	acct.AccessToken, acct.DeviceID = "", ""
 	return st.PutAccount(ctx, acct)
+}
+
+// passwordAuth is the m.login.password stage of a user-interactive
+// session, for the account's own user (device deletion, deactivation).
+func passwordAuth(session string, user id.UserID, password string) map[string]any {
+	return map[string]any{
+		"type":       mautrix.AuthTypePassword,
+		"session":    session,
+		"identifier": mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: user.String()},
+		"user":       user.String(),
+		"password":   password,
+	}
 }

@@ -505,13 +505,7 @@ func deactivateAccount(ctx context.Context, cli *mautrix.Client, password string
 	if !uia.HasSingleStageFlow(mautrix.AuthTypePassword) {
 		return fmt.Errorf("the homeserver wants a kind of confirmation the gateway cannot give (%v)", uia.Flows)
 	}
-	auth := map[string]any{
-		"type":       mautrix.AuthTypePassword,
-		"session":    uia.Session,
-		"identifier": mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: cli.UserID.String()},
-		"user":       cli.UserID.String(),
-		"password":   password,
-	}
+	auth := passwordAuth(uia.Session, cli.UserID, password)
 	_, err = cli.MakeFullRequest(ctx, mautrix.FullRequest{
 		Method: http.MethodPost, URL: url, RequestJSON: map[string]any{"auth": auth}, SensitiveContent: true,
 	})
