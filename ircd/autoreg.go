@@ -80,6 +80,36 @@ func (s *Server) releaseAnonNick(c *Conn) {
 	c.anonNick = ""
 }
 
+// anonNickTaken says whether another live connection without a login
+// holds nick, which c (one without a login too) may then not change to.
+// Any goroutine.
+func (s *Server) anonNickTaken(c *Conn, nick string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	holder := s.anonNicks[irctext.Casefold(nick)]
+	return holder != nil && holder != c && holder.ctx.Err() == nil
+}
+
+// moveAnonNick moves c's claim to its new nick, freeing the old one for
+// others, as a nick change does on any IRC server. Any goroutine.
+func (s *Server) moveAnonNick(c *Conn, nick string) {
+	folded := irctext.Casefold(nick)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.anonNick == "" || c.anonNick == folded {
+		return
+	}
+	if s.anonNicks[c.anonNick] == c {
+		delete(s.anonNicks, c.anonNick)
+	}
+	if holder := s.anonNicks[folded]; holder != nil && holder != c && holder.ctx.Err() == nil {
+		c.anonNick = "" // lost a race for it: the holder keeps it
+		return
+	}
+	s.anonNicks[folded] = c
+	c.anonNick = folded
+}
+
 // refuseTakenNick answers a registration whose nick another connection
 // without a login holds, and waits for another NICK. Reader goroutine.
 func (c *Conn) refuseTakenNick() {

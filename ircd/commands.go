@@ -153,6 +153,9 @@ func (c *Conn) handleNick(m *irc.Message) error {
 	if !ValidNick(m.Params[0]) {
 		return ircreply.Numeric(irc.ERR_ERRONEUSNICKNAME, m.Params[0], "Erroneous nickname")
 	}
+	if c.srv.anonNickTaken(c, m.Params[0]) {
+		return ircreply.Numeric(irc.ERR_NICKNAMEINUSE, m.Params[0], "Nickname is already in use")
+	}
 	// The session knows which nicks Matrix users already hold.
 	c.forward(m)
 	return nil

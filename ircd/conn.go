@@ -139,6 +139,7 @@ func (c *Conn) SetNick(nick string) {
 		return
 	}
 	c.storeNick(nick)
+	c.srv.moveAnonNick(c, nick)
 }
 
 func (c *Conn) storeNick(nick string) {

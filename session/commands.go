@@ -383,7 +383,7 @@ func (s *Session) cmdMessage(a *Attachment, out output, m *irc.Message) error {
 		s.sendToServerUser(a, out, target, user, content, m.Command)
 	default:
 		s.sendDirect(a, out, target, user, content, m.Command)
-		if away, ok := s.presence[user].setAway(); ok && !notice {
+		if away, ok := s.presenceFor(user).setAway(); ok && !notice {
 			// RPL_AWAY, as IRC servers tell whoever messages an away user.
 			out.SendNumeric(irc.RPL_AWAY, target, away)
 		}
@@ -666,7 +666,10 @@ func (s *Session) cmdWhois(a *Attachment, out output, m *irc.Message) error {
 
 func (s *Session) cmdNick(a *Attachment, out output, m *irc.Message) error {
 	nick := m.Params[0]
-	if holder, taken := s.byNick[irctext.Casefold(nick)]; taken {
+	if nick == a.client.Nick() {
+		return nil // no change, nothing to say
+	}
+	if holder, taken := s.byNick[irctext.Casefold(nick)]; taken && holder != s.user {
 		return ircreply.Numeric(irc.ERR_NICKNAMEINUSE, nick, "Nickname is in use by "+holder.String())
 	}
 	if s.mgr.cfg.KeepClientNick {

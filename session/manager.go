@@ -138,6 +138,7 @@ type Manager struct {
 	shared  *stateRegistry // room state shared between sessions
 	loaded  loadedStates   // rooms' stored state, read once for the sessions resuming in them
 	members *memberFetcher // full member lists, fetched once at a time per room (members.go)
+	here    hereRegistry   // presence of the accounts with a session here (here.go)
 	// lazyMu guards whether stored room states may lack members
 	// (lazilyStored), read from the store once.
 	lazyMu                sync.Mutex
@@ -514,6 +515,14 @@ func (m *Manager) release(sess *Session) {
 	if stop {
 		sess.stop()
 	}
+}
+
+// sessionOf is the running session of user, if there is one here. Any
+// goroutine.
+func (m *Manager) sessionOf(user id.UserID) *Session {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.sessions[user]
 }
 
 // forget removes a session that ended by itself (its token was revoked).

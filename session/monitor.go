@@ -12,7 +12,10 @@ import (
 )
 
 // MONITOR watches Matrix users by nick or Matrix ID: online means their
-// presence is online or unavailable, offline means offline or unknown.
+// presence is online or unavailable, offline means offline or unknown. A
+// nick nobody in a shared room has is watched as the user of that name on
+// the server. An account on this gateway is reported from its sessions
+// here, at once (here.go).
 // With extended-monitor, away-notify and setname lines come for watched
 // users too.
 
@@ -44,7 +47,12 @@ func (s *Session) cmdMonitor(a *Attachment, out output, m *irc.Message) error {
 				break
 			}
 			user, ok := s.userForTarget(a, target)
-			a.monitor[irctext.Casefold(target)] = user
+			if !ok {
+				// Not in a shared room: perhaps a user of the server,
+				// who may connect later.
+				user, ok = s.matrixUserNamed(target)
+			}
+			s.setMonitor(a, irctext.Casefold(target), user, true)
 			if ok && s.online(user) {
 				online = append(online, s.prefixOf(a, user).String())
 			} else {
@@ -58,10 +66,10 @@ func (s *Session) cmdMonitor(a *Attachment, out output, m *irc.Message) error {
 			return ircreply.Numeric(irc.ERR_NEEDMOREPARAMS, "MONITOR", "Not enough parameters")
 		}
 		for _, target := range strings.Split(m.Params[1], ",") {
-			delete(a.monitor, irctext.Casefold(target))
+			s.setMonitor(a, irctext.Casefold(target), "", false)
 		}
 	case "C":
-		clear(a.monitor)
+		s.clearMonitor(a)
 	case "L":
 		var targets []string
 		for target := range a.monitor {
@@ -95,10 +103,39 @@ func (s *Session) sendMonitorLists(a *Attachment, out output, code string, items
 	}
 }
 
-// online says whether a user counts as online for MONITOR.
+// online says whether a user counts as online for MONITOR. It also
+// takes what this gateway knows first-hand as the last shown, so that the
+// change it is told of next is not told twice. Owner goroutine.
 func (s *Session) online(user id.UserID) bool {
-	p, ok := s.presence[user]
-	return ok && p.state != "" && p.state != "offline"
+	p := s.presenceFor(user)
+	if _, here := s.mgr.here.lookup(user); here {
+		s.presence[user] = p
+	}
+	return p.online()
+}
+
+// setMonitor makes client a watch user under a folded target (add), or
+// stop watching it, and tells the gateway, which then reports the presence
+// changes of an account of its own at once. Owner goroutine.
+func (s *Session) setMonitor(a *Attachment, target string, user id.UserID, add bool) {
+	if old, ok := a.monitor[target]; ok && old != "" {
+		s.mgr.here.watch(s, old, -1)
+	}
+	if !add {
+		delete(a.monitor, target)
+		return
+	}
+	a.monitor[target] = user
+	if user != "" {
+		s.mgr.here.watch(s, user, 1)
+	}
+}
+
+// clearMonitor empties client a's MONITOR list. Owner goroutine.
+func (s *Session) clearMonitor(a *Attachment) {
+	for target := range a.monitor {
+		s.setMonitor(a, target, "", false)
+	}
 }
 
 // monitors says whether client a watches user.
@@ -113,8 +150,7 @@ func (a *Attachment) monitors(user id.UserID) bool {
 
 // showMonitorChange tells watching clients that a user came online or went
 // offline.
-func (s *Session) showMonitorChange(user id.UserID, wasOnline bool) {
-	isOnline := s.online(user)
+func (s *Session) showMonitorChange(user id.UserID, wasOnline, isOnline bool) {
 	if wasOnline == isOnline {
 		return
 	}

@@ -91,9 +91,13 @@ func (s *Session) whoisProfile(a *Attachment, out output, nick string, user id.U
 }
 
 // presenceOf asks the homeserver for the presence of a user the session
-// has none of (one who shares no room); none known on failure. Request
+// has none of (one who shares no room), unless the user has a session on
+// this gateway; none known on failure. Request
 // worker only.
 func (s *Session) presenceOf(ctx context.Context, user id.UserID) presence {
+	if p, ok := s.mgr.here.lookup(user); ok {
+		return p // first-hand (here.go)
+	}
 	p, err := s.cli.GetPresence(ctx, user)
 	if err != nil {
 		return presence{}

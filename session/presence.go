@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"time"
 
 	"gopkg.in/irc.v4"
 	"maunium.net/go/mautrix"
@@ -50,7 +51,15 @@ func (p presence) setAway() (string, bool) {
 	return p.away()
 }
 
-// applyPresence records m.presence events from a sync.
+// online says whether the presence counts as online for MONITOR: online
+// or away, not offline or unknown.
+func (p presence) online() bool {
+	return p.state != "" && p.state != event.PresenceOffline
+}
+
+// applyPresence records m.presence events from a sync. For an account
+// with a session on this gateway the event only says "look again": the
+// gateway knows its presence first-hand (here.go).
 func (s *Session) applyPresence(events []*event.Event) {
 	for _, ev := range events {
 		if ev.Type.Type != event.EphemeralEventPresence.Type {
@@ -60,14 +69,19 @@ func (s *Session) applyPresence(events []*event.Event) {
 		if err := json.Unmarshal(ev.Content.VeryRaw, &c); err != nil {
 			continue
 		}
-		before, wasAway := s.presence[ev.Sender].away()
-		wasOnline := s.online(ev.Sender)
-		s.presence[ev.Sender] = presence{state: c.Presence, statusMsg: c.StatusMessage}
-		after, isAway := s.presence[ev.Sender].away()
-		if (wasAway != isAway || before != after) && ev.Sender != s.user {
-			s.showAway(ev.Sender, after, isAway)
+		p := presence{state: c.Presence, statusMsg: c.StatusMessage}
+		if ev.Sender != s.user {
+			activeAt := time.Time{}
+			if c.CurrentlyActive {
+				activeAt = time.Now()
+			} else if c.LastActiveAgo > 0 {
+				activeAt = time.Now().Add(-time.Duration(c.LastActiveAgo) * time.Millisecond)
+			}
+			if here, ok := s.mgr.here.fromHomeserver(ev.Sender, activeAt); ok {
+				p = here
+			}
 		}
-		s.showMonitorChange(ev.Sender, wasOnline)
+		s.notePresence(ev.Sender, p)
 	}
 }
 
@@ -120,9 +134,11 @@ func (s *Session) cmdAway(a *Attachment, out output, m *irc.Message) error {
 				s.fail(a, out, "AWAY", "CANNOT_CHANGE", "", "The homeserver did not take your presence: "+matrixErrorText(err))
 			case message != "":
 				s.presence[s.user] = presence{state: req.Presence, statusMsg: message}
+				s.publishPresence(true)
 				out.SendNumeric(irc.RPL_NOWAWAY, "You have been marked as being away")
 			default:
 				s.presence[s.user] = presence{state: req.Presence}
+				s.publishPresence(true)
 				out.SendNumeric(irc.RPL_UNAWAY, "You are no longer marked as being away")
 			}
 		}
@@ -152,5 +168,5 @@ func (s *Session) presenceToSet() event.Presence {
 
 // awayOf is a user's away message, if they are away.
 func (s *Session) awayOf(user id.UserID) (string, bool) {
-	return s.presence[user].away()
+	return s.presenceFor(user).away()
 }

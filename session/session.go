@@ -302,6 +302,8 @@ func (s *Session) stop() {
 // there are requests (enqueue).
 func (s *Session) run() {
 	defer close(s.done)
+	defer s.leaveHere()
+	s.publishPresence(false)
 	go s.guard("sync loop", s.syncer.run)
 	for {
 		select {
@@ -373,6 +375,7 @@ func (s *Session) handleEvent(ev any) {
 			return
 		}
 		delete(s.clients, ev.a)
+		s.clearMonitor(ev.a)
 		s.clientsChanged()
 	case commandEvent:
 		if _, ok := s.clients[ev.a]; ok || s.lurkAll[ev.a] {
@@ -397,6 +400,10 @@ func (s *Session) handleEvent(ev any) {
 	case lurkEndEvent:
 		s.lurkDetach(ev.a, ev.reason)
 		close(ev.done)
+	case presenceChanged:
+		if p, ok := s.mgr.here.lookup(ev.user); ok {
+			s.notePresence(ev.user, p)
+		}
 	case resultEvent:
 		if ev.apply != nil {
 			ev.apply()

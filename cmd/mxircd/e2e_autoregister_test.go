@@ -77,6 +77,24 @@ func TestAutoRegister(t *testing.T) {
 			if w := dup.Expect(t, irc.RPL_WELCOME); w.Param(0) != other {
 				t.Errorf("001 = %s, want it for %s", w, other)
 			}
+			// Nor may it change to that nick once registered...
+			dup.Send("NICK %s", nick)
+			dup.Expect(t, irc.ERR_NICKNAMEINUSE)
+			// ...until the holder changes nick, which frees the old one.
+			moved := uniq("Moved")
+			c1.Send("NICK %s", moved)
+			c1.ExpectMatch(t, isCmd("NICK", moved), "the holder's NICK")
+			dup.Send("NICK %s", nick)
+			dup.ExpectMatch(t, isCmd("NICK", nick), "the freed nick taken")
+			// A NICK to the nick one has is no change: nothing is said.
+			dup.Send("NICK %s", nick)
+			dup.Send("PING :same")
+			dup.ExpectMatch(t, func(m *irc.Message) bool {
+				if m.Command == "NICK" || m.Command == irc.ERR_NICKNAMEINUSE {
+					t.Errorf("after NICK to the same nick: %s", m)
+				}
+				return m.Command == "PONG"
+			}, "PONG")
 			dup.Close()
 
 			// Once the first has gone, the nick is free again, but not its

@@ -11,6 +11,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/mxircd/mxircd/internal/testenv"
+	"github.com/mxircd/mxircd/store/storetest"
 )
 
 // Each IRCv3 capability, negotiated, changes what the client gets as its
@@ -229,5 +230,56 @@ func TestLabeledMultilineEcho(t *testing.T) {
 	}
 	if end := c.Expect(t, "BATCH"); end.Param(0) != "-"+ref {
 		t.Errorf("end = %s", end)
+	}
+}
+
+// MONITOR of an account on this gateway follows its clients at once, not
+// the homeserver's presence (late, and for users who share no room never
+// sent): 730 when its client connects, AWAY when it sets itself away, 731
+// when it quits.
+func TestMonitorAccountsHere(t *testing.T) {
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			hs := testenv.SharedHomeserver(t)
+			g := startTestGateway(t, gatewayConfig(t, hs, driver, func(c *Config) { c.Bouncer.AlwaysOn = false }))
+			alice, bob := hs.Register(t, "alice"), hs.Register(t, "bob")
+			c := connectWithCaps(t, g, "alice", alice, "away-notify", "extended-monitor")
+			c.Drain(t)
+			c.Send("MONITOR + %s", bob.Localpart) // shares no room with alice
+			if m := c.Expect(t, "731"); m.Param(1) != bob.Localpart {
+				t.Errorf("731 = %s", m)
+			}
+			b := connect(t, g, bob.Localpart, bob)
+			if m := c.Expect(t, "730"); !strings.HasPrefix(m.Param(1), bob.Localpart+"!") {
+				t.Errorf("730 = %s", m)
+			}
+			b.Send("AWAY :at lunch")
+			b.Expect(t, irc.RPL_NOWAWAY)
+			c.ExpectMatch(t, isCmd("AWAY", "at lunch"), "AWAY of the monitored user")
+			c.Send("WHOIS %s", bob.Localpart)
+			c.ExpectMatch(t, isCmd(irc.RPL_AWAY, "alice", bob.Localpart, "at lunch"), "301 in WHOIS")
+			b.Send("QUIT :bye")
+			if m := c.Expect(t, "731"); m.Param(1) != bob.Localpart {
+				t.Errorf("731 after QUIT = %s", m)
+			}
+			// A second client of alice's that monitors bob hears of him too.
+			c2 := connectWithCaps(t, g, "alice", alice, "away-notify", "extended-monitor")
+			c2.Drain(t)
+			c2.Send("MONITOR + %s", bob.Localpart)
+			c2.Expect(t, "731")
+			b = connect(t, g, bob.Localpart, bob)
+			c.Expect(t, "730")
+			c2.Expect(t, "730")
+			c2.Send("MONITOR - %s", bob.Localpart)
+			b.Send("QUIT :bye")
+			c.Expect(t, "731")
+			c2.Send("PING :after")
+			c2.ExpectMatch(t, func(m *irc.Message) bool {
+				if m.Command == "731" || m.Command == "730" {
+					t.Errorf("MONITOR news after MONITOR -: %s", m)
+				}
+				return m.Command == "PONG"
+			}, "PONG")
+		})
 	}
 }

@@ -232,6 +232,9 @@ func mxircdConfig(hs *testenv.Homeserver, dir, listen, tlsCert, tlsKey, websocke
 	fmt.Fprintf(&b, "room_create_burst = 1000\nroom_create_interval = \"1s\"\n")
 	fmt.Fprintf(&b, "sync_timeout = \"5s\"\n")
 	fmt.Fprintf(&b, "\n[autoregister]\nenabled = true\nshared_secret = %s\n", q(testenv.RegistrationSharedSecret))
+	// An IRC server, not a bouncer: a client that quits is gone (MONITOR
+	// says offline), as irctest expects.
+	fmt.Fprintf(&b, "\n[bouncer]\nalways_on = false\n")
 	fmt.Fprintf(&b, "\n[store]\ndriver = \"sqlite\"\npath = %s\n", q(filepath.Join(dir, "mxircd.db")))
 	fmt.Fprintf(&b, "\n[encryption]\npickle_key_file = %s\n", q(filepath.Join(dir, "pickle.key")))
 	fmt.Fprintf(&b, "\n[log]\nlevel = %s\n", q(logLevel))
