@@ -297,6 +297,7 @@ func typedBy(ev *event.Event, user id.UserID, name string) bool {
 // clientsChanged shows the account as away while no client is attached,
 // when so configured, and back when one attaches. Owner goroutine.
 func (s *Session) clientsChanged() {
+	defer s.publishNicks()
 	defer s.publishPresence(false)
 	if !s.mgr.cfg.AwayWhenDetached {
 		return

@@ -6,6 +6,8 @@ import (
 
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
+
+	"github.com/mxircd/mxircd/irctext"
 )
 
 // The presence of accounts whose sessions run on this gateway is known
@@ -23,25 +25,43 @@ import (
 // homeserver reports it active after that (Element, another gateway).
 
 // hereRegistry holds the presence of the accounts with a session on this
-// gateway. Its lock is its own; any goroutine.
+// gateway, and the nicks their attached clients use (a MONITOR of a nick
+// follows whoever holds it here, as on an IRC server). Its lock is its
+// own; any goroutine.
 type hereRegistry struct {
 	mu    sync.Mutex
 	users map[id.UserID]*hereUser
+	// nicks counts, per folded nick, the attached clients of each account
+	// that use it; nickWatchers are the sessions with a client that
+	// MONITORs the nick, with how many of their clients do.
+	nicks        map[string]map[id.UserID]int
+	nickWatchers map[string]map[*Session]int
 }
 
 type hereUser struct {
 	p     presence
 	sess  *Session  // the session running, nil once it ended
 	ended time.Time // when sess ended
+	nicks []string  // the folded nicks of its attached clients, one each
 	// watchers are the sessions with a client that MONITORs the user,
 	// with how many of their clients do.
 	watchers map[*Session]int
 }
 
-// presenceChanged is posted to a session watching or sharing a room with
-// an account on this gateway whose presence changed: it reads the new one
-// here (so hints that overtake each other do no harm).
-type presenceChanged struct{ user id.UserID }
+// presenceChanged is posted to a session watching (or sharing a room
+// with) an account on this gateway whose presence changed, or watching a
+// nick that a client here took or gave up: it reads the news here (so
+// hints that overtake each other do no harm). One of user and nick is set.
+type presenceChanged struct {
+	user id.UserID
+	nick string
+}
+
+// posting is one presenceChanged for one session.
+type posting struct {
+	to *Session
+	ev presenceChanged
+}
 
 func (h *hereRegistry) entry(user id.UserID) *hereUser {
 	if h.users == nil {
@@ -63,25 +83,89 @@ func (h *hereRegistry) publish(s *Session, p presence, others []id.UserID, sessi
 	u := h.entry(s.user)
 	changed := u.sess != s || u.p != p
 	u.p, u.sess, u.ended = p, s, time.Time{}
-	var tell []*Session
+	var tell []posting
 	if changed {
-		tell = u.watcherList()
+		tell = u.postings(presenceChanged{user: s.user})
 	}
 	h.mu.Unlock()
 	if !changed {
 		return
 	}
 	seen := map[*Session]bool{s: true}
-	for _, w := range tell {
-		seen[w] = true
+	for _, t := range tell {
+		seen[t.to] = true
 	}
 	for _, other := range others {
 		if w := sessions(other); w != nil && !seen[w] {
 			seen[w] = true
-			tell = append(tell, w)
+			tell = append(tell, posting{w, presenceChanged{user: s.user}})
 		}
 	}
-	h.tell(s.user, tell)
+	deliver(tell)
+}
+
+// setNicks records the nicks of session s's attached clients (folded,
+// one per client) and tells the sessions watching a nick taken or given
+// up.
+func (h *hereRegistry) setNicks(s *Session, nicks []string) {
+	h.mu.Lock()
+	u := h.users[s.user]
+	if u == nil || u.sess != s {
+		h.mu.Unlock()
+		return
+	}
+	tell := h.setNicksLocked(s.user, u, nicks)
+	h.mu.Unlock()
+	deliver(tell)
+}
+
+func (h *hereRegistry) setNicksLocked(user id.UserID, u *hereUser, nicks []string) []posting {
+	count := map[string]int{}
+	for _, n := range u.nicks {
+		count[n]--
+	}
+	for _, n := range nicks {
+		count[n]++
+	}
+	u.nicks = nicks
+	var tell []posting
+	for nick, d := range count {
+		if d == 0 {
+			continue
+		}
+		if h.nicks == nil {
+			h.nicks = map[string]map[id.UserID]int{}
+		}
+		holders := h.nicks[nick]
+		if holders == nil {
+			holders = map[id.UserID]int{}
+			h.nicks[nick] = holders
+		}
+		if holders[user] += d; holders[user] <= 0 {
+			delete(holders, user)
+		}
+		if len(holders) == 0 {
+			delete(h.nicks, nick)
+		}
+		for w := range h.nickWatchers[nick] {
+			tell = append(tell, posting{w, presenceChanged{nick: nick}})
+		}
+	}
+	return tell
+}
+
+// nickHolder is an account with an attached client here using the
+// (folded) nick, if any.
+func (h *hereRegistry) nickHolder(nick string) (id.UserID, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var holder id.UserID
+	for user := range h.nicks[nick] {
+		if holder == "" || user < holder {
+			holder = user
+		}
+	}
+	return holder, holder != ""
 }
 
 // gone records that session s ended: its account is offline here.
@@ -92,25 +176,26 @@ func (h *hereRegistry) gone(s *Session) {
 		h.mu.Unlock()
 		return // a newer session of the account took over
 	}
+	tell := h.setNicksLocked(s.user, u, nil)
 	u.p, u.sess, u.ended = presence{state: event.PresenceOffline}, nil, time.Now()
-	tell := u.watcherList()
+	tell = append(tell, u.postings(presenceChanged{user: s.user})...)
 	h.mu.Unlock()
-	h.tell(s.user, tell)
+	deliver(tell)
 }
 
-func (u *hereUser) watcherList() []*Session {
-	list := make([]*Session, 0, len(u.watchers))
+func (u *hereUser) postings(ev presenceChanged) []posting {
+	list := make([]posting, 0, len(u.watchers))
 	for w := range u.watchers {
-		list = append(list, w)
+		list = append(list, posting{w, ev})
 	}
 	return list
 }
 
-// tell posts presenceChanged to each session without waiting on any:
-// a session's owner may itself be publishing.
-func (h *hereRegistry) tell(user id.UserID, sessions []*Session) {
-	for _, w := range sessions {
-		go w.post(presenceChanged{user: user})
+// deliver posts each presenceChanged without waiting on any session: a
+// session's owner may itself be publishing.
+func deliver(tell []posting) {
+	for _, t := range tell {
+		go t.to.post(t.ev)
 	}
 }
 
@@ -127,34 +212,62 @@ func (h *hereRegistry) lookup(user id.UserID) (p presence, ok bool) {
 	return u.p, true
 }
 
-// watch adds (delta 1) or removes (-1) one client's MONITOR of user for
-// session s.
-func (h *hereRegistry) watch(s *Session, user id.UserID, delta int) {
+// watch adds (delta 1) or removes (-1) one client's MONITOR of user, or
+// of a folded nick, for session s.
+func (h *hereRegistry) watch(s *Session, user id.UserID, nick string, delta int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if nick != "" {
+		if h.nickWatchers == nil {
+			h.nickWatchers = map[string]map[*Session]int{}
+		}
+		ws := h.nickWatchers[nick]
+		if ws == nil {
+			ws = map[*Session]int{}
+			h.nickWatchers[nick] = ws
+		}
+		if ws[s] += delta; ws[s] <= 0 {
+			delete(ws, s)
+		}
+		if len(ws) == 0 {
+			delete(h.nickWatchers, nick)
+		}
+	}
+	if user == "" {
+		return
+	}
 	u := h.entry(user)
 	if u.watchers == nil {
 		u.watchers = map[*Session]int{}
 	}
-	if n := u.watchers[s] + delta; n > 0 {
-		u.watchers[s] = n
-	} else {
+	if u.watchers[s] += delta; u.watchers[s] <= 0 {
 		delete(u.watchers, s)
 	}
+	h.dropIfUnused(user, u)
+}
+
+// dropIfUnused forgets an account nothing here needs. Under h.mu.
+func (h *hereRegistry) dropIfUnused(user id.UserID, u *hereUser) {
 	if len(u.watchers) == 0 && u.sess == nil && u.ended.IsZero() {
 		delete(h.users, user)
 	}
 }
 
 // unwatchAll drops every MONITOR of session s (it ended).
-func (h *hereRegistry) unwatchAll(s *Session, users []id.UserID) {
+func (h *hereRegistry) unwatchAll(s *Session, users []id.UserID, nicks []string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, user := range users {
 		if u := h.users[user]; u != nil {
 			delete(u.watchers, s)
-			if len(u.watchers) == 0 && u.sess == nil && u.ended.IsZero() {
-				delete(h.users, user)
+			h.dropIfUnused(user, u)
+		}
+	}
+	for _, nick := range nicks {
+		if ws := h.nickWatchers[nick]; ws != nil {
+			delete(ws, s)
+			if len(ws) == 0 {
+				delete(h.nickWatchers, nick)
 			}
 		}
 	}
@@ -173,6 +286,7 @@ func (h *hereRegistry) fromHomeserver(user id.UserID, activeAt time.Time) (p pre
 		return presence{}, false
 	case u.sess == nil && activeAt.After(u.ended):
 		u.ended = time.Time{}
+		h.dropIfUnused(user, u)
 		return presence{}, false
 	}
 	return u.p, true
@@ -231,20 +345,37 @@ func (s *Session) notePresence(user id.UserID, p presence) {
 	if (wasAway != isAway || was != now) && user != s.user {
 		s.showAway(user, now, isAway)
 	}
-	s.showMonitorChange(user, before.online(), p.online())
+	s.recheckMonitors(user, "")
+}
+
+// publishNicks tells the registry the nicks of the attached clients.
+// Owner goroutine.
+func (s *Session) publishNicks() {
+	if s.user == s.mgr.guestUser {
+		return
+	}
+	nicks := make([]string, 0, len(s.clients))
+	for a := range s.clients {
+		if nick := a.client.Nick(); nick != "" {
+			nicks = append(nicks, irctext.Casefold(nick))
+		}
+	}
+	s.mgr.here.setNicks(s, nicks)
 }
 
 // leaveHere ends the session's part in the registry: its account is
 // offline here, and it watches no one. Owner goroutine, as it ends.
 func (s *Session) leaveHere() {
-	var watched []id.UserID
+	var users []id.UserID
+	var nicks []string
 	for a := range s.clients {
-		for _, user := range a.monitor {
-			if user != "" {
-				watched = append(watched, user)
+		for nick, t := range a.monitor {
+			nicks = append(nicks, nick)
+			if t.user != "" {
+				users = append(users, t.user)
 			}
 		}
 	}
-	s.mgr.here.unwatchAll(s, watched)
+	s.mgr.here.unwatchAll(s, users, nicks)
 	s.mgr.here.gone(s)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mxircd/mxircd/ircreply"
 	"github.com/mxircd/mxircd/irctext"
+	"github.com/mxircd/mxircd/mapping"
 )
 
 // MONITOR watches Matrix users by nick or Matrix ID: online means their
@@ -30,6 +31,13 @@ const (
 	errMonListFull  = "734"
 )
 
+// monitorTarget is one target of a client's MONITOR list.
+type monitorTarget struct {
+	name   string    // as the client gave it
+	user   id.UserID // the Matrix user it names, if any
+	online bool      // as last told to the client
+}
+
 func (s *Session) cmdMonitor(a *Attachment, out output, m *irc.Message) error {
 	switch strings.ToUpper(m.Params[0]) {
 	case "+":
@@ -50,13 +58,15 @@ func (s *Session) cmdMonitor(a *Attachment, out output, m *irc.Message) error {
 			if !ok {
 				// Not in a shared room: perhaps a user of the server,
 				// who may connect later.
-				user, ok = s.matrixUserNamed(target)
+				user, _ = s.matrixUserNamed(target)
 			}
-			s.setMonitor(a, irctext.Casefold(target), user, true)
-			if ok && s.online(user) {
-				online = append(online, s.prefixOf(a, user).String())
+			t := &monitorTarget{name: target, user: user}
+			s.setMonitor(a, irctext.Casefold(target), t)
+			var shown string
+			if t.online, shown = s.monitorStatus(a, t); t.online {
+				online = append(online, shown)
 			} else {
-				offline = append(offline, target)
+				offline = append(offline, shown)
 			}
 		}
 		s.sendMonitorLists(a, out, rplMonOnline, online)
@@ -66,7 +76,7 @@ func (s *Session) cmdMonitor(a *Attachment, out output, m *irc.Message) error {
 			return ircreply.Numeric(irc.ERR_NEEDMOREPARAMS, "MONITOR", "Not enough parameters")
 		}
 		for _, target := range strings.Split(m.Params[1], ",") {
-			s.setMonitor(a, irctext.Casefold(target), "", false)
+			s.setMonitor(a, irctext.Casefold(target), nil)
 		}
 	case "C":
 		s.clearMonitor(a)
@@ -80,11 +90,12 @@ func (s *Session) cmdMonitor(a *Attachment, out output, m *irc.Message) error {
 		out.SendNumeric(rplEndOfMonList, "End of MONITOR list")
 	case "S":
 		var online, offline []string
-		for target, user := range a.monitor {
-			if user != "" && s.online(user) {
-				online = append(online, s.prefixOf(a, user).String())
+		for _, t := range a.monitor {
+			var shown string
+			if t.online, shown = s.monitorStatus(a, t); t.online {
+				online = append(online, shown)
 			} else {
-				offline = append(offline, target)
+				offline = append(offline, shown)
 			}
 		}
 		sortStrings(online)
@@ -103,65 +114,71 @@ func (s *Session) sendMonitorLists(a *Attachment, out output, code string, items
 	}
 }
 
-// online says whether a user counts as online for MONITOR. It also
-// takes what this gateway knows first-hand as the last shown, so that the
-// change it is told of next is not told twice. Owner goroutine.
-func (s *Session) online(user id.UserID) bool {
-	p := s.presenceFor(user)
-	if _, here := s.mgr.here.lookup(user); here {
-		s.presence[user] = p
+// monitorStatus says whether a target is online, and how 730 or 731
+// shows it: a client on this gateway using the nick is online under it;
+// else the Matrix user it names, by their presence. Owner goroutine.
+func (s *Session) monitorStatus(a *Attachment, t *monitorTarget) (online bool, shown string) {
+	if holder, ok := s.mgr.here.nickHolder(irctext.Casefold(t.name)); ok {
+		u, h := mapping.UserHost(holder)
+		return true, t.name + "!" + u + "@" + h
 	}
-	return p.online()
+	if t.user != "" && s.presenceFor(t.user).online() {
+		return true, s.prefixOf(a, t.user).String()
+	}
+	return false, t.name
 }
 
-// setMonitor makes client a watch user under a folded target (add), or
-// stop watching it, and tells the gateway, which then reports the presence
-// changes of an account of its own at once. Owner goroutine.
-func (s *Session) setMonitor(a *Attachment, target string, user id.UserID, add bool) {
-	if old, ok := a.monitor[target]; ok && old != "" {
-		s.mgr.here.watch(s, old, -1)
+// setMonitor puts target t on client a's list under its folded name, or
+// takes it off (t nil), and tells the gateway, which then reports at once
+// the presence of an account of its own and the nicks its clients take.
+// Owner goroutine.
+func (s *Session) setMonitor(a *Attachment, folded string, t *monitorTarget) {
+	if old, ok := a.monitor[folded]; ok {
+		s.mgr.here.watch(s, old.user, folded, -1)
+		delete(a.monitor, folded)
 	}
-	if !add {
-		delete(a.monitor, target)
-		return
-	}
-	a.monitor[target] = user
-	if user != "" {
-		s.mgr.here.watch(s, user, 1)
+	if t != nil {
+		a.monitor[folded] = t
+		s.mgr.here.watch(s, t.user, folded, 1)
 	}
 }
 
 // clearMonitor empties client a's MONITOR list. Owner goroutine.
 func (s *Session) clearMonitor(a *Attachment) {
-	for target := range a.monitor {
-		s.setMonitor(a, target, "", false)
+	for folded := range a.monitor {
+		s.setMonitor(a, folded, nil)
 	}
 }
 
 // monitors says whether client a watches user.
 func (a *Attachment) monitors(user id.UserID) bool {
-	for _, u := range a.monitor {
-		if u == user {
+	for _, t := range a.monitor {
+		if t.user == user {
 			return true
 		}
 	}
 	return false
 }
 
-// showMonitorChange tells watching clients that a user came online or went
-// offline.
-func (s *Session) showMonitorChange(user id.UserID, wasOnline, isOnline bool) {
-	if wasOnline == isOnline {
-		return
-	}
+// recheckMonitors tells each client whose MONITOR list has user, or the
+// folded nick, whether that target is now online, if that changed.
+// Owner goroutine.
+func (s *Session) recheckMonitors(user id.UserID, nick string) {
 	for a := range s.clients {
-		if !a.monitors(user) {
-			continue
-		}
-		if isOnline {
-			a.client.SendNumeric(rplMonOnline, s.prefixOf(a, user).String())
-		} else {
-			a.client.SendNumeric(rplMonOffline, s.nickOf(a, user))
+		for folded, t := range a.monitor {
+			if user != "" && t.user != user || nick != "" && folded != nick {
+				continue
+			}
+			online, shown := s.monitorStatus(a, t)
+			if online == t.online {
+				continue
+			}
+			t.online = online
+			if online {
+				a.client.SendNumeric(rplMonOnline, shown)
+			} else {
+				a.client.SendNumeric(rplMonOffline, shown)
+			}
 		}
 	}
 }

@@ -145,6 +145,7 @@ func (s *Session) renameClient(a *Attachment, out output, nick string) {
 	old := s.prefixOf(a, s.user)
 	out.SendMessage(&irc.Message{Prefix: old, Command: "NICK", Params: []string{nick}})
 	a.client.SetNick(nick)
+	s.publishNicks()
 }
 
 // sendChannelBurst is what a client sees on joining a channel: JOIN, the

@@ -401,7 +401,9 @@ func (s *Session) handleEvent(ev any) {
 		s.lurkDetach(ev.a, ev.reason)
 		close(ev.done)
 	case presenceChanged:
-		if p, ok := s.mgr.here.lookup(ev.user); ok {
+		if ev.nick != "" {
+			s.recheckMonitors("", ev.nick)
+		} else if p, ok := s.mgr.here.lookup(ev.user); ok {
 			s.notePresence(ev.user, p)
 		}
 	case resultEvent:
@@ -744,7 +746,7 @@ type Attachment struct {
 	tagsOnly *atomic.Bool
 
 	// Owner goroutine only.
-	monitor    map[string]id.UserID // MONITOR targets, folded
+	monitor    map[string]*monitorTarget // MONITOR targets, by folded name
 	lurk       *lurkView            // set (before Attach) for a lurker: what it reads
 	cursor     int64                // stream position given to the client
 	catchingUp bool                 // missed events are being replayed
@@ -764,7 +766,7 @@ type Attachment struct {
 func newAttachment(s *Session, c Client, name string) *Attachment {
 	// cursor -1: the first mark, even at position 0, saves the client's
 	// cursor, so a client that was shown nothing still has a place.
-	return &Attachment{sess: s, client: c, name: name, tagsOnly: new(atomic.Bool), monitor: map[string]id.UserID{}, cursor: -1}
+	return &Attachment{sess: s, client: c, name: name, tagsOnly: new(atomic.Bool), monitor: map[string]*monitorTarget{}, cursor: -1}
 }
 
 // OwnNick is the nick the account was last seen under, for a client to

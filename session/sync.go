@@ -343,7 +343,14 @@ func (s *Session) showMembership(r *room, ev *event.Event, prev event.Membership
 	case c.Membership == event.MembershipJoin && prev == event.MembershipJoin:
 		s.renameUser(user) // a display name change, perhaps
 	case c.Membership == event.MembershipJoin && prev != event.MembershipJoin:
-		s.broadcastIn(r, ev.ID, live, func(a *Attachment, out output) { s.sendJoin(a, out, r, user) })
+		away, isAway := s.presenceFor(user).setAway()
+		s.broadcastIn(r, ev.ID, live, func(a *Attachment, out output) {
+			s.sendJoin(a, out, r, user)
+			if isAway && a.client.HasCap("away-notify") {
+				// away-notify: one who joins while away is said to be.
+				out.SendMessage(&irc.Message{Prefix: s.prefixOf(a, user), Command: "AWAY", Params: []string{away}})
+			}
+		})
 	case (c.Membership == event.MembershipLeave || c.Membership == event.MembershipBan) && prev == event.MembershipJoin:
 		if ev.Sender == user {
 			s.broadcastIn(r, ev.ID, live, func(a *Attachment, out output) { s.sendPart(a, out, r, user, c.Reason) })

@@ -258,6 +258,29 @@ func TestMonitorAccountsHere(t *testing.T) {
 			c.ExpectMatch(t, isCmd("AWAY", "at lunch"), "AWAY of the monitored user")
 			c.Send("WHOIS %s", bob.Localpart)
 			c.ExpectMatch(t, isCmd(irc.RPL_AWAY, "alice", bob.Localpart, "at lunch"), "301 in WHOIS")
+			// away-notify: one who joins while away is said to be.
+			aliasLocal := uniq("awayjoin")
+			room := createRoom(t, alice, aliasLocal, "")
+			c.ExpectMatch(t, isCmd("JOIN", "#"+aliasLocal+":"+hs.ServerName), "own JOIN")
+			joinRoom(t, bob, room)
+			c.ExpectMatch(t, func(m *irc.Message) bool { return m.Command == "JOIN" && m.Prefix.Name == bob.Localpart }, "bob's JOIN")
+			if m := c.Expect(t, "AWAY"); m.Prefix.Name != bob.Localpart || m.Param(0) != "at lunch" {
+				t.Errorf("after the JOIN of one away: %s", m)
+			}
+			// A nick nobody has: whoever takes it here is online under it,
+			// and offline again when they give it up.
+			free := uniq("free")
+			c.Send("MONITOR + %s", free)
+			c.Expect(t, "731")
+			b.Send("NICK %s", free)
+			if m := c.Expect(t, "730"); m.Param(1) != free+"!"+bob.Localpart+"@localhost" {
+				t.Errorf("730 for a nick taken = %s", m)
+			}
+			b.Send("NICK %s", bob.Localpart)
+			if m := c.Expect(t, "731"); m.Param(1) != free {
+				t.Errorf("731 for a nick given up = %s", m)
+			}
+			c.Send("MONITOR - %s", free)
 			b.Send("QUIT :bye")
 			if m := c.Expect(t, "731"); m.Param(1) != bob.Localpart {
 				t.Errorf("731 after QUIT = %s", m)
