@@ -747,15 +747,15 @@ type Attachment struct {
 
 	// Owner goroutine only.
 	monitor    map[string]*monitorTarget // MONITOR targets, by folded name
-	lurk       *lurkView            // set (before Attach) for a lurker: what it reads
-	cursor     int64                // stream position given to the client
-	catchingUp bool                 // missed events are being replayed
-	burstHead  int64                // the head when its connect burst was sent
-	handled    uint64               // commands of the client run so far (barrier.go)
-	holdSeq    uint64               // holds taken so far
-	applying   uint64               // the hold of the request whose result is being applied
-	open       []uint64             // holds not yet released, in order
-	pongs      []waitingPong        // PONGs waiting for holds
+	lurk       *lurkView                 // set (before Attach) for a lurker: what it reads
+	cursor     int64                     // stream position given to the client
+	catchingUp bool                      // missed events are being replayed
+	burstHead  int64                     // the head when its connect burst was sent
+	handled    uint64                    // commands of the client run so far (barrier.go)
+	holdSeq    uint64                    // holds taken so far
+	applying   uint64                    // the hold of the request whose result is being applied
+	open       []uint64                  // holds not yet released, in order
+	pongs      []waitingPong             // PONGs waiting for holds
 	// burstMark is the last hold its connect burst took (the member
 	// lists its NAMES wait for); afterBurst, the replay of what it
 	// missed, waits for them, so that it comes after the burst.
