@@ -30,6 +30,26 @@ func expectService(t *testing.T, c *testenv.IRCClient, text string) *irc.Message
 	}, "the service's answer containing "+text)
 }
 
+// expectServiceAndFrom waits for the service's answer to a command and for
+// the echo of the event it sent, in either order: the echo comes through
+// /sync, which can be quicker than the answer to the send itself. It
+// returns the echo.
+func expectServiceAndFrom(t *testing.T, c *testenv.IRCClient, service, command, nick, text string) *irc.Message {
+	t.Helper()
+	var answered bool
+	var echo *irc.Message
+	c.ExpectMatch(t, func(m *irc.Message) bool {
+		switch {
+		case m.Command == "NOTICE" && m.Prefix != nil && m.Prefix.Name == "mxircd" && strings.Contains(m.Trailing(), service):
+			answered = true
+		case m.Command == command && m.Prefix != nil && m.Prefix.Name == nick && strings.Contains(m.Trailing(), text):
+			echo = m
+		}
+		return answered && echo != nil
+	}, "the service's answer containing "+service+" and "+command+" from "+nick+" containing "+text)
+	return echo
+}
+
 func sendRaw(t *testing.T, acct *testenv.Account, room id.RoomID, evType string, content any) id.EventID {
 	t.Helper()
 	resp, err := acct.Client.SendMessageEvent(ctxFor(t), room, event.Type{Type: evType, Class: event.MessageEventType}, content)
@@ -293,8 +313,7 @@ func TestPollFromIRC(t *testing.T) {
 		expectService(t, c, "A poll needs a question and 2 to 20 answers")
 
 		c.Send("PRIVMSG mxircd :POLL %s Best colour? | Red | Blue", channel)
-		expectService(t, c, "Poll started in "+channel)
-		expectFrom(t, c, "PRIVMSG", "alice", "[poll] Best colour?")
+		expectServiceAndFrom(t, c, "Poll started in "+channel, "PRIVMSG", "alice", "[poll] Best colour?")
 		ev := bob.WaitForEvent(t, ctx, room, func(ev *event.Event) bool {
 			return ev.Type.Type == "org.matrix.msc3381.poll.start" && ev.Sender == alice.UserID
 		})
@@ -322,8 +341,7 @@ func TestPollFromIRC(t *testing.T) {
 		expectFrom(t, c, "PRIVMSG", bob.Localpart, "voted")
 
 		c.Send("PRIVMSG mxircd :ENDPOLL %s", channel)
-		expectService(t, c, "Ended the poll \"Best colour?\"")
-		m := expectFrom(t, c, "NOTICE", "alice", "[poll ended] Best colour?")
+		m := expectServiceAndFrom(t, c, "Ended the poll \"Best colour?\"", "NOTICE", "alice", "[poll ended] Best colour?")
 		if want := "1. Red: 0 votes, 2. Blue: 1 vote (1 voter)"; !strings.Contains(m.Trailing(), want) {
 			t.Errorf("results = %q, want %q", m.Trailing(), want)
 		}
