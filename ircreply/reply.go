@@ -64,6 +64,7 @@ var failAlways = map[string]bool{
 	"REDACT": true, "TAGMSG": true, "SETNAME": true, "CHATHISTORY": true, "MARKREAD": true,
 	"BATCH":    true,                 // draft/multiline's errors are FAIL BATCH
 	"REGISTER": true, "VERIFY": true, // draft/account-registration
+	"RENAME": true, // draft/channel-rename
 }
 
 // StandardReply writes a FAIL, WARN or NOTE to a client that takes

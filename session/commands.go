@@ -95,6 +95,7 @@ func init() {
 		"MONITOR":  {minParams: 1, run: (*Session).cmdMonitor},
 		"REDACT":   {minParams: 2, run: (*Session).cmdRedact},
 		"SILENCE":  {run: (*Session).cmdSilence},
+		"RENAME":   {minParams: 2, run: (*Session).cmdRename},
 		// Bouncer commands: history, read markers, always-on.
 		"CHATHISTORY": {minParams: 1, run: (*Session).cmdChathistory},
 		"MARKREAD":    {run: (*Session).cmdMarkread},

@@ -341,10 +341,15 @@ func (s *Session) renameIfNeeded(r *room) {
 	delete(s.channels, irctext.Casefold(old))
 	r.channel = name
 	s.channels[irctext.Casefold(name)] = r.id
+	reason, renamed := s.renameReasons[r.id]
+	delete(s.renameReasons, r.id)
+	if !renamed {
+		reason = "The room's alias or name changed"
+	}
 	s.broadcastIn(r, "", live, func(a *Attachment, out output) {
 		if a.client.HasCap("draft/channel-rename") {
 			out.SendMessage(&irc.Message{Prefix: &irc.Prefix{Name: a.client.ServerName()}, Command: "RENAME",
-				Params: []string{old, name, "The room's alias or name changed"}})
+				Params: []string{old, name, reason}})
 			return
 		}
 		out.SendMessage(&irc.Message{Prefix: s.prefixOf(a, s.user), Command: "PART", Params: []string{old, "Renamed to " + name}})

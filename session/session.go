@@ -153,19 +153,22 @@ type Session struct {
 	// partReasons is the reason of the last PART of a room whose leave
 	// succeeded, for the PART line when sync shows the room left: some
 	// homeservers (Dendrite) drop /leave's reason from the event.
-	partReasons  map[id.RoomID]string
-	deferred     map[id.RoomID]*room
-	joinNames    map[id.RoomID]string    // the alias or room ID clients joined rooms by
-	savedNames   map[id.RoomID]string    // made-up channel names, as stored
-	unsavedNames map[id.RoomID]string    // made-up names to store, by room ID
-	invites      map[id.RoomID]*invite   // pending invites of the account
-	direct       map[id.RoomID]id.UserID // m.direct: DM rooms and their peer
-	dmFutures    map[id.UserID]*dmFuture // DM rooms being created
-	presence     map[id.UserID]presence  // last known presence of users
-	ignored      map[id.UserID]bool      // m.ignored_user_list (ignore.go)
-	dir          directoryState          // rooms' directory visibility (directory.go)
-	inviteFlood  map[id.UserID]int       // invitations held back in this sync, by sender (invites.go)
-	upgrades     upgradeState            // replaced rooms (upgrades.go)
+	partReasons map[id.RoomID]string
+	// renameReasons is the reason of a RENAME of a room, until sync shows
+	// its new name (rename.go).
+	renameReasons map[id.RoomID]string
+	deferred      map[id.RoomID]*room
+	joinNames     map[id.RoomID]string    // the alias or room ID clients joined rooms by
+	savedNames    map[id.RoomID]string    // made-up channel names, as stored
+	unsavedNames  map[id.RoomID]string    // made-up names to store, by room ID
+	invites       map[id.RoomID]*invite   // pending invites of the account
+	direct        map[id.RoomID]id.UserID // m.direct: DM rooms and their peer
+	dmFutures     map[id.UserID]*dmFuture // DM rooms being created
+	presence      map[id.UserID]presence  // last known presence of users
+	ignored       map[id.UserID]bool      // m.ignored_user_list (ignore.go)
+	dir           directoryState          // rooms' directory visibility (directory.go)
+	inviteFlood   map[id.UserID]int       // invitations held back in this sync, by sender (invites.go)
+	upgrades      upgradeState            // replaced rooms (upgrades.go)
 
 	// Lurkers (lurk.go): read-only clients, not in clients, each reading
 	// the channels it joined. Made with the first lurker.
@@ -233,38 +236,39 @@ type job func(ctx context.Context) func()
 func newSession(mgr *Manager, cli *mautrix.Client) *Session {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Session{
-		mgr:         mgr,
-		user:        cli.UserID,
-		cli:         cli,
-		log:         mgr.log.With("user", cli.UserID.String()),
-		ctx:         ctx,
-		cancel:      cancel,
-		events:      make(chan any, 64),
-		done:        make(chan struct{}),
-		clients:     map[*Attachment]bool{},
-		rooms:       map[id.RoomID]*room{},
-		channels:    map[string]id.RoomID{},
-		nicks:       map[id.UserID]string{},
-		byNick:      map[string]id.UserID{},
-		sentTxns:    map[string]*Attachment{},
-		sentResp:    map[string]*labeledResponse{},
-		echoHolds:   map[string]func(){},
-		roomHolds:   map[id.RoomID][]roomHold{},
-		leaving:     map[id.RoomID]int{},
-		partReasons: map[id.RoomID]string{},
-		partHolds:   map[id.RoomID][]func(){},
-		started:     time.Now().UnixNano(),
-		urgent:      make(chan struct{}),
-		deferred:    map[id.RoomID]*room{},
-		joinNames:   map[id.RoomID]string{},
-		savedNames:  map[id.RoomID]string{},
-		invites:     map[id.RoomID]*invite{},
-		direct:      map[id.RoomID]id.UserID{},
-		dmFutures:   map[id.UserID]*dmFuture{},
-		presence:    map[id.UserID]presence{},
-		newRooms:    rate.NewLimiter(rate.Every(mgr.cfg.RoomCreateInterval), mgr.cfg.RoomCreateBurst),
-		listings:    helperLane{what: "directory listing", max: maxWaitingLists},
-		markers:     helperLane{what: "read markers"},
+		mgr:           mgr,
+		user:          cli.UserID,
+		cli:           cli,
+		log:           mgr.log.With("user", cli.UserID.String()),
+		ctx:           ctx,
+		cancel:        cancel,
+		events:        make(chan any, 64),
+		done:          make(chan struct{}),
+		clients:       map[*Attachment]bool{},
+		rooms:         map[id.RoomID]*room{},
+		channels:      map[string]id.RoomID{},
+		nicks:         map[id.UserID]string{},
+		byNick:        map[string]id.UserID{},
+		sentTxns:      map[string]*Attachment{},
+		sentResp:      map[string]*labeledResponse{},
+		echoHolds:     map[string]func(){},
+		roomHolds:     map[id.RoomID][]roomHold{},
+		leaving:       map[id.RoomID]int{},
+		partReasons:   map[id.RoomID]string{},
+		renameReasons: map[id.RoomID]string{},
+		partHolds:     map[id.RoomID][]func(){},
+		started:       time.Now().UnixNano(),
+		urgent:        make(chan struct{}),
+		deferred:      map[id.RoomID]*room{},
+		joinNames:     map[id.RoomID]string{},
+		savedNames:    map[id.RoomID]string{},
+		invites:       map[id.RoomID]*invite{},
+		direct:        map[id.RoomID]id.UserID{},
+		dmFutures:     map[id.UserID]*dmFuture{},
+		presence:      map[id.UserID]presence{},
+		newRooms:      rate.NewLimiter(rate.Every(mgr.cfg.RoomCreateInterval), mgr.cfg.RoomCreateBurst),
+		listings:      helperLane{what: "directory listing", max: maxWaitingLists},
+		markers:       helperLane{what: "read markers"},
 	}
 }
 
