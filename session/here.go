@@ -42,7 +42,7 @@ type hereUser struct {
 	p     presence
 	sess  *Session  // the session running, nil once it ended
 	ended time.Time // when sess ended
-	nicks []string  // the folded nicks of its attached clients, one each
+	nicks []string  // the nicks of its attached clients, one each
 	// watchers are the sessions with a client that MONITORs the user,
 	// with how many of their clients do.
 	watchers map[*Session]int
@@ -104,8 +104,8 @@ func (h *hereRegistry) publish(s *Session, p presence, others []id.UserID, sessi
 	deliver(tell)
 }
 
-// setNicks records the nicks of session s's attached clients (folded,
-// one per client) and tells the sessions watching a nick taken or given
+// setNicks records the nicks of session s's attached clients (one per
+// client) and tells the sessions watching a nick taken or given
 // up.
 func (h *hereRegistry) setNicks(s *Session, nicks []string) {
 	h.mu.Lock()
@@ -120,52 +120,64 @@ func (h *hereRegistry) setNicks(s *Session, nicks []string) {
 }
 
 func (h *hereRegistry) setNicksLocked(user id.UserID, u *hereUser, nicks []string) []posting {
-	count := map[string]int{}
+	diff := map[string]int{} // by nick as typed: a change of case is news too
 	for _, n := range u.nicks {
-		count[n]--
+		diff[n]--
 	}
 	for _, n := range nicks {
-		count[n]++
+		diff[n]++
 	}
 	u.nicks = nicks
-	var tell []posting
-	for nick, d := range count {
+	touched := map[string]bool{}
+	for nick, d := range diff {
 		if d == 0 {
 			continue
 		}
+		folded := irctext.Casefold(nick)
+		touched[folded] = true
 		if h.nicks == nil {
 			h.nicks = map[string]map[id.UserID]int{}
 		}
-		holders := h.nicks[nick]
+		holders := h.nicks[folded]
 		if holders == nil {
 			holders = map[id.UserID]int{}
-			h.nicks[nick] = holders
+			h.nicks[folded] = holders
 		}
 		if holders[user] += d; holders[user] <= 0 {
 			delete(holders, user)
 		}
 		if len(holders) == 0 {
-			delete(h.nicks, nick)
+			delete(h.nicks, folded)
 		}
-		for w := range h.nickWatchers[nick] {
-			tell = append(tell, posting{w, presenceChanged{nick: nick}})
+	}
+	var tell []posting
+	for folded := range touched {
+		for w := range h.nickWatchers[folded] {
+			tell = append(tell, posting{w, presenceChanged{nick: folded}})
 		}
 	}
 	return tell
 }
 
 // nickHolder is an account with an attached client here using the
-// (folded) nick, if any.
-func (h *hereRegistry) nickHolder(nick string) (id.UserID, bool) {
+// (folded) nick, if any, and the nick as that client has it.
+func (h *hereRegistry) nickHolder(folded string) (holder id.UserID, nick string, ok bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	var holder id.UserID
-	for user := range h.nicks[nick] {
+	for user := range h.nicks[folded] {
 		if holder == "" || user < holder {
 			holder = user
 		}
 	}
-	return holder, holder != ""
+	if holder == "" {
+		return "", "", false
+	}
+	for _, n := range h.users[holder].nicks {
+		if irctext.Casefold(n) == folded {
+			return holder, n, true
+		}
+	}
+	return holder, folded, true
 }
 
 // gone records that session s ended: its account is offline here.
@@ -284,13 +296,18 @@ func (h *hereRegistry) fromHomeserver(user id.UserID, activeAt time.Time) (p pre
 	switch {
 	case u == nil, u.sess == nil && u.ended.IsZero():
 		return presence{}, false
-	case u.sess == nil && activeAt.After(u.ended):
+	case u.sess == nil && activeAt.After(u.ended.Add(activeMargin)):
 		u.ended = time.Time{}
 		h.dropIfUnused(user, u)
 		return presence{}, false
 	}
 	return u.p, true
 }
+
+// activeMargin is how much later than the end of its session here an
+// account must have been active for the homeserver's word to win: the
+// last /sync of the session may reach the homeserver as it ends.
+const activeMargin = 2 * time.Second
 
 // presenceFor is user's presence as the session should show it: first-
 // hand for an account on this gateway, else the homeserver's last word.
@@ -357,7 +374,7 @@ func (s *Session) publishNicks() {
 	nicks := make([]string, 0, len(s.clients))
 	for a := range s.clients {
 		if nick := a.client.Nick(); nick != "" {
-			nicks = append(nicks, irctext.Casefold(nick))
+			nicks = append(nicks, nick)
 		}
 	}
 	s.mgr.here.setNicks(s, nicks)

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"cmp"
 	"strconv"
 	"strings"
 
@@ -36,6 +37,7 @@ type monitorTarget struct {
 	name   string    // as the client gave it
 	user   id.UserID // the Matrix user it names, if any
 	online bool      // as last told to the client
+	nick   string    // the nick it is online under, while it is
 }
 
 func (s *Session) cmdMonitor(a *Attachment, out output, m *irc.Message) error {
@@ -62,11 +64,11 @@ func (s *Session) cmdMonitor(a *Attachment, out output, m *irc.Message) error {
 			}
 			t := &monitorTarget{name: target, user: user}
 			s.setMonitor(a, irctext.Casefold(target), t)
-			var shown string
-			if t.online, shown = s.monitorStatus(a, t); t.online {
-				online = append(online, shown)
+			var mask string
+			if t.online, t.nick, mask = s.monitorStatus(a, t); t.online {
+				online = append(online, mask)
 			} else {
-				offline = append(offline, shown)
+				offline = append(offline, t.name)
 			}
 		}
 		s.sendMonitorLists(a, out, rplMonOnline, online)
@@ -91,11 +93,11 @@ func (s *Session) cmdMonitor(a *Attachment, out output, m *irc.Message) error {
 	case "S":
 		var online, offline []string
 		for _, t := range a.monitor {
-			var shown string
-			if t.online, shown = s.monitorStatus(a, t); t.online {
-				online = append(online, shown)
+			var mask string
+			if t.online, t.nick, mask = s.monitorStatus(a, t); t.online {
+				online = append(online, mask)
 			} else {
-				offline = append(offline, shown)
+				offline = append(offline, t.name)
 			}
 		}
 		sortStrings(online)
@@ -114,18 +116,20 @@ func (s *Session) sendMonitorLists(a *Attachment, out output, code string, items
 	}
 }
 
-// monitorStatus says whether a target is online, and how 730 or 731
-// shows it: a client on this gateway using the nick is online under it;
-// else the Matrix user it names, by their presence. Owner goroutine.
-func (s *Session) monitorStatus(a *Attachment, t *monitorTarget) (online bool, shown string) {
-	if holder, ok := s.mgr.here.nickHolder(irctext.Casefold(t.name)); ok {
+// monitorStatus says whether a target is online, under which nick, and
+// its nick!user@host for 730: a client on this gateway using the nick is
+// online under it; else the Matrix user it names, by their presence.
+// Owner goroutine.
+func (s *Session) monitorStatus(a *Attachment, t *monitorTarget) (online bool, nick, mask string) {
+	if holder, nick, ok := s.mgr.here.nickHolder(irctext.Casefold(t.name)); ok {
 		u, h := mapping.UserHost(holder)
-		return true, t.name + "!" + u + "@" + h
+		return true, nick, nick + "!" + u + "@" + h
 	}
 	if t.user != "" && s.presenceFor(t.user).online() {
-		return true, s.prefixOf(a, t.user).String()
+		p := s.prefixOf(a, t.user)
+		return true, p.Name, p.String()
 	}
-	return false, t.name
+	return false, "", ""
 }
 
 // setMonitor puts target t on client a's list under its folded name, or
@@ -169,15 +173,17 @@ func (s *Session) recheckMonitors(user id.UserID, nick string) {
 			if user != "" && t.user != user || nick != "" && folded != nick {
 				continue
 			}
-			online, shown := s.monitorStatus(a, t)
-			if online == t.online {
-				continue
+			online, nick, mask := s.monitorStatus(a, t)
+			switch {
+			case online && !t.online:
+				a.client.SendNumeric(rplMonOnline, mask)
+			case !online && t.online:
+				// Offline under the nick it was last online as.
+				a.client.SendNumeric(rplMonOffline, cmp.Or(t.nick, t.name))
 			}
 			t.online = online
 			if online {
-				a.client.SendNumeric(rplMonOnline, shown)
-			} else {
-				a.client.SendNumeric(rplMonOffline, shown)
+				t.nick = nick // a change of case only is not told
 			}
 		}
 	}

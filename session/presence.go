@@ -71,10 +71,11 @@ func (s *Session) applyPresence(events []*event.Event) {
 		}
 		p := presence{state: c.Presence, statusMsg: c.StatusMessage}
 		if ev.Sender != s.user {
+			// When the homeserver last saw them active; currently_active
+			// says only "within the last minute or so", which a session
+			// that just ended here also is.
 			activeAt := time.Time{}
-			if c.CurrentlyActive {
-				activeAt = time.Now()
-			} else if c.LastActiveAgo > 0 {
+			if c.LastActiveAgo > 0 {
 				activeAt = time.Now().Add(-time.Duration(c.LastActiveAgo) * time.Millisecond)
 			}
 			if here, ok := s.mgr.here.fromHomeserver(ev.Sender, activeAt); ok {

@@ -276,9 +276,13 @@ func TestMonitorAccountsHere(t *testing.T) {
 			if m := c.Expect(t, "730"); m.Param(1) != free+"!"+bob.Localpart+"@localhost" {
 				t.Errorf("730 for a nick taken = %s", m)
 			}
+			// A change of case is no news; the 731 names the nick as it
+			// was last held.
+			b.Send("NICK %s", strings.ToUpper(free))
+			b.ExpectMatch(t, isCmd("NICK", strings.ToUpper(free)), "bob's NICK")
 			b.Send("NICK %s", bob.Localpart)
-			if m := c.Expect(t, "731"); m.Param(1) != free {
-				t.Errorf("731 for a nick given up = %s", m)
+			if m := c.Expect(t, "731"); m.Param(1) != strings.ToUpper(free) {
+				t.Errorf("731 for a nick given up = %s, want %s", m, strings.ToUpper(free))
 			}
 			c.Send("MONITOR - %s", free)
 			b.Send("QUIT :bye")
