@@ -32,3 +32,32 @@ const SilenceLimit = 1000
 // MaxHistoryLimit is the most messages one CHATHISTORY request returns
 // (ISUPPORT CHATHISTORY).
 const MaxHistoryLimit = 100
+
+// Match says whether name matches an IRC mask, case-insensitively as
+// Casefold: * stands for any run of bytes, ? for any one byte.
+func Match(mask, name string) bool {
+	mask, name = Casefold(mask), Casefold(name)
+	// The usual greedy matcher: on a mismatch, go back to just after the
+	// last *, which takes one more byte.
+	m, n := 0, 0
+	star, retry := -1, 0
+	for n < len(name) {
+		switch {
+		case m < len(mask) && (mask[m] == '?' || mask[m] == name[n]):
+			m++
+			n++
+		case m < len(mask) && mask[m] == '*':
+			star, retry = m, n
+			m++
+		case star >= 0:
+			retry++
+			m, n = star+1, retry
+		default:
+			return false
+		}
+	}
+	for m < len(mask) && mask[m] == '*' {
+		m++
+	}
+	return m == len(mask)
+}

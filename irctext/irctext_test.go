@@ -79,3 +79,30 @@ func isASCII(s string) bool {
 	}
 	return true
 }
+
+func TestMatch(t *testing.T) {
+	for _, c := range []struct {
+		mask, name string
+		want       bool
+	}{
+		{"*", "", true},
+		{"*", "alice", true},
+		{"ali*", "Alice", true},
+		{"a?ice", "alice", true},
+		{"a?ice", "aice", false},
+		{"*ice", "alice", true},
+		{"*i*e", "alice", true},
+		{"*x*", "alice", false},
+		{"alice", "alice2", false},
+		{"a*b*c", "aXbYbZc", true},
+		{"a*b*c", "aXbYbZ", false},
+		{"*!*@localhost", "alice!alice@localhost", true},
+		{"eva*", "evan", true},
+		{"", "", true},
+		{"", "a", false},
+	} {
+		if got := Match(c.mask, c.name); got != c.want {
+			t.Errorf("Match(%q, %q) = %v, want %v", c.mask, c.name, got, c.want)
+		}
+	}
+}

@@ -526,11 +526,64 @@ func (s *Session) cmdWho(a *Attachment, out output, m *irc.Message) error {
 		})
 		return nil
 	}
+	if strings.ContainsAny(mask, "*?") {
+		s.writeWhoMask(a, out, mask, reply)
+		out.SendNumeric(irc.RPL_ENDOFWHO, mask, "End of WHO list")
+		return nil
+	}
 	if user, ok := s.userByNick(a, mask); ok {
 		reply(a, out, nil, user)
+	} else if user, ok := s.matrixUserNamed(mask); ok && !strings.HasPrefix(mask, "#") {
+		// Nobody in a shared room: a user of the server, if they exist.
+		s.request(a, out, "WHO", func(ctx context.Context) func() {
+			_, err := s.cli.GetProfile(ctx, user)
+			return func() {
+				if err == nil {
+					reply(a, out, nil, user)
+				}
+				out.SendNumeric(irc.RPL_ENDOFWHO, mask, "End of WHO list")
+			}
+		})
+		return nil
 	}
 	out.SendNumeric(irc.RPL_ENDOFWHO, mask, "End of WHO list")
 	return nil
+}
+
+// maxWhoMask is the most users one WHO with a mask lists.
+const maxWhoMask = 500
+
+// writeWhoMask sends a WHO reply for each user sharing a room with the
+// account whose nick (or nick!user@host, for a mask with ! or @) matches
+// mask: as on IRC, a mask finds only those one shares a channel with.
+func (s *Session) writeWhoMask(a *Attachment, out output, mask string, reply func(*Attachment, output, *room, id.UserID)) {
+	full := strings.ContainsAny(mask, "!@")
+	seen := map[id.UserID]bool{}
+	var users []id.UserID
+	for _, r := range s.rooms {
+		for user, mem := range r.members {
+			if mem.membership != event.MembershipJoin || seen[user] {
+				continue
+			}
+			seen[user] = true
+			name := s.nickOf(a, user)
+			if full {
+				u, h := mapping.UserHost(user)
+				name += "!" + u + "@" + h
+			}
+			if irctext.Match(mask, name) {
+				users = append(users, user)
+			}
+		}
+	}
+	sortUsers(users)
+	if len(users) > maxWhoMask {
+		out.SendNotice(fmt.Sprintf("WHO %s matches %d users; listing the first %d: give a narrower mask", mask, len(users), maxWhoMask))
+		users = users[:maxWhoMask]
+	}
+	for _, user := range users {
+		reply(a, out, nil, user)
+	}
 }
 
 // writeWho sends a WHO reply for each joined member of r.

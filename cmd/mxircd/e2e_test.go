@@ -517,6 +517,41 @@ func TestLookups(t *testing.T) {
 		t.Errorf("WHO gave %d lines", len(who))
 	}
 
+	// A mask lists those one shares a room with whose nick (or
+	// nick!user@host) matches it; a user of the server sharing no room
+	// is found by nick; someone who does not exist, not at all.
+	whoList := func(mask string) []string {
+		t.Helper()
+		c.Send("WHO %s", mask)
+		var nicks []string
+		c.ExpectMatch(t, func(m *irc.Message) bool {
+			if m.Command == irc.RPL_WHOREPLY {
+				nicks = append(nicks, m.Param(5))
+			}
+			return m.Command == irc.RPL_ENDOFWHO
+		}, "315 for WHO "+mask)
+		return nicks
+	}
+	if got := whoList("*"); len(got) != 2 {
+		t.Errorf("WHO * = %q, want both members", got)
+	}
+	if got := whoList(strings.ToUpper(bob.Localpart[:3]) + "*:*"); len(got) != 1 || got[0] != bobNick {
+		t.Errorf("WHO of a nick mask = %q, want %s", got, bobNick)
+	}
+	if got := whoList("*!" + alice.Localpart + "@*"); len(got) != 1 || got[0] != bob.Localpart {
+		t.Errorf("WHO of a user mask = %q, want alice (nick %s)", got, bob.Localpart)
+	}
+	if got := whoList("nobody-matches-*"); len(got) != 0 {
+		t.Errorf("WHO of a mask nobody matches = %q", got)
+	}
+	stranger := hs.Register(t, "stranger")
+	if got := whoList(stranger.Localpart); len(got) != 1 || got[0] != stranger.Localpart {
+		t.Errorf("WHO of a user sharing no room = %q, want %s", got, stranger.Localpart)
+	}
+	if got := whoList("nobody-at-all"); len(got) != 0 {
+		t.Errorf("WHO of nobody = %q", got)
+	}
+
 	c.Send("WHO %s %%tnafr,42", channel)
 	whox := c.ExpectMatch(t, func(m *irc.Message) bool { return m.Command == "354" && m.Param(2) == bobNick }, "354 for bob")
 	if whox.Param(1) != "42" || whox.Param(3) != "H" || whox.Param(4) != bob.UserID.String() {
