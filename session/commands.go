@@ -294,6 +294,34 @@ func joinError(channel string, err error) error {
 	return ircreply.Numeric(irc.ERR_NOSUCHCHANNEL, channel, "Cannot join channel: "+text)
 }
 
+// notOnChannel answers a command on a channel the account is not in:
+// 442 when the room exists, 403 when nothing has that name (an alias
+// nobody has, or no channel name at all), as IRC servers tell the two
+// apart.
+func (s *Session) notOnChannel(a *Attachment, out output, command, name string) {
+	target, ok := mapping.ParseChannel(name, s.user.Homeserver())
+	if !ok {
+		s.reply(a, out, command, ircreply.Numeric(irc.ERR_NOSUCHCHANNEL, name, "No such channel"))
+		return
+	}
+	if target.Alias == "" {
+		s.reply(a, out, command, ircreply.Numeric(irc.ERR_NOTONCHANNEL, name, "You're not on that channel"))
+		return
+	}
+	s.request(a, out, command, func(ctx context.Context) func() {
+		_, err := s.cli.ResolveAlias(ctx, target.Alias)
+		return func() {
+			if errors.Is(err, mautrix.MNotFound) || unexplained5xx(err) {
+				// Dendrite answers 500 for an alias of another server
+				// that nobody has.
+				s.reply(a, out, command, ircreply.Numeric(irc.ERR_NOSUCHCHANNEL, name, "No such channel"))
+				return
+			}
+			s.reply(a, out, command, ircreply.Numeric(irc.ERR_NOTONCHANNEL, name, "You're not on that channel"))
+		}
+	})
+}
+
 func (s *Session) cmdPart(a *Attachment, out output, m *irc.Message) error {
 	reason := m.Param(1)
 	for _, name := range strings.Split(m.Params[0], ",") {
@@ -302,7 +330,7 @@ func (s *Session) cmdPart(a *Attachment, out output, m *irc.Message) error {
 		}
 		r := s.roomByChannel(name)
 		if r == nil {
-			s.reply(a, out, "PART", ircreply.Numeric(irc.ERR_NOTONCHANNEL, name, "You're not on that channel"))
+			s.notOnChannel(a, out, "PART", name)
 			continue
 		}
 		roomID, channel := r.id, r.channel
@@ -467,7 +495,8 @@ func (s *Session) sendContent(a *Attachment, out output, command string, roomID 
 func (s *Session) cmdTopic(a *Attachment, out output, m *irc.Message) error {
 	r := s.roomByChannel(m.Params[0])
 	if r == nil {
-		return ircreply.Numeric(irc.ERR_NOTONCHANNEL, m.Params[0], "You're not on that channel")
+		s.notOnChannel(a, out, "TOPIC", m.Params[0])
+		return nil
 	}
 	if len(m.Params) < 2 {
 		s.sendTopic(a, out, r, true)
