@@ -215,13 +215,19 @@ func (s *Session) writeNames(a *Attachment, out output, r *room) {
 		}
 	}
 	sort.Strings(names)
+	// "@" for a secret channel: one known to be out of the room directory
+	// (+s, directory.go); "=" otherwise, and while that is not known.
+	symbol := "="
+	if listed, known := s.dir.listed[r.id]; known && !listed {
+		symbol = "@"
+	}
 	// ":server 353 nick = #chan :" plus CRLF, with room to spare.
 	budget := 512 - 2 - len(a.client.ServerName()) - len(a.client.Nick()) - len(r.channel) - 16
 	var line []string
 	size := 0
 	flush := func() {
 		if len(line) > 0 {
-			out.SendNumeric(irc.RPL_NAMREPLY, "=", r.channel, strings.Join(line, " "))
+			out.SendNumeric(irc.RPL_NAMREPLY, symbol, r.channel, strings.Join(line, " "))
 			line, size = line[:0], 0
 		}
 	}

@@ -38,10 +38,17 @@ func TestDirectoryVisibility(t *testing.T) {
 		}
 		c.Send("MODE %s", channel)
 		c.ExpectMatch(t, isCmd(irc.RPL_CHANNELMODEIS, "alice", channel, "+nt"), "324 +nt once published")
+		if m := waitNames(t, c, channel, bob.Localpart); m.Param(1) != "=" {
+			t.Errorf("NAMES of a published room = %s, want =", m)
+		}
 		c.Send("MODE %s +p", channel)
 		expectMode(t, c, channel, "+s")
 		if vis := directoryVisibility(t, bob, room); vis != mautrix.RoomDirectoryVisibilityPrivate {
 			t.Errorf("after +p the room's directory visibility is %q", vis)
+		}
+		// A secret channel's NAMES says @.
+		if m := waitNames(t, c, channel, bob.Localpart); m.Param(1) != "@" {
+			t.Errorf("NAMES of a secret room = %s, want @", m)
 		}
 
 		// Element publishes it: the next MODE query sees it, and the
