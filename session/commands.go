@@ -237,10 +237,14 @@ func (s *Session) joinTarget(ctx context.Context, t mapping.RoomTarget) (id.Room
 		if !s.takeRoomToken() {
 			return "", errTooManyNewRooms
 		}
+		visibility := "private" // +s: out of the room directory
+		if s.mgr.cfg.ListNewChannels {
+			visibility = "public"
+		}
 		resp, err := s.cli.CreateRoom(ctx, &mautrix.ReqCreateRoom{
 			RoomAliasName: t.Local,
 			Preset:        "public_chat",
-			Visibility:    "private",
+			Visibility:    visibility,
 		})
 		if err != nil {
 			return "", err

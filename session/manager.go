@@ -78,6 +78,9 @@ type Config struct {
 	// each RoomCreateInterval (default 1m).
 	RoomCreateBurst    int
 	RoomCreateInterval time.Duration
+	// ListNewChannels publishes the rooms JOIN creates in the room
+	// directory (matrix.list_new_channels).
+	ListNewChannels bool
 	// CryptoStore opens an account's end-to-end encryption keys; nil
 	// leaves encrypted rooms undecrypted.
 	CryptoStore CryptoStoreOpener

@@ -181,6 +181,7 @@ type MatrixConfig struct {
 	SyncTimeout        Duration `toml:"sync_timeout"`
 	RoomCreateBurst    int      `toml:"room_create_burst"`
 	RoomCreateInterval Duration `toml:"room_create_interval"`
+	ListNewChannels    bool     `toml:"list_new_channels"`
 	PasswordRecheck    Duration `toml:"password_recheck"`
 	LazyMembers        bool     `toml:"lazy_members"`
 }

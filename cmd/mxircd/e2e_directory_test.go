@@ -75,3 +75,34 @@ func TestDirectoryVisibility(t *testing.T) {
 		}
 	})
 }
+
+// matrix.list_new_channels: a channel made by JOIN is published in the
+// room directory (not +s), so LIST shows it as IRC's LIST does; by
+// default it is +s, out of the directory.
+func TestListNewChannels(t *testing.T) {
+	for _, list := range []bool{false, true} {
+		t.Run(map[bool]string{false: "default", true: "on"}[list], func(t *testing.T) {
+			hs := testenv.SharedHomeserver(t)
+			g := startTestGateway(t, gatewayConfig(t, hs, "sqlite", func(c *Config) { c.Matrix.ListNewChannels = list }))
+			alice := hs.Register(t, "alice")
+			c := connect(t, g, "alice", alice)
+			c.Expect(t, irc.RPL_ENDOFMOTD)
+			channel := "#" + uniq("fresh") + ":" + hs.ServerName
+			c.Send("JOIN %s", channel)
+			c.ExpectMatch(t, isCmd(irc.RPL_ENDOFNAMES, "alice", channel), "the new channel's burst")
+			room, err := alice.Client.ResolveAlias(ctxFor(t), id.RoomAlias(channel))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, modes := mautrix.RoomDirectoryVisibilityPrivate, "+nst"
+			if list {
+				want, modes = mautrix.RoomDirectoryVisibilityPublic, "+nt"
+			}
+			if vis := directoryVisibility(t, alice, room.RoomID); vis != want {
+				t.Errorf("directory visibility of the new room = %q, want %q", vis, want)
+			}
+			c.Send("MODE %s", channel)
+			c.ExpectMatch(t, isCmd(irc.RPL_CHANNELMODEIS, "alice", channel, modes), "324 "+modes)
+		})
+	}
+}

@@ -133,6 +133,7 @@ func startGateway(ctx context.Context, cfg Config, log *slog.Logger) (_ *gateway
 		HistoryPerRoom:     cfg.Bouncer.HistoryPerRoom,
 		RoomCreateBurst:    cfg.Matrix.RoomCreateBurst,
 		RoomCreateInterval: cfg.Matrix.RoomCreateInterval.Duration,
+		ListNewChannels:    cfg.Matrix.ListNewChannels,
 		PasswordRecheck:    cfg.Matrix.PasswordRecheck.Duration,
 		LazyMembers:        cfg.Matrix.LazyMembers,
 		CryptoStore:        cryptoStore,

@@ -231,6 +231,8 @@ func mxircdConfig(hs *testenv.Homeserver, dir, listen, tlsCert, tlsKey, websocke
 	fmt.Fprintf(&b, "short_aliases = true\naccept_dm_invites = \"all\"\n")
 	fmt.Fprintf(&b, "room_create_burst = 1000\nroom_create_interval = \"1s\"\n")
 	fmt.Fprintf(&b, "sync_timeout = \"5s\"\n")
+	// IRC's LIST shows every new channel.
+	fmt.Fprintf(&b, "list_new_channels = true\n")
 	fmt.Fprintf(&b, "\n[autoregister]\nenabled = true\nshared_secret = %s\n", q(testenv.RegistrationSharedSecret))
 	// An IRC server, not a bouncer: a client that quits is gone (MONITOR
 	// says offline), as irctest expects.
