@@ -307,7 +307,7 @@ func (s *Session) sendRoomMessage(a *Attachment, out output, r *room, ev *event.
 }
 
 func (s *Session) sendInvite(a *Attachment, out output, in *invite) {
-	out.SendMessage(&irc.Message{Prefix: s.prefixOf(a, in.inviter), Command: "INVITE",
+	out.SendMessage(&irc.Message{Tags: irc.Tags{"account": s.accountName(in.inviter)}, Prefix: s.prefixOf(a, in.inviter), Command: "INVITE",
 		Params: []string{a.client.Nick(), in.channel}})
 }
 

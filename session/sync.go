@@ -335,7 +335,7 @@ func (s *Session) showMembership(r *room, ev *event.Event, prev event.Membership
 	if c.Membership == event.MembershipInvite && prev != event.MembershipInvite {
 		s.broadcast(live, func(a *Attachment, out output) {
 			if a.client.HasCap("invite-notify") {
-				out.SendMessage(&irc.Message{Prefix: s.prefixOf(a, ev.Sender), Command: "INVITE", Params: []string{s.nickOf(a, user), r.channel}})
+				out.SendMessage(&irc.Message{Tags: irc.Tags{"account": s.accountName(ev.Sender)}, Prefix: s.prefixOf(a, ev.Sender), Command: "INVITE", Params: []string{s.nickOf(a, user), r.channel}})
 			}
 		})
 	}

@@ -80,6 +80,10 @@ func TestIRCv3Capabilities(t *testing.T) {
 	if inv.Param(0) != carol.Localpart || inv.Prefix.Name != "alice" {
 		t.Errorf("INVITE = %s", inv)
 	}
+	// account-tag: the inviter's account, as on every line from them.
+	if !strings.Contains(inv.Tags["account"], alice.Localpart) {
+		t.Errorf("INVITE account tag = %q, want alice's account", inv.Tags["account"])
+	}
 
 	// setname both ways.
 	if err := bob.Client.SetDisplayName(ctx, "Bobby Tables"); err != nil {
