@@ -57,8 +57,11 @@ type Credentials struct {
 	renew func(ctx context.Context) error
 	// grant is the OAuth grant a browser login has just stored, for a
 	// session already running to renew its token through.
-	grant  *store.OAuthGrant
-	unlock func()
+	grant *store.OAuthGrant
+	// displayName is the name just given to an account registered for
+	// this login (autoreg.go), "" when not known.
+	displayName string
+	unlock      func()
 }
 
 // Release gives up the account's login lock without starting a session.

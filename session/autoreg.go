@@ -135,7 +135,9 @@ func (m *Manager) nameAfterNick(ctx context.Context, creds *Credentials, nick st
 	}
 	if err != nil {
 		m.log.Warn("could not set the display name of an account just registered", "user", creds.User, "err", err)
+		return
 	}
+	creds.displayName = nick
 }
 
 // registerAccount registers localpart with password, without logging in.

@@ -19,8 +19,10 @@ func TestCommandErrorReplies(t *testing.T) {
 		line string
 		want []string // each line sent, as Command and Params (the test recorder leaves the nick out of its own numerics)
 	}{
-		{"numeric", nil, "TOPIC #nowhere", []string{"442 #nowhere You're not on that channel"}},
-		{"labeled numeric", labeled, "@label=a TOPIC #nowhere", []string{"442 me #nowhere You're not on that channel label=a"}},
+		// (A room ID is answered at once; an alias is looked up first,
+		// to tell 403 from 442.)
+		{"numeric", nil, "TOPIC !nowhere:x", []string{"442 !nowhere:x You're not on that channel"}},
+		{"labeled numeric", labeled, "@label=a TOPIC !nowhere:x", []string{"442 me !nowhere:x You're not on that channel label=a"}},
 		// (A bare nick would be looked up on the homeserver; one with a
 		// server part that is no Matrix ID cannot be anyone.)
 		{"two numerics in a batch", labeled, "@label=w WHOIS ghost:nowhere", []string{

@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	"gopkg.in/irc.v4"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
@@ -43,6 +44,7 @@ type hereUser struct {
 	sess  *Session  // the session running, nil once it ended
 	ended time.Time // when sess ended
 	nicks []string  // the nicks of its attached clients, one each
+	name  string    // its display name, as its session last knew it
 	// watchers are the sessions with a client that MONITORs the user,
 	// with how many of their clients do.
 	watchers map[*Session]int
@@ -75,14 +77,15 @@ func (h *hereRegistry) entry(user id.UserID) *hereUser {
 	return u
 }
 
-// publish records what session s asserts for its account and tells the
+// publish records what session s asserts for its account (its presence
+// and display name) and tells the
 // sessions that watch it, and those of others (co-members of its rooms
 // that it names), that it changed.
-func (h *hereRegistry) publish(s *Session, p presence, others []id.UserID, sessions func(id.UserID) *Session) {
+func (h *hereRegistry) publish(s *Session, p presence, name string, others []id.UserID, sessions func(id.UserID) *Session) {
 	h.mu.Lock()
 	u := h.entry(s.user)
-	changed := u.sess != s || u.p != p
-	u.p, u.sess, u.ended = p, s, time.Time{}
+	changed := u.sess != s || u.p != p || u.name != name
+	u.p, u.name, u.sess, u.ended = p, name, s, time.Time{}
 	var tell []posting
 	if changed {
 		tell = u.postings(presenceChanged{user: s.user})
@@ -224,6 +227,17 @@ func (h *hereRegistry) lookup(user id.UserID) (p presence, ok bool) {
 	return u.p, true
 }
 
+// nameOf is the display name of an account with a session here.
+func (h *hereRegistry) nameOf(user id.UserID) (string, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	u := h.users[user]
+	if u == nil || u.sess == nil {
+		return "", false
+	}
+	return u.name, true
+}
+
 // watch adds (delta 1) or removes (-1) one client's MONITOR of user, or
 // of a folded nick, for session s.
 func (h *hereRegistry) watch(s *Session, user id.UserID, nick string, delta int) {
@@ -349,7 +363,7 @@ func (s *Session) publishPresence(withRooms bool) {
 			}
 		}
 	}
-	s.mgr.here.publish(s, s.assertedPresence(), others, s.mgr.sessionOf)
+	s.mgr.here.publish(s, s.assertedPresence(), s.ownName, others, s.mgr.sessionOf)
 }
 
 // notePresence takes a new presence for user and tells the clients that
@@ -395,4 +409,30 @@ func (s *Session) leaveHere() {
 	}
 	s.mgr.here.unwatchAll(s, users, nicks)
 	s.mgr.here.gone(s)
+}
+
+// noteHereName takes the display name of an account on this gateway that
+// a client MONITORs: with extended-monitor and setname, a change shows as
+// SETNAME to clients that share no room with it (those who do have it
+// from the member event). Owner goroutine.
+func (s *Session) noteHereName(user id.UserID) {
+	name, ok := s.mgr.here.nameOf(user)
+	if !ok {
+		return
+	}
+	old, known := s.hereNames[user]
+	s.hereNames[user] = name
+	if !known || old == "" || old == name || name == "" {
+		return // a first name learnt is no change
+	}
+	for _, r := range s.rooms {
+		if r.joined(user) {
+			return
+		}
+	}
+	for a := range s.clients {
+		if a.client.HasCap("extended-monitor") && a.client.HasCap("setname") && a.monitors(user) {
+			a.client.SendMessage(&irc.Message{Prefix: s.prefixOf(a, user), Command: "SETNAME", Params: []string{name}})
+		}
+	}
 }

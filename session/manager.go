@@ -418,7 +418,7 @@ func (m *Manager) Start(ctx context.Context, creds *Credentials, client Client) 
 	if err := m.auth.checkToken(ctx, creds, cli); err != nil {
 		return nil, err
 	}
-	sess, err = m.launch(ctx, cli, acct, oauth, 1)
+	sess, err = m.launch(ctx, cli, acct, oauth, 1, creds.displayName)
 	if err != nil {
 		return nil, err
 	}
@@ -435,7 +435,7 @@ func (m *Manager) newAttachment(ctx context.Context, sess *Session, client Clien
 
 // launch loads what the session resumes from and starts it with refs
 // attachments; oauth says cli renews its token through an OAuth grant.
-func (m *Manager) launch(ctx context.Context, cli *mautrix.Client, acct *store.Account, oauth *grantRotator, refs int) (*Session, error) {
+func (m *Manager) launch(ctx context.Context, cli *mautrix.Client, acct *store.Account, oauth *grantRotator, refs int, name string) (*Session, error) {
 	user := cli.UserID
 	cli.DeviceID = id.DeviceID(acct.DeviceID)
 	names, err := m.store.ChannelNames(ctx, user)
@@ -466,6 +466,7 @@ func (m *Manager) launch(ctx context.Context, cli *mautrix.Client, acct *store.A
 	}
 	sess := newSession(m, cli)
 	sess.grant = oauth
+	sess.ownName = name
 	sess.noCrypto = user == m.guestUser
 	for roomID, name := range names {
 		sess.savedNames[roomID] = name
@@ -672,7 +673,7 @@ func (m *Manager) resume(user id.UserID) error {
 	if err != nil {
 		return err
 	}
-	_, err = m.launch(ctx, cli, acct, oauth, 0)
+	_, err = m.launch(ctx, cli, acct, oauth, 0, "")
 	return err
 }
 

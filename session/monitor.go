@@ -144,6 +144,9 @@ func (s *Session) setMonitor(a *Attachment, folded string, t *monitorTarget) {
 	if t != nil {
 		a.monitor[folded] = t
 		s.mgr.here.watch(s, t.user, folded, 1)
+		if t.user != "" {
+			s.noteHereName(t.user) // the name a later SETNAME changes
+		}
 	}
 }
 

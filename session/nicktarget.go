@@ -30,7 +30,9 @@ func (s *Session) userOnServer(nick string) (id.UserID, bool) {
 	if server == "" {
 		server = s.user.Homeserver()
 	}
-	user, ok := mapping.ParseAccount(nick, server)
+	// Localparts are lower case (a registration of "Bob" makes @bob), so
+	// the nick is too.
+	user, ok := mapping.ParseAccount(strings.ToLower(nick), server)
 	if !ok || id.ValidateUserLocalpart(user.Localpart()) != nil {
 		return "", false
 	}

@@ -114,7 +114,10 @@ func (s *Session) cmdSetname(a *Attachment, out output, m *irc.Message) error {
 		return func() {
 			if err != nil {
 				s.fail(a, out, "SETNAME", "CANNOT_CHANGE_REALNAME", "", "The homeserver did not take the name: "+matrixErrorText(err))
+				return
 			}
+			s.ownName = name
+			s.publishPresence(false)
 		}
 	})
 	return nil

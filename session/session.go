@@ -165,10 +165,16 @@ type Session struct {
 	direct        map[id.RoomID]id.UserID // m.direct: DM rooms and their peer
 	dmFutures     map[id.UserID]*dmFuture // DM rooms being created
 	presence      map[id.UserID]presence  // last known presence of users
-	ignored       map[id.UserID]bool      // m.ignored_user_list (ignore.go)
-	dir           directoryState          // rooms' directory visibility (directory.go)
-	inviteFlood   map[id.UserID]int       // invitations held back in this sync, by sender (invites.go)
-	upgrades      upgradeState            // replaced rooms (upgrades.go)
+	// hereNames are the display names of MONITORed accounts on this
+	// gateway as last seen, for extended-monitor's SETNAME (here.go).
+	hereNames map[id.UserID]string
+	// ownName is the account's display name as last set or seen, for the
+	// gateway's other sessions (here.go).
+	ownName     string
+	ignored     map[id.UserID]bool // m.ignored_user_list (ignore.go)
+	dir         directoryState     // rooms' directory visibility (directory.go)
+	inviteFlood map[id.UserID]int  // invitations held back in this sync, by sender (invites.go)
+	upgrades    upgradeState       // replaced rooms (upgrades.go)
 
 	// Lurkers (lurk.go): read-only clients, not in clients, each reading
 	// the channels it joined. Made with the first lurker.
@@ -266,6 +272,7 @@ func newSession(mgr *Manager, cli *mautrix.Client) *Session {
 		direct:        map[id.RoomID]id.UserID{},
 		dmFutures:     map[id.UserID]*dmFuture{},
 		presence:      map[id.UserID]presence{},
+		hereNames:     map[id.UserID]string{},
 		newRooms:      rate.NewLimiter(rate.Every(mgr.cfg.RoomCreateInterval), mgr.cfg.RoomCreateBurst),
 		listings:      helperLane{what: "directory listing", max: maxWaitingLists},
 		markers:       helperLane{what: "read markers"},
@@ -409,6 +416,7 @@ func (s *Session) handleEvent(ev any) {
 			s.recheckMonitors("", ev.nick)
 		} else if p, ok := s.mgr.here.lookup(ev.user); ok {
 			s.notePresence(ev.user, p)
+			s.noteHereName(ev.user)
 		}
 	case resultEvent:
 		if ev.apply != nil {

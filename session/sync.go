@@ -326,6 +326,10 @@ func (s *Session) showMembership(r *room, ev *event.Event, prev event.Membership
 	if user == s.user {
 		if c.Membership == event.MembershipJoin && prev == event.MembershipJoin {
 			s.renameClients() // a display name change, perhaps
+			if c.Displayname != "" && c.Displayname != s.ownName {
+				s.ownName = c.Displayname
+				s.publishPresence(false)
+			}
 		}
 		return
 	}

@@ -314,3 +314,28 @@ func TestMonitorAccountsHere(t *testing.T) {
 		})
 	}
 }
+
+// extended-monitor with setname: a watched account on this gateway that
+// shares no room with the watcher changes its display name, and the
+// watcher sees SETNAME (no member event would tell it).
+func TestMonitorSetname(t *testing.T) {
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			hs := testenv.SharedHomeserver(t)
+			g := startTestGateway(t, gatewayConfig(t, hs, driver, func(c *Config) { c.AutoRegister.Enabled = true }))
+			alice := hs.Register(t, "alice")
+			c := connectWithCaps(t, g, "alice", alice, "extended-monitor", "setname")
+			c.Drain(t)
+			nick := uniq("Anon")
+			c.Send("MONITOR + %s", nick)
+			c.Expect(t, "731")
+			b, _, _ := anonymous(t, g, nick)
+			c.Expect(t, "730")
+			b.Send("SETNAME :A New Name")
+			m := c.ExpectMatch(t, isCmd("SETNAME", "A New Name"), "SETNAME of the monitored user")
+			if !strings.EqualFold(m.Prefix.Name, nick) {
+				t.Errorf("SETNAME from %s, want %s", m.Prefix, nick)
+			}
+		})
+	}
+}
