@@ -339,10 +339,14 @@ func (s *Session) cmdPart(a *Attachment, out output, m *irc.Message) error {
 		}
 		roomID, channel := r.id, r.channel
 		s.leaving[roomID]++
+		// For the gateway's other sessions in the room, whose sync may
+		// show the leave before this request returns.
+		s.mgr.leaveReasons.note(roomID, s.user, reason)
 		ok := s.roomRequest(a, out, "PART", roomID, func(ctx context.Context) func() {
 			_, err := s.cli.LeaveRoom(ctx, roomID, &mautrix.ReqLeave{Reason: reason})
 			return func() {
 				if err != nil {
+					s.mgr.leaveReasons.note(roomID, s.user, "")
 					s.doneLeaving(roomID)
 					s.reply(a, out, "PART", ircreply.Fail("PART", "CANNOT_LEAVE", channel, fmt.Sprintf("Cannot leave %s: %s", channel, matrixErrorText(err))))
 					return

@@ -142,6 +142,9 @@ type Manager struct {
 	loaded  loadedStates   // rooms' stored state, read once for the sessions resuming in them
 	members *memberFetcher // full member lists, fetched once at a time per room (members.go)
 	here    hereRegistry   // presence of the accounts with a session here (here.go)
+	// leaveReasons are the reasons of PARTs from this gateway, for the
+	// other sessions in the room (leavereason.go).
+	leaveReasons leaveReasons
 	// lazyMu guards whether stored room states may lack members
 	// (lazilyStored), read from the store once.
 	lazyMu                sync.Mutex

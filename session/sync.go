@@ -357,7 +357,13 @@ func (s *Session) showMembership(r *room, ev *event.Event, prev event.Membership
 		})
 	case (c.Membership == event.MembershipLeave || c.Membership == event.MembershipBan) && prev == event.MembershipJoin:
 		if ev.Sender == user {
-			s.broadcastIn(r, ev.ID, live, func(a *Attachment, out output) { s.sendPart(a, out, r, user, c.Reason) })
+			reason := c.Reason
+			if reason == "" {
+				// Dendrite drops /leave's reason; a PART from this
+				// gateway left it here.
+				reason = s.mgr.leaveReasons.of(r.id, user)
+			}
+			s.broadcastIn(r, ev.ID, live, func(a *Attachment, out output) { s.sendPart(a, out, r, user, reason) })
 		} else {
 			s.broadcastIn(r, ev.ID, live, func(a *Attachment, out output) { s.sendKick(a, out, r, ev.Sender, user, c.Reason) })
 		}

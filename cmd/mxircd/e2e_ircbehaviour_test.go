@@ -118,17 +118,25 @@ func TestPingWaitsForPartRejoinAndModes(t *testing.T) {
 	})
 }
 
-// The reason a client gives to PART comes back on its own PART line, as
-// on any IRC server, even where the homeserver drops it from the event.
+// The reason a client gives to PART comes back on its own PART line, and
+// on the PART others on this gateway see, as on any IRC server, even
+// where the homeserver drops it from the event.
 func TestPartReasonReachesTheLeaver(t *testing.T) {
 	forEachStore(t, func(t *testing.T, hs *testenv.Homeserver, g *gateway) {
 		alice, bob, room, channel := twoInARoom(t, hs, "partwhy")
+		// alice on the same gateway sees the reason too.
+		ca := connect(t, g, "alice", alice)
+		awaitBurst(t, ca, channel)
 		c := connect(t, g, "bob", bob)
 		awaitBurst(t, c, channel)
 		c.Send("PART %s :off to lunch", channel)
 		part := c.ExpectMatch(t, isCmd("PART", channel), "bob's PART")
 		if part.Trailing() != "off to lunch" || len(part.Params) != 2 {
 			t.Errorf("PART = %s, want the reason \"off to lunch\"", part)
+		}
+		seen := ca.ExpectMatch(t, func(m *irc.Message) bool { return m.Command == "PART" && m.Prefix.Name == bob.Localpart }, "bob's PART seen by alice")
+		if seen.Trailing() != "off to lunch" || len(seen.Params) != 2 {
+			t.Errorf("PART seen by alice = %s, want the reason \"off to lunch\"", seen)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
