@@ -98,6 +98,11 @@ func (c *Conn) addToBatch(m *irc.Message) {
 	}
 	b.command = m.Command
 	_, concat := m.Tags[concatTag]
+	if concat && m.Params[1] == "" {
+		// The specification: a blank line cannot be concatenated.
+		fail("MULTILINE_INVALID", "A blank line cannot carry "+concatTag)
+		return
+	}
 	if b.lines > 0 && !concat {
 		b.text.WriteByte('\n')
 	}

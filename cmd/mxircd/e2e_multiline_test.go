@@ -62,6 +62,13 @@ func TestMultiline(t *testing.T) {
 	c.ExpectMatch(t, isCmd("FAIL", "BATCH", "MULTILINE_INVALID_TARGET"), "FAIL for a mixed target")
 	c.Send("BATCH -b2")
 	c.ExpectMatch(t, isCmd("FAIL", "BATCH", "INVALID_REFTAG"), "FAIL closing a refused batch")
+	// A blank line may not carry the concat tag (the specification).
+	c.Send("BATCH +b4 draft/multiline %s", channel)
+	c.Send("@batch=b4 PRIVMSG %s :hi", channel)
+	c.Send("@batch=b4;draft/multiline-concat PRIVMSG %s :", channel)
+	c.ExpectMatch(t, isCmd("FAIL", "BATCH", "MULTILINE_INVALID"), "FAIL for a blank concatenated line")
+	c.Send("BATCH -b4")
+	c.ExpectMatch(t, isCmd("FAIL", "BATCH", "INVALID_REFTAG"), "FAIL closing the refused batch")
 	c.Send("BATCH +b3 chathistory %s", channel)
 	c.ExpectMatch(t, isCmd("FAIL", "BATCH", "UNKNOWN_TYPE"), "FAIL for another batch type")
 }
