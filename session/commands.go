@@ -717,6 +717,9 @@ func (s *Session) sendWhoxReply(a *Attachment, out output, r *room, user id.User
 
 // realName is the user's display name in any shared room, else the MXID.
 func (s *Session) realName(user id.UserID) string {
+	if user == s.user && s.ownName != "" {
+		return s.ownName // as last set or seen, also without a room
+	}
 	if name := s.displayName(user); name != "" {
 		return name
 	}

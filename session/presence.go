@@ -116,8 +116,20 @@ func (s *Session) cmdSetname(a *Attachment, out output, m *irc.Message) error {
 				s.fail(a, out, "SETNAME", "CANNOT_CHANGE_REALNAME", "", "The homeserver did not take the name: "+matrixErrorText(err))
 				return
 			}
+			if s.ownName == name {
+				return // a member event came first, and told it
+			}
 			s.ownName = name
 			s.publishPresence(false)
+			// Told now, to every client of the account that takes it:
+			// an account in no room gets no member event to tell it.
+			// The member events that follow are not told again
+			// (showMembership).
+			s.broadcast(attached, func(a *Attachment, out output) {
+				if a.client.HasCap("setname") {
+					out.SendMessage(&irc.Message{Prefix: s.prefixOf(a, s.user), Command: "SETNAME", Params: []string{name}})
+				}
+			})
 		}
 	})
 	return nil

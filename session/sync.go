@@ -316,7 +316,8 @@ func (s *Session) showMembership(r *room, ev *event.Event, prev event.Membership
 	user := id.UserID(ev.GetStateKey())
 	c := ev.Content.AsMember()
 	if c.Membership == event.MembershipJoin && prev == event.MembershipJoin && c.Displayname != prevName && c.Displayname != "" &&
-		s.displayName(user) == c.Displayname && !s.nameShownElsewhere(r, user, c.Displayname) {
+		s.displayName(user) == c.Displayname && !s.nameShownElsewhere(r, user, c.Displayname) &&
+		!(user == s.user && c.Displayname == s.ownName) { // a SETNAME from here was told already
 		s.broadcastIn(r, ev.ID, live, func(a *Attachment, out output) {
 			if a.client.HasCap("setname") {
 				out.SendMessage(&irc.Message{Prefix: s.prefixOf(a, user), Command: "SETNAME", Params: []string{c.Displayname}})

@@ -518,3 +518,45 @@ func TestNotOnChannelOrNoSuchChannel(t *testing.T) {
 		}
 	})
 }
+
+// An own SETNAME is confirmed once to every client of the account that
+// takes setname, in no room as in two (the member events that follow are
+// not told again), and WHOIS of oneself shows the new real name.
+func TestOwnSetnameIsConfirmedOnce(t *testing.T) {
+	forEachStore(t, func(t *testing.T, hs *testenv.Homeserver, g *gateway) {
+		loner := hs.Register(t, "loner")
+		c := connectWithCaps(t, g, "loner", loner, "setname")
+		c.Expect(t, irc.RPL_ENDOFMOTD)
+		c.Send("SETNAME :Lone Ranger")
+		c.ExpectMatch(t, isCmd("SETNAME", "Lone Ranger"), "SETNAME confirmed without a room")
+		c.Send("WHOIS loner")
+		if m := c.Expect(t, irc.RPL_WHOISUSER); m.Trailing() != "Lone Ranger" {
+			t.Errorf("311 of oneself = %s, want the real name Lone Ranger", m)
+		}
+
+		alice, bob, room, channel := twoInARoom(t, hs, "ownsetname")
+		aliasB := uniq("ownsetnameb")
+		roomB := createRoom(t, bob, aliasB, "")
+		joinRoom(t, alice, roomB)
+		ca := connectWithCaps(t, g, "alice", alice, "setname")
+		waitNames(t, ca, channel, bob.Localpart)
+		waitNames(t, ca, "#"+aliasB+":"+hs.ServerName, bob.Localpart)
+		ca.Drain(t)
+		ca.Send("SETNAME :Alice Liddell")
+		say(t, bob, room, "after alice's rename in a")
+		say(t, bob, roomB, "after alice's rename in b")
+		setnames, seen := 0, 0
+		ca.ExpectMatch(t, func(m *irc.Message) bool {
+			switch {
+			case m.Command == "SETNAME":
+				setnames++
+			case m.Command == "PRIVMSG" && strings.HasPrefix(m.Trailing(), "after alice's rename"):
+				seen++
+			}
+			return seen == 2
+		}, "both messages after the rename")
+		if setnames != 1 {
+			t.Errorf("one own SETNAME was confirmed %d times, want once", setnames)
+		}
+	})
+}
