@@ -303,13 +303,19 @@ func joinError(channel string, err error) error {
 // nobody has, or no channel name at all), as IRC servers tell the two
 // apart.
 func (s *Session) notOnChannel(a *Attachment, out output, command, name string) {
+	s.channelNotJoined(a, out, command, name, ircreply.Numeric(irc.ERR_NOTONCHANNEL, name, "You're not on that channel"))
+}
+
+// channelNotJoined answers a command on a channel the account is not in
+// with exists when the room exists, or 403 when nothing has that name.
+func (s *Session) channelNotJoined(a *Attachment, out output, command, name string, exists error) {
 	target, ok := mapping.ParseChannel(name, s.user.Homeserver())
 	if !ok {
 		s.reply(a, out, command, ircreply.Numeric(irc.ERR_NOSUCHCHANNEL, name, "No such channel"))
 		return
 	}
 	if target.Alias == "" {
-		s.reply(a, out, command, ircreply.Numeric(irc.ERR_NOTONCHANNEL, name, "You're not on that channel"))
+		s.reply(a, out, command, exists)
 		return
 	}
 	s.request(a, out, command, func(ctx context.Context) func() {
@@ -321,7 +327,7 @@ func (s *Session) notOnChannel(a *Attachment, out output, command, name string) 
 				s.reply(a, out, command, ircreply.Numeric(irc.ERR_NOSUCHCHANNEL, name, "No such channel"))
 				return
 			}
-			s.reply(a, out, command, ircreply.Numeric(irc.ERR_NOTONCHANNEL, name, "You're not on that channel"))
+			s.reply(a, out, command, exists)
 		}
 	})
 }
@@ -400,7 +406,10 @@ func (s *Session) cmdMessage(a *Attachment, out output, m *irc.Message) error {
 		if notice { // NOTICE never gets an automatic reply.
 			return nil
 		}
-		return ircreply.Numeric(irc.ERR_NOSUCHCHANNEL, target, "No such channel")
+		// 404 for a room that exists (only members send to a Matrix
+		// room), 403 for a name nobody has.
+		s.channelNotJoined(a, out, m.Command, target, ircreply.Numeric(irc.ERR_CANNOTSENDTOCHAN, target, "Cannot send to channel: you are not in it (JOIN it first)"))
+		return nil
 	}
 	user, ok := s.userForTarget(a, target)
 	guessed := false

@@ -21,7 +21,8 @@ import (
 func (s *Session) cmdMode(a *Attachment, out output, m *irc.Message) error {
 	r := s.roomByChannel(m.Params[0])
 	if r == nil {
-		return ircreply.Numeric(irc.ERR_NOSUCHCHANNEL, m.Params[0], "No such channel")
+		s.notOnChannel(a, out, "MODE", m.Params[0])
+		return nil
 	}
 	if len(m.Params) == 1 {
 		s.sendChannelModes(a, out, r)
@@ -68,8 +69,12 @@ func (s *Session) cmdMode(a *Attachment, out output, m *irc.Message) error {
 			}
 			user, ok := s.userByNick(a, ch.Arg)
 			if !ok {
-				// A user of the server sharing no room is not on it either.
-				user, ok = s.userOnServer(ch.Arg)
+				// A user of the server sharing no room is not on it
+				// either: 441 if they exist, 401 if not.
+				if user, ok = s.userOnServer(ch.Arg); ok {
+					s.notInChannelOrNoSuchNick(a, out, ch.Arg, user, r.channel)
+					continue
+				}
 			}
 			if !ok {
 				s.reply(a, out, "MODE", ircreply.Numeric(irc.ERR_NOSUCHNICK, ch.Arg, "No such nick/channel"))
@@ -358,4 +363,20 @@ func (s *Session) opLevel() int {
 		return s.mgr.cfg.OpLevel
 	}
 	return mapping.OpLevel
+}
+
+// notInChannelOrNoSuchNick answers a MODE +o/+v of a user of the server
+// who shares no room with the account: 441 when they exist, 401 when the
+// homeserver knows no such user.
+func (s *Session) notInChannelOrNoSuchNick(a *Attachment, out output, nick string, user id.UserID, channel string) {
+	s.request(a, out, "MODE", func(ctx context.Context) func() {
+		_, err := s.cli.GetProfile(ctx, user)
+		return func() {
+			if errors.Is(err, mautrix.MNotFound) {
+				s.reply(a, out, "MODE", ircreply.Numeric(irc.ERR_NOSUCHNICK, nick, "No such nick/channel"))
+				return
+			}
+			s.reply(a, out, "MODE", ircreply.Numeric(irc.ERR_USERNOTINCHANNEL, nick, channel, "They aren't on that channel"))
+		}
+	})
 }

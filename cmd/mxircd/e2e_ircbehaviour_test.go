@@ -500,8 +500,8 @@ func TestAwayOfAStranger(t *testing.T) {
 	})
 }
 
-// TOPIC and PART of a channel one is not on tell a room that exists (442)
-// from a name nobody has (403), as IRC servers do.
+// TOPIC, PART and MODE of a channel one is not on tell a room that exists
+// (442) from a name nobody has (403), as IRC servers do.
 func TestNotOnChannelOrNoSuchChannel(t *testing.T) {
 	forEachStore(t, func(t *testing.T, hs *testenv.Homeserver, g *gateway) {
 		alice, bob := hs.Register(t, "alice"), hs.Register(t, "bob")
@@ -510,7 +510,7 @@ func TestNotOnChannelOrNoSuchChannel(t *testing.T) {
 		existing, missing := "#"+aliasLocal+":"+hs.ServerName, "#"+uniq("nothing")+":"+hs.ServerName
 		c := connect(t, g, "alice", alice)
 		c.Expect(t, irc.RPL_ENDOFMOTD)
-		for _, command := range []string{"TOPIC", "PART"} {
+		for _, command := range []string{"TOPIC", "PART", "MODE"} {
 			c.Send("%s %s", command, existing)
 			c.ExpectMatch(t, isCmd(irc.ERR_NOTONCHANNEL, "alice", existing), command+": 442 for a room alice is not in")
 			c.Send("%s %s", command, missing)

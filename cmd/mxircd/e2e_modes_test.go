@@ -172,6 +172,9 @@ func TestModesOfStrangers(t *testing.T) {
 
 		c.Send("MODE %s +o %s", channel, dave.Localpart)
 		c.ExpectMatch(t, isCmd(irc.ERR_USERNOTINCHANNEL, "alice", dave.Localpart, channel), "441 for a user not on the channel")
+		nobody := uniq("nobody")
+		c.Send("MODE %s +o %s", channel, nobody)
+		c.ExpectMatch(t, isCmd(irc.ERR_NOSUCHNICK, "alice", nobody), "401 for a user who does not exist")
 
 		c.Send("MODE %s +n", channel)
 		c.Send("MODE %s -n", channel)

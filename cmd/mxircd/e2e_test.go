@@ -446,8 +446,12 @@ func TestChannelLifecycle(t *testing.T) {
 				t.Fatal("PART did not leave the Matrix room")
 			}
 		}
+		// The room still exists: 404 (only members send), not 403.
 		c.Send("PRIVMSG %s :still here?", channel)
-		c.ExpectMatch(t, isCmd(irc.ERR_NOSUCHCHANNEL, "alice", channel), "403 after PART")
+		c.ExpectMatch(t, isCmd(irc.ERR_CANNOTSENDTOCHAN, "alice", channel), "404 after PART")
+		missing := "#" + uniq("nothing") + ":" + hs.ServerName
+		c.Send("PRIVMSG %s :anyone?", missing)
+		c.ExpectMatch(t, isCmd(irc.ERR_NOSUCHCHANNEL, "alice", missing), "403 for a room nobody has")
 	})
 }
 
