@@ -414,7 +414,7 @@ func (s *Session) cmdMessage(a *Attachment, out output, m *irc.Message) error {
 	user, ok := s.userForTarget(a, target)
 	guessed := false
 	if !ok {
-		user, ok = s.userOnServer(target)
+		user, ok = s.matrixUserNamed(target)
 		guessed = true
 	}
 	switch {

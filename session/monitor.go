@@ -60,7 +60,9 @@ func (s *Session) cmdMonitor(a *Attachment, out output, m *irc.Message) error {
 			if !ok {
 				// Not in a shared room: perhaps a user of the server,
 				// who may connect later.
-				user, _ = s.matrixUserNamed(target)
+				// (Not a client here by that nick: MONITOR follows the
+				// nick itself, whoever takes it; see monitorStatus.)
+				user, _ = s.serverUserNamed(target)
 			}
 			t := &monitorTarget{name: target, user: user}
 			s.setMonitor(a, irctext.Casefold(target), t)

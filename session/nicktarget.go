@@ -11,6 +11,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/mxircd/mxircd/ircreply"
+	"github.com/mxircd/mxircd/irctext"
 	"github.com/mxircd/mxircd/mapping"
 )
 
@@ -40,8 +41,21 @@ func (s *Session) userOnServer(nick string) (id.UserID, bool) {
 }
 
 // matrixUserNamed is the Matrix user a nick nobody in a shared room holds
-// may name: a Matrix ID as typed, or a bare nick on the server.
+// may name: a Matrix ID as typed, the account of a client on this
+// gateway using the nick (an IRC network's nicks are its clients'), or
+// the user of that name on the server.
 func (s *Session) matrixUserNamed(nick string) (id.UserID, bool) {
+	if !strings.HasPrefix(nick, "@") {
+		if holder, _, ok := s.mgr.here.nickHolder(irctext.Casefold(nick)); ok {
+			return holder, true
+		}
+	}
+	return s.serverUserNamed(nick)
+}
+
+// serverUserNamed is matrixUserNamed without the clients here: a Matrix
+// ID as typed, or a bare nick on the server.
+func (s *Session) serverUserNamed(nick string) (id.UserID, bool) {
 	if user, _ := mapping.MaskUser(nick); user != "" && strings.HasPrefix(nick, "@") {
 		return user, true
 	}

@@ -560,3 +560,39 @@ func TestOwnSetnameIsConfirmedOnce(t *testing.T) {
 		}
 	})
 }
+
+// A nick a client on this gateway uses names that client's account, as
+// on any IRC network, also when it is not the account's localpart
+// (irc.keep_client_nick) and no room is shared: WHOIS finds it and a
+// PRIVMSG reaches it.
+func TestNickOfAClientHere(t *testing.T) {
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			hs := testenv.SharedHomeserver(t)
+			// carol's session takes alice's DM without asking.
+			g := startTestGateway(t, gatewayConfig(t, hs, driver, func(c *Config) {
+				c.Matrix.AcceptDMInvites = "all"
+				c.Encryption.EncryptNewDMs = false
+			}))
+			nickOfAClientHere(t, hs, g)
+		})
+	}
+}
+
+func nickOfAClientHere(t *testing.T, hs *testenv.Homeserver, g *gateway) {
+	alice, carol := hs.Register(t, "alice"), hs.Register(t, "carol")
+	nick := uniq("netcat")
+	cc := connect(t, g, nick, carol)
+	cc.Expect(t, irc.RPL_ENDOFMOTD)
+	c := connect(t, g, "alice", alice)
+	c.Expect(t, irc.RPL_ENDOFMOTD)
+	c.Send("WHOIS %s", nick)
+	if m := c.Expect(t, irc.RPL_WHOISUSER); m.Param(1) != nick || m.Param(2) != carol.Localpart {
+		t.Errorf("311 = %s, want %s as %s", m, nick, carol.Localpart)
+	}
+	if m := c.ExpectMatch(t, isCmd("330"), "330"); !strings.Contains(m.Param(2), carol.Localpart) {
+		t.Errorf("330 = %s, want carol's account", m)
+	}
+	c.Send("PRIVMSG %s :hello netcat", nick)
+	cc.ExpectMatch(t, func(m *irc.Message) bool { return m.Command == "PRIVMSG" && m.Trailing() == "hello netcat" }, "alice's message")
+}
