@@ -83,6 +83,7 @@ func (a *Attachment) flushPongs(force uint64) {
 		a.afterBurst = nil
 		f()
 	}
+	a.runBehindJoin()
 	for len(a.pongs) > 0 {
 		p := a.pongs[0]
 		if len(a.open) > 0 && a.open[0] <= p.mark && p.mark > force {

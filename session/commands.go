@@ -129,6 +129,9 @@ func (s *Session) runCommand(a *Attachment, out output, m *irc.Message) {
 		s.reply(a, out, m.Command, s.lurkCommand(a, out, m))
 		return
 	}
+	if s.waitForJoin(a, out, m) {
+		return // run when the JOIN of its channel is answered (joinwait.go)
+	}
 	cmd, ok := commands[m.Command]
 	var err error
 	switch {
@@ -198,6 +201,7 @@ func (s *Session) cmdJoin(a *Attachment, out output, m *irc.Message) error {
 			continue
 		}
 		s.joinsInFlight++
+		joinName := name
 		ok = s.requestOn(enqueue, a, out, "JOIN", func(ctx context.Context) func() {
 			roomID, err := s.joinTarget(ctx, target)
 			return func() {
@@ -216,6 +220,8 @@ func (s *Session) cmdJoin(a *Attachment, out output, m *irc.Message) error {
 		})
 		if !ok {
 			s.joinsInFlight--
+		} else {
+			s.noteJoining(a, joinName)
 		}
 	}
 	return nil

@@ -768,6 +768,12 @@ type Attachment struct {
 	applying   uint64                    // the hold of the request whose result is being applied
 	open       []uint64                  // holds not yet released, in order
 	pongs      []waitingPong             // PONGs waiting for holds
+	// joining is the hold of each JOIN in flight, by folded channel name,
+	// and behindJoin the commands on such a channel waiting for it
+	// (joinwait.go).
+	joining    map[string]uint64
+	behindJoin []behindJoin
+	replaying  bool
 	// burstMark is the last hold its connect burst took (the member
 	// lists its NAMES wait for); afterBurst, the replay of what it
 	// missed, waits for them, so that it comes after the burst.

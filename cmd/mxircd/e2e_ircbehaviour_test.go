@@ -596,3 +596,39 @@ func nickOfAClientHere(t *testing.T, hs *testenv.Homeserver, g *gateway) {
 	c.Send("PRIVMSG %s :hello netcat", nick)
 	cc.ExpectMatch(t, func(m *irc.Message) bool { return m.Command == "PRIVMSG" && m.Trailing() == "hello netcat" }, "alice's message")
 }
+
+// JOIN and, on the next lines, commands on that channel (as bots and
+// scripts send them): they wait for the JOIN and act on the joined room,
+// in order, and a PING after them still comes back last.
+func TestCommandsRightAfterJoin(t *testing.T) {
+	forEachStore(t, func(t *testing.T, hs *testenv.Homeserver, g *gateway) {
+		alice, bob := hs.Register(t, "alice"), hs.Register(t, "bob")
+		c := connect(t, g, "alice", alice)
+		c.Expect(t, irc.RPL_ENDOFMOTD)
+		aliasLocal := uniq("quick")
+		channel := "#" + aliasLocal + ":" + hs.ServerName
+		c.Send("JOIN %s", channel)
+		c.Send("TOPIC %s :set at once", channel)
+		c.Send("PRIVMSG %s :first words", channel)
+		lines := linesUntilPong(t, c, "after-join")
+		for _, m := range lines {
+			switch m.Command {
+			case irc.ERR_NOSUCHCHANNEL, irc.ERR_NOTONCHANNEL, irc.ERR_CANNOTSENDTOCHAN:
+				t.Errorf("a command right after JOIN was refused: %s", m)
+			}
+		}
+		if !hasLine(lines, isCmd("JOIN", channel)) {
+			t.Errorf("no JOIN before the PONG: %v", lines)
+		}
+		room, err := bob.Client.ResolveAlias(ctxFor(t), id.RoomAlias(channel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		joinRoom(t, bob, room.RoomID)
+		var topic event.TopicEventContent
+		if err := bob.Client.StateEvent(ctxFor(t), room.RoomID, event.StateTopic, "", &topic); err != nil || topic.Topic != "set at once" {
+			t.Errorf("topic = %q (%v), want the one set right after JOIN", topic.Topic, err)
+		}
+		bobSees(t, bob, room.RoomID, alice.UserID, "first words")
+	})
+}
