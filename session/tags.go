@@ -61,6 +61,25 @@ func (s *Session) standardReply(a *Attachment, out output, kind, command, code, 
 
 // cmdTagmsg carries a reaction or a typing notification.
 func (s *Session) cmdTagmsg(a *Attachment, out output, m *irc.Message) error {
+	if user, ok := s.userForTarget(a, m.Params[0]); ok && user == s.user && !strings.ContainsRune("#!", rune(m.Params[0][0])) {
+		// To oneself, as a PRIVMSG to oneself: no room, back to the
+		// account's clients with its client-only tags.
+		tags := irc.Tags{}
+		for k, v := range m.Tags {
+			if strings.HasPrefix(k, "+") {
+				tags[k] = v
+			}
+		}
+		line := func(c *Attachment) *irc.Message {
+			return &irc.Message{Tags: tags, Prefix: s.prefixOf(c, s.user), Command: "TAGMSG", Params: []string{c.client.Nick()}}
+		}
+		if a.client.HasCap("echo-message") {
+			out.SendMessage(line(a))
+			out = a.client
+		}
+		s.broadcast(answering(everyone, a, out), func(c *Attachment, out output) { out.SendMessage(line(c)) })
+		return nil
+	}
 	r, err := s.targetRoom(a, "TAGMSG", m.Params[0])
 	if err != nil {
 		return err

@@ -205,6 +205,23 @@ func TestPrivmsgToNickWithoutSharedRoom(t *testing.T) {
 		if n != 2 {
 			t.Errorf("a message to self with echo-message came %d times, want 2 (echo and delivery)", n)
 		}
+		// A TAGMSG to oneself too, labeled on the echo alone, with its
+		// client-only tags.
+		l := connectWithCaps(t, b.g, "alice", alice, "echo-message", "labeled-response", "batch", "message-tags")
+		l.Drain(t)
+		l.Send("@label=t1;+draft/react=👍;+draft/reply=$x TAGMSG alice")
+		var tagmsgs, labeled int
+		for _, m := range linesUntilPong(t, l, "after-tagmsg") {
+			if m.Command == "TAGMSG" && m.Tags["+draft/react"] == "👍" {
+				tagmsgs++
+				if m.Tags["label"] == "t1" {
+					labeled++
+				}
+			}
+		}
+		if tagmsgs != 2 || labeled != 1 {
+			t.Errorf("a TAGMSG to self came %d times, %d labeled; want 2, 1 labeled", tagmsgs, labeled)
+		}
 	})
 }
 
