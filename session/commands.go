@@ -526,6 +526,18 @@ func (s *Session) cmdTopic(a *Attachment, out output, m *irc.Message) error {
 		return nil
 	}
 	topic, roomID, channel := m.Params[1], r.id, r.channel
+	if topic == r.topic {
+		// The same topic again: the homeserver keeps it without asking
+		// whether the sender may set it, so ask here, and confirm it as
+		// IRC servers do, with no new event.
+		if r.power != nil {
+			if have, need := r.power.GetUserLevel(s.user), r.power.GetEventLevel(event.StateTopic); have < need {
+				return ircreply.Numeric(irc.ERR_CHANOPRIVSNEEDED, channel, fmt.Sprintf("You need power level %d to change the topic; you have %d", need, have))
+			}
+		}
+		out.SendMessage(&irc.Message{Prefix: s.prefixOf(a, s.user), Command: "TOPIC", Params: []string{channel, topicLine(topic)}})
+		return nil
+	}
 	s.roomRequest(a, out, "TOPIC", roomID, func(ctx context.Context) func() {
 		_, err := s.cli.SendStateEvent(ctx, roomID, event.StateTopic, "", &event.TopicEventContent{Topic: topic})
 		return func() {

@@ -433,14 +433,24 @@ func TestDisplayNameChangeIsOneSetname(t *testing.T) {
 // a room that does not exist, which Dendrite answers with a bare 500.
 func TestRefusalsInPlainWords(t *testing.T) {
 	forEachStore(t, func(t *testing.T, hs *testenv.Homeserver, g *gateway) {
-		_, bob, _, channel := twoInARoom(t, hs, "refusal")
+		alice, bob, room, channel := twoInARoom(t, hs, "refusal")
+		if _, err := alice.Client.SendStateEvent(ctxFor(t), room, event.StateTopic, "", &event.TopicEventContent{Topic: "alice's topic"}); err != nil {
+			t.Fatal(err)
+		}
 		c := connect(t, g, "bob", bob)
-		c.ExpectMatch(t, isCmd(irc.RPL_ENDOFNAMES, "bob", channel), "burst")
+		c.ExpectMatch(t, isCmd(irc.RPL_TOPIC, "bob", channel, "alice's topic"), "burst with the topic")
 
 		c.Send("TOPIC %s :bob's topic", channel)
 		m := c.ExpectMatch(t, isCmd(irc.ERR_CHANOPRIVSNEEDED, "bob", channel), "482 for TOPIC")
 		if want := "You need power level 50 to change the topic; you have 0"; m.Trailing() != want {
 			t.Errorf("TOPIC refused with %q, want %q", m.Trailing(), want)
+		}
+		// The same topic again: the homeserver would take it without a
+		// check (no new event), so it is refused here.
+		c.Send("TOPIC %s :alice's topic", channel)
+		m = c.ExpectMatch(t, isCmd(irc.ERR_CHANOPRIVSNEEDED, "bob", channel), "482 for the same TOPIC")
+		if want := "You need power level 50 to change the topic; you have 0"; m.Trailing() != want {
+			t.Errorf("the same TOPIC refused with %q, want %q", m.Trailing(), want)
 		}
 
 		missing := "#" + uniq("nowhere") + ":elsewhere.example"
