@@ -430,7 +430,7 @@ func (s *Session) cmdMessage(a *Attachment, out output, m *irc.Message) error {
 		}
 		return ircreply.Numeric(irc.ERR_NOSUCHNICK, target, "No such nick: give a nick you share a room with, or a Matrix ID")
 	case user == s.user:
-		s.messageToSelf(a, out, m.Command, text)
+		s.messageToSelf(a, out, m.Command, text, nil)
 	case guessed:
 		s.sendToServerUser(a, out, target, user, content, m.Command)
 	default:

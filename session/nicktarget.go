@@ -150,10 +150,15 @@ func (s *Session) sendToServerUser(a *Attachment, out output, nick string, user 
 // messageToSelf delivers a message the user sent to their own nick to
 // each of the account's clients, as IRC servers do: the sending client
 // gets the delivery, and with echo-message the echo first (in the
-// command's labeled response), as irctest expects.
-func (s *Session) messageToSelf(a *Attachment, out output, command, text string) {
+// command's labeled response), as irctest expects. tags are the
+// message's client-only tags; text is left out when empty (TAGMSG).
+func (s *Session) messageToSelf(a *Attachment, out output, command, text string, tags irc.Tags) {
 	line := func(c *Attachment) *irc.Message {
-		return &irc.Message{Prefix: s.prefixOf(c, s.user), Command: command, Params: []string{c.client.Nick(), text}}
+		m := &irc.Message{Tags: tags, Prefix: s.prefixOf(c, s.user), Command: command, Params: []string{c.client.Nick()}}
+		if command != "TAGMSG" {
+			m.Params = append(m.Params, text)
+		}
+		return m
 	}
 	if a.client.HasCap("echo-message") {
 		out.SendMessage(line(a))

@@ -70,14 +70,7 @@ func (s *Session) cmdTagmsg(a *Attachment, out output, m *irc.Message) error {
 				tags[k] = v
 			}
 		}
-		line := func(c *Attachment) *irc.Message {
-			return &irc.Message{Tags: tags, Prefix: s.prefixOf(c, s.user), Command: "TAGMSG", Params: []string{c.client.Nick()}}
-		}
-		if a.client.HasCap("echo-message") {
-			out.SendMessage(line(a))
-			out = a.client
-		}
-		s.broadcast(answering(everyone, a, out), func(c *Attachment, out output) { out.SendMessage(line(c)) })
+		s.messageToSelf(a, out, "TAGMSG", "", tags)
 		return nil
 	}
 	r, err := s.targetRoom(a, "TAGMSG", m.Params[0])
