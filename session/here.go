@@ -348,7 +348,7 @@ func (s *Session) assertedPresence() presence {
 // (AWAY), where otherwise the homeserver's event tells them. Owner
 // goroutine.
 func (s *Session) publishPresence(withRooms bool) {
-	if s.user == s.mgr.guestUser {
+	if s.guest {
 		return
 	}
 	var others []id.UserID
@@ -382,7 +382,7 @@ func (s *Session) notePresence(user id.UserID, p presence) {
 // publishNicks tells the registry the nicks of the attached clients.
 // Owner goroutine.
 func (s *Session) publishNicks() {
-	if s.user == s.mgr.guestUser {
+	if s.guest {
 		return
 	}
 	nicks := make([]string, 0, len(s.clients))

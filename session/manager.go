@@ -471,6 +471,7 @@ func (m *Manager) launch(ctx context.Context, cli *mautrix.Client, acct *store.A
 	sess.grant = oauth
 	sess.ownName = name
 	sess.noCrypto = user == m.guestUser
+	sess.guest = sess.noCrypto
 	for roomID, name := range names {
 		sess.savedNames[roomID] = name
 	}

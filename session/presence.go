@@ -116,11 +116,14 @@ func (s *Session) cmdSetname(a *Attachment, out output, m *irc.Message) error {
 				s.fail(a, out, "SETNAME", "CANNOT_CHANGE_REALNAME", "", "The homeserver did not take the name: "+matrixErrorText(err))
 				return
 			}
-			if s.ownName == name {
+			if s.ownName != name {
+				s.ownName = name
+				s.publishPresence(false)
+			}
+			if s.toldName == name {
 				return // a member event came first, and told it
 			}
-			s.ownName = name
-			s.publishPresence(false)
+			s.toldName = name
 			// Told now, to every client of the account that takes it:
 			// an account in no room gets no member event to tell it.
 			// The member events that follow are not told again

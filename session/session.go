@@ -73,6 +73,9 @@ type Session struct {
 	// noCrypto keeps the session without end-to-end encryption: the
 	// lurkers' guest account (lurk.go). Set before the session starts.
 	noCrypto bool
+	// guest says this is the shared session of the lurkers (lurk.go),
+	// which publishes nothing about itself (here.go).
+	guest bool
 
 	// olm is the account's end-to-end encryption, nil while it has none:
 	// set by the sync loop before its first sync, used by the sync loop,
@@ -170,7 +173,10 @@ type Session struct {
 	hereNames map[id.UserID]string
 	// ownName is the account's display name as last set or seen, for the
 	// gateway's other sessions (here.go).
-	ownName     string
+	ownName string
+	// toldName is the display name the account's clients were last told
+	// by SETNAME, so that one change is told once (presence.go, sync.go).
+	toldName    string
 	ignored     map[id.UserID]bool // m.ignored_user_list (ignore.go)
 	dir         directoryState     // rooms' directory visibility (directory.go)
 	inviteFlood map[id.UserID]int  // invitations held back in this sync, by sender (invites.go)

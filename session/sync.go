@@ -317,7 +317,10 @@ func (s *Session) showMembership(r *room, ev *event.Event, prev event.Membership
 	c := ev.Content.AsMember()
 	if c.Membership == event.MembershipJoin && prev == event.MembershipJoin && c.Displayname != prevName && c.Displayname != "" &&
 		s.displayName(user) == c.Displayname && !s.nameShownElsewhere(r, user, c.Displayname) &&
-		!(user == s.user && c.Displayname == s.ownName) { // a SETNAME from here was told already
+		!(user == s.user && c.Displayname == s.toldName) { // a SETNAME from here was told already
+		if user == s.user {
+			s.toldName = c.Displayname
+		}
 		s.broadcastIn(r, ev.ID, live, func(a *Attachment, out output) {
 			if a.client.HasCap("setname") {
 				out.SendMessage(&irc.Message{Prefix: s.prefixOf(a, user), Command: "SETNAME", Params: []string{c.Displayname}})

@@ -570,9 +570,16 @@ func TestOwnSetnameIsConfirmedOnce(t *testing.T) {
 		waitNames(t, ca, "#"+aliasB+":"+hs.ServerName, bob.Localpart)
 		ca.Drain(t)
 		ca.Send("SETNAME :Alice Liddell")
+		// The PONG comes once the homeserver has answered the SETNAME:
+		// told by then, by its answer or by a member event.
+		setnames, seen := 0, 0
+		for _, m := range linesUntilPong(t, ca, "after-setname") {
+			if m.Command == "SETNAME" {
+				setnames++
+			}
+		}
 		say(t, bob, room, "after alice's rename in a")
 		say(t, bob, roomB, "after alice's rename in b")
-		setnames, seen := 0, 0
 		ca.ExpectMatch(t, func(m *irc.Message) bool {
 			switch {
 			case m.Command == "SETNAME":
