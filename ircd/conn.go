@@ -48,9 +48,9 @@ type Conn struct {
 	caps     map[string]bool
 
 	invisible atomic.Bool // user mode +i
-	// counted says the connection is among the server's users (LUSERS);
-	// under srv.mu.
-	counted bool
+	// counted says the connection is among the server's users (LUSERS),
+	// gone that it is closing and counted nowhere; under srv.mu.
+	counted, gone bool
 
 	registered atomic.Bool
 	// settled counts the commands passed to the handler (forward) that
@@ -185,6 +185,7 @@ func (c *Conn) SendMessage(m *irc.Message) {
 		c.closeOnce.Do(func() {
 			c.logger().Warn("send queue overflow, closing connection")
 			c.srv.stats.sendQDrops.Add(1)
+			c.srv.uncount(c)
 			c.cancel()
 		})
 	}
@@ -226,9 +227,11 @@ func (c *Conn) Checkpoint(key string, commit, undo func()) {
 // been written. Any goroutine; idempotent.
 func (c *Conn) Close(reason string) {
 	c.closeOnce.Do(func() {
+		// Uncounted before the writer can send ERROR: a client that saw
+		// it end sees it gone from LUSERS.
+		c.srv.uncount(c)
 		c.q.close(errorLine(reason))
 		c.cancel()
-		c.srv.uncount(c)
 	})
 }
 

@@ -215,6 +215,10 @@ func TestSendQExceeded(t *testing.T) {
 	}
 
 	other.syncPing() // a stuck client does not stall anyone else
+	// A dropped client is no longer a user: one more makes two users
+	// again, not a new most of three.
+	third, _ := ts.registered(t, "third")
+	checkLusers(t, third, 2, 0, 0, 2)
 
 	got, last := readUntilClosed(t, slow)
 	if last == nil || last.Command != "ERROR" || last.Params[0] != "SendQ exceeded" {

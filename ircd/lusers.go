@@ -18,7 +18,7 @@ import (
 func (s *Server) count(c *Conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if c.ctx.Err() != nil || c.counted {
+	if c.gone || c.counted {
 		return
 	}
 	c.counted = true
@@ -26,12 +26,13 @@ func (s *Server) count(c *Conn) {
 	s.maxUsers = max(s.maxUsers, s.users)
 }
 
-// uncount removes a closing connection from the users, at once rather
-// than when its goroutines end: a client that saw another QUIT counts
-// one user fewer. Any goroutine.
+// uncount removes a closing connection from the users and the unknown
+// connections, at once rather than when its goroutines end: a client that
+// saw another QUIT counts one user fewer. Any goroutine; idempotent.
 func (s *Server) uncount(c *Conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	c.gone = true
 	if c.counted {
 		c.counted = false
 		s.users--
@@ -49,7 +50,7 @@ func (s *Server) lusers() (visible, invisible, unknown, most int) {
 			invisible++
 		case c.counted:
 			visible++
-		case !c.registered.Load() && c.ctx.Err() == nil:
+		case !c.registered.Load() && !c.gone:
 			unknown++
 		}
 	}
