@@ -8,6 +8,7 @@ import (
 
 	"gopkg.in/irc.v4"
 	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
 	"github.com/mxircd/mxircd/mapping"
@@ -17,12 +18,14 @@ import (
 // directory is +s (secret: LIST of the directory does not show it); -s
 // publishes it, +s (or +p) takes it out. Matrix sends no event when
 // someone else changes it, so each MODE query asks the homeserver, and
-// a change found that way is shown to every client as a MODE line.
+// a change found that way is shown to every client as a MODE line. What
+// one session learns is kept for all (stateRegistry.listed), and a change
+// made here is shown at once to the other sessions here in the room.
 
 // directoryState is what the session knows of its rooms' directory
 // visibility. Owner goroutine.
 type directoryState struct {
-	listed   map[id.RoomID]bool // last known visibility, for showing changes
+	listed   map[id.RoomID]bool // last visibility this session's clients were shown, for showing changes
 	waiting  map[id.RoomID][]modeQuery
 	queue    []id.RoomID // rooms to ask about, one request at a time
 	fetching bool
@@ -41,10 +44,7 @@ type modeQuery struct {
 // asking for the modes of a thousand channels makes no burst. Owner
 // goroutine.
 func (s *Session) sendChannelModes(a *Attachment, out output, r *room) {
-	d := &s.dir
-	if d.waiting == nil {
-		d.waiting, d.listed = map[id.RoomID][]modeQuery{}, map[id.RoomID]bool{}
-	}
+	d := s.dirState()
 	if resp := labeledOf(out); resp != nil {
 		resp.Hold()
 	}
@@ -85,13 +85,14 @@ func (s *Session) fetchNextVisibility() {
 // client the change. ok is false when the homeserver did not say: the
 // last known value (or none) is shown. Owner goroutine.
 func (s *Session) visibilityKnown(roomID id.RoomID, listed, ok bool) {
-	d := &s.dir
+	d := s.dirState()
 	waiting := d.waiting[roomID]
 	delete(d.waiting, roomID)
 	r := s.rooms[roomID]
-	known, wasKnown := d.listed[roomID]
+	known, wasKnown := s.listedOf(roomID)
 	if ok {
 		d.listed[roomID] = listed
+		s.mgr.shared.setListed(roomID, listed)
 	} else {
 		listed = known
 	}
@@ -131,8 +132,9 @@ func withSecret(modes string) string {
 	return modes + "s"
 }
 
-// broadcastSecret shows the clients to picks (of those with their burst) a MODE +s or -s from
-// the server: a change made elsewhere, found by a MODE query.
+// broadcastSecret shows the clients to picks (of those with their burst)
+// a MODE +s or -s from the server: a change made elsewhere, found by a
+// MODE query.
 func (s *Session) broadcastSecret(r *room, secret bool, to func(a *Attachment) bool) {
 	s.broadcast(attached, func(a *Attachment, out output) {
 		if to(a) {
@@ -152,7 +154,7 @@ func secretMode(secret bool) string {
 // setDirectoryVisibility publishes r in the directory (secret false) or
 // takes it out, as MODE -s / +s asked. Owner goroutine.
 func (s *Session) setDirectoryVisibility(a *Attachment, out output, r *room, secret bool) {
-	if listed, known := s.dir.listed[r.id]; known && listed == !secret {
+	if listed, known := s.listedOf(r.id); known && listed == !secret {
 		return // no change: nothing to echo, as IRC servers do
 	}
 	roomID, channel := r.id, r.channel
@@ -167,21 +169,72 @@ func (s *Session) setDirectoryVisibility(a *Attachment, out output, r *room, sec
 				s.reply(a, out, "MODE", s.refusal(channel, "change the room directory", err))
 				return
 			}
-			d := &s.dir
-			if d.listed == nil {
-				d.waiting, d.listed = map[id.RoomID][]modeQuery{}, map[id.RoomID]bool{}
-			}
-			d.listed[roomID] = !secret
+			s.dirState().listed[roomID] = !secret
+			s.mgr.shared.setListed(roomID, !secret)
 			r := s.rooms[roomID]
 			if r == nil {
 				return
 			}
-			user := s.user
-			// Not in the stream, so every client with its burst, caught up
-			// or not.
-			s.broadcast(answering(attached, a, out), func(c *Attachment, o output) {
-				o.SendMessage(&irc.Message{Prefix: s.prefixOf(c, user), Command: "MODE", Params: []string{r.channel, secretMode(secret)}})
-			})
+			s.showSecret(r, s.user, secret, answering(attached, a, out))
+			s.tellSecret(r, secret)
 		}
 	})
+}
+
+// dirState is s.dir, its maps made. Owner goroutine.
+func (s *Session) dirState() *directoryState {
+	d := &s.dir
+	if d.waiting == nil {
+		d.waiting, d.listed = map[id.RoomID][]modeQuery{}, map[id.RoomID]bool{}
+	}
+	return d
+}
+
+// listedOf is a room's directory visibility as this session last showed
+// it, or else as a session here last learned it. Owner goroutine.
+func (s *Session) listedOf(roomID id.RoomID) (listed, known bool) {
+	if listed, known := s.dir.listed[roomID]; known {
+		return listed, true
+	}
+	return s.mgr.shared.listedOf(roomID)
+}
+
+// showSecret shows the clients of the audience user's
+// MODE +s or -s. Not in the stream, so every client with its burst,
+// caught up or not.
+func (s *Session) showSecret(r *room, user id.UserID, secret bool, to audience) {
+	s.broadcast(to, func(c *Attachment, o output) {
+		o.SendMessage(&irc.Message{Prefix: s.prefixOf(c, user), Command: "MODE", Params: []string{r.channel, secretMode(secret)}})
+	})
+}
+
+// tellSecret shows a change of r's directory visibility made by this
+// session to the other sessions here whose account is in the room:
+// Matrix sends them no event for it. Owner goroutine; posts without
+// waiting on them.
+func (s *Session) tellSecret(r *room, secret bool) {
+	roomID, by := r.id, s.user
+	for user, m := range r.members {
+		if user == s.user || m.membership != event.MembershipJoin {
+			continue
+		}
+		if other := s.mgr.sessionOf(user); other != nil {
+			go other.post(resultEvent{apply: func() { other.secretChanged(roomID, by, secret) }})
+		}
+	}
+}
+
+// secretChanged shows another session's change of a room's directory
+// visibility to this session's clients. Owner goroutine.
+func (s *Session) secretChanged(roomID id.RoomID, by id.UserID, secret bool) {
+	r := s.rooms[roomID]
+	if r == nil || r.channel == "" {
+		return
+	}
+	d := s.dirState()
+	if listed, known := d.listed[roomID]; known && listed == !secret {
+		return
+	}
+	d.listed[roomID] = !secret
+	s.showSecret(r, by, secret, attached)
 }

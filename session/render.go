@@ -218,7 +218,7 @@ func (s *Session) writeNames(a *Attachment, out output, r *room) {
 	// "@" for a secret channel: one known to be out of the room directory
 	// (+s, directory.go); "=" otherwise, and while that is not known.
 	symbol := "="
-	if listed, known := s.dir.listed[r.id]; known && !listed {
+	if listed, known := s.listedOf(r.id); known && !listed {
 		symbol = "@"
 	}
 	// ":server 353 nick = #chan :" plus CRLF, with room to spare.

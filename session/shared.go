@@ -155,10 +155,30 @@ type stateRegistry struct {
 	mu     sync.Mutex
 	rooms  map[id.RoomID]weak.Pointer[roomState]
 	recent map[id.RoomID]weak.Pointer[recentMessages]
+	// listed is the rooms' directory visibility as a session here last
+	// learned it (directory.go): a property of the room, which the
+	// homeserver tells anyone who asks, so one session's answer or change
+	// holds for all.
+	listed map[id.RoomID]bool
 }
 
 func newStateRegistry() *stateRegistry {
-	return &stateRegistry{rooms: map[id.RoomID]weak.Pointer[roomState]{}, recent: map[id.RoomID]weak.Pointer[recentMessages]{}}
+	return &stateRegistry{rooms: map[id.RoomID]weak.Pointer[roomState]{}, recent: map[id.RoomID]weak.Pointer[recentMessages]{}, listed: map[id.RoomID]bool{}}
+}
+
+// listedOf is the room's directory visibility as last learned here.
+func (reg *stateRegistry) listedOf(roomID id.RoomID) (listed, known bool) {
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	listed, known = reg.listed[roomID]
+	return listed, known
+}
+
+// setListed records the room's directory visibility.
+func (reg *stateRegistry) setListed(roomID id.RoomID, listed bool) {
+	reg.mu.Lock()
+	reg.listed[roomID] = listed
+	reg.mu.Unlock()
 }
 
 // share returns a state equal to st that other sessions may already hold
@@ -203,6 +223,9 @@ func (reg *stateRegistry) forget(roomID id.RoomID) {
 	}
 	if reg.recent[roomID].Value() == nil {
 		delete(reg.recent, roomID)
+	}
+	if reg.rooms[roomID].Value() == nil {
+		delete(reg.listed, roomID)
 	}
 }
 

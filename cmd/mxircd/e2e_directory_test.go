@@ -73,6 +73,27 @@ func TestDirectoryVisibility(t *testing.T) {
 		if vis := directoryVisibility(t, alice, room); vis != mautrix.RoomDirectoryVisibilityPublic {
 			t.Errorf("bob's refused +s left the visibility %q", vis)
 		}
+
+		// alice's +s reaches bob's session here at once, though Matrix
+		// tells it nothing, and its NAMES says @ without asking.
+		c.Send("MODE %s +s", channel)
+		expectMode(t, c, channel, "+s")
+		m = cb.ExpectMatch(t, isCmd("MODE", channel, "+s"), "alice's MODE +s on bob's client")
+		if m.Prefix.Name != alice.Localpart {
+			t.Errorf("bob sees the +s from %s, want alice", m.Prefix)
+		}
+		if m := waitNames(t, cb, channel, alice.Localpart); m.Param(1) != "@" {
+			t.Errorf("bob's NAMES of the room alice made secret = %s, want @", m)
+		}
+		// An account that joins later sees @ in its first NAMES: what a
+		// session here learned holds for all.
+		carol := hs.Register(t, "carol")
+		cc := connect(t, g, "carol", carol)
+		cc.Expect(t, irc.RPL_ENDOFMOTD)
+		cc.Send("JOIN %s", channel)
+		if m := cc.ExpectMatch(t, isCmd(irc.RPL_NAMREPLY, "carol"), "carol's NAMES on JOIN"); m.Param(1) != "@" {
+			t.Errorf("NAMES on joining a secret room = %s, want @", m)
+		}
 	})
 }
 
