@@ -155,6 +155,14 @@ func (s *Session) sendDirect(a *Attachment, out output, nick string, user id.Use
 		s.sendContent(a, out, command, r.id, nick, content, s.newTxnID(a, out))
 		return
 	}
+	if s.dmFutures[user] == nil {
+		if in := s.waitingDirectInvite(user); in != nil {
+			// A reply to someone who invited the account to a DM
+			// accepts it, as JOIN of it would: one conversation, one room.
+			delete(s.invites, in.roomID)
+			s.acceptDirectInvite(in)
+		}
+	}
 	future := s.dmFutures[user]
 	if future == nil && !s.takeRoomToken() {
 		s.fail(a, out, command, "LIMIT_EXCEEDED", nick, fmt.Sprintf(
@@ -501,15 +509,35 @@ func (s *Session) addToDirect(ctx context.Context, user id.UserID, roomID id.Roo
 
 // acceptDirectInvite joins a room someone invited the account to as a DM:
 // on IRC anyone can send you a private message, so a DM needs no /join.
+// Until the join is done the room is the peer's DM to be (dmFutures): a
+// reply typed meanwhile goes into it, after the join, rather than into a
+// second room made for it. Owner goroutine.
 func (s *Session) acceptDirectInvite(in *invite) {
 	s.direct[in.roomID] = in.inviter
+	var future *dmFuture
+	if s.dmFutures[in.inviter] == nil {
+		future = &dmFuture{}
+		s.dmFutures[in.inviter] = future
+	}
 	s.joinsInFlight++
 	ok := s.enqueue(func(ctx context.Context) func() {
 		_, err := s.cli.JoinRoom(ctx, in.roomID.String(), &mautrix.ReqJoinRoom{Via: []string{in.inviter.Homeserver()}})
+		if future != nil {
+			future.err = err
+		}
 		if err == nil {
-			err = s.addToDirect(ctx, in.inviter, in.roomID)
+			// Whether it is encrypted is read before anything is sent
+			// into it: sync has not shown the room yet. A message
+			// waiting for the room fails when that cannot be told.
+			_, encrypted, encErr := s.finishDirect(ctx, in.inviter, in.roomID)
+			if future != nil {
+				future.roomID, future.encrypted, future.err = in.roomID, encrypted, encErr
+			}
 		}
 		return func() {
+			if future != nil && s.dmFutures[in.inviter] == future {
+				delete(s.dmFutures, in.inviter)
+			}
 			if err != nil {
 				s.log.Warn("could not accept a DM invite", "room", in.roomID, "err", err)
 				s.noticeAll(fmt.Sprintf("Could not accept a direct message from %s: %s", in.inviter, matrixErrorText(err)))
@@ -518,8 +546,22 @@ func (s *Session) acceptDirectInvite(in *invite) {
 		}
 	})
 	if !ok {
+		if future != nil {
+			delete(s.dmFutures, in.inviter)
+		}
 		s.joinsInFlight--
 	}
+}
+
+// waitingDirectInvite is a direct chat invitation from user that waits
+// for the account to accept it, if there is one. Owner goroutine.
+func (s *Session) waitingDirectInvite(user id.UserID) *invite {
+	for _, in := range s.invites {
+		if in.direct && in.inviter == user {
+			return in
+		}
+	}
+	return nil
 }
 
 // dmTarget is the IRC target of a line in a query as client a sees it: the

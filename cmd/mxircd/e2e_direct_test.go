@@ -101,3 +101,70 @@ func TestDirectMessages(t *testing.T) {
 		c.Expect(t, irc.ERR_NOSUCHNICK)
 	})
 }
+
+// A reply to someone who invited the account to a DM goes into that room:
+// it accepts the invitation, as JOIN of it would, rather than making a
+// second room for the same conversation (which left each side's history
+// of the query split across two rooms). The room is encrypted (the
+// gateway encrypts the DMs it creates), and the reply, sent before sync
+// has shown the room, is encrypted too.
+func TestReplyAcceptsDirectInvite(t *testing.T) {
+	forEachStore(t, func(t *testing.T, hs *testenv.Homeserver, g *gateway) {
+		alice, bob := hs.Register(t, "alice"), hs.Register(t, "bob")
+		ca := connect(t, g, "alice", alice)
+		ca.Expect(t, irc.RPL_ENDOFMOTD)
+		cb := connect(t, g, "bob", bob)
+		cb.Expect(t, irc.RPL_ENDOFMOTD)
+
+		// They share no room, so bob's invitation waits (accept_dm_invites
+		// "known").
+		ca.Send("PRIVMSG %s :hello bob", bob.Localpart)
+		cb.ExpectMatch(t, func(m *irc.Message) bool {
+			return m.Command == "INVITE" && m.Prefix != nil && m.Prefix.Name == alice.Localpart
+		}, "alice's DM invitation")
+		cb.Send("PRIVMSG %s :hi alice", alice.Localpart)
+		m := expectFrom(t, ca, "PRIVMSG", bob.Localpart, "hi alice")
+		if m.Param(0) != "alice" {
+			t.Errorf("bob's reply arrived as %s, want a PRIVMSG to alice", m)
+		}
+		expectFrom(t, cb, "PRIVMSG", alice.Localpart, "hello bob") // the invitation's first words
+
+		ctx := ctxFor(t)
+		joined, err := bob.Client.JoinedRooms(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(joined.JoinedRooms) != 1 {
+			t.Fatalf("bob is in %v, want only alice's DM", joined.JoinedRooms)
+		}
+		room := joined.JoinedRooms[0]
+		var direct event.DirectChatsEventContent
+		if err := alice.Client.GetAccountData(ctx, event.AccountDataDirectChats.Type, &direct); err != nil {
+			t.Fatal(err)
+		}
+		if rooms := direct[bob.UserID]; len(rooms) != 1 || rooms[0] != room {
+			t.Errorf("alice's m.direct for bob = %v, want [%s]", rooms, room)
+		}
+		var enc event.EncryptionEventContent
+		if err := bob.Client.StateEvent(ctx, room, event.StateEncryption, "", &enc); err != nil {
+			t.Fatalf("the DM alice's gateway made is not encrypted: %v", err)
+		}
+		msgs, err := bob.Client.Messages(ctx, room, "", "", mautrix.DirectionBackward, nil, 50)
+		if err != nil {
+			t.Fatal(err)
+		}
+		replies := 0
+		for _, ev := range msgs.Chunk {
+			switch {
+			case ev.Sender != bob.UserID:
+			case ev.Type == event.EventMessage:
+				t.Errorf("bob's reply went into the encrypted DM in the clear: %s", ev.Content.VeryRaw)
+			case ev.Type == event.EventEncrypted:
+				replies++
+			}
+		}
+		if replies != 1 {
+			t.Errorf("bob sent %d encrypted events into the DM, want his one reply", replies)
+		}
+	})
+}
