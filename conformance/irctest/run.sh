@@ -45,6 +45,7 @@ status=0
 	cd "$irctest"
 	export MXIRCD_IRCTEST_BIN="$bin"
 	export PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}"
+	export PYTHONDONTWRITEBYTECODE=1 # no __pycache__ beside the controller
 	"$python" -m pytest -p pluggy_compat -p no:cacheprovider \
 		--controller mxircd_controller \
 		-m "$selection" \
