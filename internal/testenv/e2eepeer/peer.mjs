@@ -491,6 +491,19 @@ async function handle(line) {
 
 await client.startClient({ initialSyncLimit: 20 });
 await waitFor("the first sync", () => client.isInitialSyncComplete(), 60000);
+// Ready means others can encrypt for this device: its keys are on the
+// homeserver, not only queued for upload after the first sync. A test that
+// sends to the peer at once otherwise races the upload, and the sender
+// finds no device to share the room key with.
+async function keysPublished() {
+	const me = client.getUserId();
+	const res = await client.http.authedRequest(sdk.Method.Post, "/keys/query", undefined, { device_keys: { [me]: [] } });
+	return !!res?.device_keys?.[me]?.[client.getDeviceId()];
+}
+for (let tries = 0; !(await keysPublished()); tries++) {
+	if (tries >= 600) fatal("the device's keys were not on the homeserver 60 s after the first sync");
+	await new Promise((resolve) => setTimeout(resolve, 100));
+}
 emit({ event: "ready", user_id: client.getUserId(), device_id: client.getDeviceId() });
 
 // Ops run concurrently, so that a slow one (e.g. a join waiting for sync)
