@@ -241,9 +241,13 @@ func (s *Session) startDirect(a *Attachment, out output, command, nick string, u
 			}
 			if future.err == nil && !future.encrypted {
 				// The first thing the user sees of the new query.
+				why := "this gateway is set not to encrypt the direct messages it starts"
+				if s.olm.Load() == nil {
+					why = "end-to-end encryption is off on this gateway"
+				}
 				s.broadcast(answering(everyone, a, out), func(c *Attachment, out output) {
 					s.standardReply(c, out, "NOTE", command, "UNENCRYPTED_DM", nick, fmt.Sprintf(
-						"Your direct messages with %s (%s) are not end-to-end encrypted: mxircd cannot encrypt yet, so the homeserver can read them", nick, user))
+						"Your direct messages with %s (%s) are not end-to-end encrypted: %s, so the homeserver can read them", nick, user, why))
 				})
 			}
 			s.joinDone(future.roomID, "", a, out)

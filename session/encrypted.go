@@ -10,14 +10,15 @@ import (
 	"maunium.net/go/mautrix/id"
 )
 
-// mxircd cannot encrypt yet, so nothing typed on IRC may reach a room
-// whose members expect end-to-end encryption: the homeserver would store
-// it in the clear. Every message event (text, notice, emote, replies,
-// multiline, reactions) is checked against the room's encryption when its
-// request is sent, not when the line was accepted, so a message that
-// waited in the queue or the outbox while the room turned encrypted is
-// refused too. State events, redactions, typing and receipts are never
-// encrypted in Matrix and go out as before.
+// Nothing typed on IRC may reach a room whose members expect end-to-end
+// encryption in the clear: the homeserver would store it so. Every message
+// event (text, notice, emote, replies, multiline, reactions) is checked
+// against the room's encryption when its request is sent, not when the
+// line was accepted, and sealed (crypto.go) or, without the account's
+// keys, refused, so a message that waited in the queue or the outbox
+// while the room turned encrypted is sealed or refused too. State events,
+// redactions, typing and receipts are never encrypted in Matrix and go out
+// as before.
 
 // encryptedRooms is the set of rooms whose state has m.room.encryption.
 // It is one set for the whole gateway: encryption, once on, stays on (the

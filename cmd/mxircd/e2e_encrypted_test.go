@@ -194,7 +194,7 @@ func TestDirectMessagesAndEncryption(t *testing.T) {
 		first := c.ExpectMatch(t, func(m *irc.Message) bool {
 			return m.Command == "NOTE" || m.Command == "PRIVMSG" || m.Command == "FAIL"
 		}, "the first line about the new DM")
-		if first.Command != "NOTE" || first.Param(1) != "UNENCRYPTED_DM" || !strings.Contains(first.Trailing(), "not end-to-end encrypted") {
+		if first.Command != "NOTE" || first.Param(1) != "UNENCRYPTED_DM" || !strings.Contains(first.Trailing(), "not end-to-end encrypted: end-to-end encryption is off on this gateway") {
 			t.Errorf("the first line about the new DM is %s, want a NOTE that it is not encrypted", first)
 		}
 		var invited id.RoomID
