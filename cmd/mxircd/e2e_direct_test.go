@@ -115,6 +115,10 @@ func TestReplyAcceptsDirectInvite(t *testing.T) {
 		ca.Expect(t, irc.RPL_ENDOFMOTD)
 		cb := connect(t, g, "bob", bob)
 		cb.Expect(t, irc.RPL_ENDOFMOTD)
+		// Each gateway device can be sent keys only once it has published
+		// its own, which comes after the welcome.
+		waitGatewayDevice(t, alice)
+		waitGatewayDevice(t, bob)
 
 		// They share no room, so bob's invitation waits (accept_dm_invites
 		// "known").
