@@ -211,7 +211,7 @@ func (s *Session) showSecret(r *room, user id.UserID, secret bool, to audience) 
 // tellSecret shows a change of r's directory visibility made by this
 // session to the other sessions here whose account is in the room:
 // Matrix sends them no event for it. Owner goroutine; posts without
-// waiting on them.
+// waiting on them, in order.
 func (s *Session) tellSecret(r *room, secret bool) {
 	roomID, by := r.id, s.user
 	for user, m := range r.members {
@@ -219,7 +219,7 @@ func (s *Session) tellSecret(r *room, secret bool) {
 			continue
 		}
 		if other := s.mgr.sessionOf(user); other != nil {
-			go other.post(resultEvent{apply: func() { other.secretChanged(roomID, by, secret) }})
+			other.postFromOther(resultEvent{apply: func() { other.secretChanged(roomID, by, secret) }})
 		}
 	}
 }

@@ -206,11 +206,11 @@ func (u *hereUser) postings(ev presenceChanged) []posting {
 	return list
 }
 
-// deliver posts each presenceChanged without waiting on any session: a
-// session's owner may itself be publishing.
+// deliver posts each presenceChanged without waiting on any session (a
+// session's owner may itself be publishing), in order for each.
 func deliver(tell []posting) {
 	for _, t := range tell {
-		go t.to.post(t.ev)
+		t.to.postFromOther(t.ev)
 	}
 }
 

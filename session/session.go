@@ -56,11 +56,14 @@ type Session struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	events chan any      // to the owner goroutine
-	jobs   jobQueue      // to the request workers, in order per room
-	side   jobQueue      // to the side worker: what must not wait behind a send (sideRequest)
-	saves  outboxWriter  // accepted messages on their way to the outbox
-	done   chan struct{} // closed when the owner goroutine has ended
+	events chan any // to the owner goroutine
+	// fromOthers is what other sessions tell this one (postFromOther), in
+	// the order they told it.
+	fromOthers orderedPosts
+	jobs       jobQueue      // to the request workers, in order per room
+	side       jobQueue      // to the side worker: what must not wait behind a send (sideRequest)
+	saves      outboxWriter  // accepted messages on their way to the outbox
+	done       chan struct{} // closed when the owner goroutine has ended
 
 	gapsFilled    atomic.Int64 // limited timelines filled, for tests
 	outboxCommits atomic.Int64 // commits of accepted messages, for tests
@@ -294,6 +297,49 @@ func (s *Session) post(ev any) bool {
 	case <-s.ctx.Done():
 		return false
 	}
+}
+
+// orderedPosts is a session's queue of events from other sessions' owners,
+// which must not wait on this one (it may itself be posting to them) and
+// must not overtake one another: a nick's change of case and then its
+// release reach a MONITOR in that order, a +s and then a -s too.
+type orderedPosts struct {
+	mu       sync.Mutex
+	queue    []any
+	draining bool // a goroutine is posting the queue
+}
+
+// postFromOther queues ev for the owner without waiting: one goroutine at
+// a time posts the queue, in order. Any goroutine.
+func (s *Session) postFromOther(ev any) {
+	q := &s.fromOthers
+	q.mu.Lock()
+	q.queue = append(q.queue, ev)
+	if q.draining {
+		q.mu.Unlock()
+		return
+	}
+	q.draining = true
+	q.mu.Unlock()
+	go func() {
+		for {
+			q.mu.Lock()
+			if len(q.queue) == 0 {
+				q.draining = false
+				q.mu.Unlock()
+				return
+			}
+			ev := q.queue[0]
+			q.queue = q.queue[1:]
+			q.mu.Unlock()
+			if !s.post(ev) {
+				q.mu.Lock()
+				q.queue, q.draining = nil, false // the session has stopped
+				q.mu.Unlock()
+				return
+			}
+		}
+	}()
 }
 
 // setToken swaps the access token after a new password login. Any goroutine.
