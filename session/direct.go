@@ -527,16 +527,15 @@ func (s *Session) acceptDirectInvite(in *invite) {
 	ok := s.enqueue(func(ctx context.Context) func() {
 		_, err := s.cli.JoinRoom(ctx, in.roomID.String(), &mautrix.ReqJoinRoom{Via: []string{in.inviter.Homeserver()}})
 		if future != nil {
-			future.err = err
-		}
-		if err == nil {
 			// Whether it is encrypted is read before anything is sent
 			// into it: sync has not shown the room yet. A message
 			// waiting for the room fails when that cannot be told.
-			_, encrypted, encErr := s.finishDirect(ctx, in.inviter, in.roomID)
-			if future != nil {
-				future.roomID, future.encrypted, future.err = in.roomID, encrypted, encErr
+			future.err = err
+			if err == nil {
+				future.roomID, future.encrypted, future.err = s.finishDirect(ctx, in.inviter, in.roomID)
 			}
+		} else if err == nil {
+			err = s.addToDirect(ctx, in.inviter, in.roomID)
 		}
 		return func() {
 			if future != nil && s.dmFutures[in.inviter] == future {
